@@ -1,0 +1,66 @@
+// The routing snapshot: what the engine serves from. Produced by compile()
+// (pure, no I/O) from a validated Config, never mutated after that; the engine
+// swaps a whole snapshot in with one assignment. Live state (health, pools,
+// in-flight counts, balancing cursors) lives in the engine, keyed by
+// TargetRef.key, never in here.
+
+/** A socket address to listen on. host '' means every interface (dual stack). */
+export interface ListenAddress {
+  /** Canonical key: `host:port`, `[v6]:port`, or `*:port` for every interface. */
+  key: string
+  host: string
+  port: number
+}
+
+/** One upstream or fallback endpoint as a route sees it. */
+export interface TargetRef {
+  /** Registry key shared by every route and snapshot: `target:port`, target lower-cased. */
+  key: string
+  host: string
+  port: number
+  weight: number
+}
+
+/** One priority group: all its members share traffic by weight. */
+export interface Tier {
+  priority: number
+  targets: readonly TargetRef[]
+}
+
+export const Scheme = { Http: 1, Https: 2, Any: 3 } as const
+export type SchemeMask = number
+
+/** A compiled filter plus its upstream tiers. */
+export interface RoutePlan {
+  /** `address` as written + `#` + route name, e.g. `:8080#default`; unique in a snapshot. */
+  id: string
+  server: string
+  name: string
+  /** Lower-cased exact host names; empty with no suffixes = any host. */
+  hostsExact: ReadonlySet<string>
+  /** Wildcard suffixes with the leading dot: `*.example.com` -> `.example.com`. */
+  hostSuffixes: readonly string[]
+  anyHost: boolean
+  /** Bitmask of Scheme.Http / Scheme.Https that the route accepts. */
+  schemes: SchemeMask
+  /** '' matches every path. */
+  pathPrefix: string
+  /** Sorted by priority ascending; empty when the route has no upstream. */
+  tiers: readonly Tier[]
+  /** Sorted by priority ascending: the last resort. */
+  fallbacks: readonly Tier[]
+}
+
+export interface ListenerPlan {
+  listen: ListenAddress
+  /** Ordered by match precedence: exact hosts, then longest wildcard, then any host; longer PathPrefix first within each. */
+  routes: readonly RoutePlan[]
+}
+
+export interface RoutingSnapshot {
+  /** Increases with every compiled snapshot the process has applied. */
+  version: number
+  listeners: ReadonlyMap<string, ListenerPlan>
+  /** Every endpoint any route references, by TargetRef.key. */
+  targets: ReadonlyMap<string, { host: string; port: number }>
+}

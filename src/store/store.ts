@@ -1,0 +1,41 @@
+// The store: the one source of truth for the desired configuration. The file
+// store is the embedded default; etcd, Consul and ZooKeeper implement the same
+// interface. The store holds and returns only validated configs; validation
+// happens in the caller's mutation before anything is written.
+
+import type { Config } from '../model/types.ts'
+
+export interface StoreState {
+  config: Config
+  /** Opaque, changes with every successful write; equal revisions mean equal configs. */
+  revision: string
+}
+
+/**
+ * A pure function from the current config to the next. It may throw a
+ * BalancerError (validation, not found, precondition failed); then nothing is
+ * written. It runs under the store's write lock, so a precondition checked
+ * inside it (If-Match) is atomic with the write.
+ */
+export type Mutation = (current: Config) => Config
+
+export interface WatchHandlers {
+  /** A new valid config arrived from outside (a hand edit, another instance). */
+  onChange(state: StoreState): void
+  /** The store's content is invalid or unreadable; the caller keeps the last good config. */
+  onError(err: Error): void
+}
+
+export interface ConfigStore {
+  /** `file`, `etcd`, `consul`, `zookeeper`. */
+  readonly kind: string
+  /** Human-readable location (path or URL without credentials). */
+  readonly location: string
+  /** Reads and validates the whole configuration. A missing file is an empty config. */
+  load(): Promise<StoreState>
+  /** Atomic read-modify-write; durable before it resolves. */
+  update(mutate: Mutation): Promise<StoreState>
+  /** Watches until the signal aborts. Own writes may or may not be reported; callers compare revisions. */
+  watch(signal: AbortSignal, handlers: WatchHandlers): void
+  close(): Promise<void>
+}
