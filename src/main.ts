@@ -1,1 +1,134 @@
-console.log("hello", process.version)
+// Composition root: flags, wiring, signals. Nothing imports this module.
+//
+//   store --watch--> ConfigState --subscribe--> Reloader --compile--> Engine.apply
+//   admin API --store.update--> ConfigState (same path as any other change)
+
+import { randomBytes } from 'node:crypto'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { isLoopback, parseOptions, usage } from './cli/options.ts'
+import type { Options } from './cli/options.ts'
+import { compile } from './compiler/compile.ts'
+import { Reloader } from './control/reloader.ts'
+import { Engine } from './engine/engine.ts'
+import { DEFAULT_ENGINE_OPTIONS } from './engine/types.ts'
+import { buildAdmin, startAdmin } from './admin/server.ts'
+import { openStore } from './store/open.ts'
+import { ConfigState } from './store/state.ts'
+import type { ConfigStore } from './store/store.ts'
+import { createLogger } from './observability/log.ts'
+import type { Logger } from './observability/log.ts'
+
+const pkg = createRequire(import.meta.url)('../package.json') as { version: string }
+
+function fail(msg: string): never {
+  process.stderr.write(`balancer: ${msg}\n`)
+  process.exit(2)
+}
+
+/** A token is required off loopback: the flag/env one, else the token file, else a new one printed once. */
+function resolveToken(o: Options, store: ConfigStore, log: Logger): string | null {
+  if (o.token !== null) return o.token
+  if (o.tokenFile === null && isLoopback(o.apiHost)) return null
+  const file = o.tokenFile ?? (store.kind === 'file' ? `${store.location}.token` : 'balancer.token')
+  try {
+    const t = readFileSync(file, 'utf8').trim()
+    if (t.length >= 16) return t
+  } catch {
+    // No token file yet: generate one below.
+  }
+  const t = randomBytes(24).toString('base64url')
+  writeFileSync(file, `${t}\n`, { mode: 0o600 })
+  process.stderr.write(`balancer: generated admin API token (stored in ${file}): ${t}\n`)
+  log.info({ file }, 'admin token generated')
+  return t
+}
+
+async function main(): Promise<void> {
+  const parsed = parseOptions(process.argv.slice(2), process.env)
+  if ('errors' in parsed) fail(`${parsed.errors.join('\n')}\n\n${usage()}`)
+  const o = parsed
+  if (o.help) {
+    process.stdout.write(`${usage()}\n`)
+    return
+  }
+  if (o.version) {
+    process.stdout.write(`${pkg.version}\n`)
+    return
+  }
+  const log = createLogger(o.logLevel)
+  const store = openStore(o.store)
+  const token = resolveToken(o, store, log)
+
+  let initial
+  try {
+    initial = await store.load()
+  } catch (err) {
+    fail(`cannot load the configuration from ${store.location}: ${(err as Error).message}`)
+  }
+  const state = new ConfigState(initial)
+  const engine = new Engine({
+    ...DEFAULT_ENGINE_OPTIONS,
+    connectTimeoutMs: o.connectTimeoutMs,
+    headersTimeoutMs: o.headersTimeoutMs,
+    idleTimeoutMs: o.idleTimeoutMs,
+    responseTimeoutMs: o.responseTimeoutMs,
+    upstreamIdleMs: o.upstreamIdleMs,
+    log: log.child({ component: 'engine' }),
+  })
+  const reloader = new Reloader(engine, compile, (out) => {
+    if (out.error === null) {
+      state.setError(null)
+      log.info({ version: out.version, revision: out.revision }, 'configuration applied')
+    } else {
+      state.setError(out.error)
+      log.error({ err: out.error, revision: out.revision }, 'configuration refused; the last good one keeps serving')
+    }
+  })
+  const first = await reloader.submit(initial.config, initial.revision)
+  if (first.error !== null) fail(`cannot apply the configuration: ${first.error.message}`)
+  state.subscribe((s) => reloader.submit(s.config, s.revision).then(() => undefined))
+
+  const watching = new AbortController()
+  store.watch(watching.signal, {
+    onChange: (s) => void state.replace(s),
+    onError: (err) => {
+      state.setError(err)
+      log.error({ err, store: store.location }, 'configuration in the store is invalid; the last good one keeps serving')
+    },
+  })
+
+  const admin = await buildAdmin({
+    store,
+    state,
+    token,
+    logger: false,
+    status: () => ({ snapshotVersion: reloader.version, appliedRevision: reloader.appliedRevision, engine: engine.stats() }),
+  })
+  const bound = await startAdmin(admin, o.apiHost, o.apiPort)
+  log.info({ api: o.apiHost.includes(":") ? `[${o.apiHost}]:${bound.port}` : `${o.apiHost}:${bound.port}`, store: `${store.kind}:${store.location}`, auth: token !== null }, 'balancer started')
+
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now')
+      process.exit(1)
+    }
+    stopping = true
+    log.info({ signal, graceMs: o.graceMs }, 'draining')
+    watching.abort()
+    void (async () => {
+      await Promise.allSettled([admin.close(), engine.shutdown(o.graceMs), store.close()])
+      log.info({}, 'stopped')
+      log.flush()
+      process.exit(0)
+    })()
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`balancer: fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,20 @@
+// `npm test`: everything CI checks, in order. Runs on the Node that npm puts
+// first on PATH (the project's Node 26 from node_modules/.bin).
+import { spawnSync } from 'node:child_process'
+
+function run(cmd, args) {
+  process.stdout.write(`\n$ ${cmd} ${args.join(' ')}\n`)
+  const r = spawnSync(cmd, args, { stdio: 'inherit' })
+  if (r.status !== 0) {
+    process.stderr.write(`test: "${cmd} ${args.join(' ')}" failed (exit ${r.status ?? r.signal})\n`)
+    process.exit(r.status ?? 1)
+  }
+}
+
+const major = Number(process.versions.node.split('.')[0])
+if (major < 26) {
+  process.stderr.write(`test: Node ${process.version} is running; run through npm (npm test) so the project's Node 26 is used\n`)
+  process.exit(1)
+}
+run('tsc', ['--noEmit', '-p', '.'])
+run('vitest', ['run', ...process.argv.slice(2)])

@@ -1,0 +1,178 @@
+// Command-line flags and their environment variables. Pure: argv + env in,
+// Options (or a usage error) out; main.ts does the I/O.
+
+export interface Options {
+  apiHost: string
+  apiPort: number
+  /** Store URL; the file store is `file://<path>`. */
+  store: string
+  token: string | null
+  tokenFile: string | null
+  graceMs: number
+  logLevel: string
+  connectTimeoutMs: number
+  headersTimeoutMs: number
+  idleTimeoutMs: number
+  responseTimeoutMs: number
+  upstreamIdleMs: number
+  help: boolean
+  version: boolean
+}
+
+interface FlagSpec {
+  flag: string
+  env: string
+  arg: string
+  help: string
+  defaultText: string
+  set(o: Options, v: string): string | null
+}
+
+export const DEFAULT_CONFIG_PATH = 'balancer.json'
+
+function duration(v: string): number | null {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(v.trim())
+  if (m === null) return null
+  const n = Number(m[1])
+  const unit = m[2] ?? 's'
+  return Math.round(unit === 'ms' ? n : unit === 'm' ? n * 60_000 : n * 1000)
+}
+
+function durationFlag(key: 'graceMs' | 'connectTimeoutMs' | 'headersTimeoutMs' | 'idleTimeoutMs' | 'responseTimeoutMs' | 'upstreamIdleMs') {
+  return (o: Options, v: string): string | null => {
+    const ms = duration(v)
+    if (ms === null) return `must be a duration like 30s, 500ms or 2m, got "${v}"`
+    o[key] = ms
+    return null
+  }
+}
+
+export function splitHostPort(v: string): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(v.trim())
+  if (m === null) return null
+  const port = Number(m[3])
+  if (!Number.isInteger(port) || port < 0 || port > 65535) return null
+  const host = m[1] ?? m[2] ?? ''
+  return { host: host === '' ? '0.0.0.0' : host, port }
+}
+
+const FLAGS: FlagSpec[] = [
+  {
+    flag: '--api', env: 'BALANCER_API', arg: 'HOST:PORT', defaultText: '127.0.0.1:9123',
+    help: 'Admin REST API address. Any non-loopback address requires a token.',
+    set(o, v) {
+      const hp = splitHostPort(v)
+      if (hp === null) return `must be HOST:PORT, got "${v}"`
+      o.apiHost = hp.host
+      o.apiPort = hp.port
+      return null
+    },
+  },
+  {
+    flag: '--config', env: 'BALANCER_CONFIG', arg: 'FILE', defaultText: `./${DEFAULT_CONFIG_PATH}`,
+    help: 'JSON configuration file (the file store); created on the first write.',
+    set(o, v) {
+      if (v === '') return 'must be a file path'
+      o.store = `file://${v}`
+      return null
+    },
+  },
+  {
+    flag: '--store', env: 'BALANCER_STORE', arg: 'URL', defaultText: 'file://./balancer.json',
+    help: 'Configuration store URL. file://PATH is the embedded default.',
+    set(o, v) {
+      if (!/^[a-z][a-z0-9+.-]*:\/\//.test(v)) return `must be a URL like file:///etc/balancer.json, got "${v}"`
+      o.store = v
+      return null
+    },
+  },
+  {
+    flag: '--token', env: 'BALANCER_TOKEN', arg: 'TOKEN', defaultText: 'none on loopback; generated otherwise',
+    help: 'Bearer token the admin API requires (Authorization: Bearer TOKEN).',
+    set(o, v) {
+      if (v.length < 16) return 'must be at least 16 characters'
+      o.token = v
+      return null
+    },
+  },
+  {
+    flag: '--token-file', env: 'BALANCER_TOKEN_FILE', arg: 'FILE', defaultText: '<config>.token when generated',
+    help: 'File holding the token; a generated token is written here (mode 0600).',
+    set(o, v) {
+      o.tokenFile = v
+      return null
+    },
+  },
+  { flag: '--grace', env: 'BALANCER_GRACE', arg: 'DURATION', defaultText: '30s', help: 'How long in-flight requests may take to finish on SIGTERM/SIGINT.', set: durationFlag('graceMs') },
+  { flag: '--connect-timeout', env: 'BALANCER_CONNECT_TIMEOUT', arg: 'DURATION', defaultText: '5s', help: 'Upstream TCP connect timeout.', set: durationFlag('connectTimeoutMs') },
+  { flag: '--header-timeout', env: 'BALANCER_HEADER_TIMEOUT', arg: 'DURATION', defaultText: '10s', help: 'A client must send a whole request head within this.', set: durationFlag('headersTimeoutMs') },
+  { flag: '--idle-timeout', env: 'BALANCER_IDLE_TIMEOUT', arg: 'DURATION', defaultText: '60s', help: 'Idle client keep-alive connections are closed after this.', set: durationFlag('idleTimeoutMs') },
+  { flag: '--response-timeout', env: 'BALANCER_RESPONSE_TIMEOUT', arg: 'DURATION', defaultText: '60s', help: 'An upstream must start its response within this (else 504).', set: durationFlag('responseTimeoutMs') },
+  { flag: '--upstream-idle', env: 'BALANCER_UPSTREAM_IDLE', arg: 'DURATION', defaultText: '30s', help: 'Pooled idle upstream connections are closed after this.', set: durationFlag('upstreamIdleMs') },
+  {
+    flag: '--log-level', env: 'BALANCER_LOG_LEVEL', arg: 'LEVEL', defaultText: 'info',
+    help: 'fatal, error, warn, info, debug or trace.',
+    set(o, v) {
+      if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(v)) return `must be one of fatal, error, warn, info, debug, trace, silent; got "${v}"`
+      o.logLevel = v
+      return null
+    },
+  },
+]
+
+export function defaults(): Options {
+  return {
+    apiHost: '127.0.0.1', apiPort: 9123, store: `file://${DEFAULT_CONFIG_PATH}`, token: null, tokenFile: null,
+    graceMs: 30_000, logLevel: 'info', connectTimeoutMs: 5000, headersTimeoutMs: 10_000, idleTimeoutMs: 60_000,
+    responseTimeoutMs: 60_000, upstreamIdleMs: 30_000, help: false, version: false,
+  }
+}
+
+/** Environment first, then flags (flags win). Returns every problem at once. */
+export function parseOptions(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Options | { errors: string[] } {
+  const o = defaults()
+  const errors: string[] = []
+  for (const f of FLAGS) {
+    const v = env[f.env]
+    if (v === undefined || v === '') continue
+    const err = f.set(o, v)
+    if (err !== null) errors.push(`${f.env}: ${err}`)
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? ''
+    if (a === '--help' || a === '-h') { o.help = true; continue }
+    if (a === '--version') { o.version = true; continue }
+    const eq = a.indexOf('=')
+    const name = eq > 0 ? a.slice(0, eq) : a
+    const spec = FLAGS.find((f) => f.flag === name)
+    if (spec === undefined) { errors.push(`${a}: unknown flag (see --help)`); continue }
+    let v: string | undefined
+    if (eq > 0) v = a.slice(eq + 1)
+    else { v = argv[i + 1]; i++ }
+    if (v === undefined) { errors.push(`${name}: needs a value (${spec.arg})`); continue }
+    const err = spec.set(o, v)
+    if (err !== null) errors.push(`${name}: ${err}`)
+  }
+  return errors.length > 0 ? { errors } : o
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
+}
+
+export function usage(): string {
+  const lines = [
+    'Usage: balancer [flags]',
+    '',
+    'Runs the load balancer: the admin REST API plus every listener the configuration defines.',
+    'Every flag can also be given as an environment variable (flags win).',
+    '',
+  ]
+  for (const f of FLAGS) {
+    lines.push(`  ${`${f.flag} ${f.arg}`.padEnd(28)} ${f.help}`)
+    lines.push(`  ${''.padEnd(28)} env ${f.env}; default ${f.defaultText}`)
+  }
+  lines.push('  --help                       This text.', '  --version                    Print the version.', '')
+  lines.push('Signals: SIGTERM or SIGINT drains in-flight requests (up to --grace) and exits 0; a second one exits at once.')
+  return lines.join('\n')
+}

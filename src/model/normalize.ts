@@ -1,0 +1,289 @@
+// Loose input (file, KV store, REST body, labels) -> the canonical model of
+// types.ts. Every reader collects problems instead of throwing, so one call
+// reports every mistake with its path; the exported normalize* functions
+// throw one E_VALIDATION error when there is any. Output objects are built
+// with their fields in the order types.ts declares them: that order is the
+// canonical form written back.
+
+import type { Problem } from './errors.ts'
+import { validationError } from './errors.ts'
+import type { Config, Filter, Route, Server, Upstream } from './types.ts'
+import { ROUTE_DEFAULT } from './types.ts'
+import { parseListenAddress } from './address.ts'
+import { checkFilterHost, checkTarget } from './hostnames.ts'
+import type { Found } from './fields.ts'
+import { describeValue, isMissing, isPlainObject, joinPath, readFields, readInt, readString } from './fields.ts'
+
+const UPSTREAM_FIELDS = ['Target', 'Port', 'Priority', 'Weight'] as const
+const FILTER_FIELDS = ['Hosts', 'Schemes', 'PathPrefix'] as const
+const ROUTE_FIELDS = ['name', 'filter', 'upstreams', 'fallbacks'] as const
+const SERVER_FIELDS = ['address', 'filter', 'upstreams', 'fallbacks', 'routes'] as const
+
+const ROUTE_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/
+
+function orThrow<T>(value: T, problems: Problem[]): T {
+  if (problems.length > 0) throw validationError(problems)
+  return value
+}
+
+export function normalizeUpstream(raw: unknown, path = 'body'): Upstream {
+  const problems: Problem[] = []
+  return orThrow(readUpstream(raw, path, problems, null), problems) as Upstream
+}
+
+export function normalizeFilter(raw: unknown, path = 'body'): Filter {
+  const problems: Problem[] = []
+  return orThrow(readFilter(raw, path, problems), problems)
+}
+
+export function normalizeRoute(raw: unknown, path = 'body'): Route {
+  const problems: Problem[] = []
+  return orThrow(readRoute(raw, path, problems, null), problems)
+}
+
+export function normalizeServer(raw: unknown, path = 'body'): Server {
+  const problems: Problem[] = []
+  return orThrow(readServer(raw, path, problems), problems)
+}
+
+/**
+ * Accepts a list of servers, `{ "servers": [...] }`, or one server object
+ * (recognised by having any server field, e.g. `address`). Paths start at
+ * `servers[i]` in every form.
+ */
+export function normalizeConfig(raw: unknown): Config {
+  const problems: Problem[] = []
+  return orThrow(readConfig(raw, problems), problems)
+}
+
+function readConfig(raw: unknown, problems: Problem[]): Config {
+  if (Array.isArray(raw)) return { servers: readServers(raw, 'servers', problems) }
+  if (isPlainObject(raw)) {
+    const keys = Object.keys(raw).map((k) => k.toLowerCase())
+    const isServer = !keys.includes('servers') && keys.some((k) => (SERVER_FIELDS as readonly string[]).includes(k))
+    if (isServer) return { servers: [readServer(raw, 'servers[0]', problems)] }
+    const f = readFields(raw, '', ['servers'] as const, problems)
+    return { servers: f === null || isMissing(f.servers) ? [] : readServers(f.servers?.value, f.servers?.path ?? 'servers', problems) }
+  }
+  problems.push({ path: 'servers', message: `the config must be a list of servers or {"servers": [...]}, got ${describeValue(raw)}` })
+  return { servers: [] }
+}
+
+function readServers(raw: unknown, path: string, problems: Problem[]): Server[] {
+  if (!Array.isArray(raw)) {
+    problems.push({ path, message: `must be a list of servers, got ${describeValue(raw)}` })
+    return []
+  }
+  return raw.map((s, i) => readServer(s, `${path}[${i}]`, problems))
+}
+
+function readServer(raw: unknown, path: string, problems: Problem[]): Server {
+  const f = readFields(raw, path, SERVER_FIELDS, problems) ?? {}
+  let address = readString(f.address, joinPath(path, 'address'), null, problems) ?? ''
+  if (f.address !== undefined && typeof f.address.value === 'string') {
+    address = address.trim()
+    const parsed = parseListenAddress(address)
+    if ('error' in parsed) problems.push({ path: f.address.path, message: parsed.error })
+  }
+  return {
+    address,
+    filter: readFilter(f.filter?.value, f.filter?.path ?? joinPath(path, 'filter'), problems),
+    upstreams: readUpstreamList(f.upstreams, joinPath(path, 'upstreams'), problems),
+    fallbacks: readUpstreamList(f.fallbacks, joinPath(path, 'fallbacks'), problems),
+    routes: readRouteList(f.routes, joinPath(path, 'routes'), problems),
+  }
+}
+
+function readRouteList(found: Found | undefined, missingPath: string, problems: Problem[]): Route[] {
+  if (found === undefined || isMissing(found)) return []
+  const { value, path } = found
+  let routes: Array<{ route: Route; path: string }>
+  if (Array.isArray(value)) {
+    routes = value.map((r, i) => ({ route: readRoute(r, `${path}[${i}]`, problems, null), path: `${path}[${i}]` }))
+  } else if (isPlainObject(value)) {
+    routes = Object.entries(value).map(([name, r]) => {
+      const at = joinPath(path, name)
+      return { route: readRoute(r, at, problems, name), path: at }
+    })
+  } else {
+    problems.push({ path, message: `must be a list of routes or an object keyed by route name, got ${describeValue(value)}` })
+    return []
+  }
+  const seen = new Map<string, string>()
+  for (const { route, path: at } of routes) {
+    if (route.name === '') continue
+    const first = seen.get(route.name)
+    if (first !== undefined) problems.push({ path: `${at}.name`, message: `duplicate route name ${JSON.stringify(route.name)} (also ${first})` })
+    else seen.set(route.name, at)
+  }
+  void missingPath
+  return routes.map((r) => r.route)
+}
+
+function readRoute(raw: unknown, path: string, problems: Problem[], nameFromKey: string | null): Route {
+  const f = readFields(raw, path, ROUTE_FIELDS, problems) ?? {}
+  const namePath = f.name?.path ?? joinPath(path, 'name')
+  let name = readString(f.name, namePath, nameFromKey, problems) ?? ''
+  if (nameFromKey !== null && !isMissing(f.name) && name !== nameFromKey) {
+    problems.push({ path: namePath, message: `${JSON.stringify(name)} does not match its key ${JSON.stringify(nameFromKey)}` })
+    name = ''
+  } else if (name === ROUTE_DEFAULT) {
+    problems.push({ path: namePath, message: `"${ROUTE_DEFAULT}" is reserved for the server's own filter and upstreams` })
+  } else if (name !== '' && !ROUTE_NAME.test(name)) {
+    problems.push({ path: namePath, message: `must match [a-z0-9][a-z0-9_.-]{0,62}, got ${JSON.stringify(name)}` })
+  }
+  return {
+    name,
+    filter: readFilter(f.filter?.value, f.filter?.path ?? joinPath(path, 'filter'), problems),
+    upstreams: readUpstreamList(f.upstreams, joinPath(path, 'upstreams'), problems),
+    fallbacks: readUpstreamList(f.fallbacks, joinPath(path, 'fallbacks'), problems),
+  }
+}
+
+function readFilter(raw: unknown, path: string, problems: Problem[]): Filter {
+  if (raw === undefined || raw === null) return { Hosts: [], Schemes: [], PathPrefix: '' }
+  const f = readFields(raw, path, FILTER_FIELDS, problems) ?? {}
+  return {
+    Hosts: readHosts(f.Hosts, problems),
+    Schemes: readSchemes(f.Schemes, problems),
+    PathPrefix: readPathPrefix(f.PathPrefix, problems),
+  }
+}
+
+function readStringList(found: Found, problems: Problem[]): Array<{ s: string; path: string }> {
+  if (!Array.isArray(found.value)) {
+    problems.push({ path: found.path, message: `must be a list of strings, got ${describeValue(found.value)}` })
+    return []
+  }
+  const out: Array<{ s: string; path: string }> = []
+  found.value.forEach((v: unknown, i) => {
+    const at = `${found.path}[${i}]`
+    if (typeof v === 'string') out.push({ s: v, path: at })
+    else problems.push({ path: at, message: `must be a string, got ${describeValue(v)}` })
+  })
+  return out
+}
+
+/** Duplicates are dropped: a set of hosts, written in the order first seen. */
+function readHosts(found: Found | undefined, problems: Problem[]): string[] {
+  if (found === undefined || isMissing(found)) return []
+  const hosts: string[] = []
+  for (const { s, path } of readStringList(found, problems)) {
+    const c = checkFilterHost(s)
+    if ('error' in c) problems.push({ path, message: c.error })
+    else if (!hosts.includes(c.value)) hosts.push(c.value)
+  }
+  return hosts
+}
+
+/** `""` entries are dropped (the seed's own example is `["",""]`); the result is sorted and unique. */
+function readSchemes(found: Found | undefined, problems: Problem[]): string[] {
+  if (found === undefined || isMissing(found)) return []
+  const set = new Set<string>()
+  for (const { s, path } of readStringList(found, problems)) {
+    const v = s.trim().toLowerCase()
+    if (v === '') continue
+    if (v === 'http' || v === 'https') set.add(v)
+    else problems.push({ path, message: `must be "http" or "https", got ${JSON.stringify(s)}` })
+  }
+  return ['http', 'https'].filter((s) => set.has(s))
+}
+
+function readPathPrefix(found: Found | undefined, problems: Problem[]): string {
+  const p = readString(found, '', '', problems)
+  if (p === null || found === undefined) return ''
+  let message = ''
+  if (p !== '' && !p.startsWith('/')) message = `must be empty or start with "/", got ${JSON.stringify(p)}`
+  // eslint-disable-next-line no-control-regex
+  else if (/[\s\u0000-\u001f\u007f]/.test(p)) message = `must not contain whitespace or control characters, got ${JSON.stringify(p)}`
+  else if (/[?#]/.test(p)) message = `must be a path without "?" or "#", got ${JSON.stringify(p)}`
+  if (message !== '') {
+    problems.push({ path: found.path, message })
+    return ''
+  }
+  return p
+}
+
+/**
+ * A list of upstreams, or an object keyed `target-port` (the seed's fallback
+ * map) whose values may omit Target and Port. The same target-port twice in
+ * one list is a problem: it would double its weight by accident.
+ */
+function readUpstreamList(found: Found | undefined, missingPath: string, problems: Problem[]): Upstream[] {
+  if (found === undefined || isMissing(found)) return []
+  void missingPath
+  const { value, path } = found
+  const items: Array<{ u: Upstream | null; path: string }> = []
+  if (Array.isArray(value)) {
+    value.forEach((v: unknown, i) => items.push({ u: readUpstream(v, `${path}[${i}]`, problems, null), path: `${path}[${i}]` }))
+  } else if (isPlainObject(value)) {
+    for (const [key, v] of Object.entries(value)) {
+      const at = joinPath(path, key)
+      const fromKey = parseUpstreamKey(key)
+      if (fromKey === null) {
+        problems.push({ path: at, message: `key must be "target-port", e.g. "127.0.0.1-80", got ${JSON.stringify(key)}` })
+        continue
+      }
+      items.push({ u: readUpstream(v, at, problems, fromKey), path: at })
+    }
+  } else {
+    problems.push({ path, message: `must be a list of upstreams or an object keyed "target-port", got ${describeValue(value)}` })
+    return []
+  }
+  const seen = new Map<string, string>()
+  const out: Upstream[] = []
+  for (const { u, path: at } of items) {
+    if (u === null) continue
+    const id = `${u.Target.toLowerCase()}-${u.Port}`
+    const first = seen.get(id)
+    if (first !== undefined) problems.push({ path: at, message: `duplicate upstream ${u.Target}-${u.Port} (also ${first})` })
+    else seen.set(id, at)
+    out.push(u)
+  }
+  return out
+}
+
+/** Splits at the last '-': targets may contain dashes, ports never do. */
+function parseUpstreamKey(key: string): { Target: string; Port: number } | null {
+  const dash = key.lastIndexOf('-')
+  if (dash <= 0) return null
+  const t = checkTarget(key.slice(0, dash))
+  const portText = key.slice(dash + 1)
+  const port = /^[0-9]{1,5}$/.test(portText) ? Number(portText) : 0
+  if ('error' in t || port < 1 || port > 65535) return null
+  return { Target: t.value, Port: port }
+}
+
+function readUpstream(
+  raw: unknown,
+  path: string,
+  problems: Problem[],
+  fromKey: { Target: string; Port: number } | null,
+): Upstream | null {
+  const before = problems.length
+  const f = readFields(raw, path, UPSTREAM_FIELDS, problems)
+  if (f === null) return null
+  let target: string | null = null
+  if (fromKey !== null && isMissing(f.Target)) target = fromKey.Target
+  else {
+    const t = readString(f.Target, joinPath(path, 'Target'), null, problems)
+    if (t !== null && f.Target !== undefined) {
+      const c = checkTarget(t)
+      if ('error' in c) problems.push({ path: f.Target.path, message: c.error })
+      else target = c.value
+    }
+  }
+  const port = fromKey !== null && isMissing(f.Port) ? fromKey.Port : readInt(f.Port, joinPath(path, 'Port'), 1, 65535, null, problems)
+  const priority = readInt(f.Priority, joinPath(path, 'Priority'), 0, 1000, 1, problems)
+  const weight = readInt(f.Weight, joinPath(path, 'Weight'), 1, 1000, 1, problems)
+  if (fromKey !== null && target !== null && port !== null) {
+    if (target.toLowerCase() !== fromKey.Target.toLowerCase() || port !== fromKey.Port) {
+      problems.push({
+        path,
+        message: `key says ${fromKey.Target}-${fromKey.Port} but Target and Port say ${target}-${port}`,
+      })
+    }
+  }
+  if (problems.length > before || target === null || port === null || priority === null || weight === null) return null
+  return { Target: target, Port: port, Priority: priority, Weight: weight }
+}

@@ -1,0 +1,57 @@
+// The boundaries CONVENTIONS.md asks us to enforce: the engine knows nothing
+// of stores, sources or the admin API; the compiler does no I/O; sources do
+// not import each other; nothing imports main.ts.
+import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { join, relative, resolve, dirname } from 'node:path'
+import { describe, expect, it } from 'vitest'
+
+const SRC = resolve(import.meta.dirname, '../src')
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n)
+    return statSync(p).isDirectory() ? files(p) : p.endsWith('.ts') ? [p] : []
+  })
+}
+
+function imports(file: string): string[] {
+  const text = readFileSync(file, 'utf8')
+  const out: string[] = []
+  for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]/g)) out.push(m[1] ?? '')
+  for (const m of text.matchAll(/import\(\s*['"]([^'"]+)['"]\s*\)/g)) out.push(m[1] ?? '')
+  return out.map((s) => (s.startsWith('.') ? relative(SRC, resolve(dirname(file), s)) : s))
+}
+
+const all = files(SRC).map((f) => ({ file: relative(SRC, f), deps: imports(f) }))
+
+function violations(prefix: string, forbidden: (dep: string) => boolean): string[] {
+  return all.filter((m) => m.file.startsWith(prefix)).flatMap((m) => m.deps.filter(forbidden).map((d) => `${m.file} -> ${d}`))
+}
+
+describe('module boundaries', () => {
+  it('finds the source tree', () => {
+    expect(all.length).toBeGreaterThan(10)
+  })
+  it('engine imports nothing from store, sources, admin, control or their libraries', () => {
+    expect(violations('engine/', (d) => /^(store|sources|admin|control|cli)\/|^(fastify|@fastify\/|dockerode|pino|etcd3|zookeeper)/.test(d) || d === 'main.ts')).toEqual([])
+  })
+  it('compiler is pure: no I/O modules, no store/engine/admin', () => {
+    expect(violations('compiler/', (d) => /^node:(fs|net|http|https|dgram|child_process|dns|tls|worker_threads)/.test(d) || /^(store|sources|admin|engine|control)\//.test(d))).toEqual([])
+  })
+  it('model depends on nothing but itself and node:crypto', () => {
+    expect(violations('model/', (d) => !(d.startsWith('model/') || d === 'node:crypto'))).toEqual([])
+  })
+  it('sources do not import each other nor store internals', () => {
+    expect(
+      all
+        .filter((m) => m.file.startsWith('sources/'))
+        .flatMap((m) => {
+          const own = m.file.split('/')[1]
+          return m.deps.filter((d) => (d.startsWith('sources/') && d.split('/')[1] !== own) || (d.startsWith('store/') && d !== 'store/store.ts')).map((d) => `${m.file} -> ${d}`)
+        }),
+    ).toEqual([])
+  })
+  it('nothing imports main.ts', () => {
+    expect(all.flatMap((m) => m.deps.filter((d) => d === 'main.ts').map(() => m.file))).toEqual([])
+  })
+})

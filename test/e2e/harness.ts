@@ -1,0 +1,127 @@
+// Runs the real balancer process (bin/balancer.js) for end-to-end tests and
+// gives tests its admin URL, its log lines and its exit.
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { createServer } from 'node:net'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+
+export const BIN = resolve(import.meta.dirname, '../../bin/balancer.js')
+
+export interface Running {
+  proc: ChildProcess
+  api: string
+  logs: Array<Record<string, unknown>>
+  stderr: string[]
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  /** Resolves with the first log line for which pred is true (bounded). */
+  waitLog(pred: (l: Record<string, unknown>) => boolean, ms?: number): Promise<Record<string, unknown>>
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+}
+
+export function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'balancer-e2e-'))
+}
+
+/** A port the OS handed out a moment ago (for config addresses, which need a fixed port). */
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer()
+    s.on('error', rej)
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address()
+      const port = typeof a === 'object' && a !== null ? a.port : 0
+      s.close(() => res(port))
+    })
+  })
+}
+
+export async function startBalancer(args: string[], env: Record<string, string> = {}): Promise<Running> {
+  const proc = spawn(process.execPath, [BIN, '--api', '127.0.0.1:0', ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const logs: Array<Record<string, unknown>> = []
+  const stderr: string[] = []
+  const watchers: Array<() => void> = []
+  let buf = ''
+  proc.stdout?.setEncoding('utf8')
+  proc.stdout?.on('data', (chunk: string) => {
+    buf += chunk
+    let i: number
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i)
+      buf = buf.slice(i + 1)
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>)
+      } catch {
+        logs.push({ raw: line })
+      }
+      for (const w of watchers.slice()) w()
+    }
+  })
+  proc.stderr?.setEncoding('utf8')
+  proc.stderr?.on('data', (c: string) => stderr.push(c))
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+    proc.on('exit', (code, signal) => {
+      res({ code, signal })
+      for (const w of watchers.slice()) w()
+    }),
+  )
+  let exitedFlag = false
+  void exited.then(() => (exitedFlag = true))
+
+  const waitLog = (pred: (l: Record<string, unknown>) => boolean, ms = 10_000): Promise<Record<string, unknown>> =>
+    new Promise((res, rej) => {
+      const check = (): boolean => {
+        const hit = logs.find(pred)
+        if (hit !== undefined) {
+          res(hit)
+          return true
+        }
+        if (exitedFlag || proc.exitCode !== null) {
+          rej(new Error(`balancer exited before the expected log line; stderr: ${stderr.join('')}; logs: ${JSON.stringify(logs.slice(-5))}`))
+          return true
+        }
+        return false
+      }
+      if (check()) return
+      const w = (): void => {
+        if (check()) {
+          clearTimeout(t)
+          watchers.splice(watchers.indexOf(w), 1)
+        }
+      }
+      const t = setTimeout(() => {
+        watchers.splice(watchers.indexOf(w), 1)
+        rej(new Error(`timed out waiting for a log line; stderr: ${stderr.join('')}; logs: ${JSON.stringify(logs.slice(-5))}`))
+      }, ms)
+      watchers.push(w)
+    })
+
+  const started = await waitLog((l) => l.msg === 'balancer started', 15_000)
+  const api = `http://${String(started.api)}`
+  return {
+    proc,
+    api,
+    logs,
+    stderr,
+    exited,
+    waitLog,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal)
+      return exited
+    },
+  }
+}
+
+/** Polls fn until it returns true or the deadline passes; never a fixed sleep. */
+export async function until(fn: () => boolean | Promise<boolean>, ms = 5000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms
+  for (;;) {
+    if (await fn()) return
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
