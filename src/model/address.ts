@@ -7,7 +7,6 @@
 // bind changes with DNS, and two of them cannot be checked for a conflict
 // before the engine tries to bind.
 
-import { isIPv4, isIPv6 } from 'node:net'
 
 /** Same shape as the compiler's ListenAddress; key is canonical (IPv6 compressed and lower-cased). */
 export interface ParsedListenAddress {
@@ -23,6 +22,7 @@ export function parseListenAddress(addr: string): ParsedListenAddress | { error:
   if (a === '') return { error: 'listen address is empty; write ":PORT", e.g. ":8080"' }
   if (/\s/.test(a)) return { error: `listen address ${JSON.stringify(addr)} contains whitespace` }
   if (PORT.test(a)) return withPort('', a, addr)
+  if (a.includes('://')) return { error: `listen address ${JSON.stringify(addr)} must not include a scheme; write ":PORT" or "HOST:PORT"` }
 
   let host: string
   let portText: string
@@ -32,7 +32,7 @@ export function parseListenAddress(addr: string): ParsedListenAddress | { error:
       return { error: `listen address ${JSON.stringify(addr)}: expected "[IPv6]:PORT", e.g. "[::1]:8080"` }
     }
     const v6 = a.slice(1, close)
-    if (!isIPv6(v6) || v6.includes('%')) {
+    if (!isIPv6(v6)) {
       return { error: `listen address ${JSON.stringify(addr)}: ${JSON.stringify(v6)} is not an IPv6 address` }
     }
     host = canonicalIPv6(v6)
@@ -63,6 +63,23 @@ function withPort(host: string, portText: string, addr: string): ParsedListenAdd
   }
   const key = host === '' ? `*:${port}` : host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
   return { host, port, key }
+}
+
+// IP literals are checked here rather than with node:net so the model stays
+// free of I/O modules (test/architecture.test.ts enforces it).
+
+const OCTET = '(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
+const IPV4 = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`)
+
+/** Dotted quad, no leading zeros (`010` would be octal to some resolvers). */
+export function isIPv4(s: string): boolean {
+  return IPV4.test(s)
+}
+
+/** Without brackets; no zone (`%eth0`). The WHATWG URL host parser does the RFC 4291 grammar. */
+export function isIPv6(s: string): boolean {
+  // The URL parser drops tabs and newlines anywhere: refuse every character it could skip.
+  return /^[0-9a-fA-F:.]+$/.test(s) && s.includes(':') && URL.canParse(`http://[${s}]/`)
 }
 
 /** `0:0::1` -> `::1`; the WHATWG URL parser is the compressing, lower-casing serializer we need. */

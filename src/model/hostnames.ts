@@ -3,8 +3,7 @@
 // Both return the canonical spelling or an error message; the caller adds the
 // path.
 
-import { isIPv4, isIPv6 } from 'node:net'
-import { canonicalIPv6 } from './address.ts'
+import { canonicalIPv6, isIPv4, isIPv6 } from './address.ts'
 
 /** Underscores are allowed: Docker and Swarm service names (`stack_web`) resolve on their networks. */
 const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/i
@@ -38,7 +37,7 @@ export function checkTarget(raw: string): Checked {
   }
   if (t.includes('/')) return { error: `must be a host name or IP address without a path, got ${JSON.stringify(t)}` }
   const v6 = t.startsWith('[') && t.endsWith(']') ? t.slice(1, -1) : t
-  if (isIPv6(v6) && !v6.includes('%')) return { value: canonicalIPv6(v6) }
+  if (isIPv6(v6)) return { value: canonicalIPv6(v6) }
   if (/^(\[[^\]]*\]|[^:]*):[0-9]*$/.test(t)) {
     return { error: `must not include a port, got ${JSON.stringify(t)}; put the port in Port` }
   }
@@ -71,13 +70,13 @@ export function checkFilterHost(raw: string): Checked {
   if (h.startsWith('[')) {
     const close = h.indexOf(']')
     const inner = close === -1 ? '' : h.slice(1, close)
-    if (close !== -1 && isIPv6(inner) && !inner.includes('%')) {
+    if (close !== -1 && isIPv6(inner)) {
       if (close === h.length - 1) return { value: `[${canonicalIPv6(inner)}]` }
       if (/^:[0-9]*$/.test(h.slice(close + 1))) return portError(raw)
     }
     return { error: `is not a valid [IPv6] host, got ${JSON.stringify(raw)}` }
   }
-  if (isIPv6(h) && !h.includes('%')) return { value: `[${canonicalIPv6(h)}]` }
+  if (isIPv6(h)) return { value: `[${canonicalIPv6(h)}]` }
   if (/^[^:]+:[0-9]*$/.test(h)) return portError(raw)
   if (/^[0-9.]+$/.test(h)) {
     return isIPv4(h) ? { value: h } : { error: `is not a valid IPv4 address, got ${JSON.stringify(raw)}` }

@@ -28,7 +28,7 @@ function orThrow<T>(value: T, problems: Problem[]): T {
 
 export function normalizeUpstream(raw: unknown, path = 'body'): Upstream {
   const problems: Problem[] = []
-  return orThrow(readUpstream(raw, path, problems, null), problems) as Upstream
+  return orThrow(readUpstream(raw, path, problems, null), problems)?.upstream as Upstream
 }
 
 export function normalizeFilter(raw: unknown, path = 'body'): Filter {
@@ -88,13 +88,13 @@ function readServer(raw: unknown, path: string, problems: Problem[]): Server {
   return {
     address,
     filter: readFilter(f.filter?.value, f.filter?.path ?? joinPath(path, 'filter'), problems),
-    upstreams: readUpstreamList(f.upstreams, joinPath(path, 'upstreams'), problems),
-    fallbacks: readUpstreamList(f.fallbacks, joinPath(path, 'fallbacks'), problems),
-    routes: readRouteList(f.routes, joinPath(path, 'routes'), problems),
+    upstreams: readUpstreamList(f.upstreams, problems),
+    fallbacks: readUpstreamList(f.fallbacks, problems),
+    routes: readRouteList(f.routes, problems),
   }
 }
 
-function readRouteList(found: Found | undefined, missingPath: string, problems: Problem[]): Route[] {
+function readRouteList(found: Found | undefined, problems: Problem[]): Route[] {
   if (found === undefined || isMissing(found)) return []
   const { value, path } = found
   let routes: Array<{ route: Route; path: string }>
@@ -116,7 +116,6 @@ function readRouteList(found: Found | undefined, missingPath: string, problems: 
     if (first !== undefined) problems.push({ path: `${at}.name`, message: `duplicate route name ${JSON.stringify(route.name)} (also ${first})` })
     else seen.set(route.name, at)
   }
-  void missingPath
   return routes.map((r) => r.route)
 }
 
@@ -135,8 +134,8 @@ function readRoute(raw: unknown, path: string, problems: Problem[], nameFromKey:
   return {
     name,
     filter: readFilter(f.filter?.value, f.filter?.path ?? joinPath(path, 'filter'), problems),
-    upstreams: readUpstreamList(f.upstreams, joinPath(path, 'upstreams'), problems),
-    fallbacks: readUpstreamList(f.fallbacks, joinPath(path, 'fallbacks'), problems),
+    upstreams: readUpstreamList(f.upstreams, problems),
+    fallbacks: readUpstreamList(f.fallbacks, problems),
   }
 }
 
@@ -194,7 +193,6 @@ function readPathPrefix(found: Found | undefined, problems: Problem[]): string {
   if (p === null || found === undefined) return ''
   let message = ''
   if (p !== '' && !p.startsWith('/')) message = `must be empty or start with "/", got ${JSON.stringify(p)}`
-  // eslint-disable-next-line no-control-regex
   else if (/[\s\u0000-\u001f\u007f]/.test(p)) message = `must not contain whitespace or control characters, got ${JSON.stringify(p)}`
   else if (/[?#]/.test(p)) message = `must be a path without "?" or "#", got ${JSON.stringify(p)}`
   if (message !== '') {
@@ -209,11 +207,10 @@ function readPathPrefix(found: Found | undefined, problems: Problem[]): string {
  * map) whose values may omit Target and Port. The same target-port twice in
  * one list is a problem: it would double its weight by accident.
  */
-function readUpstreamList(found: Found | undefined, missingPath: string, problems: Problem[]): Upstream[] {
+function readUpstreamList(found: Found | undefined, problems: Problem[]): Upstream[] {
   if (found === undefined || isMissing(found)) return []
-  void missingPath
   const { value, path } = found
-  const items: Array<{ u: Upstream | null; path: string }> = []
+  const items: Array<{ u: ReadUpstream; path: string }> = []
   if (Array.isArray(value)) {
     value.forEach((v: unknown, i) => items.push({ u: readUpstream(v, `${path}[${i}]`, problems, null), path: `${path}[${i}]` }))
   } else if (isPlainObject(value)) {
@@ -232,13 +229,14 @@ function readUpstreamList(found: Found | undefined, missingPath: string, problem
   }
   const seen = new Map<string, string>()
   const out: Upstream[] = []
-  for (const { u, path: at } of items) {
-    if (u === null) continue
+  for (const { u: read, path: at } of items) {
+    if (read === null) continue
+    const u = read.upstream
     const id = `${u.Target.toLowerCase()}-${u.Port}`
     const first = seen.get(id)
     if (first !== undefined) problems.push({ path: at, message: `duplicate upstream ${u.Target}-${u.Port} (also ${first})` })
     else seen.set(id, at)
-    out.push(u)
+    if (read.ok) out.push(u)
   }
   return out
 }
@@ -254,12 +252,19 @@ function parseUpstreamKey(key: string): { Target: string; Port: number } | null 
   return { Target: t.value, Port: port }
 }
 
+/**
+ * null when Target or Port is unusable; otherwise the upstream (Priority and
+ * Weight at their defaults if invalid) and whether it had no problem, so a
+ * list can still report duplicates of an upstream that has other problems.
+ */
+type ReadUpstream = { upstream: Upstream; ok: boolean } | null
+
 function readUpstream(
   raw: unknown,
   path: string,
   problems: Problem[],
   fromKey: { Target: string; Port: number } | null,
-): Upstream | null {
+): ReadUpstream {
   const before = problems.length
   const f = readFields(raw, path, UPSTREAM_FIELDS, problems)
   if (f === null) return null
@@ -284,6 +289,6 @@ function readUpstream(
       })
     }
   }
-  if (problems.length > before || target === null || port === null || priority === null || weight === null) return null
-  return { Target: target, Port: port, Priority: priority, Weight: weight }
+  if (target === null || port === null) return null
+  return { upstream: { Target: target, Port: port, Priority: priority ?? 1, Weight: weight ?? 1 }, ok: problems.length === before }
 }

@@ -1,0 +1,127 @@
+// Config -> RoutingSnapshot. Pure: no I/O, no clock, no randomness; the same
+// (config, version) always gives a deep-equal snapshot. The whole config is
+// validated first, so a bad one throws (E_VALIDATION / E_CONFLICT) before
+// anything is built and the caller keeps serving its last good snapshot.
+
+import { parseListenAddress } from '../model/address.ts'
+import { BalancerError, ErrorCode } from '../model/errors.ts'
+import type { Config, Filter, Server, Upstream } from '../model/types.ts'
+import { ROUTE_DEFAULT } from '../model/types.ts'
+import { assertValidConfig } from '../model/validate.ts'
+import { Scheme } from './snapshot.ts'
+import type { ListenerPlan, RoutePlan, RoutingSnapshot, SchemeMask, TargetRef, Tier } from './snapshot.ts'
+
+export { matchRoute } from './match.ts'
+
+type Targets = Map<string, { host: string; port: number }>
+
+export function compile(cfg: Config, version: number): RoutingSnapshot {
+  assertValidConfig(cfg)
+  const listeners = new Map<string, ListenerPlan>()
+  const targets: Targets = new Map()
+  cfg.servers.forEach((server, i) => {
+    const listen = parseListenAddress(server.address)
+    // Unreachable after assertValidConfig; kept so a gap there cannot produce a half-built snapshot.
+    if ('error' in listen) throw new BalancerError(ErrorCode.Validation, `servers[${i}].address: ${listen.error}`)
+    if (listeners.has(listen.key)) throw new BalancerError(ErrorCode.Conflict, `servers[${i}].address: ${listen.key} is used twice`)
+    listeners.set(
+      listen.key,
+      Object.freeze({
+        listen: Object.freeze({ key: listen.key, host: listen.host, port: listen.port }),
+        routes: Object.freeze(orderRoutes(serverRoutes(server, targets))),
+      }),
+    )
+  })
+  return Object.freeze({ version, listeners, targets })
+}
+
+/** The server's own filter is route `default`, then its named routes, in config order. */
+function serverRoutes(server: Server, targets: Targets): RoutePlan[] {
+  const own = routePlan(server.address, ROUTE_DEFAULT, server.filter, server.upstreams, server.fallbacks, targets)
+  return [own, ...server.routes.map((r) => routePlan(server.address, r.name, r.filter, r.upstreams, r.fallbacks, targets))]
+}
+
+function routePlan(
+  address: string,
+  name: string,
+  filter: Filter,
+  upstreams: readonly Upstream[],
+  fallbacks: readonly Upstream[],
+  targets: Targets,
+): RoutePlan {
+  const exact = new Set<string>()
+  const suffixes: string[] = []
+  for (const h of filter.Hosts) {
+    const host = h.toLowerCase()
+    if (host.startsWith('*.')) suffixes.push(host.slice(1))
+    else exact.add(host)
+  }
+  // Longest first: the matcher's first hit in a route is its most specific suffix.
+  suffixes.sort((a, b) => b.length - a.length)
+  return Object.freeze({
+    id: `${address}#${name}`,
+    server: address,
+    name,
+    hostsExact: exact,
+    hostSuffixes: Object.freeze(suffixes),
+    anyHost: exact.size === 0 && suffixes.length === 0,
+    schemes: schemeMask(filter.Schemes),
+    pathPrefix: filter.PathPrefix,
+    tiers: tiersOf(upstreams, targets),
+    fallbacks: tiersOf(fallbacks, targets),
+  })
+}
+
+function schemeMask(schemes: readonly string[]): SchemeMask {
+  let mask = 0
+  for (const s of schemes) {
+    const v = s.toLowerCase()
+    if (v === 'http') mask |= Scheme.Http
+    else if (v === 'https') mask |= Scheme.Https
+  }
+  return mask === 0 ? Scheme.Any : mask
+}
+
+/** `target:port` with the target lower-cased; IPv6 in brackets so the port stays unambiguous. */
+export function targetKey(target: string, port: number): string {
+  const host = target.toLowerCase()
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+}
+
+/** Groups by Priority ascending; members keep their config order inside a tier. */
+function tiersOf(list: readonly Upstream[], targets: Targets): readonly Tier[] {
+  const byPriority = new Map<number, TargetRef[]>()
+  for (const u of list) {
+    const key = targetKey(u.Target, u.Port)
+    if (!targets.has(key)) targets.set(key, Object.freeze({ host: u.Target, port: u.Port }))
+    const ref: TargetRef = Object.freeze({ key, host: u.Target, port: u.Port, weight: u.Weight })
+    const tier = byPriority.get(u.Priority)
+    if (tier === undefined) byPriority.set(u.Priority, [ref])
+    else tier.push(ref)
+  }
+  const priorities = [...byPriority.keys()].sort((a, b) => a - b)
+  return Object.freeze(priorities.map((priority) => Object.freeze({ priority, targets: Object.freeze(byPriority.get(priority) ?? []) })))
+}
+
+/** 0: has exact hosts, 1: wildcards only, 2: any host. */
+function hostClass(r: RoutePlan): number {
+  return r.hostsExact.size > 0 ? 0 : r.hostSuffixes.length > 0 ? 1 : 2
+}
+
+/**
+ * Match precedence (ListenerPlan.routes): exact-host routes, then wildcard
+ * routes by longer suffix, then any-host routes; longer PathPrefix first in
+ * each; config order otherwise (Array#sort is stable).
+ */
+function orderRoutes(routes: RoutePlan[]): RoutePlan[] {
+  return routes.sort((a, b) => {
+    const ca = hostClass(a)
+    const cb = hostClass(b)
+    if (ca !== cb) return ca - cb
+    if (ca === 1) {
+      const d = (b.hostSuffixes[0]?.length ?? 0) - (a.hostSuffixes[0]?.length ?? 0)
+      if (d !== 0) return d
+    }
+    return b.pathPrefix.length - a.pathPrefix.length
+  })
+}

@@ -1,0 +1,60 @@
+// The one canonical written form of the model, and hashes of it. Fields are
+// emitted in the order types.ts declares them, every field present, whatever
+// order or extra properties the objects in memory have.
+
+import { createHash } from 'node:crypto'
+import type { Config, Filter, Route, Server, Upstream } from './types.ts'
+
+function upstream(u: Upstream): Upstream {
+  return { Target: u.Target, Port: u.Port, Priority: u.Priority, Weight: u.Weight }
+}
+
+function filter(f: Filter): Filter {
+  return { Hosts: [...f.Hosts], Schemes: [...f.Schemes], PathPrefix: f.PathPrefix }
+}
+
+function route(r: Route): Route {
+  return { name: r.name, filter: filter(r.filter), upstreams: r.upstreams.map(upstream), fallbacks: r.fallbacks.map(upstream) }
+}
+
+function server(s: Server): Server {
+  return {
+    address: s.address,
+    filter: filter(s.filter),
+    upstreams: s.upstreams.map(upstream),
+    fallbacks: s.fallbacks.map(upstream),
+    routes: s.routes.map(route),
+  }
+}
+
+/** `{"servers":[...]}`, 2-space indented, trailing newline: the file store's and GET /'s bytes. */
+export function serializeConfig(cfg: Config): string {
+  return `${JSON.stringify({ servers: cfg.servers.map(server) }, null, 2)}\n`
+}
+
+/**
+ * sha256 (base64url, first 16 chars) of the value's canonical JSON: object
+ * keys sorted, so equal data gives an equal hash whatever the key order. Used
+ * for ETags and store revisions; 96 bits make an accidental collision moot.
+ */
+export function configHash(x: unknown): string {
+  return createHash('sha256').update(stableJson(x)).digest('base64url').slice(0, 16)
+}
+
+export function sameConfig(a: Config, b: Config): boolean {
+  return serializeConfig(a) === serializeConfig(b)
+}
+
+/** JSON.stringify with sorted keys; undefined members are dropped as JSON does. */
+function stableJson(x: unknown): string {
+  if (Array.isArray(x)) return `[${x.map((v: unknown) => (v === undefined ? 'null' : stableJson(v))).join(',')}]`
+  if (typeof x === 'object' && x !== null) {
+    const obj = x as Record<string, unknown>
+    const parts: string[] = []
+    for (const k of Object.keys(obj).sort()) {
+      if (obj[k] !== undefined) parts.push(`${JSON.stringify(k)}:${stableJson(obj[k])}`)
+    }
+    return `{${parts.join(',')}}`
+  }
+  return JSON.stringify(x) ?? 'null'
+}
