@@ -1,0 +1,51 @@
+// Request bodies. The seed's own example is
+//   curl -X POST localhost:9123/server --data '{"address":":8080",...}'
+// and curl's --data sends `Content-Type: application/x-www-form-urlencoded`
+// with the raw JSON as the body, so form, text/plain, JSON and a missing
+// content type are all read as JSON text (comments allowed). Any other
+// content type is refused with 415 rather than guessed at.
+
+import type { FastifyInstance } from 'fastify'
+import { BalancerError, ErrorCode } from '../model/errors.ts'
+import { parseJsonLoose } from '../model/parse.ts'
+
+const JSON_TEXT_TYPES = new Set(['application/json', 'application/x-www-form-urlencoded', 'text/plain'])
+
+export function registerBodyParsers(app: FastifyInstance): void {
+  app.removeAllContentTypeParsers()
+  // '*' is the only way to reach requests without a content type; it also sees
+  // every unlisted type, which it refuses.
+  app.addContentTypeParser('*', { parseAs: 'string' }, (req, body, done) => {
+    const header = req.headers['content-type']
+    const media = header === undefined ? '' : (header.split(';')[0] ?? '').trim().toLowerCase()
+    if (media !== '' && !JSON_TEXT_TYPES.has(media) && !media.endsWith('+json')) {
+      done(new BalancerError(ErrorCode.UnsupportedMedia, `content type "${media}" is not accepted; send JSON`), undefined)
+      return
+    }
+    try {
+      const text = typeof body === 'string' ? body : body.toString('utf8')
+      // An empty body is "no body": handlers treat it like an absent one.
+      done(null, text.trim() === '' ? undefined : parseJsonLoose(text))
+    } catch (err) {
+      done(err as Error, undefined)
+    }
+  })
+}
+
+/**
+ * Completes a body with values the URL already gives (`Target`/`Port` of an
+ * upstream, `name` of a route, `address` of a server). A field already
+ * present (in any letter case, as the model reads field names) is left alone;
+ * the handler then checks it agrees with the URL. A body that is not an
+ * object is returned as is for the normalizer to reject; no body becomes {}.
+ */
+export function completeBody(body: unknown, fields: Readonly<Record<string, unknown>>): unknown {
+  if (body === undefined || body === null) body = {}
+  if (typeof body !== 'object' || Array.isArray(body)) return body
+  const out: Record<string, unknown> = { ...(body as Record<string, unknown>) }
+  const present = new Set(Object.keys(out).map((k) => k.toLowerCase()))
+  for (const [name, value] of Object.entries(fields)) {
+    if (!present.has(name.toLowerCase())) out[name] = value
+  }
+  return out
+}

@@ -1,0 +1,33 @@
+// What every admin route needs, and the one way the API writes.
+
+import type { ConfigState } from '../store/state.ts'
+import type { ConfigStore, Mutation, StoreState } from '../store/store.ts'
+
+export interface AdminContext {
+  store: ConfigStore
+  state: ConfigState
+}
+
+/**
+ * Every API write: one atomic, durable store update, then the served state
+ * learns the result (the store's watcher may report it again; ConfigState
+ * ignores an unchanged revision). The mutation is pure and may throw a
+ * BalancerError; then nothing is written and nothing changes.
+ */
+export async function commit(ctx: AdminContext, mutate: Mutation): Promise<StoreState> {
+  const next = await ctx.store.update(mutate)
+  if (next.revision !== ctx.state.current().revision) {
+    // The write re-read and validated the whole store, so an earlier watch
+    // error is stale; cleared before replace() so an apply error raised by a
+    // subscriber for this revision stays visible.
+    ctx.state.setError(null)
+    ctx.state.replace(next)
+  }
+  await ctx.state.settled()
+  return next
+}
+
+export function ifMatchHeader(headers: Record<string, string | string[] | undefined>): string | undefined {
+  const v = headers['if-match']
+  return Array.isArray(v) ? v.join(',') : v
+}

@@ -1,0 +1,73 @@
+// Pure edits of a Config, used inside store mutations. Every function returns
+// new objects and leaves its input untouched; lookups that fail throw
+// E_NOT_FOUND so a mutation can simply call them.
+
+import { BalancerError, ErrorCode } from '../model/errors.ts'
+import { ROUTE_DEFAULT } from '../model/types.ts'
+import type { Config, Route, Server, Upstream } from '../model/types.ts'
+import type { MemberRef } from './addressing.ts'
+
+export type MemberList = 'upstreams' | 'fallbacks'
+
+/** Exact string match on the address as stored. */
+export function findServer(cfg: Config, address: string): Server | undefined {
+  return cfg.servers.find((s) => s.address === address)
+}
+
+export function requireServer(cfg: Config, address: string): Server {
+  const server = findServer(cfg, address)
+  if (server === undefined) throw notFound(`server "${address}" not found`)
+  return server
+}
+
+/** Replaces the server with the same address, or appends it. */
+export function withServer(cfg: Config, server: Server): Config {
+  const i = cfg.servers.findIndex((s) => s.address === server.address)
+  return { ...cfg, servers: i < 0 ? [...cfg.servers, server] : cfg.servers.with(i, server) }
+}
+
+export function withoutServer(cfg: Config, address: string): Config {
+  return { ...cfg, servers: cfg.servers.filter((s) => s.address !== address) }
+}
+
+/** The route called name; `default` is a view of the server's own filter, upstreams and fallbacks. */
+export function findRoute(server: Server, name: string): Route | undefined {
+  if (name === ROUTE_DEFAULT) return defaultRoute(server)
+  return server.routes.find((r) => r.name === name)
+}
+
+export function requireRoute(server: Server, name: string): Route {
+  const route = findRoute(server, name)
+  if (route === undefined) throw notFound(`route "${name}" not found on server "${server.address}"`)
+  return route
+}
+
+export function defaultRoute(server: Server): Route {
+  return { name: ROUTE_DEFAULT, filter: server.filter, upstreams: server.upstreams, fallbacks: server.fallbacks }
+}
+
+/** Writes route into server: the default route into the top-level fields, a named one replaced or appended. */
+export function withRoute(server: Server, route: Route): Server {
+  if (route.name === ROUTE_DEFAULT) {
+    return { ...server, filter: route.filter, upstreams: route.upstreams, fallbacks: route.fallbacks }
+  }
+  const i = server.routes.findIndex((r) => r.name === route.name)
+  return { ...server, routes: i < 0 ? [...server.routes, route] : server.routes.with(i, route) }
+}
+
+export function withoutRoute(server: Server, name: string): Server {
+  return { ...server, routes: server.routes.filter((r) => r.name !== name) }
+}
+
+/** Host names compare case-insensitively; ports exactly. */
+export function sameMember(u: Upstream, ref: MemberRef): boolean {
+  return u.Port === ref.port && u.Target.toLowerCase() === ref.target.toLowerCase()
+}
+
+export function notFound(message: string): BalancerError {
+  return new BalancerError(ErrorCode.NotFound, message)
+}
+
+export function exists(message: string): BalancerError {
+  return new BalancerError(ErrorCode.Exists, message)
+}

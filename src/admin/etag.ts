@@ -1,0 +1,65 @@
+// Entity tags and preconditions. A resource's ETag is the strong tag
+// `"<configHash(resource)>"`, so equal content means equal tag on every
+// instance and after every restart.
+//
+// If-Match on a write succeeds when any listed tag equals the current ETag of
+// the resource the URL names OR of any resource containing it (its route, its
+// server, the whole config): an unchanged container implies an unchanged
+// resource, so a client may guard a nested write with the server's ETag.
+// `If-Match: *` means "the named resource must exist". The check runs inside
+// the store mutation, under the store's write lock, so it is atomic with the write.
+
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { configHash } from '../model/canonical.ts'
+import { BalancerError, ErrorCode } from '../model/errors.ts'
+
+export function etagOf(resource: unknown): string {
+  return `"${configHash(resource)}"`
+}
+
+/**
+ * Throws E_PRECONDITION when header is present and does not match.
+ * target is undefined when the named resource does not exist (yet).
+ */
+export function checkIfMatch(header: string | undefined, target: unknown, enclosing: readonly unknown[]): void {
+  if (header === undefined) return
+  const tags = header
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t !== '')
+  if (tags.includes('*')) {
+    if (target !== undefined) return
+    throw new BalancerError(ErrorCode.Precondition, 'If-Match: * requires the resource to exist, and it does not', [
+      { path: 'If-Match', message: 'the resource does not exist' },
+    ])
+  }
+  const current = (target === undefined ? enclosing : [target, ...enclosing]).map(etagOf)
+  // Strong comparison: weak tags (W/"...") never match.
+  if (tags.some((t) => current.includes(t))) return
+  throw new BalancerError(
+    ErrorCode.Precondition,
+    'the resource changed since it was read (If-Match does not match its current ETag); GET it again and retry',
+    [{ path: 'If-Match', message: `current ETag is ${current[0] ?? 'none'}` }],
+  )
+}
+
+/** Sends value with its ETag; a GET whose If-None-Match lists that tag gets 304. */
+export function sendTagged(req: FastifyRequest, reply: FastifyReply, status: number, value: unknown, body?: string) {
+  const tag = etagOf(value)
+  reply.header('etag', tag)
+  const inm = req.headers['if-none-match']
+  if ((req.method === 'GET' || req.method === 'HEAD') && inm !== undefined && matchesAny(inm, tag)) {
+    return reply.code(304).send()
+  }
+  reply.code(status)
+  if (body !== undefined) return reply.type('application/json; charset=utf-8').send(body)
+  return reply.send(value)
+}
+
+function matchesAny(header: string, tag: string): boolean {
+  // If-None-Match uses weak comparison: W/"x" matches "x".
+  return header.split(',').some((t) => {
+    const s = t.trim()
+    return s === '*' || s === tag || s === `W/${tag}`
+  })
+}

@@ -1,0 +1,77 @@
+// The admin REST API: construction and listening. Everything the API does is
+// in the modules it wires here; see docs/api.md for the user's view.
+
+import fastify from 'fastify'
+import type { FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import type { ConfigState } from '../store/state.ts'
+import type { ConfigStore } from '../store/store.ts'
+import { registerAccessChecks } from './access.ts'
+import { registerBodyParsers } from './body.ts'
+import { registerDocs } from './docs.ts'
+import { registerErrorReplies } from './error-reply.ts'
+import { configRoutes } from './routes/config.ts'
+import { filterRoutes } from './routes/filters.ts'
+import { memberRoutes } from './routes/members.ts'
+import { routeRoutes } from './routes/routes.ts'
+import { serverRoutes } from './routes/servers.ts'
+
+export interface AdminOptions {
+  store: ConfigStore
+  state: ConfigState
+  /** Required as `Authorization: Bearer <token>` on every API request when non-null. */
+  token: string | null
+  /** Largest accepted request body in bytes; default 1 MiB. */
+  bodyLimit?: number
+  logger: Logger | false
+  /** Extra fields merged into GET /status (engine, listeners, discovery...). */
+  status?: () => unknown
+}
+
+export interface RouteEntry {
+  method: string
+  url: string
+}
+
+const routeTables = new WeakMap<FastifyInstance, RouteEntry[]>()
+
+/** Every route registered on an app built by buildAdmin, as fastify saw it (HEAD and /docs included). */
+export function listRoutes(app: FastifyInstance): readonly RouteEntry[] {
+  return routeTables.get(app) ?? []
+}
+
+/** Builds the API; not yet listening (startAdmin) and still open to more plugins. */
+export async function buildAdmin(opts: AdminOptions): Promise<FastifyInstance> {
+  const bodyLimit = opts.bodyLimit ?? 1024 * 1024
+  const app: FastifyInstance =
+    opts.logger === false
+      ? fastify({ logger: false, bodyLimit })
+      : (fastify({ loggerInstance: opts.logger, bodyLimit }) as unknown as FastifyInstance)
+
+  const routes: RouteEntry[] = []
+  routeTables.set(app, routes)
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) routes.push({ method, url: r.url })
+  })
+
+  registerErrorReplies(app)
+  registerAccessChecks(app, opts.token)
+  registerBodyParsers(app)
+  await registerDocs(app)
+
+  const ctx = { store: opts.store, state: opts.state }
+  configRoutes(app, ctx, opts.status)
+  serverRoutes(app, ctx)
+  memberRoutes(app, ctx)
+  filterRoutes(app, ctx)
+  routeRoutes(app, ctx)
+  return app
+}
+
+/** Listens on host:port (port 0 picks a free one) and returns the bound address. */
+export async function startAdmin(app: FastifyInstance, host: string, port: number): Promise<{ address: string; port: number }> {
+  await app.listen({ host, port })
+  const bound = app.server.address()
+  if (bound === null || typeof bound === 'string') throw new Error(`admin API bound to an unexpected address: ${String(bound)}`)
+  return { address: bound.address, port: bound.port }
+}

@@ -1,0 +1,239 @@
+// The embedded default store: one JSON file (comments and the seed's loose
+// forms accepted on read, one canonical form written back).
+//
+// Durability: a write goes to a temporary file in the same directory, is
+// fsynced, renamed over the target, and the directory is fsynced; update()
+// resolves only after that, so an acknowledged write survives a crash.
+// Hand edits: update() re-reads the file under the lock before mutating, so an
+// edit made since the last read is the base of the next write, never lost.
+
+import { randomBytes } from 'node:crypto'
+import { open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises'
+import { basename, dirname, join, resolve } from 'node:path'
+import { configHash, sameConfig, serializeConfig } from '../model/canonical.ts'
+import { BalancerError, ErrorCode } from '../model/errors.ts'
+import { parseConfigText } from '../model/parse.ts'
+import type { Config } from '../model/types.ts'
+import { assertValidConfig } from '../model/validate.ts'
+import { watchFileChanges } from './file-watch.ts'
+import { AsyncLock } from './lock.ts'
+import type { ConfigStore, Mutation, StoreState, WatchHandlers } from './store.ts'
+
+export interface FileStoreOptions {
+  /** Stat poll period of watch(), the fallback when fs.watch misses a change. Default 500 ms. */
+  pollMs?: number
+  /** Quiet time before a burst of file events becomes one reload. Default 50 ms. */
+  debounceMs?: number
+}
+
+const EMPTY: Config = { servers: [] }
+
+export class FileStore implements ConfigStore {
+  readonly kind = 'file'
+  readonly location: string
+  readonly #dir: string
+  readonly #base: string
+  readonly #pollMs: number
+  readonly #debounceMs: number
+  readonly #lock = new AsyncLock()
+
+  constructor(path: string, opts: FileStoreOptions = {}) {
+    this.location = resolve(path)
+    this.#dir = dirname(this.location)
+    this.#base = basename(this.location)
+    this.#pollMs = opts.pollMs ?? 500
+    this.#debounceMs = opts.debounceMs ?? 50
+  }
+
+  /** A missing file is the empty config (the file is created by the first write). */
+  load(): Promise<StoreState> {
+    return this.#lock.run(async () => this.#parse(await this.#readText()))
+  }
+
+  update(mutate: Mutation): Promise<StoreState> {
+    return this.#lock.run(async () => {
+      const current = this.#parse(await this.#readText())
+      const next = mutate(current.config)
+      assertValidConfig(next)
+      if (sameConfig(current.config, next)) return current
+      const text = serializeConfig(next)
+      // What we return is exactly what the next reader of the file will get.
+      const config = parseConfigText(text)
+      await this.#write(text)
+      return { config, revision: configHash(config) }
+    })
+  }
+
+  /**
+   * Reports every change of the file's meaning: a valid config whose revision
+   * differs from the last one reported goes to onChange (the first check, at
+   * start, always reports); invalid content goes to onError once per distinct
+   * content. A file removed while running is an error, not an empty config:
+   * deleting or renaming the file must not silently drop every server.
+   */
+  watch(signal: AbortSignal, handlers: WatchHandlers): void {
+    const seen: WatchCursor = { revision: null, bad: null }
+    const check = (): void => {
+      void this.#lock.run(() => this.#check(seen, handlers)).catch((err: unknown) => {
+        // A handler threw; the watcher keeps running and the failure is reported once here.
+        safeOnError(handlers, err)
+      })
+    }
+    watchFileChanges({
+      dir: this.#dir,
+      base: this.#base,
+      path: this.location,
+      pollMs: this.#pollMs,
+      debounceMs: this.#debounceMs,
+      signal,
+      onTrigger: check,
+    })
+    if (!signal.aborted) check()
+  }
+
+  async close(): Promise<void> {
+    // Watchers stop with their AbortSignal; wait for a write in progress.
+    await this.#lock.run(() => undefined)
+  }
+
+  // Runs under the lock and calls the handlers inside it, so a report can never
+  // overtake a write that finished after the read it is based on.
+  async #check(seen: WatchCursor, handlers: WatchHandlers): Promise<void> {
+    let text: string | null
+    try {
+      text = await this.#readText()
+    } catch (err) {
+      report(seen, handlers, `io:${String(err)}`, asBalancerError(err))
+      return
+    }
+    if (text === null && seen.revision !== null && seen.revision !== configHash(EMPTY)) {
+      const msg = `${this.location} was removed; the last good configuration stays in use`
+      report(seen, handlers, 'missing', new BalancerError(ErrorCode.StoreUnavailable, msg))
+      return
+    }
+    let state: StoreState
+    try {
+      state = this.#parse(text)
+    } catch (err) {
+      report(seen, handlers, `bad:${configHash(text)}`, asBalancerError(err))
+      return
+    }
+    // After an error, a valid read is reported even with an unchanged revision
+    // so the owner can clear the error it is showing.
+    if (state.revision === seen.revision && seen.bad === null) return
+    seen.revision = state.revision
+    seen.bad = null
+    handlers.onChange(state)
+  }
+
+  #parse(text: string | null): StoreState {
+    let config: Config
+    try {
+      // parseConfigText also runs the whole-config checks (assertValidConfig).
+      config = text === null ? EMPTY : parseConfigText(text)
+    } catch (err) {
+      const e = asBalancerError(err)
+      throw new BalancerError(e.code, `${this.location}: ${e.message}`, e.problems)
+    }
+    return { config, revision: configHash(config) }
+  }
+
+  /** null when the file does not exist. */
+  async #readText(): Promise<string | null> {
+    try {
+      return await readFile(this.location, 'utf8')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+      throw storeError(`cannot read ${this.location}`, err)
+    }
+  }
+
+  async #write(text: string): Promise<void> {
+    // A symlinked config file (dotfiles, mounted secrets) stays a symlink: the
+    // file it points to is the one replaced.
+    const target = await realpath(this.location).catch(() => this.location)
+    const dir = dirname(target)
+    const tmp = join(dir, `.${basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
+    try {
+      const mode = await stat(target).then((s) => s.mode & 0o777, () => 0o644)
+      const fh = await open(tmp, 'wx', mode)
+      try {
+        await fh.writeFile(text, 'utf8')
+        await fh.sync()
+      } finally {
+        await fh.close()
+      }
+      try {
+        await rename(tmp, target)
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code
+        // A bind-mounted single file (docker -v cfg.json:/etc/...) cannot be
+        // renamed over; writing it in place is the only option there.
+        if (code !== 'EBUSY' && code !== 'EXDEV') throw err
+        await unlink(tmp).catch(() => undefined)
+        await writeInPlace(target, text)
+      }
+      await syncDir(dir)
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined)
+      throw storeError(`cannot write ${this.location}`, err)
+    }
+  }
+}
+
+interface WatchCursor {
+  /** Revision last passed to onChange; null before the first report. */
+  revision: string | null
+  /** Key of the last reported problem, so one bad content is reported once. */
+  bad: string | null
+}
+
+function report(seen: WatchCursor, handlers: WatchHandlers, key: string, err: BalancerError): void {
+  if (seen.bad === key) return
+  seen.bad = key
+  handlers.onError(err)
+}
+
+function safeOnError(handlers: WatchHandlers, err: unknown): void {
+  try {
+    handlers.onError(err instanceof Error ? err : new Error(String(err)))
+  } catch {
+    // The owner's error handler itself failed; nothing is left to tell.
+  }
+}
+
+async function writeInPlace(path: string, text: string): Promise<void> {
+  const fh = await open(path, 'r+')
+  try {
+    await fh.truncate(0)
+    await fh.writeFile(text, 'utf8')
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  let fh
+  try {
+    fh = await open(dir, 'r')
+    await fh.sync()
+  } catch (err) {
+    // Some platforms and file systems cannot open or fsync a directory.
+    const code = (err as NodeJS.ErrnoException).code
+    if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM' && code !== 'EACCES') throw err
+  } finally {
+    await fh?.close()
+  }
+}
+
+function asBalancerError(err: unknown): BalancerError {
+  if (err instanceof BalancerError) return err
+  return storeError('config store failure', err)
+}
+
+function storeError(what: string, err: unknown): BalancerError {
+  if (err instanceof BalancerError) return err
+  const detail = err instanceof Error ? err.message : String(err)
+  return new BalancerError(ErrorCode.StoreUnavailable, `${what}: ${detail}`)
+}
