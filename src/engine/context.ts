@@ -1,0 +1,30 @@
+// State shared by every connection of one Engine: options, the upstream
+// registry, a coarse clock and global counters. One per Engine (tests run
+// several engines in one process), passed to each connection record once.
+
+import type { EngineOptions } from './types.ts'
+import { Registry } from './upstream/registry.ts'
+
+/** Request-line limit (RFC 9112 §3 recommends supporting at least 8000 octets). */
+const REQUEST_LINE_MAX = 8192
+
+export class EngineCtx {
+  readonly opts: EngineOptions
+  readonly registry = new Registry()
+  /** Longest request line accepted (414 beyond): 8 KiB, or maxHeaderBytes if smaller. */
+  readonly lineMax: number
+  /**
+   * Epoch ms, refreshed at the start of every socket event that sets or checks
+   * a deadline and by the sweep; saves a clock read per deadline.
+   */
+  now = Date.now()
+  /** Requests between a parsed head and the end of their response. */
+  inFlight = 0
+  /** shutdown() has begun: responses carry `connection: close`, nothing goes back to the pool. */
+  closing = false
+
+  constructor(opts: EngineOptions) {
+    this.opts = opts
+    this.lineMax = Math.min(REQUEST_LINE_MAX, opts.maxHeaderBytes)
+  }
+}

@@ -1,0 +1,197 @@
+// The data plane's public face: reconcile listeners to snapshots, drain,
+// report. Everything per request lives in http1/; this file runs on apply,
+// shutdown, stats and the timer sweep.
+//
+// Timers: one coarse interval per engine (the sweep) checks every client
+// connection's single deadline field and the idle pools, instead of a timer
+// per socket or per request. Its period is a quarter of the shortest timeout,
+// between 10 and 250 ms, so a timeout fires within +25% of its value.
+
+import type { RoutingSnapshot } from '../compiler/snapshot.ts'
+import { BalancerError, ErrorCode } from '../model/errors.ts'
+import { EngineCtx } from './context.ts'
+import { Timer, accept, drainConn, onDeadline } from './http1/conn.ts'
+import type { RouteRuntime } from './lb/pick.ts'
+import { buildRuntimes } from './lb/plan.ts'
+import type { ListenerRuntime } from './lb/plan.ts'
+import { Listener, bindServer } from './listener.ts'
+import type { EngineOptions, EngineStats } from './types.ts'
+
+export class Engine {
+  readonly #ctx: EngineCtx
+  #snap: RoutingSnapshot | null = null
+  readonly #listeners = new Map<string, Listener>()
+  /** Removed listeners whose connections are still finishing. */
+  readonly #draining = new Set<Listener>()
+  /** RouteRuntime by route id: balancing positions survive snapshots that leave a route's tiers alone. */
+  #routes = new Map<string, RouteRuntime>()
+  #queue: Promise<void> = Promise.resolve()
+  #sweeper: NodeJS.Timeout | null = null
+  #stopping: Promise<void> | null = null
+  readonly #tickMs: number
+
+  constructor(opts: EngineOptions) {
+    this.#ctx = new EngineCtx(opts)
+    const shortest = Math.min(opts.connectTimeoutMs, opts.headersTimeoutMs, opts.idleTimeoutMs, opts.responseTimeoutMs, opts.upstreamIdleMs)
+    this.#tickMs = Math.max(10, Math.min(250, Math.floor(shortest / 4)))
+  }
+
+  /**
+   * Reconciles listeners to `snap`: new addresses are bound first (any
+   * failure closes those and rejects with E_LISTEN, changing nothing), then
+   * every kept listener's plan is swapped by one assignment, then removed
+   * listeners stop accepting and drain. Applies run one at a time.
+   */
+  apply(snap: RoutingSnapshot): Promise<void> {
+    const run = this.#queue.then(() => this.#apply(snap))
+    this.#queue = run.catch(() => undefined)
+    return run
+  }
+
+  async #apply(snap: RoutingSnapshot): Promise<void> {
+    if (snap === this.#snap) return
+    const ctx = this.#ctx
+    if (ctx.closing) throw new BalancerError(ErrorCode.Internal, 'the engine is shutting down; no snapshot can be applied')
+    const prevTargets = this.#snap?.targets ?? new Map<string, unknown>()
+    ctx.registry.ensure(snap.targets)
+    const known = new Map(this.#routes)
+    let runtimes: Map<string, ListenerRuntime>
+    const fresh: Listener[] = []
+    try {
+      runtimes = buildRuntimes(snap.listeners, ctx.registry, known)
+      for (const [key, rt] of runtimes) {
+        if (this.#listeners.has(key)) continue
+        fresh.push(await this.#bind(key, rt))
+      }
+    } catch (err) {
+      for (const l of fresh) {
+        void l.stopAccepting()
+        for (const c of l.conns) c.sock.destroy()
+      }
+      ctx.registry.retireExcept(prevTargets)
+      if (err instanceof BalancerError) throw err
+      throw new BalancerError(ErrorCode.Internal, `cannot apply snapshot ${snap.version}: ${(err as Error).message}`)
+    }
+    if (ctx.closing) {
+      for (const l of fresh) void l.stopAccepting()
+      throw new BalancerError(ErrorCode.Internal, 'the engine is shutting down; no snapshot can be applied')
+    }
+    for (const [key, rt] of runtimes) {
+      const l = this.#listeners.get(key)
+      if (l !== undefined) l.plan = rt
+    }
+    for (const l of fresh) this.#listeners.set(l.key, l)
+    for (const [key, l] of this.#listeners) {
+      if (runtimes.has(key)) continue
+      this.#listeners.delete(key)
+      this.#drain(l)
+      ctx.opts.log.info({ listener: key }, 'listener removed; draining its connections')
+    }
+    this.#routes = known
+    ctx.registry.retireExcept(snap.targets)
+    this.#snap = snap
+    this.#startSweep()
+  }
+
+  async #bind(key: string, rt: ListenerRuntime): Promise<Listener> {
+    let server
+    try {
+      server = await bindServer(rt.plan.listen)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message
+      throw new BalancerError(ErrorCode.Listen, `cannot listen on ${key}: ${code}`, [{ path: key, message: code }])
+    }
+    const l = new Listener(key, server, rt)
+    const ctx = this.#ctx
+    // Attached before anything else can run: a connection accepted now is served with this plan.
+    server.on('connection', (sock) => accept(sock, l, ctx))
+    server.on('error', (err) => ctx.opts.log.error({ listener: key, err }, 'listener error'))
+    ctx.opts.log.info({ listener: key, port: l.port }, 'listening')
+    return l
+  }
+
+  #drain(l: Listener): void {
+    void l.stopAccepting()
+    for (const c of l.conns) drainConn(c)
+    if (l.conns.size === 0) return
+    this.#draining.add(l)
+    void l.whenEmpty().then(() => this.#draining.delete(l))
+  }
+
+  /**
+   * Stops accepting everywhere, closes idle connections, lets in-flight
+   * requests finish (their responses say `connection: close`), and resolves
+   * when every client connection is gone, destroying what is left after graceMs.
+   */
+  shutdown(graceMs: number): Promise<void> {
+    if (this.#stopping !== null) return this.#stopping
+    // Stop accepting synchronously, before the caller's next line: a client
+    // told "draining" must already be refused.
+    const ctx = this.#ctx
+    ctx.closing = true
+    for (const l of this.#listeners.values()) void l.stopAccepting()
+    this.#stopping = this.#shutdown(graceMs)
+    return this.#stopping
+  }
+
+  async #shutdown(graceMs: number): Promise<void> {
+    const ctx = this.#ctx
+    await this.#queue // an apply in progress settles first (it refuses to add listeners now)
+    const all = [...this.#listeners.values(), ...this.#draining]
+    for (const l of all) this.#drain(l)
+    ctx.registry.closeAllIdle()
+    const empty = Promise.all(all.map((l) => l.whenEmpty()))
+    let timer: NodeJS.Timeout | undefined
+    const grace = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, graceMs)
+    })
+    await Promise.race([empty, grace])
+    clearTimeout(timer)
+    for (const l of all) for (const c of l.conns) c.sock.destroy()
+    await Promise.all(all.map((l) => l.stopAccepting()))
+    ctx.registry.closeAllIdle()
+    this.#listeners.clear()
+    this.#draining.clear()
+    if (this.#sweeper !== null) clearInterval(this.#sweeper)
+    this.#sweeper = null
+  }
+
+  stats(): EngineStats {
+    const now = Date.now()
+    const listeners = [...this.#listeners.values(), ...this.#draining].map((l) => ({
+      key: l.key,
+      port: l.port,
+      connections: l.conns.size,
+      draining: l.draining,
+    }))
+    return {
+      snapshotVersion: this.#snap?.version ?? 0,
+      listeners,
+      upstreams: this.#ctx.registry.stats(now),
+      inFlight: this.#ctx.inFlight,
+    }
+  }
+
+  boundPort(listenKey: string): number | null {
+    return this.#listeners.get(listenKey)?.port ?? null
+  }
+
+  #startSweep(): void {
+    if (this.#sweeper !== null) return
+    this.#sweeper = setInterval(() => this.#sweep(), this.#tickMs)
+    this.#sweeper.unref()
+  }
+
+  #sweep(): void {
+    const ctx = this.#ctx
+    const now = Date.now()
+    ctx.now = now
+    for (const l of this.#listeners.values()) sweepConns(l, now)
+    for (const l of this.#draining) sweepConns(l, now)
+    ctx.registry.sweep(now)
+  }
+}
+
+function sweepConns(l: Listener, now: number): void {
+  for (const c of l.conns) if (c.timer !== Timer.None && c.deadline <= now) onDeadline(c)
+}

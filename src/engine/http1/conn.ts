@@ -1,0 +1,321 @@
+// The client connection: one fixed-shape record per accepted socket, its
+// handlers bound once, every per-request field reset in place. This file owns
+// the connection's life: socket events, reading/pausing, timers, local
+// responses, and the step from one request to the next (pipelined requests
+// wait in `buf` until the previous response has ended; request.ts turns
+// heads into routed requests).
+//
+//   Head --head parsed--> Upstream --response ended--> Head (keep-alive)
+//                            |  \--101--> Tunnel
+//                            \--close needed--> Closing (FIN sent, input discarded)
+
+import type { Socket } from 'node:net'
+import type { EngineCtx } from '../context.ts'
+import type { RouteRuntime } from '../lb/pick.ts'
+import type { Listener } from '../listener.ts'
+import { errorResponse } from '../responses.ts'
+import type { UpConn } from '../upstream/pool.ts'
+import { discard } from '../upstream/pool.ts'
+import type { Upstream } from '../upstream/registry.ts'
+import { pumpBody } from './body.ts'
+import { ChunkDecoder } from './chunked.ts'
+import { connectTimedOut, responseTimedOut } from './exchange.ts'
+import { HeadScan, RequestHead, ResponseHead } from './parse.ts'
+import { readHeads } from './request.ts'
+import { tunnelClientClosed, tunnelClientEnded, tunnelFromClient } from './tunnel.ts'
+
+export const St = { Head: 0, Upstream: 1, Tunnel: 2, Closing: 3, Closed: 4 } as const
+export const BodyKind = { None: 0, Length: 1, Chunked: 2 } as const
+export const Timer = { None: 0, Idle: 1, Head: 2, Connect: 3, Response: 4, Linger: 5 } as const
+export const ResPhase = { Head: 0, Body: 1, Done: 2 } as const
+export const Framing = { None: 0, Length: 1, Chunked: 2, Close: 3 } as const
+
+/** Input buffered while a request is in flight (next pipelined requests, body before the upstream is ready). */
+const PIPELINE_MAX = 64 * 1024
+/** After our FIN, how long a client may take to close its side before the socket is destroyed. */
+const LINGER_MS = 5000
+
+export class ClientConn {
+  readonly sock: Socket
+  readonly ctx: EngineCtx
+  readonly listener: Listener
+  readonly clientIp: string
+  state: number = St.Head
+  /** Unconsumed input from `off`; null when everything read has been consumed. */
+  buf: Buffer | null = null
+  off = 0
+  inRead = false
+  readonly scan = new HeadScan()
+  readonly req = new RequestHead()
+  readonly res = new ResponseHead()
+  readonly reqChunk: ChunkDecoder
+  readonly resChunk: ChunkDecoder
+  timer: number = Timer.None
+  deadline = 0
+  reading = true
+  /** The upstream socket's write buffer is full: client reads wait for its 'drain'. */
+  upFull = false
+  /** The client socket's write buffer is full: upstream reads wait for the client's 'drain'. */
+  clientFull = false
+  clientEnded = false
+
+  // The request in progress.
+  version = 11
+  method = 0
+  closeAfter = false
+  upgrade = false
+  outHead = ''
+  /** outHead still needs `host: <upstream>` and the blank line (HTTP/1.0 without Host). */
+  hostless = false
+  bodyKind: number = BodyKind.None
+  bodyLeft = 0
+  /** The whole request body has been read from the client. */
+  reqDone = true
+  /** Body bytes read so far, kept (up to retryBodyBytes) to resend on a retry. */
+  readonly kept: Buffer[] = []
+  keptBytes = 0
+  /** Every body byte read so far is in `kept`: the request can be sent again. */
+  keptAll = true
+  route: RouteRuntime | null = null
+  readonly tried: Upstream[] = []
+  uc: UpConn | null = null
+  /** The current attempt has written the request upstream. */
+  sent = false
+  /** The status to answer if no attempt is left: 503 (nothing connected), 502 (sent, then failed), 504 (timed out). */
+  giveUpStatus = 503
+  staleRetried = false
+
+  // The response in progress.
+  resPhase: number = ResPhase.Head
+  /** A response head split across reads. */
+  resPart: Buffer | null = null
+  framing: number = Framing.None
+  resLeft = 0
+  /** Chunked from upstream, de-chunked (close-delimited) for an HTTP/1.0 client. */
+  dechunk = false
+  /** The final response head has been written to the client: errors can no longer be answered. */
+  resStarted = false
+
+  constructor(sock: Socket, listener: Listener, ctx: EngineCtx) {
+    this.sock = sock
+    this.ctx = ctx
+    this.listener = listener
+    const ip = sock.remoteAddress ?? ''
+    this.clientIp = ip.startsWith('::ffff:') ? ip.slice(7) : ip
+    this.reqChunk = new ChunkDecoder(ctx.opts.maxHeaderBytes)
+    this.resChunk = new ChunkDecoder(ctx.opts.maxHeaderBytes)
+  }
+}
+
+function ignoreError(): void {
+  // 'close' always follows and does the cleanup; the error itself is the client's business.
+}
+
+export function accept(sock: Socket, listener: Listener, ctx: EngineCtx): void {
+  const conn = new ClientConn(sock, listener, ctx)
+  listener.add(conn)
+  sock.on('data', onData.bind(null, conn))
+  sock.on('end', onEnd.bind(null, conn))
+  sock.on('drain', onDrain.bind(null, conn))
+  sock.on('error', ignoreError)
+  sock.on('close', onClose.bind(null, conn))
+  ctx.now = Date.now()
+  arm(conn, Timer.Idle, ctx.opts.headersTimeoutMs)
+}
+
+export function arm(conn: ClientConn, timer: number, ms: number): void {
+  conn.timer = timer
+  conn.deadline = conn.ctx.now + ms
+}
+
+/** Pauses or resumes reading the client to match the state (pipelining, backpressure). */
+export function syncReading(conn: ClientConn): void {
+  let want: boolean
+  switch (conn.state) {
+    case St.Head:
+    case St.Closing:
+      want = true
+      break
+    case St.Upstream:
+      // Keep reading (a pipelined request or early body bytes wait in buf) up
+      // to a bound; pausing and resuming on every request would cost more.
+      want = !conn.upFull && (conn.buf === null || conn.buf.length - conn.off <= PIPELINE_MAX)
+      break
+    case St.Tunnel:
+      want = !conn.upFull
+      break
+    default:
+      return
+  }
+  if (want === conn.reading) return
+  conn.reading = want
+  if (want) conn.sock.resume()
+  else conn.sock.pause()
+}
+
+const PAIR: Buffer[] = [Buffer.alloc(0), Buffer.alloc(0)]
+
+function append(conn: ClientConn, chunk: Buffer): void {
+  const buf = conn.buf
+  if (buf === null || conn.off >= buf.length) {
+    conn.buf = chunk
+  } else {
+    PAIR[0] = buf.subarray(conn.off)
+    PAIR[1] = chunk
+    conn.buf = Buffer.concat(PAIR)
+    PAIR[0] = PAIR[1] = EMPTY
+  }
+  conn.off = 0
+}
+const EMPTY = Buffer.alloc(0)
+
+function onData(conn: ClientConn, chunk: Buffer): void {
+  conn.ctx.now = Date.now()
+  switch (conn.state) {
+    case St.Head:
+      append(conn, chunk)
+      readHeads(conn)
+      return
+    case St.Upstream:
+      append(conn, chunk)
+      if (conn.sent && !conn.reqDone) pumpBody(conn)
+      else syncReading(conn)
+      return
+    case St.Tunnel:
+      tunnelFromClient(conn, chunk)
+      return
+    default:
+      return // Closing: input after our FIN is discarded
+  }
+}
+
+/** A rejected head: error with `connection: close`, then close. Always false (for readOne). */
+export function reject(conn: ClientConn, status: number): false {
+  conn.sock.write(errorResponse(status, true))
+  endConn(conn)
+  return false
+}
+
+/**
+ * A response of our own to the current request. Keep-alive when the request
+ * was read completely and the client (HTTP/1.1) allows it; otherwise close.
+ */
+export function respond(conn: ClientConn, status: number): void {
+  const uc = conn.uc
+  if (uc !== null) {
+    conn.uc = null
+    discard(uc)
+  }
+  if (!conn.reqDone || conn.version === 10) conn.closeAfter = true
+  conn.sock.write(errorResponse(status, conn.closeAfter))
+  finishRequest(conn)
+}
+
+/** The current request is over (response written or abandoned): next request, or close. */
+export function finishRequest(conn: ClientConn): void {
+  if (conn.state !== St.Upstream) return
+  const ctx = conn.ctx
+  ctx.inFlight--
+  conn.state = St.Head
+  conn.route = null
+  conn.outHead = ''
+  conn.kept.length = 0
+  conn.tried.length = 0
+  conn.resPart = null
+  conn.sent = false
+  conn.upFull = false
+  if (conn.closeAfter) {
+    endConn(conn)
+    return
+  }
+  arm(conn, Timer.Idle, ctx.opts.idleTimeoutMs)
+  syncReading(conn)
+  if (conn.buf !== null) readHeads(conn)
+}
+
+/** Graceful close: FIN after pending writes, input discarded, destroyed if the client does not close. */
+export function endConn(conn: ClientConn): void {
+  if (conn.state >= St.Closing) return
+  if (conn.state === St.Upstream) conn.ctx.inFlight--
+  const uc = conn.uc
+  if (uc !== null) {
+    conn.uc = null
+    discard(uc)
+  }
+  conn.state = St.Closing
+  conn.buf = null
+  conn.off = 0
+  arm(conn, Timer.Linger, LINGER_MS)
+  conn.sock.end()
+  syncReading(conn)
+}
+
+/** Drain (listener removed, shutdown): close now if idle, otherwise after the current response. */
+export function drainConn(conn: ClientConn): void {
+  conn.closeAfter = true
+  if (conn.state === St.Head && conn.buf === null) endConn(conn)
+}
+
+/** Called by the engine's sweep when conn.deadline has passed. */
+export function onDeadline(conn: ClientConn): void {
+  const t = conn.timer
+  conn.timer = Timer.None
+  switch (t) {
+    case Timer.Idle:
+      endConn(conn)
+      return
+    case Timer.Head:
+      reject(conn, 408)
+      return
+    case Timer.Connect:
+      connectTimedOut(conn)
+      return
+    case Timer.Response:
+      responseTimedOut(conn)
+      return
+    case Timer.Linger:
+      conn.sock.destroy()
+      return
+  }
+}
+
+function onEnd(conn: ClientConn): void {
+  conn.clientEnded = true
+  switch (conn.state) {
+    case St.Head:
+      endConn(conn)
+      return
+    case St.Upstream:
+      // A complete request still gets its response. A body still being sent
+      // may be complete in buf already: pumpBody finds out once it is consumed.
+      conn.closeAfter = true
+      if (!conn.reqDone && conn.sent && conn.buf === null) conn.sock.destroy()
+      return
+    case St.Tunnel:
+      tunnelClientEnded(conn)
+      return
+  }
+}
+
+function onDrain(conn: ClientConn): void {
+  if (!conn.clientFull) return
+  conn.clientFull = false
+  const uc = conn.uc
+  if (uc !== null) uc.sock.resume()
+  if (conn.timer === Timer.Response) conn.deadline = conn.ctx.now + conn.ctx.opts.responseTimeoutMs
+}
+
+function onClose(conn: ClientConn): void {
+  const st = conn.state
+  conn.state = St.Closed
+  conn.timer = Timer.None
+  conn.buf = null
+  if (st === St.Upstream) conn.ctx.inFlight--
+  if (st === St.Tunnel) tunnelClientClosed(conn)
+  const uc = conn.uc
+  if (uc !== null) {
+    conn.uc = null
+    discard(uc)
+  }
+  conn.listener.remove(conn)
+}

@@ -1,0 +1,126 @@
+// Head rewriting, both directions. Each head is rebuilt as one latin1 string
+// from runs of the received bytes (consecutive kept header lines are copied
+// as one slice) plus the headers the proxy adds, then written with one
+// socket write. Reads HDR / CONN_TOK as filled by the parse just before
+// (see fields.ts for that contract).
+//
+// Trust choice for X-Forwarded-*: this proxy is the edge. X-Forwarded-For is
+// appended to (comma-space), so an upstream must trust only its last entry,
+// the one added here; X-Forwarded-Proto and X-Forwarded-Host are replaced by
+// what this proxy saw, so a client cannot spoof them.
+
+import { equalsLowerBytes } from './chars.ts'
+import { CONN_TOK, HDR, HF, Kind } from './fields.ts'
+import type { Fields } from './fields.ts'
+import { Form } from './parse.ts'
+import type { RequestHead, ResponseHead } from './parse.ts'
+
+/** True when header i is named by a Connection token (and so hop-by-hop too). */
+function namedInConnection(buf: Buffer, f: Fields, ns: number, ne: number): boolean {
+  for (let t = 0; t < f.nConnTokens; t++) {
+    if (equalsLowerBytes(buf, ns, ne, CONN_TOK[t * 2] as number, CONN_TOK[t * 2 + 1] as number)) return true
+  }
+  return false
+}
+
+/**
+ * The request head sent upstream: `METHOD target HTTP/1.1`, the client's
+ * headers minus hop-by-hop ones, framing re-emitted (`content-length` or
+ * `transfer-encoding: chunked`), X-Forwarded-* added. Upgrade requests keep
+ * their Upgrade header and get `connection: upgrade`. Absolute-form targets
+ * become origin-form and their authority becomes Host (RFC 9112 §3.2.2).
+ */
+export function requestHead(buf: Buffer, h: RequestHead, clientIp: string, proto: string, upgrade: boolean, chunked: boolean): string {
+  let out = buf.latin1Slice(h.start, h.methodEnd + 1)
+  if (h.form === Form.Absolute) {
+    out += h.pathStart === h.targetEnd || buf[h.pathStart] !== 0x2f ? `/${buf.latin1Slice(h.pathStart, h.targetEnd)}` : buf.latin1Slice(h.pathStart, h.targetEnd)
+  } else {
+    out += buf.latin1Slice(h.targetStart, h.targetEnd)
+  }
+  out += ' HTTP/1.1\r\n'
+  let xff = ''
+  let run = -1
+  let runEnd = 0
+  const n = h.nHeaders
+  for (let i = 0; i < n; i++) {
+    const o = i * HF
+    const kind = HDR[o + 5] as number
+    const ns = HDR[o] as number
+    let keep = kind === Kind.Other || (kind === Kind.Host && h.form !== Form.Absolute) || (kind === Kind.Upgrade && upgrade)
+    if (kind === Kind.XForwardedFor) {
+      const v = buf.latin1Slice(HDR[o + 2] as number, HDR[o + 3] as number)
+      if (v !== '') xff = xff === '' ? v : `${xff}, ${v}`
+    }
+    if (keep && h.nConnTokens !== 0 && kind !== Kind.Host && namedInConnection(buf, h, ns, HDR[o + 1] as number)) keep = false
+    if (keep) {
+      if (run < 0) run = ns
+      runEnd = HDR[o + 4] as number
+    } else if (run >= 0) {
+      out += buf.latin1Slice(run, runEnd)
+      run = -1
+    }
+  }
+  if (run >= 0) out += buf.latin1Slice(run, runEnd)
+  let host = ''
+  if (h.form === Form.Absolute) {
+    host = buf.latin1Slice(h.authStart, h.authEnd)
+    out += `host: ${host}\r\n`
+  } else if (h.hostCount === 1) {
+    host = buf.latin1Slice(h.hostStart, h.hostEnd)
+  }
+  if (chunked) out += 'transfer-encoding: chunked\r\n'
+  else if (h.clCount === 1) out += `content-length: ${h.contentLength}\r\n`
+  out += xff === '' ? `x-forwarded-for: ${clientIp}\r\n` : `x-forwarded-for: ${xff}, ${clientIp}\r\n`
+  out += proto
+  if (host !== '') out += `x-forwarded-host: ${host}\r\n`
+  if (upgrade) out += 'connection: upgrade\r\n'
+  // No Host at all (HTTP/1.0): the head is left open; the sender adds the
+  // upstream's own `host:port` (see hostless), as HTTP/1.1 requires a Host.
+  return host === '' && h.hostCount === 0 ? out : `${out}\r\n`
+}
+
+/** requestHead left the head open for a Host line (an HTTP/1.0 request without Host). */
+export function hostless(h: RequestHead): boolean {
+  return h.hostCount === 0 && h.form !== Form.Absolute
+}
+
+export const Conn = { None: 0, Close: 1, KeepAlive: 2, Upgrade: 3 } as const
+
+const CONN_LINE = ['', 'connection: close\r\n', 'connection: keep-alive\r\n', 'connection: upgrade\r\n']
+
+/**
+ * The response head for the client: the status line and the upstream's
+ * headers minus hop-by-hop ones, plus `connection` as `conn` says.
+ * keepTe: the body is relayed chunked as received, so Transfer-Encoding stays.
+ * keepUpgrade: a 101 to an upgrade request.
+ */
+export function responseHead(buf: Buffer, r: ResponseHead, conn: number, keepTe: boolean, keepUpgrade: boolean): string {
+  let out = buf.latin1Slice(r.start, r.headersStart)
+  let run = -1
+  let runEnd = 0
+  const n = r.nHeaders
+  for (let i = 0; i < n; i++) {
+    const o = i * HF
+    const kind = HDR[o + 5] as number
+    const ns = HDR[o] as number
+    let keep =
+      kind === Kind.Other ||
+      kind === Kind.ContentLength ||
+      kind === Kind.Host ||
+      kind === Kind.XForwardedFor ||
+      kind === Kind.XForwardedHost ||
+      kind === Kind.XForwardedProto ||
+      (kind === Kind.TransferEncoding && keepTe) ||
+      (kind === Kind.Upgrade && keepUpgrade)
+    if (keep && r.nConnTokens !== 0 && namedInConnection(buf, r, ns, HDR[o + 1] as number)) keep = false
+    if (keep) {
+      if (run < 0) run = ns
+      runEnd = HDR[o + 4] as number
+    } else if (run >= 0) {
+      out += buf.latin1Slice(run, runEnd)
+      run = -1
+    }
+  }
+  if (run >= 0) out += buf.latin1Slice(run, runEnd)
+  return `${out}${CONN_LINE[conn] as string}\r\n`
+}

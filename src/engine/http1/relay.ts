@@ -1,0 +1,209 @@
+// Response relay: upstream bytes to the client, head first (interim 1xx
+// responses relayed as they come), then the body framed exactly as the
+// upstream framed it: Content-Length counted, chunked validated and forwarded
+// raw, or read-until-close. A close-delimited body is passed through and the
+// client connection is closed after it (it is not re-chunked: simpler, and
+// such upstreams are rare); for an HTTP/1.0 client a chunked body is
+// de-chunked and close-delimited.
+//
+// A head with no hop-by-hop field, to a client that needs no Connection
+// header, is written as the received bytes; otherwise it is rebuilt
+// (forward.ts). The upstream connection goes back to the pool only after a
+// complete, correctly framed response to a completely sent request.
+
+import { succeeded, responseFailed } from '../upstream/passive.ts'
+import type { UpConn } from '../upstream/pool.ts'
+import { discard, release } from '../upstream/pool.ts'
+import { Chunk, advance } from './chunked.ts'
+import type { ClientConn } from './conn.ts'
+import { Framing, ResPhase, St, finishRequest, respond } from './conn.ts'
+import { Conn, responseHead } from './forward.ts'
+import { Method, parseResponseHead, responseHeadEnd } from './parse.ts'
+import { startTunnel, tunnelFromUpstream } from './tunnel.ts'
+
+const PAIR: Buffer[] = [Buffer.alloc(0), Buffer.alloc(0)]
+const EMPTY = Buffer.alloc(0)
+
+function toClient(conn: ClientConn, uc: UpConn, data: Buffer): void {
+  if (!conn.sock.write(data) && !conn.clientFull) {
+    conn.clientFull = true
+    uc.sock.pause()
+  }
+}
+
+function headToClient(conn: ClientConn, uc: UpConn, head: string): void {
+  if (!conn.sock.write(head, 'latin1') && !conn.clientFull) {
+    conn.clientFull = true
+    uc.sock.pause()
+  }
+}
+
+/** A response that breaks the rules (bad head, bad chunk, 101 nobody asked for): drop it and the connection. */
+function badResponse(conn: ClientConn, uc: UpConn): void {
+  conn.uc = null
+  discard(uc)
+  responseFailed(uc.up, conn.ctx.now)
+  if (!conn.resStarted) respond(conn, 502)
+  else conn.sock.destroy()
+}
+
+export function onUpstreamData(conn: ClientConn, uc: UpConn, chunk: Buffer): void {
+  const ctx = conn.ctx
+  ctx.now = Date.now()
+  if (conn.state === St.Tunnel) return tunnelFromUpstream(conn, uc, chunk)
+  if (conn.state !== St.Upstream) return discard(uc)
+  uc.gotBytes = true
+  conn.deadline = ctx.now + ctx.opts.responseTimeoutMs
+  let buf = chunk
+  let pos = 0
+  const corked = conn.resPhase === ResPhase.Head
+  if (corked) conn.sock.cork()
+  while (conn.resPhase === ResPhase.Head) {
+    if (conn.resPart !== null) {
+      PAIR[0] = conn.resPart
+      PAIR[1] = pos === 0 ? buf : buf.subarray(pos)
+      buf = Buffer.concat(PAIR)
+      PAIR[0] = PAIR[1] = EMPTY
+      pos = 0
+      conn.resPart = null
+    }
+    const end = responseHeadEnd(buf, pos, pos)
+    if (end === 0) {
+      if (buf.length - pos > ctx.opts.maxHeaderBytes) return uncorkThen(conn, corked, badResponse, uc)
+      conn.resPart = pos === 0 ? buf : buf.subarray(pos)
+      return uncorkThen(conn, corked, null, uc)
+    }
+    if (end < 0 || end - pos > ctx.opts.maxHeaderBytes || parseResponseHead(buf, pos, end, conn.res) !== 0) {
+      return uncorkThen(conn, corked, badResponse, uc)
+    }
+    if (!onHead(conn, uc, buf, pos, end)) {
+      if (corked) conn.sock.uncork()
+      return
+    }
+    pos = end
+    if (pos >= buf.length && conn.resPhase === ResPhase.Head) return uncorkThen(conn, corked, null, uc)
+  }
+  if (conn.resPhase === ResPhase.Body && pos < buf.length) {
+    pos = body(conn, uc, buf, pos)
+    if (pos < 0) return uncorkThen(conn, corked, badResponse, uc)
+  }
+  if (corked) conn.sock.uncork()
+  if (conn.resPhase === ResPhase.Done) {
+    if (pos < buf.length) uc.reusable = false // bytes after the response: that connection is out of step
+    completeResponse(conn)
+  }
+}
+
+function uncorkThen(conn: ClientConn, corked: boolean, then: ((c: ClientConn, u: UpConn) => void) | null, uc: UpConn): void {
+  if (corked) conn.sock.uncork()
+  if (then !== null) then(conn, uc)
+}
+
+/** Handles a parsed head; false when the exchange left the normal path (tunnel, error). */
+function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: number): boolean {
+  const r = conn.res
+  const status = r.status
+  if (status < 200) {
+    if (status === 101) {
+      if (!conn.upgrade) {
+        badResponse(conn, uc)
+        return false
+      }
+      succeeded(uc.up)
+      headToClient(conn, uc, responseHead(buf, r, Conn.Upgrade, false, true))
+      startTunnel(conn, uc, buf, end)
+      return false
+    }
+    // Interim responses (100, 103, ...) go to HTTP/1.1 clients only (RFC 9110 §15.2).
+    if (conn.version === 11) {
+      if (r.hopCount === 0) toClient(conn, uc, buf.subarray(start, end))
+      else headToClient(conn, uc, responseHead(buf, r, Conn.None, false, false))
+    }
+    return true
+  }
+  succeeded(uc.up)
+  const noBody = conn.method === Method.Head || status === 204 || status === 304
+  let framing: number
+  if (noBody) framing = Framing.None
+  else if (r.teCount > 0) framing = r.teChunkedLast ? Framing.Chunked : Framing.Close
+  else if (r.clCount === 1) framing = r.contentLength === 0 ? Framing.None : Framing.Length
+  else framing = Framing.Close
+  let close = conn.closeAfter || conn.ctx.closing || conn.listener.draining || framing === Framing.Close
+  if (framing === Framing.Chunked && conn.version === 10) {
+    if (r.teOther) {
+      badResponse(conn, uc) // a coding an HTTP/1.0 client cannot be told about once de-chunked
+      return false
+    }
+    conn.dechunk = true
+    close = true
+  }
+  if (!conn.reqDone) {
+    // Answered before the request body was read: the rest of it cannot be skipped safely.
+    close = true
+    uc.reusable = false
+  }
+  if (framing === Framing.Close || (r.version === 11 ? r.connClose : !r.connKeepAlive || r.connClose)) uc.reusable = false
+  conn.closeAfter = close
+  const mode = close ? Conn.Close : conn.version === 10 ? Conn.KeepAlive : Conn.None
+  if (mode === Conn.None && r.hopCount === 0) toClient(conn, uc, buf.subarray(start, end))
+  else headToClient(conn, uc, responseHead(buf, r, mode, framing === Framing.Chunked && !conn.dechunk, false))
+  conn.resStarted = true
+  conn.framing = framing
+  if (framing === Framing.None) conn.resPhase = ResPhase.Done
+  else {
+    conn.resPhase = ResPhase.Body
+    if (framing === Framing.Length) conn.resLeft = r.contentLength
+    else if (framing === Framing.Chunked) conn.resChunk.reset()
+  }
+  return true
+}
+
+/** Relays body bytes from pos; returns where the response ended (or buf.length), -1 on a framing error. */
+function body(conn: ClientConn, uc: UpConn, buf: Buffer, pos: number): number {
+  const len = buf.length
+  switch (conn.framing) {
+    case Framing.Length: {
+      const n = Math.min(conn.resLeft, len - pos)
+      toClient(conn, uc, pos === 0 && n === len ? buf : buf.subarray(pos, pos + n))
+      conn.resLeft -= n
+      if (conn.resLeft === 0) conn.resPhase = ResPhase.Done
+      return pos + n
+    }
+    case Framing.Chunked: {
+      const d = conn.resChunk
+      if (!conn.dechunk) {
+        const p = advance(d, buf, pos, len, false)
+        if (p > pos) toClient(conn, uc, pos === 0 && p === len ? buf : buf.subarray(pos, p))
+        if (d.state === Chunk.Error) return -1
+        if (d.state === Chunk.Done) conn.resPhase = ResPhase.Done
+        return p
+      }
+      while (pos < len) {
+        const p = advance(d, buf, pos, len, true)
+        if (d.state === Chunk.Error) return -1
+        if (d.lastWasData && p > pos) toClient(conn, uc, buf.subarray(pos, p))
+        pos = p
+        if (d.state === Chunk.Done) {
+          conn.resPhase = ResPhase.Done
+          break
+        }
+      }
+      return pos
+    }
+    default:
+      toClient(conn, uc, pos === 0 ? buf : buf.subarray(pos))
+      return len
+  }
+}
+
+/** The response has been relayed completely: pool or drop the upstream connection, then the next request. */
+export function completeResponse(conn: ClientConn): void {
+  const uc = conn.uc
+  const ctx = conn.ctx
+  conn.uc = null
+  if (uc !== null) {
+    if (conn.reqDone && uc.reusable) release(uc, ctx.now, ctx.opts.upstreamIdleMs, ctx.opts.maxIdlePerUpstream, ctx.closing)
+    else discard(uc)
+  }
+  finishRequest(conn)
+}

@@ -1,0 +1,129 @@
+// Request intake: complete heads in the client's buffer become routed
+// requests. Reads the listener's plan once per request; strings are made
+// only for the host (always), the path (only when some route has a
+// PathPrefix) and the rewritten head.
+
+import { matchRoute } from '../../compiler/compile.ts'
+import { Scheme } from '../../compiler/snapshot.ts'
+import { CR, LF, equalsLower } from './chars.ts'
+import type { ClientConn } from './conn.ts'
+import { BodyKind, ResPhase, St, Timer, arm, reject, respond, syncReading } from './conn.ts'
+import { startExchange } from './exchange.ts'
+import { hostless, requestHead } from './forward.ts'
+import { Form, parseRequestHead, scanHead } from './parse.ts'
+import type { RequestHead } from './parse.ts'
+
+const XFP_HTTP = 'x-forwarded-proto: http\r\n'
+
+/** Reads and dispatches heads while requests complete synchronously (local responses); never recurses. */
+export function readHeads(conn: ClientConn): void {
+  if (conn.inRead) return
+  conn.inRead = true
+  while (conn.state === St.Head && conn.buf !== null && readOne(conn));
+  conn.inRead = false
+}
+
+/** One head from `buf`: false when more bytes are needed or the connection is being closed. */
+function readOne(conn: ClientConn): boolean {
+  const ctx = conn.ctx
+  const buf = conn.buf as Buffer
+  let off = conn.off
+  if (conn.scan.pos === 0) {
+    // Empty lines before a request line are ignored (RFC 9112 §2.2); a bare LF is not.
+    while (off + 1 < buf.length && buf[off] === CR && buf[off + 1] === LF) off += 2
+    conn.off = off
+    if (off >= buf.length) {
+      conn.buf = null
+      conn.off = 0
+      return false
+    }
+    if (buf[off] === LF || (buf[off] === CR && off + 1 < buf.length)) return reject(conn, 400)
+    if (buf[off] === CR) return false
+  }
+  if (conn.timer === Timer.Idle) arm(conn, Timer.Head, ctx.opts.headersTimeoutMs)
+  const r = scanHead(conn.scan, buf, off, ctx.lineMax, ctx.opts.maxHeaderBytes, conn.req)
+  if (r === 0) return false
+  if (r < 0) return reject(conn, -r)
+  const st = parseRequestHead(buf, off, r, ctx.lineMax, ctx.opts.maxHeaderBytes, conn.req)
+  conn.scan.reset()
+  if (st !== 0) return reject(conn, st)
+  conn.off = r
+  if (r >= buf.length) {
+    conn.buf = null
+    conn.off = 0
+  }
+  dispatch(conn, buf)
+  return true
+}
+
+/** The routing host: absolute-form authority or Host, lower-cased, port stripped. */
+function routingHost(buf: Buffer, h: RequestHead): string {
+  let s = h.hostStart
+  let e = h.hostEnd
+  if (h.form === Form.Absolute) {
+    s = h.authStart
+    e = h.authEnd
+  } else if (h.hostCount === 0) return ''
+  let upper = false
+  let colon = -1
+  for (let p = s; p < e; p++) {
+    const b = buf[p] as number
+    if (b === 0x3a) colon = p
+    else if (b === 0x5d) colon = -1 // `]` closes an IPv6 literal: colons before it are not the port's
+    else if (b >= 0x41 && b <= 0x5a) upper = true
+  }
+  if (colon >= 0) e = colon
+  const host = buf.latin1Slice(s, e)
+  return upper ? host.toLowerCase() : host
+}
+
+/** The Upgrade value mentions h2c in any case (deliberately broad: only upgrade requests get here). */
+function isH2c(buf: Buffer, h: RequestHead): boolean {
+  for (let p = h.upgradeStart; p + 3 <= h.upgradeEnd; p++) if (equalsLower(buf, p, p + 3, 'h2c')) return true
+  return false
+}
+
+function dispatch(conn: ClientConn, buf: Buffer): void {
+  const h = conn.req
+  const ctx = conn.ctx
+  conn.state = St.Upstream
+  conn.timer = Timer.None
+  ctx.inFlight++
+  conn.version = h.version
+  conn.method = h.method
+  const keepAlive = h.version === 11 ? !h.connClose : h.connKeepAlive && !h.connClose
+  conn.closeAfter = !keepAlive || conn.clientEnded || conn.listener.draining || ctx.closing
+  // h2c upgrades are not passed on: a cleartext HTTP/2 tunnel would carry requests this proxy never sees.
+  conn.upgrade = h.version === 11 && h.connUpgrade && h.upgradeCount === 1 && !isH2c(buf, h)
+  if (h.teChunked === 1) {
+    conn.bodyKind = BodyKind.Chunked
+    conn.reqChunk.reset()
+    conn.reqDone = false
+  } else if (h.clCount === 1 && h.contentLength > 0) {
+    conn.bodyKind = BodyKind.Length
+    conn.bodyLeft = h.contentLength
+    conn.reqDone = false
+  } else {
+    conn.bodyKind = BodyKind.None
+    conn.reqDone = true
+  }
+  conn.kept.length = 0
+  conn.keptBytes = 0
+  conn.keptAll = true
+  conn.sent = false
+  conn.resStarted = false
+  conn.resPhase = ResPhase.Head
+  conn.resPart = null
+  conn.dechunk = false
+  syncReading(conn)
+
+  const lr = conn.listener.plan
+  const path = lr.anyPath ? '' : h.pathStart === h.pathEnd ? '/' : buf.latin1Slice(h.pathStart, h.pathEnd)
+  const route = matchRoute(lr.plan, routingHost(buf, h), path, Scheme.Http)
+  if (route === null) return respond(conn, 404)
+  conn.route = lr.routes[lr.plan.routes.indexOf(route)] ?? null
+  if (conn.route === null) return respond(conn, 404)
+  conn.outHead = requestHead(buf, h, conn.clientIp, XFP_HTTP, conn.upgrade, conn.bodyKind === BodyKind.Chunked)
+  conn.hostless = hostless(h)
+  startExchange(conn)
+}

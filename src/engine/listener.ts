@@ -1,0 +1,91 @@
+// A bound listening socket, its current plan and its client connections.
+// `plan` is replaced by apply() with one assignment; a request reads it once
+// when its head is parsed and keeps that plan to its end.
+
+import { createServer } from 'node:net'
+import type { AddressInfo, Server } from 'node:net'
+import type { ListenAddress } from '../compiler/snapshot.ts'
+import type { ClientConn } from './http1/conn.ts'
+import type { ListenerRuntime } from './lb/plan.ts'
+
+/**
+ * SO_REUSEPORT lets several balancer processes (or workers) accept on one
+ * port, the kernel spreading connections. Linux only: elsewhere Node refuses
+ * the option or it means something else.
+ */
+const REUSE_PORT = process.platform === 'linux'
+
+export class Listener {
+  readonly key: string
+  readonly server: Server
+  /** The bound port (the one the OS chose when 0 was asked). */
+  readonly port: number
+  plan: ListenerRuntime
+  readonly conns = new Set<ClientConn>()
+  /** Removed by a snapshot or shutting down: no longer accepting, connections close after their response. */
+  draining = false
+  /** Settles when the server has stopped accepting and every connection is gone. */
+  closed: Promise<void> | null = null
+  #emptyWaiters: Array<() => void> = []
+
+  constructor(key: string, server: Server, plan: ListenerRuntime) {
+    this.key = key
+    this.server = server
+    this.plan = plan
+    const a = server.address() as AddressInfo | null
+    this.port = a === null ? 0 : a.port
+  }
+
+  /** Stops accepting (idempotent). Existing connections are the caller's to drain. */
+  stopAccepting(): Promise<void> {
+    this.draining = true
+    this.closed ??= new Promise((resolve) => this.server.close(() => resolve()))
+    return this.closed
+  }
+
+  add(conn: ClientConn): void {
+    this.conns.add(conn)
+  }
+
+  remove(conn: ClientConn): void {
+    this.conns.delete(conn)
+    if (this.conns.size === 0 && this.#emptyWaiters.length > 0) {
+      const ws = this.#emptyWaiters
+      this.#emptyWaiters = []
+      for (const w of ws) w()
+    }
+  }
+
+  /** Resolves once no client connection is left. */
+  whenEmpty(): Promise<void> {
+    if (this.conns.size === 0) return Promise.resolve()
+    return new Promise((resolve) => this.#emptyWaiters.push(resolve))
+  }
+}
+
+function listenOn(port: number, host: string): Promise<Server> {
+  const server = createServer({ allowHalfOpen: true, noDelay: true })
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      server.close()
+      reject(err)
+    }
+    server.once('error', onError)
+    server.listen({ port, host, ipv6Only: false, reusePort: REUSE_PORT, backlog: 511 }, () => {
+      server.off('error', onError)
+      resolve(server)
+    })
+  })
+}
+
+/** Binds `addr`; host '' is every interface: dual-stack '::', or '0.0.0.0' where IPv6 is unavailable. */
+export async function bindServer(addr: ListenAddress): Promise<Server> {
+  if (addr.host !== '') return listenOn(addr.port, addr.host)
+  try {
+    return await listenOn(addr.port, '::')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL') throw err
+    return listenOn(addr.port, '0.0.0.0')
+  }
+}

@@ -1,0 +1,146 @@
+// Upstream TCP connections: opening, the per-upstream idle pool (LIFO, so
+// the warmest socket is reused and the cold ones age out) and release.
+// Protocol-agnostic: socket events go to the owner's UpEvents, bound once
+// per socket. A connection is in exactly one place: attached to one owner
+// (state Connecting/Busy, counted in Upstream.active), in Upstream.idle
+// (state Idle), or closed.
+
+import { connect } from 'node:net'
+import type { Socket } from 'node:net'
+import type { Upstream } from './registry.ts'
+
+export const UpState = { Connecting: 0, Busy: 1, Idle: 2, Closed: 3 } as const
+
+/** What the owner of an attached connection hears. Not called while idle or after detach. */
+export interface UpEvents {
+  connected(uc: UpConn): void
+  data(uc: UpConn, chunk: Buffer): void
+  drain(uc: UpConn): void
+  /** The upstream sent FIN (sockets are half-open capable: the owner decides). */
+  ended(uc: UpConn): void
+  /** The socket is gone (error, reset, or both sides closed). */
+  closed(uc: UpConn): void
+}
+
+export class UpConn {
+  readonly sock: Socket
+  readonly up: Upstream
+  readonly events: UpEvents
+  state: number = UpState.Connecting
+  /** The request this connection serves; null while idle or once detached. */
+  owner: object | null = null
+  /** It already carried a complete exchange: a failure before any response byte may be the keep-alive race. */
+  reused = false
+  /** Any response byte arrived for the current exchange. */
+  gotBytes = false
+  /** May go back to the pool after the current exchange. */
+  reusable = true
+  idleDeadline = 0
+  /** Last socket error code (ECONNREFUSED, ...), '' if none. */
+  error = ''
+
+  constructor(sock: Socket, up: Upstream, events: UpEvents) {
+    this.sock = sock
+    this.up = up
+    this.events = events
+  }
+}
+
+function onConnect(uc: UpConn): void {
+  if (uc.state !== UpState.Connecting) return
+  uc.state = UpState.Busy
+  if (uc.owner !== null) uc.events.connected(uc)
+}
+
+function onData(uc: UpConn, chunk: Buffer): void {
+  if (uc.owner !== null) uc.events.data(uc, chunk)
+  else uc.sock.destroy() // bytes nobody asked for (idle, or after detach): the connection is out of sync
+}
+
+function onDrain(uc: UpConn): void {
+  if (uc.owner !== null) uc.events.drain(uc)
+}
+
+function onEnd(uc: UpConn): void {
+  if (uc.owner !== null) uc.events.ended(uc)
+  else uc.sock.destroy()
+}
+
+function onError(uc: UpConn, err: NodeJS.ErrnoException): void {
+  uc.error = err.code ?? 'ERROR'
+}
+
+function onClose(uc: UpConn): void {
+  const wasIdle = uc.state === UpState.Idle
+  if (wasIdle) {
+    const i = uc.up.idle.indexOf(uc)
+    if (i >= 0) uc.up.idle.splice(i, 1)
+  }
+  if (uc.owner !== null) {
+    uc.events.closed(uc) // the owner detaches (and fixes the counts) in there
+    return
+  }
+  uc.state = UpState.Closed
+}
+
+/** Opens a new connection for `owner`. Connect timeouts are the owner's (it destroys the socket). */
+export function open(up: Upstream, events: UpEvents, owner: object): UpConn {
+  const sock = connect({ host: up.host, port: up.port, allowHalfOpen: true, noDelay: true })
+  const uc = new UpConn(sock, up, events)
+  uc.owner = owner
+  up.active++
+  sock.once('connect', onConnect.bind(null, uc))
+  sock.on('data', onData.bind(null, uc))
+  sock.on('drain', onDrain.bind(null, uc))
+  sock.on('end', onEnd.bind(null, uc))
+  sock.on('error', onError.bind(null, uc))
+  sock.on('close', onClose.bind(null, uc))
+  return uc
+}
+
+/** The most recently used idle connection, attached to `owner`; null if none. */
+export function take(up: Upstream, owner: object): UpConn | null {
+  const uc = up.idle.pop()
+  if (uc === undefined) return null
+  uc.state = UpState.Busy
+  uc.owner = owner
+  uc.reused = true
+  uc.gotBytes = false
+  uc.reusable = true
+  up.active++
+  return uc
+}
+
+/** Detaches a connection after a complete exchange: pooled if allowed and there is room, closed otherwise. */
+export function release(uc: UpConn, now: number, idleMs: number, maxIdle: number, closing: boolean): void {
+  uc.owner = null
+  uc.up.active--
+  const up = uc.up
+  if (!uc.reusable || up.retired || closing || up.idle.length >= maxIdle || uc.sock.destroyed) {
+    uc.state = UpState.Closed
+    uc.sock.destroy()
+    return
+  }
+  uc.state = UpState.Idle
+  uc.idleDeadline = now + idleMs
+  if (uc.sock.isPaused()) uc.sock.resume() // an idle socket must read, or its FIN goes unnoticed
+  up.idle.push(uc)
+}
+
+/** Detaches and closes a connection whose exchange failed or was abandoned. */
+export function discard(uc: UpConn): void {
+  if (uc.owner === null) return
+  uc.owner = null
+  uc.up.active--
+  uc.state = UpState.Closed
+  uc.sock.destroy()
+}
+
+/** Detaches and closes once the bytes already written have been flushed (a tunnel's clean end). */
+export function closeSoon(uc: UpConn): void {
+  if (uc.owner === null) return
+  uc.owner = null
+  uc.up.active--
+  uc.state = UpState.Closed
+  uc.sock.destroySoon()
+}

@@ -1,0 +1,98 @@
+// Live per-endpoint state keyed by TargetRef.key (`target:port`): the idle
+// connection pool, in-flight count, traffic counters and passive health.
+// It outlives snapshots: apply() only adds records for new targets and
+// retires the ones no snapshot references any more (their idle sockets are
+// closed at once; in-flight ones finish, then the record is dropped).
+
+import type { UpstreamStats } from '../types.ts'
+import type { UpConn } from './pool.ts'
+
+export class Upstream {
+  readonly key: string
+  readonly host: string
+  readonly port: number
+  /** Idle keep-alive connections, oldest first; taken from the end (LIFO). */
+  readonly idle: UpConn[] = []
+  /** Connections attached to a request (connecting included). */
+  active = 0
+  requests = 0
+  failures = 0
+  consecutiveFailures = 0
+  /** Epoch ms until which the balancer skips this upstream; 0 = up. */
+  downUntil = 0
+  /** Ejections in a row, for the backoff. */
+  ejections = 0
+  retired = false
+
+  constructor(key: string, host: string, port: number) {
+    this.key = key
+    this.host = host
+    this.port = port
+  }
+}
+
+export class Registry {
+  readonly #byKey = new Map<string, Upstream>()
+
+  get(key: string): Upstream | undefined {
+    return this.#byKey.get(key)
+  }
+
+  /** Adds records for new targets and revives retired ones still in the map; existing records keep their state. */
+  ensure(targets: ReadonlyMap<string, { host: string; port: number }>): void {
+    for (const [key, t] of targets) {
+      const up = this.#byKey.get(key)
+      if (up === undefined) this.#byKey.set(key, new Upstream(key, t.host, t.port))
+      else up.retired = false
+    }
+  }
+
+  /** Retires every record not in `targets`: idle sockets closed now, the record dropped once nothing is in flight. */
+  retireExcept(targets: ReadonlyMap<string, unknown>): void {
+    for (const [key, up] of this.#byKey) {
+      if (targets.has(key)) continue
+      up.retired = true
+      closeIdle(up)
+      if (up.active === 0) this.#byKey.delete(key)
+    }
+  }
+
+  /** Closes pooled connections idle past their deadline; drops retired records with nothing in flight. */
+  sweep(now: number): void {
+    for (const [key, up] of this.#byKey) {
+      const idle = up.idle
+      let k = 0
+      while (k < idle.length && (idle[k] as UpConn).idleDeadline <= now) k++
+      if (k > 0) for (const uc of idle.splice(0, k)) uc.sock.destroy()
+      if (up.retired && up.active === 0) this.#byKey.delete(key)
+    }
+  }
+
+  closeAllIdle(): void {
+    for (const up of this.#byKey.values()) closeIdle(up)
+  }
+
+  stats(now: number): UpstreamStats[] {
+    const out: UpstreamStats[] = []
+    for (const up of this.#byKey.values()) {
+      const down = up.downUntil > now
+      out.push({
+        key: up.key,
+        host: up.host,
+        port: up.port,
+        state: down ? 'down' : 'up',
+        downUntil: down ? up.downUntil : null,
+        active: up.active,
+        idle: up.idle.length,
+        requests: up.requests,
+        failures: up.failures,
+        consecutiveFailures: up.consecutiveFailures,
+      })
+    }
+    return out
+  }
+}
+
+function closeIdle(up: Upstream): void {
+  for (const uc of up.idle.splice(0)) uc.sock.destroy()
+}
