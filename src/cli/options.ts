@@ -1,6 +1,8 @@
 // Command-line flags and their environment variables. Pure: argv + env in,
 // Options (or a usage error) out; main.ts does the I/O.
 
+import { DEFAULT_DOCKER_ENDPOINT, parseEndpoint } from '../docker/endpoint.ts'
+
 export interface Options {
   apiHost: string
   apiPort: number
@@ -15,6 +17,12 @@ export interface Options {
   idleTimeoutMs: number
   responseTimeoutMs: number
   upstreamIdleMs: number
+  /** Docker Engine API endpoint for container discovery; null: off. */
+  docker: string | null
+  /** Swarm service discovery (through the --docker endpoint, or the default socket). */
+  swarm: boolean
+  /** Full resync period of the Docker/Swarm sources (a safety net under the events stream). */
+  dockerResyncMs: number
   help: boolean
   version: boolean
 }
@@ -25,6 +33,8 @@ interface FlagSpec {
   arg: string
   help: string
   defaultText: string
+  /** The flag may stand alone (`--docker`, `--swarm`): it then means this value; a value is given as `--flag=VALUE`. */
+  bare?: string
   set(o: Options, v: string): string | null
 }
 
@@ -38,7 +48,7 @@ function duration(v: string): number | null {
   return Math.round(unit === 'ms' ? n : unit === 'm' ? n * 60_000 : n * 1000)
 }
 
-function durationFlag(key: 'graceMs' | 'connectTimeoutMs' | 'headersTimeoutMs' | 'idleTimeoutMs' | 'responseTimeoutMs' | 'upstreamIdleMs') {
+function durationFlag(key: 'graceMs' | 'connectTimeoutMs' | 'headersTimeoutMs' | 'idleTimeoutMs' | 'responseTimeoutMs' | 'upstreamIdleMs' | 'dockerResyncMs') {
   return (o: Options, v: string): string | null => {
     const ms = duration(v)
     if (ms === null) return `must be a duration like 30s, 500ms or 2m, got "${v}"`
@@ -110,6 +120,34 @@ const FLAGS: FlagSpec[] = [
   { flag: '--response-timeout', env: 'BALANCER_RESPONSE_TIMEOUT', arg: 'DURATION', defaultText: '60s', help: 'An upstream must start its response within this (else 504).', set: durationFlag('responseTimeoutMs') },
   { flag: '--upstream-idle', env: 'BALANCER_UPSTREAM_IDLE', arg: 'DURATION', defaultText: '30s', help: 'Pooled idle upstream connections are closed after this.', set: durationFlag('upstreamIdleMs') },
   {
+    flag: '--docker', env: 'BALANCER_DOCKER', arg: '[=ENDPOINT]', defaultText: `off; ${DEFAULT_DOCKER_ENDPOINT} when given alone`, bare: DEFAULT_DOCKER_ENDPOINT,
+    help: 'Discover labelled containers (balancer.enable=true) through the Docker Engine API: unix:///path or tcp://host:port (TLS from DOCKER_TLS_VERIFY / DOCKER_CERT_PATH).',
+    set(o, v) {
+      const t = v.trim().toLowerCase()
+      if (t === 'false' || t === '0') {
+        o.docker = null
+        return null
+      }
+      const ep = t === 'true' || t === '1' ? DEFAULT_DOCKER_ENDPOINT : v.trim()
+      const parsed = parseEndpoint(ep, {})
+      if ('error' in parsed) return parsed.error
+      o.docker = parsed.text
+      return null
+    },
+  },
+  {
+    flag: '--swarm', env: 'BALANCER_SWARM', arg: '', defaultText: 'off', bare: 'true',
+    help: 'Discover Swarm services labelled balancer.enable=true (deploy.labels) and their tasks; needs a manager node.',
+    set(o, v) {
+      const t = v.trim().toLowerCase()
+      if (t === 'true' || t === '1') o.swarm = true
+      else if (t === 'false' || t === '0') o.swarm = false
+      else return `takes no value (or true/false), got "${v}"`
+      return null
+    },
+  },
+  { flag: '--docker-resync', env: 'BALANCER_DOCKER_RESYNC', arg: 'DURATION', defaultText: '30s', help: 'Full Docker/Swarm listing period, a safety net under the events stream.', set: durationFlag('dockerResyncMs') },
+  {
     flag: '--log-level', env: 'BALANCER_LOG_LEVEL', arg: 'LEVEL', defaultText: 'info',
     help: 'fatal, error, warn, info, debug or trace.',
     set(o, v) {
@@ -124,7 +162,7 @@ export function defaults(): Options {
   return {
     apiHost: '127.0.0.1', apiPort: 9123, store: `file://${DEFAULT_CONFIG_PATH}`, token: null, tokenFile: null,
     graceMs: 30_000, logLevel: 'info', connectTimeoutMs: 5000, headersTimeoutMs: 10_000, idleTimeoutMs: 60_000,
-    responseTimeoutMs: 60_000, upstreamIdleMs: 30_000, help: false, version: false,
+    responseTimeoutMs: 60_000, upstreamIdleMs: 30_000, docker: null, swarm: false, dockerResyncMs: 30_000, help: false, version: false,
   }
 }
 
@@ -148,6 +186,7 @@ export function parseOptions(argv: readonly string[], env: Readonly<Record<strin
     if (spec === undefined) { errors.push(`${a}: unknown flag (see --help)`); continue }
     let v: string | undefined
     if (eq > 0) v = a.slice(eq + 1)
+    else if (spec.bare !== undefined) v = spec.bare
     else { v = argv[i + 1]; i++ }
     if (v === undefined) { errors.push(`${name}: needs a value (${spec.arg})`); continue }
     const err = spec.set(o, v)
@@ -169,7 +208,8 @@ export function usage(): string {
     '',
   ]
   for (const f of FLAGS) {
-    lines.push(`  ${`${f.flag} ${f.arg}`.padEnd(28)} ${f.help}`)
+    const shown = f.bare !== undefined ? `${f.flag}${f.arg}` : `${f.flag} ${f.arg}`
+    lines.push(`  ${shown.padEnd(28)} ${f.help}`)
     lines.push(`  ${''.padEnd(28)} env ${f.env}; default ${f.defaultText}`)
   }
   lines.push('  --help                       This text.', '  --version                    Print the version.', '')

@@ -89,7 +89,7 @@ function filterProblems(server: Server, path: string): Problem[] {
 }
 
 /** Equal keys = the filters accept exactly the same requests. No Schemes means both schemes. */
-function filterKey(f: Filter): string {
+export function filterKey(f: Filter): string {
   const hosts = [...new Set((f.Hosts ?? []).map((h) => h.toLowerCase()))].sort()
   const schemes = new Set((f.Schemes ?? []).map((s) => s.toLowerCase()).filter((s) => s !== ''))
   const scheme = schemes.size === 0 ? 'http,https' : [...schemes].sort().join(',')

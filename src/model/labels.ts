@@ -1,0 +1,133 @@
+// `balancer.*` labels (on a container, or a Swarm service's deploy.labels)
+// -> the settings of one discovered upstream. The one place label names and
+// their rules live; docs/discovery.md documents every one. Values are
+// checked with the same rules as any other config (normalize.ts), and
+// problems name the label: `balancer.weight: must be an integer 1-1000, got "x"`.
+
+import type { Problem } from './errors.ts'
+import { BalancerError } from './errors.ts'
+import { parseListenAddress } from './address.ts'
+import { normalizeFilter } from './normalize.ts'
+import type { Filter, Server } from './types.ts'
+
+export const LABEL_PREFIX = 'balancer.'
+export const DEFAULT_LABEL_ADDRESS = ':80'
+
+export interface LabelSettings {
+  /** balancer.address, default `:80`. */
+  address: string
+  /** balancer.hosts, balancer.schemes, balancer.pathprefix. */
+  filter: Filter
+  /** balancer.priority, default 1. */
+  priority: number
+  /** balancer.weight, default 1. */
+  weight: number
+  /** balancer.port; null: the source picks the single exposed port. */
+  port: number | null
+  /** balancer.network; null: the source's address rule picks. */
+  network: string | null
+  /** balancer.fallback=true: the target is a fallback of its route, not an upstream. */
+  fallback: boolean
+  /** balancer.swarm.mode: `tasks` (each task's IP, default) or `vip` (the service's virtual IP). */
+  swarmMode: 'tasks' | 'vip'
+}
+
+export type LabelResult =
+  | { enabled: false }
+  /** settings is null when a problem makes the labels unusable; notes never do (unknown labels, ignored). */
+  | { enabled: true; settings: LabelSettings | null; problems: Problem[]; notes: Problem[] }
+
+const KNOWN = new Set(['enable', 'address', 'port', 'hosts', 'pathprefix', 'schemes', 'priority', 'weight', 'network', 'fallback', 'swarm.mode'])
+/** Reserved for the health feature: accepted and ignored until the model has fields for them. */
+const RESERVED = /^healthcheck(\.|$)/
+
+function bool(v: string): boolean | null {
+  const s = v.trim().toLowerCase()
+  return s === 'true' ? true : s === 'false' ? false : null
+}
+
+function list(v: string | undefined): string[] {
+  return v === undefined ? [] : v.split(',').map((s) => s.trim()).filter((s) => s !== '')
+}
+
+function int(v: string | undefined, key: string, min: number, max: number, fallback: number, problems: Problem[]): number {
+  if (v === undefined || v.trim() === '') return fallback
+  const t = v.trim()
+  const n = /^[0-9]{1,10}$/.test(t) ? Number(t) : Number.NaN
+  if (Number.isInteger(n) && n >= min && n <= max) return n
+  problems.push({ path: `${LABEL_PREFIX}${key}`, message: `must be an integer ${min}-${max}, got ${JSON.stringify(v)}` })
+  return fallback
+}
+
+/** Reads every `balancer.*` label. Label keys match case-insensitively (`balancer.pathPrefix`). */
+export function readLabels(raw: Readonly<Record<string, string>> | null | undefined): LabelResult {
+  const labels = new Map<string, string>()
+  for (const [k, v] of Object.entries(raw ?? {})) {
+    const key = k.toLowerCase()
+    if (key.startsWith(LABEL_PREFIX)) labels.set(key.slice(LABEL_PREFIX.length), v)
+  }
+  const enable = labels.get('enable')
+  if (enable === undefined) return { enabled: false }
+  const problems: Problem[] = []
+  const notes: Problem[] = []
+  const on = bool(enable)
+  if (on === false) return { enabled: false }
+  if (on === null) problems.push({ path: `${LABEL_PREFIX}enable`, message: `must be "true" or "false", got ${JSON.stringify(enable)}` })
+
+  for (const key of labels.keys()) {
+    if (!KNOWN.has(key) && !RESERVED.test(key)) notes.push({ path: `${LABEL_PREFIX}${key}`, message: 'unknown label, ignored (see docs/discovery.md)' })
+  }
+
+  const address = (labels.get('address') ?? DEFAULT_LABEL_ADDRESS).trim()
+  const listen = parseListenAddress(address)
+  if ('error' in listen) problems.push({ path: `${LABEL_PREFIX}address`, message: listen.error })
+
+  let filter: Filter = { Hosts: [], Schemes: [], PathPrefix: '' }
+  try {
+    filter = normalizeFilter({ Hosts: list(labels.get('hosts')), Schemes: list(labels.get('schemes')), PathPrefix: (labels.get('pathprefix') ?? '').trim() }, 'filter')
+  } catch (err) {
+    if (!(err instanceof BalancerError)) throw err
+    for (const p of err.problems) problems.push({ path: labelOfFilterPath(p.path), message: p.message })
+  }
+
+  const priority = int(labels.get('priority'), 'priority', 0, 1000, 1, problems)
+  const weight = int(labels.get('weight'), 'weight', 1, 1000, 1, problems)
+  const portText = labels.get('port')
+  const port = portText === undefined || portText.trim() === '' ? null : int(portText, 'port', 1, 65535, 0, problems)
+  const network = labels.get('network')?.trim() || null
+
+  let fallback = false
+  const fb = labels.get('fallback')
+  if (fb !== undefined) {
+    const b = bool(fb)
+    if (b === null) problems.push({ path: `${LABEL_PREFIX}fallback`, message: `must be "true" or "false", got ${JSON.stringify(fb)}` })
+    else fallback = b
+  }
+
+  let swarmMode: 'tasks' | 'vip' = 'tasks'
+  const mode = labels.get('swarm.mode')?.trim().toLowerCase()
+  if (mode === 'vip' || mode === 'tasks') swarmMode = mode
+  else if (mode !== undefined && mode !== '') problems.push({ path: `${LABEL_PREFIX}swarm.mode`, message: `must be "tasks" or "vip", got ${JSON.stringify(mode)}` })
+
+  const settings: LabelSettings | null = problems.length > 0 ? null : { address, filter, priority, weight, port: port === 0 ? null : port, network, fallback, swarmMode }
+  return { enabled: true, settings, problems, notes }
+}
+
+function labelOfFilterPath(path: string): string {
+  if (path.startsWith('filter.Hosts')) return `${LABEL_PREFIX}hosts`
+  if (path.startsWith('filter.Schemes')) return `${LABEL_PREFIX}schemes`
+  if (path.startsWith('filter.PathPrefix')) return `${LABEL_PREFIX}pathprefix`
+  return path
+}
+
+/** The one-route server a labelled target contributes; the merge combines those that share address and filter. */
+export function labelServer(s: LabelSettings, targets: ReadonlyArray<{ Target: string; Port: number }>): Server {
+  const members = targets.map((t) => ({ Target: t.Target, Port: t.Port, Priority: s.priority, Weight: s.weight }))
+  return {
+    address: s.address,
+    filter: { Hosts: [...s.filter.Hosts], Schemes: [...s.filter.Schemes], PathPrefix: s.filter.PathPrefix },
+    upstreams: s.fallback ? [] : members,
+    fallbacks: s.fallback ? members : [],
+    routes: [],
+  }
+}

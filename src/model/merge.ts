@@ -1,0 +1,229 @@
+// The one merge: the store's configuration plus what discovery sources
+// (Docker, Swarm) currently publish -> the config the compiler gets. Pure and
+// deterministic: the same inputs give the same output, byte for byte.
+//
+// Rules (docs/discovery.md has the operator's view):
+//  - A discovered server whose address is the same listen address as an
+//    existing server (the store's, or one discovered earlier) merges into it.
+//    Each of its routes whose filter accepts exactly the same requests as an
+//    existing route adds its upstreams and fallbacks to that route; so
+//    containers that share address and filter share one upstream set. The same
+//    target-port twice is kept once (the store's, or the first discovered).
+//  - A discovered route with a filter no route there has becomes an extra
+//    named route, `<origin>-<8 hex>` from a hash of origin and filter.
+//  - A new address becomes a new server, unless it clashes with a listen
+//    address already taken (same port on a wildcard, ...): then it is left
+//    out and reported. Nothing discovered can make the store's config invalid.
+//
+// Inputs are processed by origin name, then in the order each source gives.
+
+import { createHash } from 'node:crypto'
+import type { ParsedListenAddress } from './address.ts'
+import { listenConflict, parseListenAddress } from './address.ts'
+import type { Problem } from './errors.ts'
+import { BalancerError } from './errors.ts'
+import { normalizeServer } from './normalize.ts'
+import type { Config, Filter, Route, Server, Upstream } from './types.ts'
+import { ROUTE_DEFAULT, upstreamKey } from './types.ts'
+import { filterKey, validateConfig } from './validate.ts'
+
+/** What one source publishes: its whole current set. */
+export interface Discovered {
+  /** `docker`, `swarm`. */
+  origin: string
+  servers: Server[]
+  /** names[i]: the container or service servers[i] comes from, for messages and the API. */
+  names?: readonly string[]
+}
+
+/** Where a discovered part of the merged config came from. */
+export interface Provenance {
+  origin: string
+  /** Container or service name; null when the source gave none. */
+  name: string | null
+}
+
+export type MemberList = 'upstreams' | 'fallbacks'
+
+export interface MergeResult {
+  config: Config
+  /** Discovered servers (or parts) left out, each with the container or service in the message. */
+  problems: Problem[]
+  /**
+   * Every discovered part of `config`, by originKey(): servers and routes that
+   * discovery created, and upstreams/fallbacks it added (also to store routes).
+   * Anything not in here came from the store and is editable in the API.
+   */
+  origins: Map<string, Provenance>
+}
+
+/**
+ * `address`, `address#route`, or `address#route#upstreams#target-port`
+ * (`fallbacks` likewise). The address is spelled as in the merged config; the
+ * server's own route is `default`.
+ */
+export function originKey(address: string, route?: string, list?: MemberList, member?: { Target: string; Port: number }): string {
+  if (route === undefined) return address
+  if (list === undefined || member === undefined) return `${address}#${route}`
+  return `${address}#${route}#${list}#${upstreamKey(member)}`
+}
+
+/** A route name valid per the model (`[a-z0-9][a-z0-9_.-]{0,62}`), stable for one origin and filter. */
+export function discoveredRouteName(origin: string, filter: Filter): string {
+  let slug = origin.toLowerCase().replace(/[^a-z0-9_.-]+/g, '-').slice(0, 40)
+  if (!/^[a-z0-9]/.test(slug)) slug = `d${slug}`.slice(0, 40)
+  const hash = createHash('sha256').update(`${origin}\n${filterKey(filter)}`).digest('hex').slice(0, 8)
+  return `${slug}-${hash}`
+}
+
+interface Who {
+  origin: string
+  name: string | null
+  /** For Problem.path: `docker:web-1`, or `docker.servers[3]` without a name. */
+  path: string
+  /** For messages: `docker "web-1"`. */
+  label: string
+}
+
+export function mergeDiscovered(base: Config, found: ReadonlyArray<Discovered>): MergeResult {
+  const m = new Merge(base.servers.map(copyServer))
+  const ordered = [...found].sort((a, b) => (a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : 0))
+  for (const f of ordered) {
+    f.servers.forEach((s, i) => {
+      const name = f.names?.[i] ?? null
+      const who: Who = {
+        origin: f.origin,
+        name,
+        path: name === null ? `${f.origin}.servers[${i}]` : `${f.origin}:${name}`,
+        label: name === null ? `${f.origin} servers[${i}]` : `${f.origin} ${JSON.stringify(name)}`,
+      }
+      m.add(s, who)
+    })
+  }
+  const config: Config = { servers: m.servers }
+  // Safety net, unreachable while the rules above hold: never hand on an invalid merge.
+  const left = validateConfig(config)
+  if (left.length > 0) {
+    const problems = [...m.problems, ...left.map((p) => ({ path: p.path, message: `${p.message} (every discovered server was left out)` }))]
+    return { config: base, problems, origins: new Map() }
+  }
+  return { config, problems: m.problems, origins: m.origins }
+}
+
+class Merge {
+  readonly servers: Server[]
+  readonly problems: Problem[] = []
+  readonly origins = new Map<string, Provenance>()
+  readonly #listen: ParsedListenAddress[] = []
+
+  constructor(servers: Server[]) {
+    this.servers = servers
+    for (const s of servers) {
+      const p = parseListenAddress(s.address)
+      // The base config is valid, so every address parses.
+      this.#listen.push('error' in p ? { host: '', port: 0, key: `invalid:${s.address}` } : p)
+    }
+  }
+
+  add(raw: Server, who: Who): void {
+    let d: Server
+    try {
+      d = normalizeServer(raw, 'server')
+    } catch (err) {
+      if (!(err instanceof BalancerError)) throw err
+      for (const p of err.problems) this.#problem(who, `${p.path}: ${p.message}`)
+      return
+    }
+    const listen = parseListenAddress(d.address)
+    if ('error' in listen) return this.#problem(who, listen.error)
+    const same = this.#listen.findIndex((l) => l.key === listen.key)
+    const into = same === -1 ? undefined : this.servers[same]
+    if (into !== undefined) return this.#mergeInto(into, d, who)
+    const clash = this.#listen.findIndex((l) => listenConflict(l, listen))
+    if (clash !== -1) {
+      const other = this.servers[clash]?.address ?? ''
+      return this.#problem(who, `listen address ${JSON.stringify(d.address)} clashes with server ${JSON.stringify(other)} (port ${listen.port} on overlapping interfaces); left out`)
+    }
+    this.servers.push(d)
+    this.#listen.push(listen)
+    const own: Provenance = { origin: who.origin, name: who.name }
+    this.origins.set(originKey(d.address), own)
+    for (const r of routesOf(d)) {
+      this.origins.set(originKey(d.address, r.name), own)
+      this.#markMembers(d.address, r.name, 'upstreams', r.upstreams, own)
+      this.#markMembers(d.address, r.name, 'fallbacks', r.fallbacks, own)
+    }
+  }
+
+  #mergeInto(into: Server, d: Server, who: Who): void {
+    const own: Provenance = { origin: who.origin, name: who.name }
+    for (const dr of routesOf(d)) {
+      const key = filterKey(dr.filter)
+      const hit = routesOf(into).find((r) => filterKey(r.filter) === key)
+      if (hit !== undefined) {
+        this.#addMembers(into.address, hit.name, 'upstreams', hit.upstreams, dr.upstreams, own)
+        this.#addMembers(into.address, hit.name, 'fallbacks', hit.fallbacks, dr.fallbacks, own)
+        continue
+      }
+      const name = this.#freeName(into, discoveredRouteName(who.origin, dr.filter))
+      const route: Route = { name, filter: dr.filter, upstreams: [], fallbacks: [] }
+      into.routes.push(route)
+      this.origins.set(originKey(into.address, name), own)
+      this.#addMembers(into.address, name, 'upstreams', route.upstreams, dr.upstreams, own)
+      this.#addMembers(into.address, name, 'fallbacks', route.fallbacks, dr.fallbacks, own)
+    }
+  }
+
+  /** A store route could carry the generated name by chance: then `-2`, `-3`, ... */
+  #freeName(server: Server, want: string): string {
+    const taken = new Set(server.routes.map((r) => r.name))
+    if (!taken.has(want)) return want
+    for (let n = 2; ; n++) if (!taken.has(`${want}-${n}`)) return `${want}-${n}`
+  }
+
+  #addMembers(address: string, route: string, list: MemberList, into: Upstream[], add: readonly Upstream[], own: Provenance): void {
+    for (const u of add) {
+      const id = memberId(u)
+      if (into.some((x) => memberId(x) === id)) continue
+      const copy = copyUpstream(u)
+      into.push(copy)
+      this.origins.set(originKey(address, route, list, copy), own)
+    }
+  }
+
+  #markMembers(address: string, route: string, list: MemberList, members: readonly Upstream[], own: Provenance): void {
+    for (const u of members) this.origins.set(originKey(address, route, list, u), own)
+  }
+
+  #problem(who: Who, message: string): void {
+    this.problems.push({ path: who.path, message: `${who.label}: ${message}` })
+  }
+}
+
+/** The server's own route (named `default`) and its named routes, as live views. */
+function routesOf(s: Server): Route[] {
+  const own: Route = { name: ROUTE_DEFAULT, filter: s.filter, upstreams: s.upstreams, fallbacks: s.fallbacks }
+  return [own, ...s.routes]
+}
+
+function memberId(u: Upstream): string {
+  return `${u.Target.toLowerCase()}-${u.Port}`
+}
+
+function copyUpstream(u: Upstream): Upstream {
+  return { Target: u.Target, Port: u.Port, Priority: u.Priority, Weight: u.Weight }
+}
+
+function copyFilter(f: Filter): Filter {
+  return { Hosts: [...f.Hosts], Schemes: [...f.Schemes], PathPrefix: f.PathPrefix }
+}
+
+function copyServer(s: Server): Server {
+  return {
+    address: s.address,
+    filter: copyFilter(s.filter),
+    upstreams: s.upstreams.map(copyUpstream),
+    fallbacks: s.fallbacks.map(copyUpstream),
+    routes: s.routes.map((r) => ({ name: r.name, filter: copyFilter(r.filter), upstreams: r.upstreams.map(copyUpstream), fallbacks: r.fallbacks.map(copyUpstream) })),
+  }
+}

@@ -1,0 +1,105 @@
+// Pieces every discovery source's loop needs: an abortable sleep, a backoff,
+// and a publisher that coalesces bursts and publishes only real changes.
+
+import type { Problem } from '../model/errors.ts'
+import type { Server } from '../model/types.ts'
+import type { PublishDetail } from './source.ts'
+
+/** Resolves after ms, or at once when the signal aborts (never rejects). */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve()
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(t)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    const t = setTimeout(done, ms)
+    signal.addEventListener('abort', done, { once: true })
+  })
+}
+
+/** Exponential backoff with jitter (50-100% of the step), so many balancers do not reconnect in step. */
+export class Backoff {
+  readonly #min: number
+  readonly #max: number
+  #attempt = 0
+
+  constructor(minMs: number, maxMs: number) {
+    this.#min = minMs
+    this.#max = maxMs
+  }
+
+  next(): number {
+    const step = Math.min(this.#max, this.#min * 2 ** this.#attempt)
+    this.#attempt = Math.min(this.#attempt + 1, 30)
+    return Math.round(step / 2 + (Math.random() * step) / 2)
+  }
+
+  reset(): void {
+    this.#attempt = 0
+  }
+}
+
+export interface PublishedSet {
+  servers: Server[]
+  names: string[]
+  problems: Problem[]
+}
+
+/**
+ * Publishes a source's whole set. changed() after every state change: a burst
+ * within coalesceMs is one publish; changed(true) publishes at once (a target
+ * that is going away must leave before its process exits). Nothing is
+ * published when the set is byte-for-byte what was published last.
+ */
+export class Publisher {
+  readonly #coalesceMs: number
+  readonly #current: () => PublishedSet
+  readonly #emit: (servers: Server[], detail: PublishDetail) => void
+  #timer: NodeJS.Timeout | null = null
+  #last: string | null = null
+
+  constructor(coalesceMs: number, current: () => PublishedSet, emit: (servers: Server[], detail: PublishDetail) => void) {
+    this.#coalesceMs = coalesceMs
+    this.#current = current
+    this.#emit = emit
+  }
+
+  changed(urgent: boolean): void {
+    if (urgent) {
+      this.flush()
+      return
+    }
+    if (this.#timer === null) this.#timer = setTimeout(() => this.flush(), this.#coalesceMs)
+  }
+
+  flush(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = null
+    const set = this.#current()
+    const key = JSON.stringify(set)
+    if (key === this.#last) return
+    this.#last = key
+    this.#emit(set.servers, { names: set.names, problems: set.problems })
+  }
+
+  close(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = null
+  }
+}
+
+/** Runs fn over items with at most `limit` in flight; results in input order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length)
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++
+      out[i] = await fn(items[i] as T)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return out
+}

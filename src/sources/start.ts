@@ -1,0 +1,74 @@
+// Starts the discovery sources the flags ask for (--docker, --swarm) and owns
+// their loops: one AbortController for all, stop() aborts and waits for them.
+// Each source's transient errors go to onReport (the caller logs them once);
+// label problems are logged here, once each time the set of them changes.
+
+import type { Logger } from '../observability/log.ts'
+import type { Server } from '../model/types.ts'
+import { DockerClient } from '../docker/client.ts'
+import { DEFAULT_DOCKER_ENDPOINT, loadTls, parseEndpoint } from '../docker/endpoint.ts'
+import type { DiscoverySource, PublishDetail } from './source.ts'
+import { DockerSource } from './docker/source.ts'
+import { SwarmSource } from './swarm/source.ts'
+
+export interface SourceOptions {
+  /** Endpoint for container discovery; null: off. */
+  docker: string | null
+  swarm: boolean
+  dockerResyncMs: number
+}
+
+export interface RunningSources {
+  /** Origins started, e.g. ['docker', 'swarm']; empty when discovery is off. */
+  origins: string[]
+  /** Aborts every source and resolves when their loops have ended. */
+  stop(): Promise<void>
+}
+
+/**
+ * Throws (before anything starts) on an unusable endpoint or unreadable TLS
+ * files. onPublish gets each source's whole current set: servers plus, in
+ * detail, names[i] (the container/service of servers[i], for
+ * mergeDiscovered's `names`) and the label problems (for display; already
+ * logged here).
+ */
+export function startSources(
+  opts: SourceOptions,
+  log: Logger,
+  onPublish: (origin: string, servers: Server[], detail: PublishDetail) => void,
+  onReport: (origin: string, err: Error | null) => void,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): RunningSources {
+  if (opts.docker === null && !opts.swarm) return { origins: [], stop: async () => {} }
+  const parsed = parseEndpoint(opts.docker ?? env.DOCKER_HOST ?? DEFAULT_DOCKER_ENDPOINT, env)
+  if ('error' in parsed) throw new Error(`--docker: ${parsed.error}`)
+  const client = new DockerClient({ endpoint: loadTls(parsed, env) })
+  const resyncMs = Math.max(1000, opts.dockerResyncMs)
+  const sources: DiscoverySource[] = []
+  if (opts.docker !== null) sources.push(new DockerSource({ client, resyncMs }))
+  if (opts.swarm) sources.push(new SwarmSource({ client, resyncMs }))
+
+  const ctl = new AbortController()
+  const loops = sources.map((s) => {
+    const slog = log.child({ source: s.name })
+    let lastProblems = '[]'
+    const publish = (servers: Server[], detail: PublishDetail): void => {
+      const key = JSON.stringify(detail.problems)
+      if (key !== lastProblems) {
+        lastProblems = key
+        for (const p of detail.problems) slog.warn({ at: p.path }, p.message)
+      }
+      onPublish(s.name, servers, detail)
+    }
+    return s.run(ctl.signal, publish, (err) => onReport(s.name, err)).catch((err: unknown) => onReport(s.name, err instanceof Error ? err : new Error(String(err))))
+  })
+  log.info({ sources: sources.map((s) => s.name), endpoint: parsed.text }, 'discovery started')
+  return {
+    origins: sources.map((s) => s.name),
+    async stop() {
+      ctl.abort()
+      await Promise.allSettled(loops)
+      client.close()
+    },
+  }
+}

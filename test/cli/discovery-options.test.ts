@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest'
+import { parseOptions, usage } from '../../src/cli/options.ts'
+import type { Options } from '../../src/cli/options.ts'
+
+function ok(argv: string[], env: Record<string, string> = {}): Options {
+  const o = parseOptions(argv, env)
+  if ('errors' in o) throw new Error(o.errors.join('; '))
+  return o
+}
+
+describe('discovery flags', () => {
+  it('are off by default', () => {
+    expect(ok([])).toMatchObject({ docker: null, swarm: false, dockerResyncMs: 30_000 })
+  })
+
+  it('--docker alone means the default socket and does not take the next argument as its value', () => {
+    expect(ok(['--docker', '--grace', '5s'])).toMatchObject({ docker: 'unix:///var/run/docker.sock', graceMs: 5000 })
+  })
+
+  it('--docker=ENDPOINT takes unix and tcp endpoints', () => {
+    expect(ok(['--docker=unix:///run/docker.sock']).docker).toBe('unix:///run/docker.sock')
+    expect(ok(['--docker=tcp://10.0.0.5:2376']).docker).toBe('tcp://10.0.0.5:2376')
+  })
+
+  it('refuses an endpoint it cannot use', () => {
+    expect(parseOptions(['--docker=ftp://x'], {})).toEqual({ errors: [expect.stringContaining('--docker: must be unix:///path/to/docker.sock or tcp://host:port')] })
+  })
+
+  it('--swarm is valueless; --docker-resync takes a duration', () => {
+    expect(ok(['--swarm', '--docker-resync', '5s'])).toMatchObject({ swarm: true, docker: null, dockerResyncMs: 5000 })
+    expect(parseOptions(['--swarm=maybe'], {})).toEqual({ errors: [expect.stringContaining('--swarm: takes no value')] })
+  })
+
+  it('reads BALANCER_DOCKER (1 or an endpoint), BALANCER_SWARM and BALANCER_DOCKER_RESYNC', () => {
+    expect(ok([], { BALANCER_DOCKER: '1', BALANCER_SWARM: '1', BALANCER_DOCKER_RESYNC: '1m' })).toMatchObject({ docker: 'unix:///var/run/docker.sock', swarm: true, dockerResyncMs: 60_000 })
+    expect(ok([], { BALANCER_DOCKER: 'tcp://127.0.0.1:2375' }).docker).toBe('tcp://127.0.0.1:2375')
+    expect(ok(['--docker=0'], { BALANCER_DOCKER: '1' }).docker).toBeNull()
+  })
+
+  it('shows them in --help', () => {
+    expect(usage()).toContain('--docker[=ENDPOINT]')
+    expect(usage()).toContain('--swarm')
+    expect(usage()).toContain('--docker-resync DURATION')
+  })
+})
