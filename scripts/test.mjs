@@ -16,5 +16,9 @@ if (major < 26) {
   process.stderr.write(`test: Node ${process.version} is running; run through npm (npm test) so the project's Node 26 is used\n`)
   process.exit(1)
 }
+// Real components, installed and started when missing: etcd, ZooKeeper, curl
+// (Debian packages) and a Docker Engine with a single-node Swarm.
+run('bash', ['scripts/system-deps.sh'])
+run('bash', ['scripts/docker-up.sh'])
 run('tsc', ['--noEmit', '-p', '.'])
 run('vitest', ['run', ...process.argv.slice(2)])

@@ -9,7 +9,9 @@ import { createRequire } from 'node:module'
 import { isLoopback, parseOptions, usage } from './cli/options.ts'
 import type { Options } from './cli/options.ts'
 import { compile } from './compiler/compile.ts'
+import { Desired } from './control/desired.ts'
 import { Reloader } from './control/reloader.ts'
+import { startSources } from './sources/start.ts'
 import { Engine } from './engine/engine.ts'
 import { DEFAULT_ENGINE_OPTIONS } from './engine/types.ts'
 import { buildAdmin, startAdmin } from './admin/server.ts'
@@ -85,9 +87,25 @@ async function main(): Promise<void> {
       log.error({ err: out.error, revision: out.revision }, 'configuration refused; the last good one keeps serving')
     }
   })
-  const first = await reloader.submit(initial.config, initial.revision)
+  const desired = new Desired(reloader, initial)
+  const first = await desired.setStore(initial)
   if (first.error !== null) fail(`cannot apply the configuration: ${first.error.message}`)
-  state.subscribe((s) => reloader.submit(s.config, s.revision).then(() => undefined))
+  state.subscribe((s) => desired.setStore(s))
+
+  let sources
+  try {
+    sources = startSources(
+      o,
+      log,
+      (origin, servers, detail) => void desired.setDiscovered(origin, servers, detail.names),
+      (origin, err) => {
+        if (err === null) log.info({ source: origin }, 'discovery source in sync')
+        else log.error({ source: origin, err }, 'discovery source failing; retrying with backoff')
+      },
+    )
+  } catch (err) {
+    fail((err as Error).message)
+  }
 
   const watching = new AbortController()
   store.watch(watching.signal, {
@@ -103,7 +121,13 @@ async function main(): Promise<void> {
     state,
     token,
     logger: false,
-    status: () => ({ snapshotVersion: reloader.version, appliedRevision: reloader.appliedRevision, engine: engine.stats() }),
+    status: () => ({
+      snapshotVersion: reloader.version,
+      appliedRevision: reloader.appliedRevision,
+      discovery: { origins: sources.origins, problems: desired.problems },
+      storeHealth: store.health?.() ?? null,
+      engine: engine.stats(),
+    }),
   })
   const bound = await startAdmin(admin, o.apiHost, o.apiPort)
   log.info({ api: o.apiHost.includes(":") ? `[${o.apiHost}]:${bound.port}` : `${o.apiHost}:${bound.port}`, store: `${store.kind}:${store.location}`, auth: token !== null }, 'balancer started')
@@ -118,7 +142,7 @@ async function main(): Promise<void> {
     log.info({ signal, graceMs: o.graceMs }, 'draining')
     watching.abort()
     void (async () => {
-      await Promise.allSettled([admin.close(), engine.shutdown(o.graceMs), store.close()])
+      await Promise.allSettled([admin.close(), sources.stop(), engine.shutdown(o.graceMs), store.close()])
       log.info({}, 'stopped')
       log.flush()
       process.exit(0)

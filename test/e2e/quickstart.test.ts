@@ -1,7 +1,8 @@
 // The seed's three-step quick start, run as written with the real curl against
 // the real balancer process, with a local upstream standing in for the
 // seed's public web site (tests only talk to loopback).
-import { execFileSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import { createServer } from 'node:http'
 import type { Server } from 'node:http'
 import { readFileSync } from 'node:fs'
@@ -10,8 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort, startBalancer, tempDir } from './harness.ts'
 import type { Running } from './harness.ts'
 
-function curl(args: string[]): string {
-  return execFileSync('curl', ['-sS', '--max-time', '5', ...args], { encoding: 'utf8' })
+// Asynchronous: the upstream runs in this process and must keep answering.
+async function curl(args: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)('curl', ['-sS', '--max-time', '5', ...args], { encoding: 'utf8' })
+  return stdout
 }
 
 describe('seed quick start', () => {
@@ -38,9 +41,9 @@ describe('seed quick start', () => {
     upstream?.close()
   })
 
-  it('1. stores a server with curl --data (form content type)', () => {
+  it('1. stores a server with curl --data (form content type)', async () => {
     const body = `{"address":":${listenPort}","upstreams":[{"Target":"127.0.0.1","Port":${upstreamPort}}]}`
-    const out = curl(['-X', 'POST', `${bal.api.replace('http://', '')}/server`, '--data', body, '-w', '\n%{http_code}'])
+    const out = await curl(['-X', 'POST', `${bal.api.replace('http://', '')}/server`, '--data', body, '-w', '\n%{http_code}'])
     const lines = out.trimEnd().split('\n')
     expect(lines.at(-1)).toBe('201')
     const created = JSON.parse(lines.slice(0, -1).join('\n')) as { address: string; upstreams: unknown[] }
@@ -48,15 +51,15 @@ describe('seed quick start', () => {
     expect(created.upstreams).toEqual([{ Target: '127.0.0.1', Port: upstreamPort, Priority: 1, Weight: 1 }])
   })
 
-  it('2. shows the server at /server/:port', () => {
-    const out = curl([`${bal.api.replace('http://', '')}/server/:${listenPort}`])
+  it('2. shows the server at /server/:port', async () => {
+    const out = await curl([`${bal.api.replace('http://', '')}/server/:${listenPort}`])
     const server = JSON.parse(out) as { address: string; upstreams: Array<{ Target: string; Port: number }> }
     expect(server.address).toBe(`:${listenPort}`)
     expect(server.upstreams[0]).toMatchObject({ Target: '127.0.0.1', Port: upstreamPort })
   })
 
-  it('3. proxies curl localhost:port to the upstream', () => {
-    const out = curl([`localhost:${listenPort}`])
+  it('3. proxies curl localhost:port to the upstream', async () => {
+    const out = await curl([`localhost:${listenPort}`])
     expect(out).toMatch(new RegExp(`^homepage via localhost:${listenPort} xff=(127\\.0\\.0\\.1|::1)\n$`))
   })
 
