@@ -1,21 +1,126 @@
-// Store URL -> backend. `file://PATH` (also a bare path) is the embedded default.
+// Store URL -> backend. `file://PATH` (also a bare path) is the embedded
+// default; `etcd://`, `consul://` and `zk://` (store-url.ts) are the KV stores,
+// with TLS material and credentials from the environment (docs/stores.md).
+// Credentials never appear in a store's `location`, in errors or in logs.
 
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
+import type { Problem } from '../model/errors.ts'
 import type { ConfigStore } from './store.ts'
 import { FileStore } from './file.ts'
+import { EtcdStore } from './etcd.ts'
+import { ConsulStore } from './consul.ts'
+import { ZooKeeperStore } from './zookeeper.ts'
+import type { KvStoreOptions, TlsFiles } from './kv-options.ts'
+import { isKvScheme, parseKvUrl } from './store-url.ts'
+import type { KvUrl } from './store-url.ts'
 
-export function openStore(url: string): ConfigStore {
+export type Env = Readonly<Record<string, string | undefined>>
+
+export function openStore(url: string, env: Env = process.env): ConfigStore {
   const m = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/.exec(url)
   if (m === null) return new FileStore(url)
-  const scheme = m[1]
+  const scheme = m[1] ?? ''
   const rest = m[2] ?? ''
   if (scheme === 'file') {
     // file:///abs/path and file://relative/path are both accepted.
     const path = rest.startsWith('/') ? fileURLToPath(`file://${rest}`) : rest
     return new FileStore(path)
   }
-  throw new BalancerError(ErrorCode.Validation, `--store: unsupported store "${scheme}" (supported: file)`, [
-    { path: '--store', message: `unsupported scheme "${scheme}"` },
-  ])
+  if (!isKvScheme(scheme)) {
+    throw new BalancerError(
+      ErrorCode.Validation,
+      `--store: unsupported store "${scheme}" (supported: file://PATH, etcd://HOST:PORT[,HOST:PORT]/PREFIX, consul://HOST:PORT/PREFIX, zk://HOST:PORT[,HOST:PORT]/PATH)`,
+      [{ path: '--store', message: `unsupported scheme "${scheme}"` }],
+    )
+  }
+  const u = parseKvUrl(url)
+  const problems: Problem[] = []
+  const common = commonOptions(u, env, problems)
+  let make: () => ConfigStore
+  if (u.scheme === 'etcd') {
+    const o = {
+      ...common,
+      user: u.user ?? env.BALANCER_ETCD_USER ?? null,
+      password: u.password ?? env.BALANCER_ETCD_PASSWORD ?? null,
+      tls: tlsFiles('ETCD', env, problems),
+    }
+    make = () => new EtcdStore(o)
+  } else if (u.scheme === 'consul') {
+    const o = {
+      ...common,
+      // consul://TOKEN@host or consul://:TOKEN@host; else the environment.
+      token: u.password ?? u.user ?? env.BALANCER_CONSUL_TOKEN ?? null,
+      tls: tlsFiles('CONSUL', env, problems),
+    }
+    make = () => new ConsulStore(o)
+  } else {
+    const auth = u.user === null ? env.BALANCER_ZK_AUTH : `digest:${u.user}:${u.password ?? ''}`
+    const session = env.BALANCER_ZK_SESSION_TIMEOUT
+    const sessionMs = session === undefined || session === '' ? undefined : durationMs(session, 'BALANCER_ZK_SESSION_TIMEOUT', problems)
+    const o = {
+      ...common,
+      ...(sessionMs === undefined ? {} : { sessionTimeoutMs: sessionMs }),
+      auth: zkAuth(auth, problems),
+    }
+    make = () => new ZooKeeperStore(o)
+  }
+  if (problems.length > 0) {
+    throw new BalancerError(ErrorCode.Validation, problems.map((p) => `${p.path}: ${p.message}`).join('; '), problems)
+  }
+  return make()
+}
+
+function commonOptions(u: KvUrl, env: Env, problems: Problem[]): KvStoreOptions {
+  const o: KvStoreOptions = { hosts: u.hosts, prefix: u.prefix, location: u.location }
+  const t = env.BALANCER_STORE_TIMEOUT
+  if (t !== undefined && t !== '') {
+    const ms = durationMs(t, 'BALANCER_STORE_TIMEOUT', problems)
+    if (ms !== undefined) o.timeoutMs = ms
+  }
+  return o
+}
+
+/** BALANCER_<X>_CA/_CERT/_KEY (PEM files) or BALANCER_<X>_TLS=true (the system's CAs); null: plain TCP. */
+function tlsFiles(store: 'ETCD' | 'CONSUL', env: Env, problems: Problem[]): TlsFiles | null {
+  const read = (name: string): Buffer | null => {
+    const path = env[name]
+    if (path === undefined || path === '') return null
+    try {
+      return readFileSync(path)
+    } catch (err) {
+      problems.push({ path: name, message: `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` })
+      return null
+    }
+  }
+  const files: TlsFiles = { ca: read(`BALANCER_${store}_CA`), cert: read(`BALANCER_${store}_CERT`), key: read(`BALANCER_${store}_KEY`) }
+  if ((files.cert === null) !== (files.key === null)) {
+    problems.push({ path: `BALANCER_${store}_CERT`, message: `a client certificate needs both BALANCER_${store}_CERT and BALANCER_${store}_KEY` })
+  }
+  const flag = (env[`BALANCER_${store}_TLS`] ?? '').toLowerCase()
+  const on = flag === 'true' || flag === '1' || files.ca !== null || files.cert !== null
+  return on ? files : null
+}
+
+/** `scheme:credentials`, e.g. `digest:user:password`. */
+function zkAuth(text: string | undefined, problems: Problem[]): Array<{ scheme: string; credentials: string }> {
+  if (text === undefined || text === '') return []
+  const i = text.indexOf(':')
+  if (i <= 0 || i === text.length - 1) {
+    problems.push({ path: 'BALANCER_ZK_AUTH', message: 'must be scheme:credentials, e.g. digest:user:password' })
+    return []
+  }
+  return [{ scheme: text.slice(0, i), credentials: text.slice(i + 1) }]
+}
+
+function durationMs(v: string, name: string, problems: Problem[]): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(v.trim())
+  if (m === null || Number(m[1]) <= 0) {
+    problems.push({ path: name, message: `must be a duration like 5s or 500ms, got "${v}"` })
+    return undefined
+  }
+  const n = Number(m[1])
+  const unit = m[2] ?? 's'
+  return Math.round(unit === 'ms' ? n : unit === 'm' ? n * 60_000 : n * 1000)
 }

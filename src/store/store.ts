@@ -38,4 +38,6 @@ export interface ConfigStore {
   /** Watches until the signal aborts. Own writes may or may not be reported; callers compare revisions. */
   watch(signal: AbortSignal, handlers: WatchHandlers): void
   close(): Promise<void>
+  /** Connection to a networked store (etcd, Consul, ZooKeeper): `connected`, `connecting` or `unreachable`, since when (epoch ms), and why. */
+  health?(): { state: string; since: number; detail: string | null }
 }

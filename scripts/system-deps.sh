@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests need, when they are missing:
+#   etcd-server (etcd), etcd-client (etcdctl), zookeeper (+ a Java runtime), curl.
+# Idempotent and quiet; when everything is present it only runs a few checks.
+# Needs root (or sudo) only when something must be installed.
+set -euo pipefail
+
+missing=()
+need() { # need PACKAGE [PATH-THAT-PROVES-IT]
+  local pkg=$1 proof=${2:-}
+  if [[ -n $proof && -e $proof ]]; then return; fi
+  if dpkg -s "$pkg" >/dev/null 2>&1; then return; fi
+  missing+=("$pkg")
+}
+
+need etcd-server /usr/bin/etcd
+need etcd-client /usr/bin/etcdctl
+need zookeeper /usr/share/java/zookeeper.jar
+command -v java >/dev/null 2>&1 || need default-jre-headless
+command -v curl >/dev/null 2>&1 || need curl
+
+if [[ ${#missing[@]} -eq 0 ]]; then exit 0; fi
+
+if [[ $(id -u) -eq 0 ]]; then sudo=(); elif command -v sudo >/dev/null 2>&1; then sudo=(sudo); else
+  echo "system-deps: missing ${missing[*]}; run as root: apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+echo "system-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq >/dev/null
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,115 @@
+// ConsulStore against the Consul STAND-IN (test/support/consul-standin.ts): no
+// Consul server can be installed on these machines, so the parts of Consul's
+// HTTP API the store uses are served by a real HTTP server that follows
+// Consul's documented behaviour.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ConsulStore } from '../../src/store/consul.ts'
+import type { KvStoreOptions } from '../../src/store/kv-options.ts'
+import { serverValue } from '../../src/store/kv-layout.ts'
+import { ConsulStandIn } from '../support/consul-standin.ts'
+import { until } from '../support/poll.ts'
+import { kvSuite, Recorder, server, TEST_TIMING, withServer } from './kv-suite.ts'
+
+const consul = new ConsulStandIn()
+const key = (prefix: string, address: string): string => `${prefix.slice(1)}/servers/${encodeURIComponent(address)}`
+const kvUrl = (k: string): string => `${consul.url}/v1/kv/${k.split('/').map(encodeURIComponent).join('/')}`
+
+beforeAll(() => consul.start())
+afterAll(() => consul.close())
+
+const open = (prefix: string, opts: Partial<KvStoreOptions> & { token?: string } = {}, standin = consul) =>
+  new ConsulStore({ hosts: [{ host: '127.0.0.1', port: standin.port }], prefix, location: `consul://127.0.0.1:${standin.port}${prefix}`, ...TEST_TIMING, ...opts })
+
+kvSuite({
+  name: 'consul',
+  open: (prefix, opts) => open(prefix, opts),
+  async put(prefix, address, value) {
+    const res = await fetch(kvUrl(key(prefix, address)), { method: 'PUT', body: value })
+    expect(await res.json()).toBe(true)
+  },
+  putSync: (prefix, address, value) => consul.put(key(prefix, address), value),
+  async dump(prefix) {
+    const res = await fetch(`${kvUrl(`${prefix.slice(1)}/servers/`)}?recurse`, { signal: AbortSignal.timeout(1000) })
+    if (res.status === 404) return new Map()
+    const entries = (await res.json()) as Array<{ Key: string; Value: string | null }>
+    return new Map(
+      entries
+        .filter((e) => !e.Key.endsWith('/'))
+        .map((e) => [decodeURIComponent(e.Key.slice(e.Key.lastIndexOf('/') + 1)), Buffer.from(e.Value ?? '', 'base64').toString('utf8')]),
+    )
+  },
+  stop: () => consul.stop(),
+  start: () => consul.start(),
+  freeze: () => consul.freeze(),
+  resume: () => consul.resume(),
+})
+
+describe('consul specifics (against the stand-in)', () => {
+  it('re-reads everything when the index goes backwards (snapshot restore)', async () => {
+    const store = open('/restore')
+    const ac = new AbortController()
+    try {
+      await store.update(withServer(server(8301)))
+      const snap = consul.snapshot()
+      await store.update(withServer(server(8302)))
+      await store.update(withServer(server(8303)))
+      const rec = new Recorder()
+      store.watch(ac.signal, rec.handlers)
+      await new Promise((r) => setTimeout(r, 200))
+      consul.restore(snap)
+      await until(() => rec.last()?.config.servers.length === 1, 2000, 'the restored content')
+      // The index is lower than before; the watch follows it from there.
+      await fetch(kvUrl(key('/restore', ':8304')), { method: 'PUT', body: serverValue(server(8304)) })
+      await until(() => rec.last()?.config.servers.length === 2, 1000, 'a write after the restore')
+      expect(rec.errors()).toEqual([])
+    } finally {
+      ac.abort()
+      await store.close()
+    }
+  })
+
+  it('treats wake-ups without a change as no change, and does not spin', async () => {
+    const store = open('/wake')
+    const ac = new AbortController()
+    try {
+      await store.update(withServer(server(8311)))
+      const rec = new Recorder()
+      store.watch(ac.signal, rec.handlers)
+      await new Promise((r) => setTimeout(r, 100))
+      const before = consul.requests.length
+      for (let i = 0; i < 40; i++) {
+        consul.wakeAll()
+        await new Promise((r) => setTimeout(r, 5))
+      }
+      const made = consul.requests.length - before
+      console.log(`[consul] 40 empty wake-ups in ~${40 * 5} ms -> ${made} requests`)
+      expect(made).toBeLessThanOrEqual(12)
+      expect(rec.changes()).toEqual([])
+      expect(rec.errors()).toEqual([])
+    } finally {
+      ac.abort()
+      await store.close()
+    }
+  })
+
+  it('sends the ACL token, and reports a refusal as the store being unavailable', async () => {
+    const secured = new ConsulStandIn({ token: 's3cret-token' })
+    await secured.start()
+    const good = open('/acl', { token: 's3cret-token' }, secured)
+    const bad = open('/acl', { token: 'wrong' }, secured)
+    try {
+      await good.update(withServer(server(8321)))
+      expect((await good.load()).config.servers).toHaveLength(1)
+      const err = await bad.load().catch((e: unknown) => e)
+      expect(err).toMatchObject({ code: 'E_STORE_UNAVAILABLE' })
+      expect(String((err as Error).message)).toContain('403')
+      expect(String((err as Error).message)).not.toContain('s3cret')
+      expect(bad.health().state).toBe('unreachable')
+    } finally {
+      await good.close()
+      await bad.close()
+      await secured.close()
+    }
+  })
+})

@@ -1,0 +1,305 @@
+// A STAND-IN for Consul, for tests only: no Consul server can be installed on
+// these machines. It is a real HTTP server (node:http on 127.0.0.1) that
+// implements, following Consul's documented behaviour, the parts of the HTTP
+// API the balancer's Consul store uses, and nothing else:
+//
+// - GET /v1/kv/<key>: JSON list of entries {LockIndex, Key, Flags, Value
+//   (base64, null when empty), CreateIndex, ModifyIndex}; `?recurse` (every
+//   key with that prefix), `?keys` (+ `separator`), `?raw`; 404 when nothing
+//   matches; X-Consul-Index on every answer (for a prefix: the highest
+//   ModifyIndex of its keys or of its deleted keys' tombstones, else the
+//   table's index).
+// - Blocking queries: `?index=N&wait=D` waits until the query's index is
+//   above N or D (plus up to D/16 of jitter, as Consul adds) has passed.
+// - PUT /v1/kv/<key> (raw body; `?cas=N`, 0 = create only; `?flags=`) and
+//   DELETE /v1/kv/<key> (`?recurse`, `?cas=N`), answering true/false.
+// - PUT /v1/txn with the KV verbs set, cas, get, get-tree, check-index,
+//   check-not-exists, delete, delete-tree, delete-cas: all or nothing at one
+//   index; a failed check is 409 {"Results":null,"Errors":[{OpIndex,What}]}
+//   with Consul's messages; more than 64 operations is 413.
+// - ACLs: with a token configured, requests without it (X-Consul-Token or
+//   ?token=) get 403.
+// - Test controls: stop/start (data kept, as Consul's raft log keeps it),
+//   freeze/resume (requests are held unanswered), snapshot/restore (the index
+//   goes backwards, as after a raft snapshot restore; blocking queries wake),
+//   wakeAll (blocking queries return early with an unchanged index).
+
+import { createServer } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import type { Entry, TxnOp } from './consul-standin-txn.ts'
+import { MAX_TXN_OPS, runTxn, toJson } from './consul-standin-txn.ts'
+
+export type { Entry }
+
+export interface ConsulSnapshot {
+  index: number
+  entries: Entry[]
+  tombstones: Array<[string, number]>
+}
+
+const MAX_WAIT_MS = 600_000
+
+export class ConsulStandIn {
+  port = 0
+  /** Every request seen, for tests that assert on the client's behaviour. */
+  readonly requests: Array<{ method: string; url: string }> = []
+  readonly #token: string | null
+  #kv = new Map<string, Entry>()
+  #tombstones = new Map<string, number>()
+  /** Raft index: a running Consul has never committed nothing (bootstrap entries), so it starts above 0. */
+  #index = 1
+  #waiters = new Set<(all: boolean) => void>()
+  #held: Array<() => void> = []
+  #frozen = false
+  #server: Server | null = null
+  readonly #sockets = new Set<Socket>()
+
+  constructor(opts: { token?: string } = {}) {
+    this.#token = opts.token ?? null
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`
+  }
+
+  /** Listens on the port it had before (0 the first time: a free one). */
+  async start(): Promise<void> {
+    const server = createServer((req, res) => this.#onRequest(req, res))
+    server.on('connection', (s) => {
+      this.#sockets.add(s)
+      s.on('close', () => this.#sockets.delete(s))
+    })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(this.port, '127.0.0.1', () => resolve())
+    })
+    const a = server.address()
+    this.port = typeof a === 'object' && a !== null ? a.port : 0
+    this.#server = server
+  }
+
+  /** Refuses connections from now on; every open one is cut. The data stays. */
+  async stop(): Promise<void> {
+    const s = this.#server
+    this.#server = null
+    this.#held = []
+    this.#frozen = false
+    if (s === null) return
+    for (const sock of this.#sockets) sock.destroy()
+    await new Promise<void>((r) => s.close(() => r()))
+  }
+
+  freeze(): void {
+    this.#frozen = true
+  }
+
+  resume(): void {
+    this.#frozen = false
+    const held = this.#held
+    this.#held = []
+    for (const go of held) go()
+  }
+
+  snapshot(): ConsulSnapshot {
+    return { index: this.#index, entries: [...this.#kv.values()].map((e) => ({ ...e })), tombstones: [...this.#tombstones] }
+  }
+
+  /** Puts the store back as it was at the snapshot, index included, and wakes every blocking query. */
+  restore(s: ConsulSnapshot): void {
+    this.#index = s.index
+    this.#kv = new Map(s.entries.map((e) => [e.key, { ...e }]))
+    this.#tombstones = new Map(s.tombstones)
+    // Consul abandons the old state store: every blocking query returns now.
+    this.#wake(true)
+  }
+
+  /** Ends every blocking query now with an unchanged index, as Consul may do (a wake-up with no change). */
+  wakeAll(): void {
+    this.#wake(true)
+  }
+
+  /** Writes as `consul kv put` would (a hand edit). */
+  put(key: string, value: string): void {
+    this.#write(() => this.#set(key, Buffer.from(value), 0, ++this.#index))
+  }
+
+  async close(): Promise<void> {
+    await this.stop()
+  }
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      const run = (): void => {
+        try {
+          this.#route(req, Buffer.concat(chunks), res)
+        } catch (err) {
+          send(res, 500, String(err), this.#index)
+        }
+      }
+      if (this.#frozen) this.#held.push(run)
+      else run()
+    })
+  }
+
+  #route(req: IncomingMessage, body: Buffer, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://consul')
+    this.requests.push({ method: req.method ?? '', url: req.url ?? '' })
+    const q = url.searchParams
+    if (this.#token !== null) {
+      const given = req.headers['x-consul-token'] ?? q.get('token') ?? undefined
+      if (given !== this.#token) return send(res, 403, given === undefined ? 'Permission denied' : 'ACL not found', this.#index)
+    }
+    if (url.pathname === '/v1/txn' && req.method === 'PUT') return this.#txn(body, res)
+    if (!url.pathname.startsWith('/v1/kv/')) return send(res, 404, 'stand-in: not implemented', this.#index)
+    const key = decodeURIComponent(url.pathname.slice('/v1/kv/'.length))
+    if (req.method === 'GET') return this.#get(key, q, res)
+    if (req.method === 'PUT') {
+      const cas = q.get('cas')
+      let ok = false
+      this.#write(() => {
+        const cur = this.#kv.get(key)
+        if (cas !== null && (cur?.modifyIndex ?? 0) !== Number(cas)) return
+        this.#set(key, body.length === 0 ? null : body, Number(q.get('flags') ?? cur?.flags ?? 0), ++this.#index)
+        ok = true
+      })
+      return send(res, 200, JSON.stringify(ok), this.#index)
+    }
+    if (req.method === 'DELETE') {
+      const cas = q.get('cas')
+      let ok = true
+      this.#write(() => {
+        if (q.has('recurse')) {
+          const keys = [...this.#kv.keys()].filter((k) => k.startsWith(key))
+          if (keys.length === 0) return
+          const at = ++this.#index
+          for (const k of keys) this.#delete(k, at)
+          return
+        }
+        const cur = this.#kv.get(key)
+        if (cas !== null && (cur?.modifyIndex ?? 0) !== Number(cas)) {
+          ok = false
+          return
+        }
+        if (cur !== undefined) this.#delete(key, ++this.#index)
+      })
+      return send(res, 200, JSON.stringify(ok), this.#index)
+    }
+    send(res, 405, 'method not allowed', this.#index)
+  }
+
+  #get(key: string, q: URLSearchParams, res: ServerResponse): void {
+    const recurse = q.has('recurse') || q.has('keys')
+    const answer = (): void => {
+      const { index, entries } = this.#query(key, recurse)
+      if (entries.length === 0) return send(res, 404, '', index)
+      if (q.has('raw') && !recurse) return send(res, 200, entries[0]?.value ?? Buffer.alloc(0), index, 'application/octet-stream')
+      if (q.has('keys')) {
+        const sep = q.get('separator') ?? ''
+        const keys = entries.map((e) => {
+          const i = sep === '' ? -1 : e.key.indexOf(sep, key.length)
+          return i < 0 ? e.key : e.key.slice(0, i + sep.length)
+        })
+        return send(res, 200, JSON.stringify([...new Set(keys)]), index)
+      }
+      send(res, 200, JSON.stringify(entries.map(toJson)), index)
+    }
+    const min = Number(q.get('index') ?? '0')
+    if (!(min > 0) || this.#query(key, recurse).index > min) return answer()
+    const waitMs = Math.min(parseWait(q.get('wait')) ?? 300_000, MAX_WAIT_MS)
+    const timeoutMs = waitMs + Math.random() * (waitMs / 16)
+    const done = (): void => {
+      clearTimeout(timer)
+      this.#waiters.delete(check)
+      res.off('close', done)
+      if (res.writableEnded || res.destroyed) return
+      if (this.#frozen) this.#held.push(answer)
+      else answer()
+    }
+    const check = (restored = false): void => {
+      if (restored || this.#query(key, recurse).index > min) done()
+    }
+    const timer = setTimeout(done, timeoutMs)
+    this.#waiters.add(check)
+    res.on('close', done)
+  }
+
+  #query(key: string, recurse: boolean): { index: number; entries: Entry[] } {
+    if (!recurse) {
+      const e = this.#kv.get(key)
+      return { index: e?.modifyIndex ?? this.#tombstones.get(key) ?? this.#index, entries: e === undefined ? [] : [e] }
+    }
+    const entries = [...this.#kv.values()].filter((e) => e.key.startsWith(key)).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    let index = 0
+    for (const e of entries) index = Math.max(index, e.modifyIndex)
+    for (const [k, at] of this.#tombstones) if (k.startsWith(key)) index = Math.max(index, at)
+    return { index: index === 0 ? this.#index : index, entries }
+  }
+
+  #txn(body: Buffer, res: ServerResponse): void {
+    let ops: TxnOp[]
+    try {
+      ops = JSON.parse(body.toString('utf8')) as TxnOp[]
+      if (!Array.isArray(ops)) throw new Error('not a list')
+    } catch (err) {
+      return send(res, 400, `Failed to parse body: ${String(err)}`, this.#index)
+    }
+    if (ops.length > MAX_TXN_OPS) return send(res, 413, `Transaction contains too many operations (${ops.length} > ${MAX_TXN_OPS})`, this.#index)
+    const out = runTxn(this.#kv, this.#index + 1, ops)
+    if (out.errors.length > 0) return send(res, 409, JSON.stringify({ Results: null, Errors: out.errors }), this.#index)
+    if (out.writes) {
+      this.#write(() => {
+        this.#index += 1
+        this.#kv = out.kv
+        for (const k of out.deleted) this.#tombstones.set(k, this.#index)
+      })
+    }
+    send(res, 200, JSON.stringify({ Results: out.results, Errors: null }), this.#index)
+  }
+
+  #set(key: string, value: Buffer | null, flags: number, at: number): void {
+    const cur = this.#kv.get(key)
+    this.#kv.set(key, { key, value, flags, createIndex: cur?.createIndex ?? at, modifyIndex: at })
+    this.#tombstones.delete(key)
+  }
+
+  #delete(key: string, at: number): void {
+    this.#kv.delete(key)
+    this.#tombstones.set(key, at)
+  }
+
+  #write(fn: () => void): void {
+    fn()
+    this.#wake()
+  }
+
+  #wake(all = false): void {
+    for (const check of [...this.#waiters]) check(all)
+  }
+}
+
+function send(res: ServerResponse, status: number, body: string | Buffer, index: number, type = 'application/json'): void {
+  res.writeHead(status, {
+    'content-type': type,
+    'x-consul-index': String(index),
+    'x-consul-knownleader': 'true',
+    'x-consul-lastcontact': '0',
+  })
+  res.end(body)
+}
+
+/** Go duration subset Consul accepts for `wait`: 10s, 250ms, 1m, 1m30s. */
+function parseWait(v: string | null): number | null {
+  if (v === null || v === '') return null
+  let total = 0
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/g
+  let consumed = 0
+  for (const m of v.matchAll(re)) {
+    const n = Number(m[1])
+    total += m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : m[2] === 'm' ? n * 60_000 : n * 3_600_000
+    consumed += m[0].length
+  }
+  return consumed === v.length ? total : null
+}
