@@ -17,7 +17,7 @@ say() { printf 'docker-up: %s\n' "$*" >&2; }
 
 # Test files run in parallel and each calls this script: one at a time.
 exec 9>"${TMPDIR:-/tmp}/balancer-docker-up.lock"
-flock 9
+flock -w 300 9 || { say "another docker-up.sh holds the lock for 300 s"; exit 1; }
 
 # The daemon this script starts is Debian's; use Debian's client with it so
 # both speak the same API version (a newer client elsewhere on PATH works too,
@@ -43,7 +43,8 @@ fi
 if ! docker_cli info >/dev/null 2>&1; then
   say "starting dockerd (log: $LOG)"
   # containerd ships with docker.io; dockerd starts its own when none runs.
-  nohup dockerd --host "unix://$SOCK" >"$LOG" 2>&1 </dev/null &
+  # fd 9 (the lock) is closed for the daemon, or it would hold the lock for life.
+  nohup dockerd --host "unix://$SOCK" >"$LOG" 2>&1 </dev/null 9>&- &
   for _ in $(seq 1 120); do
     docker_cli info >/dev/null 2>&1 && break
     sleep 0.5
