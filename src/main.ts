@@ -139,10 +139,13 @@ async function main(): Promise<void> {
       process.exit(1)
     }
     stopping = true
+    // Listeners stop accepting synchronously inside shutdown(): anyone who
+    // reads "draining" in the log is already refused.
+    const drained = engine.shutdown(o.graceMs)
     log.info({ signal, graceMs: o.graceMs }, 'draining')
     watching.abort()
     void (async () => {
-      await Promise.allSettled([admin.close(), sources.stop(), engine.shutdown(o.graceMs), store.close()])
+      await Promise.allSettled([admin.close(), sources.stop(), drained, store.close()])
       log.info({}, 'stopped')
       log.flush()
       process.exit(0)
