@@ -1,6 +1,7 @@
 // Command-line flags and their environment variables. Pure: argv + env in,
 // Options (or a usage error) out; main.ts does the I/O.
 
+import { parseDuration } from '../model/duration.ts'
 import { DEFAULT_DOCKER_ENDPOINT, parseEndpoint } from '../docker/endpoint.ts'
 
 export interface Options {
@@ -40,13 +41,7 @@ interface FlagSpec {
 
 export const DEFAULT_CONFIG_PATH = 'balancer.json'
 
-function duration(v: string): number | null {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(v.trim())
-  if (m === null) return null
-  const n = Number(m[1])
-  const unit = m[2] ?? 's'
-  return Math.round(unit === 'ms' ? n : unit === 'm' ? n * 60_000 : n * 1000)
-}
+const duration = parseDuration
 
 function durationFlag(key: 'graceMs' | 'connectTimeoutMs' | 'headersTimeoutMs' | 'idleTimeoutMs' | 'responseTimeoutMs' | 'upstreamIdleMs' | 'dockerResyncMs') {
   return (o: Options, v: string): string | null => {

@@ -5,11 +5,12 @@
 
 import { parseListenAddress } from '../model/address.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
-import type { Config, Filter, Server, Upstream } from '../model/types.ts'
-import { ROUTE_DEFAULT } from '../model/types.ts'
+import { parseDuration } from '../model/duration.ts'
+import type { Config, Filter, Policy, Server, Upstream } from '../model/types.ts'
+import { POLICY_DEFAULTS, ROUTE_DEFAULT } from '../model/types.ts'
 import { assertValidConfig } from '../model/validate.ts'
 import { Scheme } from './snapshot.ts'
-import type { ListenerPlan, RoutePlan, RoutingSnapshot, SchemeMask, TargetRef, Tier } from './snapshot.ts'
+import type { CheckPlan, LimitsPlan, ListenerPlan, PassivePlan, RetryPlan, RoutePlan, RoutingSnapshot, SchemeMask, TargetRef, Tier } from './snapshot.ts'
 
 export { matchRoute } from './match.ts'
 
@@ -37,9 +38,91 @@ export function compile(cfg: Config, version: number): RoutingSnapshot {
 
 /** The server's own filter is route `default`, then its named routes, in config order. */
 function serverRoutes(server: Server, targets: Targets): RoutePlan[] {
-  const own = routePlan(server.address, ROUTE_DEFAULT, server.filter, server.upstreams, server.fallbacks, targets)
-  return [own, ...server.routes.map((r) => routePlan(server.address, r.name, r.filter, r.upstreams, r.fallbacks, targets))]
+  const own = routePlan(server.address, ROUTE_DEFAULT, server.filter, server.upstreams, server.fallbacks, server, targets)
+  return [
+    own,
+    ...server.routes.map((r) =>
+      routePlan(server.address, r.name, r.filter, r.upstreams, r.fallbacks, { ...pickPolicy(server), ...pickPolicy(r) }, targets),
+    ),
+  ]
 }
+
+/** The policy groups `p` sets itself (a route's own groups replace its server's). */
+function pickPolicy(p: Policy): Policy {
+  const out: Policy = {}
+  if (p.health !== undefined) out.health = p.health
+  if (p.passive !== undefined) out.passive = p.passive
+  if (p.retry !== undefined) out.retry = p.retry
+  if (p.limits !== undefined) out.limits = p.limits
+  return out
+}
+
+/** Durations were validated; a gap there must not reach the engine as NaN. */
+function ms(text: string, field: string): number {
+  const v = parseDuration(text)
+  if (v === null) throw new BalancerError(ErrorCode.Validation, `${field}: must be a duration like 5s or 500ms, got "${text}"`)
+  return v
+}
+
+/** `200-399` -> [200, 399]; `204` -> [204, 204]. */
+function statusRange(text: string): readonly [number, number] {
+  const m = /^\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?$/.exec(text)
+  if (m === null) throw new BalancerError(ErrorCode.Validation, `health.Statuses: "${text}" is not a status or a range like 200-399`)
+  const lo = Number(m[1])
+  return Object.freeze([lo, m[2] === undefined ? lo : Number(m[2])] as const)
+}
+
+function checkPlan(p: Policy): CheckPlan | null {
+  const h = p.health
+  if (h === undefined) return null
+  const statuses = Object.freeze(h.Statuses.map(statusRange))
+  const host = h.Host.toLowerCase()
+  return Object.freeze({
+    type: h.Type,
+    method: h.Method,
+    path: h.Path,
+    host,
+    statuses,
+    intervalMs: ms(h.Interval, 'health.Interval'),
+    timeoutMs: ms(h.Timeout, 'health.Timeout'),
+    rise: h.Rise,
+    fall: h.Fall,
+    probe: h.Type === 'tcp' ? 'tcp' : `http ${h.Method} ${host} ${h.Path} ${statuses.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(',')}`,
+  })
+}
+
+function passivePlan(p: Policy): PassivePlan {
+  const v = p.passive ?? POLICY_DEFAULTS.passive
+  return Object.freeze({
+    failures: v.Failures,
+    ejectionMs: ms(v.Ejection, 'passive.Ejection'),
+    maxEjectionMs: ms(v.MaxEjection, 'passive.MaxEjection'),
+    on5xx: v.EjectOn5xx,
+  })
+}
+
+function retryPlan(p: Policy): RetryPlan {
+  const v = p.retry ?? POLICY_DEFAULTS.retry
+  return Object.freeze({
+    statuses: Object.freeze([...new Set(v.Statuses)].sort((a, b) => a - b)),
+    attempts: v.Attempts,
+    budgetPercent: v.Budget,
+  })
+}
+
+function limitsPlan(p: Policy): LimitsPlan {
+  const v = p.limits ?? POLICY_DEFAULTS.limits
+  return Object.freeze({ maxConnections: v.MaxConnections, maxPending: v.MaxPending })
+}
+
+/** The plans a route gets when neither it nor its server sets a policy. */
+export const DEFAULT_PLANS = Object.freeze({
+  passive: passivePlan({}),
+  retry: retryPlan({}),
+  limits: limitsPlan({}),
+  /** The check a `health` object with only defaults compiles to. */
+  check: checkPlan({ health: { ...POLICY_DEFAULTS.health, Statuses: [...POLICY_DEFAULTS.health.Statuses] } }) as CheckPlan,
+})
 
 function routePlan(
   address: string,
@@ -47,6 +130,7 @@ function routePlan(
   filter: Filter,
   upstreams: readonly Upstream[],
   fallbacks: readonly Upstream[],
+  policy: Policy,
   targets: Targets,
 ): RoutePlan {
   const exact = new Set<string>()
@@ -69,6 +153,10 @@ function routePlan(
     pathPrefix: filter.PathPrefix,
     tiers: tiersOf(upstreams, targets),
     fallbacks: tiersOf(fallbacks, targets),
+    check: checkPlan(policy),
+    passive: passivePlan(policy),
+    retry: retryPlan(policy),
+    limits: limitsPlan(policy),
   })
 }
 

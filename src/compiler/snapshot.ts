@@ -30,6 +30,48 @@ export interface Tier {
 export const Scheme = { Http: 1, Https: 2, Any: 3 } as const
 export type SchemeMask = number
 
+/** A compiled HealthCheck; durations in ms, statuses as inclusive ranges. */
+export interface CheckPlan {
+  type: 'http' | 'tcp'
+  method: 'GET' | 'HEAD'
+  path: string
+  /** '' = the upstream's `host:port`. */
+  host: string
+  statuses: readonly (readonly [number, number])[]
+  intervalMs: number
+  timeoutMs: number
+  rise: number
+  fall: number
+  /**
+   * What is probed, not how often: `type method host path statuses`. Check
+   * state is kept per (TargetRef.key, probe): changing Interval or Timeout
+   * keeps an upstream's health; changing what is probed starts it pending.
+   */
+  probe: string
+}
+
+export interface PassivePlan {
+  /** 0 = no passive ejection. */
+  failures: number
+  ejectionMs: number
+  maxEjectionMs: number
+  on5xx: boolean
+}
+
+export interface RetryPlan {
+  /** Sorted ascending. */
+  statuses: readonly number[]
+  /** Tries per request including the first. */
+  attempts: number
+  budgetPercent: number
+}
+
+export interface LimitsPlan {
+  /** 0 = unlimited. */
+  maxConnections: number
+  maxPending: number
+}
+
 /** A compiled filter plus its upstream tiers. */
 export interface RoutePlan {
   /** `address` as written + `#` + route name, e.g. `:8080#default`; unique in a snapshot. */
@@ -49,6 +91,11 @@ export interface RoutePlan {
   tiers: readonly Tier[]
   /** Sorted by priority ascending: the last resort. */
   fallbacks: readonly Tier[]
+  /** null: no active check (upstreams are healthy unless passively ejected). */
+  check: CheckPlan | null
+  passive: PassivePlan
+  retry: RetryPlan
+  limits: LimitsPlan
 }
 
 export interface ListenerPlan {

@@ -43,14 +43,43 @@ export interface UpstreamStats {
   key: string
   host: string
   port: number
-  /** `up`, or `down` while passively ejected after failures. */
-  state: 'up' | 'down'
-  downUntil: number | null
+  /**
+   * `healthy`; `pending` (an active check applies and none has passed yet:
+   * no traffic); `unhealthy` (an active check failed Fall times in a row);
+   * `ejected` (passive detection, until `ejectedUntil`); `draining` (no
+   * longer in the configuration, requests still in flight).
+   */
+  state: UpstreamState
+  /** Epoch ms when a passive ejection ends; null when not ejected. */
+  ejectedUntil: number | null
+  /** One entry per distinct active check probing this upstream (routes may differ). */
+  checks: CheckStats[]
+  /** Connections attached to a request (connecting included). */
   active: number
   idle: number
+  /** Requests waiting for a connection (Limits.MaxPending). */
+  pending: number
   requests: number
   failures: number
   consecutiveFailures: number
+  /** Requests sent again to this upstream after failing on another. */
+  retries: number
+  /** Passive ejections so far. */
+  ejections: number
+}
+
+export type UpstreamState = 'healthy' | 'pending' | 'unhealthy' | 'ejected' | 'draining'
+
+export interface CheckStats {
+  /** CheckPlan.probe: what is probed, e.g. `http GET  /healthz 200-399` or `tcp`. */
+  probe: string
+  state: 'pending' | 'healthy' | 'unhealthy'
+  /** `200`, `503`, `timeout`, `ECONNREFUSED`, ...; null before the first check. */
+  lastResult: string | null
+  /** Epoch ms of the last completed check; null before the first. */
+  lastAt: number | null
+  /** Checks in a row with the same outcome as the last one. */
+  streak: number
 }
 
 export interface ListenerStats {

@@ -22,8 +22,84 @@ export interface Filter {
   PathPrefix: string
 }
 
+/**
+ * Active health check of a route's upstreams and fallbacks. Absent: no active
+ * check; the upstreams count as healthy and passive detection alone ejects
+ * them. Present: a new upstream is `pending` and gets no traffic until its
+ * first check (run at once) passes.
+ */
+export interface HealthCheck {
+  /** `http` (a request, healthy on an expected status) or `tcp` (connect only). */
+  Type: 'http' | 'tcp'
+  /** http: request path, default `/`. */
+  Path: string
+  /** http: `GET` (default) or `HEAD`. */
+  Method: 'GET' | 'HEAD'
+  /** http: Host header; '' (default) = the upstream's `Target:Port`. */
+  Host: string
+  /** http: healthy statuses as codes or ranges, default `["200-399"]`. */
+  Statuses: string[]
+  /** Time between checks, a duration such as `5s` (default) or `500ms`. */
+  Interval: string
+  /** A check that has not passed within this fails; default `2s`. */
+  Timeout: string
+  /** Passing checks in a row that make an unhealthy upstream healthy; default 2. */
+  Rise: number
+  /** Failing checks in a row that make a healthy upstream unhealthy; default 3. */
+  Fall: number
+}
+
+/** Passive outlier detection from request outcomes. */
+export interface Passive {
+  /** Consecutive failures (connect error, reset, timeout) that eject; default 3; 0 turns passive ejection off. */
+  Failures: number
+  /** First ejection length, doubling on each ejection in a row; default `1s`. */
+  Ejection: string
+  /** Longest ejection; default `30s`. */
+  MaxEjection: string
+  /** Count 5xx responses as failures too; default false. */
+  EjectOn5xx: boolean
+}
+
+/** When a failed request is sent again (to another upstream, then the fallbacks). */
+export interface Retry {
+  /** Response statuses treated as failures and retried, default `[502, 503, 504]`. */
+  Statuses: number[]
+  /** Tries per request including the first, default 3; 1 = never retry. */
+  Attempts: number
+  /** Retries may add at most this percent to the route's request rate (retry budget); default 20. */
+  Budget: number
+}
+
+/** Per-upstream limits; over a limit the upstream counts as unavailable for that pick. 0 = unlimited. */
+export interface Limits {
+  /** Connections to one upstream (busy ones; idle pooled ones do not count); default 0. */
+  MaxConnections: number
+  /** Requests waiting for a connection to one upstream when MaxConnections is reached; default 0 (none wait). */
+  MaxPending: number
+}
+
+/**
+ * Health, retry and limit policy. Set on a server it applies to all its
+ * routes; a route's own value replaces the server's, field group by field
+ * group. Absent groups take the documented defaults (POLICY_DEFAULTS).
+ */
+export interface Policy {
+  health?: HealthCheck
+  passive?: Passive
+  retry?: Retry
+  limits?: Limits
+}
+
+export const POLICY_DEFAULTS = {
+  health: { Type: 'http', Path: '/', Method: 'GET', Host: '', Statuses: ['200-399'], Interval: '5s', Timeout: '2s', Rise: 2, Fall: 3 },
+  passive: { Failures: 3, Ejection: '1s', MaxEjection: '30s', EjectOn5xx: false },
+  retry: { Statuses: [502, 503, 504], Attempts: 3, Budget: 20 },
+  limits: { MaxConnections: 0, MaxPending: 0 },
+} as const satisfies { health: HealthCheck; passive: Passive; retry: Retry; limits: Limits }
+
 /** A named extra route on a server's address (virtual hosting). */
-export interface Route {
+export interface Route extends Policy {
   /** Unique on its server, `[a-z0-9][a-z0-9_.-]{0,62}`; `default` is reserved for the server's own route. */
   name: string
   filter: Filter
@@ -35,7 +111,7 @@ export interface Route {
  * A listening address with its default route (the seed's single-filter form)
  * and any number of extra named routes.
  */
-export interface Server {
+export interface Server extends Policy {
   /** As written by the user: `:8080`, `0.0.0.0:80`, `127.0.0.1:8080`, `[::1]:8080`. */
   address: string
   filter: Filter

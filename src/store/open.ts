@@ -5,6 +5,7 @@
 
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { parseDuration } from '../model/duration.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import type { Problem } from '../model/errors.ts'
 import type { ConfigStore } from './store.ts'
@@ -115,12 +116,10 @@ function zkAuth(text: string | undefined, problems: Problem[]): Array<{ scheme: 
 }
 
 function durationMs(v: string, name: string, problems: Problem[]): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(v.trim())
-  if (m === null || Number(m[1]) <= 0) {
+  const ms = parseDuration(v)
+  if (ms === null || ms <= 0) {
     problems.push({ path: name, message: `must be a duration like 5s or 500ms, got "${v}"` })
     return undefined
   }
-  const n = Number(m[1])
-  const unit = m[2] ?? 's'
-  return Math.round(unit === 'ms' ? n : unit === 'm' ? n * 60_000 : n * 1000)
+  return ms
 }

@@ -64,7 +64,7 @@ describe('forwarding', () => {
     for (let i = 0; i < 10; i++) expect((await httpGet(e.port, `/${i}`)).status).toBe(200)
     expect(a.connections).toBe(1)
     const st = e.engine.stats().upstreams.find((u) => u.key === a.key)
-    expect(st).toMatchObject({ requests: 10, failures: 0, active: 0, idle: 1, state: 'up' })
+    expect(st).toMatchObject({ requests: 10, failures: 0, active: 0, idle: 1, state: 'healthy' })
   })
 })
 
@@ -96,7 +96,7 @@ describe('failure handling', () => {
     const e = await engineFor(snapshotFor({ routes: [{ upstreams: [{ host: '127.0.0.1', port: dead, priority: 1 }, at(b, { priority: 2 })] }] }, 1))
     for (let i = 0; i < 4; i++) expect((await httpGet(e.port, '/')).text).toBe('b')
     const st = e.engine.stats().upstreams.find((u) => u.port === dead)
-    expect(st).toMatchObject({ state: 'down', failures: 1, consecutiveFailures: 1 })
+    expect(st).toMatchObject({ state: 'ejected', failures: 1, consecutiveFailures: 1 })
   })
 
   it('uses the fallback when every upstream refuses', async () => {
@@ -127,7 +127,7 @@ describe('failure handling', () => {
     const port = await refusedPort()
     const e = await engineFor(snapshotFor({ routes: [{ upstreams: [{ host: '127.0.0.1', port }] }] }, 1))
     expect((await httpGet(e.port, '/')).status).toBe(503)
-    expect(e.engine.stats().upstreams[0]?.state).toBe('down')
+    expect(e.engine.stats().upstreams[0]?.state).toBe('ejected')
     // The upstream comes back on the same port while still ejected: the next request is served.
     const srv = createServer()
     await new Promise<void>((r) => srv.listen(port, '127.0.0.1', () => r()))
@@ -137,7 +137,7 @@ describe('failure handling', () => {
       s.on('error', () => {})
     })
     expect((await httpGet(e.port, '/')).text).toBe('back')
-    expect(e.engine.stats().upstreams[0]).toMatchObject({ state: 'up', consecutiveFailures: 0 })
+    expect(e.engine.stats().upstreams[0]).toMatchObject({ state: 'healthy', consecutiveFailures: 0 })
   })
 
   it('a route with no upstream and no fallback answers 503', async () => {

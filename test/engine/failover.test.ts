@@ -53,8 +53,8 @@ describe('connect failures', () => {
       expect([r.status, r.text]).toEqual([200, `ok:POST:body-${i}`])
     }
     const stats = e.engine.stats().upstreams
-    expect(stats.find((u) => u.key === `127.0.0.1:${dead}`)).toMatchObject({ state: 'down' })
-    expect(stats.find((u) => u.key === ok.key)).toMatchObject({ state: 'up', consecutiveFailures: 0 })
+    expect(stats.find((u) => u.key === `127.0.0.1:${dead}`)).toMatchObject({ state: 'ejected' })
+    expect(stats.find((u) => u.key === ok.key)).toMatchObject({ state: 'healthy', consecutiveFailures: 0 })
   })
 
   it('all upstreams down: 503 with Retry-After, quickly', async () => {
@@ -87,9 +87,9 @@ describe('passive health', () => {
     expect((await httpGet(e.port, '/')).text).toBe('ok:GET:')
     const key = `127.0.0.1:${port}`
     const down = e.engine.stats().upstreams.find((u) => u.key === key)
-    expect(down?.state).toBe('down')
+    expect(down?.state).toBe('ejected')
     await e.engine.apply(snapshotFor({ routes: [{ upstreams: [at(port, { weight: 2 }), at(ok.port)] }] }, 2))
-    expect(e.engine.stats().upstreams.find((u) => u.key === key)).toMatchObject({ state: 'down', downUntil: down?.downUntil })
+    expect(e.engine.stats().upstreams.find((u) => u.key === key)).toMatchObject({ state: 'ejected', ejectedUntil: down?.ejectedUntil })
 
     const back = await httpUpstream((_q, res) => res.end('back'))
     cleanup.push(() => back.close())

@@ -4,7 +4,8 @@
 // without going through the config model.
 
 import { Scheme } from '../../src/compiler/snapshot.ts'
-import type { ListenerPlan, RoutePlan, RoutingSnapshot, SchemeMask, TargetRef, Tier } from '../../src/compiler/snapshot.ts'
+import type { CheckPlan, LimitsPlan, ListenerPlan, PassivePlan, RetryPlan, RoutePlan, RoutingSnapshot, SchemeMask, TargetRef, Tier } from '../../src/compiler/snapshot.ts'
+import { DEFAULT_PLANS } from '../../src/compiler/compile.ts'
 
 export interface TargetSpec {
   host: string
@@ -21,6 +22,11 @@ export interface RouteSpec {
   schemes?: Array<'http' | 'https'>
   upstreams: TargetSpec[]
   fallbacks?: TargetSpec[]
+  /** Active check; fields not given take the defaults. Missing = no active check. */
+  check?: Partial<CheckPlan>
+  passive?: Partial<PassivePlan>
+  retry?: Partial<RetryPlan>
+  limits?: Partial<LimitsPlan>
 }
 
 export interface ListenerSpec {
@@ -83,6 +89,10 @@ function routePlan(server: string, r: RouteSpec, i: number, targets: Map<string,
     pathPrefix: r.pathPrefix ?? '',
     tiers: tiersOf(r.upstreams, targets),
     fallbacks: tiersOf(r.fallbacks ?? [], targets),
+    check: r.check === undefined ? null : Object.freeze({ ...DEFAULT_PLANS.check, ...r.check }),
+    passive: Object.freeze({ ...DEFAULT_PLANS.passive, ...r.passive }),
+    retry: Object.freeze({ ...DEFAULT_PLANS.retry, ...r.retry }),
+    limits: Object.freeze({ ...DEFAULT_PLANS.limits, ...r.limits }),
   })
 }
 

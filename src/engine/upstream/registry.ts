@@ -80,13 +80,17 @@ export class Registry {
         key: up.key,
         host: up.host,
         port: up.port,
-        state: down ? 'down' : 'up',
-        downUntil: down ? up.downUntil : null,
+        state: up.retired ? 'draining' : down ? 'ejected' : 'healthy',
+        ejectedUntil: down ? up.downUntil : null,
+        checks: [],
         active: up.active,
         idle: up.idle.length,
+        pending: 0,
         requests: up.requests,
         failures: up.failures,
         consecutiveFailures: up.consecutiveFailures,
+        retries: 0,
+        ejections: up.ejections,
       })
     }
     return out
