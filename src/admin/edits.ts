@@ -2,6 +2,7 @@
 // new objects and leaves its input untouched; lookups that fail throw
 // E_NOT_FOUND so a mutation can simply call them.
 
+import { policyOf } from '../model/canonical.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import { ROUTE_DEFAULT } from '../model/types.ts'
 import type { Config, Route, Server, Upstream } from '../model/types.ts'
@@ -42,14 +43,16 @@ export function requireRoute(server: Server, name: string): Route {
   return route
 }
 
+/** The server's own route; its policy groups are the server's (which its named routes inherit). */
 export function defaultRoute(server: Server): Route {
-  return { name: ROUTE_DEFAULT, filter: server.filter, upstreams: server.upstreams, fallbacks: server.fallbacks }
+  return { name: ROUTE_DEFAULT, filter: server.filter, upstreams: server.upstreams, fallbacks: server.fallbacks, ...policyOf(server, 'server') }
 }
 
 /** Writes route into server: the default route into the top-level fields, a named one replaced or appended. */
 export function withRoute(server: Server, route: Route): Server {
   if (route.name === ROUTE_DEFAULT) {
-    return { ...server, filter: route.filter, upstreams: route.upstreams, fallbacks: route.fallbacks }
+    const { address, routes } = server
+    return { address, filter: route.filter, upstreams: route.upstreams, fallbacks: route.fallbacks, ...policyOf(route, 'server'), routes }
   }
   const i = server.routes.findIndex((r) => r.name === route.name)
   return { ...server, routes: i < 0 ? [...server.routes, route] : server.routes.with(i, route) }

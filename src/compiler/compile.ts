@@ -74,7 +74,8 @@ function statusRange(text: string): readonly [number, number] {
 
 function checkPlan(p: Policy): CheckPlan | null {
   const h = p.health
-  if (h === undefined) return null
+  // undefined: no check; null: a route opted out of its server's check.
+  if (h == null) return null
   const statuses = Object.freeze(h.Statuses.map(statusRange))
   const host = h.Host.toLowerCase()
   return Object.freeze({

@@ -3,7 +3,7 @@
 // order or extra properties the objects in memory have.
 
 import { createHash } from 'node:crypto'
-import type { Config, Filter, Route, Server, Upstream } from './types.ts'
+import type { Config, Filter, Policy, Route, Server, Upstream } from './types.ts'
 
 function upstream(u: Upstream): Upstream {
   return { Target: u.Target, Port: u.Port, Priority: u.Priority, Weight: u.Weight }
@@ -13,8 +13,21 @@ function filter(f: Filter): Filter {
   return { Hosts: [...f.Hosts], Schemes: [...f.Schemes], PathPrefix: f.PathPrefix }
 }
 
+/** The policy groups the object sets, whole, fields in declared order; absent ones stay absent. */
+export function policyOf(p: Policy, owner: 'server' | 'route'): Policy {
+  const out: Policy = {}
+  const h = p.health
+  // A server's null health is "none", the same as absent (see policy.ts).
+  if (h === null && owner === 'route') out.health = null
+  else if (h != null) out.health = { Type: h.Type, Path: h.Path, Method: h.Method, Host: h.Host, Statuses: [...h.Statuses], Interval: h.Interval, Timeout: h.Timeout, Rise: h.Rise, Fall: h.Fall }
+  if (p.passive !== undefined) out.passive = { Failures: p.passive.Failures, Ejection: p.passive.Ejection, MaxEjection: p.passive.MaxEjection, EjectOn5xx: p.passive.EjectOn5xx }
+  if (p.retry !== undefined) out.retry = { Statuses: [...p.retry.Statuses], Attempts: p.retry.Attempts, Budget: p.retry.Budget }
+  if (p.limits !== undefined) out.limits = { MaxConnections: p.limits.MaxConnections, MaxPending: p.limits.MaxPending }
+  return out
+}
+
 function route(r: Route): Route {
-  return { name: r.name, filter: filter(r.filter), upstreams: r.upstreams.map(upstream), fallbacks: r.fallbacks.map(upstream) }
+  return { name: r.name, filter: filter(r.filter), upstreams: r.upstreams.map(upstream), fallbacks: r.fallbacks.map(upstream), ...policyOf(r, 'route') }
 }
 
 function server(s: Server): Server {
@@ -23,6 +36,7 @@ function server(s: Server): Server {
     filter: filter(s.filter),
     upstreams: s.upstreams.map(upstream),
     fallbacks: s.fallbacks.map(upstream),
+    ...policyOf(s, 'server'),
     routes: s.routes.map(route),
   }
 }

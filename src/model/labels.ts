@@ -8,7 +8,10 @@ import type { Problem } from './errors.ts'
 import { BalancerError } from './errors.ts'
 import { parseListenAddress } from './address.ts'
 import { normalizeFilter } from './normalize.ts'
-import type { Filter, Server } from './types.ts'
+import type { Found } from './fields.ts'
+import { GROUP_FIELDS, POLICY_GROUPS, readPolicy } from './policy.ts'
+import type { PolicyGroup } from './policy.ts'
+import type { Filter, Policy, Server } from './types.ts'
 
 export const LABEL_PREFIX = 'balancer.'
 export const DEFAULT_LABEL_ADDRESS = ':80'
@@ -30,6 +33,11 @@ export interface LabelSettings {
   fallback: boolean
   /** balancer.swarm.mode: `tasks` (each task's IP, default) or `vip` (the service's virtual IP). */
   swarmMode: 'tasks' | 'vip'
+  /**
+   * balancer.<group>.<field>, e.g. balancer.health.path, balancer.retry.attempts:
+   * a group is present when any of its labels is, completed with its defaults.
+   */
+  policy: Policy
 }
 
 export type LabelResult =
@@ -38,8 +46,10 @@ export type LabelResult =
   | { enabled: true; settings: LabelSettings | null; problems: Problem[]; notes: Problem[] }
 
 const KNOWN = new Set(['enable', 'address', 'port', 'hosts', 'pathprefix', 'schemes', 'priority', 'weight', 'network', 'fallback', 'swarm.mode'])
-/** Reserved for the health feature: accepted and ignored until the model has fields for them. */
-const RESERVED = /^healthcheck(\.|$)/
+/** `balancer.health.path` -> ['health', 'path']. */
+const POLICY_LABEL = /^(health|passive|retry|limits)\.(.+)$/
+/** The name reserved for health checks before they existed; a note points to the real one. */
+const OLD_HEALTH = /^healthcheck(\.|$)/
 
 function bool(v: string): boolean | null {
   const s = v.trim().toLowerCase()
@@ -75,8 +85,10 @@ export function readLabels(raw: Readonly<Record<string, string>> | null | undefi
   if (on === null) problems.push({ path: `${LABEL_PREFIX}enable`, message: `must be "true" or "false", got ${JSON.stringify(enable)}` })
 
   for (const key of labels.keys()) {
-    if (!KNOWN.has(key) && !RESERVED.test(key)) notes.push({ path: `${LABEL_PREFIX}${key}`, message: 'unknown label, ignored (see docs/discovery.md)' })
+    if (OLD_HEALTH.test(key)) notes.push({ path: `${LABEL_PREFIX}${key}`, message: `ignored: health check labels are balancer.health.* (${GROUP_FIELDS.health.map((f) => f.toLowerCase()).join(', ')})` })
+    else if (!KNOWN.has(key) && !POLICY_LABEL.test(key)) notes.push({ path: `${LABEL_PREFIX}${key}`, message: 'unknown label, ignored (see docs/discovery.md)' })
   }
+  const policy = readPolicyLabels(labels, problems)
 
   const address = (labels.get('address') ?? DEFAULT_LABEL_ADDRESS).trim()
   const listen = parseListenAddress(address)
@@ -109,8 +121,31 @@ export function readLabels(raw: Readonly<Record<string, string>> | null | undefi
   if (mode === 'vip' || mode === 'tasks') swarmMode = mode
   else if (mode !== undefined && mode !== '') problems.push({ path: `${LABEL_PREFIX}swarm.mode`, message: `must be "tasks" or "vip", got ${JSON.stringify(mode)}` })
 
-  const settings: LabelSettings | null = problems.length > 0 ? null : { address, filter, priority, weight, port: port === 0 ? null : port, network, fallback, swarmMode }
+  const settings: LabelSettings | null = problems.length > 0 ? null : { address, filter, priority, weight, port: port === 0 ? null : port, network, fallback, swarmMode, policy }
   return { enabled: true, settings, problems, notes }
+}
+
+/**
+ * `balancer.health.interval=5s` ... -> the policy groups, read by the model's
+ * own rules (policy.ts). Lists (`statuses`) are comma-separated. A label of a
+ * group with no such field is a problem, not a note: a misspelt
+ * `balancer.health.intervall` must not silently leave the default in place.
+ */
+function readPolicyLabels(labels: ReadonlyMap<string, string>, problems: Problem[]): Policy {
+  const found: Partial<Record<PolicyGroup, Found>> = {}
+  // An empty value means "the default", as for every other label; the group is still present.
+  const raw: Partial<Record<PolicyGroup, Record<string, string | null>>> = {}
+  for (const [key, value] of labels) {
+    const m = POLICY_LABEL.exec(key)
+    if (m === null) continue
+    const group = m[1] as PolicyGroup
+    ;(raw[group] ??= {})[m[2] ?? ''] = value.trim() === '' ? null : value.trim()
+  }
+  for (const g of POLICY_GROUPS) {
+    const fields = raw[g]
+    if (fields !== undefined) found[g] = { value: fields, path: `${LABEL_PREFIX}${g}` }
+  }
+  return readPolicy(found, 'server', problems)
 }
 
 function labelOfFilterPath(path: string): string {
@@ -128,6 +163,7 @@ export function labelServer(s: LabelSettings, targets: ReadonlyArray<{ Target: s
     filter: { Hosts: [...s.filter.Hosts], Schemes: [...s.filter.Schemes], PathPrefix: s.filter.PathPrefix },
     upstreams: s.fallback ? [] : members,
     fallbacks: s.fallback ? members : [],
+    ...s.policy,
     routes: [],
   }
 }

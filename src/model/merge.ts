@@ -14,6 +14,14 @@
 //  - A new address becomes a new server, unless it clashes with a listen
 //    address already taken (same port on a wildcard, ...): then it is left
 //    out and reported. Nothing discovered can make the store's config invalid.
+//  - Policy groups (health, passive, retry, limits; from `balancer.health.*`
+//    ... labels) belong to an upstream set. Members that set no label of a
+//    group adopt the set's; the first member (in the order above) that sets a
+//    group decides it, and a later member setting it differently still joins
+//    but is reported. A store route's groups are the operator's: labels that
+//    differ from them are reported and ignored. A discovered route on a
+//    discovered server never inherits another set's groups through the
+//    server: the groups it does not set are its own defaults (`health: null`).
 //
 // Inputs are processed by origin name, then in the order each source gives.
 
@@ -23,7 +31,10 @@ import { listenConflict, parseListenAddress } from './address.ts'
 import type { Problem } from './errors.ts'
 import { BalancerError } from './errors.ts'
 import { normalizeServer } from './normalize.ts'
-import type { Config, Filter, Route, Server, Upstream } from './types.ts'
+import { policyOf } from './canonical.ts'
+import type { PolicyGroup } from './policy.ts'
+import { POLICY_GROUPS, defaultsOf } from './policy.ts'
+import type { Config, Filter, Policy, Route, Server, Upstream } from './types.ts'
 import { ROUTE_DEFAULT, upstreamKey } from './types.ts'
 import { filterKey, validateConfig } from './validate.ts'
 
@@ -100,6 +111,7 @@ export function mergeDiscovered(base: Config, found: ReadonlyArray<Discovered>):
       m.add(s, who)
     })
   }
+  m.isolateDiscoveredRoutes()
   const config: Config = { servers: m.servers }
   // Safety net, unreachable while the rules above hold: never hand on an invalid merge.
   const left = validateConfig(config)
@@ -115,6 +127,8 @@ class Merge {
   readonly problems: Problem[] = []
   readonly origins = new Map<string, Provenance>()
   readonly #listen: ParsedListenAddress[] = []
+  /** Discovered routes (originKey(address, route)) -> which member decided each policy group. */
+  readonly #decided = new Map<string, Map<PolicyGroup, Who>>()
 
   constructor(servers: Server[]) {
     this.servers = servers
@@ -150,6 +164,7 @@ class Merge {
     this.origins.set(originKey(d.address), own)
     for (const r of routesOf(d)) {
       this.origins.set(originKey(d.address, r.name), own)
+      this.#decided.set(originKey(d.address, r.name), new Map(setGroups(r).map((g) => [g, who])))
       this.#markMembers(d.address, r.name, 'upstreams', r.upstreams, own)
       this.#markMembers(d.address, r.name, 'fallbacks', r.fallbacks, own)
     }
@@ -161,16 +176,57 @@ class Merge {
       const key = filterKey(dr.filter)
       const hit = routesOf(into).find((r) => filterKey(r.filter) === key)
       if (hit !== undefined) {
+        this.#joinPolicy(into, hit, dr, who)
         this.#addMembers(into.address, hit.name, 'upstreams', hit.upstreams, dr.upstreams, own)
         this.#addMembers(into.address, hit.name, 'fallbacks', hit.fallbacks, dr.fallbacks, own)
         continue
       }
       const name = this.#freeName(into, discoveredRouteName(who.origin, dr.filter))
-      const route: Route = { name, filter: dr.filter, upstreams: [], fallbacks: [] }
+      const route: Route = { name, filter: dr.filter, upstreams: [], fallbacks: [], ...policyOf(dr, 'route') }
       into.routes.push(route)
       this.origins.set(originKey(into.address, name), own)
+      this.#decided.set(originKey(into.address, name), new Map(setGroups(dr).map((g) => [g, who])))
       this.#addMembers(into.address, name, 'upstreams', route.upstreams, dr.upstreams, own)
       this.#addMembers(into.address, name, 'fallbacks', route.fallbacks, dr.fallbacks, own)
+    }
+  }
+
+  /** The policy groups `dr` sets, checked against (or adopted by) the set it joins. */
+  #joinPolicy(into: Server, hit: Route, dr: Route, who: Who): void {
+    const decided = this.#decided.get(originKey(into.address, hit.name))
+    for (const g of setGroups(dr)) {
+      const want = groupText(dr, g)
+      if (decided === undefined) {
+        if (want !== groupText(hit, g)) {
+          this.#problem(who, `its balancer.${g}.* labels are ignored: route ${JSON.stringify(hit.name)} of server ${JSON.stringify(into.address)} is in the store, whose ${g} settings apply`)
+        }
+        continue
+      }
+      const first = decided.get(g)
+      if (first === undefined) {
+        decided.set(g, who)
+        setGroup(hit.name === ROUTE_DEFAULT ? into : hit, g, dr)
+      } else if (want !== groupText(hit, g)) {
+        this.#problem(who, `its balancer.${g}.* labels differ from those of ${first.label}, which shares its address and filter; those of ${first.label} apply`)
+      }
+    }
+  }
+
+  /**
+   * A discovered route on a discovered server gets its defaults for each
+   * group it does not set, so it never inherits another set's labels through
+   * the server. Runs once, after every add, when the server's groups are final.
+   */
+  isolateDiscoveredRoutes(): void {
+    for (const s of this.servers) {
+      if (!this.origins.has(originKey(s.address))) continue
+      for (const r of s.routes) {
+        for (const g of POLICY_GROUPS) {
+          if (s[g] == null || r[g] !== undefined) continue
+          if (g === 'health') r.health = null
+          else setGroup(r, g, { [g]: defaultsOf(g) } as Policy)
+        }
+      }
     }
   }
 
@@ -202,8 +258,25 @@ class Merge {
 
 /** The server's own route (named `default`) and its named routes, as live views. */
 function routesOf(s: Server): Route[] {
-  const own: Route = { name: ROUTE_DEFAULT, filter: s.filter, upstreams: s.upstreams, fallbacks: s.fallbacks }
+  const own: Route = { name: ROUTE_DEFAULT, filter: s.filter, upstreams: s.upstreams, fallbacks: s.fallbacks, ...policyOf(s, 'server') }
   return [own, ...s.routes]
+}
+
+function setGroups(p: Policy): PolicyGroup[] {
+  return POLICY_GROUPS.filter((g) => p[g] != null)
+}
+
+function groupText(p: Policy, g: PolicyGroup): string {
+  return JSON.stringify(policyOf(p, 'route')[g] ?? null)
+}
+
+/** Copies group g of `from` onto `to` (a server for a default route, else the route). */
+function setGroup(to: Policy, g: PolicyGroup, from: Policy): void {
+  const v = policyOf(from, 'route')
+  if (g === 'health') to.health = v.health ?? null
+  else if (g === 'passive' && v.passive !== undefined) to.passive = v.passive
+  else if (g === 'retry' && v.retry !== undefined) to.retry = v.retry
+  else if (g === 'limits' && v.limits !== undefined) to.limits = v.limits
 }
 
 function memberId(u: Upstream): string {
@@ -224,6 +297,7 @@ function copyServer(s: Server): Server {
     filter: copyFilter(s.filter),
     upstreams: s.upstreams.map(copyUpstream),
     fallbacks: s.fallbacks.map(copyUpstream),
-    routes: s.routes.map((r) => ({ name: r.name, filter: copyFilter(r.filter), upstreams: r.upstreams.map(copyUpstream), fallbacks: r.fallbacks.map(copyUpstream) })),
+    ...policyOf(s, 'server'),
+    routes: s.routes.map((r) => ({ name: r.name, filter: copyFilter(r.filter), upstreams: r.upstreams.map(copyUpstream), fallbacks: r.fallbacks.map(copyUpstream), ...policyOf(r, 'route') })),
   }
 }

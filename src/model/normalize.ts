@@ -7,17 +7,19 @@
 
 import type { Problem } from './errors.ts'
 import { validationError } from './errors.ts'
-import type { Config, Filter, Route, Server, Upstream } from './types.ts'
+import type { Config, Filter, HealthCheck, Limits, Passive, Retry, Route, Server, Upstream } from './types.ts'
 import { ROUTE_DEFAULT } from './types.ts'
 import { parseListenAddress } from './address.ts'
 import { checkFilterHost, checkTarget } from './hostnames.ts'
 import type { Found } from './fields.ts'
 import { describeValue, isMissing, isPlainObject, joinPath, readFields, readInt, readString } from './fields.ts'
+import { POLICY_GROUPS, readGroup, readPolicy } from './policy.ts'
+import type { PolicyGroup } from './policy.ts'
 
 const UPSTREAM_FIELDS = ['Target', 'Port', 'Priority', 'Weight'] as const
 const FILTER_FIELDS = ['Hosts', 'Schemes', 'PathPrefix'] as const
-const ROUTE_FIELDS = ['name', 'filter', 'upstreams', 'fallbacks'] as const
-const SERVER_FIELDS = ['address', 'filter', 'upstreams', 'fallbacks', 'routes'] as const
+const ROUTE_FIELDS = ['name', 'filter', 'upstreams', 'fallbacks', ...POLICY_GROUPS] as const
+const SERVER_FIELDS = ['address', 'filter', 'upstreams', 'fallbacks', 'routes', ...POLICY_GROUPS] as const
 
 const ROUTE_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/
 
@@ -90,6 +92,7 @@ function readServer(raw: unknown, path: string, problems: Problem[]): Server {
     filter: readFilter(f.filter?.value, f.filter?.path ?? joinPath(path, 'filter'), problems),
     upstreams: readUpstreamList(f.upstreams, problems),
     fallbacks: readUpstreamList(f.fallbacks, problems),
+    ...readPolicy(f, 'server', problems),
     routes: readRouteList(f.routes, problems),
   }
 }
@@ -136,6 +139,7 @@ function readRoute(raw: unknown, path: string, problems: Problem[], nameFromKey:
     filter: readFilter(f.filter?.value, f.filter?.path ?? joinPath(path, 'filter'), problems),
     upstreams: readUpstreamList(f.upstreams, problems),
     fallbacks: readUpstreamList(f.fallbacks, problems),
+    ...readPolicy(f, 'route', problems),
   }
 }
 
@@ -291,4 +295,13 @@ function readUpstream(
   }
   if (target === null || port === null) return null
   return { upstream: { Target: target, Port: port, Priority: priority ?? 1, Weight: weight ?? 1 }, ok: problems.length === before }
+}
+
+/** One policy group on its own (an API body under `/health`, `/retry`, ...); every problem at once. */
+export function normalizeGroup(name: 'health', raw: unknown, path?: string): HealthCheck
+export function normalizeGroup(name: PolicyGroup, raw: unknown, path?: string): HealthCheck | Passive | Retry | Limits
+export function normalizeGroup(name: PolicyGroup, raw: unknown, path = 'body'): HealthCheck | Passive | Retry | Limits {
+  const problems: Problem[] = []
+  const v = readGroup(name, raw, path, problems)
+  return orThrow(v, problems) as HealthCheck | Passive | Retry | Limits
 }

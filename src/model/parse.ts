@@ -8,7 +8,7 @@ import { normalizeConfig } from './normalize.ts'
 import { assertValidConfig } from './validate.ts'
 
 export { parseJsonLoose } from './jsonc.ts'
-export { normalizeConfig, normalizeFilter, normalizeRoute, normalizeServer, normalizeUpstream } from './normalize.ts'
+export { normalizeConfig, normalizeFilter, normalizeGroup, normalizeRoute, normalizeServer, normalizeUpstream } from './normalize.ts'
 
 /**
  * Parses and normalizes a whole configuration document, then runs the

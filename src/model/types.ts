@@ -83,9 +83,15 @@ export interface Limits {
  * Health, retry and limit policy. Set on a server it applies to all its
  * routes; a route's own value replaces the server's, field group by field
  * group. Absent groups take the documented defaults (POLICY_DEFAULTS).
+ * Bounds of every field: src/model/policy.ts.
  */
 export interface Policy {
-  health?: HealthCheck
+  /**
+   * On a route, `null` means "no active check, whatever the server sets" (a
+   * route's absent group inherits the server's). A server never holds `null`:
+   * the model reads it as absent.
+   */
+  health?: HealthCheck | null
   passive?: Passive
   retry?: Retry
   limits?: Limits
