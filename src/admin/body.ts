@@ -39,6 +39,18 @@ export function registerBodyParsers(app: FastifyInstance): void {
  * the handler then checks it agrees with the URL. A body that is not an
  * object is returned as is for the normalizer to reject; no body becomes {}.
  */
+/**
+ * A server or route body without its top-level `status` (any letter case):
+ * that is the read-only live state a GET adds, sent back by clients that PUT
+ * what they got. It is never stored.
+ */
+export function withoutStatus(body: unknown): unknown {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return body
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(body as Record<string, unknown>)) if (k.toLowerCase() !== 'status') out[k] = v
+  return out
+}
+
 export function completeBody(body: unknown, fields: Readonly<Record<string, unknown>>): unknown {
   if (body === undefined || body === null) body = {}
   if (typeof body !== 'object' || Array.isArray(body)) return body

@@ -2,10 +2,13 @@
 
 import type { ConfigState } from '../store/state.ts'
 import type { ConfigStore, Mutation, StoreState } from '../store/store.ts'
+import type { LiveUpstreams } from './live.ts'
 
 export interface AdminContext {
   store: ConfigStore
   state: ConfigState
+  /** The engine's upstream state; returns null when the API runs without an engine. */
+  live: LiveUpstreams
 }
 
 /**

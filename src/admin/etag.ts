@@ -43,12 +43,17 @@ export function checkIfMatch(header: string | undefined, target: unknown, enclos
   )
 }
 
-/** Sends value with its ETag; a GET whose If-None-Match lists that tag gets 304. */
-export function sendTagged(req: FastifyRequest, reply: FastifyReply, status: number, value: unknown, body?: string) {
+/**
+ * Sends value with its ETag; a GET whose If-None-Match lists that tag gets
+ * 304. `body` replaces the serialized value; `live` marks a body that adds
+ * live state to the tagged value: the tag still guards writes, but a 304
+ * would hide state that changed, so such a GET always answers in full.
+ */
+export function sendTagged(req: FastifyRequest, reply: FastifyReply, status: number, value: unknown, body?: string, live = false) {
   const tag = etagOf(value)
   reply.header('etag', tag)
   const inm = req.headers['if-none-match']
-  if ((req.method === 'GET' || req.method === 'HEAD') && inm !== undefined && matchesAny(inm, tag)) {
+  if (!live && (req.method === 'GET' || req.method === 'HEAD') && inm !== undefined && matchesAny(inm, tag)) {
     return reply.code(304).send()
   }
   reply.code(status)

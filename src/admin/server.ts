@@ -10,9 +10,11 @@ import { registerAccessChecks } from './access.ts'
 import { registerBodyParsers } from './body.ts'
 import { registerDocs } from './docs.ts'
 import { registerErrorReplies } from './error-reply.ts'
+import { liveUpstreams } from './live.ts'
 import { configRoutes } from './routes/config.ts'
 import { filterRoutes } from './routes/filters.ts'
 import { memberRoutes } from './routes/members.ts'
+import { policyRoutes } from './routes/policy.ts'
 import { routeRoutes } from './routes/routes.ts'
 import { serverRoutes } from './routes/servers.ts'
 
@@ -24,7 +26,11 @@ export interface AdminOptions {
   /** Largest accepted request body in bytes; default 1 MiB. */
   bodyLimit?: number
   logger: Logger | false
-  /** Extra fields merged into GET /status (engine, listeners, discovery...). */
+  /**
+   * Extra fields merged into GET /status (engine, listeners, discovery...).
+   * Its `engine.upstreams` (EngineStats) is also the live state GET
+   * /server/{address} and GET .../route/{name} show under `status`.
+   */
   status?: () => unknown
 }
 
@@ -59,12 +65,13 @@ export async function buildAdmin(opts: AdminOptions): Promise<FastifyInstance> {
   registerBodyParsers(app)
   await registerDocs(app)
 
-  const ctx = { store: opts.store, state: opts.state }
+  const ctx = { store: opts.store, state: opts.state, live: liveUpstreams(opts.status) }
   configRoutes(app, ctx, opts.status)
   serverRoutes(app, ctx)
   memberRoutes(app, ctx)
   filterRoutes(app, ctx)
   routeRoutes(app, ctx)
+  policyRoutes(app, ctx)
   return app
 }
 

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import { serializeConfig } from '../../model/canonical.ts'
 import type { AdminContext } from '../context.ts'
 import { sendTagged } from '../etag.ts'
+import { allUpstreamsStatus } from '../live.ts'
 
 export function configRoutes(app: FastifyInstance, ctx: AdminContext, status?: () => unknown): void {
   // The served configuration (the last good one), in the store's canonical text.
@@ -14,9 +15,11 @@ export function configRoutes(app: FastifyInstance, ctx: AdminContext, status?: (
 
   app.get('/status', async () => {
     const extra = status?.()
+    const live = ctx.live()
     return {
       store: { kind: ctx.store.kind, location: ctx.store.location, revision: ctx.state.current().revision },
       lastError: ctx.state.lastError(),
+      ...(live === null ? {} : { upstreams: allUpstreamsStatus(live) }),
       ...(typeof extra === 'object' && extra !== null ? extra : {}),
     }
   })

@@ -9,11 +9,12 @@ import { normalizeRoute } from '../../model/parse.ts'
 import { ROUTE_DEFAULT } from '../../model/types.ts'
 import type { Route } from '../../model/types.ts'
 import { routeBase } from '../addressing.ts'
-import { completeBody } from '../body.ts'
+import { completeBody, withoutStatus } from '../body.ts'
 import { commit, ifMatchHeader } from '../context.ts'
 import type { AdminContext } from '../context.ts'
 import { defaultRoute, exists, findRoute, requireRoute, requireServer, withRoute, withServer, withoutRoute } from '../edits.ts'
 import { checkIfMatch, sendTagged } from '../etag.ts'
+import { membersStatus } from '../live.ts'
 
 interface RouteParams {
   address: string
@@ -28,7 +29,11 @@ export function routeRoutes(app: FastifyInstance, ctx: AdminContext): void {
 
   app.get<{ Params: RouteParams }>('/server/:address/route/:name', async (req, reply) => {
     const server = requireServer(ctx.state.current().config, req.params.address)
-    return sendTagged(req, reply, 200, requireRoute(server, req.params.name))
+    const route = requireRoute(server, req.params.name)
+    const live = ctx.live()
+    if (live === null) return sendTagged(req, reply, 200, route)
+    const body = { ...route, status: membersStatus([route], live) }
+    return sendTagged(req, reply, 200, route, JSON.stringify(body), true)
   })
 
   const write = (createOnly: boolean) =>
@@ -76,7 +81,7 @@ export function routeRoutes(app: FastifyInstance, ctx: AdminContext): void {
 /** The body's name may be omitted (the URL gives it); if present it must agree with the URL. */
 function routeFromBody(body: unknown, name: string): Route {
   if (name !== ROUTE_DEFAULT) {
-    const route = normalizeRoute(completeBody(body, { name }), 'body')
+    const route = normalizeRoute(completeBody(withoutStatus(body), { name }), 'body')
     if (route.name !== name) {
       throw validationError([{ path: 'body.name', message: `must match the name in the URL "${name}", got "${route.name}"` }])
     }
@@ -84,7 +89,7 @@ function routeFromBody(body: unknown, name: string): Route {
   }
   // The model reserves `default` for the server's own fields, so the body is
   // read as a route under a stand-in name and the name checked here.
-  const raw = completeBody(body, {})
+  const raw = completeBody(withoutStatus(body), {})
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return normalizeRoute(raw, 'body')
   const fields: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(raw)) {

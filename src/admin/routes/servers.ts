@@ -5,11 +5,12 @@ import { validationError } from '../../model/errors.ts'
 import { normalizeServer } from '../../model/parse.ts'
 import type { Server } from '../../model/types.ts'
 import { serverUrl } from '../addressing.ts'
-import { completeBody } from '../body.ts'
+import { completeBody, withoutStatus } from '../body.ts'
 import { commit, ifMatchHeader } from '../context.ts'
 import type { AdminContext } from '../context.ts'
 import { exists, findServer, notFound, requireServer, withServer, withoutServer } from '../edits.ts'
 import { checkIfMatch, sendTagged } from '../etag.ts'
+import { membersStatus, serverRoutesOf } from '../live.ts'
 
 interface ServerParams {
   address: string
@@ -17,7 +18,7 @@ interface ServerParams {
 
 export function serverRoutes(app: FastifyInstance, ctx: AdminContext): void {
   app.post('/server', async (req, reply) => {
-    const server = normalizeServer(req.body ?? {}, 'body')
+    const server = normalizeServer(withoutStatus(req.body ?? {}), 'body')
     const ifMatch = ifMatchHeader(req.headers)
     await commit(ctx, (cfg) => {
       const existing = findServer(cfg, server.address)
@@ -31,7 +32,10 @@ export function serverRoutes(app: FastifyInstance, ctx: AdminContext): void {
 
   app.get<{ Params: ServerParams }>('/server/:address', async (req, reply) => {
     const server = requireServer(ctx.state.current().config, req.params.address)
-    return sendTagged(req, reply, 200, server)
+    const live = ctx.live()
+    if (live === null) return sendTagged(req, reply, 200, server)
+    const body = { ...server, status: membersStatus(serverRoutesOf(server), live) }
+    return sendTagged(req, reply, 200, server, JSON.stringify(body), true)
   })
 
   app.put<{ Params: ServerParams }>('/server/:address', async (req, reply) => {
@@ -64,7 +68,7 @@ export function serverRoutes(app: FastifyInstance, ctx: AdminContext): void {
 
 /** The body's address may be omitted (taken from the URL); if given it must be the same string. */
 function serverFromBody(body: unknown, address: string): Server {
-  const server = normalizeServer(completeBody(body, { address }), 'body')
+  const server = normalizeServer(completeBody(withoutStatus(body), { address }), 'body')
   if (server.address !== address) {
     throw validationError([
       { path: 'body.address', message: `must match the address in the URL "${address}", got "${server.address}"` },

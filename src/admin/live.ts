@@ -1,0 +1,102 @@
+// Live upstream state next to the configuration. The engine reports one
+// UpstreamStats per target (`target:port`, lower-cased, IPv6 in brackets:
+// targetKey in compile.ts) through the status() callback the composition
+// root hands the API (`{ engine: EngineStats, ... }`). The API shows it keyed
+// the way its URLs name members (`target-port`), in a read-only `status`
+// object beside the configuration, never inside it: a client that PUTs back
+// what it GETs sends `status` along, and the API ignores it (body.ts).
+
+import { targetKey } from '../compiler/compile.ts'
+import type { UpstreamState, UpstreamStats } from '../engine/types.ts'
+import type { Route, Server, Upstream } from '../model/types.ts'
+import { upstreamKey } from '../model/types.ts'
+
+/** One upstream's live state as the API shows it; times are ISO 8601. */
+export interface UpstreamStatus {
+  /** The engine's state, or `unknown` when the engine has no entry (the configuration holding it is not applied). */
+  state: UpstreamState | 'unknown'
+  ejectedUntil: string | null
+  checks: Array<{ probe: string; state: string; lastResult: string | null; lastAt: string | null; streak: number }>
+  active: number
+  idle: number
+  pending: number
+  requests: number
+  failures: number
+  consecutiveFailures: number
+  retries: number
+  ejections: number
+}
+
+export interface MembersStatus {
+  upstreams: Record<string, UpstreamStatus>
+  fallbacks: Record<string, UpstreamStatus>
+}
+
+/** Reads the engine's upstreams from whatever status() returns; null when there is no engine. */
+export type LiveUpstreams = () => ReadonlyMap<string, UpstreamStats> | null
+
+export function liveUpstreams(status: (() => unknown) | undefined): LiveUpstreams {
+  return () => {
+    if (status === undefined) return null
+    const s = status()
+    const engine = isObject(s) ? s['engine'] : undefined
+    const list = isObject(engine) ? engine['upstreams'] : undefined
+    if (!Array.isArray(list)) return null
+    const out = new Map<string, UpstreamStats>()
+    for (const u of list as UpstreamStats[]) if (isObject(u) && typeof u.key === 'string') out.set(u.key, u)
+    return out
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null
+}
+
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString()
+}
+
+export function upstreamStatus(u: UpstreamStats | undefined): UpstreamStatus {
+  if (u === undefined) {
+    return { state: 'unknown', ejectedUntil: null, checks: [], active: 0, idle: 0, pending: 0, requests: 0, failures: 0, consecutiveFailures: 0, retries: 0, ejections: 0 }
+  }
+  return {
+    state: u.state,
+    ejectedUntil: iso(u.ejectedUntil),
+    checks: u.checks.map((c) => ({ probe: c.probe, state: c.state, lastResult: c.lastResult, lastAt: iso(c.lastAt), streak: c.streak })),
+    active: u.active,
+    idle: u.idle,
+    pending: u.pending,
+    requests: u.requests,
+    failures: u.failures,
+    consecutiveFailures: u.consecutiveFailures,
+    retries: u.retries,
+    ejections: u.ejections,
+  }
+}
+
+/** The state of every upstream and fallback of the given routes, keyed `target-port`. */
+export function membersStatus(routes: readonly Route[], live: ReadonlyMap<string, UpstreamStats>): MembersStatus {
+  const out: MembersStatus = { upstreams: {}, fallbacks: {} }
+  const add = (into: Record<string, UpstreamStatus>, list: readonly Upstream[]): void => {
+    for (const u of list) into[upstreamKey(u)] = upstreamStatus(live.get(targetKey(u.Target, u.Port)))
+  }
+  for (const r of routes) {
+    add(out.upstreams, r.upstreams)
+    add(out.fallbacks, r.fallbacks)
+  }
+  return out
+}
+
+/** Every route of a server, its own first. */
+export function serverRoutesOf(s: Server): Route[] {
+  return [{ name: 'default', filter: s.filter, upstreams: s.upstreams, fallbacks: s.fallbacks }, ...s.routes]
+}
+
+/** GET /status: every upstream the engine knows, keyed `target-port` like the API's URLs. */
+export function allUpstreamsStatus(live: ReadonlyMap<string, UpstreamStats>): Record<string, UpstreamStatus> {
+  const out: Record<string, UpstreamStatus> = {}
+  const sorted = [...live.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  for (const u of sorted) out[upstreamKey({ Target: u.host, Port: u.port })] = upstreamStatus(u)
+  return out
+}
