@@ -145,7 +145,16 @@ function readPolicyLabels(labels: ReadonlyMap<string, string>, problems: Problem
     const fields = raw[g]
     if (fields !== undefined) found[g] = { value: fields, path: `${LABEL_PREFIX}${g}` }
   }
-  return readPolicy(found, 'server', problems)
+  const before = problems.length
+  const policy = readPolicy(found, 'server', problems)
+  // Field names as labels spell them: `balancer.health.interval`, not `Interval`.
+  for (let i = before; i < problems.length; i++) {
+    const p = problems[i]
+    const group = POLICY_GROUPS.find((g) => p?.path.startsWith(`${LABEL_PREFIX}${g}.`))
+    if (p === undefined || group === undefined || !p.message.startsWith('unknown field')) continue
+    problems[i] = { path: p.path, message: `unknown label (expected one of ${GROUP_FIELDS[group].map((f) => `${LABEL_PREFIX}${group}.${f.toLowerCase()}`).join(', ')})` }
+  }
+  return policy
 }
 
 function labelOfFilterPath(path: string): string {
