@@ -55,7 +55,7 @@ export const BOUNDS = {
 /** Where the policy sits: a route's absent group inherits its server's, so `null` there has a meaning of its own. */
 export type PolicyOwner = 'server' | 'route'
 
-/** Reads the four groups of a server or route from its found fields into `out`. */
+/** The four groups of a server or route, from its found fields; problems are collected, not thrown. */
 export function readPolicy(
   f: Partial<Record<PolicyGroup, Found>>,
   owner: PolicyOwner,
@@ -131,8 +131,8 @@ function readHealth(raw: unknown, path: string, problems: Problem[]): HealthChec
   if (f === null) return null
   const d = POLICY_DEFAULTS.health
   const at = (k: string): string => joinPath(path, k)
-  const type = readChoice(f.Type, ['http', 'tcp'] as const, d.Type, 'lower', problems)
-  const method = readChoice(f.Method, ['GET', 'HEAD'] as const, d.Method, 'upper', problems)
+  const type = readChoice(f.Type, ['http', 'tcp'] as const, d.Type, problems)
+  const method = readChoice(f.Method, ['GET', 'HEAD'] as const, d.Method, problems)
   const hPath = readText(f.Path, d.Path, problems, (s) =>
     !s.startsWith('/') ? `must start with "/", got ${JSON.stringify(s)}` : /[\s\u0000-\u001f\u007f#]/.test(s) ? `must be a path without whitespace, control characters or "#", got ${JSON.stringify(s)}` : null,
   )
@@ -197,7 +197,7 @@ function readLimits(raw: unknown, path: string, problems: Problem[]): Limits | n
 }
 
 /** One of `choices`, matched case-insensitively, written back in the case the choices use. */
-function readChoice<C extends string>(f: Found | undefined, choices: readonly C[], fallback: C, _case: 'lower' | 'upper', problems: Problem[]): C | null {
+function readChoice<C extends string>(f: Found | undefined, choices: readonly C[], fallback: C, problems: Problem[]): C | null {
   if (f === undefined || isMissing(f)) return fallback
   const v = f.value
   const hit = typeof v === 'string' ? choices.find((c) => c.toLowerCase() === v.trim().toLowerCase()) : undefined
