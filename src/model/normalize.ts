@@ -299,6 +299,9 @@ function readUpstream(
 
 /** One policy group on its own (an API body under `/health`, `/retry`, ...); every problem at once. */
 export function normalizeGroup(name: 'health', raw: unknown, path?: string): HealthCheck
+export function normalizeGroup(name: 'passive', raw: unknown, path?: string): Passive
+export function normalizeGroup(name: 'retry', raw: unknown, path?: string): Retry
+export function normalizeGroup(name: 'limits', raw: unknown, path?: string): Limits
 export function normalizeGroup(name: PolicyGroup, raw: unknown, path?: string): HealthCheck | Passive | Retry | Limits
 export function normalizeGroup(name: PolicyGroup, raw: unknown, path = 'body'): HealthCheck | Passive | Retry | Limits {
   const problems: Problem[] = []
