@@ -10,6 +10,9 @@
 //   - an ejection lasts ejectionMs, doubling with every ejection in a row up
 //     to maxEjectionMs; failures while already ejected do not extend it (a
 //     burst of requests failing together counts as one);
+//   - when an ejection runs out the upstream is on probation: its failure
+//     streak is kept, so its next failure ejects it again (for twice as
+//     long); a response, or a passing active check, clears the streak;
 //   - any other response head resets the streaks.
 // Runs on the request path: plain field arithmetic, no allocation; the log
 // line is written only when the state changes.
