@@ -2,14 +2,16 @@
 // -> unhealthy -> healthy state machine, what pick() does with each state,
 // state kept across snapshots, stats, log lines and shutdown.
 
+import { spawn } from 'node:child_process'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { CheckPlan } from '../../src/compiler/snapshot.ts'
 import type { EngineLog, UpstreamStats } from '../../src/engine/types.ts'
 import { httpGet } from '../support/client.ts'
 import { startEngine } from '../support/engine.ts'
 import type { StartedEngine } from '../support/engine.ts'
-import { until } from '../support/poll.ts'
+import { until, within } from '../support/poll.ts'
 import { snapshotFor } from '../support/snapshot.ts'
 import type { RouteSpec, TargetSpec } from '../support/snapshot.ts'
 import { httpUpstream, rawUpstream, refusedPort } from '../support/upstream.ts'
@@ -212,6 +214,22 @@ describe('check types and failures', () => {
     await until(() => stat(e, a.key).state === 'healthy', 5000, 'a healthy on 204')
     const q = a.requests.find((r) => r.url === '/healthz')
     expect(q).toMatchObject({ method: 'HEAD', headers: { host: 'app.internal', 'user-agent': 'balancer-health', connection: 'close' } })
+  })
+
+  it('an engine process with checks running exits by itself once shut down', async () => {
+    const a = await checked('a')
+    const script = fileURLToPath(new URL('../support/services/engine-child.ts', import.meta.url))
+    const p = spawn(process.execPath, [script, String(a.port)], { stdio: ['pipe', 'pipe', 'inherit'] })
+    cleanup.push(async () => void p.kill('SIGKILL'))
+    let out = ''
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)))
+    await until(() => out.includes('HEALTHY'), 10_000, 'the child engine to see a healthy upstream')
+    p.stdin.write('stop\n')
+    await until(() => out.includes('STOPPED'), 10_000, 'the child engine to stop')
+    const checks = a.checks()
+    expect(await within(exited, 10_000, 'the child process to exit')).toBe(0)
+    expect(a.checks()).toBeLessThanOrEqual(checks + 1)
   })
 
   it('shutdown stops every check', async () => {
