@@ -203,6 +203,7 @@ export class Engine {
 
   stats(): EngineStats {
     const now = Date.now()
+    const checks = this.#checker.byKey()
     const listeners = [...this.#listeners.values(), ...this.#draining].map((l) => ({
       key: l.key,
       port: l.port,
@@ -212,7 +213,7 @@ export class Engine {
     return {
       snapshotVersion: this.#snap?.version ?? 0,
       listeners,
-      upstreams: this.#ctx.registry.stats(now, (key) => this.#checker.forKey(key).map(checkStats)),
+      upstreams: this.#ctx.registry.stats(now, (key) => (checks.get(key) ?? []).map(checkStats)),
       inFlight: this.#ctx.inFlight,
     }
   }

@@ -72,10 +72,14 @@ export class Checker {
     return this.#pairs.get(pairId(key, probeText))
   }
 
-  /** Every pair probing `key`, for stats. */
-  forKey(key: string): CheckState[] {
-    const out: CheckState[] = []
-    for (const cs of this.#pairs.values()) if (cs.key === key) out.push(cs)
+  /** Every running pair grouped by upstream key, for stats. */
+  byKey(): Map<string, CheckState[]> {
+    const out = new Map<string, CheckState[]>()
+    for (const cs of this.#pairs.values()) {
+      const list = out.get(cs.key)
+      if (list === undefined) out.set(cs.key, [cs])
+      else list.push(cs)
+    }
     return out
   }
 
@@ -116,7 +120,7 @@ export class Checker {
     for (const [id, cs] of this.#pairs) this.#stopPair(id, cs)
   }
 
-  /** Runs one check of a pair now (tests; also the first check of a new pair). */
+  /** Runs one check of a pair now, then schedules the next when it completes. */
   #run(cs: CheckState): void {
     cs.timer = null
     const plan = cs.plan

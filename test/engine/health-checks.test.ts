@@ -152,6 +152,15 @@ describe('active checks', () => {
     expect(r.headers['retry-after']).toMatch(/^\d+$/)
     await until(() => stat(e, a.key).state === 'healthy', 5000, 'the new probe to pass')
     expect((await httpGet(e.port, '/')).text).toBe('a')
+
+    // No check any more: the pair is stopped, the upstream serves on passive health alone.
+    await e.engine.apply(snapshotFor({ routes: [{ upstreams: [at(a.port)] }] }, 4))
+    expect(stat(e, a.key)).toMatchObject({ state: 'healthy', checks: [] })
+    const n = a.checks()
+    a.health = 500
+    expect(new Set(await bodies(e, 5))).toEqual(new Set(['200 a']))
+    await new Promise((r) => setTimeout(r, 150))
+    expect(a.checks()).toBeLessThanOrEqual(n + 1) // at most the one that was in flight
   })
 
   it('a route without a check keeps sending to an upstream another route holds unhealthy', async () => {
