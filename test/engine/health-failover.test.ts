@@ -58,7 +58,11 @@ function measure(what: string, figures: Record<string, unknown>): void {
 describe('failover under keep-alive load', () => {
   it('SIGKILL: no GET fails, the upstream is taken out and comes back after a restart', async () => {
     const [a, b, c] = [await child('a'), await child('b'), await child('c')]
-    const e = await engine({ upstreams: [at(a), at(b), at(c)], check: CHECK })
+    const lines: string[] = []
+    const rec = (level: string) => (obj: object, msg: string) => {
+      if ((obj as { upstream?: string }).upstream === a.key) lines.push(`${level} ${msg}`)
+    }
+    const e = await engine({ upstreams: [at(a), at(b), at(c)], check: CHECK }, { log: { info: rec('info'), warn: rec('warn'), error: rec('error') } })
     await until(healthy(e, a, b, c), 10_000, 'all healthy')
     const l = load(e)
     await l.more(300)
@@ -79,6 +83,12 @@ describe('failover under keep-alive load', () => {
     expect(failed).toEqual([])
     expect(l.outcomes.length).toBeGreaterThan(n0)
     expect(stat(e, a.key).state).toBe('healthy')
+    // A line per change of state, not per check or per failed request.
+    console.log(`[measure] SIGKILL log lines for the killed upstream: ${JSON.stringify(lines)}`)
+    expect(lines[0]).toBe('info upstream healthy: first active check passed')
+    expect(lines).toContain('warn upstream ejected')
+    expect(lines.some((l) => l.startsWith('info upstream readmitted'))).toBe(true)
+    expect(lines.length).toBeLessThanOrEqual(6)
   })
 
   it('SIGSTOP: the frozen upstream fails its check by timeout, no GET fails, it returns after SIGCONT', async () => {

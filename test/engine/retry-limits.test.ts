@@ -13,7 +13,7 @@ import { Load } from '../support/load.ts'
 import { until } from '../support/poll.ts'
 import { snapshotFor } from '../support/snapshot.ts'
 import type { RouteSpec, TargetSpec } from '../support/snapshot.ts'
-import { httpUpstream } from '../support/upstream.ts'
+import { httpUpstream, refusedPort } from '../support/upstream.ts'
 import type { HttpUpstream } from '../support/upstream.ts'
 
 const cleanup: Array<() => Promise<void>> = []
@@ -236,5 +236,17 @@ describe('passive detection follows the route plan', () => {
     expect(lengths[1]).toBeGreaterThan(200)
     expect(lengths[1]).toBeLessThanOrEqual(300)
     expect(lengths[2]).toBeLessThanOrEqual(300)
+  })
+
+  it('logs one line when an upstream is ejected and one when it is readmitted', async () => {
+    const lines: string[] = []
+    const rec = (level: string) => (obj: object, msg: string) => void lines.push(`${level} ${msg} ${String((obj as { upstream?: string }).upstream)}`)
+    const a = await answering('a')
+    const dead = await refusedPort()
+    const e = await engine({ upstreams: [at({ port: dead }), at(a)], passive: { ejectionMs: 100 } }, { log: { info: rec('info'), warn: rec('warn'), error: rec('error') } })
+    for (let i = 0; i < 5; i++) expect((await httpGet(e.port, '/')).text).toBe('a')
+    const key = `127.0.0.1:${dead}`
+    await until(() => lines.some((l) => l.startsWith('info upstream readmitted')), 5000, 'the readmission line')
+    expect(lines.filter((l) => l.endsWith(key))).toEqual([`warn upstream ejected ${key}`, `info upstream readmitted: ejection over ${key}`])
   })
 })
