@@ -50,7 +50,7 @@ export function readmit(up: Upstream, now: number, log: EngineLog, probe: string
   const was = up.downUntil > now
   up.downUntil = 0
   up.consecutiveFailures = 0
-  if (was && up.ejectLogged) log.info({ upstream: up.key, probe }, 'upstream readmitted: active check passed')
+  if (up.ejectLogged) log.info({ upstream: up.key, probe }, was ? 'upstream readmitted: active check passed' : 'upstream readmitted: ejection over')
   up.ejectLogged = false
 }
 
