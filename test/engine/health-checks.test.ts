@@ -95,7 +95,6 @@ describe('active checks', () => {
     const b = await checked('b', 503)
     const cap = capture()
     const e = await engine({ upstreams: [at(a.port), at(b.port)], check: CHECK }, cap.log)
-    expect(stat(e, a.key).state).toBe('pending')
     await until(() => stat(e, a.key).state === 'healthy', 5000, 'a to pass its first check')
     await until(() => b.checks() >= 3, 5000, 'b to be checked a few times')
     expect(new Set(await bodies(e, 20))).toEqual(new Set(['200 a']))
@@ -248,6 +247,7 @@ describe('check types and failures', () => {
     await e.stop()
     const n = a.checks()
     await new Promise((r) => setTimeout(r, 200))
-    expect(a.checks()).toBe(n)
+    expect(a.checks()).toBeLessThanOrEqual(n + 1) // at most the one in flight at shutdown
+    expect(e.engine.stats().upstreams.flatMap((u) => u.checks)).toEqual([])
   })
 })
