@@ -48,7 +48,7 @@ export class Engine {
   readonly #listeners = new Map<string, Listener>()
   /** Removed listeners whose connections are still finishing. */
   readonly #draining = new Set<Listener>()
-  /** RouteRuntime by route id: balancing positions survive snapshots that leave a route's tiers alone. */
+  /** RouteRuntime by route id: balancing positions survive snapshots that leave a route's tiers and probe alone; retry budgets survive every snapshot. */
   #routes = new Map<string, RouteRuntime>()
   #queue: Promise<void> = Promise.resolve()
   #sweeper: NodeJS.Timeout | null = null

@@ -10,6 +10,9 @@
 // header, is written as the received bytes; otherwise it is rebuilt
 // (forward.ts). The upstream connection goes back to the pool only after a
 // complete, correctly framed response to a completely sent request.
+// A final response whose status is in the route's retry.statuses is first
+// offered to exchange.ts (retryOnStatus): it may be dropped, unsent, and the
+// request sent to another upstream.
 
 import { succeeded, responseFailed } from '../upstream/passive.ts'
 import { passiveOf, retryOnStatus } from './exchange.ts'
@@ -105,7 +108,7 @@ function retriable(statuses: readonly number[], status: number): boolean {
   return false
 }
 
-/** Handles a parsed head; false when the exchange left the normal path (tunnel, error). */
+/** Handles a parsed head; false when the exchange left the normal path (tunnel, error, retry). */
 function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: number): boolean {
   const r = conn.res
   const status = r.status
