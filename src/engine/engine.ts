@@ -2,6 +2,13 @@
 // report. Everything per request lives in http1/; this file runs on apply,
 // shutdown, stats and the timer sweep.
 //
+// Active checks run in src/health, owned here: a snapshot's (target, probe)
+// pairs are added before its runtimes are built (each member's check state
+// is resolved then, so pick() reads a field) and the pairs it no longer
+// references are stopped once it is in place. Every change of an upstream's
+// state is logged once: check transitions here, ejections and readmissions
+// in passive.ts and the registry's sweep.
+//
 // Timers: one coarse interval per engine (the sweep) checks every client
 // connection's single deadline field and the idle pools, instead of a timer
 // per socket or per request. Its period is a quarter of the shortest timeout,
@@ -9,21 +16,39 @@
 
 import type { RoutingSnapshot } from '../compiler/snapshot.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
+import { Checker } from '../health/checker.ts'
+import type { CheckEvents } from '../health/checker.ts'
+import { HEALTH_NAMES, Health } from '../health/state.ts'
+import type { CheckState } from '../health/state.ts'
 import { EngineCtx } from './context.ts'
 import { Timer, accept, drainConn, onDeadline } from './http1/conn.ts'
 import type { RouteRuntime } from './lb/pick.ts'
 import { buildRuntimes } from './lb/plan.ts'
 import type { ListenerRuntime } from './lb/plan.ts'
 import { Listener, bindServer } from './listener.ts'
-import type { EngineOptions, EngineStats } from './types.ts'
+import type { CheckStats, EngineOptions, EngineStats } from './types.ts'
+import { readmit } from './upstream/passive.ts'
+
+const NO_SNAPSHOT: RoutingSnapshot = Object.freeze({ version: 0, listeners: new Map(), targets: new Map() })
+
+function checkStats(cs: CheckState): CheckStats {
+  return {
+    probe: cs.probe,
+    state: HEALTH_NAMES[cs.state],
+    lastResult: cs.lastResult,
+    lastAt: cs.lastAt === 0 ? null : cs.lastAt,
+    streak: cs.streak,
+  }
+}
 
 export class Engine {
   readonly #ctx: EngineCtx
+  readonly #checker: Checker
   #snap: RoutingSnapshot | null = null
   readonly #listeners = new Map<string, Listener>()
   /** Removed listeners whose connections are still finishing. */
   readonly #draining = new Set<Listener>()
-  /** RouteRuntime by route id: balancing positions survive snapshots that leave a route's tiers alone. */
+  /** RouteRuntime by route id: balancing positions survive snapshots that leave a route's tiers and probe alone; retry budgets survive every snapshot. */
   #routes = new Map<string, RouteRuntime>()
   #queue: Promise<void> = Promise.resolve()
   #sweeper: NodeJS.Timeout | null = null
@@ -32,6 +57,21 @@ export class Engine {
 
   constructor(opts: EngineOptions) {
     this.#ctx = new EngineCtx(opts)
+    const ctx = this.#ctx
+    const events: CheckEvents = {
+      changed(cs, before) {
+        const log = ctx.opts.log
+        const obj = { upstream: cs.key, probe: cs.probe, result: cs.lastResult, streak: cs.streak }
+        if (cs.state === Health.Unhealthy) log.warn(obj, 'upstream unhealthy: active check failing')
+        else if (before === Health.Pending) log.info(obj, 'upstream healthy: first active check passed')
+        else log.info(obj, 'upstream healthy again: active check passing')
+      },
+      passed(cs) {
+        const up = ctx.registry.get(cs.key)
+        if (up !== undefined && up.downUntil !== 0) readmit(up, Date.now(), ctx.opts.log, cs.probe)
+      },
+    }
+    this.#checker = new Checker(events)
     const shortest = Math.min(opts.connectTimeoutMs, opts.headersTimeoutMs, opts.idleTimeoutMs, opts.responseTimeoutMs, opts.upstreamIdleMs)
     this.#tickMs = Math.max(10, Math.min(250, Math.floor(shortest / 4)))
   }
@@ -54,11 +94,13 @@ export class Engine {
     if (ctx.closing) throw new BalancerError(ErrorCode.Internal, 'the engine is shutting down; no snapshot can be applied')
     const prevTargets = this.#snap?.targets ?? new Map<string, unknown>()
     ctx.registry.ensure(snap.targets)
+    this.#checker.ensure(snap)
     const known = new Map(this.#routes)
     let runtimes: Map<string, ListenerRuntime>
     const fresh: Listener[] = []
+    const checker = this.#checker
     try {
-      runtimes = buildRuntimes(snap.listeners, ctx.registry, known)
+      runtimes = buildRuntimes(snap.listeners, ctx.registry, (key, probe) => checker.get(key, probe), known)
       for (const [key, rt] of runtimes) {
         if (this.#listeners.has(key)) continue
         fresh.push(await this.#bind(key, rt))
@@ -69,6 +111,7 @@ export class Engine {
         for (const c of l.conns) c.sock.destroy()
       }
       ctx.registry.retireExcept(prevTargets)
+      this.#checker.retainOnly(this.#snap ?? NO_SNAPSHOT)
       if (err instanceof BalancerError) throw err
       throw new BalancerError(ErrorCode.Internal, `cannot apply snapshot ${snap.version}: ${(err as Error).message}`)
     }
@@ -89,6 +132,7 @@ export class Engine {
     }
     this.#routes = known
     ctx.registry.retireExcept(snap.targets)
+    this.#checker.retainOnly(snap)
     this.#snap = snap
     this.#startSweep()
   }
@@ -129,6 +173,7 @@ export class Engine {
     // told "draining" must already be refused.
     const ctx = this.#ctx
     ctx.closing = true
+    this.#checker.stop()
     for (const l of this.#listeners.values()) void l.stopAccepting()
     this.#stopping = this.#shutdown(graceMs)
     return this.#stopping
@@ -158,6 +203,7 @@ export class Engine {
 
   stats(): EngineStats {
     const now = Date.now()
+    const checks = this.#checker.byKey()
     const listeners = [...this.#listeners.values(), ...this.#draining].map((l) => ({
       key: l.key,
       port: l.port,
@@ -167,7 +213,7 @@ export class Engine {
     return {
       snapshotVersion: this.#snap?.version ?? 0,
       listeners,
-      upstreams: this.#ctx.registry.stats(now),
+      upstreams: this.#ctx.registry.stats(now, (key) => (checks.get(key) ?? []).map(checkStats)),
       inFlight: this.#ctx.inFlight,
     }
   }
@@ -188,7 +234,7 @@ export class Engine {
     ctx.now = now
     for (const l of this.#listeners.values()) sweepConns(l, now)
     for (const l of this.#draining) sweepConns(l, now)
-    ctx.registry.sweep(now)
+    ctx.registry.sweep(now, ctx.opts.log)
   }
 }
 

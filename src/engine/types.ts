@@ -9,7 +9,11 @@ export interface EngineLog {
 }
 
 export interface EngineOptions {
-  /** Upstream TCP connect timeout. Default 5000. */
+  /**
+   * Upstream TCP connect timeout. Default 5000. Also the longest a request
+   * waits in an upstream's queue for a connection (Limits.MaxPending) before
+   * it moves on to the next pick.
+   */
   connectTimeoutMs: number
   /** A client's request head must arrive completely within this. Default 10000 (slowloris guard). */
   headersTimeoutMs: number

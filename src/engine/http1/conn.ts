@@ -19,7 +19,7 @@ import { discard } from '../upstream/pool.ts'
 import type { Upstream } from '../upstream/registry.ts'
 import { pumpBody } from './body.ts'
 import { ChunkDecoder } from './chunked.ts'
-import { connectTimedOut, responseTimedOut } from './exchange.ts'
+import { connectTimedOut, leaveQueue, responseTimedOut } from './exchange.ts'
 import { HeadScan, RequestHead, ResponseHead } from './parse.ts'
 import { readHeads } from './request.ts'
 import { tunnelClientClosed, tunnelClientEnded, tunnelFromClient } from './tunnel.ts'
@@ -79,6 +79,8 @@ export class ClientConn {
   route: RouteRuntime | null = null
   readonly tried: Upstream[] = []
   uc: UpConn | null = null
+  /** Queued for a connection to this upstream (Limits.MaxPending); null otherwise. */
+  waitingOn: Upstream | null = null
   /** The current attempt has written the request upstream. */
   sent = false
   /** The status to answer if no attempt is left: 503 (nothing connected), 502 (sent, then failed), 504 (timed out). */
@@ -311,6 +313,7 @@ function onClose(conn: ClientConn): void {
   conn.timer = Timer.None
   conn.buf = null
   if (st === St.Upstream) conn.ctx.inFlight--
+  if (conn.waitingOn !== null) leaveQueue(conn)
   if (st === St.Tunnel) tunnelClientClosed(conn)
   const uc = conn.uc
   if (uc !== null) {

@@ -1,5 +1,6 @@
-// One request's trip upstream: pick, connect (or reuse), send, and the single
-// failure path that decides between a retry and an error response.
+// One request's trip upstream: pick, connect (or reuse, or wait for a free
+// connection), send, and the single failure path that decides between a
+// retry and an error response.
 //
 // Retry rules. The request moves to the next pick (other members of the same
 // tier first, then lower tiers, then fallbacks; never a target it already
@@ -7,20 +8,39 @@
 //   - the connection could not be made (refused, unreachable, timed out);
 //   - the upstream reset, closed, or stayed silent past responseTimeoutMs
 //     before any response byte, and the method is idempotent (GET HEAD
-//     OPTIONS PUT DELETE TRACE).
+//     OPTIONS PUT DELETE TRACE);
+//   - the final response status is in the route's retry.statuses and the
+//     whole request (head and body) is kept, so it can be sent again
+//     (retryOnStatus; the discarded response's connection is pooled only
+//     when nothing of it is left to read, otherwise closed). When no other
+//     upstream can take it, or no try or budget is left, that response goes
+//     to the client as it is.
+// A route allows retry.attempts tries in all. Retries that sent the request
+// somewhere (all but connect failures, which cost no upstream any work) also
+// need a token from the route's retry budget (lb/budget.ts).
 // A reused pooled socket that fails before any response byte is the
 // keep-alive race (the upstream closed it as we wrote): that is retried once
 // on a fresh connection to the same upstream, any method, and is not counted
-// against the upstream. Every retry needs the body read so far to be kept
-// (up to retryBodyBytes); otherwise the answer is 502.
+// against the upstream, the attempts or the budget. Every retry needs the
+// body read so far to be kept (up to retryBodyBytes); otherwise the answer is
+// 502.
 // When nothing is left: 503 with Retry-After if no attempt got the request
 // out, otherwise 502 (sent, then the upstream failed) or 504 (it timed out),
 // whichever happened last.
+//
+// Limits. An upstream at the route's MaxConnections (busy connections,
+// connecting included) is skipped by pick(); when a whole tier is at its
+// limit and MaxPending allows, the request waits in that upstream's FIFO for
+// a connection to come free (wait()), at most connectTimeoutMs, then moves on
+// to the next pick as if that upstream had refused. Every time an upstream's
+// busy count drops, the first live waiter takes the freed slot.
 
-import { pick, soonest } from '../lb/pick.ts'
+import type { PassivePlan } from '../../compiler/snapshot.ts'
+import { DEFAULT_PLANS } from '../../compiler/compile.ts'
+import { atLimit, pick, soonest } from '../lb/pick.ts'
 import { connectFailed, responseFailed } from '../upstream/passive.ts'
 import type { UpConn, UpEvents } from '../upstream/pool.ts'
-import { UpState, discard, open, take } from '../upstream/pool.ts'
+import { UpState, discard, onFreed, open, release, take } from '../upstream/pool.ts'
 import type { Upstream } from '../upstream/registry.ts'
 import type { ClientConn } from './conn.ts'
 import { Framing, ResPhase, St, Timer, arm, respond, syncReading } from './conn.ts'
@@ -33,7 +53,15 @@ export function startExchange(conn: ClientConn): void {
   conn.tried.length = 0
   conn.staleRetried = false
   conn.giveUpStatus = 503
+  const rt = conn.route
+  if (rt !== null) rt.budget.request(rt.plan.retry.budgetPercent)
   nextAttempt(conn)
+}
+
+/** The passive plan of the request's route (every request in an exchange has one). */
+export function passiveOf(conn: ClientConn): PassivePlan {
+  const rt = conn.route
+  return rt === null ? DEFAULT_PLANS.passive : rt.plan.passive
 }
 
 function nextAttempt(conn: ClientConn): void {
@@ -43,9 +71,51 @@ function nextAttempt(conn: ClientConn): void {
   // Everything is ejected: probe the upstream that comes back first rather than fail without trying.
   if (up === null && conn.tried.length === 0) up = soonest(rt, conn.tried)
   if (up === null) return respond(conn, conn.giveUpStatus)
+  go(conn, up)
+}
+
+/** Sends the request to `up` (already picked): at once, or after waiting for a connection slot. */
+function go(conn: ClientConn, up: Upstream): void {
+  if (conn.tried.length !== 0) up.retries++
   conn.tried.push(up)
+  if (conn.route !== null && atLimit(conn.route, up)) return wait(conn, up)
   attach(conn, up, false)
 }
+
+function wait(conn: ClientConn, up: Upstream): void {
+  conn.waitingOn = up
+  up.waiters.push(conn)
+  arm(conn, Timer.Connect, conn.ctx.opts.connectTimeoutMs)
+}
+
+/** The client went away (or gave up) while waiting: leave the queue. */
+export function leaveQueue(conn: ClientConn): void {
+  const up = conn.waitingOn
+  if (up === null) return
+  conn.waitingOn = null
+  const i = up.waiters.indexOf(conn)
+  if (i >= 0) up.waiters.splice(i, 1)
+}
+
+/** A connection slot of `up` came free: the first live waiter takes it (a waiter whose own limit is lower keeps waiting). */
+function wake(up: Upstream): void {
+  const ws = up.waiters
+  while (ws.length !== 0) {
+    const conn = ws[0] as ClientConn
+    if (conn.waitingOn !== up || conn.state !== St.Upstream) {
+      ws.shift()
+      conn.waitingOn = null
+      continue
+    }
+    if (conn.route !== null && atLimit(conn.route, up)) return
+    ws.shift()
+    conn.waitingOn = null
+    conn.ctx.now = Date.now()
+    attach(conn, up, false)
+    return
+  }
+}
+onFreed(wake)
 
 function attach(conn: ClientConn, up: Upstream, fresh: boolean): void {
   conn.sent = false
@@ -92,9 +162,37 @@ function idempotent(method: number): boolean {
   return method === Method.Get || method === Method.Head || method === Method.Options || method === Method.Put || method === Method.Delete || method === Method.Trace
 }
 
-function retry(conn: ClientConn): void {
-  if (!conn.keptAll) return respond(conn, conn.giveUpStatus)
+/**
+ * After a failed attempt: the next pick, if the body is kept, a try is left
+ * and (when the failed attempt reached the upstream) the budget allows.
+ */
+function retry(conn: ClientConn, spends: boolean): void {
+  const rt = conn.route
+  if (!conn.keptAll || rt === null || conn.tried.length >= rt.plan.retry.attempts) return respond(conn, conn.giveUpStatus)
+  if (spends && !rt.budget.spend(conn.ctx.now)) return respond(conn, conn.giveUpStatus)
   nextAttempt(conn)
+}
+
+/**
+ * A final response whose status is in retry.statuses has arrived on `uc`
+ * (its head parsed, nothing sent to the client). Returns false to forward it
+ * as it is; true when the request went on to another upstream, `uc` having
+ * been pooled (`idle`: nothing of the response is left to read and the
+ * connection may be kept) or closed.
+ */
+export function retryOnStatus(conn: ClientConn, uc: UpConn, idle: boolean): boolean {
+  const rt = conn.route
+  if (rt === null || !conn.reqDone || !conn.keptAll || conn.upgrade || conn.tried.length >= rt.plan.retry.attempts) return false
+  const ctx = conn.ctx
+  if (!rt.budget.can(ctx.now)) return false
+  const next = pick(rt, ctx.now, conn.tried)
+  if (next === null) return false
+  rt.budget.spend(ctx.now)
+  conn.uc = null
+  if (idle) release(uc, ctx.now, ctx.opts.upstreamIdleMs, ctx.opts.maxIdlePerUpstream, ctx.closing)
+  else discard(uc)
+  go(conn, next)
+  return true
 }
 
 /** The attached connection failed (closed, reset, EOF where a response was due). */
@@ -108,8 +206,8 @@ function failed(conn: ClientConn, uc: UpConn): void {
   conn.uc = null
   discard(uc)
   if (connecting) {
-    connectFailed(up, ctx.now)
-    return retry(conn)
+    connectFailed(up, passiveOf(conn), ctx.now, ctx.opts.log, uc.error === '' ? 'connect failed' : uc.error)
+    return retry(conn, false)
   }
   if (!got) {
     conn.giveUpStatus = 502
@@ -117,22 +215,27 @@ function failed(conn: ClientConn, uc: UpConn): void {
       conn.staleRetried = true
       return attach(conn, up, true)
     }
-    if (!reused) responseFailed(up, ctx.now)
-    if (idempotent(conn.method)) return retry(conn)
+    if (!reused) responseFailed(up, passiveOf(conn), ctx.now, ctx.opts.log, 'closed before responding')
+    if (idempotent(conn.method)) return retry(conn, true)
     return respond(conn, 502)
   }
-  responseFailed(up, ctx.now)
+  responseFailed(up, passiveOf(conn), ctx.now, ctx.opts.log, 'closed mid-response')
   if (!conn.resStarted) return respond(conn, 502)
   conn.sock.destroy() // the response has begun: the client can only learn of the failure by the connection dying
 }
 
+/** The connect timer ran out: the connection was not made, or no slot came free while waiting for one. */
 export function connectTimedOut(conn: ClientConn): void {
+  if (conn.waitingOn !== null) {
+    leaveQueue(conn)
+    return nextAttempt(conn)
+  }
   const uc = conn.uc
   if (uc === null) return
   conn.uc = null
   discard(uc)
-  connectFailed(uc.up, conn.ctx.now)
-  retry(conn)
+  connectFailed(uc.up, passiveOf(conn), conn.ctx.now, conn.ctx.opts.log, 'connect timeout')
+  retry(conn, false)
 }
 
 /** No response byte (or no further byte) within responseTimeoutMs. */
@@ -141,13 +244,13 @@ export function responseTimedOut(conn: ClientConn): void {
   if (uc === null) return
   conn.uc = null
   discard(uc)
-  responseFailed(uc.up, conn.ctx.now)
+  responseFailed(uc.up, passiveOf(conn), conn.ctx.now, conn.ctx.opts.log, 'response timeout')
   if (conn.resStarted) {
     conn.sock.destroy()
     return
   }
   conn.giveUpStatus = 504
-  if (!uc.gotBytes && idempotent(conn.method)) return retry(conn)
+  if (!uc.gotBytes && idempotent(conn.method)) return retry(conn, true)
   respond(conn, 504)
 }
 

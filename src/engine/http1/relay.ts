@@ -10,8 +10,12 @@
 // header, is written as the received bytes; otherwise it is rebuilt
 // (forward.ts). The upstream connection goes back to the pool only after a
 // complete, correctly framed response to a completely sent request.
+// A final response whose status is in the route's retry.statuses is first
+// offered to exchange.ts (retryOnStatus): it may be dropped, unsent, and the
+// request sent to another upstream.
 
 import { succeeded, responseFailed } from '../upstream/passive.ts'
+import { passiveOf, retryOnStatus } from './exchange.ts'
 import type { UpConn } from '../upstream/pool.ts'
 import { discard, release } from '../upstream/pool.ts'
 import { Chunk, advance } from './chunked.ts'
@@ -42,7 +46,7 @@ function headToClient(conn: ClientConn, uc: UpConn, head: string): void {
 function badResponse(conn: ClientConn, uc: UpConn): void {
   conn.uc = null
   discard(uc)
-  responseFailed(uc.up, conn.ctx.now)
+  responseFailed(uc.up, passiveOf(conn), conn.ctx.now, conn.ctx.opts.log, 'bad response')
   if (!conn.resStarted) respond(conn, 502)
   else conn.sock.destroy()
 }
@@ -99,7 +103,12 @@ function uncorkThen(conn: ClientConn, corked: boolean, then: ((c: ClientConn, u:
   if (then !== null) then(conn, uc)
 }
 
-/** Handles a parsed head; false when the exchange left the normal path (tunnel, error). */
+function retriable(statuses: readonly number[], status: number): boolean {
+  for (let i = 0; i < statuses.length; i++) if (statuses[i] === status) return true
+  return false
+}
+
+/** Handles a parsed head; false when the exchange left the normal path (tunnel, error, retry). */
 function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: number): boolean {
   const r = conn.res
   const status = r.status
@@ -121,13 +130,20 @@ function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: n
     }
     return true
   }
-  succeeded(uc.up)
   const noBody = conn.method === Method.Head || status === 204 || status === 304
   let framing: number
   if (noBody) framing = Framing.None
   else if (r.teCount > 0) framing = r.teChunkedLast ? Framing.Chunked : Framing.Close
   else if (r.clCount === 1) framing = r.contentLength === 0 ? Framing.None : Framing.Length
   else framing = Framing.Close
+  const rt = conn.route
+  if (status >= 500 && rt !== null && rt.plan.passive.on5xx) responseFailed(uc.up, rt.plan.passive, conn.ctx.now, conn.ctx.opts.log, '5xx')
+  else succeeded(uc.up)
+  if (rt !== null && retriable(rt.plan.retry.statuses, status)) {
+    // Kept only when nothing of this response is left to read and the upstream keeps the connection.
+    const idle = framing === Framing.None && end === buf.length && uc.reusable && (r.version === 11 ? !r.connClose : r.connKeepAlive && !r.connClose)
+    if (retryOnStatus(conn, uc, idle)) return false
+  }
   let close = conn.closeAfter || conn.ctx.closing || conn.listener.draining || framing === Framing.Close
   if (framing === Framing.Chunked && conn.version === 10) {
     if (r.teOther) {

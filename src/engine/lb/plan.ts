@@ -1,10 +1,15 @@
 // The engine's runtime view of a ListenerPlan: each route with its balancing
-// state and live Upstream records. Built on apply(), never per request. A
-// route keeps its RouteRuntime (and so its round-robin position) across
-// snapshots while its tiers are unchanged; any change to them starts afresh.
+// state, live Upstream records and, per member, the route's active check
+// state. Built on apply(), never per request. A new RouteRuntime is made for
+// every applied snapshot (it carries that snapshot's plan), but it shares the
+// previous one's TierRuntimes (round-robin positions) while the tiers and the
+// probe are unchanged, and always its retry budget.
 
 import type { ListenerPlan, RoutePlan, Tier } from '../../compiler/snapshot.ts'
+import { NO_CHECK } from '../../health/state.ts'
+import type { CheckState } from '../../health/state.ts'
 import type { Registry, Upstream } from '../upstream/registry.ts'
+import { RetryBudget } from './budget.ts'
 import { RouteRuntime, TierRuntime } from './pick.ts'
 
 export interface ListenerRuntime {
@@ -15,25 +20,39 @@ export interface ListenerRuntime {
   readonly anyPath: boolean
 }
 
+/** The check state of a (target key, probe) pair; undefined when no check runs for it. */
+export type CheckLookup = (key: string, probe: string) => CheckState | undefined
+
 function signature(r: RoutePlan): string {
   const part = (tiers: readonly Tier[]): string =>
     tiers.map((t) => `${t.priority}:${t.targets.map((x) => `${x.key}*${x.weight}`).join(',')}`).join('|')
-  return `${part(r.tiers)}/${part(r.fallbacks)}`
+  return `${part(r.tiers)}/${part(r.fallbacks)}/${r.check === null ? '' : r.check.probe}`
 }
 
-function tiersOf(tiers: readonly Tier[], registry: Registry): TierRuntime[] {
+function tiersOf(r: RoutePlan, tiers: readonly Tier[], registry: Registry, checks: CheckLookup): TierRuntime[] {
+  const probe = r.check === null ? null : r.check.probe
   return tiers.map((t) => {
     const members = t.targets.map((x) => {
       const up = registry.get(x.key)
       if (up === undefined) throw new Error(`engine: target ${x.key} missing from the snapshot's targets`)
       return up
     })
-    return new TierRuntime(members, t.targets.map((x) => x.weight))
+    const states = t.targets.map((x) => {
+      if (probe === null) return NO_CHECK
+      const cs = checks(x.key, probe)
+      if (cs === undefined) throw new Error(`engine: no check runs for ${x.key} (${probe})`)
+      return cs
+    })
+    return new TierRuntime(members, states, t.targets.map((x) => x.weight))
   })
 }
 
-function sameRecords(rt: RouteRuntime, registry: Registry): boolean {
-  return rt.all.every((up: Upstream) => registry.get(up.key) === up)
+function sameRecords(rt: RouteRuntime, registry: Registry, checks: CheckLookup): boolean {
+  const probe = rt.plan.check === null ? null : rt.plan.check.probe
+  return rt.all.every((up: Upstream, i) => {
+    if (registry.get(up.key) !== up) return false
+    return probe === null || checks(up.key, probe) === rt.allChecks[i]
+  })
 }
 
 /**
@@ -43,6 +62,7 @@ function sameRecords(rt: RouteRuntime, registry: Registry): boolean {
 export function buildRuntimes(
   listeners: ReadonlyMap<string, ListenerPlan>,
   registry: Registry,
+  checks: CheckLookup,
   known: Map<string, RouteRuntime>,
 ): Map<string, ListenerRuntime> {
   const next = new Map<string, RouteRuntime>()
@@ -51,10 +71,11 @@ export function buildRuntimes(
     const routes = plan.routes.map((r) => {
       const sig = signature(r)
       const prev = known.get(r.id)
-      const rt =
-        prev !== undefined && prev.signature === sig && sameRecords(prev, registry)
-          ? prev
-          : new RouteRuntime(r.id, tiersOf(r.tiers, registry), tiersOf(r.fallbacks, registry), sig)
+      const budget = prev?.budget ?? new RetryBudget()
+      const keep = prev !== undefined && prev.signature === sig && sameRecords(prev, registry, checks)
+      const rt = keep
+        ? new RouteRuntime(r, prev.tiers, prev.fallbacks, sig, budget)
+        : new RouteRuntime(r, tiersOf(r, r.tiers, registry, checks), tiersOf(r, r.fallbacks, registry, checks), sig, budget)
       next.set(r.id, rt)
       return rt
     })

@@ -22,6 +22,16 @@ export interface UpEvents {
   closed(uc: UpConn): void
 }
 
+/**
+ * Called whenever an upstream's busy count drops while requests wait for one
+ * of its connections (Limits.MaxPending). Set once by the exchange module.
+ */
+let freed: (up: Upstream) => void = () => {}
+
+export function onFreed(fn: (up: Upstream) => void): void {
+  freed = fn
+}
+
 export class UpConn {
   readonly sock: Socket
   readonly up: Upstream
@@ -119,12 +129,13 @@ export function release(uc: UpConn, now: number, idleMs: number, maxIdle: number
   if (!uc.reusable || up.retired || closing || up.idle.length >= maxIdle || uc.sock.destroyed) {
     uc.state = UpState.Closed
     uc.sock.destroy()
-    return
+  } else {
+    uc.state = UpState.Idle
+    uc.idleDeadline = now + idleMs
+    if (uc.sock.isPaused()) uc.sock.resume() // an idle socket must read, or its FIN goes unnoticed
+    up.idle.push(uc)
   }
-  uc.state = UpState.Idle
-  uc.idleDeadline = now + idleMs
-  if (uc.sock.isPaused()) uc.sock.resume() // an idle socket must read, or its FIN goes unnoticed
-  up.idle.push(uc)
+  if (up.waiters.length !== 0) freed(up)
 }
 
 /** Detaches and closes a connection whose exchange failed or was abandoned. */
@@ -134,6 +145,7 @@ export function discard(uc: UpConn): void {
   uc.up.active--
   uc.state = UpState.Closed
   uc.sock.destroy()
+  if (uc.up.waiters.length !== 0) freed(uc.up)
 }
 
 /** Detaches and closes once the bytes already written have been flushed (a tunnel's clean end). */
@@ -143,4 +155,5 @@ export function closeSoon(uc: UpConn): void {
   uc.up.active--
   uc.state = UpState.Closed
   uc.sock.destroySoon()
+  if (uc.up.waiters.length !== 0) freed(uc.up)
 }

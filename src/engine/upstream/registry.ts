@@ -1,11 +1,19 @@
 // Live per-endpoint state keyed by TargetRef.key (`target:port`): the idle
-// connection pool, in-flight count, traffic counters and passive health.
+// connection pool, in-flight count, requests waiting for a connection
+// (Limits.MaxPending), traffic counters and passive health. Active check
+// state lives beside it in the Checker (src/health), keyed by key + probe.
 // It outlives snapshots: apply() only adds records for new targets and
 // retires the ones no snapshot references any more (their idle sockets are
 // closed at once; in-flight ones finish, then the record is dropped).
 
-import type { UpstreamStats } from '../types.ts'
+import type { CheckStats, EngineLog, UpstreamState, UpstreamStats } from '../types.ts'
 import type { UpConn } from './pool.ts'
+
+/** A request queued for a connection to an upstream at its MaxConnections (see exchange.ts). */
+export interface Waiter {
+  /** Still waiting for this upstream (false once it left the queue by timeout or close). */
+  waitingOn: Upstream | null
+}
 
 export class Upstream {
   readonly key: string
@@ -18,10 +26,18 @@ export class Upstream {
   requests = 0
   failures = 0
   consecutiveFailures = 0
+  /** Requests sent to this upstream after failing on another (or on a retriable status). */
+  retries = 0
   /** Epoch ms until which the balancer skips this upstream; 0 = up. */
   downUntil = 0
-  /** Ejections in a row, for the backoff. */
+  /** Ejections in a row, for the backoff; reset by a response. */
+  ejectStreak = 0
+  /** Passive ejections so far. */
   ejections = 0
+  /** An ejection was logged and its end not yet: the sweep logs the readmission. */
+  ejectLogged = false
+  /** FIFO of requests waiting for a connection; see exchange.ts wait(). */
+  readonly waiters: Waiter[] = []
   retired = false
 
   constructor(key: string, host: string, port: number) {
@@ -53,18 +69,25 @@ export class Registry {
       if (targets.has(key)) continue
       up.retired = true
       closeIdle(up)
-      if (up.active === 0) this.#byKey.delete(key)
+      if (up.active === 0 && up.waiters.length === 0) this.#byKey.delete(key)
     }
   }
 
-  /** Closes pooled connections idle past their deadline; drops retired records with nothing in flight. */
-  sweep(now: number): void {
+  /**
+   * Closes pooled connections idle past their deadline; drops retired records
+   * with nothing in flight; logs the end of ejections that ran out.
+   */
+  sweep(now: number, log: EngineLog): void {
     for (const [key, up] of this.#byKey) {
+      if (up.ejectLogged && up.downUntil <= now) {
+        up.ejectLogged = false
+        log.info({ upstream: key, ejections: up.ejections }, 'upstream readmitted: ejection over')
+      }
       const idle = up.idle
       let k = 0
       while (k < idle.length && (idle[k] as UpConn).idleDeadline <= now) k++
       if (k > 0) for (const uc of idle.splice(0, k)) uc.sock.destroy()
-      if (up.retired && up.active === 0) this.#byKey.delete(key)
+      if (up.retired && up.active === 0 && up.waiters.length === 0) this.#byKey.delete(key)
     }
   }
 
@@ -72,24 +95,35 @@ export class Registry {
     for (const up of this.#byKey.values()) closeIdle(up)
   }
 
-  stats(now: number): UpstreamStats[] {
+  /**
+   * One entry per record. `state`: draining (retired) > ejected > unhealthy
+   * (some active check says so) > pending (some check has not passed yet) >
+   * healthy. `checks(key)` gives the active checks probing an upstream.
+   */
+  stats(now: number, checks: (key: string) => CheckStats[]): UpstreamStats[] {
     const out: UpstreamStats[] = []
     for (const up of this.#byKey.values()) {
       const down = up.downUntil > now
+      const cs = checks(up.key)
+      let state: UpstreamState = 'healthy'
+      if (up.retired) state = 'draining'
+      else if (down) state = 'ejected'
+      else if (cs.some((c) => c.state === 'unhealthy')) state = 'unhealthy'
+      else if (cs.some((c) => c.state === 'pending')) state = 'pending'
       out.push({
         key: up.key,
         host: up.host,
         port: up.port,
-        state: up.retired ? 'draining' : down ? 'ejected' : 'healthy',
+        state,
         ejectedUntil: down ? up.downUntil : null,
-        checks: [],
+        checks: cs,
         active: up.active,
         idle: up.idle.length,
-        pending: 0,
+        pending: up.waiters.length,
         requests: up.requests,
         failures: up.failures,
         consecutiveFailures: up.consecutiveFailures,
-        retries: 0,
+        retries: up.retries,
         ejections: up.ejections,
       })
     }

@@ -1,0 +1,155 @@
+// Active health checks: one loop per (upstream, probe) pair that the current
+// snapshot references (route tiers and fallbacks of routes with a check).
+// Driven by the engine: ensure() adds the pairs of a snapshot being applied
+// (their first check starts at once), retainOnly() stops the pairs the
+// applied snapshot no longer references and hands the kept ones their new
+// plan. A pair's state outlives snapshots: a reload that keeps the pair (same
+// target, same probe) keeps its state even when interval, timeout, rise or
+// fall change; a changed probe is a new pair and starts pending.
+//
+// When several routes probe one upstream the same way, the pair runs once,
+// on the plan with the shortest interval (first such route on a tie).
+
+import type { CheckPlan, RoutingSnapshot } from '../compiler/snapshot.ts'
+import { probe } from './probe.ts'
+import type { ProbeTarget } from './probe.ts'
+import { CheckState, Health } from './state.ts'
+
+export interface CheckEvents {
+  /** The pair's state changed from `before` to `cs.state`. */
+  changed(cs: CheckState, before: Health): void
+  /** A check passed (every pass, not only on a change). */
+  passed(cs: CheckState): void
+}
+
+/** Checks start within ±JITTER of their interval, so many upstreams do not fire together. */
+const JITTER = 0.1
+
+interface Wanted {
+  key: string
+  target: ProbeTarget
+  plan: CheckPlan
+}
+
+function pairId(key: string, probeText: string): string {
+  return `${key}\n${probeText}`
+}
+
+/** Every pair a snapshot references, with the plan it runs on. */
+function wanted(snap: RoutingSnapshot): Map<string, Wanted> {
+  const out = new Map<string, Wanted>()
+  for (const l of snap.listeners.values()) {
+    for (const r of l.routes) {
+      const plan = r.check
+      if (plan === null) continue
+      for (const tiers of [r.tiers, r.fallbacks]) {
+        for (const t of tiers) {
+          for (const ref of t.targets) {
+            const id = pairId(ref.key, plan.probe)
+            const have = out.get(id)
+            if (have !== undefined && have.plan.intervalMs <= plan.intervalMs) continue
+            out.set(id, { key: ref.key, target: { host: ref.host, port: ref.port, authority: ref.key }, plan })
+          }
+        }
+      }
+    }
+  }
+  return out
+}
+
+export class Checker {
+  readonly #events: CheckEvents
+  readonly #pairs = new Map<string, CheckState>()
+  readonly #targets = new Map<CheckState, ProbeTarget>()
+  #closed = false
+
+  constructor(events: CheckEvents) {
+    this.#events = events
+  }
+
+  /** The state of a pair that ensure() has added; undefined when not checked. */
+  get(key: string, probeText: string): CheckState | undefined {
+    return this.#pairs.get(pairId(key, probeText))
+  }
+
+  /** Every running pair grouped by upstream key, for stats. */
+  byKey(): Map<string, CheckState[]> {
+    const out = new Map<string, CheckState[]>()
+    for (const cs of this.#pairs.values()) {
+      const list = out.get(cs.key)
+      if (list === undefined) out.set(cs.key, [cs])
+      else list.push(cs)
+    }
+    return out
+  }
+
+  /** Adds (and starts) the pairs `snap` references that are not running yet; touches nothing else. */
+  ensure(snap: RoutingSnapshot): void {
+    if (this.#closed) return
+    for (const [id, w] of wanted(snap)) {
+      if (this.#pairs.has(id)) continue
+      const cs = new CheckState(w.key, w.plan.probe, w.plan, Health.Pending)
+      this.#pairs.set(id, cs)
+      this.#targets.set(cs, w.target)
+      this.#run(cs)
+    }
+  }
+
+  /** Stops every pair `snap` does not reference; the kept ones take its plan (a shorter interval applies now). */
+  retainOnly(snap: RoutingSnapshot): void {
+    const want = wanted(snap)
+    for (const [id, cs] of this.#pairs) {
+      const w = want.get(id)
+      if (w === undefined) {
+        this.#stopPair(id, cs)
+        continue
+      }
+      const before = cs.plan
+      cs.plan = w.plan
+      this.#targets.set(cs, w.target)
+      if (cs.timer !== null && before !== null && before.intervalMs !== w.plan.intervalMs) {
+        clearTimeout(cs.timer)
+        this.#schedule(cs)
+      }
+    }
+  }
+
+  /** Stops every check (engine shutdown): no timer or socket is left behind. */
+  stop(): void {
+    this.#closed = true
+    for (const [id, cs] of this.#pairs) this.#stopPair(id, cs)
+  }
+
+  /** Runs one check of a pair now, then schedules the next when it completes. */
+  #run(cs: CheckState): void {
+    cs.timer = null
+    const plan = cs.plan
+    const target = this.#targets.get(cs)
+    if (cs.stopped || plan === null || target === undefined) return
+    cs.abort = probe(plan, target, (ok, result) => {
+      cs.abort = null
+      if (cs.stopped) return
+      const before = cs.record(ok, result, Date.now())
+      if (before !== cs.state) this.#events.changed(cs, before)
+      if (ok) this.#events.passed(cs)
+      this.#schedule(cs)
+    })
+  }
+
+  #schedule(cs: CheckState): void {
+    if (cs.stopped || cs.plan === null) return
+    const ms = Math.max(1, Math.round(cs.plan.intervalMs * (1 - JITTER + 2 * JITTER * Math.random())))
+    cs.timer = setTimeout(() => this.#run(cs), ms)
+    cs.timer.unref()
+  }
+
+  #stopPair(id: string, cs: CheckState): void {
+    cs.stopped = true
+    if (cs.timer !== null) clearTimeout(cs.timer)
+    cs.timer = null
+    if (cs.abort !== null) cs.abort()
+    cs.abort = null
+    this.#pairs.delete(id)
+    this.#targets.delete(cs)
+  }
+}
