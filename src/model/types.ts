@@ -51,7 +51,7 @@ export interface HealthCheck {
 
 /** Passive outlier detection from request outcomes. */
 export interface Passive {
-  /** Consecutive failures (connect error, reset, timeout) that eject; default 3; 0 turns passive ejection off. */
+  /** Consecutive failures (reset, response timeout; 5xx with EjectOn5xx) that eject; a refused or timed-out connect ejects at once; default 3; 0 turns passive ejection off. */
   Failures: number
   /** First ejection length, doubling on each ejection in a row; default `1s`. */
   Ejection: string
