@@ -202,7 +202,7 @@ describe('docker source', () => {
     const name = `${RUN}-badlabel`
     try {
       const addr = await address()
-      await docker('run', '-d', '--name', name, ...labels(addr, { 'balancer.weight': 'heavy', 'balancer.healthcheck.path': '/health' }), WEB_IMAGE)
+      await docker('run', '-d', '--name', name, ...labels(addr, { 'balancer.weight': 'heavy', 'balancer.health.path': '/health' }), WEB_IMAGE)
       const p = await src.rec.waitFor((x) => x.problems.some((q) => q.path === `docker:${name}`), 5000, 'the label problem')
       expect(p.problems.filter((q) => q.path === `docker:${name}`).map((q) => q.message)).toEqual(['balancer.weight: must be an integer 1-1000, got "heavy"'])
       expect(targetsOn(p, addr)).toEqual([])
