@@ -65,9 +65,20 @@ if (s.only.has('micro')) {
     spawnSync(process.execPath, [resolve(dir, f)], { stdio: 'inherit' })
   }
 }
-if (s.only.has('closed')) await closedLoop(s)
+/** A scenario that fails is reported and the next one runs. */
+async function step<T>(name: string, fn: () => Promise<T>, fallback: T): Promise<T> {
+  try {
+    return await fn()
+  } catch (err) {
+    console.error(`\nbench: ${name} failed: ${err instanceof Error ? err.message : String(err)}`)
+    process.exitCode = 1
+    return fallback
+  }
+}
+
+if (s.only.has('closed')) await step('closed loop', () => closedLoop(s), undefined)
 let baseline = new Map<string, Record<string, number>>()
-if (s.only.has('open') || s.only.has('reload')) baseline = await fixedRate(s)
-if (s.only.has('reload')) await reloadUnderLoad(s, baseline)
-if (s.only.has('memory')) await memory(s)
-if (s.only.has('soak')) await soak(s)
+if (s.only.has('open') || s.only.has('reload')) baseline = await step('fixed rate', () => fixedRate(s), baseline)
+if (s.only.has('reload')) await step('reload under load', () => reloadUnderLoad(s, baseline), undefined)
+if (s.only.has('memory')) await step('memory', () => memory(s), undefined)
+if (s.only.has('soak')) await step('soak', () => soak(s), undefined)

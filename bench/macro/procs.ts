@@ -117,18 +117,19 @@ export async function startHaproxy(upstreams: number[], cpus: string | null): Pr
   const port = await freePort()
   const cfg = join(dir, 'haproxy.cfg')
   writeFileSync(cfg, [
-    'global', '  nbthread 1', '  maxconn 20000',
+    'global', '  nbthread 1', '  maxconn 9000',
     'defaults', '  mode http', '  timeout connect 5s', '  timeout client 10m', '  timeout server 60s', '  http-reuse always', '  option forwardfor',
     'frontend fe', `  bind 127.0.0.1:${port}`, '  http-request set-header X-Forwarded-Proto http', '  default_backend be',
     'backend be', '  balance roundrobin', ...upstreams.map((p, i) => `  server s${i} 127.0.0.1:${p}`), '',
   ].join('\n'))
-  const child = start(['haproxy', '-f', cfg], cpus, 'ignore')
+  const child = start(['haproxy', '-q', '-f', cfg], cpus, 'ignore')
   const end = Date.now() + 10_000
-  while (Date.now() < end) {
+  for (;;) {
     try {
       await fetch(`http://127.0.0.1:${port}/`)
       break
     } catch {
+      if (Date.now() > end || child.exitCode !== null) throw new Error('haproxy did not start')
       await new Promise((r) => setTimeout(r, 100))
     }
   }

@@ -156,7 +156,7 @@ export async function memory(s: Settings): Promise<void> {
       await h.stop()
       const delta = busy.rssMiB - idle.rssMiB
       rows.push([t.name, idle.procs, idle.rssMiB, h.held, conns, busy.rssMiB, delta, (delta * 1024) / Math.max(1, h.held), h.errors])
-    }, { extra: ['--idle-timeout', '10m'] }),
+    }, { extra: ['--idle-timeout', '10m'], haproxy: false }),
   )
   table(`Memory: ${s.idleConns} idle keep-alive client connections (one request each), RSS of every process of the proxy`, ['target', 'procs', 'idle MiB', 'held', 'proxy conns', 'held MiB', 'delta MiB', 'KiB/conn', 'errors'], rows)
 }
