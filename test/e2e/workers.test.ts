@@ -6,7 +6,7 @@ import { createServer, request } from 'node:http'
 import type { IncomingMessage, Server } from 'node:http'
 import { connect, createServer as createNetServer } from 'node:net'
 import type { Server as NetServer } from 'node:net'
-import { renameSync, writeFileSync } from 'node:fs'
+import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { freePort, startBalancer, tempDir, until } from './harness.ts'
@@ -193,5 +193,28 @@ describe('--workers 2', () => {
       return ((await status(bal)).workers[1]?.requests ?? 0) > 0
     }, 15_000, 'the new worker to serve')
     expect(bal.proc.exitCode).toBe(null)
+  })
+
+  it('leaves no worker behind when the main process is killed: each drains and exits', async () => {
+    const a = await upstream('a')
+    cleanup.push(() => a.server.close())
+    const port = await freePort()
+    const { bal } = await twoWorkers(['--grace', '5s'])
+    expect(await call(bal, 'POST', '/server', { address: `127.0.0.1:${port}`, upstreams: [{ Target: '127.0.0.1', Port: a.port }] })).toBe(201)
+    const pids = (await status(bal)).workers.map((w) => w.pid ?? 0)
+    expect(pids.every((p) => p > 0)).toBe(true)
+    bal.proc.kill('SIGKILL')
+    await bal.exited
+    // A zombie (exited, not yet reaped by its new parent) counts as gone.
+    const alive = (pid: number): boolean => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+        return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+      } catch {
+        return false
+      }
+    }
+    await until(() => pids.every((p) => !alive(p)), 10_000, 'the orphaned workers to exit')
+    expect(await refused(port)).toBe(true)
   })
 })
