@@ -55,6 +55,9 @@ const lags: number[] = []
 let done = 0
 let errors = 0
 let non2xx = 0
+/** Status codes other than 2xx, and why connections closed under a request: what `errors` is made of. */
+const statuses: Record<string, number> = {}
+const closes: Record<string, number> = {}
 let recordFrom = 0
 let stopAt = Infinity
 let onIdle: (c: Conn) => void = () => undefined
@@ -75,7 +78,11 @@ function onData(c: Conn, chunk: Buffer): void {
       if (end < 0) break
       const head = b.toString('latin1', 0, end)
       const m = /\r\ncontent-length:\s*(\d+)/i.exec(head)
-      if (!head.startsWith('HTTP/1.1 2')) non2xx++
+      if (!head.startsWith('HTTP/1.1 2')) {
+        non2xx++
+        const st = head.slice(9, 12)
+        statuses[st] = (statuses[st] ?? 0) + 1
+      }
       c.need = m === null ? 0 : Number(m[1])
       b = b.subarray(end + 4)
     }
@@ -102,14 +109,18 @@ function open(onReady: (c: Conn) => void): Promise<Conn> {
     const c = new Conn(sock)
     sock.once('connect', () => resolve(c))
     sock.once('error', reject)
+    let why = 'closed by the server'
     sock.on('data', (d: Buffer) => onData(c, d))
     sock.on('close', () => {
-      if (c.busy) errors++
+      if (c.busy) {
+        errors++
+        closes[why] = (closes[why] ?? 0) + 1
+      }
       c.busy = false
       // Reconnect while the run lasts (a proxy may close after an error).
       if (performance.now() < stopAt) void open(onReady).then(onReady, () => errors++)
     })
-    sock.on('error', () => undefined)
+    sock.on('error', (err: NodeJS.ErrnoException) => (why = err.code ?? err.message))
   })
 }
 
@@ -165,7 +176,7 @@ async function runOpen(): Promise<object> {
   const sent = lags.length
   return {
     mode: 'open', targetRate: spec.rate, conns: spec.conns, durationMs: spec.durationMs,
-    sentRate: Math.round((sent * 1000) / spec.durationMs), recorded: latencies.length, errors: errors + unanswered, non2xx,
+    sentRate: Math.round((sent * 1000) / spec.durationMs), recorded: latencies.length, errors: errors + unanswered, non2xx, unanswered, statuses, closes,
     latencyMs: percentiles(latencies), sendLagMs: percentiles(lags), maxBacklog,
   }
 }
@@ -186,7 +197,7 @@ async function runClosed(): Promise<object> {
   const n = done - d0
   stopped = true
   for (const c of conns) c.sock.destroy()
-  return { mode: 'closed', conns: spec.conns, durationMs: spec.durationMs, rps: Math.round((n * 1000) / spec.durationMs), errors, non2xx, latencyMs: percentiles(latencies) }
+  return { mode: 'closed', conns: spec.conns, durationMs: spec.durationMs, rps: Math.round((n * 1000) / spec.durationMs), errors, non2xx, statuses, closes, latencyMs: percentiles(latencies) }
 }
 
 async function runHold(): Promise<void> {

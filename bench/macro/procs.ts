@@ -4,7 +4,7 @@
 
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -25,7 +25,7 @@ export function has(cmd: string): boolean {
 }
 
 /** Runs argv under a raised open-file limit (and taskset when cpus is given). */
-function start(argv: string[], cpus: string | null, stdout: 'pipe' | 'ignore' = 'pipe'): ChildProcess {
+function start(argv: string[], cpus: string | null, stdout: 'pipe' | 'ignore' | number = 'pipe'): ChildProcess {
   const pin = cpus !== null && has('taskset') ? ['taskset', '-c', cpus] : []
   const script = `ulimit -n ${NOFILE} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`
   return spawn('sh', ['-c', script, 'sh', ...pin, ...argv], { stdio: ['ignore', stdout, 'inherit'], cwd: ROOT })
@@ -82,6 +82,8 @@ export async function startUpstream(cpus: string | null): Promise<Proc & { ports
 export interface Target extends Proc {
   name: string
   port: number
+  /** Where the proxy's log goes (warnings and errors only for the balancer). */
+  log: string | null
   /** The balancer's admin API; null for other proxies. */
   api: string | null
 }
@@ -90,7 +92,8 @@ export async function startBalancer(workers: number, upstreams: number[], cpus: 
   const dir = mkdtempSync(join(tmpdir(), 'balancer-bench-'))
   const [apiPort, port] = [await freePort(), await freePort()]
   const args = [NODE, 'bin/balancer.js', '--api', `127.0.0.1:${apiPort}`, '--config', join(dir, 'b.json'), '--workers', String(workers), '--log-level', 'warn', ...extra]
-  const child = start(args, cpus, 'ignore')
+  const log = join(dir, 'balancer.log')
+  const child = start(args, cpus, openSync(log, 'w'))
   const api = `http://127.0.0.1:${apiPort}`
   const end = Date.now() + 30_000
   for (;;) {
@@ -108,7 +111,7 @@ export async function startBalancer(workers: number, upstreams: number[], cpus: 
     body: JSON.stringify({ address: `127.0.0.1:${port}`, upstreams: upstreams.map((p) => ({ Target: '127.0.0.1', Port: p })) }),
   })
   if (res.status !== 201) throw new Error(`POST /server answered ${res.status}: ${await res.text()}`)
-  return { name: `balancer w${workers}`, child, pid: child.pid ?? 0, port, api, stop: stopper(child) }
+  return { name: `balancer w${workers}`, child, pid: child.pid ?? 0, port, api, log, stop: stopper(child) }
 }
 
 /** HAProxy with the equivalent config (keep-alive to the upstreams, the same forwarding headers), one thread. */
@@ -133,7 +136,7 @@ export async function startHaproxy(upstreams: number[], cpus: string | null): Pr
       await new Promise((r) => setTimeout(r, 100))
     }
   }
-  return { name: 'haproxy', child, pid: child.pid ?? 0, port, api: null, stop: stopper(child) }
+  return { name: 'haproxy', child, pid: child.pid ?? 0, port, api: null, log: null, stop: stopper(child) }
 }
 
 /** Runs the load generator to completion and returns its JSON result. */

@@ -87,6 +87,12 @@ function openRow(name: string, r: Record<string, unknown>): Array<string | numbe
   const lag = r.sendLagMs as Record<string, number>
   return [name, r.targetRate as number, r.sentRate as number, l.p50 ?? NaN, l.p99 ?? NaN, l.p999 ?? NaN, l.max ?? NaN, lag.p99 ?? NaN, (r.errors as number) + (r.non2xx as number)]
 }
+/** What a load generator run counted as errors, when it counted any. */
+function explain(t: Target, r: Record<string, unknown>): void {
+  if ((r.errors as number) + (r.non2xx as number) === 0) return
+  const log = t.log === null ? '' : `; the proxy's log: ${t.log}`
+  console.log(`${t.name}: errors: ${JSON.stringify({ statuses: r.statuses, closedUnderRequest: r.closes, unanswered: r.unanswered })}${log}`)
+}
 const OPEN_HEAD = ['target', 'rate', 'sent/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'send lag p99', 'errors']
 
 /** Fixed rate (open loop), latency from each request's intended send time. Returns the figures by target. */
@@ -98,6 +104,7 @@ export async function fixedRate(s: Settings): Promise<Map<string, Record<string,
       await load({ mode: 'closed', port: t.port, conns: s.conns, durationMs: 2000, warmupMs: 0 }, s.loadCpus)
       const r = await load({ mode: 'open', port: t.port, conns: s.conns, rate: s.rate, durationMs: s.durationMs, warmupMs: 1000 }, s.loadCpus)
       rows.push(openRow(t.name, r))
+      explain(t, r)
       out.set(t.name, r.latencyMs as Record<string, number>)
     }),
   )
@@ -129,6 +136,7 @@ export async function reloadUnderLoad(s: Settings, baseline: Map<string, Record<
       const r = await load({ mode: 'open', port: t.port, conns: s.conns, rate: s.rate, durationMs: s.durationMs, warmupMs: 1000 }, s.loadCpus)
       running = false
       await writer
+      explain(t, r)
       const l = r.latencyMs as Record<string, number>
       const b = baseline.get(t.name) ?? {}
       rows.push([t.name, writes, failed, b.p50 ?? NaN, l.p50 ?? NaN, b.p99 ?? NaN, l.p99 ?? NaN, b.p999 ?? NaN, l.p999 ?? NaN, (r.errors as number) + (r.non2xx as number)])
