@@ -15,6 +15,9 @@
 //   is complete (throughput; latency from the send).
 // - hold: opens `conns` connections, sends one request on each, keeps them
 //   open and idle; prints `{"held":n}` and waits for SIGTERM.
+//
+// With LOADGEN_DEBUG=1 in the environment, an open run lists on stderr every
+// request still unanswered at its end (connection state, bytes received).
 
 import { connect } from 'node:net'
 import type { Socket } from 'node:net'
@@ -172,6 +175,7 @@ async function runOpen(): Promise<object> {
   const end = performance.now() + 10_000
   while ((head < backlog.length || conns.some((c) => c.busy)) && performance.now() < end) await new Promise((r) => setTimeout(r, 5))
   const unanswered = backlog.length - head + conns.filter((c) => c.busy).length
+  if (process.env.LOADGEN_DEBUG) for (const c of conns) if (c.busy) process.stderr.write(`busy: need ${c.need} buf ${c.buf?.length ?? 0} ${JSON.stringify(c.buf?.toString('latin1') ?? '')} sentAgo ${(performance.now() - c.sentAt).toFixed(0)} local ${c.sock.localPort} backlog ${backlog.length - head}\n`)
   for (const c of conns) c.sock.destroy()
   const sent = lags.length
   return {
