@@ -14,6 +14,8 @@ import { Reloader } from './control/reloader.ts'
 import { startSources } from './sources/start.ts'
 import { Engine } from './engine/engine.ts'
 import { DEFAULT_ENGINE_OPTIONS } from './engine/types.ts'
+import type { EngineStats } from './engine/types.ts'
+import { WorkerGroup } from './workers/group.ts'
 import { buildAdmin, startAdmin } from './admin/server.ts'
 import { openStore } from './store/open.ts'
 import { ConfigState } from './store/state.ts'
@@ -69,16 +71,30 @@ async function main(): Promise<void> {
     fail(`cannot load the configuration from ${store.location}: ${(err as Error).message}`)
   }
   const state = new ConfigState(initial)
-  const engine = new Engine({
+  const engineOptions = {
     ...DEFAULT_ENGINE_OPTIONS,
     connectTimeoutMs: o.connectTimeoutMs,
     headersTimeoutMs: o.headersTimeoutMs,
     idleTimeoutMs: o.idleTimeoutMs,
     responseTimeoutMs: o.responseTimeoutMs,
     upstreamIdleMs: o.upstreamIdleMs,
-    log: log.child({ component: 'engine' }),
-  })
-  const reloader = new Reloader(engine, compile, (out) => {
+  }
+  // One worker: the engine runs in this process, no IPC. More: engine
+  // processes sharing the ports; the API, the store, discovery and the
+  // compiler stay here.
+  let plane: Engine | WorkerGroup
+  if (o.workers === 1) plane = new Engine({ ...engineOptions, log: log.child({ component: 'engine' }) })
+  else {
+    const group = new WorkerGroup({ count: o.workers, engine: engineOptions, logLevel: o.logLevel, graceMs: o.graceMs, log: log.child({ component: 'workers' }) })
+    try {
+      await group.start()
+    } catch (err) {
+      group.kill()
+      fail(`cannot start ${o.workers} workers: ${(err as Error).message}`)
+    }
+    plane = group
+  }
+  const reloader = new Reloader(plane, compile, (out) => {
     if (out.error === null) {
       state.setError(null)
       log.info({ version: out.version, revision: out.revision }, 'configuration applied')
@@ -89,7 +105,10 @@ async function main(): Promise<void> {
   })
   const desired = new Desired(reloader, initial)
   const first = await desired.setStore(initial)
-  if (first.error !== null) fail(`cannot apply the configuration: ${first.error.message}`)
+  if (first.error !== null) {
+    if (plane instanceof WorkerGroup) plane.kill()
+    fail(`cannot apply the configuration: ${first.error.message}`)
+  }
   state.subscribe((s) => desired.setStore(s))
 
   let sources
@@ -126,7 +145,8 @@ async function main(): Promise<void> {
       appliedRevision: reloader.appliedRevision,
       discovery: { origins: sources.origins, problems: desired.problems },
       storeHealth: store.health?.() ?? null,
-      engine: engine.stats(),
+      engine: plane.stats() satisfies EngineStats,
+      ...(plane instanceof WorkerGroup ? { workers: plane.workers() } : {}),
     }),
   })
   const bound = await startAdmin(admin, o.apiHost, o.apiPort)
@@ -136,15 +156,18 @@ async function main(): Promise<void> {
   const stop = (signal: string): void => {
     if (stopping) {
       log.warn({ signal }, 'second signal: exiting now')
+      if (plane instanceof WorkerGroup) plane.kill()
       process.exit(1)
     }
     stopping = true
-    // Listeners stop accepting synchronously inside shutdown(): anyone who
-    // reads "draining" in the log is already refused.
-    const drained = engine.shutdown(o.graceMs)
-    log.info({ signal, graceMs: o.graceMs }, 'draining')
+    // Listeners stop accepting synchronously inside Engine.shutdown(), and
+    // workers say when they have: anyone who reads "draining" in the log is
+    // already refused.
+    const drained = plane.shutdown(o.graceMs)
     watching.abort()
     void (async () => {
+      if (plane instanceof WorkerGroup) await plane.refusing()
+      log.info({ signal, graceMs: o.graceMs, workers: o.workers }, 'draining')
       await Promise.allSettled([admin.close(), sources.stop(), drained, store.close()])
       log.info({}, 'stopped')
       log.flush()

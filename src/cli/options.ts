@@ -1,6 +1,7 @@
 // Command-line flags and their environment variables. Pure: argv + env in,
 // Options (or a usage error) out; main.ts does the I/O.
 
+import { availableParallelism } from 'node:os'
 import { parseDuration } from '../model/duration.ts'
 import { DEFAULT_DOCKER_ENDPOINT, parseEndpoint } from '../docker/endpoint.ts'
 
@@ -24,6 +25,8 @@ export interface Options {
   swarm: boolean
   /** Full resync period of the Docker/Swarm sources (a safety net under the events stream). */
   dockerResyncMs: number
+  /** Engine processes sharing the listening ports (SO_REUSEPORT); 1 = the engine runs in this process. */
+  workers: number
   help: boolean
   version: boolean
 }
@@ -143,6 +146,16 @@ const FLAGS: FlagSpec[] = [
   },
   { flag: '--docker-resync', env: 'BALANCER_DOCKER_RESYNC', arg: 'DURATION', defaultText: '30s', help: 'Full Docker/Swarm listing period, a safety net under the events stream.', set: durationFlag('dockerResyncMs') },
   {
+    flag: '--workers', env: 'BALANCER_WORKERS', arg: 'N', defaultText: 'the number of CPUs',
+    help: 'Engine processes sharing the listening ports; 1 runs the engine inside the main process.',
+    set(o, v) {
+      const n = Number(v)
+      if (!/^\d+$/.test(v.trim()) || !Number.isInteger(n) || n < 1 || n > 256) return `must be an integer 1-256, got "${v}"`
+      o.workers = n
+      return null
+    },
+  },
+  {
     flag: '--log-level', env: 'BALANCER_LOG_LEVEL', arg: 'LEVEL', defaultText: 'info',
     help: 'fatal, error, warn, info, debug or trace.',
     set(o, v) {
@@ -157,7 +170,7 @@ export function defaults(): Options {
   return {
     apiHost: '127.0.0.1', apiPort: 9123, store: `file://${DEFAULT_CONFIG_PATH}`, token: null, tokenFile: null,
     graceMs: 30_000, logLevel: 'info', connectTimeoutMs: 5000, headersTimeoutMs: 10_000, idleTimeoutMs: 60_000,
-    responseTimeoutMs: 60_000, upstreamIdleMs: 30_000, docker: null, swarm: false, dockerResyncMs: 30_000, help: false, version: false,
+    responseTimeoutMs: 60_000, upstreamIdleMs: 30_000, docker: null, swarm: false, dockerResyncMs: 30_000, workers: availableParallelism(), help: false, version: false,
   }
 }
 

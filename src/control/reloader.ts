@@ -6,8 +6,14 @@
 import type { Config } from '../model/types.ts'
 import type { RoutingSnapshot } from '../compiler/snapshot.ts'
 
+/**
+ * Where snapshots go: the in-process Engine, or the worker group. `config` is
+ * the input `snap` was compiled from; the worker group sends it (not the
+ * snapshot) to its workers, which compile it again: compile() is pure, so they
+ * build the very same snapshot.
+ */
 export interface ApplyTarget {
-  apply(snap: RoutingSnapshot): Promise<void>
+  apply(snap: RoutingSnapshot, config: Config): Promise<void>
 }
 
 export interface ReloadOutcome {
@@ -69,7 +75,7 @@ export class Reloader {
       } else {
         try {
           const snap = this.#compile(next.config, this.#version + 1)
-          await this.#target.apply(snap)
+          await this.#target.apply(snap, next.config)
           this.#version = snap.version
           this.#appliedRevision = next.revision
           outcome = { version: snap.version, revision: next.revision, error: null }

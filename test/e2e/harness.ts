@@ -37,8 +37,10 @@ export async function freePort(): Promise<number> {
   })
 }
 
+/** Runs `--workers 1` (the engine in the main process) unless args ask for more. */
 export async function startBalancer(args: string[], env: Record<string, string> = {}): Promise<Running> {
-  const proc = spawn(process.execPath, [BIN, '--api', '127.0.0.1:0', ...args], {
+  const workers = args.includes('--workers') || args.some((a) => a.startsWith('--workers=')) ? [] : ['--workers', '1']
+  const proc = spawn(process.execPath, [BIN, '--api', '127.0.0.1:0', ...workers, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

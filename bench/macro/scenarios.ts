@@ -1,0 +1,205 @@
+// The macro scenarios. Each starts what it measures, prints one table and
+// stops everything it started. Figures from one run compare with each other;
+// across machines or runs, compare ratios.
+
+import { CLK_TCK, has, hold, load, startBalancer, startHaproxy, startUpstream, treeUsage, wrk } from './procs.ts'
+import type { Target } from './procs.ts'
+
+export interface Settings {
+  workers: number[]
+  durationMs: number
+  rate: number
+  conns: number
+  idleConns: number
+  soakMs: number
+  proxyCpus: string | null
+  loadCpus: string | null
+  haproxy: boolean
+}
+
+function table(title: string, head: string[], rows: Array<Array<string | number>>): void {
+  const cells = [head, ...rows.map((r) => r.map((c) => (typeof c === 'number' ? fmt(c) : c)))]
+  const w = head.map((_, i) => Math.max(...cells.map((r) => String(r[i] ?? '').length)))
+  console.log(`\n## ${title}\n`)
+  for (const [k, r] of cells.entries()) {
+    console.log(r.map((c, i) => (i === 0 ? String(c).padEnd(w[i] ?? 0) : String(c).padStart(w[i] ?? 0))).join('  '))
+    if (k === 0) console.log(w.map((n) => '-'.repeat(n)).join('  '))
+  }
+}
+
+function fmt(n: number): string {
+  if (!Number.isFinite(n)) return '-'
+  if (Number.isInteger(n)) return String(n)
+  return Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(2)
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/** Starts each target in turn (balancer per worker count, then HAProxy), runs fn, stops it. */
+async function eachTarget(s: Settings, ups: number[], fn: (t: Target) => Promise<void>, opts: { haproxy?: boolean; extra?: string[] } = {}): Promise<void> {
+  const starts: Array<() => Promise<Target>> = s.workers.map((w) => () => startBalancer(w, ups, s.proxyCpus, opts.extra ?? []))
+  if (s.haproxy && (opts.haproxy ?? true) && has('haproxy')) starts.push(() => startHaproxy(ups, s.proxyCpus))
+  for (const start of starts) {
+    const t = await start()
+    try {
+      await fn(t)
+    } finally {
+      await t.stop()
+    }
+  }
+}
+
+async function withUpstream<T>(s: Settings, fn: (ports: number[]) => Promise<T>): Promise<T> {
+  const up = await startUpstream(s.loadCpus)
+  try {
+    return await fn(up.ports)
+  } finally {
+    await up.stop()
+  }
+}
+
+/** Closed loop: as many requests as the proxy answers; its CPU time per request from /proc. */
+export async function closedLoop(s: Settings): Promise<void> {
+  const rows: Array<Array<string | number>> = []
+  const useWrk = has('wrk')
+  const secs = Math.max(1, Math.round(s.durationMs / 1000))
+  await withUpstream(s, (ups) =>
+    eachTarget(s, ups, async (t) => {
+      const run = async (ms: number): Promise<{ rps: number; p50: number; p99: number; errors: number }> => {
+        if (useWrk) return wrk(t.port, s.conns, Math.max(1, Math.round(ms / 1000)), s.loadCpus)
+        const r = await load({ mode: 'closed', port: t.port, conns: s.conns, durationMs: ms, warmupMs: 0 }, s.loadCpus)
+        const l = r.latencyMs as Record<string, number>
+        return { rps: r.rps as number, p50: l.p50 ?? NaN, p99: l.p99 ?? NaN, errors: (r.errors as number) + (r.non2xx as number) }
+      }
+      await run(2000) // warm-up: JIT, pools
+      const u0 = treeUsage(t.pid)
+      const r = await run(secs * 1000)
+      const u1 = treeUsage(t.pid)
+      const cpuS = (u1.ticks - u0.ticks) / CLK_TCK
+      rows.push([t.name, r.rps, r.p50, r.p99, (cpuS * 1e6) / Math.max(1, r.rps * secs), `${Math.round((cpuS * 100) / secs)}%`, r.errors])
+    }),
+  )
+  table(`Closed loop: ${s.conns} keep-alive connections, ${secs}s, ${useWrk ? 'wrk' : 'Node load generator'}`, ['target', 'req/s', 'p50 ms', 'p99 ms', 'cpu µs/req', 'cpu', 'errors'], rows)
+}
+
+function openRow(name: string, r: Record<string, unknown>): Array<string | number> {
+  const l = r.latencyMs as Record<string, number>
+  const lag = r.sendLagMs as Record<string, number>
+  return [name, r.targetRate as number, r.sentRate as number, l.p50 ?? NaN, l.p99 ?? NaN, l.p999 ?? NaN, l.max ?? NaN, lag.p99 ?? NaN, (r.errors as number) + (r.non2xx as number)]
+}
+/** What a load generator run counted as errors, when it counted any. */
+function explain(t: Target, r: Record<string, unknown>): void {
+  if ((r.errors as number) + (r.non2xx as number) === 0) return
+  const log = t.log === null ? '' : `; the proxy's log: ${t.log}`
+  console.log(`${t.name}: errors: ${JSON.stringify({ statuses: r.statuses, closedUnderRequest: r.closes, unanswered: r.unanswered })}${log}`)
+}
+const OPEN_HEAD = ['target', 'rate', 'sent/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'send lag p99', 'errors']
+
+/** Fixed rate (open loop), latency from each request's intended send time. Returns the figures by target. */
+export async function fixedRate(s: Settings): Promise<Map<string, Record<string, number>>> {
+  const rows: Array<Array<string | number>> = []
+  const out = new Map<string, Record<string, number>>()
+  await withUpstream(s, (ups) =>
+    eachTarget(s, ups, async (t) => {
+      await load({ mode: 'closed', port: t.port, conns: s.conns, durationMs: 2000, warmupMs: 0 }, s.loadCpus)
+      const r = await load({ mode: 'open', port: t.port, conns: s.conns, rate: s.rate, durationMs: s.durationMs, warmupMs: 1000 }, s.loadCpus)
+      rows.push(openRow(t.name, r))
+      explain(t, r)
+      out.set(t.name, r.latencyMs as Record<string, number>)
+    }),
+  )
+  table(`Fixed rate: ${s.rate} req/s on ${s.conns} keep-alive connections, ${s.durationMs / 1000}s (latency from the intended send time)`, OPEN_HEAD, rows)
+  return out
+}
+
+/** The same fixed rate while the API changes the route's weights every 250 ms. */
+export async function reloadUnderLoad(s: Settings, baseline: Map<string, Record<string, number>>): Promise<void> {
+  const rows: Array<Array<string | number>> = []
+  await withUpstream(s, (ups) =>
+    eachTarget(s, ups, async (t) => {
+      await load({ mode: 'closed', port: t.port, conns: s.conns, durationMs: 2000, warmupMs: 0 }, s.loadCpus)
+      let writes = 0
+      let failed = 0
+      let running = true
+      const writer = (async () => {
+        await sleep(1000)
+        while (running) {
+          const res = await fetch(`${t.api}/server/127.0.0.1:${t.port}/upstream/127.0.0.1-${ups[0]}`, {
+            method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ Weight: 1 + (writes % 3) }),
+          })
+          await res.arrayBuffer()
+          if (res.status >= 300) failed++
+          writes++
+          await sleep(250)
+        }
+      })()
+      const r = await load({ mode: 'open', port: t.port, conns: s.conns, rate: s.rate, durationMs: s.durationMs, warmupMs: 1000 }, s.loadCpus)
+      running = false
+      await writer
+      explain(t, r)
+      const l = r.latencyMs as Record<string, number>
+      const b = baseline.get(t.name) ?? {}
+      rows.push([t.name, writes, failed, b.p50 ?? NaN, l.p50 ?? NaN, b.p99 ?? NaN, l.p99 ?? NaN, b.p999 ?? NaN, l.p999 ?? NaN, (r.errors as number) + (r.non2xx as number)])
+    }, { haproxy: false }),
+  )
+  table(`Reload under load: ${s.rate} req/s, an API write every 250 ms (without -> during)`, ['target', 'writes', 'refused', 'p50 w/o', 'p50 during', 'p99 w/o', 'p99 during', 'p99.9 w/o', 'p99.9 during', 'errors'], rows)
+}
+
+/** RSS of the balancer (all its processes) idle, then with idleConns idle keep-alive client connections. */
+export async function memory(s: Settings): Promise<void> {
+  const rows: Array<Array<string | number>> = []
+  await withUpstream(s, (ups) =>
+    eachTarget(s, ups, async (t) => {
+      await load({ mode: 'closed', port: t.port, conns: 16, durationMs: 1000, warmupMs: 0 }, s.loadCpus)
+      await sleep(2000)
+      const idle = treeUsage(t.pid)
+      const h = await hold(t.port, s.idleConns, s.loadCpus)
+      await sleep(3000)
+      const busy = treeUsage(t.pid)
+      let conns = NaN
+      if (t.api !== null) {
+        const st = (await (await fetch(`${t.api}/status`)).json()) as { engine: { listeners: Array<{ connections: number }> } }
+        conns = st.engine.listeners.reduce((n, l) => n + l.connections, 0)
+      }
+      await h.stop()
+      const delta = busy.rssMiB - idle.rssMiB
+      rows.push([t.name, idle.procs, idle.rssMiB, h.held, conns, busy.rssMiB, delta, (delta * 1024) / Math.max(1, h.held), h.errors])
+    }, { extra: ['--idle-timeout', '10m'], haproxy: false }),
+  )
+  table(`Memory: ${s.idleConns} idle keep-alive client connections (one request each), RSS of every process of the proxy`, ['target', 'procs', 'idle MiB', 'held', 'proxy conns', 'held MiB', 'delta MiB', 'KiB/conn', 'errors'], rows)
+}
+
+/** Fixed-rate load for soakMs on the first worker count, RSS sampled throughout. */
+export async function soak(s: Settings): Promise<void> {
+  const workers = s.workers[0] ?? 1
+  const samples: Array<Array<string | number>> = []
+  let result: Record<string, unknown> = {}
+  await withUpstream(s, async (ups) => {
+    const t = await startBalancer(workers, ups, s.proxyCpus)
+    try {
+      const every = Math.max(5000, Math.floor(s.soakMs / 36))
+      const t0 = Date.now()
+      const run = load({ mode: 'open', port: t.port, conns: s.conns, rate: s.rate, durationMs: s.soakMs, warmupMs: 0 }, s.loadCpus)
+      let done = false
+      void run.then(() => (done = true), () => (done = true))
+      let u0 = treeUsage(t.pid)
+      while (!done) {
+        await sleep(every)
+        if (done) break
+        const u = treeUsage(t.pid)
+        samples.push([`${Math.round((Date.now() - t0) / 1000)}s`, u.rssMiB, `${Math.round(((u.ticks - u0.ticks) * 100) / CLK_TCK / (every / 1000))}%`])
+        u0 = u
+      }
+      result = await run
+    } finally {
+      await t.stop()
+    }
+  })
+  table(`Soak: balancer w${workers}, ${s.rate} req/s for ${Math.round(s.soakMs / 1000)}s, RSS sampled`, ['elapsed', 'RSS MiB', 'cpu'], samples)
+  const rss = samples.map((r) => r[1] as number)
+  const q = Math.max(1, Math.floor(rss.length / 4))
+  const avg = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
+  const l = result.latencyMs as Record<string, number> | undefined
+  console.log(`\nRSS first quarter avg ${fmt(avg(rss.slice(0, q)))} MiB, last quarter avg ${fmt(avg(rss.slice(-q)))} MiB, min ${fmt(Math.min(...rss))}, max ${fmt(Math.max(...rss))}; ` +
+    `sent ${String(result.sentRate)} req/s, p99 ${fmt(l?.p99 ?? NaN)} ms, errors ${String(result.errors)}`)
+}

@@ -1,0 +1,324 @@
+// The worker group: N engine processes that serve the same snapshot on the
+// same ports (SO_REUSEPORT), driven by the primary, which keeps the admin
+// API, the store, discovery and the compiler. It stands where the Engine
+// stands for the Reloader: apply() resolves once every worker applied the
+// snapshot, and rejects with the refusing worker's error (E_LISTEN when a
+// port is taken) after every worker that did apply it went back to the
+// snapshot it served before, so a refused change is applied nowhere.
+//
+// Processes, not worker threads: a worker that crashes, runs out of heap or
+// is killed takes only itself down, never the API or the other workers; each
+// has its own heap and garbage collector, so one busy worker's pauses do not
+// stall the others; and an operator can see and signal each one. Threads
+// start a little faster (measured to ready: about 100 ms for a thread, 125 ms
+// for a process) and share memory, but the engines share nothing anyway, and
+// a worker starts once per process life or crash.
+//
+// Stats: GET /status is synchronous, so each worker pushes its EngineStats
+// every statsMs (and with every apply answer); stats() merges the latest.
+
+import { fork } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import type { RoutingSnapshot } from '../compiler/snapshot.ts'
+import type { EngineStats } from '../engine/types.ts'
+import type { Config } from '../model/types.ts'
+import { BalancerError, ErrorCode } from '../model/errors.ts'
+import type { Logger } from '../observability/log.ts'
+import type { FromWorker, ToWorker, WireError, WorkerEngineOptions } from './protocol.ts'
+import { EMPTY_STATS, mergeStats } from './stats.ts'
+
+const WORKER_MODULE = new URL('./worker.ts', import.meta.url)
+/** A worker that answers neither `ready` nor an apply within this is killed and replaced. */
+const ANSWER_TIMEOUT_MS = 30_000
+const RESTART_MIN_MS = 100
+const RESTART_MAX_MS = 5_000
+
+export interface WorkerGroupOptions {
+  count: number
+  engine: WorkerEngineOptions
+  logLevel: string
+  /** Drain time a worker uses when its primary disappears. */
+  graceMs: number
+  log: Logger
+  /** Stats push period; default 500 ms. */
+  statsMs?: number
+}
+
+export interface WorkerStatus {
+  id: number
+  pid: number | null
+  /** Started and serving the group's snapshot. */
+  serving: boolean
+  restarts: number
+  snapshotVersion: number
+  inFlight: number
+  connections: number
+  /** Requests this worker sent upstream since it started. */
+  requests: number
+}
+
+/** The worker is gone (exited, or killed for not answering): not a refusal. */
+class WorkerGone extends Error {}
+
+interface Pending {
+  resolve(m: FromWorker): void
+  reject(err: Error): void
+}
+
+class Slot {
+  readonly id: number
+  proc: ChildProcess | null = null
+  serving = false
+  stats: EngineStats = EMPTY_STATS
+  restarts = 0
+  /** Consecutive crashes, for the restart backoff; reset once a worker has run a while. */
+  crashes = 0
+  startedAt = 0
+  exited: Promise<void> = Promise.resolve()
+  readonly pending = new Map<number, Pending>()
+  onReady: (() => void) | null = null
+  onRefusing: (() => void) | null = null
+
+  constructor(id: number) {
+    this.id = id
+  }
+}
+
+export class WorkerGroup {
+  readonly #o: WorkerGroupOptions
+  readonly #slots: Slot[]
+  #queue: Promise<void> = Promise.resolve()
+  /** The last config every serving worker applied, and its version: what a replacement starts with. */
+  #current: { config: Config; version: number } | null = null
+  #seq = 0
+  #stopping = false
+  #stopped: Promise<void> | null = null
+  #refusing: Promise<void> | null = null
+
+  constructor(o: WorkerGroupOptions) {
+    this.#o = o
+    this.#slots = Array.from({ length: o.count }, (_, i) => new Slot(i))
+  }
+
+  /** Forks every worker and resolves when all are ready (serving nothing yet). */
+  async start(): Promise<void> {
+    await Promise.all(this.#slots.map((s) => this.#spawn(s)))
+    for (const s of this.#slots) s.serving = true
+  }
+
+  apply(snap: RoutingSnapshot, config: Config): Promise<void> {
+    const run = this.#queue.then(() => this.#apply(config, snap.version))
+    this.#queue = run.catch(() => undefined)
+    return run
+  }
+
+  async #apply(config: Config, version: number): Promise<void> {
+    if (this.#stopping) throw new BalancerError(ErrorCode.Internal, 'the workers are shutting down; no snapshot can be applied')
+    const seq = ++this.#seq
+    const targets = this.#slots.filter((s) => s.serving)
+    const answers = await Promise.allSettled(targets.map((s) => this.#request(s, { t: 'apply', seq, config, version })))
+    const applied: Slot[] = []
+    let refusal: WireError | null = null
+    answers.forEach((a, i) => {
+      const s = targets[i] as Slot
+      if (a.status === 'rejected') return // gone: its replacement starts with the group's snapshot
+      if (a.value.t === 'applied') {
+        applied.push(s)
+        s.stats = a.value.stats
+      } else if (a.value.t === 'refused') refusal ??= a.value.error
+    })
+    if (refusal !== null) {
+      const err = refusal as WireError
+      if (applied.length > 0) {
+        this.#o.log.warn({ version, applied: applied.map((s) => s.id), code: err.code }, 'a worker refused the snapshot; the workers that applied it go back')
+        await Promise.allSettled(applied.map((s) => this.#request(s, { t: 'rollback', seq })))
+      }
+      throw new BalancerError(toCode(err.code), err.message, err.problems)
+    }
+    this.#current = { config, version }
+  }
+
+  /** Sends m and waits for the answer with its seq; rejects with WorkerGone if the worker exits or hangs. */
+  #request(s: Slot, m: ToWorker & { seq: number }): Promise<FromWorker> {
+    const proc = s.proc
+    if (proc === null) return Promise.reject(new WorkerGone())
+    return new Promise<FromWorker>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#o.log.error({ worker: s.id, pid: proc.pid }, `worker did not answer within ${ANSWER_TIMEOUT_MS} ms; replacing it`)
+        proc.kill('SIGKILL')
+      }, ANSWER_TIMEOUT_MS)
+      s.pending.set(m.seq, {
+        resolve: (a) => {
+          clearTimeout(timer)
+          resolve(a)
+        },
+        reject: (e) => {
+          clearTimeout(timer)
+          reject(e)
+        },
+      })
+      proc.send(m)
+    })
+  }
+
+  #spawn(s: Slot): Promise<void> {
+    // The main process's Node flags, less a debugger port the workers would fight over.
+    const execArgv = process.execArgv.filter((a) => !a.startsWith('--inspect'))
+    const proc = fork(WORKER_MODULE, [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' })
+    s.proc = proc
+    s.serving = false
+    s.stats = EMPTY_STATS
+    s.startedAt = Date.now()
+    s.exited = new Promise((resolve) => proc.once('exit', () => resolve()))
+    const ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        proc.kill('SIGKILL')
+        reject(new Error(`worker ${s.id} did not start within ${ANSWER_TIMEOUT_MS} ms`))
+      }, ANSWER_TIMEOUT_MS)
+      s.onReady = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+      proc.once('exit', (code, signal) => {
+        clearTimeout(timer)
+        reject(new Error(`worker ${s.id} exited while starting (code ${code}, signal ${signal})`))
+      })
+    })
+    proc.on('message', (m: FromWorker) => {
+      if (s.proc !== proc) return
+      this.#onMessage(s, m)
+    })
+    proc.on('error', (err) => this.#o.log.error({ worker: s.id, err }, 'worker process error'))
+    proc.once('exit', (code, signal) => this.#onExit(s, proc, code, signal))
+    const o = this.#o
+    proc.send({ t: 'init', id: s.id, logLevel: o.logLevel, engine: o.engine, statsMs: o.statsMs ?? 500, graceMs: o.graceMs } satisfies ToWorker)
+    return ready
+  }
+
+  #onMessage(s: Slot, m: FromWorker): void {
+    switch (m.t) {
+      case 'ready':
+        s.onReady?.()
+        s.onReady = null
+        return
+      case 'stats':
+        s.stats = m.stats
+        return
+      case 'applied':
+      case 'refused': {
+        const p = s.pending.get(m.seq)
+        s.pending.delete(m.seq)
+        p?.resolve(m)
+        return
+      }
+      case 'refusing':
+        s.onRefusing?.()
+        s.onRefusing = null
+        return
+    }
+  }
+
+  #onExit(s: Slot, proc: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (s.proc !== proc) return
+    s.proc = null
+    s.serving = false
+    s.stats = EMPTY_STATS
+    for (const p of s.pending.values()) p.reject(new WorkerGone())
+    s.pending.clear()
+    s.onRefusing?.()
+    s.onRefusing = null
+    if (this.#stopping) return
+    if (Date.now() - s.startedAt > 10_000) s.crashes = 0
+    const delay = Math.min(RESTART_MAX_MS, RESTART_MIN_MS * 2 ** s.crashes)
+    s.crashes++
+    this.#o.log.error({ worker: s.id, pid: proc.pid, code, signal, restartInMs: delay }, 'worker exited unexpectedly; restarting it')
+    setTimeout(() => void this.#restart(s), delay).unref()
+  }
+
+  async #restart(s: Slot): Promise<void> {
+    if (this.#stopping) return
+    try {
+      await this.#spawn(s)
+    } catch (err) {
+      this.#o.log.error({ worker: s.id, err }, 'worker restart failed') // its exit schedules the next try
+      return
+    }
+    // Joins the group between two applies, with the snapshot the others serve.
+    const join = this.#queue.then(async () => {
+      if (this.#stopping || s.proc === null) return
+      const cur = this.#current
+      if (cur !== null) {
+        const seq = ++this.#seq
+        const a = await this.#request(s, { t: 'apply', seq, config: cur.config, version: cur.version }).catch(() => null)
+        if (a === null) return // gone again
+        if (a.t !== 'applied') {
+          this.#o.log.error({ worker: s.id, err: a.t === 'refused' ? a.error : null }, 'restarted worker cannot apply the current snapshot; restarting it')
+          s.proc.kill('SIGKILL')
+          return
+        }
+        s.stats = a.stats
+      }
+      s.serving = true
+      s.restarts++
+      this.#o.log.info({ worker: s.id, pid: s.proc.pid, version: cur?.version ?? 0 }, 'worker restarted')
+    })
+    this.#queue = join.catch(() => undefined)
+    await join
+  }
+
+  /** Merged figures of every running worker (at most statsMs old). */
+  stats(): EngineStats {
+    return mergeStats(this.#slots.filter((s) => s.proc !== null).map((s) => s.stats))
+  }
+
+  workers(): WorkerStatus[] {
+    return this.#slots.map((s) => ({
+      id: s.id,
+      pid: s.proc?.pid ?? null,
+      serving: s.serving,
+      restarts: s.restarts,
+      snapshotVersion: s.stats.snapshotVersion,
+      inFlight: s.stats.inFlight,
+      connections: s.stats.listeners.reduce((n, l) => n + l.connections, 0),
+      requests: s.stats.upstreams.reduce((n, u) => n + u.requests, 0),
+    }))
+  }
+
+  /**
+   * Every worker stops accepting, drains its in-flight requests within
+   * graceMs and exits; resolves when all have exited (a worker still there
+   * graceMs + 5 s later is killed).
+   */
+  shutdown(graceMs: number): Promise<void> {
+    if (this.#stopped !== null) return this.#stopped
+    this.#stopping = true
+    const live = this.#slots.filter((s) => s.proc !== null)
+    this.#refusing = Promise.all(live.map((s) => new Promise<void>((resolve) => (s.onRefusing = resolve)))).then(() => undefined)
+    for (const s of live) s.proc?.send({ t: 'shutdown', graceMs } satisfies ToWorker)
+    const all = Promise.all(this.#slots.map((s) => s.exited)).then(() => undefined)
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        for (const s of this.#slots) s.proc?.kill('SIGKILL')
+        resolve()
+      }, graceMs + 5000)
+    })
+    this.#stopped = Promise.race([all, late]).then(() => clearTimeout(timer))
+    return this.#stopped
+  }
+
+  /** Resolves once every worker has stopped accepting (after shutdown()). */
+  refusing(): Promise<void> {
+    return this.#refusing ?? Promise.resolve()
+  }
+
+  /** Second signal: every worker goes at once. */
+  kill(): void {
+    this.#stopping = true
+    for (const s of this.#slots) s.proc?.kill('SIGKILL')
+  }
+}
+
+function toCode(code: string): ErrorCode {
+  return (Object.values(ErrorCode) as string[]).includes(code) ? (code as ErrorCode) : ErrorCode.Internal
+}

@@ -1,0 +1,35 @@
+// Messages between the primary and its engine workers, over the IPC channel
+// of child_process.fork (JSON serialization: everything here is plain data).
+//
+// The primary never sends a RoutingSnapshot: it holds Maps, Sets and frozen
+// records, and will hold pre-rendered Buffers, none of which survive the
+// channel as themselves. It sends the validated Config and the version, and
+// the worker runs the same pure compile(): same input, same snapshot.
+
+import type { Config } from '../model/types.ts'
+import type { Problem } from '../model/errors.ts'
+import type { EngineOptions, EngineStats } from '../engine/types.ts'
+
+export type WorkerEngineOptions = Omit<EngineOptions, 'log'>
+
+export type ToWorker =
+  | { t: 'init'; id: number; logLevel: string; engine: WorkerEngineOptions; statsMs: number; graceMs: number }
+  /** Apply this config as snapshot `version`; answered by `applied` or `refused` with the same seq. */
+  | { t: 'apply'; seq: number; config: Config; version: number }
+  /** Go back to the snapshot served before apply `seq` (another worker refused it); answered by `applied`. */
+  | { t: 'rollback'; seq: number }
+  /** Stop accepting (answered by `refusing`), drain within graceMs, exit 0. */
+  | { t: 'shutdown'; graceMs: number }
+
+export interface WireError {
+  code: string
+  message: string
+  problems: Problem[]
+}
+
+export type FromWorker =
+  | { t: 'ready' }
+  | { t: 'applied'; seq: number; stats: EngineStats }
+  | { t: 'refused'; seq: number; error: WireError }
+  | { t: 'stats'; stats: EngineStats }
+  | { t: 'refusing' }

@@ -1,0 +1,60 @@
+// Merging the engine stats of several workers into one EngineStats, the shape
+// GET /status shows for a single engine: counters are summed, a listener or
+// an upstream appears once, and an upstream's state is the worst any worker
+// reports (each worker judges its upstreams from its own traffic).
+
+import type { CheckStats, EngineStats, ListenerStats, UpstreamState, UpstreamStats } from '../engine/types.ts'
+
+const STATE_RANK: Record<UpstreamState, number> = { healthy: 0, pending: 1, draining: 2, ejected: 3, unhealthy: 4 }
+
+export const EMPTY_STATS: EngineStats = Object.freeze({ snapshotVersion: 0, listeners: [], upstreams: [], inFlight: 0 })
+
+export function mergeStats(all: readonly EngineStats[]): EngineStats {
+  if (all.length === 1) return all[0] as EngineStats
+  const listeners = new Map<string, ListenerStats>()
+  const upstreams = new Map<string, UpstreamStats>()
+  let inFlight = 0
+  // The oldest version any worker serves: the group has applied no more than that.
+  let version = all.length === 0 ? 0 : Number.MAX_SAFE_INTEGER
+  for (const s of all) {
+    inFlight += s.inFlight
+    version = Math.min(version, s.snapshotVersion)
+    for (const l of s.listeners) {
+      const m = listeners.get(l.key)
+      if (m === undefined) listeners.set(l.key, { ...l })
+      else {
+        m.connections += l.connections
+        m.draining = m.draining || l.draining
+      }
+    }
+    for (const u of s.upstreams) {
+      const m = upstreams.get(u.key)
+      if (m === undefined) upstreams.set(u.key, { ...u, checks: u.checks.map((c) => ({ ...c })) })
+      else mergeUpstream(m, u)
+    }
+  }
+  return { snapshotVersion: version, listeners: [...listeners.values()], upstreams: [...upstreams.values()], inFlight }
+}
+
+function mergeUpstream(m: UpstreamStats, u: UpstreamStats): void {
+  if (STATE_RANK[u.state] > STATE_RANK[m.state]) m.state = u.state
+  if (u.ejectedUntil !== null && (m.ejectedUntil === null || u.ejectedUntil > m.ejectedUntil)) m.ejectedUntil = u.ejectedUntil
+  m.active += u.active
+  m.idle += u.idle
+  m.pending += u.pending
+  m.requests += u.requests
+  m.failures += u.failures
+  m.consecutiveFailures = Math.max(m.consecutiveFailures, u.consecutiveFailures)
+  m.retries += u.retries
+  m.ejections += u.ejections
+  for (const c of u.checks) {
+    const i = m.checks.findIndex((x) => x.probe === c.probe)
+    if (i < 0) m.checks.push({ ...c })
+    else if (newer(c, m.checks[i] as CheckStats)) m.checks[i] = { ...c }
+  }
+}
+
+/** The most recent check result wins. */
+function newer(a: CheckStats, b: CheckStats): boolean {
+  return (a.lastAt ?? 0) > (b.lastAt ?? 0)
+}

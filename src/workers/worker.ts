@@ -1,0 +1,114 @@
+// An engine worker: a child process forked by the primary (group.ts) that
+// runs one Engine and applies what the primary sends. It opens the same
+// listening addresses as its siblings (SO_REUSEPORT, set in listener.ts), so
+// the kernel spreads new connections over the workers.
+//
+// The primary owns the process's life: SIGINT and SIGTERM are ignored here
+// (a Ctrl-C reaches the whole process group; the primary then asks every
+// worker to drain), and a worker whose primary is gone (IPC channel closed)
+// drains and exits on its own.
+
+import { compile } from '../compiler/compile.ts'
+import { Engine } from '../engine/engine.ts'
+import type { RoutingSnapshot } from '../compiler/snapshot.ts'
+import { BalancerError, ErrorCode } from '../model/errors.ts'
+import { createLogger } from '../observability/log.ts'
+import type { Logger } from '../observability/log.ts'
+import type { FromWorker, ToWorker, WireError } from './protocol.ts'
+
+const send = (m: FromWorker): void => {
+  if (process.connected) process.send?.(m)
+}
+
+let engine: Engine | null = null
+let log: Logger | null = null
+let current: RoutingSnapshot | null = null
+/** The snapshot served before each apply still open to a rollback (only the latest is kept). */
+let before: { seq: number; snap: RoutingSnapshot | null } | null = null
+let stopping = false
+let ticker: NodeJS.Timeout | null = null
+let graceMs = 30_000
+
+function wire(err: unknown): WireError {
+  if (err instanceof BalancerError) return { code: err.code, message: err.message, problems: err.problems }
+  return { code: ErrorCode.Internal, message: err instanceof Error ? err.message : String(err), problems: [] }
+}
+
+async function onMessage(m: ToWorker): Promise<void> {
+  switch (m.t) {
+    case 'init': {
+      graceMs = m.graceMs
+      log = createLogger(m.logLevel).child({ worker: m.id })
+      engine = new Engine({ ...m.engine, log: log.child({ component: 'engine' }) })
+      const e = engine
+      ticker = setInterval(() => send({ t: 'stats', stats: e.stats() }), m.statsMs)
+      send({ t: 'ready' })
+      return
+    }
+    case 'apply': {
+      if (engine === null) throw new Error('apply before init')
+      try {
+        const snap = compile(m.config, m.version)
+        await engine.apply(snap)
+        before = { seq: m.seq, snap: current }
+        current = snap
+        send({ t: 'applied', seq: m.seq, stats: engine.stats() })
+      } catch (err) {
+        send({ t: 'refused', seq: m.seq, error: wire(err) })
+      }
+      return
+    }
+    case 'rollback': {
+      if (engine === null) throw new Error('rollback before init')
+      if (before !== null && before.seq === m.seq) {
+        const prev = before.snap
+        before = null
+        // Re-applying the previous snapshot object binds nothing new (its
+        // listeners are all still open or draining): it cannot fail on a port.
+        // With no previous snapshot, an empty one closes what the refused apply opened.
+        const target = prev ?? { version: 0, listeners: new Map(), targets: new Map() }
+        try {
+          await engine.apply(target)
+          current = prev
+        } catch (err) {
+          log?.error({ err }, 'rollback failed')
+        }
+      }
+      send({ t: 'applied', seq: m.seq, stats: engine.stats() })
+      return
+    }
+    case 'shutdown':
+      stop(m.graceMs)
+      return
+  }
+}
+
+function stop(grace: number): void {
+  if (stopping) return
+  stopping = true
+  if (ticker !== null) clearInterval(ticker)
+  if (engine === null) process.exit(0)
+  // shutdown() stops accepting synchronously: the primary may say "draining" once told.
+  const drained = engine.shutdown(grace)
+  send({ t: 'refusing' })
+  void drained.then(() => {
+    log?.info({}, 'worker stopped')
+    log?.flush()
+    process.disconnect?.()
+    process.exit(0)
+  })
+}
+
+process.on('message', (m: ToWorker) => {
+  onMessage(m).catch((err: unknown) => {
+    log?.fatal({ err }, 'worker failed')
+    log?.flush()
+    process.exit(1)
+  })
+})
+process.on('disconnect', () => {
+  log?.warn({}, 'primary gone; draining')
+  stop(graceMs)
+})
+process.on('SIGINT', () => undefined)
+process.on('SIGTERM', () => undefined)
