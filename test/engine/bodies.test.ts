@@ -27,6 +27,23 @@ async function bigUpstream(): Promise<HttpUpstream> {
         res.end(BIG)
         return
       }
+      if (req.method === 'GET' && req.url === '/trickle') {
+        // 4 KiB at a time, so the proxy reads small pieces: a write to a full
+        // client then stays pending below the socket's high-water mark.
+        res.writeHead(200, { 'content-length': BIG.length })
+        let i = 0
+        const next = (): void => {
+          while (i < BIG.length) {
+            const ok = res.write(BIG.subarray(i, i + 4096))
+            i += 4096
+            if (!ok) return void res.once('drain', next)
+            return void setImmediate(next)
+          }
+          res.end()
+        }
+        next()
+        return
+      }
       if (req.method === 'GET' && req.url === '/chunked') {
         for (let i = 0; i < BIG.length; i += MiB) res.write(BIG.subarray(i, i + MiB))
         res.end()
@@ -109,6 +126,53 @@ describe('20 MiB response bodies arrive intact', () => {
     const r = await httpGet(eng.port, '/chunked', {}, { timeoutMs: 20_000 })
     expect(r.status).toBe(200)
     expect(sha(r.body)).toBe(BIG_SHA)
+  })
+
+  it('to a client that keeps pausing, so the proxy often cannot write at once, with Content-Length and chunked', async () => {
+    // Every few chunks the reader stops for a moment: the proxy's writes to it
+    // queue up while it keeps reading from the upstream, which must not
+    // overwrite bytes still waiting to be sent.
+    const slowRead = (path: string): Promise<Buffer> =>
+      within(
+        new Promise<Buffer>((resolve, reject) => {
+          const sock = connect({ port: eng.port, host: '127.0.0.1' })
+          const parts: Buffer[] = []
+          let n = 0
+          sock.on('error', reject)
+          sock.on('data', (d: Buffer) => {
+            parts.push(d)
+            if (++n % 32 === 0) {
+              sock.pause()
+              setTimeout(() => sock.resume(), 20)
+            }
+          })
+          sock.on('end', () => resolve(Buffer.concat(parts)))
+          sock.write(`GET ${path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`)
+        }),
+        30_000,
+        `slow download of ${path}`,
+      )
+    const tr = await slowRead('/trickle')
+    const trBody = tr.subarray(tr.indexOf('\r\n\r\n') + 4)
+    expect(trBody.length).toBe(BIG.length)
+    expect(sha(trBody)).toBe(BIG_SHA)
+
+    const cl = await slowRead('/cl')
+    const clBody = cl.subarray(cl.indexOf('\r\n\r\n') + 4)
+    expect(clBody.length).toBe(BIG.length)
+    expect(sha(clBody)).toBe(BIG_SHA)
+
+    const ch = await slowRead('/chunked')
+    let p = ch.indexOf('\r\n\r\n') + 4
+    const pieces: Buffer[] = []
+    for (;;) {
+      const eol = ch.indexOf('\r\n', p)
+      const size = Number.parseInt(ch.toString('latin1', p, eol), 16)
+      if (size === 0) break
+      pieces.push(ch.subarray(eol + 2, eol + 2 + size))
+      p = eol + 2 + size + 2
+    }
+    expect(sha(Buffer.concat(pieces))).toBe(BIG_SHA)
   })
 
   it('delimited by the upstream closing the connection', async () => {

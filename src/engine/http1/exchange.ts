@@ -269,8 +269,13 @@ export const UP_EVENTS: UpEvents = {
   },
   data(uc, chunk) {
     const conn = owner(uc)
-    if (conn === null) return discard(uc)
+    if (conn === null) {
+      discard(uc)
+      return false
+    }
     onUpstreamData(conn, uc, chunk)
+    // Anything the client socket could not take at once still points into chunk.
+    return conn.sock.writableLength !== 0
   },
   drain(uc) {
     const conn = owner(uc)

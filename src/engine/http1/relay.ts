@@ -74,7 +74,7 @@ export function onUpstreamData(conn: ClientConn, uc: UpConn, chunk: Buffer): voi
     const end = responseHeadEnd(buf, pos, pos)
     if (end === 0) {
       if (buf.length - pos > ctx.opts.maxHeaderBytes) return uncorkThen(conn, corked, badResponse, uc)
-      conn.resPart = pos === 0 ? buf : buf.subarray(pos)
+      conn.resPart = Buffer.from(pos === 0 ? buf : buf.subarray(pos)) // a copy: buf is the connection's read buffer
       return uncorkThen(conn, corked, null, uc)
     }
     if (end < 0 || end - pos > ctx.opts.maxHeaderBytes || parseResponseHead(buf, pos, end, conn.res) !== 0) {

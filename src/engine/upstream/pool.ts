@@ -4,6 +4,14 @@
 // per socket. A connection is in exactly one place: attached to one owner
 // (state Connecting/Busy, counted in Upstream.active), in Upstream.idle
 // (state Idle), or closed.
+//
+// Reads go into the connection's own buffer (net's `onread`), not a fresh
+// buffer per read: the response bytes are relayed and forgotten within the
+// read callback. Only when the owner could not hand them all to the kernel
+// (its data handler returns true: a client write is still pending and
+// references them) does the next read get a new buffer, the old one staying
+// with the pending write. This keeps large bodies from churning external
+// memory, which otherwise forces frequent full garbage collections.
 
 import { connect } from 'node:net'
 import type { Socket } from 'node:net'
@@ -14,7 +22,8 @@ export const UpState = { Connecting: 0, Busy: 1, Idle: 2, Closed: 3 } as const
 /** What the owner of an attached connection hears. Not called while idle or after detach. */
 export interface UpEvents {
   connected(uc: UpConn): void
-  data(uc: UpConn, chunk: Buffer): void
+  /** `chunk` is only valid during the call; return true if it is still referenced afterwards (a pending write). */
+  data(uc: UpConn, chunk: Buffer): boolean
   drain(uc: UpConn): void
   /** The upstream sent FIN (sockets are half-open capable: the owner decides). */
   ended(uc: UpConn): void
@@ -32,6 +41,9 @@ export function onFreed(fn: (up: Upstream) => void): void {
   freed = fn
 }
 
+/** Bytes per upstream read: a 16 KiB body with its head fits one read; untouched pages cost no RSS. */
+const READ_BYTES = 64 * 1024
+
 export class UpConn {
   readonly sock: Socket
   readonly up: Upstream
@@ -48,6 +60,8 @@ export class UpConn {
   idleDeadline = 0
   /** Last socket error code (ECONNREFUSED, ...), '' if none. */
   error = ''
+  /** This connection's read buffer; null after a read whose bytes are still referenced (a new one is made). */
+  rbuf: Buffer | null = null
 
   constructor(sock: Socket, up: Upstream, events: UpEvents) {
     this.sock = sock
@@ -62,9 +76,20 @@ function onConnect(uc: UpConn): void {
   if (uc.owner !== null) uc.events.connected(uc)
 }
 
-function onData(uc: UpConn, chunk: Buffer): void {
-  if (uc.owner !== null) uc.events.data(uc, chunk)
-  else uc.sock.destroy() // bytes nobody asked for (idle, or after detach): the connection is out of sync
+function readBuffer(uc: UpConn): Buffer {
+  let b = uc.rbuf
+  if (b === null) {
+    b = Buffer.allocUnsafeSlow(READ_BYTES)
+    uc.rbuf = b
+  }
+  return b
+}
+
+/** Always true: pausing is the owner's (sock.pause()), never implied by a read. */
+function onRead(uc: UpConn, n: number, buf: Buffer): true {
+  if (uc.owner === null) uc.sock.destroy() // bytes nobody asked for (idle, or after detach): the connection is out of sync
+  else if (uc.events.data(uc, buf.subarray(0, n))) uc.rbuf = null
+  return true
 }
 
 function onDrain(uc: UpConn): void {
@@ -95,12 +120,24 @@ function onClose(uc: UpConn): void {
 
 /** Opens a new connection for `owner`. Connect timeouts are the owner's (it destroys the socket). */
 export function open(up: Upstream, events: UpEvents, owner: object): UpConn {
-  const sock = connect({ host: up.host, port: up.port, allowHalfOpen: true, noDelay: true })
-  const uc = new UpConn(sock, up, events)
+  // net asks for the first buffer while connect() runs, before uc exists.
+  let uc: UpConn | null = null
+  let first: Buffer | null = null
+  const sock = connect({
+    host: up.host,
+    port: up.port,
+    allowHalfOpen: true,
+    noDelay: true,
+    onread: {
+      buffer: () => (uc !== null ? readBuffer(uc) : (first = Buffer.allocUnsafeSlow(READ_BYTES))),
+      callback: (n, buf) => onRead(uc as UpConn, n, buf as Buffer),
+    },
+  })
+  uc = new UpConn(sock, up, events)
+  uc.rbuf = first
   uc.owner = owner
   up.active++
   sock.once('connect', onConnect.bind(null, uc))
-  sock.on('data', onData.bind(null, uc))
   sock.on('drain', onDrain.bind(null, uc))
   sock.on('end', onEnd.bind(null, uc))
   sock.on('error', onError.bind(null, uc))
