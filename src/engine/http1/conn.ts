@@ -97,6 +97,8 @@ export class ClientConn {
   dechunk = false
   /** The final response head has been written to the client: errors can no longer be answered. */
   resStarted = false
+  /** The client socket is corked for the rest of the current upstream read (relay.ts). */
+  corked = false
 
   constructor(sock: Socket, listener: Listener, ctx: EngineCtx) {
     this.sock = sock

@@ -10,7 +10,7 @@
 // what this proxy saw, so a client cannot spoof them.
 
 import { equalsLowerBytes } from './chars.ts'
-import { CONN_TOK, HDR, HF, Kind } from './fields.ts'
+import { CONN_TOK, HDR, HF, Kind, MAX_HEADERS } from './fields.ts'
 import type { Fields } from './fields.ts'
 import { Form } from './parse.ts'
 import type { RequestHead, ResponseHead } from './parse.ts'
@@ -88,16 +88,23 @@ export const Conn = { None: 0, Close: 1, KeepAlive: 2, Upgrade: 3 } as const
 
 const CONN_LINE = ['', 'connection: close\r\n', 'connection: keep-alive\r\n', 'connection: upgrade\r\n']
 
+/** Runs of kept bytes [start, end) of the head being rebuilt (responseHead). */
+const RUNS = new Int32Array(2 * (MAX_HEADERS + 1))
+const CONN_BYTES = CONN_LINE.map((l) => Buffer.from(`${l}\r\n`, 'latin1'))
+
 /**
- * The response head for the client: the status line and the upstream's
- * headers minus hop-by-hop ones, plus `connection` as `conn` says.
+ * The response head for the client, as one Buffer: the status line and the
+ * upstream's headers minus hop-by-hop ones, plus `connection` as `conn` says,
+ * followed by `bodyLen` bytes of `buf` from `bodyAt` (a small body that came
+ * with the head, so head and body go out in one write).
  * keepTe: the body is relayed chunked as received, so Transfer-Encoding stays.
  * keepUpgrade: a 101 to an upgrade request.
  */
-export function responseHead(buf: Buffer, r: ResponseHead, conn: number, keepTe: boolean, keepUpgrade: boolean): string {
-  let out = buf.latin1Slice(r.start, r.headersStart)
-  let run = -1
-  let runEnd = 0
+export function responseHead(buf: Buffer, r: ResponseHead, conn: number, keepTe: boolean, keepUpgrade: boolean, bodyAt: number, bodyLen: number): Buffer {
+  let nRuns = 0
+  let runStart = r.start
+  let runEnd = r.headersStart
+  let size = 0
   const n = r.nHeaders
   for (let i = 0; i < n; i++) {
     const o = i * HF
@@ -113,14 +120,27 @@ export function responseHead(buf: Buffer, r: ResponseHead, conn: number, keepTe:
       (kind === Kind.TransferEncoding && keepTe) ||
       (kind === Kind.Upgrade && keepUpgrade)
     if (keep && r.nConnTokens !== 0 && namedInConnection(buf, r, ns, HDR[o + 1] as number)) keep = false
-    if (keep) {
-      if (run < 0) run = ns
-      runEnd = HDR[o + 4] as number
-    } else if (run >= 0) {
-      out += buf.latin1Slice(run, runEnd)
-      run = -1
+    if (!keep) continue
+    if (ns !== runEnd) {
+      if (runEnd > runStart) {
+        RUNS[nRuns++] = runStart
+        RUNS[nRuns++] = runEnd
+        size += runEnd - runStart
+      }
+      runStart = ns
     }
+    runEnd = HDR[o + 4] as number
   }
-  if (run >= 0) out += buf.latin1Slice(run, runEnd)
-  return `${out}${CONN_LINE[conn] as string}\r\n`
+  if (runEnd > runStart) {
+    RUNS[nRuns++] = runStart
+    RUNS[nRuns++] = runEnd
+    size += runEnd - runStart
+  }
+  const tail = CONN_BYTES[conn] as Buffer
+  const out = Buffer.allocUnsafe(size + tail.length + bodyLen)
+  let p = 0
+  for (let i = 0; i < nRuns; i += 2) p += buf.copy(out, p, RUNS[i] as number, RUNS[i + 1] as number)
+  p += tail.copy(out, p)
+  if (bodyLen !== 0) buf.copy(out, p, bodyAt, bodyAt + bodyLen)
+  return out
 }

@@ -35,10 +35,11 @@ function toClient(conn: ClientConn, uc: UpConn, data: Buffer): void {
   }
 }
 
-function headToClient(conn: ClientConn, uc: UpConn, head: string): void {
-  if (!conn.sock.write(head, 'latin1') && !conn.clientFull) {
-    conn.clientFull = true
-    uc.sock.pause()
+/** Bytes after a head in the same read will be written too: gather them into one writev. */
+function corkIfMore(conn: ClientConn, buf: Buffer, next: number): void {
+  if (next < buf.length && !conn.corked) {
+    conn.corked = true
+    conn.sock.cork()
   }
 }
 
@@ -60,8 +61,6 @@ export function onUpstreamData(conn: ClientConn, uc: UpConn, chunk: Buffer): voi
   conn.deadline = ctx.now + ctx.opts.responseTimeoutMs
   let buf = chunk
   let pos = 0
-  const corked = conn.resPhase === ResPhase.Head
-  if (corked) conn.sock.cork()
   while (conn.resPhase === ResPhase.Head) {
     if (conn.resPart !== null) {
       PAIR[0] = conn.resPart
@@ -73,33 +72,37 @@ export function onUpstreamData(conn: ClientConn, uc: UpConn, chunk: Buffer): voi
     }
     const end = responseHeadEnd(buf, pos, pos)
     if (end === 0) {
-      if (buf.length - pos > ctx.opts.maxHeaderBytes) return uncorkThen(conn, corked, badResponse, uc)
+      if (buf.length - pos > ctx.opts.maxHeaderBytes) return uncorkThen(conn, badResponse, uc)
       conn.resPart = Buffer.from(pos === 0 ? buf : buf.subarray(pos)) // a copy: buf is the connection's read buffer
-      return uncorkThen(conn, corked, null, uc)
+      return uncorkThen(conn, null, uc)
     }
     if (end < 0 || end - pos > ctx.opts.maxHeaderBytes || parseResponseHead(buf, pos, end, conn.res) !== 0) {
-      return uncorkThen(conn, corked, badResponse, uc)
+      return uncorkThen(conn, badResponse, uc)
     }
-    if (!onHead(conn, uc, buf, pos, end)) {
-      if (corked) conn.sock.uncork()
-      return
-    }
-    pos = end
-    if (pos >= buf.length && conn.resPhase === ResPhase.Head) return uncorkThen(conn, corked, null, uc)
+    const next = onHead(conn, uc, buf, pos, end)
+    if (next < 0) return uncorkThen(conn, null, uc)
+    pos = next
+    if (pos >= buf.length && conn.resPhase === ResPhase.Head) return uncorkThen(conn, null, uc)
   }
   if (conn.resPhase === ResPhase.Body && pos < buf.length) {
     pos = body(conn, uc, buf, pos)
-    if (pos < 0) return uncorkThen(conn, corked, badResponse, uc)
+    if (pos < 0) return uncorkThen(conn, badResponse, uc)
   }
-  if (corked) conn.sock.uncork()
+  if (conn.corked) {
+    conn.corked = false
+    conn.sock.uncork()
+  }
   if (conn.resPhase === ResPhase.Done) {
     if (pos < buf.length) uc.reusable = false // bytes after the response: that connection is out of step
     completeResponse(conn)
   }
 }
 
-function uncorkThen(conn: ClientConn, corked: boolean, then: ((c: ClientConn, u: UpConn) => void) | null, uc: UpConn): void {
-  if (corked) conn.sock.uncork()
+function uncorkThen(conn: ClientConn, then: ((c: ClientConn, u: UpConn) => void) | null, uc: UpConn): void {
+  if (conn.corked) {
+    conn.corked = false
+    conn.sock.uncork()
+  }
   if (then !== null) then(conn, uc)
 }
 
@@ -108,27 +111,38 @@ function retriable(statuses: readonly number[], status: number): boolean {
   return false
 }
 
-/** Handles a parsed head; false when the exchange left the normal path (tunnel, error, retry). */
-function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: number): boolean {
+/**
+ * Largest body copied behind a rebuilt head so both go out in one write
+ * (Buffer.allocUnsafe takes anything under 4 KiB from its shared pool).
+ */
+const INLINE_MAX = 2048
+
+/**
+ * Handles a parsed head ending at `end`; returns where the next bytes start
+ * (after a body sent along with the head), or -1 when the exchange left the
+ * normal path (tunnel, error, retry).
+ */
+function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: number): number {
   const r = conn.res
   const status = r.status
   if (status < 200) {
     if (status === 101) {
       if (!conn.upgrade) {
         badResponse(conn, uc)
-        return false
+        return -1
       }
       succeeded(uc.up)
-      headToClient(conn, uc, responseHead(buf, r, Conn.Upgrade, false, true))
+      toClient(conn, uc, responseHead(buf, r, Conn.Upgrade, false, true, 0, 0))
       startTunnel(conn, uc, buf, end)
-      return false
+      return -1
     }
     // Interim responses (100, 103, ...) go to HTTP/1.1 clients only (RFC 9110 §15.2).
     if (conn.version === 11) {
+      corkIfMore(conn, buf, end)
       if (r.hopCount === 0) toClient(conn, uc, buf.subarray(start, end))
-      else headToClient(conn, uc, responseHead(buf, r, Conn.None, false, false))
+      else toClient(conn, uc, responseHead(buf, r, Conn.None, false, false, 0, 0))
     }
-    return true
+    return end
   }
   const noBody = conn.method === Method.Head || status === 204 || status === 304
   let framing: number
@@ -142,13 +156,13 @@ function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: n
   if (rt !== null && retriable(rt.plan.retry.statuses, status)) {
     // Kept only when nothing of this response is left to read and the upstream keeps the connection.
     const idle = framing === Framing.None && end === buf.length && uc.reusable && (r.version === 11 ? !r.connClose : r.connKeepAlive && !r.connClose)
-    if (retryOnStatus(conn, uc, idle)) return false
+    if (retryOnStatus(conn, uc, idle)) return -1
   }
   let close = conn.closeAfter || conn.ctx.closing || conn.listener.draining || framing === Framing.Close
   if (framing === Framing.Chunked && conn.version === 10) {
     if (r.teOther) {
       badResponse(conn, uc) // a coding an HTTP/1.0 client cannot be told about once de-chunked
-      return false
+      return -1
     }
     conn.dechunk = true
     close = true
@@ -161,17 +175,25 @@ function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: n
   if (framing === Framing.Close || (r.version === 11 ? r.connClose : !r.connKeepAlive || r.connClose)) uc.reusable = false
   conn.closeAfter = close
   const mode = close ? Conn.Close : conn.version === 10 ? Conn.KeepAlive : Conn.None
-  if (mode === Conn.None && r.hopCount === 0) toClient(conn, uc, buf.subarray(start, end))
-  else headToClient(conn, uc, responseHead(buf, r, mode, framing === Framing.Chunked && !conn.dechunk, false))
+  // A whole Content-Length body that came with the head goes out in the same write.
+  let inline = framing === Framing.Length && r.contentLength <= buf.length - end ? r.contentLength : 0
+  if (mode === Conn.None && r.hopCount === 0) {
+    corkIfMore(conn, buf, end + inline)
+    toClient(conn, uc, buf.subarray(start, end + inline))
+  } else {
+    if (inline > INLINE_MAX) inline = 0
+    corkIfMore(conn, buf, end + inline)
+    toClient(conn, uc, responseHead(buf, r, mode, framing === Framing.Chunked && !conn.dechunk, false, end, inline))
+  }
   conn.resStarted = true
   conn.framing = framing
-  if (framing === Framing.None) conn.resPhase = ResPhase.Done
+  if (framing === Framing.None || inline !== 0) conn.resPhase = ResPhase.Done
   else {
     conn.resPhase = ResPhase.Body
     if (framing === Framing.Length) conn.resLeft = r.contentLength
     else if (framing === Framing.Chunked) conn.resChunk.reset()
   }
-  return true
+  return end + inline
 }
 
 /** Relays body bytes from pos; returns where the response ended (or buf.length), -1 on a framing error. */
