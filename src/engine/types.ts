@@ -25,7 +25,7 @@ export interface EngineOptions {
   upstreamIdleMs: number
   /** Request line + headers limit; over it: 431 (414 for the request line alone). Default 32768. */
   maxHeaderBytes: number
-  /** Idle upstream connections kept per upstream. Default 256. */
+  /** Idle upstream connections kept per upstream (each also closes after upstreamIdleMs). Default 4096. */
   maxIdlePerUpstream: number
   /** A request body up to this size is kept so the request can be retried on another upstream. Default 65536. */
   retryBodyBytes: number
@@ -39,7 +39,7 @@ export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'log'> = {
   responseTimeoutMs: 60000,
   upstreamIdleMs: 30000,
   maxHeaderBytes: 32768,
-  maxIdlePerUpstream: 256,
+  maxIdlePerUpstream: 4096,
   retryBodyBytes: 65536,
 }
 
