@@ -25,7 +25,8 @@ import { Timer, accept, drainConn, onDeadline } from './http1/conn.ts'
 import type { RouteRuntime } from './lb/pick.ts'
 import { buildRuntimes } from './lb/plan.ts'
 import type { ListenerRuntime } from './lb/plan.ts'
-import { Listener, bindServer } from './listener.ts'
+import type { Socket } from 'node:net'
+import { Listener, bindServers } from './listener.ts'
 import type { CheckStats, EngineOptions, EngineStats } from './types.ts'
 import { readmit } from './upstream/passive.ts'
 
@@ -138,18 +139,21 @@ export class Engine {
   }
 
   async #bind(key: string, rt: ListenerRuntime): Promise<Listener> {
-    let server
+    let servers
     try {
-      server = await bindServer(rt.plan.listen)
+      servers = await bindServers(rt.plan.listen)
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message
       throw new BalancerError(ErrorCode.Listen, `cannot listen on ${key}: ${code}`, [{ path: key, message: code }])
     }
-    const l = new Listener(key, server, rt)
+    const l = new Listener(key, servers, rt)
     const ctx = this.#ctx
     // Attached before anything else can run: a connection accepted now is served with this plan.
-    server.on('connection', (sock) => accept(sock, l, ctx))
-    server.on('error', (err) => ctx.opts.log.error({ listener: key, err }, 'listener error'))
+    const onConnection = (sock: Socket): void => accept(sock, l, ctx)
+    for (const server of servers) {
+      server.on('connection', onConnection)
+      server.on('error', (err) => ctx.opts.log.error({ listener: key, err }, 'listener error'))
+    }
     ctx.opts.log.info({ listener: key, port: l.port }, 'listening')
     return l
   }

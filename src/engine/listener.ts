@@ -1,6 +1,12 @@
-// A bound listening socket, its current plan and its client connections.
+// A bound listening address, its current plan and its client connections.
 // `plan` is replaced by apply() with one assignment; a request reads it once
 // when its head is parsed and keeps that plan to its end.
+//
+// On Linux an address is served by ACCEPT_SOCKETS listening sockets
+// (SO_REUSEPORT, the kernel spreading new connections over them): the event
+// loop accepts one connection per listening socket per iteration, and under
+// load an iteration can take tens of milliseconds, so with a single socket a
+// burst of new clients waited seconds in the accept queue.
 
 import { createServer } from 'node:net'
 import type { AddressInfo, Server } from 'node:net'
@@ -15,9 +21,13 @@ import type { ListenerRuntime } from './lb/plan.ts'
  */
 const REUSE_PORT = process.platform === 'linux'
 
+/** Listening sockets per address and process (one without SO_REUSEPORT). */
+export const ACCEPT_SOCKETS = REUSE_PORT ? 32 : 1
+
 export class Listener {
   readonly key: string
-  readonly server: Server
+  /** The listening sockets of this address (ACCEPT_SOCKETS of them). */
+  readonly servers: readonly Server[]
   /** The bound port (the one the OS chose when 0 was asked). */
   readonly port: number
   plan: ListenerRuntime
@@ -28,18 +38,18 @@ export class Listener {
   closed: Promise<void> | null = null
   #emptyWaiters: Array<() => void> = []
 
-  constructor(key: string, server: Server, plan: ListenerRuntime) {
+  constructor(key: string, servers: readonly Server[], plan: ListenerRuntime) {
     this.key = key
-    this.server = server
+    this.servers = servers
     this.plan = plan
-    const a = server.address() as AddressInfo | null
+    const a = (servers[0] as Server).address() as AddressInfo | null
     this.port = a === null ? 0 : a.port
   }
 
   /** Stops accepting (idempotent). Existing connections are the caller's to drain. */
   stopAccepting(): Promise<void> {
     this.draining = true
-    this.closed ??= new Promise((resolve) => this.server.close(() => resolve()))
+    this.closed ??= Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => {})
     return this.closed
   }
 
@@ -79,7 +89,7 @@ function listenOn(port: number, host: string): Promise<Server> {
 }
 
 /** Binds `addr`; host '' is every interface: dual-stack '::', or '0.0.0.0' where IPv6 is unavailable. */
-export async function bindServer(addr: ListenAddress): Promise<Server> {
+async function bindOne(addr: ListenAddress): Promise<Server> {
   if (addr.host !== '') return listenOn(addr.port, addr.host)
   try {
     return await listenOn(addr.port, '::')
@@ -88,4 +98,18 @@ export async function bindServer(addr: ListenAddress): Promise<Server> {
     if (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL') throw err
     return listenOn(addr.port, '0.0.0.0')
   }
+}
+
+/** Binds ACCEPT_SOCKETS listening sockets on `addr` (the port the first one got, when 0 was asked); all or none. */
+export async function bindServers(addr: ListenAddress): Promise<Server[]> {
+  const first = await bindOne(addr)
+  const bound = first.address() as AddressInfo
+  const servers = [first]
+  try {
+    while (servers.length < ACCEPT_SOCKETS) servers.push(await listenOn(bound.port, bound.address))
+  } catch (err) {
+    for (const s of servers) s.close()
+    throw err
+  }
+  return servers
 }

@@ -179,6 +179,29 @@ describe('apply()', () => {
     expect((await httpGet(e.port, '/')).status).toBe(200)
   })
 
+  it('every listening socket of an address serves, and removing the address frees the port entirely', async () => {
+    // An address is served by several SO_REUSEPORT sockets (listener.ts) that
+    // the kernel spreads new connections over: 200 connections reach all of
+    // them, and after removal a plain bind of the port must succeed, which it
+    // cannot while any of them is still open.
+    const a = await upstream('a')
+    const route = { routes: [{ upstreams: [at(a)] }] }
+    const e = await engineFor(snapshotWith([{ host: '127.0.0.1', ...route }, { host: '127.0.0.2', ...route }], 1))
+    const port = e.portOf('127.0.0.2:0')
+    const answers = await Promise.all(
+      Array.from({ length: 200 }, () => rawRequest(port, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', { host: '127.0.0.2', timeoutMs: 5000 })),
+    )
+    expect(answers.filter((r) => r.buf.toString('latin1').startsWith('HTTP/1.1 200')).length).toBe(200)
+    await e.engine.apply(snapshotWith([{ host: '127.0.0.1', ...route }], 2))
+    const plain = createServer()
+    const bound = await new Promise<string>((resolve) => {
+      plain.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'))
+      plain.listen(port, '127.0.0.2', () => resolve('bound'))
+    })
+    await new Promise<void>((r) => plain.close(() => r()))
+    expect(bound).toBe('bound')
+  })
+
   it('a bind failure rejects with E_LISTEN and changes nothing', async () => {
     const a = await upstream('a')
     const b = await upstream('b')
