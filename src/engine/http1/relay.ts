@@ -88,10 +88,7 @@ export function onUpstreamData(conn: ClientConn, uc: UpConn, chunk: Buffer): voi
     pos = body(conn, uc, buf, pos)
     if (pos < 0) return uncorkThen(conn, badResponse, uc)
   }
-  if (conn.corked) {
-    conn.corked = false
-    conn.sock.uncork()
-  }
+  uncorkThen(conn, null, uc)
   if (conn.resPhase === ResPhase.Done) {
     if (pos < buf.length) uc.reusable = false // bytes after the response: that connection is out of step
     completeResponse(conn)
