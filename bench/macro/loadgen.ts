@@ -46,6 +46,8 @@ class Conn {
   /** Body bytes still expected; -1 while the head is incomplete. */
   need = -1
   busy = false
+  /** Set on 'close': a closed connection is never handed a request again. */
+  closed = false
   intended = 0
   sentAt = 0
   constructor(sock: Socket) {
@@ -64,6 +66,8 @@ const closes: Record<string, number> = {}
 let recordFrom = 0
 let stopAt = Infinity
 let onIdle: (c: Conn) => void = () => undefined
+/** Every connection not yet closed, including those opened again after a close. */
+const live = new Set<Conn>()
 
 function send(c: Conn, intended: number): void {
   c.busy = true
@@ -110,11 +114,14 @@ function open(onReady: (c: Conn) => void): Promise<Conn> {
   return new Promise((resolve, reject) => {
     const sock = connect({ host: spec.host, port: spec.port, noDelay: true })
     const c = new Conn(sock)
+    live.add(c)
     sock.once('connect', () => resolve(c))
     sock.once('error', reject)
     let why = 'closed by the server'
     sock.on('data', (d: Buffer) => onData(c, d))
     sock.on('close', () => {
+      c.closed = true
+      live.delete(c)
       if (c.busy) {
         errors++
         closes[why] = (closes[why] ?? 0) + 1
@@ -140,6 +147,7 @@ async function runOpen(): Promise<object> {
   let head = 0
   let maxBacklog = 0
   onIdle = (c) => {
+    if (c.closed) return
     if (head < backlog.length) send(c, backlog[head++] as number)
     else idle.push(c)
   }
@@ -157,7 +165,10 @@ async function runOpen(): Promise<object> {
       while (next < total && start + next * interval <= now) {
         const intended = start + next * interval
         next++
-        const c = idle.pop()
+        // A connection the server closed while it sat idle (its idle or
+        // first-request timeout) is dropped here; its replacement was pushed.
+        let c = idle.pop()
+        while (c !== undefined && c.closed) c = idle.pop()
         if (c !== undefined) send(c, intended)
         else backlog.push(intended)
       }
@@ -173,10 +184,12 @@ async function runOpen(): Promise<object> {
   })
   // Wait for the last answers (bounded).
   const end = performance.now() + 10_000
-  while ((head < backlog.length || conns.some((c) => c.busy)) && performance.now() < end) await new Promise((r) => setTimeout(r, 5))
-  const unanswered = backlog.length - head + conns.filter((c) => c.busy).length
-  if (process.env.LOADGEN_DEBUG) for (const c of conns) if (c.busy) process.stderr.write(`busy: need ${c.need} buf ${c.buf?.length ?? 0} ${JSON.stringify(c.buf?.toString('latin1') ?? '')} sentAgo ${(performance.now() - c.sentAt).toFixed(0)} local ${c.sock.localPort} backlog ${backlog.length - head}\n`)
-  for (const c of conns) c.sock.destroy()
+  const busy = (): Conn[] => [...live].filter((c) => c.busy)
+  while ((head < backlog.length || busy().length > 0) && performance.now() < end) await new Promise((r) => setTimeout(r, 5))
+  const unanswered = backlog.length - head + busy().length
+  if (process.env.LOADGEN_DEBUG) for (const c of busy()) process.stderr.write(`busy: need ${c.need} buf ${c.buf?.length ?? 0} ${JSON.stringify(c.buf?.toString('latin1') ?? '')} sentAgo ${(performance.now() - c.sentAt).toFixed(0)} local ${c.sock.localPort} backlog ${backlog.length - head}\n`)
+  stopAt = 0
+  for (const c of live) c.sock.destroy()
   const sent = lags.length
   return {
     mode: 'open', targetRate: spec.rate, conns: spec.conns, durationMs: spec.durationMs,

@@ -113,7 +113,7 @@ const FLAGS: FlagSpec[] = [
   },
   { flag: '--grace', env: 'BALANCER_GRACE', arg: 'DURATION', defaultText: '30s', help: 'How long in-flight requests may take to finish on SIGTERM/SIGINT.', set: durationFlag('graceMs') },
   { flag: '--connect-timeout', env: 'BALANCER_CONNECT_TIMEOUT', arg: 'DURATION', defaultText: '5s', help: 'Upstream TCP connect timeout.', set: durationFlag('connectTimeoutMs') },
-  { flag: '--header-timeout', env: 'BALANCER_HEADER_TIMEOUT', arg: 'DURATION', defaultText: '10s', help: 'A client must send a whole request head within this.', set: durationFlag('headersTimeoutMs') },
+  { flag: '--header-timeout', env: 'BALANCER_HEADER_TIMEOUT', arg: 'DURATION', defaultText: '10s', help: 'A client must send a whole request head within this; also how long a new connection may wait for its first request.', set: durationFlag('headersTimeoutMs') },
   { flag: '--idle-timeout', env: 'BALANCER_IDLE_TIMEOUT', arg: 'DURATION', defaultText: '60s', help: 'Idle client keep-alive connections are closed after this.', set: durationFlag('idleTimeoutMs') },
   { flag: '--response-timeout', env: 'BALANCER_RESPONSE_TIMEOUT', arg: 'DURATION', defaultText: '60s', help: 'An upstream must start its response within this (else 504).', set: durationFlag('responseTimeoutMs') },
   { flag: '--upstream-idle', env: 'BALANCER_UPSTREAM_IDLE', arg: 'DURATION', defaultText: '30s', help: 'Pooled idle upstream connections are closed after this.', set: durationFlag('upstreamIdleMs') },

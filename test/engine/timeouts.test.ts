@@ -49,6 +49,12 @@ describe('headersTimeoutMs', () => {
     expect(up.requests.length).toBe(before)
   })
 
+  it('also bounds how long a new connection may wait for its first request: closed without a byte', async () => {
+    const c = await RawClient.connect(eng.port)
+    expect(await c.whenClosed(5000)).toBe(true)
+    expect(c.buffered.length).toBe(0)
+  })
+
   it('trickling the head a byte at a time does not extend the deadline', async () => {
     const before = up.requests.length
     const c = await RawClient.connect(eng.port)
