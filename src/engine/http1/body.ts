@@ -3,12 +3,13 @@
 // chunked bodies are validated by the decoder first and only the bytes it has
 // accepted are written (raw, framing included), so an invalid chunk never
 // reaches the upstream: the half-sent request is aborted instead. The first
-// retryBodyBytes are kept (references to the received Buffers, no copy) so a
-// retry can send the request again.
+// retryBodyBytes are kept (the Buffers written, no further copy) so a retry
+// can send the request again.
 
 import { Chunk, advance } from './chunked.ts'
 import type { ClientConn } from './conn.ts'
 import { BodyKind, St, Timer, arm, respond, syncReading } from './conn.ts'
+import { own } from './input.ts'
 
 function keep(conn: ClientConn, part: Buffer): void {
   if (!conn.keptAll) return
@@ -61,7 +62,8 @@ export function pumpBody(conn: ClientConn): void {
     conn.off = end
   }
   if (end > start) {
-    const part = start === 0 && end === len ? buf : buf.subarray(start, end)
+    // A copy when the bytes are in the shared read buffer: the write may stay pending.
+    const part = own(start === 0 && end === len ? buf : buf.subarray(start, end))
     keep(conn, part)
     if (!uc.sock.write(part)) conn.upFull = true
   }

@@ -21,6 +21,7 @@ import { pumpBody } from './body.ts'
 import { ChunkDecoder } from './chunked.ts'
 import { connectTimedOut, leaveQueue, responseTimedOut } from './exchange.ts'
 import { HeadScan, RequestHead, ResponseHead } from './parse.ts'
+import { isShared, readInto } from './input.ts'
 import { readHeads } from './request.ts'
 import { tunnelClientClosed, tunnelClientEnded, tunnelFromClient } from './tunnel.ts'
 
@@ -115,10 +116,27 @@ function ignoreError(): void {
   // 'close' always follows and does the cleanup; the error itself is the client's business.
 }
 
+/** The connection a client socket belongs to, for handlers shared by all sockets. */
+const CONN = Symbol('balancer.conn')
+
+/** A read into the shared buffer (input.ts): consumed here, the unconsumed rest copied out. */
+function onSharedRead(this: Socket, n: number, buf: Buffer): true {
+  const conn = (this as unknown as Record<symbol, ClientConn>)[CONN] as ClientConn
+  onData(conn, buf.subarray(0, n))
+  const b = conn.buf
+  if (b !== null && isShared(b)) {
+    conn.buf = Buffer.from(b.subarray(conn.off))
+    conn.off = 0
+  }
+  return true
+}
+
 export function accept(sock: Socket, listener: Listener, ctx: EngineCtx): void {
   const conn = new ClientConn(sock, listener, ctx)
   listener.add(conn)
-  sock.on('data', onData.bind(null, conn))
+  ;(sock as unknown as Record<symbol, ClientConn>)[CONN] = conn
+  if (!readInto(sock, onSharedRead)) sock.on('data', onData.bind(null, conn))
+  sock.resume() // listeners accept paused (input.ts)
   sock.on('end', onEnd.bind(null, conn))
   sock.on('drain', onDrain.bind(null, conn))
   sock.on('error', ignoreError)

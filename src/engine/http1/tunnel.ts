@@ -8,6 +8,7 @@ import type { UpConn } from '../upstream/pool.ts'
 import { closeSoon, discard } from '../upstream/pool.ts'
 import type { ClientConn } from './conn.ts'
 import { St, Timer, syncReading } from './conn.ts'
+import { own } from './input.ts'
 
 const KEEPALIVE_MS = 60_000
 
@@ -19,7 +20,7 @@ export function startTunnel(conn: ClientConn, uc: UpConn, buf: Buffer, end: numb
   if (end < buf.length) tunnelFromUpstream(conn, uc, buf.subarray(end))
   const pending = conn.buf
   if (pending !== null && conn.off < pending.length) {
-    if (!uc.sock.write(pending.subarray(conn.off))) conn.upFull = true
+    if (!uc.sock.write(own(pending.subarray(conn.off)))) conn.upFull = true
   }
   conn.buf = null
   conn.off = 0
@@ -32,7 +33,7 @@ export function startTunnel(conn: ClientConn, uc: UpConn, buf: Buffer, end: numb
 export function tunnelFromClient(conn: ClientConn, chunk: Buffer): void {
   const uc = conn.uc
   if (uc === null) return
-  if (!uc.sock.write(chunk)) {
+  if (!uc.sock.write(own(chunk))) {
     conn.upFull = true
     syncReading(conn)
   }
