@@ -1,5 +1,5 @@
 // The client connection: one fixed-shape record per accepted socket, its
-// handlers bound once, every per-request field reset in place. This file owns
+// handlers shared by all sockets, every per-request field reset in place. This file owns
 // the connection's life: socket events, reading/pausing, timers, local
 // responses, and the step from one request to the next (pipelined requests
 // wait in `buf` until the previous response has ended; request.ts turns
@@ -116,12 +116,20 @@ function ignoreError(): void {
   // 'close' always follows and does the cleanup; the error itself is the client's business.
 }
 
-/** The connection a client socket belongs to, for handlers shared by all sockets. */
+// Socket handlers are shared by all connections (no closures per
+// connection) and find theirs through a field on the socket, cleared on
+// 'close': a socket Node still holds after that does not keep the
+// connection's objects alive.
 const CONN = Symbol('balancer.conn')
+
+function connOf(sock: Socket): ClientConn | null {
+  return (sock as unknown as Record<symbol, ClientConn | null>)[CONN] ?? null
+}
 
 /** A read into the shared buffer (input.ts): consumed here, the unconsumed rest copied out. */
 function onSharedRead(this: Socket, n: number, buf: Buffer): true {
-  const conn = (this as unknown as Record<symbol, ClientConn>)[CONN] as ClientConn
+  const conn = connOf(this)
+  if (conn === null) return true
   onData(conn, buf.subarray(0, n))
   const b = conn.buf
   if (b !== null && isShared(b)) {
@@ -131,16 +139,38 @@ function onSharedRead(this: Socket, n: number, buf: Buffer): true {
   return true
 }
 
+function onSocketData(this: Socket, chunk: Buffer): void {
+  const conn = connOf(this)
+  if (conn !== null) onData(conn, chunk)
+}
+
+function onSocketEnd(this: Socket): void {
+  const conn = connOf(this)
+  if (conn !== null) onEnd(conn)
+}
+
+function onSocketDrain(this: Socket): void {
+  const conn = connOf(this)
+  if (conn !== null) onDrain(conn)
+}
+
+function onSocketClose(this: Socket): void {
+  const conn = connOf(this)
+  if (conn === null) return
+  ;(this as unknown as Record<symbol, ClientConn | null>)[CONN] = null
+  onClose(conn)
+}
+
 export function accept(sock: Socket, listener: Listener, ctx: EngineCtx): void {
   const conn = new ClientConn(sock, listener, ctx)
   listener.add(conn)
-  ;(sock as unknown as Record<symbol, ClientConn>)[CONN] = conn
-  if (!readInto(sock, onSharedRead)) sock.on('data', onData.bind(null, conn))
+  ;(sock as unknown as Record<symbol, ClientConn | null>)[CONN] = conn
+  if (!readInto(sock, onSharedRead)) sock.on('data', onSocketData)
   sock.resume() // listeners accept paused (input.ts)
-  sock.on('end', onEnd.bind(null, conn))
-  sock.on('drain', onDrain.bind(null, conn))
+  sock.on('end', onSocketEnd)
+  sock.on('drain', onSocketDrain)
   sock.on('error', ignoreError)
-  sock.on('close', onClose.bind(null, conn))
+  sock.on('close', onSocketClose)
   ctx.now = Date.now()
   arm(conn, Timer.Idle, ctx.opts.headersTimeoutMs)
 }
