@@ -13,7 +13,7 @@ import type { AddressInfo, Server } from 'node:net'
 import type { ListenAddress } from '../compiler/snapshot.ts'
 import type { ClientConn } from './http1/conn.ts'
 import type { ListenerRuntime } from './lb/plan.ts'
-import { PAUSE_ON_CONNECT } from './http1/input.ts'
+import { pauseOnConnect } from './http1/input.ts'
 
 /**
  * SO_REUSEPORT lets several balancer processes (or workers) accept on one
@@ -75,7 +75,7 @@ export class Listener {
 }
 
 function listenOn(port: number, host: string): Promise<Server> {
-  const server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: PAUSE_ON_CONNECT })
+  const server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: pauseOnConnect() })
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => {
       server.close()

@@ -54,9 +54,17 @@ function discover(): Fields | null {
 }
 
 const FIELDS = discover()
+let enabled = FIELDS !== null
 
-/** Listeners accept paused (so `readInto` comes before the first read) when the shared buffer can be used. */
-export const PAUSE_ON_CONNECT = FIELDS !== null
+/** Whether listeners bound from now on accept paused (so `readInto` comes before the first read). */
+export function pauseOnConnect(): boolean {
+  return enabled
+}
+
+/** Turns the shared buffer off (or back on, where available) for listeners bound from now on: the fallback path's tests. */
+export function useSharedReads(on: boolean): void {
+  enabled = on && FIELDS !== null
+}
 
 const shared = Buffer.allocUnsafeSlow(READ_BYTES)
 
@@ -78,7 +86,8 @@ export function own(part: Buffer): Buffer {
 export function readInto(sock: Socket, onRead: (this: Socket, n: number, buf: Buffer) => boolean): boolean {
   const f = FIELDS
   const handle = (sock as unknown as { _handle: Handle | null })._handle
-  if (f === null || handle === null || typeof handle.useUserBuffer !== 'function') return false
+  // Only before the first read: a socket accepted paused has readableFlowing false.
+  if (f === null || !enabled || sock.readableFlowing !== false || handle === null || typeof handle.useUserBuffer !== 'function') return false
   const s = sock as unknown as Record<symbol, unknown>
   s[f.buffer] = shared
   s[f.callback] = onRead
