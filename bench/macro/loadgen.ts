@@ -46,8 +46,6 @@ class Conn {
   /** Body bytes still expected; -1 while the head is incomplete. */
   need = -1
   busy = false
-  /** Set on 'close': a closed connection is never handed a request again. */
-  closed = false
   intended = 0
   sentAt = 0
   constructor(sock: Socket) {
@@ -120,7 +118,6 @@ function open(onReady: (c: Conn) => void): Promise<Conn> {
     let why = 'closed by the server'
     sock.on('data', (d: Buffer) => onData(c, d))
     sock.on('close', () => {
-      c.closed = true
       live.delete(c)
       if (c.busy) {
         errors++
@@ -147,7 +144,7 @@ async function runOpen(): Promise<object> {
   let head = 0
   let maxBacklog = 0
   onIdle = (c) => {
-    if (c.closed) return
+    if (c.sock.destroyed) return
     if (head < backlog.length) send(c, backlog[head++] as number)
     else idle.push(c)
   }
@@ -168,7 +165,7 @@ async function runOpen(): Promise<object> {
         // A connection the server closed while it sat idle (its idle or
         // first-request timeout) is dropped here; its replacement was pushed.
         let c = idle.pop()
-        while (c !== undefined && c.closed) c = idle.pop()
+        while (c !== undefined && c.sock.destroyed) c = idle.pop()
         if (c !== undefined) send(c, intended)
         else backlog.push(intended)
       }

@@ -75,7 +75,7 @@ export function isShared(part: Buffer): boolean {
 
 /** Client input as a Buffer of its own: a copy when it lives in the shared read buffer. */
 export function own(part: Buffer): Buffer {
-  return part.buffer === shared.buffer ? Buffer.from(part) : part
+  return isShared(part) ? Buffer.from(part) : part
 }
 
 /**
@@ -87,7 +87,7 @@ export function readInto(sock: Socket, onRead: (this: Socket, n: number, buf: Bu
   const f = FIELDS
   const handle = (sock as unknown as { _handle: Handle | null })._handle
   // Only before the first read: a socket accepted paused has readableFlowing false.
-  if (f === null || !enabled || sock.readableFlowing !== false || handle === null || typeof handle.useUserBuffer !== 'function') return false
+  if (f === null || sock.readableFlowing !== false || handle === null || typeof handle.useUserBuffer !== 'function') return false
   const s = sock as unknown as Record<symbol, unknown>
   s[f.buffer] = shared
   s[f.callback] = onRead

@@ -18,9 +18,10 @@ export function startTunnel(conn: ClientConn, uc: UpConn, buf: Buffer, end: numb
   conn.ctx.inFlight-- // the request is over; the tunnel is not a request
   uc.reusable = false
   if (end < buf.length) tunnelFromUpstream(conn, uc, buf.subarray(end))
+  // Called from an upstream read: conn.buf is never the shared client read buffer here (conn.ts copies it out).
   const pending = conn.buf
   if (pending !== null && conn.off < pending.length) {
-    if (!uc.sock.write(own(pending.subarray(conn.off)))) conn.upFull = true
+    if (!uc.sock.write(pending.subarray(conn.off))) conn.upFull = true
   }
   conn.buf = null
   conn.off = 0
