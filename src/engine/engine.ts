@@ -21,11 +21,10 @@ import type { CheckEvents } from '../health/checker.ts'
 import { HEALTH_NAMES, Health } from '../health/state.ts'
 import type { CheckState } from '../health/state.ts'
 import { EngineCtx } from './context.ts'
-import { Timer, accept, drainConn, onDeadline } from './http1/conn.ts'
+import { Timer, drainConn, onDeadline, serve } from './http1/conn.ts'
 import type { RouteRuntime } from './lb/pick.ts'
 import { buildRuntimes } from './lb/plan.ts'
 import type { ListenerRuntime } from './lb/plan.ts'
-import type { Socket } from 'node:net'
 import { Listener, bindServers } from './listener.ts'
 import type { CheckStats, EngineOptions, EngineStats } from './types.ts'
 import { readmit } from './upstream/passive.ts'
@@ -149,9 +148,8 @@ export class Engine {
     const l = new Listener(key, servers, rt)
     const ctx = this.#ctx
     // Attached before anything else can run: a connection accepted now is served with this plan.
-    const onConnection = (sock: Socket): void => accept(sock, l, ctx)
     for (const server of servers) {
-      server.on('connection', onConnection)
+      serve(server, l, ctx)
       server.on('error', (err) => ctx.opts.log.error({ listener: key, err }, 'listener error'))
     }
     ctx.opts.log.info({ listener: key, port: l.port }, 'listening')

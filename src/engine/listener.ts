@@ -13,7 +13,6 @@ import type { AddressInfo, Server } from 'node:net'
 import type { ListenAddress } from '../compiler/snapshot.ts'
 import type { ClientConn } from './http1/conn.ts'
 import type { ListenerRuntime } from './lb/plan.ts'
-import { pauseOnConnect } from './http1/input.ts'
 
 /**
  * SO_REUSEPORT lets several balancer processes (or workers) accept on one
@@ -75,7 +74,7 @@ export class Listener {
 }
 
 function listenOn(port: number, host: string): Promise<Server> {
-  const server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: pauseOnConnect() })
+  const server = createServer({ allowHalfOpen: true, noDelay: true })
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => {
       server.close()

@@ -9,7 +9,7 @@
 //                            |  \--101--> Tunnel
 //                            \--close needed--> Closing (FIN sent, input discarded)
 
-import type { Socket } from 'node:net'
+import type { Server, Socket } from 'node:net'
 import type { EngineCtx } from '../context.ts'
 import type { RouteRuntime } from '../lb/pick.ts'
 import type { Listener } from '../listener.ts'
@@ -21,7 +21,9 @@ import { pumpBody } from './body.ts'
 import { ChunkDecoder } from './chunked.ts'
 import { connectTimedOut, leaveQueue, responseTimedOut } from './exchange.ts'
 import { HeadScan, RequestHead, ResponseHead } from './parse.ts'
-import { isShared, readInto } from './input.ts'
+import type { ClientSink, ClientSocket, RawClientSocket } from './client-socket.ts'
+import { acceptRaw } from './client-socket.ts'
+import { isShared } from './input.ts'
 import { readHeads } from './request.ts'
 import { tunnelClientClosed, tunnelClientEnded, tunnelFromClient } from './tunnel.ts'
 
@@ -37,7 +39,7 @@ const PIPELINE_MAX = 64 * 1024
 const LINGER_MS = 5000
 
 export class ClientConn {
-  readonly sock: Socket
+  readonly sock: ClientSocket
   readonly ctx: EngineCtx
   readonly listener: Listener
   readonly clientIp: string
@@ -101,11 +103,10 @@ export class ClientConn {
   /** The client socket is corked for the rest of the current upstream read (relay.ts). */
   corked = false
 
-  constructor(sock: Socket, listener: Listener, ctx: EngineCtx) {
+  constructor(sock: ClientSocket, ip: string, listener: Listener, ctx: EngineCtx) {
     this.sock = sock
     this.ctx = ctx
     this.listener = listener
-    const ip = sock.remoteAddress ?? ''
     this.clientIp = ip.startsWith('::ffff:') ? ip.slice(7) : ip
     this.reqChunk = new ChunkDecoder(ctx.opts.maxHeaderBytes)
     this.resChunk = new ChunkDecoder(ctx.opts.maxHeaderBytes)
@@ -116,27 +117,27 @@ function ignoreError(): void {
   // 'close' always follows and does the cleanup; the error itself is the client's business.
 }
 
-// Socket handlers are shared by all connections (no closures per
-// connection) and find theirs through a field on the socket, cleared on
-// 'close': a socket Node still holds after that does not keep the
-// connection's objects alive.
-const CONN = Symbol('balancer.conn')
-
-function connOf(sock: Socket): ClientConn | null {
-  return (sock as unknown as Record<symbol, ClientConn | null>)[CONN] ?? null
-}
-
 /** A read into the shared buffer (input.ts): consumed here, the unconsumed rest copied out. */
-function onSharedRead(this: Socket, n: number, buf: Buffer): true {
-  const conn = connOf(this)
-  if (conn === null) return true
-  onData(conn, buf.subarray(0, n))
+function onSharedRead(conn: ClientConn, data: Buffer): void {
+  onData(conn, data)
   const b = conn.buf
   if (b !== null && isShared(b)) {
     conn.buf = Buffer.from(b.subarray(conn.off))
     conn.off = 0
   }
-  return true
+}
+
+/** Raw client sockets (client-socket.ts) report here. */
+const SINK: ClientSink<ClientConn> = { read: onSharedRead, end: onEnd, drain: onDrain, close: onClose }
+
+// The fallback's net.Socket handlers are shared by all connections (no
+// closures per connection) and find theirs through a field on the socket,
+// cleared on 'close': a socket Node still holds after that does not keep
+// the connection's objects alive.
+const CONN = Symbol('balancer.conn')
+
+function connOf(sock: Socket): ClientConn | null {
+  return (sock as unknown as Record<symbol, ClientConn | null>)[CONN] ?? null
 }
 
 function onSocketData(this: Socket, chunk: Buffer): void {
@@ -161,12 +162,25 @@ function onSocketClose(this: Socket): void {
   onClose(conn)
 }
 
-export function accept(sock: Socket, listener: Listener, ctx: EngineCtx): void {
-  const conn = new ClientConn(sock, listener, ctx)
+/** Serves the clients `server` accepts on `listener`: on raw handles where this Node allows it, else on net.Sockets. */
+export function serve(server: Server, listener: Listener, ctx: EngineCtx): void {
+  if (acceptRaw(server, SINK, (sock) => acceptRawSocket(sock, listener, ctx))) return
+  server.on('connection', (sock: Socket) => acceptSocket(sock, listener, ctx))
+}
+
+function acceptRawSocket(sock: RawClientSocket<ClientConn>, listener: Listener, ctx: EngineCtx): void {
+  const conn = new ClientConn(sock, sock.remoteAddress(), listener, ctx)
+  listener.add(conn)
+  sock.start(conn)
+  ctx.now = Date.now()
+  arm(conn, Timer.Idle, ctx.opts.headersTimeoutMs)
+}
+
+function acceptSocket(sock: Socket, listener: Listener, ctx: EngineCtx): void {
+  const conn = new ClientConn(sock, sock.remoteAddress ?? '', listener, ctx)
   listener.add(conn)
   ;(sock as unknown as Record<symbol, ClientConn | null>)[CONN] = conn
-  if (!readInto(sock, onSharedRead)) sock.on('data', onSocketData)
-  sock.resume() // listeners accept paused (input.ts)
+  sock.on('data', onSocketData)
   sock.on('end', onSocketEnd)
   sock.on('drain', onSocketDrain)
   sock.on('error', ignoreError)
@@ -283,6 +297,8 @@ export function finishRequest(conn: ClientConn): void {
   arm(conn, Timer.Idle, ctx.opts.idleTimeoutMs)
   syncReading(conn)
   if (conn.buf !== null) readHeads(conn)
+  // The client sent its FIN: every complete request it sent before is answered, then the connection closes.
+  if (conn.clientEnded && conn.state === St.Head) endConn(conn)
 }
 
 /** Graceful close: FIN after pending writes, input discarded, destroyed if the client does not close. */
@@ -338,10 +354,13 @@ function onEnd(conn: ClientConn): void {
       endConn(conn)
       return
     case St.Upstream:
-      // A complete request still gets its response. A body still being sent
+      // A complete request still gets its response, and so do complete
+      // requests pipelined behind it (finishRequest). A body still being sent
       // may be complete in buf already: pumpBody finds out once it is consumed.
-      conn.closeAfter = true
-      if (!conn.reqDone && conn.sent && conn.buf === null) conn.sock.destroy()
+      if (conn.buf === null) {
+        conn.closeAfter = true
+        if (!conn.reqDone && conn.sent) conn.sock.destroy()
+      }
       return
     case St.Tunnel:
       tunnelClientEnded(conn)

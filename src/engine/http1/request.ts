@@ -92,7 +92,8 @@ function dispatch(conn: ClientConn, buf: Buffer): void {
   conn.version = h.version
   conn.method = h.method
   const keepAlive = h.version === 11 ? !h.connClose : h.connKeepAlive && !h.connClose
-  conn.closeAfter = !keepAlive || conn.clientEnded || conn.listener.draining || ctx.closing
+  // After the client's FIN, the last request buffered is answered with `connection: close` (finishRequest closes after it).
+  conn.closeAfter = !keepAlive || (conn.clientEnded && conn.buf === null) || conn.listener.draining || ctx.closing
   // h2c upgrades are not passed on: a cleartext HTTP/2 tunnel would carry requests this proxy never sees.
   conn.upgrade = h.version === 11 && h.connUpgrade && h.upgradeCount === 1 && !isH2c(buf, h)
   if (h.teChunked === 1) {

@@ -1,0 +1,177 @@
+// Client connections on libuv handles (src/engine/http1/client-socket.ts):
+// the socket semantics net.Socket used to provide and the proxy relies on.
+// A half-closed client still gets its whole response and then the FIN; a
+// client that resets with a response queued is dropped along with its
+// upstream connection; and however a connection ends, the proxy closes its
+// socket: checked in the kernel's own table, where a socket the proxy
+// forgot stays in CLOSE_WAIT.
+
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { connect } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { RawClient, httpGet } from '../support/client.ts'
+import { startEngine } from '../support/engine.ts'
+import type { StartedEngine } from '../support/engine.ts'
+import { until } from '../support/poll.ts'
+import { snapshotFor } from '../support/snapshot.ts'
+import { httpUpstream } from '../support/upstream.ts'
+import type { HttpUpstream } from '../support/upstream.ts'
+
+const MiB = 1024 * 1024
+const BIG = Buffer.alloc(4 * MiB)
+for (let i = 0; i < BIG.length; i++) BIG[i] = (i * 7 + (i >> 12)) & 0xff
+const PIECE = Buffer.alloc(64 * 1024, 0x61)
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+
+let up: HttpUpstream
+let eng: StartedEngine
+/** /endless responses cut off by the proxy closing the upstream connection. */
+let cutShort = 0
+
+beforeAll(async () => {
+  up = await httpUpstream((req, res) => {
+    if (req.url === '/big') {
+      res.writeHead(200, { 'content-length': BIG.length })
+      res.end(BIG)
+      return
+    }
+    if (req.url === '/endless') {
+      // Chunked pieces for as long as the connection lasts (at most 1 GiB): only the proxy closing it ends this.
+      let sent = 0
+      res.on('close', () => {
+        if (!res.writableFinished) cutShort++
+      })
+      const pump = (): void => {
+        while (!res.destroyed && sent < 1024 * MiB) {
+          sent += PIECE.length
+          if (!res.write(PIECE)) return void res.once('drain', pump)
+        }
+        res.end()
+      }
+      return pump()
+    }
+    res.end(`ok ${req.url}`)
+  })
+  eng = await startEngine(snapshotFor({ routes: [{ upstreams: [{ host: '127.0.0.1', port: up.port }] }] }, 1))
+})
+afterAll(async () => {
+  await eng?.stop()
+  await up?.close()
+})
+
+const connections = (): number => eng.engine.stats().listeners.reduce((n, l) => n + l.connections, 0)
+
+/** TCP states from /proc/net/tcp{,6} of sockets whose local port is `port`, LISTEN and TIME_WAIT left out. */
+function socketStates(port: number): string[] {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0')
+  const states: string[] = []
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string
+    try {
+      text = readFileSync(file, 'latin1')
+    } catch {
+      continue
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/)
+      if (f.length < 4 || !(f[1] as string).endsWith(`:${hex}`)) continue
+      const st = f[3] as string
+      if (st !== '0A' && st !== '06') states.push(st)
+    }
+  }
+  return states
+}
+
+describe('client connections on raw handles', () => {
+  it('a request sent with the FIN gets its whole 4 MiB response, then the proxy closes', async () => {
+    const sock = connect({ port: eng.port, host: '127.0.0.1' })
+    const chunks: Buffer[] = []
+    const ended = new Promise<void>((resolve, reject) => {
+      sock.on('data', (d: Buffer) => chunks.push(d))
+      sock.on('end', () => resolve())
+      sock.on('error', reject)
+    })
+    sock.end('GET /big HTTP/1.1\r\nHost: x\r\n\r\n')
+    await ended
+    sock.destroy()
+    const all = Buffer.concat(chunks)
+    const head = all.indexOf('\r\n\r\n')
+    expect(all.toString('latin1', 0, head)).toMatch(/^HTTP\/1\.1 200 .*\r\nconnection: close/is)
+    expect(sha(all.subarray(head + 4))).toBe(sha(BIG))
+    await until(() => connections() === 0, 3000, 'the connection leaves the proxy')
+  })
+
+  it('a client that resets with a response queued: dropped with its upstream connection; the next client is served', async () => {
+    const before = cutShort
+    const c = await RawClient.connect(eng.port)
+    c.sock.pause() // reads nothing: the response piles up in the proxy's write queue, then the upstream stalls
+    c.write('GET /endless HTTP/1.1\r\nHost: x\r\n\r\n')
+    await new Promise((r) => setTimeout(r, 200))
+    c.sock.resetAndDestroy()
+    await until(() => connections() === 0, 3000, 'the reset connection leaves the proxy')
+    await until(() => cutShort > before, 3000, 'the upstream connection is closed mid-response')
+    const r = await httpGet(eng.port, '/after')
+    expect([r.status, r.text]).toEqual([200, 'ok /after'])
+  })
+
+  it('however 200 connections end, the proxy closes every socket it accepted', async () => {
+    const open = await RawClient.connect(eng.port)
+    await until(() => socketStates(eng.port).includes('01'), 3000, 'an open connection shows as ESTABLISHED')
+    open.destroy()
+    const ways: Array<() => Promise<void>> = [
+      // complete exchange, client closes first
+      async () => {
+        const c = await RawClient.connect(eng.port)
+        c.write('GET /a HTTP/1.1\r\nHost: x\r\n\r\n')
+        await c.read()
+        c.destroy()
+      },
+      // request with connection: close, proxy closes first
+      async () => {
+        const c = await RawClient.connect(eng.port)
+        c.write('GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+        await c.read()
+        await c.whenClosed()
+        c.destroy()
+      },
+      // FIN before any byte
+      async () => {
+        const c = await RawClient.connect(eng.port)
+        c.sock.end()
+        await c.whenClosed()
+      },
+      // reset before any byte
+      async () => {
+        const c = await RawClient.connect(eng.port)
+        c.sock.resetAndDestroy()
+      },
+      // half a head, then FIN
+      async () => {
+        const c = await RawClient.connect(eng.port)
+        c.sock.end('GET /c HTTP/1.1\r\nHo')
+        await c.whenClosed()
+      },
+      // two pipelined requests and the FIN in one go
+      async () => {
+        const c = await RawClient.connect(eng.port)
+        c.sock.end('GET /d HTTP/1.1\r\nHost: x\r\n\r\nGET /e HTTP/1.1\r\nHost: x\r\n\r\n')
+        await c.read()
+        await c.read()
+        await c.whenClosed()
+      },
+      // a malformed head: 400 and close
+      async () => {
+        const c = await RawClient.connect(eng.port)
+        c.write('GET /f HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n')
+        expect((await c.read()).status).toBe(400)
+        await c.whenClosed()
+      },
+    ]
+    for (let round = 0; round < 200 / ways.length; round++) {
+      await Promise.all(ways.map((w) => w()))
+    }
+    await until(() => connections() === 0, 5000, 'every connection leaves the proxy')
+    await until(() => socketStates(eng.port).length === 0, 5000, "no socket of the proxy's port left open")
+  })
+})
