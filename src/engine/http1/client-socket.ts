@@ -237,7 +237,7 @@ export class RawClientSocket<O> implements ClientSocket {
   #dispatched(req: Req, err: number, data: Buffer | Buffer[], bytes: number): boolean {
     const b = B as Bindings
     if (err !== 0) {
-      spare = req
+      spare = null // it may have been bound to the native side before the write failed
       this.#fail(uvError('write', err))
       return false
     }
@@ -286,14 +286,14 @@ export class RawClientSocket<O> implements ClientSocket {
     if (chunks.length === 0 || this.#closing) return
     if (chunks.length === 1) {
       this.write(chunks[0] as Buffer)
-      return
+    } else {
+      const b = B as Bindings
+      const req = spare ?? new b.WriteWrap()
+      req.handle = this.#handle
+      req.oncomplete = afterWrite
+      const err = this.#handle.writev(req, chunks, true)
+      this.#dispatched(req, err, chunks, bytes)
     }
-    const b = B as Bindings
-    const req = spare ?? new b.WriteWrap()
-    req.handle = this.#handle
-    req.oncomplete = afterWrite
-    const err = this.#handle.writev(req, chunks, true)
-    this.#dispatched(req, err, chunks, bytes)
     // A write refused while corked may have gone out at once: 'drain' is still owed.
     if (this.#needDrain && this.#queued === 0) process.nextTick(drainSoon, this)
   }
@@ -387,7 +387,7 @@ export class RawClientSocket<O> implements ClientSocket {
 }
 
 /**
- * Makes `server` (listening) hand each accepted connection to `onHandle`
+ * Makes `server` (listening) hand each accepted connection to `onSocket`
  * as a RawClientSocket instead of building a net.Socket. False when raw
  * handles are off or the server's handle is not what this module knows.
  */
