@@ -8,9 +8,8 @@
 
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { connect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { RawClient, httpGet } from '../support/client.ts'
+import { RawClient, httpGet, sendAndReadToEnd } from '../support/client.ts'
 import { startEngine } from '../support/engine.ts'
 import type { StartedEngine } from '../support/engine.ts'
 import { until } from '../support/poll.ts'
@@ -85,20 +84,9 @@ function socketStates(port: number): string[] {
 
 describe('client connections on raw handles', () => {
   it('a request sent with the FIN gets its whole 4 MiB response, then the proxy closes', async () => {
-    const sock = connect({ port: eng.port, host: '127.0.0.1' })
-    const chunks: Buffer[] = []
-    const ended = new Promise<void>((resolve, reject) => {
-      sock.on('data', (d: Buffer) => chunks.push(d))
-      sock.on('end', () => resolve())
-      sock.on('error', reject)
-    })
-    sock.end('GET /big HTTP/1.1\r\nHost: x\r\n\r\n')
-    await ended
-    sock.destroy()
-    const all = Buffer.concat(chunks)
-    const head = all.indexOf('\r\n\r\n')
-    expect(all.toString('latin1', 0, head)).toMatch(/^HTTP\/1\.1 200 .*\r\nconnection: close/is)
-    expect(sha(all.subarray(head + 4))).toBe(sha(BIG))
+    const r = await sendAndReadToEnd(eng.port, 'GET /big HTTP/1.1\r\nHost: x\r\n\r\n')
+    expect(r.head).toMatch(/^HTTP\/1\.1 200 .*\r\nconnection: close/is)
+    expect(sha(r.body)).toBe(sha(BIG))
     await until(() => connections() === 0, 3000, 'the connection leaves the proxy')
   })
 

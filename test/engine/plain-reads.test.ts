@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { connect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { useRawSockets } from '../../src/engine/http1/client-socket.ts'
-import { RawClient, httpRequest } from '../support/client.ts'
+import { RawClient, httpRequest, sendAndReadToEnd } from '../support/client.ts'
 import { startEngine } from '../support/engine.ts'
 import type { StartedEngine } from '../support/engine.ts'
 import { until } from '../support/poll.ts'
@@ -82,28 +82,9 @@ describe("client reads through net's 'data' events", () => {
   })
 
   it('an 8 MiB download to a client that keeps pausing arrives intact', async () => {
-    const sock = connect({ port: eng.port, host: '127.0.0.1' })
-    const chunks: Buffer[] = []
-    let got = 0
-    const ended = new Promise<void>((resolve, reject) => {
-      sock.on('data', (d: Buffer) => {
-        chunks.push(d)
-        got += d.length
-        if (got % (256 * 1024) < d.length) {
-          sock.pause()
-          setTimeout(() => sock.resume(), 5)
-        }
-      })
-      sock.on('end', () => resolve())
-      sock.on('error', reject)
-    })
-    sock.end('GET /download HTTP/1.1\r\nHost: x\r\n\r\n')
-    await ended
-    sock.destroy()
-    const all = Buffer.concat(chunks)
-    const head = all.indexOf('\r\n\r\n')
-    expect(all.toString('latin1', 0, head)).toMatch(/^HTTP\/1\.1 200 /)
-    expect(sha(all.subarray(head + 4))).toBe(sha(DOWNLOAD))
+    const r = await sendAndReadToEnd(eng.port, 'GET /download HTTP/1.1\r\nHost: x\r\n\r\n', 256 * 1024)
+    expect(r.head).toMatch(/^HTTP\/1\.1 200 /)
+    expect(sha(r.body)).toBe(sha(DOWNLOAD))
   })
 
   it('a WebSocket tunnel echoes what the client sends', async () => {

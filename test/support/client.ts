@@ -51,6 +51,36 @@ export function rawRequest(port: number, bytes: string | Buffer, opts: RawReques
 }
 
 /** A persistent raw connection: write bytes, then read the responses one at a time. */
+/**
+ * Sends `bytes` and the FIN at once, then reads until the proxy's FIN: the
+ * head (up to the blank line) and the body. `pauseEvery`: the reader stops
+ * for 5 ms after each that many bytes (a client slower than the proxy).
+ */
+export function sendAndReadToEnd(port: number, bytes: string, pauseEvery = 0): Promise<{ head: string; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const sock = connect({ port, host: '127.0.0.1' })
+    const chunks: Buffer[] = []
+    let got = 0
+    sock.on('data', (d: Buffer) => {
+      chunks.push(d)
+      got += d.length
+      if (pauseEvery > 0 && got % pauseEvery < d.length) {
+        sock.pause()
+        setTimeout(() => sock.resume(), 5)
+      }
+    })
+    sock.on('error', reject)
+    sock.on('end', () => {
+      sock.destroy()
+      const all = Buffer.concat(chunks)
+      const end = all.indexOf('\r\n\r\n')
+      if (end < 0) return reject(new Error(`no complete head before the FIN: ${JSON.stringify(all.toString('latin1', 0, 200))}`))
+      resolve({ head: all.toString('latin1', 0, end), body: all.subarray(end + 4) })
+    })
+    sock.end(bytes)
+  })
+}
+
 export class RawClient {
   readonly sock: Socket
   #buf: Buffer = Buffer.alloc(0)
