@@ -149,7 +149,17 @@ async function runOpen(): Promise<object> {
     else idle.push(c)
   }
   const conns = await Promise.all(Array.from({ length: spec.conns }, () => open(onIdle)))
-  idle.push(...conns)
+  // One unrecorded request on every connection before the clock starts. The
+  // idle stack is last in, first out, so the connections at its bottom may
+  // sit unused for the whole run; one that has never carried a request is
+  // closed by the proxy after its first-request timeout (10 s, like
+  // HAProxy's `timeout http-request`), and a burst reaching that deep could
+  // send on it just as the proxy closed it. After one exchange the (longer)
+  // keep-alive idle timeout applies, as for any client's pooled connection.
+  recordFrom = Infinity
+  for (const c of conns) send(c, performance.now())
+  const primed = performance.now() + 10_000
+  while (idle.length < conns.length && performance.now() < primed) await new Promise((r) => setTimeout(r, 5))
   const start = performance.now()
   recordFrom = start + spec.warmupMs
   stopAt = start + spec.warmupMs + spec.durationMs
