@@ -19,7 +19,7 @@
 //
 // The handles come from `process.binding('tcp_wrap')` and
 // `process.binding('stream_wrap')`, the bindings net itself is built on.
-// They are not a public API: `available` checks the shape at start-up, and
+// They are not a public API: `load` checks their shape at start-up, and
 // where it differs (a Node that changed them) listeners fall back to
 // net.Socket with 'data' events (conn.ts): correct, only slower.
 
@@ -112,11 +112,6 @@ function load(): Bindings | null {
 const B = load()
 let enabled = B !== null
 
-/** Whether listeners bound from now on serve clients on raw handles. */
-export function rawSockets(): boolean {
-  return enabled
-}
-
 /** Turns raw handles off (or back on, where available) for listeners bound from now on: the fallback's tests. */
 export function useRawSockets(on: boolean): void {
   enabled = on && B !== null
@@ -137,6 +132,14 @@ function socketOf(handle: Handle): RawClientSocket<unknown> | null {
  * then the same object serves the next write.
  */
 let spare: Req | null = null
+
+/** A write request for `handle`: the spare one if no pending write holds it. */
+function writeReq(handle: Handle): Req {
+  const req = spare ?? new (B as Bindings).WriteWrap()
+  req.handle = handle
+  req.oncomplete = afterWrite
+  return req
+}
 
 function onRead(this: Handle): void {
   const s = socketOf(this)
@@ -226,10 +229,7 @@ export class RawClientSocket<O> implements ClientSocket {
       this.#needDrain = true
       return false
     }
-    const b = B as Bindings
-    const req = spare ?? new b.WriteWrap()
-    req.handle = this.#handle
-    req.oncomplete = afterWrite
+    const req = writeReq(this.#handle)
     const err = this.#handle.writeBuffer(req, data)
     return this.#dispatched(req, err, data, data.length)
   }
@@ -287,10 +287,7 @@ export class RawClientSocket<O> implements ClientSocket {
     if (chunks.length === 1) {
       this.write(chunks[0] as Buffer)
     } else {
-      const b = B as Bindings
-      const req = spare ?? new b.WriteWrap()
-      req.handle = this.#handle
-      req.oncomplete = afterWrite
+      const req = writeReq(this.#handle)
       const err = this.#handle.writev(req, chunks, true)
       this.#dispatched(req, err, chunks, bytes)
     }

@@ -168,25 +168,26 @@ export function serve(server: Server, listener: Listener, ctx: EngineCtx): void 
   server.on('connection', (sock: Socket) => acceptSocket(sock, listener, ctx))
 }
 
-function acceptRawSocket(sock: RawClientSocket<ClientConn>, listener: Listener, ctx: EngineCtx): void {
-  const conn = new ClientConn(sock, sock.remoteAddress(), listener, ctx)
+/** A new connection on `listener`: counted, and given the first-request timeout. */
+function admit(sock: ClientSocket, ip: string, listener: Listener, ctx: EngineCtx): ClientConn {
+  const conn = new ClientConn(sock, ip, listener, ctx)
   listener.add(conn)
-  sock.start(conn)
   ctx.now = Date.now()
   arm(conn, Timer.Idle, ctx.opts.headersTimeoutMs)
+  return conn
+}
+
+function acceptRawSocket(sock: RawClientSocket<ClientConn>, listener: Listener, ctx: EngineCtx): void {
+  sock.start(admit(sock, sock.remoteAddress(), listener, ctx))
 }
 
 function acceptSocket(sock: Socket, listener: Listener, ctx: EngineCtx): void {
-  const conn = new ClientConn(sock, sock.remoteAddress ?? '', listener, ctx)
-  listener.add(conn)
-  ;(sock as unknown as Record<symbol, ClientConn | null>)[CONN] = conn
+  ;(sock as unknown as Record<symbol, ClientConn | null>)[CONN] = admit(sock, sock.remoteAddress ?? '', listener, ctx)
   sock.on('data', onSocketData)
   sock.on('end', onSocketEnd)
   sock.on('drain', onSocketDrain)
   sock.on('error', ignoreError)
   sock.on('close', onSocketClose)
-  ctx.now = Date.now()
-  arm(conn, Timer.Idle, ctx.opts.headersTimeoutMs)
 }
 
 export function arm(conn: ClientConn, timer: number, ms: number): void {
