@@ -8,6 +8,10 @@
 
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { connect, createServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { acceptRaw } from '../../src/engine/http1/client-socket.ts'
+import type { RawClientSocket } from '../../src/engine/http1/client-socket.ts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RawClient, httpGet, sendAndReadToEnd } from '../support/client.ts'
 import { startEngine } from '../support/engine.ts'
@@ -90,6 +94,35 @@ describe('client connections on raw handles', () => {
     await until(() => connections() === 0, 3000, 'the connection leaves the proxy')
   })
 
+  it('a client that asks to close gets its whole response, read slowly, then the FIN, without the proxy waiting for its FIN', async () => {
+    // allowHalfOpen: the client never sends its FIN, so only the proxy can end the connection
+    const sock = connect({ port: eng.port, host: '127.0.0.1', allowHalfOpen: true })
+    const chunks: Buffer[] = []
+    const errors: string[] = []
+    sock.on('error', (e: Error) => errors.push(e.message))
+    const ended = new Promise<void>((resolve) => sock.on('end', resolve))
+    let got = 0
+    sock.on('data', (d: Buffer) => {
+      chunks.push(d)
+      got += d.length
+      // a reader slower than the proxy: the response's last bytes wait in the proxy's write queue when it ends
+      if (got % (128 * 1024) < d.length) {
+        sock.pause()
+        setTimeout(() => sock.resume(), 5)
+      }
+    })
+    sock.write('GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+    await ended
+    const all = Buffer.concat(chunks)
+    const end = all.indexOf('\r\n\r\n')
+    expect(all.toString('latin1', 0, end)).toMatch(/^HTTP\/1\.1 200 .*\r\nconnection: close/is)
+    expect(sha(all.subarray(end + 4))).toBe(sha(BIG))
+    expect(errors).toEqual([])
+    // gone from the proxy well before the 5 s it would wait for a client that may still send
+    await until(() => connections() === 0, 1000, 'the proxy closes the connection')
+    sock.destroy()
+  })
+
   it('a client that resets with a response queued: dropped with its upstream connection; the next client is served', async () => {
     const before = cutShort
     const c = await RawClient.connect(eng.port)
@@ -161,5 +194,44 @@ describe('client connections on raw handles', () => {
     }
     await until(() => connections() === 0, 5000, 'every connection leaves the proxy')
     await until(() => socketStates(eng.port).length === 0, 5000, "no socket of the proxy's port left open")
+  })
+})
+
+describe('a raw client socket closed with writes still queued (destroySoon)', () => {
+  it('closes once the kernel has taken them: the client reads every byte, then a clean FIN', async () => {
+    const server = createServer({ allowHalfOpen: true })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const data = Buffer.alloc(32 * MiB)
+    for (let i = 0; i < data.length; i += 4096) data[i] = (i >> 12) & 0xff
+    let queuedAtClose = -1
+    let closed = false
+    const sink = { read() {}, end() {}, drain() {}, close: () => void (closed = true) }
+    const raw = acceptRaw(server, sink, (sock: RawClientSocket<object>) => {
+      sock.start({})
+      sock.write(data) // more than loopback's buffers hold for a client that is not reading
+      sock.destroySoon()
+      queuedAtClose = sock.writableLength
+    })
+    expect(raw).toBe(true)
+    try {
+      const client = connect({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true })
+      client.pause()
+      const chunks: Buffer[] = []
+      const errors: string[] = []
+      client.on('data', (d: Buffer) => chunks.push(d))
+      client.on('error', (e: Error) => errors.push(e.message))
+      const ended = new Promise<void>((r) => client.on('end', r))
+      await until(() => queuedAtClose >= 0, 3000, 'the connection to be accepted and written to')
+      expect(queuedAtClose).toBeGreaterThan(0)
+      expect(closed).toBe(false)
+      client.resume()
+      await ended
+      expect(errors).toEqual([])
+      expect(sha(Buffer.concat(chunks))).toBe(sha(data))
+      await until(() => closed, 3000, 'the socket to report its close')
+      client.destroy()
+    } finally {
+      await new Promise((r) => server.close(r))
+    }
   })
 })

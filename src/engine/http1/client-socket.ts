@@ -35,7 +35,7 @@ export interface ClientSocket {
   resume(): void
   end(): void
   destroy(): void
-  /** end(), then destroy() once the FIN is sent. */
+  /** No more writes; closed once the pending ones are done (the kernel sends the FIN after them). */
   destroySoon(): void
   setKeepAlive(enable: boolean, initialDelayMs: number): void
   /** Non-null once the socket failed (reset, write error). */
@@ -191,7 +191,8 @@ export class RawClientSocket<O> implements ClientSocket {
   #ending = false
   /** Our FIN is out. */
   #shutDown = false
-  #destroyAfterShutdown = false
+  /** destroySoon() was called: destroy once nothing is queued. */
+  #destroyWhenFlushed = false
   #closing = false
 
   constructor(handle: Handle, sink: ClientSink<O>) {
@@ -262,7 +263,8 @@ export class RawClientSocket<O> implements ClientSocket {
       this.#fail(uvError('write', status))
       return
     }
-    this.drained()
+    if (this.#destroyWhenFlushed && this.#queued === 0) this.destroy()
+    else this.drained()
   }
 
   /** Tells the owner the writes it was refused may go on, if it was refused and they may. */
@@ -327,13 +329,17 @@ export class RawClientSocket<O> implements ClientSocket {
       return
     }
     this.#shutDown = true
-    if (this.#readEnded || this.#destroyAfterShutdown) this.destroy()
+    if (this.#readEnded) this.destroy()
   }
 
+  // Without a shutdown first: close() alone makes the kernel send what it
+  // holds and then the FIN, one syscall and one wakeup fewer per connection.
   destroySoon(): void {
-    this.#destroyAfterShutdown = true
-    if (this.#shutDown) this.destroy()
-    else this.end()
+    if (this.#closing) return
+    this.uncork()
+    this.#ending = true
+    this.#destroyWhenFlushed = true
+    if (this.#queued === 0) this.destroy()
   }
 
   setKeepAlive(enable: boolean, initialDelayMs: number): void {

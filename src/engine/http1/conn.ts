@@ -66,6 +66,8 @@ export class ClientConn {
   version = 11
   method = 0
   closeAfter = false
+  /** The client asked to close after this request (`connection: close`, or HTTP/1.0 without keep-alive). */
+  clientClose = false
   upgrade = false
   outHead = ''
   /** outHead still needs `host: <upstream>` and the blank line (HTTP/1.0 without Host). */
@@ -302,7 +304,15 @@ export function finishRequest(conn: ClientConn): void {
   if (conn.clientEnded && conn.state === St.Head) endConn(conn)
 }
 
-/** Graceful close: FIN after pending writes, input discarded, destroyed if the client does not close. */
+/**
+ * Graceful close. When the client may still send (a keep-alive client the
+ * proxy closes on, a request body not read to its end): FIN after pending
+ * writes, then input is read and discarded until the client closes or
+ * LINGER_MS pass, since closing a socket with unread input makes the kernel
+ * reset it and the client can lose the response (RFC 9112 §9.6). When it
+ * cannot (it sent its FIN, or asked to close and all it sent is read), the
+ * socket closes once pending writes are done.
+ */
 export function endConn(conn: ClientConn): void {
   if (conn.state >= St.Closing) return
   if (conn.state === St.Upstream) conn.ctx.inFlight--
@@ -311,10 +321,15 @@ export function endConn(conn: ClientConn): void {
     conn.uc = null
     discard(uc)
   }
+  const done = conn.clientEnded || (conn.clientClose && conn.reqDone && conn.buf === null)
   conn.state = St.Closing
   conn.buf = null
   conn.off = 0
   arm(conn, Timer.Linger, LINGER_MS)
+  if (done) {
+    conn.sock.destroySoon()
+    return
+  }
   conn.sock.end()
   syncReading(conn)
 }

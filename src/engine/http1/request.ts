@@ -92,6 +92,7 @@ function dispatch(conn: ClientConn, buf: Buffer): void {
   conn.version = h.version
   conn.method = h.method
   const keepAlive = h.version === 11 ? !h.connClose : h.connKeepAlive && !h.connClose
+  conn.clientClose = !keepAlive
   // After the client's FIN, the last request buffered is answered with `connection: close` (finishRequest closes after it).
   conn.closeAfter = !keepAlive || (conn.clientEnded && conn.buf === null) || conn.listener.draining || ctx.closing
   // h2c upgrades are not passed on: a cleartext HTTP/2 tunnel would carry requests this proxy never sees.
