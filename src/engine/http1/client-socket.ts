@@ -396,14 +396,17 @@ export class RawClientSocket<O> implements ClientSocket {
  */
 export function acceptRaw<O>(server: Server, sink: ClientSink<O>, onSocket: (sock: RawClientSocket<O>) => void): boolean {
   if (!enabled) return false
-  const listening = (server as unknown as { _handle: { onconnection?: unknown } | null })._handle
+  const listening = (server as unknown as { _handle: { onconnection?: unknown; setNoDelay?: unknown } | null })._handle
   if (listening === null || typeof listening.onconnection !== 'function') return false
+  // Linux gives accepted sockets the listening socket's TCP_NODELAY: set
+  // once here, not with a setsockopt per connection.
+  const inherited = process.platform === 'linux' && typeof listening.setNoDelay === 'function' && listening.setNoDelay(true) === 0
   listening.onconnection = (err: number, handle: Handle | undefined): void => {
     if (err !== 0 || handle === undefined) {
       server.emit('error', uvError('accept', err))
       return
     }
-    handle.setNoDelay(true)
+    if (!inherited) handle.setNoDelay(true)
     onSocket(new RawClientSocket(handle, sink))
   }
   return true
