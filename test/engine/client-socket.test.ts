@@ -1,10 +1,12 @@
 // Client connections on libuv handles (src/engine/http1/client-socket.ts):
 // the socket semantics net.Socket used to provide and the proxy relies on.
 // A half-closed client still gets its whole response and then the FIN; a
-// client that resets with a response queued is dropped along with its
-// upstream connection; and however a connection ends, the proxy closes its
-// socket: checked in the kernel's own table, where a socket the proxy
-// forgot stays in CLOSE_WAIT.
+// client that asked to close gets its whole response and is closed without
+// waiting for its FIN, even with writes still queued; small writes are not
+// held back by Nagle's algorithm; a client that resets with a response
+// queued is dropped along with its upstream connection; and however a
+// connection ends, the proxy closes its socket: checked in the kernel's own
+// table, where a socket the proxy forgot stays in CLOSE_WAIT.
 
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -112,7 +114,7 @@ describe('client connections on raw handles', () => {
     sock.on('data', (d: Buffer) => {
       chunks.push(d)
       got += d.length
-      // a reader slower than the proxy: the response's last bytes wait in the proxy's write queue when it ends
+      // a reader slower than the proxy (the close with writes still queued is tested on the socket itself, below)
       if (got % (128 * 1024) < d.length) {
         sock.pause()
         setTimeout(() => sock.resume(), 5)
