@@ -73,8 +73,9 @@ export async function freePort(): Promise<number> {
   })
 }
 
-export async function startUpstream(cpus: string | null): Promise<Proc & { ports: number[] }> {
-  const child = start([NODE, 'bench/macro/upstream.ts', '0', '0'], cpus)
+/** Two upstream ports answering every request with a body of `bodyBytes` (default: 19 bytes). */
+export async function startUpstream(cpus: string | null, bodyBytes?: number): Promise<Proc & { ports: number[] }> {
+  const child = start([NODE, 'bench/macro/upstream.ts', ...(bodyBytes === undefined ? [] : ['--body-bytes', String(bodyBytes)]), '0', '0'], cpus)
   const { ports } = JSON.parse(await firstLine(child)) as { ports: number[] }
   return { child, pid: child.pid ?? 0, ports, stop: stopper(child) }
 }

@@ -49,8 +49,8 @@ async function eachTarget(s: Settings, ups: number[], fn: (t: Target) => Promise
   }
 }
 
-async function withUpstream<T>(s: Settings, fn: (ports: number[]) => Promise<T>): Promise<T> {
-  const up = await startUpstream(s.loadCpus)
+async function withUpstream<T>(s: Settings, fn: (ports: number[]) => Promise<T>, bodyBytes?: number): Promise<T> {
+  const up = await startUpstream(s.loadCpus, bodyBytes)
   try {
     return await fn(up.ports)
   } finally {
@@ -58,28 +58,56 @@ async function withUpstream<T>(s: Settings, fn: (ports: number[]) => Promise<T>)
   }
 }
 
+interface ClosedRun { rps: number; p50: number; p99: number; errors: number; cpuUsPerReq: number; cpuPct: number }
+
+/** A warm-up, then one closed-loop run on `conns` connections, with the proxy's CPU time from /proc. */
+async function measureClosed(s: Settings, t: Target, conns: number): Promise<ClosedRun> {
+  const secs = Math.max(1, Math.round(s.durationMs / 1000))
+  const run = async (ms: number): Promise<{ rps: number; p50: number; p99: number; errors: number }> => {
+    if (has('wrk')) return wrk(t.port, conns, Math.max(1, Math.round(ms / 1000)), s.loadCpus)
+    const r = await load({ mode: 'closed', port: t.port, conns, durationMs: ms, warmupMs: 0 }, s.loadCpus)
+    const l = r.latencyMs as Record<string, number>
+    return { rps: r.rps as number, p50: l.p50 ?? NaN, p99: l.p99 ?? NaN, errors: (r.errors as number) + (r.non2xx as number) }
+  }
+  await run(2000) // warm-up: JIT, pools
+  const u0 = treeUsage(t.pid)
+  const r = await run(secs * 1000)
+  const u1 = treeUsage(t.pid)
+  const cpuS = (u1.ticks - u0.ticks) / CLK_TCK
+  return { ...r, cpuUsPerReq: (cpuS * 1e6) / Math.max(1, r.rps * secs), cpuPct: Math.round((cpuS * 100) / secs) }
+}
+
+const generator = (): string => (has('wrk') ? 'wrk' : 'Node load generator')
+
 /** Closed loop: as many requests as the proxy answers; its CPU time per request from /proc. */
 export async function closedLoop(s: Settings): Promise<void> {
   const rows: Array<Array<string | number>> = []
-  const useWrk = has('wrk')
-  const secs = Math.max(1, Math.round(s.durationMs / 1000))
   await withUpstream(s, (ups) =>
     eachTarget(s, ups, async (t) => {
-      const run = async (ms: number): Promise<{ rps: number; p50: number; p99: number; errors: number }> => {
-        if (useWrk) return wrk(t.port, s.conns, Math.max(1, Math.round(ms / 1000)), s.loadCpus)
-        const r = await load({ mode: 'closed', port: t.port, conns: s.conns, durationMs: ms, warmupMs: 0 }, s.loadCpus)
-        const l = r.latencyMs as Record<string, number>
-        return { rps: r.rps as number, p50: l.p50 ?? NaN, p99: l.p99 ?? NaN, errors: (r.errors as number) + (r.non2xx as number) }
-      }
-      await run(2000) // warm-up: JIT, pools
-      const u0 = treeUsage(t.pid)
-      const r = await run(secs * 1000)
-      const u1 = treeUsage(t.pid)
-      const cpuS = (u1.ticks - u0.ticks) / CLK_TCK
-      rows.push([t.name, r.rps, r.p50, r.p99, (cpuS * 1e6) / Math.max(1, r.rps * secs), `${Math.round((cpuS * 100) / secs)}%`, r.errors])
+      const r = await measureClosed(s, t, s.conns)
+      rows.push([t.name, r.rps, r.p50, r.p99, r.cpuUsPerReq, `${r.cpuPct}%`, r.errors])
     }),
   )
-  table(`Closed loop: ${s.conns} keep-alive connections, ${secs}s, ${useWrk ? 'wrk' : 'Node load generator'}`, ['target', 'req/s', 'p50 ms', 'p99 ms', 'cpu µs/req', 'cpu', 'errors'], rows)
+  table(`Closed loop: ${s.conns} keep-alive connections, ${Math.round(s.durationMs / 1000)}s, ${generator()}`, ['target', 'req/s', 'p50 ms', 'p99 ms', 'cpu µs/req', 'cpu', 'errors'], rows)
+}
+
+const LARGE_BYTES = 1024 * 1024
+const LARGE_CONNS = 16
+
+/** 1 MiB responses, closed loop: CPU time per response and bytes relayed per CPU second. */
+export async function largeBodies(s: Settings): Promise<void> {
+  const rows: Array<Array<string | number>> = []
+  await withUpstream(
+    s,
+    (ups) =>
+      eachTarget(s, ups, async (t) => {
+        const r = await measureClosed(s, t, LARGE_CONNS)
+        const gbPerCpuS = LARGE_BYTES / (r.cpuUsPerReq * 1e-6) / 1e9
+        rows.push([t.name, r.rps, (r.rps * LARGE_BYTES) / 1e9, r.p99, r.cpuUsPerReq, gbPerCpuS, `${r.cpuPct}%`, r.errors])
+      }),
+    LARGE_BYTES,
+  )
+  table(`Large bodies: 1 MiB responses, ${LARGE_CONNS} keep-alive connections, ${Math.round(s.durationMs / 1000)}s, ${generator()}`, ['target', 'req/s', 'GB/s', 'p99 ms', 'cpu µs/req', 'GB per cpu s', 'cpu', 'errors'], rows)
 }
 
 function openRow(name: string, r: Record<string, unknown>): Array<string | number> {

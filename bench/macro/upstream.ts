@@ -1,16 +1,27 @@
 // The benchmark's upstream: a minimal keep-alive HTTP/1.1 server on node:net
 // that answers every request head with the same 19-byte body (pipelining
-// included). It reads no request bodies (the benchmark sends GETs only) and
-// parses nothing but the end of each head, so it costs far less CPU per
-// request than the proxy under test.
+// included), or with a body of --body-bytes N bytes. It reads no request
+// bodies (the benchmark sends GETs only) and parses nothing but the end of
+// each head, so it costs far less CPU per request than the proxy under test.
 //
-//   node bench/macro/upstream.ts PORT [PORT...]   (0 picks a free port)
+//   node bench/macro/upstream.ts [--body-bytes N] PORT [PORT...]   (0 picks a free port)
 // Prints one line `{"ports":[...]}` once listening.
 
 import { createServer } from 'node:net'
 import type { AddressInfo, Socket } from 'node:net'
 
-const RESPONSE = Buffer.from('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 19\r\n\r\nhello from backend\n', 'latin1')
+const args = process.argv.slice(2)
+let body = Buffer.from('hello from backend\n', 'latin1')
+if (args[0] === '--body-bytes') {
+  const n = Number(args[1])
+  if (!Number.isSafeInteger(n) || n < 0) {
+    process.stderr.write(`upstream: --body-bytes must be a whole number of bytes, got ${JSON.stringify(args[1] ?? '')}\n`)
+    process.exit(2)
+  }
+  body = Buffer.alloc(n, 'x')
+  args.splice(0, 2)
+}
+const RESPONSE = Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n`, 'latin1'), body])
 const CR = 13
 const LF = 10
 
@@ -36,7 +47,7 @@ function serve(sock: Socket): void {
   sock.on('error', () => sock.destroy())
 }
 
-const ports = process.argv.slice(2).map(Number)
+const ports = args.map(Number)
 const bound: number[] = []
 for (const p of ports.length > 0 ? ports : [0]) {
   const server = createServer({ noDelay: true }, serve)
