@@ -91,7 +91,12 @@ function onData(c: Conn, chunk: Buffer): void {
       c.need = m === null ? 0 : Number(m[1])
       b = b.subarray(end + 4)
     }
-    if (b.length < c.need) break
+    if (b.length < c.need) {
+      // body bytes are counted off as they come, not kept
+      c.need -= b.length
+      b = b.subarray(b.length)
+      break
+    }
     b = b.subarray(c.need)
     c.need = -1
     complete(c)
