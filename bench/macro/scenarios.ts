@@ -63,8 +63,9 @@ interface ClosedRun { rps: number; p50: number; p99: number; errors: number; cpu
 /** A warm-up, then one closed-loop run on `conns` connections, with the proxy's CPU time from /proc. */
 async function measureClosed(s: Settings, t: Target, conns: number): Promise<ClosedRun> {
   const secs = Math.max(1, Math.round(s.durationMs / 1000))
+  const useWrk = has('wrk')
   const run = async (ms: number): Promise<{ rps: number; p50: number; p99: number; errors: number }> => {
-    if (has('wrk')) return wrk(t.port, conns, Math.max(1, Math.round(ms / 1000)), s.loadCpus)
+    if (useWrk) return wrk(t.port, conns, Math.max(1, Math.round(ms / 1000)), s.loadCpus)
     const r = await load({ mode: 'closed', port: t.port, conns, durationMs: ms, warmupMs: 0 }, s.loadCpus)
     const l = r.latencyMs as Record<string, number>
     return { rps: r.rps as number, p50: l.p50 ?? NaN, p99: l.p99 ?? NaN, errors: (r.errors as number) + (r.non2xx as number) }
