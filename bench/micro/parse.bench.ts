@@ -48,5 +48,5 @@ const N = 1_000_000
 bench('scan + parse', parseOnce, N)
 bench('scan + parse + rewrite', () => {
   parseOnce()
-  return requestHead(HEAD, h, '203.0.113.7', XFP, false, false)
+  return requestHead(HEAD, h, '203.0.113.7', XFP, false, false, 'b7f3a9c1d2e4-1')
 }, N)

@@ -2,7 +2,7 @@
 // registry, a coarse clock and global counters. One per Engine (tests run
 // several engines in one process), passed to each connection record once.
 
-import type { EngineOptions } from './types.ts'
+import type { AccessLogSink, EngineOptions } from './types.ts'
 import { Registry } from './upstream/registry.ts'
 
 /** Request-line limit (RFC 9112 §3 recommends supporting at least 8000 octets). */
@@ -22,9 +22,12 @@ export class EngineCtx {
   inFlight = 0
   /** shutdown() has begun: responses carry `connection: close`, nothing goes back to the pool. */
   closing = false
+  /** opts.accessLog, or null: per request, one null check when off. */
+  readonly accessLog: AccessLogSink | null
 
   constructor(opts: EngineOptions) {
     this.opts = opts
     this.lineMax = Math.min(REQUEST_LINE_MAX, opts.maxHeaderBytes)
+    this.accessLog = opts.accessLog ?? null
   }
 }

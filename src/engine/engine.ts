@@ -27,6 +27,7 @@ import { buildRuntimes } from './lb/plan.ts'
 import type { ListenerRuntime } from './lb/plan.ts'
 import { Listener, bindServers } from './listener.ts'
 import type { CheckStats, EngineOptions, EngineStats } from './types.ts'
+import type { Traffic } from './meter.ts'
 import { readmit } from './upstream/passive.ts'
 
 const NO_SNAPSHOT: RoutingSnapshot = Object.freeze({ version: 0, listeners: new Map(), targets: new Map() })
@@ -218,6 +219,26 @@ export class Engine {
       upstreams: this.#ctx.registry.stats(now, (key) => (checks.get(key) ?? []).map(checkStats)),
       inFlight: this.#ctx.inFlight,
     }
+  }
+
+  /**
+   * Every counter of the meters (meter.ts): the routes of the current
+   * snapshot with the upstreams they reference now, and every listener.
+   * Read on demand (a scrape, the dashboard's sampler), never per request.
+   */
+  traffic(): Traffic {
+    const routes = [...this.#routes.values()].map((rt) => {
+      const m = rt.meter
+      const upstreams = rt.tallies.map((t) => ({ key: t.key, codes: Array.from(t.codes) }))
+      upstreams.push({ key: '', codes: Array.from(m.none.codes) })
+      return { id: rt.id, server: rt.plan.server, route: rt.plan.name, upstreams, buckets: Array.from(m.buckets), sum: m.sum }
+    })
+    const listeners = [...this.#listeners.values()].map((l) => ({
+      key: l.key,
+      server: l.plan.plan.routes[0]?.server ?? l.key,
+      codes: Array.from(l.refused),
+    }))
+    return { routes, listeners }
   }
 
   boundPort(listenKey: string): number | null {

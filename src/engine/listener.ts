@@ -13,6 +13,7 @@ import type { AddressInfo, Server } from 'node:net'
 import type { ListenAddress } from '../compiler/snapshot.ts'
 import type { ClientConn } from './http1/conn.ts'
 import type { ListenerRuntime } from './lb/plan.ts'
+import { CODE_CLASSES } from './meter.ts'
 
 /**
  * SO_REUSEPORT lets several balancer processes (or workers) accept on one
@@ -36,6 +37,8 @@ export class Listener {
   draining = false
   /** Settles when the server has stopped accepting and every connection is gone. */
   closed: Promise<void> | null = null
+  /** Heads refused before routing (400, 408, 414, 431, 501, 505) and requests no route took (404), by code class (meter.ts). */
+  readonly refused = new Float64Array(CODE_CLASSES.length)
   #emptyWaiters: Array<() => void> = []
 
   constructor(key: string, servers: readonly Server[], plan: ListenerRuntime) {

@@ -30,6 +30,20 @@ export interface EngineOptions {
   /** A request body up to this size is kept so the request can be retried on another upstream. Default 65536. */
   retryBodyBytes: number
   log: EngineLog
+  /** Where access log lines go; null (the default) logs nothing and costs nothing per request. */
+  accessLog?: AccessLogSink | null
+}
+
+/**
+ * The engine's access log output (src/observability/access-log.ts). write()
+ * must never block or throw: it buffers, and drops (counting) what it cannot
+ * keep.
+ */
+export interface AccessLogSink {
+  /** Fraction of requests logged, 0 < sample <= 1. */
+  readonly sample: number
+  /** One complete JSON line, without its newline. */
+  write(line: string): void
 }
 
 export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'log'> = {

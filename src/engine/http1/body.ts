@@ -64,6 +64,7 @@ export function pumpBody(conn: ClientConn): void {
   if (end > start) {
     // A copy when the bytes are in the shared read buffer: the write may stay pending.
     const part = own(start === 0 && end === len ? buf : buf.subarray(start, end))
+    conn.bytesIn += part.length
     keep(conn, part)
     if (!uc.sock.write(part)) conn.upFull = true
   }

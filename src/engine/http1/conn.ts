@@ -26,6 +26,8 @@ import { acceptRaw } from './client-socket.ts'
 import { isShared } from './input.ts'
 import { readHeads } from './request.ts'
 import { tunnelClientClosed, tunnelClientEnded, tunnelFromClient } from './tunnel.ts'
+import { codeClass } from '../meter.ts'
+import { requestEnded } from './ended.ts'
 
 export const St = { Head: 0, Upstream: 1, Tunnel: 2, Closing: 3, Closed: 4 } as const
 export const BodyKind = { None: 0, Length: 1, Chunked: 2 } as const
@@ -91,6 +93,23 @@ export class ClientConn {
   /** The status to answer if no attempt is left: 503 (nothing connected), 502 (sent, then failed), 504 (timed out). */
   giveUpStatus = 503
   staleRetried = false
+  /** Status of the final response sent (ours or the upstream's); 0 while none is. */
+  status = 0
+  /** performance.now() when the head was parsed. */
+  startedAt = 0
+  /** Request bytes read from the client (head and body; a tunnel's bytes after it). */
+  bytesIn = 0
+  /** Response bytes written to the client. */
+  bytesOut = 0
+  /** X-Request-Id of the request (request-id.ts). */
+  requestId = ''
+  /** Whether this request gets an access log line (the sink is on and the sample drew it); then the strings below are set. */
+  logged = false
+  logMethod = ''
+  logHost = ''
+  logTarget = ''
+  /** TLS protocol version of the client connection (`TLSv1.3`), null on plain TCP: set by a TLS listener. */
+  tlsVersion: string | null = null
 
   // The response in progress.
   resPhase: number = ResPhase.Head
@@ -260,6 +279,8 @@ function onData(conn: ClientConn, chunk: Buffer): void {
 
 /** A rejected head: error with `connection: close`, then close. Always false (for readOne). */
 export function reject(conn: ClientConn, status: number): false {
+  const codes = conn.listener.refused
+  codes[codeClass(status)] = (codes[codeClass(status)] as number) + 1
   conn.sock.write(errorResponse(status, true))
   endConn(conn)
   return false
@@ -276,7 +297,10 @@ export function respond(conn: ClientConn, status: number): void {
     discard(uc)
   }
   if (!conn.reqDone || conn.version === 10) conn.closeAfter = true
-  conn.sock.write(errorResponse(status, conn.closeAfter))
+  const res = errorResponse(status, conn.closeAfter)
+  conn.status = status
+  conn.bytesOut += res.length
+  conn.sock.write(res)
   finishRequest(conn)
 }
 
@@ -285,6 +309,7 @@ export function finishRequest(conn: ClientConn): void {
   if (conn.state !== St.Upstream) return
   const ctx = conn.ctx
   ctx.inFlight--
+  requestEnded(conn)
   conn.state = St.Head
   conn.route = null
   conn.outHead = ''
@@ -315,7 +340,10 @@ export function finishRequest(conn: ClientConn): void {
  */
 export function endConn(conn: ClientConn): void {
   if (conn.state >= St.Closing) return
-  if (conn.state === St.Upstream) conn.ctx.inFlight--
+  if (conn.state === St.Upstream) {
+    conn.ctx.inFlight--
+    requestEnded(conn)
+  }
   const uc = conn.uc
   if (uc !== null) {
     conn.uc = null
@@ -397,7 +425,10 @@ function onClose(conn: ClientConn): void {
   conn.state = St.Closed
   conn.timer = Timer.None
   conn.buf = null
-  if (st === St.Upstream) conn.ctx.inFlight--
+  if (st === St.Upstream) {
+    conn.ctx.inFlight--
+    requestEnded(conn)
+  }
   if (conn.waitingOn !== null) leaveQueue(conn)
   if (st === St.Tunnel) tunnelClientClosed(conn)
   const uc = conn.uc

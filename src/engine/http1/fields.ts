@@ -20,6 +20,8 @@ export const Kind = {
   XForwardedFor: 7,
   XForwardedProto: 8,
   XForwardedHost: 9,
+  /** Re-emitted by the proxy on requests (request-id.ts); passed through on responses. */
+  XRequestId: 10,
 } as const
 
 /** Fields per header in HDR: name start, name end, value start, value end (OWS trimmed), line end (after CRLF), kind. */
@@ -54,6 +56,10 @@ export class Fields {
   upgradeCount = 0
   upgradeStart = 0
   upgradeEnd = 0
+  /** X-Request-Id fields seen, and the value of the first. */
+  ridCount = 0
+  ridStart = 0
+  ridEnd = 0
 }
 
 function kindOf(buf: Buffer, s: number, e: number): number {
@@ -66,6 +72,8 @@ function kindOf(buf: Buffer, s: number, e: number): number {
       return equalsLower(buf, s, e, 'upgrade') ? Kind.Upgrade : equalsLower(buf, s, e, 'trailer') ? Kind.Hop : Kind.Other
     case 10:
       return equalsLower(buf, s, e, 'connection') ? Kind.Connection : equalsLower(buf, s, e, 'keep-alive') ? Kind.Hop : Kind.Other
+    case 12:
+      return equalsLower(buf, s, e, 'x-request-id') ? Kind.XRequestId : Kind.Other
     case 14:
       return equalsLower(buf, s, e, 'content-length') ? Kind.ContentLength : Kind.Other
     case 15:
@@ -173,6 +181,7 @@ function resetFields(f: Fields): void {
   f.upgradeCount = 0
   f.upgradeStart = 0
   f.upgradeEnd = 0
+  f.ridCount = 0
 }
 
 /**
@@ -226,6 +235,9 @@ export function parseFields(buf: Buffer, p: number, end: number, f: Fields): num
       f.upgradeCount++
       f.upgradeStart = vs
       f.upgradeEnd = ve
+    } else if (kind === Kind.XRequestId && f.ridCount++ === 0) {
+      f.ridStart = vs
+      f.ridEnd = ve
     }
   }
   f.nHeaders = n

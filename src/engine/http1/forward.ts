@@ -29,8 +29,9 @@ function namedInConnection(buf: Buffer, f: Fields, ns: number, ne: number): bool
  * `transfer-encoding: chunked`), X-Forwarded-* added. Upgrade requests keep
  * their Upgrade header and get `connection: upgrade`. Absolute-form targets
  * become origin-form and their authority becomes Host (RFC 9112 §3.2.2).
+ * The client's X-Request-Id fields are replaced by one carrying `requestId`.
  */
-export function requestHead(buf: Buffer, h: RequestHead, clientIp: string, proto: string, upgrade: boolean, chunked: boolean): string {
+export function requestHead(buf: Buffer, h: RequestHead, clientIp: string, proto: string, upgrade: boolean, chunked: boolean, requestId: string): string {
   let out = buf.latin1Slice(h.start, h.methodEnd + 1)
   if (h.form === Form.Absolute) {
     out += h.pathStart === h.targetEnd || buf[h.pathStart] !== 0x2f ? `/${buf.latin1Slice(h.pathStart, h.targetEnd)}` : buf.latin1Slice(h.pathStart, h.targetEnd)
@@ -72,6 +73,7 @@ export function requestHead(buf: Buffer, h: RequestHead, clientIp: string, proto
   else if (h.clCount === 1) out += `content-length: ${h.contentLength}\r\n`
   out += xff === '' ? `x-forwarded-for: ${clientIp}\r\n` : `x-forwarded-for: ${xff}, ${clientIp}\r\n`
   out += proto
+  out += `x-request-id: ${requestId}\r\n`
   if (host !== '') out += `x-forwarded-host: ${host}\r\n`
   if (upgrade) out += 'connection: upgrade\r\n'
   // No Host at all (HTTP/1.0): the head is left open; the sender adds the
@@ -90,6 +92,7 @@ const CONN_LINE = ['', 'connection: close\r\n', 'connection: keep-alive\r\n', 'c
 
 /** Runs of kept bytes [start, end) of the head being rebuilt (responseHead). */
 const RUNS = new Int32Array(2 * (MAX_HEADERS + 1))
+const RID_NAME = Buffer.from('x-request-id: ', 'latin1')
 const CONN_BYTES = CONN_LINE.map((l) => Buffer.from(`${l}\r\n`, 'latin1'))
 
 /**
@@ -99,8 +102,9 @@ const CONN_BYTES = CONN_LINE.map((l) => Buffer.from(`${l}\r\n`, 'latin1'))
  * with the head, so head and body go out in one write).
  * keepTe: the body is relayed chunked as received, so Transfer-Encoding stays.
  * keepUpgrade: a 101 to an upgrade request.
+ * requestId: added as `x-request-id` when not '' (the upstream sent none).
  */
-export function responseHead(buf: Buffer, r: ResponseHead, conn: number, keepTe: boolean, keepUpgrade: boolean, bodyAt: number, bodyLen: number): Buffer {
+export function responseHead(buf: Buffer, r: ResponseHead, conn: number, keepTe: boolean, keepUpgrade: boolean, bodyAt: number, bodyLen: number, requestId: string): Buffer {
   let nRuns = 0
   let runStart = r.start
   let runEnd = r.headersStart
@@ -117,6 +121,7 @@ export function responseHead(buf: Buffer, r: ResponseHead, conn: number, keepTe:
       kind === Kind.XForwardedFor ||
       kind === Kind.XForwardedHost ||
       kind === Kind.XForwardedProto ||
+      kind === Kind.XRequestId ||
       (kind === Kind.TransferEncoding && keepTe) ||
       (kind === Kind.Upgrade && keepUpgrade)
     if (keep && r.nConnTokens !== 0 && namedInConnection(buf, r, ns, HDR[o + 1] as number)) keep = false
@@ -137,9 +142,17 @@ export function responseHead(buf: Buffer, r: ResponseHead, conn: number, keepTe:
     size += runEnd - runStart
   }
   const tail = CONN_BYTES[conn] as Buffer
-  const out = Buffer.allocUnsafe(size + tail.length + bodyLen)
+  // Ids are visible ASCII (request-id.ts): one byte per character.
+  const ridLen = requestId === '' ? 0 : RID_NAME.length + requestId.length + 2
+  const out = Buffer.allocUnsafe(size + ridLen + tail.length + bodyLen)
   let p = 0
   for (let i = 0; i < nRuns; i += 2) p += buf.copy(out, p, RUNS[i] as number, RUNS[i + 1] as number)
+  if (ridLen !== 0) {
+    p += RID_NAME.copy(out, p)
+    p += out.write(requestId, p, 'latin1')
+    out[p++] = 0x0d
+    out[p++] = 0x0a
+  }
   p += tail.copy(out, p)
   if (bodyLen !== 0) buf.copy(out, p, bodyAt, bodyAt + bodyLen)
   return out

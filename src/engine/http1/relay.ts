@@ -29,6 +29,7 @@ const PAIR: Buffer[] = [Buffer.alloc(0), Buffer.alloc(0)]
 const EMPTY = Buffer.alloc(0)
 
 function toClient(conn: ClientConn, uc: UpConn, data: Buffer): void {
+  conn.bytesOut += data.length
   if (!conn.sock.write(data) && !conn.clientFull) {
     conn.clientFull = true
     uc.sock.pause()
@@ -129,7 +130,8 @@ function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: n
         return -1
       }
       succeeded(uc.up)
-      toClient(conn, uc, responseHead(buf, r, Conn.Upgrade, false, true, 0, 0))
+      conn.status = 101
+      toClient(conn, uc, responseHead(buf, r, Conn.Upgrade, false, true, 0, 0, r.ridCount === 0 ? conn.requestId : ''))
       startTunnel(conn, uc, buf, end)
       return -1
     }
@@ -137,7 +139,7 @@ function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: n
     if (conn.version === 11) {
       corkIfMore(conn, buf, end)
       if (r.hopCount === 0) toClient(conn, uc, buf.subarray(start, end))
-      else toClient(conn, uc, responseHead(buf, r, Conn.None, false, false, 0, 0))
+      else toClient(conn, uc, responseHead(buf, r, Conn.None, false, false, 0, 0, ''))
     }
     return end
   }
@@ -171,16 +173,19 @@ function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: n
   }
   if (framing === Framing.Close || (r.version === 11 ? r.connClose : !r.connKeepAlive || r.connClose)) uc.reusable = false
   conn.closeAfter = close
+  conn.status = status
+  // The client gets the request id back, unless the upstream's response carries one.
+  const rid = r.ridCount === 0 ? conn.requestId : ''
   const mode = close ? Conn.Close : conn.version === 10 ? Conn.KeepAlive : Conn.None
   // A whole Content-Length body that came with the head goes out in the same write.
   let inline = framing === Framing.Length && r.contentLength <= buf.length - end ? r.contentLength : 0
-  if (mode === Conn.None && r.hopCount === 0) {
+  if (mode === Conn.None && r.hopCount === 0 && rid === '') {
     corkIfMore(conn, buf, end + inline)
     toClient(conn, uc, buf.subarray(start, end + inline))
   } else {
     if (inline > INLINE_MAX) inline = 0
     corkIfMore(conn, buf, end + inline)
-    toClient(conn, uc, responseHead(buf, r, mode, framing === Framing.Chunked && !conn.dechunk, false, end, inline))
+    toClient(conn, uc, responseHead(buf, r, mode, framing === Framing.Chunked && !conn.dechunk, false, end, inline, rid))
   }
   conn.resStarted = true
   conn.framing = framing

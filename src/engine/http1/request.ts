@@ -11,6 +11,7 @@ import { BodyKind, ResPhase, St, Timer, arm, reject, respond, syncReading } from
 import { startExchange } from './exchange.ts'
 import { hostless, requestHead } from './forward.ts'
 import { Form, parseRequestHead, scanHead } from './parse.ts'
+import { requestIdOf } from './request-id.ts'
 import type { RequestHead } from './parse.ts'
 
 const XFP_HTTP = 'x-forwarded-proto: http\r\n'
@@ -117,6 +118,18 @@ function dispatch(conn: ClientConn, buf: Buffer): void {
   conn.resPhase = ResPhase.Head
   conn.resPart = null
   conn.dechunk = false
+  conn.status = 0
+  conn.startedAt = performance.now()
+  conn.bytesIn = h.end - h.start
+  conn.bytesOut = 0
+  conn.requestId = requestIdOf(buf, h)
+  const log = ctx.accessLog
+  conn.logged = log !== null && (log.sample >= 1 || Math.random() < log.sample)
+  if (conn.logged) {
+    conn.logMethod = buf.latin1Slice(h.start, h.methodEnd)
+    conn.logHost = h.form === Form.Absolute ? buf.latin1Slice(h.authStart, h.authEnd) : h.hostCount === 0 ? '' : buf.latin1Slice(h.hostStart, h.hostEnd)
+    conn.logTarget = buf.latin1Slice(h.targetStart, h.targetEnd)
+  }
   syncReading(conn)
 
   const lr = conn.listener.plan
@@ -125,7 +138,7 @@ function dispatch(conn: ClientConn, buf: Buffer): void {
   if (route === null) return respond(conn, 404)
   conn.route = lr.routes[lr.plan.routes.indexOf(route)] ?? null
   if (conn.route === null) return respond(conn, 404)
-  conn.outHead = requestHead(buf, h, conn.clientIp, XFP_HTTP, conn.upgrade, conn.bodyKind === BodyKind.Chunked)
+  conn.outHead = requestHead(buf, h, conn.clientIp, XFP_HTTP, conn.upgrade, conn.bodyKind === BodyKind.Chunked, conn.requestId)
   conn.hostless = hostless(h)
   startExchange(conn)
 }

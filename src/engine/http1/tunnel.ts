@@ -9,6 +9,7 @@ import { closeSoon, discard } from '../upstream/pool.ts'
 import type { ClientConn } from './conn.ts'
 import { St, Timer, syncReading } from './conn.ts'
 import { own } from './input.ts'
+import { tunnelEnded, tunnelStarted } from './ended.ts'
 
 const KEEPALIVE_MS = 60_000
 
@@ -16,6 +17,7 @@ export function startTunnel(conn: ClientConn, uc: UpConn, buf: Buffer, end: numb
   conn.state = St.Tunnel
   conn.timer = Timer.None
   conn.ctx.inFlight-- // the request is over; the tunnel is not a request
+  tunnelStarted(conn)
   uc.reusable = false
   if (end < buf.length) tunnelFromUpstream(conn, uc, buf.subarray(end))
   // Called from an upstream read: conn.buf is never the shared client read buffer here (conn.ts copies it out).
@@ -34,6 +36,7 @@ export function startTunnel(conn: ClientConn, uc: UpConn, buf: Buffer, end: numb
 export function tunnelFromClient(conn: ClientConn, chunk: Buffer): void {
   const uc = conn.uc
   if (uc === null) return
+  conn.bytesIn += chunk.length
   if (!uc.sock.write(own(chunk))) {
     conn.upFull = true
     syncReading(conn)
@@ -41,6 +44,7 @@ export function tunnelFromClient(conn: ClientConn, chunk: Buffer): void {
 }
 
 export function tunnelFromUpstream(conn: ClientConn, uc: UpConn, chunk: Buffer): void {
+  conn.bytesOut += chunk.length
   if (!conn.sock.write(chunk) && !conn.clientFull) {
     conn.clientFull = true
     uc.sock.pause()
@@ -68,6 +72,7 @@ export function tunnelUpstreamClosed(conn: ClientConn): void {
 
 /** The client socket is gone (conn.ts onClose): same rule towards the upstream. */
 export function tunnelClientClosed(conn: ClientConn): void {
+  tunnelEnded(conn)
   const uc = conn.uc
   if (uc === null) return
   conn.uc = null

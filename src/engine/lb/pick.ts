@@ -22,6 +22,7 @@ import { Health, NO_CHECK } from '../../health/state.ts'
 import type { CheckState } from '../../health/state.ts'
 import type { Upstream } from '../upstream/registry.ts'
 import type { RetryBudget } from './budget.ts'
+import type { RouteMeter, Tally } from '../meter.ts'
 
 export class TierRuntime {
   readonly members: readonly Upstream[]
@@ -55,8 +56,12 @@ export class RouteRuntime {
   /** plan.limits, flattened for pick(). 0 = unlimited. */
   readonly maxConnections: number
   readonly maxPending: number
+  /** Shared by every snapshot's runtime of this route id, like the budget. */
+  readonly meter: RouteMeter
+  /** Index-aligned with all: where a request that ends on that upstream is counted. */
+  readonly tallies: readonly Tally[]
 
-  constructor(plan: RoutePlan, tiers: readonly TierRuntime[], fallbacks: readonly TierRuntime[], signature: string, budget: RetryBudget) {
+  constructor(plan: RoutePlan, tiers: readonly TierRuntime[], fallbacks: readonly TierRuntime[], signature: string, budget: RetryBudget, meter: RouteMeter) {
     this.id = plan.id
     this.plan = plan
     this.tiers = tiers
@@ -76,7 +81,18 @@ export class RouteRuntime {
     }
     this.all = all
     this.allChecks = checks
+    this.meter = meter
+    this.tallies = meter.tallies(all.map((u) => u.key))
   }
+}
+
+/** The tally of requests that ended on `up` (null: reached no upstream). A scan of a few entries: no lookup structure. */
+export function tallyOf(rt: RouteRuntime, up: Upstream | null): Tally {
+  if (up !== null) {
+    const all = rt.all
+    for (let i = 0; i < all.length; i++) if (all[i] === up) return rt.tallies[i] as Tally
+  }
+  return rt.meter.none
 }
 
 /** The route's MaxConnections is reached on this upstream: the caller queues (or the pick skipped it). */

@@ -3,13 +3,14 @@
 // state. Built on apply(), never per request. A new RouteRuntime is made for
 // every applied snapshot (it carries that snapshot's plan), but it shares the
 // previous one's TierRuntimes (round-robin positions) while the tiers and the
-// probe are unchanged, and always its retry budget.
+// probe are unchanged, and always its retry budget and traffic meter.
 
 import type { ListenerPlan, RoutePlan, Tier } from '../../compiler/snapshot.ts'
 import { NO_CHECK } from '../../health/state.ts'
 import type { CheckState } from '../../health/state.ts'
 import type { Registry, Upstream } from '../upstream/registry.ts'
 import { RetryBudget } from './budget.ts'
+import { RouteMeter } from '../meter.ts'
 import { RouteRuntime, TierRuntime } from './pick.ts'
 
 export interface ListenerRuntime {
@@ -72,10 +73,11 @@ export function buildRuntimes(
       const sig = signature(r)
       const prev = known.get(r.id)
       const budget = prev?.budget ?? new RetryBudget()
+      const meter = prev?.meter ?? new RouteMeter()
       const keep = prev !== undefined && prev.signature === sig && sameRecords(prev, registry, checks)
       const rt = keep
-        ? new RouteRuntime(r, prev.tiers, prev.fallbacks, sig, budget)
-        : new RouteRuntime(r, tiersOf(r, r.tiers, registry, checks), tiersOf(r, r.fallbacks, registry, checks), sig, budget)
+        ? new RouteRuntime(r, prev.tiers, prev.fallbacks, sig, budget, meter)
+        : new RouteRuntime(r, tiersOf(r, r.tiers, registry, checks), tiersOf(r, r.fallbacks, registry, checks), sig, budget, meter)
       next.set(r.id, rt)
       return rt
     })

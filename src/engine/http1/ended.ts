@@ -1,0 +1,72 @@
+// The end of a request: counted in its route's meter (meter.ts), and written
+// to the access log when it was drawn for it. Called once per request, from
+// the places where a request stops being in flight (conn.ts finishRequest,
+// endConn, onClose; tunnel.ts when a 101 turns the connection into a tunnel).
+// A tunnel is counted when it starts and logged when it ends, so its line
+// carries the bytes and the time of the whole tunnel.
+//
+// Counting is allocation-free. An access log line is one string built here
+// and handed to the sink, which buffers it (src/observability/access-log.ts).
+
+import { codeClass } from '../meter.ts'
+import { tallyOf } from '../lb/pick.ts'
+import type { ClientConn } from './conn.ts'
+
+function meter(conn: ClientConn): void {
+  const cls = codeClass(conn.status)
+  const rt = conn.route
+  if (rt === null) {
+    const codes = conn.listener.refused
+    codes[cls] = (codes[cls] as number) + 1
+    return
+  }
+  const tried = conn.tried
+  const codes = tallyOf(rt, tried.length === 0 ? null : (tried[tried.length - 1] ?? null)).codes
+  codes[cls] = (codes[cls] as number) + 1
+  rt.meter.observe((performance.now() - conn.startedAt) / 1000)
+}
+
+export function requestEnded(conn: ClientConn): void {
+  meter(conn)
+  if (conn.logged) log(conn, 'http')
+}
+
+export function tunnelStarted(conn: ClientConn): void {
+  meter(conn)
+}
+
+export function tunnelEnded(conn: ClientConn): void {
+  if (!conn.logged) return
+  conn.logged = false
+  log(conn, 'tunnel')
+}
+
+function log(conn: ClientConn, kind: string): void {
+  const sink = conn.ctx.accessLog
+  if (sink === null) return
+  const rt = conn.route
+  const tried = conn.tried
+  const up = tried.length === 0 ? null : (tried[tried.length - 1] ?? null)
+  const ms = Math.round((performance.now() - conn.startedAt) * 1000) / 1000
+  sink.write(
+    JSON.stringify({
+      time: new Date().toISOString(),
+      kind,
+      client: conn.clientIp,
+      method: conn.logMethod,
+      host: conn.logHost,
+      path: conn.logTarget,
+      protocol: conn.version === 10 ? 'HTTP/1.0' : 'HTTP/1.1',
+      tls: conn.tlsVersion,
+      status: conn.status,
+      bytesIn: conn.bytesIn,
+      bytesOut: conn.bytesOut,
+      durationMs: ms,
+      server: rt === null ? conn.listener.plan.plan.routes[0]?.server ?? conn.listener.key : rt.plan.server,
+      route: rt === null ? null : rt.plan.name,
+      upstream: up === null ? null : up.key,
+      retries: tried.length === 0 ? 0 : tried.length - 1,
+      requestId: conn.requestId,
+    }),
+  )
+}

@@ -1,0 +1,38 @@
+// Request ids. A client's X-Request-Id is kept when it is valid (one field,
+// 1-128 visible ASCII characters), so a trace that began upstream of the
+// balancer carries on; otherwise the balancer makes one. Generated ids are a
+// per-process random prefix and a counter: unique across processes and
+// restarts with overwhelming probability, and one number-to-string per
+// request instead of a random draw or a hash.
+//
+// The id goes upstream in `x-request-id` (forward.ts), back to the client
+// unless the upstream's response carries its own (relay.ts), and into the
+// access log. W3C `traceparent` / `tracestate` are ordinary fields: forwarded
+// unchanged both ways.
+
+import { randomBytes } from 'node:crypto'
+import type { RequestHead } from './parse.ts'
+
+const MAX_ID = 128
+const PREFIX = `${randomBytes(6).toString('hex')}-`
+let seq = 0
+
+/** The id this request is known by: the client's when valid, else a new one. */
+export function requestIdOf(buf: Buffer, h: RequestHead): string {
+  if (h.ridCount === 1) {
+    const s = h.ridStart
+    const e = h.ridEnd
+    if (e > s && e - s <= MAX_ID) {
+      let ok = true
+      for (let p = s; p < e; p++) {
+        const b = buf[p] as number
+        if (b < 0x21 || b > 0x7e) {
+          ok = false
+          break
+        }
+      }
+      if (ok) return buf.latin1Slice(s, e)
+    }
+  }
+  return PREFIX + ++seq
+}
