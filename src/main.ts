@@ -22,6 +22,10 @@ import { ConfigState } from './store/state.ts'
 import type { ConfigStore } from './store/store.ts'
 import { createLogger } from './observability/log.ts'
 import type { Logger } from './observability/log.ts'
+import { AccessLog } from './observability/access-log.ts'
+import { Metrics } from './observability/metrics.ts'
+import { startMetricsServer } from './observability/metrics-server.ts'
+import { engineSampler, groupSampler } from './observability/sample.ts'
 
 const pkg = createRequire(import.meta.url)('../package.json') as { version: string }
 
@@ -82,10 +86,24 @@ async function main(): Promise<void> {
   // One worker: the engine runs in this process, no IPC. More: engine
   // processes sharing the ports; the API, the store, discovery and the
   // compiler stay here.
+  // Access log: with one process, written from here; with workers, each
+  // worker writes its own lines through its own append-mode descriptor.
+  const accessLogSpec = o.accessLog === null ? null : { target: o.accessLog, sample: o.accessLogSample }
+  let accessLog: AccessLog | null = null
   let plane: Engine | WorkerGroup
-  if (o.workers === 1) plane = new Engine({ ...engineOptions, log: log.child({ component: 'engine' }) })
-  else {
-    const group = new WorkerGroup({ count: o.workers, engine: engineOptions, logLevel: o.logLevel, graceMs: o.graceMs, log: log.child({ component: 'workers' }) })
+  if (o.workers === 1) {
+    if (accessLogSpec !== null) {
+      accessLog = new AccessLog({
+        ...accessLogSpec,
+        onProblem: (err) => {
+          if (err === null) log.info({ file: accessLogSpec.target }, 'access log writable again')
+          else log.error({ err, file: accessLogSpec.target }, 'access log cannot be written; its lines are dropped and counted until it can')
+        },
+      })
+    }
+    plane = new Engine({ ...engineOptions, accessLog, log: log.child({ component: 'engine' }) })
+  } else {
+    const group = new WorkerGroup({ count: o.workers, engine: engineOptions, logLevel: o.logLevel, graceMs: o.graceMs, log: log.child({ component: 'workers' }), accessLog: accessLogSpec })
     try {
       await group.start()
     } catch (err) {
@@ -94,7 +112,10 @@ async function main(): Promise<void> {
     }
     plane = group
   }
+  const reloads = { applied: 0, refused: 0 }
   const reloader = new Reloader(plane, compile, (out) => {
+    if (out.error === null) reloads.applied++
+    else reloads.refused++
     if (out.error === null) {
       state.setError(null)
       log.info({ version: out.version, revision: out.revision }, 'configuration applied')
@@ -111,6 +132,7 @@ async function main(): Promise<void> {
   }
   state.subscribe((s) => desired.setStore(s))
 
+  const discoveryUp = new Map<string, boolean>()
   let sources
   try {
     sources = startSources(
@@ -118,6 +140,7 @@ async function main(): Promise<void> {
       log,
       (origin, servers, detail) => void desired.setDiscovered(origin, servers, detail.names),
       (origin, err) => {
+        discoveryUp.set(origin, err === null)
         if (err === null) log.info({ source: origin }, 'discovery source in sync')
         else log.error({ source: origin, err }, 'discovery source failing; retrying with backoff')
       },
@@ -135,11 +158,18 @@ async function main(): Promise<void> {
     },
   })
 
+  const metrics = new Metrics(plane instanceof WorkerGroup ? groupSampler(plane, accessLogSpec !== null) : engineSampler(plane, accessLog), {
+    configVersion: () => reloader.version,
+    reloads: () => reloads,
+    store: () => ({ kind: store.kind, up: (store.health?.().state ?? 'connected') === 'connected' }),
+    discovery: () => sources.origins.map((source) => ({ source, up: discoveryUp.get(source) ?? false })),
+  })
   const admin = await buildAdmin({
     store,
     state,
     token,
     logger: false,
+    metrics: () => metrics.render(),
     status: () => ({
       snapshotVersion: reloader.version,
       appliedRevision: reloader.appliedRevision,
@@ -150,6 +180,15 @@ async function main(): Promise<void> {
     }),
   })
   const bound = await startAdmin(admin, o.apiHost, o.apiPort)
+  let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | null = null
+  if (o.metrics !== null) {
+    try {
+      metricsServer = await startMetricsServer(o.metrics.host, o.metrics.port, () => metrics.render(), (err) => log.error({ err }, 'metrics scrape failed'))
+    } catch (err) {
+      fail(`cannot serve metrics on ${o.metrics.host}:${o.metrics.port}: ${(err as Error).message}`)
+    }
+    log.info({ metrics: `${o.metrics.host.includes(':') ? `[${o.metrics.host}]` : o.metrics.host}:${metricsServer.port}` }, 'metrics served without a token')
+  }
   log.info({ api: o.apiHost.includes(":") ? `[${o.apiHost}]:${bound.port}` : `${o.apiHost}:${bound.port}`, store: `${store.kind}:${store.location}`, auth: token !== null }, 'balancer started')
 
   let stopping = false
@@ -168,7 +207,9 @@ async function main(): Promise<void> {
     void (async () => {
       if (plane instanceof WorkerGroup) await plane.refusing()
       log.info({ signal, graceMs: o.graceMs, workers: o.workers }, 'draining')
-      await Promise.allSettled([admin.close(), sources.stop(), drained, store.close()])
+      const metricsClosed = new Promise<void>((resolve) => (metricsServer === null ? resolve() : metricsServer.server.close(() => resolve())))
+      await Promise.allSettled([admin.close(), metricsClosed, sources.stop(), drained, store.close()])
+      await accessLog?.close()
       log.info({}, 'stopped')
       log.flush()
       process.exit(0)
@@ -176,6 +217,13 @@ async function main(): Promise<void> {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+  // logrotate: the access log file was moved; open the path again.
+  process.on('SIGUSR1', () => {
+    if (accessLogSpec === null) return
+    accessLog?.reopen()
+    if (plane instanceof WorkerGroup) plane.reopenAccessLog()
+    log.info({ file: accessLogSpec.target }, 'access log reopened')
+  })
 }
 
 main().catch((err: unknown) => {

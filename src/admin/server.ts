@@ -14,6 +14,7 @@ import { liveUpstreams } from './live.ts'
 import { configRoutes } from './routes/config.ts'
 import { filterRoutes } from './routes/filters.ts'
 import { memberRoutes } from './routes/members.ts'
+import { metricsRoutes } from './routes/metrics.ts'
 import { policyRoutes } from './routes/policy.ts'
 import { routeRoutes } from './routes/routes.ts'
 import { serverRoutes } from './routes/servers.ts'
@@ -32,6 +33,8 @@ export interface AdminOptions {
    * /server/{address} and GET .../route/{name} show under `status`.
    */
   status?: () => unknown
+  /** GET /metrics: the Prometheus exposition text (observability/metrics.ts). */
+  metrics?: () => Promise<string>
 }
 
 export interface RouteEntry {
@@ -72,6 +75,7 @@ export async function buildAdmin(opts: AdminOptions): Promise<FastifyInstance> {
   filterRoutes(app, ctx)
   routeRoutes(app, ctx)
   policyRoutes(app, ctx)
+  metricsRoutes(app, opts.metrics)
   return app
 }
 

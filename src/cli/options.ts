@@ -27,6 +27,12 @@ export interface Options {
   dockerResyncMs: number
   /** Engine processes sharing the listening ports (SO_REUSEPORT); 1 = the engine runs in this process. */
   workers: number
+  /** Where GET /metrics is also served without a token (a private scrape address); null: only on the admin API. */
+  metrics: { host: string; port: number } | null
+  /** Access log file, '-' for standard output; null: off. */
+  accessLog: string | null
+  /** Fraction of requests written to the access log. */
+  accessLogSample: number
   help: boolean
   version: boolean
 }
@@ -156,6 +162,35 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
+    flag: '--metrics', env: 'BALANCER_METRICS', arg: 'HOST:PORT', defaultText: 'off (GET /metrics on the admin API only)',
+    help: 'Also serve GET /metrics here, without a token: for a Prometheus scraper on a private network.',
+    set(o, v) {
+      const hp = splitHostPort(v)
+      if (hp === null) return `must be HOST:PORT, got "${v}"`
+      o.metrics = hp
+      return null
+    },
+  },
+  {
+    flag: '--access-log', env: 'BALANCER_ACCESS_LOG', arg: 'FILE|-', defaultText: 'off',
+    help: 'Write one JSON line per request to FILE (appended; reopened on SIGUSR1), or to standard output with -.',
+    set(o, v) {
+      if (v.trim() === '') return 'must be a file path or -'
+      o.accessLog = v
+      return null
+    },
+  },
+  {
+    flag: '--access-log-sample', env: 'BALANCER_ACCESS_LOG_SAMPLE', arg: 'FRACTION', defaultText: '1',
+    help: 'Fraction of requests written to the access log, e.g. 0.1 for one in ten.',
+    set(o, v) {
+      const n = Number(v)
+      if (v.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 1) return `must be a number in (0, 1], got "${v}"`
+      o.accessLogSample = n
+      return null
+    },
+  },
+  {
     flag: '--log-level', env: 'BALANCER_LOG_LEVEL', arg: 'LEVEL', defaultText: 'info',
     help: 'fatal, error, warn, info, debug or trace.',
     set(o, v) {
@@ -170,7 +205,7 @@ export function defaults(): Options {
   return {
     apiHost: '127.0.0.1', apiPort: 9123, store: `file://${DEFAULT_CONFIG_PATH}`, token: null, tokenFile: null,
     graceMs: 30_000, logLevel: 'info', connectTimeoutMs: 5000, headersTimeoutMs: 10_000, idleTimeoutMs: 60_000,
-    responseTimeoutMs: 60_000, upstreamIdleMs: 30_000, docker: null, swarm: false, dockerResyncMs: 30_000, workers: availableParallelism(), help: false, version: false,
+    responseTimeoutMs: 60_000, upstreamIdleMs: 30_000, docker: null, swarm: false, dockerResyncMs: 30_000, workers: availableParallelism(), metrics: null, accessLog: null, accessLogSample: 1, help: false, version: false,
   }
 }
 

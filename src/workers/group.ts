@@ -24,10 +24,12 @@ import type { EngineStats } from '../engine/types.ts'
 import type { Config } from '../model/types.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import type { Logger } from '../observability/log.ts'
-import type { FromWorker, ToWorker, WireError, WorkerEngineOptions } from './protocol.ts'
+import type { FromWorker, ToWorker, WireError, WorkerAccessLog, WorkerEngineOptions, WorkerSample } from './protocol.ts'
 import { EMPTY_STATS, mergeStats } from './stats.ts'
 
 const WORKER_MODULE = new URL('./worker.ts', import.meta.url)
+/** A worker that does not answer a sample request within this is left out of that sample. */
+const SAMPLE_TIMEOUT_MS = 2000
 /** A worker that answers neither `ready` nor an apply within this is killed and replaced. */
 const ANSWER_TIMEOUT_MS = 30_000
 const RESTART_MIN_MS = 100
@@ -42,6 +44,8 @@ export interface WorkerGroupOptions {
   log: Logger
   /** Stats push period; default 500 ms. */
   statsMs?: number
+  /** Each worker writes its own access log lines (its own descriptor, append mode); null: off. */
+  accessLog?: WorkerAccessLog | null
 }
 
 export interface WorkerStatus {
@@ -76,6 +80,8 @@ class Slot {
   startedAt = 0
   exited: Promise<void> = Promise.resolve()
   readonly pending = new Map<number, Pending>()
+  /** Sample requests waiting for their answer, by seq. */
+  readonly samples = new Map<number, (s: WorkerSample | null) => void>()
   onReady: (() => void) | null = null
   onRefusing: (() => void) | null = null
 
@@ -191,7 +197,7 @@ export class WorkerGroup {
     proc.on('error', (err) => this.#o.log.error({ worker: s.id, err }, 'worker process error'))
     proc.once('exit', (code, signal) => this.#onExit(s, proc, code, signal))
     const o = this.#o
-    proc.send({ t: 'init', id: s.id, logLevel: o.logLevel, engine: o.engine, statsMs: o.statsMs ?? 500, graceMs: o.graceMs } satisfies ToWorker)
+    proc.send({ t: 'init', id: s.id, logLevel: o.logLevel, engine: o.engine, statsMs: o.statsMs ?? 500, graceMs: o.graceMs, accessLog: o.accessLog ?? null } satisfies ToWorker)
     return ready
   }
 
@@ -204,6 +210,13 @@ export class WorkerGroup {
       case 'stats':
         s.stats = m.stats
         return
+      case 'sample': {
+        s.stats = m.sample.stats
+        const done = s.samples.get(m.seq)
+        s.samples.delete(m.seq)
+        done?.(m.sample)
+        return
+      }
       case 'applied':
       case 'refused': {
         const p = s.pending.get(m.seq)
@@ -225,6 +238,8 @@ export class WorkerGroup {
     s.stats = EMPTY_STATS
     for (const p of s.pending.values()) p.reject(new WorkerGone())
     s.pending.clear()
+    for (const done of s.samples.values()) done(null)
+    s.samples.clear()
     s.onRefusing?.()
     s.onRefusing = null
     if (this.#stopping) return
@@ -269,6 +284,39 @@ export class WorkerGroup {
   /** Merged figures of every running worker (at most statsMs old). */
   stats(): EngineStats {
     return mergeStats(this.#slots.filter((s) => s.proc !== null).map((s) => s.stats))
+  }
+
+  /**
+   * A fresh sample from every running worker: each is asked now and answers
+   * with its counters as they are, so a scrape right after N requests reads
+   * N. A worker that does not answer within SAMPLE_TIMEOUT_MS is left out
+   * (its entry is null); the apply path is not involved and nobody is killed.
+   */
+  async sample(): Promise<Array<{ id: number; pid: number; sample: WorkerSample } | null>> {
+    const live = this.#slots.filter((s) => s.proc !== null)
+    return Promise.all(
+      live.map(async (s) => {
+        const proc = s.proc as ChildProcess
+        const seq = ++this.#seq
+        const got = await new Promise<WorkerSample | null>((resolve) => {
+          const timer = setTimeout(() => {
+            s.samples.delete(seq)
+            resolve(null)
+          }, SAMPLE_TIMEOUT_MS)
+          s.samples.set(seq, (x) => {
+            clearTimeout(timer)
+            resolve(x)
+          })
+          proc.send({ t: 'sample', seq } satisfies ToWorker)
+        })
+        return got === null ? null : { id: s.id, pid: proc.pid ?? 0, sample: got }
+      }),
+    )
+  }
+
+  /** Every worker reopens its access log file (SIGUSR1, after logrotate moved it). */
+  reopenAccessLog(): void {
+    for (const s of this.#slots) s.proc?.send({ t: 'reopen' } satisfies ToWorker)
   }
 
   workers(): WorkerStatus[] {

@@ -9,11 +9,34 @@
 import type { Config } from '../model/types.ts'
 import type { Problem } from '../model/errors.ts'
 import type { EngineOptions, EngineStats } from '../engine/types.ts'
+import type { Traffic } from '../engine/meter.ts'
 
-export type WorkerEngineOptions = Omit<EngineOptions, 'log'>
+export type WorkerEngineOptions = Omit<EngineOptions, 'log' | 'accessLog'>
+
+/** A worker's access log: its own buffered, append-mode descriptor on the same file (or its stdout). */
+export interface WorkerAccessLog {
+  /** A file path, or '-' for standard output. */
+  target: string
+  sample: number
+}
+
+/** Everything a worker counts, read at one moment. */
+export interface WorkerSample {
+  stats: EngineStats
+  traffic: Traffic
+  rssBytes: number
+  cpuSeconds: number
+  /** Access log lines written and dropped by this worker. */
+  logLines: number
+  logDropped: number
+}
 
 export type ToWorker =
-  | { t: 'init'; id: number; logLevel: string; engine: WorkerEngineOptions; statsMs: number; graceMs: number }
+  | { t: 'init'; id: number; logLevel: string; engine: WorkerEngineOptions; statsMs: number; graceMs: number; accessLog: WorkerAccessLog | null }
+  /** Answer with a fresh `sample` carrying the same seq (a scrape wants exact counts, not the last push). */
+  | { t: 'sample'; seq: number }
+  /** Reopen the access log file (logrotate moved it). */
+  | { t: 'reopen' }
   /** Apply this config as snapshot `version`; answered by `applied` or `refused` with the same seq. */
   | { t: 'apply'; seq: number; config: Config; version: number }
   /** Go back to the snapshot served before apply `seq` (another worker refused it); answered by `applied`. */
@@ -32,4 +55,5 @@ export type FromWorker =
   | { t: 'applied'; seq: number; stats: EngineStats }
   | { t: 'refused'; seq: number; error: WireError }
   | { t: 'stats'; stats: EngineStats }
+  | { t: 'sample'; seq: number; sample: WorkerSample }
   | { t: 'refusing' }

@@ -1,9 +1,11 @@
 // Merging the engine stats of several workers into one EngineStats, the shape
 // GET /status shows for a single engine: counters are summed, a listener or
 // an upstream appears once, and an upstream's state is the worst any worker
-// reports (each worker judges its upstreams from its own traffic).
+// reports (each worker judges its upstreams from its own traffic). Traffic
+// counters are summed the same way (mergeTraffic).
 
 import type { CheckStats, EngineStats, ListenerStats, UpstreamState, UpstreamStats } from '../engine/types.ts'
+import type { ListenerTraffic, RouteTraffic, Traffic } from '../engine/meter.ts'
 
 const STATE_RANK: Record<UpstreamState, number> = { healthy: 0, pending: 1, draining: 2, ejected: 3, unhealthy: 4 }
 
@@ -57,4 +59,37 @@ function mergeUpstream(m: UpstreamStats, u: UpstreamStats): void {
 /** The most recent check result wins. */
 function newer(a: CheckStats, b: CheckStats): boolean {
   return (a.lastAt ?? 0) > (b.lastAt ?? 0)
+}
+
+/** Sums the traffic counters of several workers: by route id and upstream key, by listener key. */
+export function mergeTraffic(all: readonly Traffic[]): Traffic {
+  if (all.length === 1) return all[0] as Traffic
+  const routes = new Map<string, RouteTraffic>()
+  const listeners = new Map<string, ListenerTraffic>()
+  for (const t of all) {
+    for (const r of t.routes) {
+      const m = routes.get(r.id)
+      if (m === undefined) {
+        routes.set(r.id, { ...r, upstreams: r.upstreams.map((u) => ({ key: u.key, codes: [...u.codes] })), buckets: [...r.buckets] })
+        continue
+      }
+      m.sum += r.sum
+      addInto(m.buckets, r.buckets)
+      for (const u of r.upstreams) {
+        const mu = m.upstreams.find((x) => x.key === u.key)
+        if (mu === undefined) m.upstreams.push({ key: u.key, codes: [...u.codes] })
+        else addInto(mu.codes, u.codes)
+      }
+    }
+    for (const l of t.listeners) {
+      const m = listeners.get(l.key)
+      if (m === undefined) listeners.set(l.key, { ...l, codes: [...l.codes] })
+      else addInto(m.codes, l.codes)
+    }
+  }
+  return { routes: [...routes.values()], listeners: [...listeners.values()] }
+}
+
+function addInto(into: number[], from: readonly number[]): void {
+  for (let i = 0; i < from.length; i++) into[i] = (into[i] ?? 0) + (from[i] as number)
 }

@@ -14,6 +14,7 @@ import type { RoutingSnapshot } from '../compiler/snapshot.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import { createLogger } from '../observability/log.ts'
 import type { Logger } from '../observability/log.ts'
+import { AccessLog } from '../observability/access-log.ts'
 import type { FromWorker, ToWorker, WireError } from './protocol.ts'
 
 const send = (m: FromWorker): void => {
@@ -28,6 +29,7 @@ let before: { seq: number; snap: RoutingSnapshot | null } | null = null
 let stopping = false
 let ticker: NodeJS.Timeout | null = null
 let graceMs = 30_000
+let accessLog: AccessLog | null = null
 
 function wire(err: unknown): WireError {
   if (err instanceof BalancerError) return { code: err.code, message: err.message, problems: err.problems }
@@ -39,7 +41,17 @@ async function onMessage(m: ToWorker): Promise<void> {
     case 'init': {
       graceMs = m.graceMs
       log = createLogger(m.logLevel).child({ worker: m.id })
-      engine = new Engine({ ...m.engine, log: log.child({ component: 'engine' }) })
+      const l = log
+      if (m.accessLog !== null) {
+        accessLog = new AccessLog({
+          ...m.accessLog,
+          onProblem: (err) => {
+            if (err === null) l.info({ file: m.accessLog?.target }, 'access log writable again')
+            else l.error({ err, file: m.accessLog?.target }, 'access log cannot be written; its lines are dropped and counted until it can')
+          },
+        })
+      }
+      engine = new Engine({ ...m.engine, accessLog, log: log.child({ component: 'engine' }) })
       const e = engine
       ticker = setInterval(() => send({ t: 'stats', stats: e.stats() }), m.statsMs)
       send({ t: 'ready' })
@@ -77,6 +89,26 @@ async function onMessage(m: ToWorker): Promise<void> {
       send({ t: 'applied', seq: m.seq, stats: engine.stats() })
       return
     }
+    case 'sample': {
+      if (engine === null) throw new Error('sample before init')
+      const cpu = process.cpuUsage()
+      send({
+        t: 'sample',
+        seq: m.seq,
+        sample: {
+          stats: engine.stats(),
+          traffic: engine.traffic(),
+          rssBytes: process.memoryUsage.rss(),
+          cpuSeconds: (cpu.user + cpu.system) / 1e6,
+          logLines: accessLog?.lines ?? 0,
+          logDropped: accessLog?.dropped ?? 0,
+        },
+      })
+      return
+    }
+    case 'reopen':
+      accessLog?.reopen()
+      return
     case 'shutdown':
       stop(m.graceMs)
       return
@@ -91,7 +123,8 @@ function stop(grace: number): void {
   // shutdown() stops accepting synchronously: the primary may say "draining" once told.
   const drained = engine.shutdown(grace)
   send({ t: 'refusing' })
-  void drained.then(() => {
+  void drained.then(async () => {
+    await accessLog?.close()
     log?.info({}, 'worker stopped')
     log?.flush()
     process.disconnect?.()
