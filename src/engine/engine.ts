@@ -228,10 +228,8 @@ export class Engine {
    */
   traffic(): Traffic {
     const routes = [...this.#routes.values()].map((rt) => {
-      const m = rt.meter
-      const upstreams = rt.tallies.map((t) => ({ key: t.key, codes: Array.from(t.codes) }))
-      upstreams.push({ key: '', codes: Array.from(m.none.codes) })
-      return { id: rt.id, server: rt.plan.server, route: rt.plan.name, upstreams, buckets: Array.from(m.buckets), sum: m.sum }
+      const upstreams = [...rt.tallies, rt.meter.none].map((t) => ({ key: t.key, codes: Array.from(t.codes), buckets: Array.from(t.buckets), sum: t.sum }))
+      return { id: rt.id, server: rt.plan.server, route: rt.plan.name, upstreams }
     })
     const listeners = [...this.#listeners.values()].map((l) => ({
       key: l.key,
@@ -239,6 +237,20 @@ export class Engine {
       codes: Array.from(l.refused),
     }))
     return { routes, listeners }
+  }
+
+  /**
+   * Drains (on) or restores (off) the upstream `key` (`host:port`) in every
+   * route: pick() skips a drained upstream, in-flight requests finish. Kept
+   * on the live record, so it outlives reloads while the upstream stays in
+   * the configuration. Returns false when no such upstream is configured.
+   */
+  setDrained(key: string, on: boolean): boolean {
+    const up = this.#ctx.registry.get(key)
+    if (up === undefined || up.retired) return false
+    if (up.drained !== on) this.#ctx.opts.log.info({ upstream: key }, on ? 'upstream drained by an operator' : 'upstream back in service after a drain')
+    up.drained = on
+    return true
   }
 
   boundPort(listenKey: string): number | null {

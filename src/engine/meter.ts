@@ -23,13 +23,23 @@ export function codeClass(status: number): number {
   return status >= 100 && status < 600 ? ((status / 100) | 0) - 1 : CODE_NONE
 }
 
-/** Requests of one (route, upstream) pair by code class. */
+/** Requests of one (route, upstream) pair: by code class, and their durations. */
 export class Tally {
   readonly key: string
   readonly codes = new Float64Array(CODE_CLASSES.length)
+  /** Non-cumulative counts: buckets[i] holds durations in (BOUNDS[i-1], BOUNDS[i]]; the last one, the rest. */
+  readonly buckets = new Float64Array(N_BOUNDS + 1)
+  sum = 0
 
   constructor(key: string) {
     this.key = key
+  }
+
+  observe(seconds: number): void {
+    let i = 0
+    while (i < N_BOUNDS && seconds > (BOUNDS[i] as number)) i++
+    this.buckets[i] = (this.buckets[i] as number) + 1
+    this.sum += seconds
   }
 }
 
@@ -38,9 +48,6 @@ export class RouteMeter {
   readonly #byKey = new Map<string, Tally>()
   /** Requests that reached no upstream (404 from no route is the listener's; this is 503 with nothing to pick, and the like). */
   readonly none = new Tally('')
-  /** Non-cumulative counts: buckets[i] holds durations in (BOUNDS[i-1], BOUNDS[i]]; the last one, the rest. */
-  readonly buckets = new Float64Array(N_BOUNDS + 1)
-  sum = 0
 
   /** The tallies for `keys` (index-aligned), keeping existing ones and dropping those of upstreams no longer listed. */
   tallies(keys: readonly string[]): Tally[] {
@@ -56,13 +63,6 @@ export class RouteMeter {
     for (const k of this.#byKey.keys()) if (!keep.has(k)) this.#byKey.delete(k)
     return out
   }
-
-  observe(seconds: number): void {
-    let i = 0
-    while (i < N_BOUNDS && seconds > (BOUNDS[i] as number)) i++
-    this.buckets[i] = (this.buckets[i] as number) + 1
-    this.sum += seconds
-  }
 }
 
 /** What traffic() reports: plain data, sent as it is from a worker to the main process. */
@@ -72,7 +72,13 @@ export interface RouteTraffic {
   server: string
   route: string
   /** One entry per upstream and fallback the route references now, plus key '' for requests that reached none. */
-  upstreams: Array<{ key: string; codes: number[] }>
+  upstreams: UpstreamTraffic[]
+}
+
+export interface UpstreamTraffic {
+  key: string
+  /** By CODE_CLASSES index. */
+  codes: number[]
   /** Non-cumulative, DURATION_BUCKETS.length + 1 entries. */
   buckets: number[]
   sum: number

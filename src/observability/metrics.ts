@@ -111,14 +111,21 @@ export class Metrics {
       const out: Value[] = []
       for (const r of s.traffic.routes) {
         const labels = { server: r.server, route: r.route }
+        // Kept per upstream in the engine; the histogram is per route.
+        const buckets = new Array<number>(DURATION_BUCKETS.length + 1).fill(0)
+        let sum = 0
+        for (const u of r.upstreams) {
+          u.buckets.forEach((n, i) => (buckets[i] = (buckets[i] ?? 0) + n))
+          sum += u.sum
+        }
         let cum = 0
         DURATION_BUCKETS.forEach((le, i) => {
-          cum += r.buckets[i] ?? 0
+          cum += buckets[i] ?? 0
           out.push({ metricName: 'balancer_request_duration_seconds_bucket', labels: { ...labels, le }, value: cum })
         })
-        cum += r.buckets[DURATION_BUCKETS.length] ?? 0
+        cum += buckets[DURATION_BUCKETS.length] ?? 0
         out.push({ metricName: 'balancer_request_duration_seconds_bucket', labels: { ...labels, le: '+Inf' }, value: cum })
-        out.push({ metricName: 'balancer_request_duration_seconds_sum', labels, value: r.sum })
+        out.push({ metricName: 'balancer_request_duration_seconds_sum', labels, value: sum })
         out.push({ metricName: 'balancer_request_duration_seconds_count', labels, value: cum })
       }
       return out

@@ -100,6 +100,8 @@ export class WorkerGroup {
   #stopping = false
   #stopped: Promise<void> | null = null
   #refusing: Promise<void> | null = null
+  /** Upstreams an operator drained: told to every worker, and to a restarted one. */
+  readonly #drained = new Set<string>()
 
   constructor(o: WorkerGroupOptions) {
     this.#o = o
@@ -273,6 +275,7 @@ export class WorkerGroup {
         }
         s.stats = a.stats
       }
+      for (const key of this.#drained) s.proc.send({ t: 'drain', key, on: true } satisfies ToWorker)
       s.serving = true
       s.restarts++
       this.#o.log.info({ worker: s.id, pid: s.proc.pid, version: cur?.version ?? 0 }, 'worker restarted')
@@ -312,6 +315,15 @@ export class WorkerGroup {
         return got === null ? null : { id: s.id, pid: proc.pid ?? 0, sample: got }
       }),
     )
+  }
+
+  /** Drains (on) or restores an upstream in every worker; false when the group serves no such upstream. */
+  setDrained(key: string, on: boolean): boolean {
+    if (!this.stats().upstreams.some((u) => u.key === key)) return false
+    if (on) this.#drained.add(key)
+    else this.#drained.delete(key)
+    for (const s of this.#slots) s.proc?.send({ t: 'drain', key, on } satisfies ToWorker)
+    return true
   }
 
   /** Every worker reopens its access log file (SIGUSR1, after logrotate moved it). */

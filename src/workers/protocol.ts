@@ -37,6 +37,8 @@ export type ToWorker =
   | { t: 'sample'; seq: number }
   /** Reopen the access log file (logrotate moved it). */
   | { t: 'reopen' }
+  /** Drain (on) or restore an upstream by key; no answer. */
+  | { t: 'drain'; key: string; on: boolean }
   /** Apply this config as snapshot `version`; answered by `applied` or `refused` with the same seq. */
   | { t: 'apply'; seq: number; config: Config; version: number }
   /** Go back to the snapshot served before apply `seq` (another worker refused it); answered by `applied`. */

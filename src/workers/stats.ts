@@ -5,7 +5,7 @@
 // counters are summed the same way (mergeTraffic).
 
 import type { CheckStats, EngineStats, ListenerStats, UpstreamState, UpstreamStats } from '../engine/types.ts'
-import type { ListenerTraffic, RouteTraffic, Traffic } from '../engine/meter.ts'
+import type { ListenerTraffic, RouteTraffic, Traffic, UpstreamTraffic } from '../engine/meter.ts'
 
 const STATE_RANK: Record<UpstreamState, number> = { healthy: 0, pending: 1, draining: 2, ejected: 3, unhealthy: 4 }
 
@@ -70,15 +70,17 @@ export function mergeTraffic(all: readonly Traffic[]): Traffic {
     for (const r of t.routes) {
       const m = routes.get(r.id)
       if (m === undefined) {
-        routes.set(r.id, { ...r, upstreams: r.upstreams.map((u) => ({ key: u.key, codes: [...u.codes] })), buckets: [...r.buckets] })
+        routes.set(r.id, { ...r, upstreams: r.upstreams.map(copyUpstream) })
         continue
       }
-      m.sum += r.sum
-      addInto(m.buckets, r.buckets)
       for (const u of r.upstreams) {
         const mu = m.upstreams.find((x) => x.key === u.key)
-        if (mu === undefined) m.upstreams.push({ key: u.key, codes: [...u.codes] })
-        else addInto(mu.codes, u.codes)
+        if (mu === undefined) m.upstreams.push(copyUpstream(u))
+        else {
+          addInto(mu.codes, u.codes)
+          addInto(mu.buckets, u.buckets)
+          mu.sum += u.sum
+        }
       }
     }
     for (const l of t.listeners) {
@@ -88,6 +90,10 @@ export function mergeTraffic(all: readonly Traffic[]): Traffic {
     }
   }
   return { routes: [...routes.values()], listeners: [...listeners.values()] }
+}
+
+function copyUpstream(u: UpstreamTraffic): UpstreamTraffic {
+  return { key: u.key, codes: [...u.codes], buckets: [...u.buckets], sum: u.sum }
 }
 
 function addInto(into: number[], from: readonly number[]): void {

@@ -109,6 +109,9 @@ async function onMessage(m: ToWorker): Promise<void> {
     case 'reopen':
       accessLog?.reopen()
       return
+    case 'drain':
+      engine?.setDrained(m.key, m.on)
+      return
     case 'shutdown':
       stop(m.graceMs)
       return
@@ -127,7 +130,7 @@ function stop(grace: number): void {
     await accessLog?.close()
     log?.info({}, 'worker stopped')
     log?.flush()
-    process.disconnect?.()
+    if (process.connected) process.disconnect?.()
     process.exit(0)
   })
 }

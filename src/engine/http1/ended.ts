@@ -21,9 +21,9 @@ function meter(conn: ClientConn): void {
     return
   }
   const tried = conn.tried
-  const codes = tallyOf(rt, tried.length === 0 ? null : (tried[tried.length - 1] ?? null)).codes
-  codes[cls] = (codes[cls] as number) + 1
-  rt.meter.observe((performance.now() - conn.startedAt) / 1000)
+  const t = tallyOf(rt, tried.length === 0 ? null : (tried[tried.length - 1] ?? null))
+  t.codes[cls] = (t.codes[cls] as number) + 1
+  t.observe((performance.now() - conn.startedAt) / 1000)
 }
 
 export function requestEnded(conn: ClientConn): void {

@@ -5,7 +5,7 @@
 // (weights 3:1 give A A B A, never a burst). Ineligible members are skipped
 // and their score left alone.
 //
-// Eligible, for a route: not passively ejected, healthy by the route's
+// Eligible, for a route: not drained by an operator, not passively ejected, healthy by the route's
 // active check (members of a route without one share NO_CHECK, always
 // healthy), not already tried by this request, and below the route's
 // MaxConnections. When a tier has no eligible member but one or more were
@@ -111,7 +111,7 @@ function pickTier(rt: RouteRuntime, t: TierRuntime, now: number, tried: readonly
   let queue = -1
   for (let i = 0; i < members.length; i++) {
     const up = members[i] as Upstream
-    if (up.downUntil > now || (checks[i] as CheckState).state !== Health.Healthy || (tried.length !== 0 && tried.includes(up))) continue
+    if (up.downUntil > now || up.drained || (checks[i] as CheckState).state !== Health.Healthy || (tried.length !== 0 && tried.includes(up))) continue
     if (limit !== 0 && up.active >= limit) {
       if (up.waiters.length < rt.maxPending && (queue < 0 || up.waiters.length < (members[queue] as Upstream).waiters.length)) queue = i
       continue
@@ -154,7 +154,7 @@ export function soonest(rt: RouteRuntime, tried: readonly Upstream[]): Upstream 
   let best: Upstream | null = null
   for (let i = 0; i < all.length; i++) {
     const up = all[i] as Upstream
-    if ((rt.allChecks[i] as CheckState).state !== Health.Healthy || tried.includes(up) || atLimit(rt, up)) continue
+    if (up.drained || (rt.allChecks[i] as CheckState).state !== Health.Healthy || tried.includes(up) || atLimit(rt, up)) continue
     if (best === null || up.downUntil < best.downUntil) best = up
   }
   return best

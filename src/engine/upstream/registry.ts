@@ -39,6 +39,8 @@ export class Upstream {
   /** FIFO of requests waiting for a connection; see exchange.ts wait(). */
   readonly waiters: Waiter[] = []
   retired = false
+  /** An operator drained it (Engine.setDrained): no new requests, in-flight ones finish. Outlives snapshots. */
+  drained = false
 
   constructor(key: string, host: string, port: number) {
     this.key = key
@@ -96,7 +98,7 @@ export class Registry {
   }
 
   /**
-   * One entry per record. `state`: draining (retired) > ejected > unhealthy
+   * One entry per record. `state`: draining (retired, or drained by an operator) > ejected > unhealthy
    * (some active check says so) > pending (some check has not passed yet) >
    * healthy. `checks(key)` gives the active checks probing an upstream.
    */
@@ -106,7 +108,7 @@ export class Registry {
       const down = up.downUntil > now
       const cs = checks(up.key)
       let state: UpstreamState = 'healthy'
-      if (up.retired) state = 'draining'
+      if (up.retired || up.drained) state = 'draining'
       else if (down) state = 'ejected'
       else if (cs.some((c) => c.state === 'unhealthy')) state = 'unhealthy'
       else if (cs.some((c) => c.state === 'pending')) state = 'pending'
