@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need, when they are missing:
 #   etcd-server (etcd), etcd-client (etcdctl), zookeeper (+ a Java runtime), curl,
-#   wrk (load for the access log test).
+#   wrk (load for the access log test), chromium (the dashboard's browser test).
 # Idempotent and quiet; when everything is present it only runs a few checks.
 # Needs root (or sudo) only when something must be installed.
 set -euo pipefail
@@ -20,6 +20,7 @@ need zookeeper /usr/share/java/zookeeper.jar
 command -v java >/dev/null 2>&1 || need default-jre-headless
 command -v curl >/dev/null 2>&1 || need curl
 need wrk /usr/bin/wrk
+need chromium /usr/bin/chromium
 
 if [[ ${#missing[@]} -eq 0 ]]; then exit 0; fi
 

@@ -26,6 +26,8 @@ import { AccessLog } from './observability/access-log.ts'
 import { Metrics } from './observability/metrics.ts'
 import { startMetricsServer } from './observability/metrics-server.ts'
 import { engineSampler, groupSampler } from './observability/sample.ts'
+import { LiveView } from './observability/live-view.ts'
+import { discoveredOrigins } from './observability/origins.ts'
 
 const pkg = createRequire(import.meta.url)('../package.json') as { version: string }
 
@@ -113,9 +115,17 @@ async function main(): Promise<void> {
     plane = group
   }
   const reloads = { applied: 0, refused: 0 }
+  // The dashboard's live view; set once the API is built, and told of every change from then on.
+  let live: LiveView | null = null
   const reloader = new Reloader(plane, compile, (out) => {
     if (out.error === null) reloads.applied++
     else reloads.refused++
+    if (live !== null) {
+      if (out.error === null) {
+        live.record('config', 'info', `configuration applied (version ${out.version})`)
+        void live.once().catch(() => undefined)
+      } else live.record('config', 'error', `configuration refused, the last good one keeps serving: ${out.error.message}`)
+    }
     if (out.error === null) {
       state.setError(null)
       log.info({ version: out.version, revision: out.revision }, 'configuration applied')
@@ -133,13 +143,28 @@ async function main(): Promise<void> {
   state.subscribe((s) => desired.setStore(s))
 
   const discoveryUp = new Map<string, boolean>()
+  const discoveryHealth = new Map<string, { since: number; lastError: string | null }>()
+  const discoveredNames = new Map<string, Set<string>>()
   let sources
   try {
     sources = startSources(
       o,
       log,
-      (origin, servers, detail) => void desired.setDiscovered(origin, servers, detail.names),
+      (origin, servers, detail) => {
+        // Containers or services joining and leaving, for the dashboard's timeline.
+        const before = discoveredNames.get(origin) ?? new Set<string>()
+        const now = new Set(detail.names)
+        discoveredNames.set(origin, now)
+        for (const n of now) if (!before.has(n)) live?.record('discovery', 'info', `${origin}: ${n} joined`)
+        for (const n of before) if (!now.has(n)) live?.record('discovery', 'info', `${origin}: ${n} left`)
+        void desired.setDiscovered(origin, servers, detail.names)
+      },
       (origin, err) => {
+        if (discoveryUp.get(origin) !== (err === null)) {
+          const prev = discoveryHealth.get(origin)
+          discoveryHealth.set(origin, { since: Date.now(), lastError: err === null ? (prev?.lastError ?? null) : err.message })
+          live?.record('discovery', err === null ? 'info' : 'error', err === null ? `${origin} in sync` : `${origin} failing: ${err.message}`)
+        } else if (err !== null) discoveryHealth.set(origin, { since: discoveryHealth.get(origin)?.since ?? Date.now(), lastError: err.message })
         discoveryUp.set(origin, err === null)
         if (err === null) log.info({ source: origin }, 'discovery source in sync')
         else log.error({ source: origin, err }, 'discovery source failing; retrying with backoff')
@@ -153,23 +178,44 @@ async function main(): Promise<void> {
   store.watch(watching.signal, {
     onChange: (s) => void state.replace(s),
     onError: (err) => {
+      live?.record('store', 'error', `configuration in the store is invalid: ${err.message}`)
       state.setError(err)
       log.error({ err, store: store.location }, 'configuration in the store is invalid; the last good one keeps serving')
     },
   })
 
-  const metrics = new Metrics(plane instanceof WorkerGroup ? groupSampler(plane, accessLogSpec !== null) : engineSampler(plane, accessLog), {
+  const sampler = plane instanceof WorkerGroup ? groupSampler(plane, accessLogSpec !== null) : engineSampler(plane, accessLog)
+  const metrics = new Metrics(sampler, {
     configVersion: () => reloader.version,
     reloads: () => reloads,
     store: () => ({ kind: store.kind, up: (store.health?.().state ?? 'connected') === 'connected' }),
     discovery: () => sources.origins.map((source) => ({ source, up: discoveryUp.get(source) ?? false })),
   })
+  const view = new LiveView({
+    sampler,
+    configVersion: () => reloader.version,
+    // Until the control layer's provenance view lands, origins come from what
+    // discovery published (container or service names); the rest is the store's.
+    origins: () => discoveredOrigins(desired.discovered, store.kind),
+    store: () => {
+      const h = store.health?.()
+      const err = state.lastError()
+      return { name: `${store.kind} ${store.location}`, up: (h?.state ?? 'connected') === 'connected', since: h?.since ?? null, lastError: err === null ? (h?.detail ?? null) : err.message }
+    },
+    discovery: () =>
+      sources.origins.map((name) => ({ name, up: discoveryUp.get(name) ?? false, since: discoveryHealth.get(name)?.since ?? null, lastError: discoveryHealth.get(name)?.lastError ?? null })),
+  })
+  live = view
+  view.run(watching.signal)
+  void view.once().catch(() => undefined)
   const admin = await buildAdmin({
     store,
     state,
     token,
     logger: false,
     metrics: () => metrics.render(),
+    live: view,
+    drain: (key, on) => plane.setDrained(key, on),
     status: () => ({
       snapshotVersion: reloader.version,
       appliedRevision: reloader.appliedRevision,

@@ -5,16 +5,18 @@
 //   page elsewhere can neither read nor (through these checks) write;
 // - with a token configured, `Authorization: Bearer <token>` (compared in
 //   constant time) or 401 E_UNAUTHORIZED.
-// The documentation routes (/docs: Swagger UI and the OpenAPI document) hold
-// no configuration and are exempt from the token, because a browser cannot
-// attach a bearer token to a page load; Swagger UI's "Authorize" button
-// supplies it for the API calls it makes.
+// The documentation routes (/docs: Swagger UI and the OpenAPI document) and
+// the dashboard's static files (/ui) hold no configuration and are exempt
+// from the token, because a browser cannot attach a bearer token to a page
+// load; Swagger UI's "Authorize" button and the dashboard's token prompt
+// supply it for the API calls they make.
 
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 
 export const DOCS_PREFIX = '/docs'
+const UI_PREFIX = '/ui'
 
 export function registerAccessChecks(app: FastifyInstance, token: string | null): void {
   const expected = token === null ? null : digest(token)
@@ -56,7 +58,7 @@ function crossOriginReason(req: FastifyRequest): string | null {
 function isDocs(req: FastifyRequest): boolean {
   const url = req.routeOptions.url
   return (req.method === 'GET' || req.method === 'HEAD') && url !== undefined &&
-    (url === DOCS_PREFIX || url.startsWith(`${DOCS_PREFIX}/`))
+    (url === DOCS_PREFIX || url.startsWith(`${DOCS_PREFIX}/`) || url === UI_PREFIX || url.startsWith(`${UI_PREFIX}/`))
 }
 
 function bearer(header: string | undefined): string | null {

@@ -15,6 +15,9 @@ import { configRoutes } from './routes/config.ts'
 import { filterRoutes } from './routes/filters.ts'
 import { memberRoutes } from './routes/members.ts'
 import { metricsRoutes } from './routes/metrics.ts'
+import { eventRoutes } from './routes/events.ts'
+import { uiRoutes } from './routes/ui.ts'
+import type { LiveView } from '../observability/live-view.ts'
 import { policyRoutes } from './routes/policy.ts'
 import { routeRoutes } from './routes/routes.ts'
 import { serverRoutes } from './routes/servers.ts'
@@ -35,6 +38,10 @@ export interface AdminOptions {
   status?: () => unknown
   /** GET /metrics: the Prometheus exposition text (observability/metrics.ts). */
   metrics?: () => Promise<string>
+  /** The dashboard's live view, streamed at GET /events. */
+  live?: LiveView
+  /** Drains (on) or restores the upstream `host:port` in the data plane; false when it serves no such upstream. */
+  drain?: (key: string, on: boolean) => boolean
 }
 
 export interface RouteEntry {
@@ -76,6 +83,8 @@ export async function buildAdmin(opts: AdminOptions): Promise<FastifyInstance> {
   routeRoutes(app, ctx)
   policyRoutes(app, ctx)
   metricsRoutes(app, opts.metrics)
+  eventRoutes(app, opts.live, opts.drain)
+  uiRoutes(app)
   return app
 }
 
