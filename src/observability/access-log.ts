@@ -90,9 +90,11 @@ export class AccessLog {
     return new Promise((resolve) => this.#idle.push(resolve))
   }
 
-  /** Writes what is pending, then closes the file. */
-  async close(): Promise<void> {
-    await this.drained()
+  /** Writes what is pending (waiting at most waitMs: a stuck disk must not hold up an exit), then closes the file. */
+  async close(waitMs = 2000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([this.drained(), new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))])
+    clearTimeout(timer)
     this.#closed = true
     const fd = this.#fd
     this.#fd = null
