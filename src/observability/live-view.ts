@@ -103,6 +103,7 @@ export class LiveView {
   #state: LiveState | null = null
   #states = new Map<string, string>()
   #running: Promise<LiveState> | null = null
+  #next: Promise<LiveState> | null = null
 
   constructor(inputs: LiveInputs) {
     this.#in = inputs
@@ -132,10 +133,21 @@ export class LiveView {
     this.#emit({ type: 'timeline', entry })
   }
 
-  /** Takes a sample, updates the view and tells subscribers; concurrent calls share one sample. */
+  /**
+   * Takes a sample, updates the view and tells subscribers. A call while a
+   * sample is being taken gets the next one (taken right after), so a change
+   * applied just before the call is in what it resolves with.
+   */
   once(): Promise<LiveState> {
-    this.#running ??= this.#once().finally(() => (this.#running = null))
-    return this.#running
+    if (this.#running === null) {
+      this.#running = this.#once().finally(() => (this.#running = null))
+      return this.#running
+    }
+    this.#next ??= this.#running.catch(() => undefined).then(() => {
+      this.#next = null
+      return this.once()
+    })
+    return this.#next
   }
 
   async #once(): Promise<LiveState> {
