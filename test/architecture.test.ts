@@ -62,6 +62,9 @@ describe('module boundaries', () => {
   it('the Docker API client is a library: it imports nothing of the balancer but itself', () => {
     expect(violations('docker/', (d) => !d.startsWith('node:') && !d.startsWith('docker/'))).toEqual([])
   })
+  it('the KV clients (kv/) shared by stores and registry sources import nothing of the balancer but themselves', () => {
+    expect(violations('kv/', (d) => /^(model|store|sources|admin|control|engine|compiler|cli|docker|health|workers|observability)\/|^main\.ts$/.test(d))).toEqual([])
+  })
   it('nothing imports main.ts', () => {
     expect(all.flatMap((m) => m.deps.filter((d) => d === 'main.ts').map(() => m.file))).toEqual([])
   })

@@ -1,45 +1,12 @@
-// Pieces every discovery source's loop needs: an abortable sleep, a backoff,
-// and a publisher that coalesces bursts and publishes only real changes.
+// Pieces every discovery source's loop needs: an abortable sleep and a
+// backoff (one copy, in kv/backoff.ts, shared with the stores), and a
+// publisher that coalesces bursts and publishes only real changes.
 
 import type { Problem } from '../model/errors.ts'
 import type { Server } from '../model/types.ts'
 import type { PublishDetail } from './source.ts'
 
-/** Resolves after ms, or at once when the signal aborts (never rejects). */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve()
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(t)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    const t = setTimeout(done, ms)
-    signal.addEventListener('abort', done, { once: true })
-  })
-}
-
-/** Exponential backoff with jitter (50-100% of the step), so many balancers do not reconnect in step. */
-export class Backoff {
-  readonly #min: number
-  readonly #max: number
-  #attempt = 0
-
-  constructor(minMs: number, maxMs: number) {
-    this.#min = minMs
-    this.#max = maxMs
-  }
-
-  next(): number {
-    const step = Math.min(this.#max, this.#min * 2 ** this.#attempt)
-    this.#attempt = Math.min(this.#attempt + 1, 30)
-    return Math.round(step / 2 + (Math.random() * step) / 2)
-  }
-
-  reset(): void {
-    this.#attempt = 0
-  }
-}
+export { Backoff, sleep } from '../kv/backoff.ts'
 
 export interface PublishedSet {
   servers: Server[]

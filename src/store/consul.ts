@@ -1,4 +1,4 @@
-// The Consul store, over Consul's HTTP API (consul-http.ts). Layout:
+// The Consul store, over Consul's HTTP API (kv/consul-http.ts). Layout:
 // kv-layout.ts, with Consul's key form (no leading slash):
 // <prefix>/servers/<encodeURIComponent(address)>.
 //
@@ -23,8 +23,8 @@ import type { KvBackend } from './kv-cas.ts'
 import { casUpdate, stateOf } from './kv-cas.ts'
 import type { CallContext, StoreHealth } from './kv-call.ts'
 import { call, ConnectionHealth } from './kv-call.ts'
-import type { ConsulKv, ConsulResponse } from './consul-http.ts'
-import { ConsulHttp, consulIndex, describeFailure, kvPath } from './consul-http.ts'
+import type { ConsulKv, ConsulResponse } from '../kv/consul-http.ts'
+import { ConsulHttp, consulIndex, describeFailure, kvPath } from '../kv/consul-http.ts'
 import type { KvStoreOptions, ResolvedKvOptions, TlsFiles } from './kv-options.ts'
 import { resolveKvOptions } from './kv-options.ts'
 import { Backoff, sleep, WatchReporter } from './kv-watch.ts'

@@ -12,9 +12,8 @@
 //   compacted away) is rebuilt from a full re-read. The client library's own
 //   retries are off: this loop reconnects, with backoff, and resynchronises.
 
-import { Etcd3, isRecoverableError } from 'etcd3'
-import type { IOptions, Watcher } from 'etcd3'
-import { handleWhen, noop, retry } from 'cockatiel'
+import type { Etcd3, Watcher } from 'etcd3'
+import { createEtcdClient } from '../kv/etcd-client.ts'
 import type { KvEntry, KvOp, KvRead } from './kv-layout.ts'
 import { KvLayout } from './kv-layout.ts'
 import type { KvBackend } from './kv-cas.ts'
@@ -22,7 +21,7 @@ import { casUpdate, stateOf } from './kv-cas.ts'
 import type { CallContext, StoreHealth } from './kv-call.ts'
 import { call, ConnectionHealth } from './kv-call.ts'
 import type { KvStoreOptions, ResolvedKvOptions, TlsFiles } from './kv-options.ts'
-import { hostPortText, resolveKvOptions } from './kv-options.ts'
+import { resolveKvOptions } from './kv-options.ts'
 import { Backoff, ChangeBell, sleep, startProbe, WatchReporter } from './kv-watch.ts'
 import { AsyncLock } from './lock.ts'
 import type { ConfigStore, Mutation, StoreState, WatchHandlers } from './store.ts'
@@ -51,7 +50,7 @@ export class EtcdStore implements ConfigStore {
     this.location = opts.location
     this.#layout = new KvLayout(opts.prefix)
     this.#ctx = { kind: this.kind, location: this.location, timeoutMs: this.#o.timeoutMs, health: new ConnectionHealth() }
-    this.#client = new Etcd3(clientOptions(opts, this.#o.timeoutMs))
+    this.#client = createEtcdClient(opts, this.#o.timeoutMs)
     this.#backend = { kind: this.kind, layout: this.#layout, maxOps: 127, read: () => this.#read(), commit: (ops, read) => this.#commit(ops, read) }
   }
 
@@ -199,34 +198,4 @@ function prefixEnd(prefix: Buffer): Buffer {
     }
   }
   return Buffer.from([0])
-}
-
-function clientOptions(o: EtcdStoreOptions, timeoutMs: number): IOptions {
-  const tls = o.tls ?? null
-  const hosts = o.hosts.map((h) => `${tls === null ? 'http' : 'https'}://${hostPortText(h)}`)
-  const opts: IOptions = {
-    hosts,
-    dialTimeout: timeoutMs,
-    // Unary calls get a deadline; the watch stream lives until cancelled.
-    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeoutMs }),
-    // No circuit breaker (it would hide a recovered server for seconds): one
-    // try per host, then the watch loop's backoff takes over.
-    faultHandling: {
-      host: () => noop,
-      global: retry(handleWhen(isRecoverableError), { maxAttempts: Math.max(0, hosts.length - 1) }),
-    },
-  }
-  if (tls !== null && (tls.ca !== null || tls.cert !== null || tls.key !== null)) {
-    const credentials: { rootCertificate: Buffer; privateKey?: Buffer; certChain?: Buffer } = {
-      // grpc-js takes null for "the system's CAs"; etcd3's type insists on a Buffer.
-      rootCertificate: tls.ca as Buffer,
-    }
-    if (tls.key !== null) credentials.privateKey = tls.key
-    if (tls.cert !== null) credentials.certChain = tls.cert
-    opts.credentials = credentials
-  }
-  if (o.user != null) {
-    opts.auth = { username: o.user, password: o.password ?? '', callOptions: () => ({ deadline: Date.now() + timeoutMs }) }
-  }
-  return opts
 }

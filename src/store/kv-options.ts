@@ -1,7 +1,7 @@
 // Settings every KV store takes, with their defaults. open.ts fills them from
 // the URL and the environment; tests pass small timings.
 
-import type { HostPort } from './store-url.ts'
+import type { HostPort } from '../kv/endpoint.ts'
 import type { WatchTiming } from './kv-watch.ts'
 import { DEFAULT_TIMING } from './kv-watch.ts'
 
@@ -38,14 +38,5 @@ export function resolveKvOptions(o: KvStoreOptions): ResolvedKvOptions {
   }
 }
 
-/** `host:port`, with brackets around an IPv6 host. */
-export function hostPortText(h: HostPort): string {
-  return h.host.includes(':') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`
-}
-
-/** TLS material (PEM) for a store connection; any field may be missing. */
-export interface TlsFiles {
-  ca: Buffer | null
-  cert: Buffer | null
-  key: Buffer | null
-}
+export { hostPortText } from '../kv/endpoint.ts'
+export type { TlsFiles } from '../kv/endpoint.ts'

@@ -1,13 +1,17 @@
 // The pieces every KV watcher shares: a bell its change notifications ring
 // (coalesced into one re-read per burst), a reporter that turns reads and
-// failures into the owner's onChange/onError exactly as often as they should,
-// and the backoff between reconnection attempts.
+// failures into the owner's onChange/onError exactly as often as they should;
+// the backoff between reconnection attempts comes from kv/backoff.ts.
 
 import { configHash } from '../model/canonical.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import type { StoreState, WatchHandlers } from './store.ts'
 import type { CallContext } from './kv-call.ts'
 import { unavailable } from './kv-call.ts'
+
+import { sleep } from '../kv/backoff.ts'
+
+export { Backoff, sleep } from '../kv/backoff.ts'
 
 export interface WatchTiming {
   /** A burst of changes closer together than this is one re-read. */
@@ -147,42 +151,6 @@ export class WatchReporter {
       // The owner's error handler itself failed; nothing is left to tell.
     }
   }
-}
-
-/** Exponential backoff with jitter (50-100% of the step), so many balancers do not reconnect in step. */
-export class Backoff {
-  readonly #min: number
-  readonly #max: number
-  #attempt = 0
-
-  constructor(minMs: number, maxMs: number) {
-    this.#min = minMs
-    this.#max = maxMs
-  }
-
-  next(): number {
-    const step = Math.min(this.#max, this.#min * 2 ** this.#attempt)
-    this.#attempt = Math.min(this.#attempt + 1, 30)
-    return Math.round(step / 2 + (Math.random() * step) / 2)
-  }
-
-  reset(): void {
-    this.#attempt = 0
-  }
-}
-
-/** Resolves after ms, or at once when the signal aborts (never rejects). */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve()
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(t)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    const t = setTimeout(done, ms)
-    signal.addEventListener('abort', done, { once: true })
-  })
 }
 
 /** Runs probe every ms until stopped; the first failure goes to onFail and ends it. */

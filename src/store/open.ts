@@ -3,7 +3,6 @@
 // with TLS material and credentials from the environment (docs/stores.md).
 // Credentials never appear in a store's `location`, in errors or in logs.
 
-import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseDuration } from '../model/duration.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
@@ -13,7 +12,8 @@ import { FileStore } from './file.ts'
 import { EtcdStore } from './etcd.ts'
 import { ConsulStore } from './consul.ts'
 import { ZooKeeperStore } from './zookeeper.ts'
-import type { KvStoreOptions, TlsFiles } from './kv-options.ts'
+import type { KvStoreOptions } from './kv-options.ts'
+import { tlsFiles } from '../kv/tls-env.ts'
 import { isKvScheme, parseKvUrl } from './store-url.ts'
 import type { KvUrl } from './store-url.ts'
 
@@ -81,27 +81,6 @@ function commonOptions(u: KvUrl, env: Env, problems: Problem[]): KvStoreOptions 
     if (ms !== undefined) o.timeoutMs = ms
   }
   return o
-}
-
-/** BALANCER_<X>_CA/_CERT/_KEY (PEM files) or BALANCER_<X>_TLS=true (the system's CAs); null: plain TCP. */
-function tlsFiles(store: 'ETCD' | 'CONSUL', env: Env, problems: Problem[]): TlsFiles | null {
-  const read = (name: string): Buffer | null => {
-    const path = env[name]
-    if (path === undefined || path === '') return null
-    try {
-      return readFileSync(path)
-    } catch (err) {
-      problems.push({ path: name, message: `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` })
-      return null
-    }
-  }
-  const files: TlsFiles = { ca: read(`BALANCER_${store}_CA`), cert: read(`BALANCER_${store}_CERT`), key: read(`BALANCER_${store}_KEY`) }
-  if ((files.cert === null) !== (files.key === null)) {
-    problems.push({ path: `BALANCER_${store}_CERT`, message: `a client certificate needs both BALANCER_${store}_CERT and BALANCER_${store}_KEY` })
-  }
-  const flag = (env[`BALANCER_${store}_TLS`] ?? '').toLowerCase()
-  const on = flag === 'true' || flag === '1' || files.ca !== null || files.cert !== null
-  return on ? files : null
 }
 
 /** `scheme:credentials`, e.g. `digest:user:password`. */

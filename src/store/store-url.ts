@@ -5,13 +5,11 @@
 
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import type { Problem } from '../model/errors.ts'
+import type { HostPort } from '../kv/endpoint.ts'
 
 export type KvScheme = 'etcd' | 'consul' | 'zookeeper'
 
-export interface HostPort {
-  host: string
-  port: number
-}
+export type { HostPort } from '../kv/endpoint.ts'
 
 export interface KvUrl {
   scheme: KvScheme

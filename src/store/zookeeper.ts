@@ -31,8 +31,8 @@ import { hostPortText, resolveKvOptions } from './kv-options.ts'
 import { Backoff, ChangeBell, sleep, startProbe, WatchReporter } from './kv-watch.ts'
 import { AsyncLock } from './lock.ts'
 import type { ConfigStore, Mutation, StoreState, WatchHandlers } from './store.ts'
-import type { ZkWatcher } from './zk-session.ts'
-import { checked, commit, exists, getChildren, getData, mkdirp, ZkSession, zxid } from './zk-session.ts'
+import type { ZkWatcher } from '../kv/zk-session.ts'
+import { checked, commit, exists, getChildren, getData, mkdirp, ZkSession, zxid } from '../kv/zk-session.ts'
 
 export interface ZooKeeperStoreOptions extends KvStoreOptions {
   /** `digest:user:password` style pairs: scheme, then the credentials. */

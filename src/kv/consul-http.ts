@@ -1,13 +1,14 @@
-// A small client for the parts of Consul's HTTP API the store uses: the KV
-// endpoint (recursive reads, blocking queries) and /v1/txn. node:http(s)
+// A small client for the parts of Consul's HTTP API the balancer uses: the
+// KV endpoint (recursive reads, blocking queries) and /v1/txn for the store,
+// the catalog and health endpoints for the registry source. node:http(s)
 // rather than fetch, so TLS can take the operator's CA and client certificate
-// and every request has a hard deadline.
+// and every request has a hard deadline. Shared by store/consul.ts and
+// sources/consul/, which may not import each other.
 
 import { Agent as HttpAgent, request as httpRequest } from 'node:http'
 import type { IncomingHttpHeaders } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
-import type { HostPort } from './store-url.ts'
-import type { TlsFiles } from './kv-options.ts'
+import type { HostPort, TlsFiles } from './endpoint.ts'
 
 export interface ConsulHttpOptions {
   host: HostPort

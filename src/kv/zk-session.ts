@@ -1,5 +1,6 @@
 // One ZooKeeper session at a time (node-zookeeper-client), and promise forms
-// of the few calls the store makes.
+// of the few calls the store and the registry source make (shared by
+// store/zookeeper.ts and sources/zookeeper/, which may not import each other).
 //
 // The client library reconnects a dropped connection by itself, within the
 // same session. It does not notice a connection that goes silent (a frozen
