@@ -219,7 +219,7 @@ async function main(): Promise<void> {
     status: () => ({
       snapshotVersion: reloader.version,
       appliedRevision: reloader.appliedRevision,
-      discovery: { origins: sources.origins, problems: desired.problems },
+      discovery: { origins: sources.origins, problems: desired.problems, registries: sources.registries.map((r) => r.health()) },
       storeHealth: store.health?.() ?? null,
       engine: plane.stats() satisfies EngineStats,
       ...(plane instanceof WorkerGroup ? { workers: plane.workers() } : {}),

@@ -4,6 +4,7 @@
 import { availableParallelism } from 'node:os'
 import { parseDuration } from '../model/duration.ts'
 import { DEFAULT_DOCKER_ENDPOINT, parseEndpoint } from '../docker/endpoint.ts'
+import { parseRegistryUrl, splitRegistryList } from '../sources/registry-url.ts'
 
 export interface Options {
   apiHost: string
@@ -25,6 +26,8 @@ export interface Options {
   swarm: boolean
   /** Full resync period of the Docker/Swarm sources (a safety net under the events stream). */
   dockerResyncMs: number
+  /** Service registries (--registry, repeatable): `[NAME=]consul://...`, `etcd://...`, `zk://...`. */
+  registries: string[]
   /** Engine processes sharing the listening ports (SO_REUSEPORT); 1 = the engine runs in this process. */
   workers: number
   /** Where GET /metrics is also served without a token (a private scrape address); null: only on the admin API. */
@@ -150,6 +153,19 @@ const FLAGS: FlagSpec[] = [
       return null
     },
   },
+  {
+    flag: '--registry', env: 'BALANCER_REGISTRY', arg: 'URL', defaultText: 'none',
+    help: 'Service registry to resolve {"Service": ...} upstreams from, repeatable: consul://HOST:PORT, etcd://HOST:PORT/PREFIX, zk://HOST:PORT/BASE; NAME=URL names it (env: comma separated).',
+    set(o, v) {
+      const errors: string[] = []
+      for (const one of splitRegistryList(v)) {
+        const r = parseRegistryUrl(one)
+        if ('error' in r) errors.push(`${one}: ${r.error}`)
+        else o.registries.push(one)
+      }
+      return errors.length > 0 ? errors.join('; ') : null
+    },
+  },
   { flag: '--docker-resync', env: 'BALANCER_DOCKER_RESYNC', arg: 'DURATION', defaultText: '30s', help: 'Full Docker/Swarm listing period, a safety net under the events stream.', set: durationFlag('dockerResyncMs') },
   {
     flag: '--workers', env: 'BALANCER_WORKERS', arg: 'N', defaultText: 'the number of CPUs',
@@ -205,7 +221,7 @@ export function defaults(): Options {
   return {
     apiHost: '127.0.0.1', apiPort: 9123, store: `file://${DEFAULT_CONFIG_PATH}`, token: null, tokenFile: null,
     graceMs: 30_000, logLevel: 'info', connectTimeoutMs: 5000, headersTimeoutMs: 10_000, idleTimeoutMs: 60_000,
-    responseTimeoutMs: 60_000, upstreamIdleMs: 30_000, docker: null, swarm: false, dockerResyncMs: 30_000, workers: availableParallelism(), metrics: null, accessLog: null, accessLogSample: 1, help: false, version: false,
+    responseTimeoutMs: 60_000, upstreamIdleMs: 30_000, docker: null, swarm: false, dockerResyncMs: 30_000, registries: [], workers: availableParallelism(), metrics: null, accessLog: null, accessLogSample: 1, help: false, version: false,
   }
 }
 
@@ -219,6 +235,8 @@ export function parseOptions(argv: readonly string[], env: Readonly<Record<strin
     const err = f.set(o, v)
     if (err !== null) errors.push(`${f.env}: ${err}`)
   }
+  // --registry repeats; given on the command line it replaces BALANCER_REGISTRY.
+  let registryFlag = false
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? ''
     if (a === '--help' || a === '-h') { o.help = true; continue }
@@ -232,6 +250,7 @@ export function parseOptions(argv: readonly string[], env: Readonly<Record<strin
     else if (spec.bare !== undefined) v = spec.bare
     else { v = argv[i + 1]; i++ }
     if (v === undefined) { errors.push(`${name}: needs a value (${spec.arg})`); continue }
+    if (spec.flag === '--registry' && !registryFlag) { registryFlag = true; o.registries = [] }
     const err = spec.set(o, v)
     if (err !== null) errors.push(`${name}: ${err}`)
   }

@@ -17,3 +17,12 @@ export interface TlsFiles {
 export function hostPortText(h: HostPort): string {
   return h.host.includes(':') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`
 }
+
+/** `host`, `host:port`, `[v6]`, `[v6]:port`; null when malformed or the port is out of range. */
+export function parseHostPort(s: string, defaultPort: number): HostPort | null {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+))(?::(\d{1,5}))?$/.exec(s)
+  if (m === null) return null
+  const port = m[3] === undefined ? defaultPort : Number(m[3])
+  if (port < 1 || port > 65535) return null
+  return { host: m[1] ?? m[2] ?? '', port }
+}

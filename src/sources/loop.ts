@@ -5,6 +5,7 @@
 import type { Problem } from '../model/errors.ts'
 import type { Server } from '../model/types.ts'
 import type { PublishDetail } from './source.ts'
+import type { Instance } from './registry.ts'
 
 export { Backoff, sleep } from '../kv/backoff.ts'
 
@@ -12,6 +13,7 @@ export interface PublishedSet {
   servers: Server[]
   names: string[]
   problems: Problem[]
+  services?: Record<string, Instance[]>
 }
 
 /**
@@ -48,7 +50,7 @@ export class Publisher {
     const key = JSON.stringify(set)
     if (key === this.#last) return
     this.#last = key
-    this.#emit(set.servers, { names: set.names, problems: set.problems })
+    this.#emit(set.servers, { names: set.names, problems: set.problems, ...(set.services === undefined ? {} : { services: set.services }) })
   }
 
   close(): void {

@@ -5,6 +5,7 @@
 
 import type { Problem } from '../model/errors.ts'
 import type { Server } from '../model/types.ts'
+import type { Instance } from './registry.ts'
 
 /** What comes with a published set. */
 export interface PublishDetail {
@@ -12,6 +13,8 @@ export interface PublishDetail {
   names: string[]
   /** Labelled containers/services left out because of their labels (bad value, ambiguous port, ...), with the name in the path. */
   problems: Problem[]
+  /** Service registries only: every followed service's current instances (what service references resolve to). */
+  services?: Record<string, Instance[]>
 }
 
 export interface DiscoverySource {

@@ -1,4 +1,5 @@
-// Starts the discovery sources the flags ask for (--docker, --swarm) and owns
+// Starts the discovery sources the flags ask for (--docker, --swarm,
+// --registry) and owns
 // their loops: one AbortController for all, stop() aborts and waits for them.
 // Each source's transient errors go to onReport (the caller logs them once);
 // label problems are logged here, once each time the set of them changes.
@@ -10,17 +11,24 @@ import { DEFAULT_DOCKER_ENDPOINT, loadTls, parseEndpoint } from '../docker/endpo
 import type { DiscoverySource, PublishDetail } from './source.ts'
 import { DockerSource } from './docker/source.ts'
 import { SwarmSource } from './swarm/source.ts'
+import type { RegistrySource } from './registry-source.ts'
+import { openRegistry } from './registry-open.ts'
+import { parseRegistryUrls } from './registry-url.ts'
 
 export interface SourceOptions {
   /** Endpoint for container discovery; null: off. */
   docker: string | null
   swarm: boolean
   dockerResyncMs: number
+  /** Service registry URLs (--registry), each optionally `NAME=URL`. */
+  registries?: readonly string[]
 }
 
 export interface RunningSources {
   /** Origins started, e.g. ['docker', 'swarm']; empty when discovery is off. */
   origins: string[]
+  /** The service registries started, to be told which services to follow and asked for their health. */
+  registries: RegistrySource[]
   /** Aborts every source and resolves when their loops have ended. */
   stop(): Promise<void>
 }
@@ -39,14 +47,23 @@ export function startSources(
   onReport: (origin: string, err: Error | null) => void,
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): RunningSources {
-  if (opts.docker === null && !opts.swarm) return { origins: [], stop: async () => {} }
-  const parsed = parseEndpoint(opts.docker ?? env.DOCKER_HOST ?? DEFAULT_DOCKER_ENDPOINT, env)
-  if ('error' in parsed) throw new Error(`--docker: ${parsed.error}`)
-  const client = new DockerClient({ endpoint: loadTls(parsed, env) })
-  const resyncMs = Math.max(1000, opts.dockerResyncMs)
+  const urls = parseRegistryUrls(opts.registries ?? [])
+  if ('errors' in urls) throw new Error(urls.errors.map((e) => `--registry ${e}`).join('; '))
+  const registries = urls.map((u) => openRegistry(u, env))
   const sources: DiscoverySource[] = []
-  if (opts.docker !== null) sources.push(new DockerSource({ client, resyncMs }))
-  if (opts.swarm) sources.push(new SwarmSource({ client, resyncMs }))
+  let client: DockerClient | null = null
+  let endpoint: string | null = null
+  if (opts.docker !== null || opts.swarm) {
+    const parsed = parseEndpoint(opts.docker ?? env.DOCKER_HOST ?? DEFAULT_DOCKER_ENDPOINT, env)
+    if ('error' in parsed) throw new Error(`--docker: ${parsed.error}`)
+    client = new DockerClient({ endpoint: loadTls(parsed, env) })
+    endpoint = parsed.text
+    const resyncMs = Math.max(1000, opts.dockerResyncMs)
+    if (opts.docker !== null) sources.push(new DockerSource({ client, resyncMs }))
+    if (opts.swarm) sources.push(new SwarmSource({ client, resyncMs }))
+  }
+  sources.push(...registries)
+  if (sources.length === 0) return { origins: [], registries: [], stop: async () => {} }
 
   const ctl = new AbortController()
   const loops = sources.map((s) => {
@@ -62,13 +79,14 @@ export function startSources(
     }
     return s.run(ctl.signal, publish, (err) => onReport(s.name, err)).catch((err: unknown) => onReport(s.name, err instanceof Error ? err : new Error(String(err))))
   })
-  log.info({ sources: sources.map((s) => s.name), endpoint: parsed.text }, 'discovery started')
+  log.info({ sources: sources.map((s) => s.name), ...(endpoint === null ? {} : { endpoint }), ...(registries.length === 0 ? {} : { registries: registries.map((r) => `${r.name}=${r.location}`) }) }, 'discovery started')
   return {
     origins: sources.map((s) => s.name),
+    registries,
     async stop() {
       ctl.abort()
       await Promise.allSettled(loops)
-      client.close()
+      client?.close()
     },
   }
 }

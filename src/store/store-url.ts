@@ -6,6 +6,7 @@
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import type { Problem } from '../model/errors.ts'
 import type { HostPort } from '../kv/endpoint.ts'
+import { parseHostPort } from '../kv/endpoint.ts'
 
 export type KvScheme = 'etcd' | 'consul' | 'zookeeper'
 
@@ -73,12 +74,4 @@ export function parseKvUrl(url: string): KvUrl {
   if (problems.length > 0) throw new BalancerError(ErrorCode.Validation, problems.map((p) => `--store: ${p.message}`).join('; '), problems)
   const shown = hosts.map((h) => `${h.host.includes(':') ? `[${h.host}]` : h.host}:${h.port}`).join(',')
   return { scheme, hosts, prefix, user, password, location: `${m[1]}://${shown}${prefix}` }
-}
-
-function parseHostPort(s: string, defaultPort: number): HostPort | null {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+))(?::(\d{1,5}))?$/.exec(s)
-  if (m === null) return null
-  const port = m[3] === undefined ? defaultPort : Number(m[3])
-  if (port < 1 || port > 65535) return null
-  return { host: m[1] ?? m[2] ?? '', port }
 }

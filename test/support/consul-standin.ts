@@ -23,12 +23,16 @@
 //   freeze/resume (requests are held unanswered), snapshot/restore (the index
 //   goes backwards, as after a raft snapshot restore; blocking queries wake),
 //   wakeAll (blocking queries return early with an unchanged index).
+// - The catalog and health endpoints a service registry is read through:
+//   consul-standin-catalog.ts.
 
 import { createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Entry, TxnOp } from './consul-standin-txn.ts'
 import { MAX_TXN_OPS, runTxn, toJson } from './consul-standin-txn.ts'
+import type { CatalogSnapshot } from './consul-standin-catalog.ts'
+import { Catalog } from './consul-standin-catalog.ts'
 
 export type { Entry }
 
@@ -36,6 +40,7 @@ export interface ConsulSnapshot {
   index: number
   entries: Entry[]
   tombstones: Array<[string, number]>
+  catalog: CatalogSnapshot
 }
 
 const MAX_WAIT_MS = 600_000
@@ -47,6 +52,7 @@ export class ConsulStandIn {
   readonly #token: string | null
   #kv = new Map<string, Entry>()
   #tombstones = new Map<string, number>()
+  readonly #catalog = new Catalog()
   /** Raft index: a running Consul has never committed nothing (bootstrap entries), so it starts above 0. */
   #index = 1
   #waiters = new Set<(all: boolean) => void>()
@@ -102,7 +108,7 @@ export class ConsulStandIn {
   }
 
   snapshot(): ConsulSnapshot {
-    return { index: this.#index, entries: [...this.#kv.values()].map((e) => ({ ...e })), tombstones: [...this.#tombstones] }
+    return { index: this.#index, entries: [...this.#kv.values()].map((e) => ({ ...e })), tombstones: [...this.#tombstones], catalog: this.#catalog.snapshot() }
   }
 
   /** Puts the store back as it was at the snapshot, index included, and wakes every blocking query. */
@@ -110,6 +116,7 @@ export class ConsulStandIn {
     this.#index = s.index
     this.#kv = new Map(s.entries.map((e) => [e.key, { ...e }]))
     this.#tombstones = new Map(s.tombstones)
+    this.#catalog.restore(s.catalog)
     // Consul abandons the old state store: every blocking query returns now.
     this.#wake(true)
   }
@@ -122,6 +129,27 @@ export class ConsulStandIn {
   /** Writes as `consul kv put` would (a hand edit). */
   put(key: string, value: string): void {
     this.#write(() => this.#set(key, Buffer.from(value), 0, ++this.#index))
+  }
+
+  /** PUT /v1/catalog/register, as `consul services register` or an agent's anti-entropy would write it; throws on a 400. */
+  register(body: unknown): void {
+    this.#catalogWrite('register', body)
+  }
+
+  /** PUT /v1/catalog/deregister. */
+  deregister(body: unknown): void {
+    this.#catalogWrite('deregister', body)
+  }
+
+  /** Sets a check's status, as the agent running it reports it. */
+  setCheck(node: string, checkId: string, status: 'passing' | 'warning' | 'critical', serviceId = ''): void {
+    this.#catalogWrite('register', { Node: node, Address: this.nodeAddress(node), Check: { CheckID: checkId, Name: checkId, Status: status, ServiceID: serviceId } })
+  }
+
+  nodeAddress(node: string): string {
+    const n = this.#catalog.snapshot().nodes.find((x) => x.Node === node)
+    if (n === undefined) throw new Error(`stand-in: no node ${node}`)
+    return n.Address
   }
 
   async close(): Promise<void> {
@@ -153,6 +181,25 @@ export class ConsulStandIn {
       if (given !== this.#token) return send(res, 403, given === undefined ? 'Permission denied' : 'ACL not found', this.#index)
     }
     if (url.pathname === '/v1/txn' && req.method === 'PUT') return this.#txn(body, res)
+    if ((url.pathname === '/v1/catalog/register' || url.pathname === '/v1/catalog/deregister') && req.method === 'PUT') {
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(body.toString('utf8'))
+      } catch (err) {
+        return send(res, 400, `Request decode failed: ${String(err)}`, this.#index, 'text/plain')
+      }
+      try {
+        this.#catalogWrite(url.pathname.endsWith('/register') ? 'register' : 'deregister', parsed)
+      } catch (err) {
+        return send(res, 400, (err as Error).message, this.#index, 'text/plain')
+      }
+      return send(res, 200, 'true', this.#index)
+    }
+    if (url.pathname === '/v1/catalog/services' && req.method === 'GET') return this.#blocking(q, res, () => this.#catalog.services())
+    if (url.pathname.startsWith('/v1/health/service/') && req.method === 'GET') {
+      const name = decodeURIComponent(url.pathname.slice('/v1/health/service/'.length))
+      return this.#blocking(q, res, () => this.#catalog.health(name, q.has('passing') && q.get('passing') !== 'false', q.getAll('tag')))
+    }
     if (!url.pathname.startsWith('/v1/kv/')) return send(res, 404, 'stand-in: not implemented', this.#index)
     const key = decodeURIComponent(url.pathname.slice('/v1/kv/'.length))
     if (req.method === 'GET') return this.#get(key, q, res)
@@ -224,6 +271,41 @@ export class ConsulStandIn {
     const timer = setTimeout(done, timeoutMs)
     this.#waiters.add(check)
     res.on('close', done)
+  }
+
+  /** A blocking JSON query on the catalog: answers at once unless ?index=N is given and the query's index is not above N. */
+  #blocking(q: URLSearchParams, res: ServerResponse, query: () => { index: number; body: unknown }): void {
+    const answer = (): void => {
+      const r = query()
+      send(res, 200, JSON.stringify(r.body), r.index)
+    }
+    const min = Number(q.get('index') ?? '0')
+    if (!(min > 0) || query().index > min) return answer()
+    const waitMs = Math.min(parseWait(q.get('wait')) ?? 300_000, MAX_WAIT_MS)
+    const timeoutMs = waitMs + Math.random() * (waitMs / 16)
+    const done = (): void => {
+      clearTimeout(timer)
+      this.#waiters.delete(check)
+      res.off('close', done)
+      if (res.writableEnded || res.destroyed) return
+      if (this.#frozen) this.#held.push(answer)
+      else answer()
+    }
+    const check = (restored = false): void => {
+      if (restored || query().index > min) done()
+    }
+    const timer = setTimeout(done, timeoutMs)
+    this.#waiters.add(check)
+    res.on('close', done)
+  }
+
+  #catalogWrite(op: 'register' | 'deregister', body: unknown): void {
+    const at = this.#index + 1
+    const err = op === 'register' ? this.#catalog.register(body, at) : this.#catalog.deregister(body, at)
+    if (err !== null) throw new Error(err)
+    this.#write(() => {
+      this.#index = at
+    })
   }
 
   #query(key: string, recurse: boolean): { index: number; entries: Entry[] } {

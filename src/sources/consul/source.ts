@@ -1,0 +1,92 @@
+// Consul as a service registry, over its HTTP API (kv/consul-http.ts, the
+// client the Consul store uses). One blocking query per followed service on
+// /v1/health/service/<name>?passing, and one on /v1/catalog/services for the
+// tag-driven servers. Blocking queries follow Consul's documented rules, as
+// the store's watch does: an unchanged X-Consul-Index is a timeout, not a
+// change; an index that went backwards (snapshot restore, new cluster) resets
+// to 0 and reads again; a query that wakes early with nothing new is not
+// retried in a tight loop.
+
+import type { ConsulHttp } from '../../kv/consul-http.ts'
+import { consulIndex, describeFailure } from '../../kv/consul-http.ts'
+import { Backoff, sleep } from '../../kv/backoff.ts'
+import type { Instance, InstanceListener, RegistryDriver, ServiceListListener } from '../registry.ts'
+import type { HealthEntry } from './translate.ts'
+import { instancesOf, taggedServers, taggedServices } from './translate.ts'
+
+export interface ConsulDriverOptions {
+  http: ConsulHttp
+  /** The registry's name, in problem paths. */
+  name: string
+  /** Longest a blocking query waits. Default 60 s (Consul's own default is 5 min). */
+  waitMs?: number
+  /** Bound on a request beyond its wait. Default 5 s. */
+  timeoutMs?: number
+  minBackoffMs?: number
+  maxBackoffMs?: number
+}
+
+export class ConsulDriver implements RegistryDriver {
+  readonly #o: Required<Omit<ConsulDriverOptions, 'http' | 'name'>>
+  readonly #http: ConsulHttp
+  readonly #name: string
+
+  constructor(o: ConsulDriverOptions) {
+    this.#http = o.http
+    this.#name = o.name
+    this.#o = { waitMs: o.waitMs ?? 60_000, timeoutMs: o.timeoutMs ?? 5000, minBackoffMs: o.minBackoffMs ?? 100, maxBackoffMs: o.maxBackoffMs ?? 5000 }
+  }
+
+  follow(service: string, signal: AbortSignal, on: InstanceListener): Promise<void> {
+    return this.#blocking(`/v1/health/service/${encodeURIComponent(service)}?passing`, signal, on.error, (body) => {
+      const { instances, problems } = instancesOf(this.#name, service, JSON.parse(body) as HealthEntry[])
+      on.set(instances, problems)
+    })
+  }
+
+  discover(signal: AbortSignal, on: ServiceListListener): Promise<void> {
+    return this.#blocking('/v1/catalog/services', signal, on.error, (body) => on.set(taggedServices(JSON.parse(body) as Record<string, string[]>)))
+  }
+
+  servers(instances: ReadonlyMap<string, readonly Instance[]>): ReturnType<typeof taggedServers> {
+    return taggedServers(this.#name, instances)
+  }
+
+  close(): void {
+    this.#http.close()
+  }
+
+  /** The blocking-query loop: apply(body) for the first answer and every answer with a new index. */
+  async #blocking(path: string, signal: AbortSignal, onError: (err: Error) => void, apply: (body: string) => void): Promise<void> {
+    const backoff = new Backoff(this.#o.minBackoffMs, this.#o.maxBackoffMs)
+    const wait = this.#o.waitMs
+    // Consul adds up to wait/16 of jitter to a blocking query.
+    const timeoutMs = wait + Math.ceil(wait / 16) + this.#o.timeoutMs
+    const join = path.includes('?') ? '&' : '?'
+    let index = 0
+    while (!signal.aborted) {
+      const started = Date.now()
+      try {
+        const q = index > 0 ? `${path}${join}index=${index}&wait=${wait}ms` : path
+        const res = await this.#http.request('GET', q, null, index > 0 ? timeoutMs : this.#o.timeoutMs, signal)
+        if (res.status !== 200) throw new Error(describeFailure(res))
+        const seen = consulIndex(res.headers)
+        backoff.reset()
+        if (index > 0 && seen === index) {
+          // The wait ran out, or Consul woke the query with nothing new: never spin.
+          await sleep(Math.max(0, 50 - (Date.now() - started)), signal)
+          continue
+        }
+        apply(res.body)
+        // Backwards (a snapshot restore, a new cluster) or missing: start over from 0.
+        index = seen < index || seen === 0 ? 0 : seen
+        if (index === 0) await sleep(Math.max(0, 250 - (Date.now() - started)), signal)
+      } catch (err) {
+        if (signal.aborted) return
+        index = 0
+        onError(err instanceof Error ? err : new Error(String(err)))
+        await sleep(backoff.next(), signal)
+      }
+    }
+  }
+}

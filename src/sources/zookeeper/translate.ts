@@ -1,0 +1,46 @@
+// Apache Curator's service discovery layout in ZooKeeper: one node per
+// instance, `<base>/<service>/<instance-id>`, whose data is Curator's
+// JsonInstanceSerializer form of ServiceInstance:
+//
+//   {"name":"web","id":"7c1f...","address":"10.0.0.5","port":8080,"sslPort":null,
+//    "payload":{"@class":"...","metadata":{"balancer.weight":"3"}},
+//    "registrationTimeUTC":1700000000000,"serviceType":"DYNAMIC","uriSpec":null,"enabled":true}
+//
+// `port` and `sslPort` are integers or null; `enabled` is absent in data
+// written before Curator 2.x's CURATOR-275 (then: enabled); `payload` is
+// whatever the application registered, serialised with Jackson's type id
+// (`@class`). Metadata is read from the payload's `metadata` map (Spring
+// Cloud Zookeeper's form) and from the payload's own string fields. Pure.
+
+import type { Problem } from '../../model/errors.ts'
+import type { Instance } from '../registry.ts'
+import { checkInstance, stringMap } from '../registry.ts'
+
+/** The instance, the problem that leaves it out, or null when Curator marks it disabled. */
+export function instanceOf(registry: string, service: string, node: string, data: Buffer): Instance | Problem | null {
+  const at = `${registry}:${service}/${node}`
+  let o: unknown
+  try {
+    o = JSON.parse(data.toString('utf8'))
+  } catch (err) {
+    return { path: at, message: `not a Curator ServiceInstance (invalid JSON: ${(err as Error).message}); left out` }
+  }
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) return { path: at, message: 'not a Curator ServiceInstance (not a JSON object); left out' }
+  const f = o as Record<string, unknown>
+  if (f.enabled === false) return null
+  const payload = f.payload
+  const meta: Record<string, string> = {}
+  let tags: string[] = []
+  if (typeof payload === 'object' && payload !== null && !Array.isArray(payload)) {
+    const p = payload as Record<string, unknown>
+    Object.assign(meta, stringMap(p), stringMap(p.metadata))
+    delete meta['@class']
+    if (Array.isArray(p.tags)) tags = p.tags.filter((t): t is string => typeof t === 'string')
+  }
+  if (tags.length === 0 && meta.tags !== undefined) tags = meta.tags.split(',').map((t) => t.trim()).filter((t) => t !== '')
+  if ((f.port === null || f.port === undefined) && typeof f.sslPort === 'number') {
+    return { path: at, message: `registered with sslPort ${f.sslPort} only; TLS to upstreams is not supported, so it is left out` }
+  }
+  const id = typeof f.id === 'string' && f.id !== '' ? f.id : node
+  return checkInstance(at, { id, host: f.address, port: f.port, tags, meta })
+}
