@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need, when they are missing:
 #   etcd-server (etcd), etcd-client (etcdctl), zookeeper (+ a Java runtime), curl,
-#   wrk (load for the access log test), chromium (the dashboard's browser test).
+#   wrk (load for the access log test and TLS keep-alive load), chromium (the
+#   dashboard's browser test); for TLS: openssl (test certificates), sslscan
+#   (the protocol and cipher scan), pebble (the ACME test CA, with
+#   pebble-challtestsrv).
 # Idempotent and quiet; when everything is present it only runs a few checks.
 # Needs root (or sudo) only when something must be installed.
 set -euo pipefail
@@ -21,6 +24,9 @@ command -v java >/dev/null 2>&1 || need default-jre-headless
 command -v curl >/dev/null 2>&1 || need curl
 need wrk /usr/bin/wrk
 need chromium /usr/bin/chromium
+command -v openssl >/dev/null 2>&1 || need openssl
+need sslscan /usr/bin/sslscan
+need pebble /usr/bin/pebble
 
 if [[ ${#missing[@]} -eq 0 ]]; then exit 0; fi
 

@@ -16,6 +16,7 @@ import { Engine } from './engine/engine.ts'
 import { DEFAULT_ENGINE_OPTIONS } from './engine/types.ts'
 import type { EngineStats } from './engine/types.ts'
 import { WorkerGroup } from './workers/group.ts'
+import { TlsTarget } from './tls/target.ts'
 import { buildAdmin, startAdmin } from './admin/server.ts'
 import { openStore } from './store/open.ts'
 import { ConfigState } from './store/state.ts'
@@ -84,6 +85,8 @@ async function main(): Promise<void> {
     idleTimeoutMs: o.idleTimeoutMs,
     responseTimeoutMs: o.responseTimeoutMs,
     upstreamIdleMs: o.upstreamIdleMs,
+    // One secret for every worker: a session ticket one issued resumes on any other.
+    ticketSecret: randomBytes(32).toString('hex'),
   }
   // One worker: the engine runs in this process, no IPC. More: engine
   // processes sharing the ports; the API, the store, discovery and the
@@ -117,7 +120,9 @@ async function main(): Promise<void> {
   const reloads = { applied: 0, refused: 0 }
   // The dashboard's live view; set once the API is built, and told of every change from then on.
   let live: LiveView | null = null
-  const reloader = new Reloader(plane, compile, (out) => {
+  // Certificate files are read and checked before the snapshot naming them is applied, and watched.
+  const tls = new TlsTarget(plane, log.child({ component: 'tls' }))
+  const reloader = new Reloader(tls, compile, (out) => {
     if (out.error === null) reloads.applied++
     else reloads.refused++
     if (live !== null) {
@@ -250,6 +255,7 @@ async function main(): Promise<void> {
     // already refused.
     const drained = plane.shutdown(o.graceMs)
     watching.abort()
+    tls.close()
     void (async () => {
       if (plane instanceof WorkerGroup) await plane.refusing()
       log.info({ signal, graceMs: o.graceMs, workers: o.workers }, 'draining')

@@ -6,11 +6,11 @@
 import { parseListenAddress } from '../model/address.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import { parseDuration } from '../model/duration.ts'
-import type { Config, Filter, Policy, Server, Upstream } from '../model/types.ts'
+import type { Config, Filter, Policy, Server, Tls, Upstream } from '../model/types.ts'
 import { POLICY_DEFAULTS, ROUTE_DEFAULT } from '../model/types.ts'
 import { assertValidConfig } from '../model/validate.ts'
 import { Scheme } from './snapshot.ts'
-import type { CheckPlan, LimitsPlan, ListenerPlan, PassivePlan, RetryPlan, RoutePlan, RoutingSnapshot, SchemeMask, TargetRef, Tier } from './snapshot.ts'
+import type { CertFileRef, CheckPlan, LimitsPlan, TlsPlan, ListenerPlan, PassivePlan, RetryPlan, RoutePlan, RoutingSnapshot, SchemeMask, TargetRef, Tier } from './snapshot.ts'
 
 export { matchRoute } from './match.ts'
 
@@ -29,11 +29,25 @@ export function compile(cfg: Config, version: number): RoutingSnapshot {
       listen.key,
       Object.freeze({
         listen: Object.freeze({ key: listen.key, host: listen.host, port: listen.port }),
+        tls: server.tls === undefined ? null : tlsPlan(server.tls),
         routes: Object.freeze(orderRoutes(serverRoutes(server, targets))),
       }),
     )
   })
   return Object.freeze({ version, listeners, targets })
+}
+
+/** The CertEntry id of a pair of certificate files (src/tls/files.ts makes the entries). */
+export function certFileId(certFile: string, keyFile: string): string {
+  return `file:${certFile}\u0000${keyFile}`
+}
+
+/** HTTP/1.1 only; the protocol handlers the engine knows are in src/engine/tls/alpn.ts. */
+const ALPN: readonly string[] = Object.freeze(['http/1.1'])
+
+function tlsPlan(t: Tls): TlsPlan {
+  const files: CertFileRef[] = t.Certificates.map((c) => Object.freeze({ id: certFileId(c.CertFile, c.KeyFile), certFile: c.CertFile, keyFile: c.KeyFile }))
+  return Object.freeze({ files: Object.freeze(files), alpn: ALPN })
 }
 
 /** The server's own filter is route `default`, then its named routes, in config order. */

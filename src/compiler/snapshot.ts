@@ -98,8 +98,26 @@ export interface RoutePlan {
   limits: LimitsPlan
 }
 
+/** A certificate the listener serves from files: read and watched outside the engine, handed to it as a CertEntry with this id. */
+export interface CertFileRef {
+  /** `file:` + CertFile + NUL + KeyFile: the CertEntry.id the engine looks up. */
+  id: string
+  certFile: string
+  keyFile: string
+}
+
+/** TLS on a listener: which certificates it serves, which protocols it offers. */
+export interface TlsPlan {
+  /** The server's own certificates, in config order; the first is the default. */
+  files: readonly CertFileRef[]
+  /** ALPN protocols offered, in server preference order. */
+  alpn: readonly string[]
+}
+
 export interface ListenerPlan {
   listen: ListenAddress
+  /** null: plain HTTP. */
+  tls: TlsPlan | null
   /** Ordered by match precedence: exact hosts, then longest wildcard, then any host; longer PathPrefix first within each. */
   routes: readonly RoutePlan[]
 }

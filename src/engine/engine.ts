@@ -21,16 +21,31 @@ import type { CheckEvents } from '../health/checker.ts'
 import { HEALTH_NAMES, Health } from '../health/state.ts'
 import type { CheckState } from '../health/state.ts'
 import { EngineCtx } from './context.ts'
-import { Timer, drainConn, onDeadline, serve } from './http1/conn.ts'
+import { serve } from './accept.ts'
+import { Timer, drainConn, onDeadline } from './http1/conn.ts'
 import type { RouteRuntime } from './lb/pick.ts'
 import { buildRuntimes } from './lb/plan.ts'
 import type { ListenerRuntime } from './lb/plan.ts'
 import { Listener, bindServers } from './listener.ts'
-import type { CheckStats, EngineOptions, EngineStats } from './types.ts'
 import type { Traffic } from './meter.ts'
+import { CertSet } from './tls/certs.ts'
+import type { BuiltCert } from './tls/certs.ts'
+import { tlsRuntime } from './tls/sni.ts'
+import type { TlsRuntime } from './tls/sni.ts'
+import { TicketKeys } from './tls/tickets.ts'
+import type { CertEntry, CheckStats, EngineOptions, EngineStats } from './types.ts'
 import { readmit } from './upstream/passive.ts'
 
 const NO_SNAPSHOT: RoutingSnapshot = Object.freeze({ version: 0, listeners: new Map(), targets: new Map() })
+
+/** The TLS runtime of every TLS listener of `snap` with the certificates of `set`; throws E_TLS_CERT for a missing one. */
+function tlsRuntimes(snap: RoutingSnapshot, certs: CertSet, set?: ReadonlyMap<string, BuiltCert>): Map<string, TlsRuntime> {
+  const out = new Map<string, TlsRuntime>()
+  for (const [key, plan] of snap.listeners) {
+    if (plan.tls !== null) out.set(key, tlsRuntime(plan.tls, certs.resolve(plan.tls, key, set), () => certs.none()))
+  }
+  return out
+}
 
 function checkStats(cs: CheckState): CheckStats {
   return {
@@ -55,6 +70,8 @@ export class Engine {
   #sweeper: NodeJS.Timeout | null = null
   #stopping: Promise<void> | null = null
   readonly #tickMs: number
+  readonly #tickets: TicketKeys
+  readonly #certs: CertSet
 
   constructor(opts: EngineOptions) {
     this.#ctx = new EngineCtx(opts)
@@ -75,6 +92,22 @@ export class Engine {
     this.#checker = new Checker(events)
     const shortest = Math.min(opts.connectTimeoutMs, opts.headersTimeoutMs, opts.idleTimeoutMs, opts.responseTimeoutMs, opts.upstreamIdleMs)
     this.#tickMs = Math.max(10, Math.min(250, Math.floor(shortest / 4)))
+    this.#tickets = new TicketKeys(opts.ticketSecret)
+    this.#certs = new CertSet(this.#tickets.keyAt(Date.now()))
+  }
+
+  /**
+   * Replaces the certificates TLS listeners choose from (a renewed file, a
+   * new upload). Every entry is built first; one OpenSSL refuses, or a
+   * listener left without one it serves, throws E_TLS_CERT and changes
+   * nothing. New handshakes use the new set; established connections keep
+   * theirs.
+   */
+  setCertificates(entries: readonly CertEntry[]): void {
+    const next = this.#certs.build(entries)
+    const runtimes = this.#snap === null ? new Map<string, TlsRuntime>() : tlsRuntimes(this.#snap, this.#certs, next)
+    this.#certs.commit(next)
+    for (const [key, l] of this.#listeners) l.tls = runtimes.get(key) ?? null
   }
 
   /**
@@ -98,18 +131,21 @@ export class Engine {
     this.#checker.ensure(snap)
     const known = new Map(this.#routes)
     let runtimes: Map<string, ListenerRuntime>
+    let tls: Map<string, TlsRuntime>
     const fresh: Listener[] = []
     const checker = this.#checker
     try {
+      tls = tlsRuntimes(snap, this.#certs)
       runtimes = buildRuntimes(snap.listeners, ctx.registry, (key, probe) => checker.get(key, probe), known)
       for (const [key, rt] of runtimes) {
         if (this.#listeners.has(key)) continue
-        fresh.push(await this.#bind(key, rt))
+        fresh.push(await this.#bind(key, rt, tls.get(key) ?? null))
       }
     } catch (err) {
       for (const l of fresh) {
         void l.stopAccepting()
         for (const c of l.conns) c.sock.destroy()
+        for (const p of l.pending) p.abort()
       }
       ctx.registry.retireExcept(prevTargets)
       this.#checker.retainOnly(this.#snap ?? NO_SNAPSHOT)
@@ -122,7 +158,9 @@ export class Engine {
     }
     for (const [key, rt] of runtimes) {
       const l = this.#listeners.get(key)
-      if (l !== undefined) l.plan = rt
+      if (l === undefined) continue
+      l.plan = rt
+      l.tls = tls.get(key) ?? null
     }
     for (const l of fresh) this.#listeners.set(l.key, l)
     for (const [key, l] of this.#listeners) {
@@ -138,7 +176,7 @@ export class Engine {
     this.#startSweep()
   }
 
-  async #bind(key: string, rt: ListenerRuntime): Promise<Listener> {
+  async #bind(key: string, rt: ListenerRuntime, tls: TlsRuntime | null): Promise<Listener> {
     let servers
     try {
       servers = await bindServers(rt.plan.listen)
@@ -147,20 +185,23 @@ export class Engine {
       throw new BalancerError(ErrorCode.Listen, `cannot listen on ${key}: ${code}`, [{ path: key, message: code }])
     }
     const l = new Listener(key, servers, rt)
+    l.tls = tls
     const ctx = this.#ctx
     // Attached before anything else can run: a connection accepted now is served with this plan.
     for (const server of servers) {
       serve(server, l, ctx)
       server.on('error', (err) => ctx.opts.log.error({ listener: key, err }, 'listener error'))
     }
-    ctx.opts.log.info({ listener: key, port: l.port }, 'listening')
+    ctx.opts.log.info({ listener: key, port: l.port, tls: tls !== null }, 'listening')
     return l
   }
 
   #drain(l: Listener): void {
     void l.stopAccepting()
     for (const c of l.conns) drainConn(c)
-    if (l.conns.size === 0) return
+    // A handshake in progress has not sent a request yet: closed like an idle connection.
+    for (const p of l.pending) p.abort()
+    if (l.conns.size === 0 && l.pending.size === 0) return
     this.#draining.add(l)
     void l.whenEmpty().then(() => this.#draining.delete(l))
   }
@@ -195,7 +236,10 @@ export class Engine {
     })
     await Promise.race([empty, grace])
     clearTimeout(timer)
-    for (const l of all) for (const c of l.conns) c.sock.destroy()
+    for (const l of all) {
+      for (const c of l.conns) c.sock.destroy()
+      for (const p of l.pending) p.abort()
+    }
     await Promise.all(all.map((l) => l.stopAccepting()))
     ctx.registry.closeAllIdle()
     this.#listeners.clear()
@@ -210,7 +254,8 @@ export class Engine {
     const listeners = [...this.#listeners.values(), ...this.#draining].map((l) => ({
       key: l.key,
       port: l.port,
-      connections: l.conns.size,
+      tls: l.tls !== null,
+      connections: l.conns.size + l.pending.size,
       draining: l.draining,
     }))
     return {
@@ -270,9 +315,11 @@ export class Engine {
     for (const l of this.#listeners.values()) sweepConns(l, now)
     for (const l of this.#draining) sweepConns(l, now)
     ctx.registry.sweep(now, ctx.opts.log)
+    if (this.#tickets.due(now)) this.#certs.setTicketKey(this.#tickets.keyAt(now))
   }
 }
 
 function sweepConns(l: Listener, now: number): void {
   for (const c of l.conns) if (c.timer !== Timer.None && c.deadline <= now) onDeadline(c)
+  for (const p of l.pending) if (p.deadline <= now) p.abort()
 }

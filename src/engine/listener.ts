@@ -14,6 +14,16 @@ import type { ListenAddress } from '../compiler/snapshot.ts'
 import type { ClientConn } from './http1/conn.ts'
 import type { ListenerRuntime } from './lb/plan.ts'
 import { CODE_CLASSES } from './meter.ts'
+import type { TlsRuntime } from './tls/sni.ts'
+
+/**
+ * A connection not yet handed to a protocol: a TLS handshake in progress.
+ * The engine's sweep aborts it past its deadline; drain and shutdown abort it.
+ */
+export interface PendingConn {
+  deadline: number
+  abort(): void
+}
 
 /**
  * SO_REUSEPORT lets several balancer processes (or workers) accept on one
@@ -32,7 +42,15 @@ export class Listener {
   /** The bound port (the one the OS chose when 0 was asked). */
   readonly port: number
   plan: ListenerRuntime
+  /**
+   * The certificates and protocols of the current plan; null: plain HTTP.
+   * Read once per accepted connection, so a listener turned to TLS (or back)
+   * keeps its socket and its existing connections, and serves new ones the
+   * new way.
+   */
+  tls: TlsRuntime | null = null
   readonly conns = new Set<ClientConn>()
+  readonly pending = new Set<PendingConn>()
   /** Removed by a snapshot or shutting down: no longer accepting, connections close after their response. */
   draining = false
   /** Settles when the server has stopped accepting and every connection is gone. */
@@ -62,7 +80,16 @@ export class Listener {
 
   remove(conn: ClientConn): void {
     this.conns.delete(conn)
-    if (this.conns.size === 0 && this.#emptyWaiters.length > 0) {
+    this.#checkEmpty()
+  }
+
+  removePending(p: PendingConn): void {
+    this.pending.delete(p)
+    this.#checkEmpty()
+  }
+
+  #checkEmpty(): void {
+    if (this.conns.size === 0 && this.pending.size === 0 && this.#emptyWaiters.length > 0) {
       const ws = this.#emptyWaiters
       this.#emptyWaiters = []
       for (const w of ws) w()
@@ -71,7 +98,7 @@ export class Listener {
 
   /** Resolves once no client connection is left. */
   whenEmpty(): Promise<void> {
-    if (this.conns.size === 0) return Promise.resolve()
+    if (this.conns.size === 0 && this.pending.size === 0) return Promise.resolve()
     return new Promise((resolve) => this.#emptyWaiters.push(resolve))
   }
 }

@@ -29,6 +29,13 @@ export interface EngineOptions {
   maxIdlePerUpstream: number
   /** A request body up to this size is kept so the request can be retried on another upstream. Default 65536. */
   retryBodyBytes: number
+  /**
+   * Secret (hex) the TLS session ticket keys are derived from, rotated every
+   * hour (tls/tickets.ts). Engines given the same secret resume each
+   * other's sessions: the workers of one balancer share one. '' = a random
+   * secret of this engine's own.
+   */
+  ticketSecret: string
   log: EngineLog
   /** Where access log lines go; null (the default) logs nothing and costs nothing per request. */
   accessLog?: AccessLogSink | null
@@ -46,6 +53,21 @@ export interface AccessLogSink {
   write(line: string): void
 }
 
+/**
+ * A certificate the engine may serve, as PEM, handed over with
+ * setCertificates(). Wire-safe (plain strings): workers receive them over IPC.
+ * Whoever builds them has already checked them (src/tls/).
+ */
+export interface CertEntry {
+  /** TlsPlan's reference to it: `file:<cert>\0<key>` (compiler's certFileId). */
+  id: string
+  /** The certificate, then its chain. */
+  cert: string
+  key: string
+  /** DNS names it covers, lower-case (`*.example.com` for a wildcard): what SNI selects it by. */
+  names: readonly string[]
+}
+
 export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'log'> = {
   connectTimeoutMs: 5000,
   headersTimeoutMs: 10000,
@@ -55,6 +77,7 @@ export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'log'> = {
   maxHeaderBytes: 32768,
   maxIdlePerUpstream: 4096,
   retryBodyBytes: 65536,
+  ticketSecret: '',
 }
 
 export interface UpstreamStats {
@@ -102,6 +125,8 @@ export interface CheckStats {
 
 export interface ListenerStats {
   key: string
+  /** The address speaks TLS (set by every engine; optional for stats built by hand). */
+  tls?: boolean
   /** Bound port (useful when 0 was asked). */
   port: number
   connections: number

@@ -3,7 +3,7 @@
 // order or extra properties the objects in memory have.
 
 import { createHash } from 'node:crypto'
-import type { Config, Filter, Policy, Route, Server, Upstream } from './types.ts'
+import type { Config, Filter, Policy, Route, Server, Tls, Upstream } from './types.ts'
 
 function upstream(u: Upstream): Upstream {
   return { Target: u.Target, Port: u.Port, Priority: u.Priority, Weight: u.Weight }
@@ -26,6 +26,11 @@ export function policyOf(p: Policy, owner: 'server' | 'route'): Policy {
   return out
 }
 
+/** A copy of a server's `tls` group, fields in declared order. */
+export function tlsOf(t: Tls): Tls {
+  return { Certificates: t.Certificates.map((c) => ({ CertFile: c.CertFile, KeyFile: c.KeyFile })) }
+}
+
 function route(r: Route): Route {
   return { name: r.name, filter: filter(r.filter), upstreams: r.upstreams.map(upstream), fallbacks: r.fallbacks.map(upstream), ...policyOf(r, 'route') }
 }
@@ -33,6 +38,7 @@ function route(r: Route): Route {
 function server(s: Server): Server {
   return {
     address: s.address,
+    ...(s.tls === undefined ? {} : { tls: tlsOf(s.tls) }),
     filter: filter(s.filter),
     upstreams: s.upstreams.map(upstream),
     fallbacks: s.fallbacks.map(upstream),

@@ -31,7 +31,7 @@ import { listenConflict, parseListenAddress } from './address.ts'
 import type { Problem } from './errors.ts'
 import { BalancerError } from './errors.ts'
 import { normalizeServer } from './normalize.ts'
-import { policyOf } from './canonical.ts'
+import { policyOf, tlsOf } from './canonical.ts'
 import type { PolicyGroup } from './policy.ts'
 import { POLICY_GROUPS, defaultsOf } from './policy.ts'
 import type { Config, Filter, Policy, Route, Server, Upstream } from './types.ts'
@@ -294,6 +294,7 @@ function copyFilter(f: Filter): Filter {
 function copyServer(s: Server): Server {
   return {
     address: s.address,
+    ...(s.tls === undefined ? {} : { tls: tlsOf(s.tls) }),
     filter: copyFilter(s.filter),
     upstreams: s.upstreams.map(copyUpstream),
     fallbacks: s.fallbacks.map(copyUpstream),

@@ -15,11 +15,12 @@ import type { Found } from './fields.ts'
 import { describeValue, isMissing, isPlainObject, joinPath, readFields, readInt, readString } from './fields.ts'
 import { POLICY_GROUPS, readGroup, readPolicy } from './policy.ts'
 import type { PolicyGroup } from './policy.ts'
+import { readTls } from './tls.ts'
 
 const UPSTREAM_FIELDS = ['Target', 'Port', 'Priority', 'Weight'] as const
 const FILTER_FIELDS = ['Hosts', 'Schemes', 'PathPrefix'] as const
 const ROUTE_FIELDS = ['name', 'filter', 'upstreams', 'fallbacks', ...POLICY_GROUPS] as const
-const SERVER_FIELDS = ['address', 'filter', 'upstreams', 'fallbacks', 'routes', ...POLICY_GROUPS] as const
+const SERVER_FIELDS = ['address', 'filter', 'upstreams', 'fallbacks', 'routes', ...POLICY_GROUPS, 'tls'] as const
 
 const ROUTE_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/
 
@@ -87,8 +88,10 @@ function readServer(raw: unknown, path: string, problems: Problem[]): Server {
     const parsed = parseListenAddress(address)
     if ('error' in parsed) problems.push({ path: f.address.path, message: parsed.error })
   }
+  const tls = readTls(f.tls, problems)
   return {
     address,
+    ...(tls === undefined ? {} : { tls }),
     filter: readFilter(f.filter?.value, f.filter?.path ?? joinPath(path, 'filter'), problems),
     upstreams: readUpstreamList(f.upstreams, problems),
     fallbacks: readUpstreamList(f.fallbacks, problems),

@@ -113,6 +113,23 @@ export interface Route extends Policy {
   fallbacks: Upstream[]
 }
 
+/** A certificate chain and its private key, as PEM files on the balancer's host. */
+export interface CertFiles {
+  /** The certificate, then its intermediates (leaf first). Relative paths resolve against the working directory. */
+  CertFile: string
+  /** The private key of the first certificate in CertFile. */
+  KeyFile: string
+}
+
+/**
+ * TLS on a server's address (src/model/tls.ts has the bounds). Present, even
+ * empty (`{}`), the address speaks HTTPS; absent, plain HTTP.
+ */
+export interface Tls {
+  /** Certificate files; the first is the default (no SNI, or a name no certificate covers). */
+  Certificates: CertFiles[]
+}
+
 /**
  * A listening address with its default route (the seed's single-filter form)
  * and any number of extra named routes.
@@ -120,6 +137,8 @@ export interface Route extends Policy {
 export interface Server extends Policy {
   /** As written by the user: `:8080`, `0.0.0.0:80`, `127.0.0.1:8080`, `[::1]:8080`. */
   address: string
+  /** Absent: plain HTTP. */
+  tls?: Tls
   filter: Filter
   upstreams: Upstream[]
   fallbacks: Upstream[]

@@ -20,7 +20,7 @@
 import { fork } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import type { RoutingSnapshot } from '../compiler/snapshot.ts'
-import type { EngineStats } from '../engine/types.ts'
+import type { CertEntry, EngineStats } from '../engine/types.ts'
 import type { Config } from '../model/types.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import type { Logger } from '../observability/log.ts'
@@ -97,6 +97,8 @@ export class WorkerGroup {
   /** The last config every serving worker applied, and its version: what a replacement starts with. */
   #current: { config: Config; version: number } | null = null
   #seq = 0
+  /** The certificates every worker holds: sent to each, and to a replacement before its first apply. */
+  #certs: CertEntry[] = []
   #stopping = false
   #stopped: Promise<void> | null = null
   #refusing: Promise<void> | null = null
@@ -112,6 +114,12 @@ export class WorkerGroup {
   async start(): Promise<void> {
     await Promise.all(this.#slots.map((s) => this.#spawn(s)))
     for (const s of this.#slots) s.serving = true
+  }
+
+  /** Sends the certificates to every worker; the IPC channel keeps them ahead of any apply sent after. */
+  setCertificates(entries: readonly CertEntry[]): void {
+    this.#certs = [...entries]
+    for (const s of this.#slots) s.proc?.send({ t: 'certs', certs: this.#certs } satisfies ToWorker)
   }
 
   apply(snap: RoutingSnapshot, config: Config): Promise<void> {
@@ -200,6 +208,7 @@ export class WorkerGroup {
     proc.once('exit', (code, signal) => this.#onExit(s, proc, code, signal))
     const o = this.#o
     proc.send({ t: 'init', id: s.id, logLevel: o.logLevel, engine: o.engine, statsMs: o.statsMs ?? 500, graceMs: o.graceMs, accessLog: o.accessLog ?? null } satisfies ToWorker)
+    if (this.#certs.length > 0) proc.send({ t: 'certs', certs: this.#certs } satisfies ToWorker)
     return ready
   }
 

@@ -8,7 +8,7 @@
 
 import type { Config } from '../model/types.ts'
 import type { Problem } from '../model/errors.ts'
-import type { EngineOptions, EngineStats } from '../engine/types.ts'
+import type { CertEntry, EngineOptions, EngineStats } from '../engine/types.ts'
 import type { Traffic } from '../engine/meter.ts'
 
 export type WorkerEngineOptions = Omit<EngineOptions, 'log' | 'accessLog'>
@@ -41,6 +41,8 @@ export type ToWorker =
   | { t: 'drain'; key: string; on: boolean }
   /** Apply this config as snapshot `version`; answered by `applied` or `refused` with the same seq. */
   | { t: 'apply'; seq: number; config: Config; version: number }
+  /** The certificates TLS listeners choose from (before the apply that needs them); not answered. */
+  | { t: 'certs'; certs: CertEntry[] }
   /** Go back to the snapshot served before apply `seq` (another worker refused it); answered by `applied`. */
   | { t: 'rollback'; seq: number }
   /** Stop accepting (answered by `refusing`), drain within graceMs, exit 0. */

@@ -70,6 +70,16 @@ async function onMessage(m: ToWorker): Promise<void> {
       }
       return
     }
+    case 'certs': {
+      if (engine === null) throw new Error('certs before init')
+      try {
+        engine.setCertificates(m.certs)
+      } catch (err) {
+        // The primary checked them; an apply needing a missing one is refused and says so.
+        log?.error({ err }, 'certificates refused')
+      }
+      return
+    }
     case 'rollback': {
       if (engine === null) throw new Error('rollback before init')
       if (before !== null && before.seq === m.seq) {

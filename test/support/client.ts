@@ -6,6 +6,8 @@ import { Agent, request as httpReq } from 'node:http'
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
 import { connect } from 'node:net'
 import type { Socket } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
+import type { ConnectionOptions } from 'node:tls'
 import { parseResponse, parseResponses } from './responses.ts'
 import type { ParsedResponse } from './responses.ts'
 
@@ -108,6 +110,18 @@ export class RawClient {
       const s = connect({ port, host })
       s.once('error', rej)
       s.once('connect', () => {
+        s.off('error', rej)
+        res(new RawClient(s))
+      })
+    })
+  }
+
+  /** A TLS connection (tls.connect options: ca, servername, ALPNProtocols, session, ...), resolved after the handshake. */
+  static connectTls(port: number, opts: ConnectionOptions = {}, host = '127.0.0.1'): Promise<RawClient> {
+    return new Promise((res, rej) => {
+      const s = tlsConnect({ port, host, ...opts })
+      s.once('error', rej)
+      s.once('secureConnect', () => {
         s.off('error', rej)
         res(new RawClient(s))
       })

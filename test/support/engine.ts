@@ -3,7 +3,7 @@
 
 import { Engine } from '../../src/engine/engine.ts'
 import { DEFAULT_ENGINE_OPTIONS } from '../../src/engine/types.ts'
-import type { EngineLog, EngineOptions } from '../../src/engine/types.ts'
+import type { CertEntry, EngineLog, EngineOptions } from '../../src/engine/types.ts'
 import type { RoutingSnapshot } from '../../src/compiler/snapshot.ts'
 
 const print = process.env.ENGINE_TEST_LOG === '1'
@@ -24,8 +24,10 @@ export interface StartedEngine {
   stop(): Promise<void>
 }
 
-export async function startEngine(snap: RoutingSnapshot, opts: EngineTestOptions = {}): Promise<StartedEngine> {
+/** certs: what the snapshot's TLS listeners serve (given to the engine before the snapshot). */
+export async function startEngine(snap: RoutingSnapshot, opts: EngineTestOptions = {}, certs: readonly CertEntry[] = []): Promise<StartedEngine> {
   const engine = new Engine({ ...DEFAULT_ENGINE_OPTIONS, log: silentLog, ...opts })
+  if (certs.length > 0) engine.setCertificates(certs)
   await engine.apply(snap)
   const portOf = (key: string): number => {
     const p = engine.boundPort(key)

@@ -5,7 +5,7 @@
 
 import { Scheme } from '../../src/compiler/snapshot.ts'
 import type { CheckPlan, LimitsPlan, ListenerPlan, PassivePlan, RetryPlan, RoutePlan, RoutingSnapshot, SchemeMask, TargetRef, Tier } from '../../src/compiler/snapshot.ts'
-import { DEFAULT_PLANS } from '../../src/compiler/compile.ts'
+import { DEFAULT_PLANS, certFileId } from '../../src/compiler/compile.ts'
 
 export interface TargetSpec {
   host: string
@@ -33,6 +33,8 @@ export interface ListenerSpec {
   /** Loopback address to bind; port 0 unless given. Default 127.0.0.1. */
   host?: string
   port?: number
+  /** TLS with these certificate files (their CertEntry ids: certFileId); absent: plain HTTP. */
+  tls?: Array<{ certFile: string; keyFile: string }>
   routes: RouteSpec[]
 }
 
@@ -58,7 +60,8 @@ export function snapshotWith(listeners: ListenerSpec[], version: number): Routin
     const key = listenKey(host, port)
     if (plans.has(key)) throw new Error(`snapshot builder: listener ${key} given twice`)
     const routes = l.routes.map((r, i) => routePlan(key, r, i, targets))
-    plans.set(key, Object.freeze({ listen: Object.freeze({ key, host, port }), routes: Object.freeze(orderRoutes(routes)) }))
+    const tls = l.tls === undefined ? null : Object.freeze({ files: Object.freeze(l.tls.map((f) => Object.freeze({ id: certFileId(f.certFile, f.keyFile), ...f }))), alpn: Object.freeze(['http/1.1']) })
+    plans.set(key, Object.freeze({ listen: Object.freeze({ key, host, port }), tls, routes: Object.freeze(orderRoutes(routes)) }))
   }
   return Object.freeze({ version, listeners: plans, targets })
 }

@@ -11,6 +11,7 @@ import type { AdminContext } from '../context.ts'
 import { exists, findServer, notFound, requireServer, withServer, withoutServer } from '../edits.ts'
 import { checkIfMatch, sendTagged } from '../etag.ts'
 import { membersStatus, serverRoutesOf } from '../live.ts'
+import { checkServerFiles } from '../../tls/files.ts'
 
 interface ServerParams {
   address: string
@@ -19,6 +20,7 @@ interface ServerParams {
 export function serverRoutes(app: FastifyInstance, ctx: AdminContext): void {
   app.post('/server', async (req, reply) => {
     const server = normalizeServer(withoutStatus(req.body ?? {}), 'body')
+    await checkServerFiles(server.tls, 'body')
     const ifMatch = ifMatchHeader(req.headers)
     await commit(ctx, (cfg) => {
       const existing = findServer(cfg, server.address)
@@ -41,6 +43,7 @@ export function serverRoutes(app: FastifyInstance, ctx: AdminContext): void {
   app.put<{ Params: ServerParams }>('/server/:address', async (req, reply) => {
     const { address } = req.params
     const server = serverFromBody(req.body, address)
+    await checkServerFiles(server.tls, 'body')
     const ifMatch = ifMatchHeader(req.headers)
     let created = false
     await commit(ctx, (cfg) => {

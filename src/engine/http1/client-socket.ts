@@ -52,14 +52,16 @@ export interface ClientSink<O> {
   close(owner: O): void
 }
 
-interface Req {
+/** A native write or shutdown request (WriteWrap, ShutdownWrap). */
+export interface Req {
   handle: Handle
   oncomplete: (this: Req, status: number) => void
   buffer: Buffer | Buffer[] | null
   bytes: number
 }
 
-interface Handle {
+/** A libuv stream handle as the bindings expose it (TCPWrap; TLSWrap has the same stream calls). */
+export interface Handle {
   onread: ((this: Handle) => void) | null
   readStart(): number
   readStop(): number
@@ -73,7 +75,7 @@ interface Handle {
   setKeepAlive(on: boolean, delaySecs: number): number
 }
 
-interface Bindings {
+export interface Bindings {
   WriteWrap: new () => Req
   ShutdownWrap: new () => Req
   state: Int32Array
@@ -390,11 +392,11 @@ export class RawClientSocket<O> implements ClientSocket {
 }
 
 /**
- * Makes `server` (listening) hand each accepted connection to `onSocket`
- * as a RawClientSocket instead of building a net.Socket. False when raw
- * handles are off or the server's handle is not what this module knows.
+ * Makes `server` (listening) hand each accepted TCP handle to `onHandle`
+ * instead of building a net.Socket. False when raw handles are off or the
+ * server's handle is not what this module knows.
  */
-export function acceptRaw<O>(server: Server, sink: ClientSink<O>, onSocket: (sock: RawClientSocket<O>) => void): boolean {
+export function acceptHandles(server: Server, onHandle: (handle: Handle) => void): boolean {
   if (!enabled) return false
   const listening = (server as unknown as { _handle: { onconnection?: unknown; setNoDelay?: unknown } | null })._handle
   if (listening === null || typeof listening.onconnection !== 'function') return false
@@ -407,7 +409,21 @@ export function acceptRaw<O>(server: Server, sink: ClientSink<O>, onSocket: (soc
       return
     }
     if (!inherited) handle.setNoDelay(true)
-    onSocket(new RawClientSocket(handle, sink))
+    onHandle(handle)
   }
   return true
+}
+
+/**
+ * Makes `server` (listening) hand each accepted connection to `onSocket`
+ * as a RawClientSocket instead of building a net.Socket. False when raw
+ * handles are off or the server's handle is not what this module knows.
+ */
+export function acceptRaw<O>(server: Server, sink: ClientSink<O>, onSocket: (sock: RawClientSocket<O>) => void): boolean {
+  return acceptHandles(server, (handle) => onSocket(new RawClientSocket(handle, sink)))
+}
+
+/** The stream bindings the raw sockets use, or null where this Node's differ (then nothing here is used). */
+export function streamBindings(): Bindings | null {
+  return enabled ? B : null
 }

@@ -9,7 +9,7 @@
 //                            |  \--101--> Tunnel
 //                            \--close needed--> Closing (FIN sent, input discarded)
 
-import type { Server, Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import type { EngineCtx } from '../context.ts'
 import type { RouteRuntime } from '../lb/pick.ts'
 import type { Listener } from '../listener.ts'
@@ -21,8 +21,8 @@ import { pumpBody } from './body.ts'
 import { ChunkDecoder } from './chunked.ts'
 import { connectTimedOut, leaveQueue, responseTimedOut } from './exchange.ts'
 import { HeadScan, RequestHead, ResponseHead } from './parse.ts'
-import type { ClientSink, ClientSocket, RawClientSocket } from './client-socket.ts'
-import { acceptRaw } from './client-socket.ts'
+import type { ClientSink, ClientSocket, Handle } from './client-socket.ts'
+import { RawClientSocket } from './client-socket.ts'
 import { isShared } from './input.ts'
 import { readHeads } from './request.ts'
 import { tunnelClientClosed, tunnelClientEnded, tunnelFromClient } from './tunnel.ts'
@@ -45,6 +45,8 @@ export class ClientConn {
   readonly ctx: EngineCtx
   readonly listener: Listener
   readonly clientIp: string
+  /** The connection arrived over TLS: the request's scheme is https. */
+  readonly tls: boolean
   state: number = St.Head
   /** Unconsumed input from `off`; null when everything read has been consumed. */
   buf: Buffer | null = null
@@ -124,10 +126,11 @@ export class ClientConn {
   /** The client socket is corked for the rest of the current upstream read (relay.ts). */
   corked = false
 
-  constructor(sock: ClientSocket, ip: string, listener: Listener, ctx: EngineCtx) {
+  constructor(sock: ClientSocket, ip: string, listener: Listener, ctx: EngineCtx, tls: boolean) {
     this.sock = sock
     this.ctx = ctx
     this.listener = listener
+    this.tls = tls
     this.clientIp = ip.startsWith('::ffff:') ? ip.slice(7) : ip
     this.reqChunk = new ChunkDecoder(ctx.opts.maxHeaderBytes)
     this.resChunk = new ChunkDecoder(ctx.opts.maxHeaderBytes)
@@ -183,32 +186,39 @@ function onSocketClose(this: Socket): void {
   onClose(conn)
 }
 
-/** Serves the clients `server` accepts on `listener`: on raw handles where this Node allows it, else on net.Sockets. */
-export function serve(server: Server, listener: Listener, ctx: EngineCtx): void {
-  if (acceptRaw(server, SINK, (sock) => acceptRawSocket(sock, listener, ctx))) return
-  server.on('connection', (sock: Socket) => acceptSocket(sock, listener, ctx))
+/** A plain client on a raw handle (accept.ts hands it over). */
+export function acceptRawHandle(handle: Handle, listener: Listener, ctx: EngineCtx): void {
+  const sock = new RawClientSocket(handle, SINK)
+  sock.start(admit(sock, sock.remoteAddress(), listener, ctx, false))
 }
 
 /** A new connection on `listener`: counted, and given the first-request timeout. */
-function admit(sock: ClientSocket, ip: string, listener: Listener, ctx: EngineCtx): ClientConn {
-  const conn = new ClientConn(sock, ip, listener, ctx)
+function admit(sock: ClientSocket, ip: string, listener: Listener, ctx: EngineCtx, tls: boolean): ClientConn {
+  const conn = new ClientConn(sock, ip, listener, ctx, tls)
   listener.add(conn)
   ctx.now = Date.now()
   arm(conn, Timer.Idle, ctx.opts.headersTimeoutMs)
   return conn
 }
 
-function acceptRawSocket(sock: RawClientSocket<ClientConn>, listener: Listener, ctx: EngineCtx): void {
-  sock.start(admit(sock, sock.remoteAddress(), listener, ctx))
-}
-
-function acceptSocket(sock: Socket, listener: Listener, ctx: EngineCtx): void {
-  ;(sock as unknown as Record<symbol, ClientConn | null>)[CONN] = admit(sock, sock.remoteAddress ?? '', listener, ctx)
+/** A client on a net.Socket (the fallback where raw handles are unavailable), or on a tls.TLSSocket after its handshake. */
+export function acceptSocket(sock: Socket, listener: Listener, ctx: EngineCtx, tls = false): void {
+  ;(sock as unknown as Record<symbol, ClientConn | null>)[CONN] = admit(sock, sock.remoteAddress ?? '', listener, ctx, tls)
   sock.on('data', onSocketData)
   sock.on('end', onSocketEnd)
   sock.on('drain', onSocketDrain)
   sock.on('error', ignoreError)
   sock.on('close', onSocketClose)
+}
+
+/** An HTTP/1.1 client on a raw TLS socket whose handshake just completed (tls/alpn.ts). */
+export function acceptTlsSocket(sock: TlsSocketLike, ip: string, listener: Listener, ctx: EngineCtx): void {
+  sock.start(admit(sock, ip, listener, ctx, true), SINK)
+}
+
+/** What acceptTlsSocket needs of tls/socket.ts's TlsClientSocket (this module does not import the TLS code). */
+export interface TlsSocketLike extends ClientSocket {
+  start<O>(owner: O, sink: ClientSink<O>): void
 }
 
 export function arm(conn: ClientConn, timer: number, ms: number): void {

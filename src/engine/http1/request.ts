@@ -15,6 +15,7 @@ import { requestIdOf } from './request-id.ts'
 import type { RequestHead } from './parse.ts'
 
 const XFP_HTTP = 'x-forwarded-proto: http\r\n'
+const XFP_HTTPS = 'x-forwarded-proto: https\r\n'
 
 /** Reads and dispatches heads while requests complete synchronously (local responses); never recurses. */
 export function readHeads(conn: ClientConn): void {
@@ -134,11 +135,11 @@ function dispatch(conn: ClientConn, buf: Buffer): void {
 
   const lr = conn.listener.plan
   const path = lr.anyPath ? '' : h.pathStart === h.pathEnd ? '/' : buf.latin1Slice(h.pathStart, h.pathEnd)
-  const route = matchRoute(lr.plan, routingHost(buf, h), path, Scheme.Http)
+  const route = matchRoute(lr.plan, routingHost(buf, h), path, conn.tls ? Scheme.Https : Scheme.Http)
   if (route === null) return respond(conn, 404)
   conn.route = lr.routes[lr.plan.routes.indexOf(route)] ?? null
   if (conn.route === null) return respond(conn, 404)
-  conn.outHead = requestHead(buf, h, conn.clientIp, XFP_HTTP, conn.upgrade, conn.bodyKind === BodyKind.Chunked, conn.requestId)
+  conn.outHead = requestHead(buf, h, conn.clientIp, conn.tls ? XFP_HTTPS : XFP_HTTP, conn.upgrade, conn.bodyKind === BodyKind.Chunked, conn.requestId)
   conn.hostless = hostless(h)
   startExchange(conn)
 }

@@ -1,0 +1,39 @@
+// The protocol hook: after its handshake, a TLS connection goes to the
+// handler of the protocol the client and the listener agreed on by ALPN. A
+// client that offers no ALPN speaks HTTP/1.1.
+//
+// To add a protocol (HTTP/2): put its ALPN name in the listener's offer
+// (TlsPlan.alpn, made by the compiler, in preference order) and its handler
+// here. A handler owns the connection from then on: it must track it in the
+// listener (for drain and shutdown) and close it. The raw socket
+// (socket.ts) is a ClientSocket whose start(owner, sink) directs its reads,
+// end, drain and close to the handler; where the raw bindings are missing
+// (fallback.ts) the handler gets the tls.TLSSocket, a net.Socket.
+
+import type { TLSSocket } from 'node:tls'
+import type { EngineCtx } from '../context.ts'
+import { acceptSocket, acceptTlsSocket } from '../http1/conn.ts'
+import type { Listener } from '../listener.ts'
+import type { TlsClientSocket } from './socket.ts'
+
+export interface ProtocolHandler {
+  /** A raw TLS socket whose handshake completed; `ip` is the client's address. */
+  raw(sock: TlsClientSocket, ip: string, listener: Listener, ctx: EngineCtx): void
+  /** A tls.TLSSocket whose handshake completed (fallback.ts). */
+  socket(sock: TLSSocket, listener: Listener, ctx: EngineCtx): void
+}
+
+export const HTTP1 = 'http/1.1'
+
+const http1: ProtocolHandler = {
+  raw: acceptTlsSocket,
+  socket: (sock, listener, ctx) => acceptSocket(sock, listener, ctx, true),
+}
+
+/** By ALPN protocol name. */
+export const PROTOCOLS: ReadonlyMap<string, ProtocolHandler> = new Map([[HTTP1, http1]])
+
+/** The handler for what ALPN agreed on ('' or false: none offered, HTTP/1.1); undefined for a protocol nobody handles. */
+export function handlerFor(protocol: string | false | null): ProtocolHandler | undefined {
+  return PROTOCOLS.get(protocol === false || protocol === null || protocol === '' ? HTTP1 : protocol)
+}

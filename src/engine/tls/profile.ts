@@ -1,0 +1,59 @@
+// The TLS settings every listener gets: Mozilla's "intermediate" server
+// profile (TLS 1.2 and 1.3; ECDHE key exchange with AES-GCM and
+// ChaCha20-Poly1305; X25519, P-256, P-384; the client's cipher order), with
+// renegotiation refused. The profile's DHE suites are left out, as its
+// later revisions do: they would need a DH group per context, and every
+// client that has them also has ECDHE.
+//
+// A certificate's SecureContext is built once, when its certificate arrives
+// (setCertificates), never per handshake; the ticket key is set on it then
+// and again at every rotation (tickets.ts).
+
+import { constants } from 'node:crypto'
+import { createSecureContext } from 'node:tls'
+import type { SecureContext } from 'node:tls'
+
+export const PROFILE = Object.freeze({
+  minVersion: 'TLSv1.2',
+  maxVersion: 'TLSv1.3',
+  // TLS 1.3 suites (TLS_*), then TLS 1.2 ones: Node hands each kind to its own OpenSSL call.
+  ciphers: [
+    'TLS_AES_128_GCM_SHA256',
+    'TLS_AES_256_GCM_SHA384',
+    'TLS_CHACHA20_POLY1305_SHA256',
+    'ECDHE-ECDSA-AES128-GCM-SHA256',
+    'ECDHE-RSA-AES128-GCM-SHA256',
+    'ECDHE-ECDSA-AES256-GCM-SHA384',
+    'ECDHE-RSA-AES256-GCM-SHA384',
+    'ECDHE-ECDSA-CHACHA20-POLY1305',
+    'ECDHE-RSA-CHACHA20-POLY1305',
+  ].join(':'),
+  ecdhCurve: 'X25519:prime256v1:secp384r1',
+  honorCipherOrder: false,
+  // No renegotiation at all (a client's attempt gets a no_renegotiation
+  // alert); compression is off in OpenSSL 3 already, stated here anyway (CRIME).
+  secureOptions: constants.SSL_OP_NO_RENEGOTIATION | constants.SSL_OP_NO_COMPRESSION,
+} as const)
+
+/**
+ * How long a session ticket is offered for (seconds). Keys rotate every hour
+ * (tickets.ts), so a ticket resumes until the next rotation at the latest.
+ */
+export const SESSION_SECONDS = 3600
+
+/**
+ * A server context for one certificate chain and key (PEM); throws what
+ * OpenSSL says about them (a key that does not match, garbage). With
+ * cert and key null: a context with no certificate, for a listener that has
+ * none yet; its handshakes fail with an alert.
+ */
+export function serverContext(cert: string | null, key: string | null, ticketKey: Buffer): SecureContext {
+  const sc = createSecureContext({ ...PROFILE, ...(cert === null || key === null ? {} : { cert, key }), sessionTimeout: SESSION_SECONDS })
+  ;(sc.context as NativeContext).setTicketKeys(ticketKey)
+  return sc
+}
+
+/** The native SecureContext inside a tls.SecureContext: what a TLS handle is created with. */
+export interface NativeContext {
+  setTicketKeys(keys: Buffer): void
+}

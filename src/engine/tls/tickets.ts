@@ -1,0 +1,39 @@
+// Session ticket keys: derived from a secret and the current hour, so every
+// engine given the same secret (the workers of one balancer) encrypts and
+// decrypts tickets with the same key without talking to the others, and the
+// key changes every hour everywhere at once (forward secrecy of resumed
+// sessions is bounded by the hour). OpenSSL holds one key per context: a
+// ticket issued before a rotation is refused after it and that client does
+// a full handshake, at most once an hour.
+//
+// 48 bytes (OpenSSL's name, HMAC and AES parts): HMAC-SHA-384 of the hour.
+
+import { createHmac, randomBytes } from 'node:crypto'
+
+export const ROTATE_MS = 3_600_000
+
+export class TicketKeys {
+  readonly #secret: Buffer
+  #epoch = -1
+  #key: Buffer = Buffer.alloc(48)
+
+  /** secretHex: '' gives a random secret (this engine alone resumes its sessions). */
+  constructor(secretHex: string) {
+    this.#secret = secretHex === '' ? randomBytes(32) : Buffer.from(secretHex, 'hex')
+  }
+
+  /** The key for the hour `now` falls in. */
+  keyAt(now: number): Buffer {
+    const epoch = Math.floor(now / ROTATE_MS)
+    if (epoch !== this.#epoch) {
+      this.#epoch = epoch
+      this.#key = createHmac('sha384', this.#secret).update(`balancer session ticket key ${epoch}`).digest()
+    }
+    return this.#key
+  }
+
+  /** True when `now` is in another hour than the last key given: the caller sets the new key everywhere. */
+  due(now: number): boolean {
+    return Math.floor(now / ROTATE_MS) !== this.#epoch
+  }
+}

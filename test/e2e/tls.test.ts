@@ -1,0 +1,184 @@
+// HTTPS through the real balancer process with two workers: a server with
+// certificate files created through the API (the body the benchmark sends),
+// refused certificates with a clear error and nothing stored, session
+// tickets that resume on either worker, and a certificate file renewed
+// while wrk keeps a TLS keep-alive load on (no request fails), or replaced
+// by a broken one (the last good one keeps serving).
+
+import { spawn } from 'node:child_process'
+import { copyFileSync, renameSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { connect as tlsConnect } from 'node:tls'
+import type { PeerCertificate } from 'node:tls'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { TestCa } from '../support/certs.ts'
+import type { IssuedCert } from '../support/certs.ts'
+import { httpUpstream } from '../support/upstream.ts'
+import type { HttpUpstream } from '../support/upstream.ts'
+import { within } from '../support/poll.ts'
+import { freePort, startBalancer, tempDir, until } from './harness.ts'
+import type { Running } from './harness.ts'
+
+let ca: TestCa
+let good: IssuedCert
+let up: HttpUpstream
+let bal: Running
+let port: number
+let dir: string
+/** The files the server names; tests rewrite them. */
+let certFile: string
+let keyFile: string
+
+async function api(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+  const res = await fetch(`${bal.api}${path}`, { method, ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }) })
+  const text = await res.text()
+  return { status: res.status, json: text === '' ? null : JSON.parse(text) }
+}
+
+function peer(servername = 'main.test'): Promise<{ cert: PeerCertificate; reused: boolean }> {
+  return within(
+    new Promise((resolve, reject) => {
+      const s = tlsConnect({ port, host: '127.0.0.1', ca: ca.caPem, servername })
+      s.once('error', reject)
+      s.once('secureConnect', () => {
+        resolve({ cert: s.getPeerCertificate(), reused: s.isSessionReused() })
+        s.destroy()
+      })
+    }),
+    5000,
+    'handshake',
+  )
+}
+
+function run(cmd: string, args: string[], ms: number): Promise<{ code: number | null; out: string }> {
+  return within(
+    new Promise((resolve, reject) => {
+      const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+      let out = ''
+      p.stdout.on('data', (d: Buffer) => (out += d.toString()))
+      p.stderr.on('data', (d: Buffer) => (out += d.toString()))
+      p.once('error', reject)
+      p.once('close', (code) => resolve({ code, out }))
+    }),
+    ms,
+    cmd,
+  )
+}
+
+beforeAll(async () => {
+  ca = new TestCa()
+  good = ca.issue(['main.test', '127.0.0.1'])
+  dir = tempDir()
+  certFile = join(dir, 'site.pem')
+  keyFile = join(dir, 'site.key')
+  copyFileSync(good.certFile, certFile)
+  copyFileSync(good.keyFile, keyFile)
+  up = await httpUpstream((req, res) => res.end(`hello ${req.headers['x-forwarded-proto']}`))
+  port = await freePort()
+  bal = await startBalancer(['--config', join(dir, 'balancer.json'), '--workers', '2'])
+  const created = await api('POST', '/server', {
+    address: `127.0.0.1:${port}`,
+    tls: { Certificates: [{ CertFile: certFile, KeyFile: keyFile }] },
+    upstreams: [{ Target: '127.0.0.1', Port: up.port }],
+  })
+  expect(created.status).toBe(201)
+}, 60_000)
+
+afterAll(async () => {
+  await bal?.stop()
+  await up?.close()
+  ca?.remove()
+})
+
+describe('a TLS server through the API', () => {
+  it('serves HTTPS that curl accepts with the CA, and GET / writes the tls group back canonically', async () => {
+    const r = await run('curl', ['-sS', '--cacert', ca.caFile, '--resolve', `main.test:${port}:127.0.0.1`, `https://main.test:${port}/`], 10_000)
+    expect(r.out).toBe('hello https')
+    const cfg = await api('GET', '/')
+    expect(cfg.json.servers[0].tls).toEqual({ Certificates: [{ CertFile: certFile, KeyFile: keyFile }] })
+    expect(Object.keys(cfg.json.servers[0]).slice(0, 2)).toEqual(['address', 'tls'])
+  })
+
+  it('refuses broken certificates with E_TLS_CERT naming the field and the problem, and stores nothing', async () => {
+    const other = ca.issue(['other.test'])
+    const expired = ca.issue(['old.test'], { notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2020-02-01T00:00:00Z') })
+    const garbage = join(dir, 'garbage.pem')
+    writeFileSync(garbage, 'this is not a certificate\n')
+    const cases: Array<[{ CertFile: string; KeyFile: string }, string, RegExp]> = [
+      [{ CertFile: garbage, KeyFile: good.keyFile }, 'CertFile', /holds no PEM certificate/],
+      [{ CertFile: good.certFile, KeyFile: other.keyFile }, 'KeyFile', /is not the key of the certificate/],
+      [{ CertFile: expired.certFile, KeyFile: expired.keyFile }, 'CertFile', /expired on 2020-02-01/],
+      [{ CertFile: join(dir, 'missing.pem'), KeyFile: good.keyFile }, 'CertFile', /no such file/],
+      [{ CertFile: good.certFile, KeyFile: garbage }, 'KeyFile', /not a PEM private key/],
+    ]
+    const before = await api('GET', '/')
+    for (const [pair, field, message] of cases) {
+      const p = await freePort()
+      const r = await api('POST', '/server', { address: `127.0.0.1:${p}`, tls: { Certificates: [pair] }, upstreams: [{ Target: '127.0.0.1', Port: up.port }] })
+      expect(r.status, JSON.stringify(r.json)).toBe(400)
+      expect(r.json.code).toBe('E_TLS_CERT')
+      expect(r.json.problems[0].path).toBe(`body.tls.Certificates[0].${field}`)
+      expect(r.json.problems[0].message).toMatch(message)
+    }
+    expect((await api('GET', '/')).json).toEqual(before.json)
+  })
+
+  it('resumes a session on whichever worker takes the connection (shared ticket keys)', async () => {
+    const session = await within(
+      new Promise<Buffer>((resolve, reject) => {
+        const s = tlsConnect({ port, host: '127.0.0.1', ca: ca.caPem, servername: 'main.test' })
+        s.once('error', reject)
+        s.once('session', (b: Buffer) => {
+          resolve(b)
+          s.destroy()
+        })
+        s.once('secureConnect', () => s.write('GET / HTTP/1.1\r\nHost: main.test\r\n\r\n'))
+      }),
+      5000,
+      'a session ticket',
+    )
+    let reused = 0
+    for (let i = 0; i < 12; i++) {
+      reused += await new Promise<number>((resolve, reject) => {
+        const s = tlsConnect({ port, host: '127.0.0.1', ca: ca.caPem, servername: 'main.test', session })
+        s.once('error', reject)
+        s.once('secureConnect', () => {
+          resolve(s.isSessionReused() ? 1 : 0)
+          s.destroy()
+        })
+      })
+    }
+    expect(reused).toBe(12)
+  })
+})
+
+describe('certificate files renewed in place', () => {
+  it('serves a renewed pair on the next handshake while wrk keeps a TLS keep-alive load: no request fails', async () => {
+    const renewed = ca.issue(['main.test', '127.0.0.1', 'renewed.test'])
+    const load = run('wrk', ['-t1', '-c8', '-d4s', `https://127.0.0.1:${port}/`], 30_000)
+    // Once wrk's connections are all up: the key, then the certificate, each replaced by a rename (as certificate tools do).
+    const conns = async (): Promise<number> => ((await api('GET', '/status')).json.engine.listeners as Array<{ connections: number }>).reduce((n, l) => n + l.connections, 0)
+    await until(async () => (await conns()) >= 8, 10_000, "wrk's connections")
+    copyFileSync(renewed.keyFile, `${keyFile}.tmp`)
+    renameSync(`${keyFile}.tmp`, keyFile)
+    copyFileSync(renewed.certFile, `${certFile}.tmp`)
+    renameSync(`${certFile}.tmp`, certFile)
+    await until(async () => ((await peer()).cert.subjectaltname ?? '').includes('renewed.test'), 10_000, 'the renewed certificate to be served')
+    const { out } = await load
+    const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0)
+    expect(requests, out).toBeGreaterThan(100)
+    expect(out).not.toMatch(/Socket errors/)
+    expect(out).not.toMatch(/Non-2xx/)
+  }, 40_000)
+
+  it('keeps serving the last good pair when the files are replaced by a broken one, and says why in the log', async () => {
+    const before = (await peer()).cert.fingerprint256
+    writeFileSync(`${certFile}.tmp`, '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n')
+    renameSync(`${certFile}.tmp`, certFile)
+    const line = await bal.waitLog((l) => l.msg === 'certificate files changed but cannot be used; the last good certificate keeps serving', 10_000)
+    expect(String(line.err)).toMatch(/does not parse/)
+    expect((await peer()).cert.fingerprint256).toBe(before)
+    const r = await run('curl', ['-sS', '--cacert', ca.caFile, '--resolve', `main.test:${port}:127.0.0.1`, `https://main.test:${port}/`], 10_000)
+    expect(r.out).toBe('hello https')
+  })
+})

@@ -1,0 +1,85 @@
+// The TLS fallback: where the raw bindings differ from what
+// src/engine/tls/socket.ts knows, TLS listeners serve clients on
+// tls.TLSSocket (src/engine/tls/fallback.ts). The same certificate choice,
+// scheme, ALPN and handshake deadline as the raw path.
+
+import { connect as netConnect } from 'node:net'
+import type { Socket } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { useRawSockets } from '../../src/engine/http1/client-socket.ts'
+import { RawClient } from '../support/client.ts'
+import { TestCa, certEntry } from '../support/certs.ts'
+import type { IssuedCert } from '../support/certs.ts'
+import { startEngine } from '../support/engine.ts'
+import type { StartedEngine } from '../support/engine.ts'
+import { within } from '../support/poll.ts'
+import { snapshotWith } from '../support/snapshot.ts'
+import { httpUpstream } from '../support/upstream.ts'
+import type { HttpUpstream } from '../support/upstream.ts'
+
+let ca: TestCa
+let a: IssuedCert
+let b: IssuedCert
+let up: HttpUpstream
+let eng: StartedEngine
+
+beforeAll(async () => {
+  useRawSockets(false)
+  ca = new TestCa()
+  a = ca.issue(['a.test'])
+  b = ca.issue(['*.b.test'])
+  up = await httpUpstream((req, res) => res.end(`${req.headers['x-forwarded-proto']} ${req.url}`))
+  eng = await startEngine(
+    snapshotWith([{ tls: [a, b].map((c) => ({ certFile: c.certFile, keyFile: c.keyFile })), routes: [{ schemes: ['https'], upstreams: [{ host: '127.0.0.1', port: up.port }] }] }], 1),
+    { headersTimeoutMs: 300 },
+    [certEntry(a), certEntry(b)],
+  )
+})
+afterAll(async () => {
+  await eng?.stop()
+  await up?.close()
+  ca?.remove()
+  useRawSockets(true)
+})
+
+describe('TLS on tls.TLSSocket', () => {
+  it('chooses the certificate by SNI and serves https requests', async () => {
+    for (const [name, san] of [
+      ['a.test', 'DNS:a.test'],
+      ['x.b.test', 'DNS:*.b.test'],
+    ] as const) {
+      const c = await RawClient.connectTls(eng.port, { ca: ca.caPem, servername: name, ALPNProtocols: ['http/1.1'] })
+      expect((c.sock as import('node:tls').TLSSocket).getPeerCertificate().subjectaltname).toBe(san)
+      expect((c.sock as import('node:tls').TLSSocket).alpnProtocol).toBe('http/1.1')
+      c.write(`GET /${name} HTTP/1.1\r\nHost: ${name}\r\n\r\n`)
+      const r = await c.read().finally(() => c.destroy())
+      expect(r.body.toString()).toBe(`https /${name}`)
+    }
+  })
+
+  it('closes a handshake that does not finish within the header timeout', async () => {
+    const s: Socket = netConnect({ port: eng.port, host: '127.0.0.1' })
+    s.on('error', () => {})
+    await within(new Promise<void>((resolve) => s.once('close', () => resolve())), 3000, 'the stalled handshake to be closed')
+  })
+
+  it('closes a plain HTTP request on the TLS port, never hangs', async () => {
+    const c = await RawClient.connect(eng.port)
+    c.write('GET / HTTP/1.1\r\nHost: a.test\r\n\r\n')
+    expect(await c.whenClosed(3000)).toBe(true)
+    const ok = await within(
+      new Promise<boolean>((resolve) => {
+        const s = tlsConnect({ port: eng.port, host: '127.0.0.1', ca: ca.caPem, servername: 'a.test' })
+        s.once('secureConnect', () => {
+          s.destroy()
+          resolve(true)
+        })
+        s.once('error', () => resolve(false))
+      }),
+      3000,
+      'a handshake after it',
+    )
+    expect(ok).toBe(true)
+  })
+})
