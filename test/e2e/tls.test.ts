@@ -6,8 +6,8 @@
 // by a broken one (the last good one keeps serving).
 
 import { spawn } from 'node:child_process'
-import { copyFileSync, renameSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { copyFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import { connect as tlsConnect } from 'node:tls'
 import type { PeerCertificate } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -97,6 +97,9 @@ describe('a TLS server through the API', () => {
     const cfg = await api('GET', '/')
     expect(cfg.json.servers[0].tls).toEqual({ Certificates: [{ CertFile: certFile, KeyFile: keyFile }] })
     expect(Object.keys(cfg.json.servers[0]).slice(0, 2)).toEqual(['address', 'tls'])
+    // Editing the server's own route (its filter) keeps its tls group.
+    expect((await api('PUT', `/server/127.0.0.1:${port}/filter`, { Hosts: [] })).status).toBe(200)
+    expect((await api('GET', `/server/127.0.0.1:${port}`)).json.tls).toEqual({ Certificates: [{ CertFile: certFile, KeyFile: keyFile }] })
   })
 
   it('refuses broken certificates with E_TLS_CERT naming the field and the problem, and stores nothing', async () => {
@@ -149,6 +152,35 @@ describe('a TLS server through the API', () => {
       })
     }
     expect(reused).toBe(12)
+  })
+})
+
+describe('the README quick start for HTTPS, run as written', () => {
+  it('makes a self-signed certificate, stores a TLS server with curl, and curl --cacert gets the page over HTTPS', async () => {
+    const readme = readFileSync(resolve(import.meta.dirname, '../../README.md'), 'utf8')
+    const section = readme.slice(readme.indexOf('### HTTPS with a certificate file'))
+    const block = /```sh\n([\s\S]*?)```/.exec(section)?.[1] ?? ''
+    expect(block).toContain('openssl req -x509')
+    const p = await freePort()
+    const script = block
+      .replaceAll('localhost:9123', bal.api.replace('http://', ''))
+      .replaceAll('8443', String(p))
+      .replace('"Target":"www.google.com","Port":80', `"Target":"127.0.0.1","Port":${up.port}`)
+    const cwd = tempDir()
+    const r = await within(
+      new Promise<{ code: number | null; out: string }>((done, fail) => {
+        const sh = spawn('bash', ['-euo', 'pipefail', '-c', script], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+        let out = ''
+        sh.stdout.on('data', (d: Buffer) => (out += d.toString()))
+        sh.stderr.on('data', (d: Buffer) => (out += d.toString()))
+        sh.once('error', fail)
+        sh.once('close', (code) => done({ code, out }))
+      }),
+      20_000,
+      'the quick start',
+    )
+    expect(r.code, r.out).toBe(0)
+    expect(r.out).toMatch(/hello https$/)
   })
 })
 

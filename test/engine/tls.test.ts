@@ -168,6 +168,8 @@ describe('what requests over TLS see', () => {
     expect((await handshake({ servername: 'main.test', ALPNProtocols: ['h2', 'http/1.1'] })).alpn).toBe('http/1.1')
     expect((await handshake({ servername: 'main.test' })).alpn).toBe(false)
     expect((await get('/noalpn', 'any')).status).toBe(200)
+    // Only protocols it does not speak: refused (no_application_protocol), not silently HTTP/1.1.
+    await expect(handshake({ servername: 'main.test', ALPNProtocols: ['h2'] })).rejects.toThrow(/application protocol|alert/i)
   })
 
   it('keeps a connection alive across requests, with large bodies both ways', async () => {
@@ -308,6 +310,9 @@ describe('the Mozilla intermediate profile', () => {
 describe('certificates replaced at run time', () => {
   it('new handshakes get the new certificate; an open connection keeps working', async () => {
     const c = await RawClient.connectTls(tlsPort(), { ca: ca.caPem, servername: 'main.test' })
+    // One request first: the connection is then idle under the idle timeout, not the (short) first-request one.
+    c.write('GET /first HTTP/1.1\r\nHost: a\r\n\r\n')
+    expect((await c.read()).status).toBe(200)
     const renewed = ca.issue(['main.test', '127.0.0.1', 'renewed.test'])
     // The same files, new content (as a renewal rewrites them).
     eng.engine.setCertificates([{ ...certEntry(renewed), id: certEntry(main).id }, certEntry(other), certEntry(wild)])

@@ -1,0 +1,62 @@
+// The `tls` group of a server as the model reads and writes it: the loose
+// forms accepted, every problem with its path, the canonical place.
+
+import { describe, expect, it } from 'vitest'
+import { BalancerError } from '../../src/model/errors.ts'
+import { serializeConfig } from '../../src/model/canonical.ts'
+import { normalizeServer, parseConfigText } from '../../src/model/parse.ts'
+
+function problems(fn: () => unknown): Array<{ path: string; message: string }> {
+  try {
+    fn()
+  } catch (err) {
+    if (err instanceof BalancerError) return err.problems
+    throw err
+  }
+  return []
+}
+
+const pair = { CertFile: '/c.pem', KeyFile: '/c.key' }
+
+describe('the tls group', () => {
+  it('reads {} , true, a list and a single object; null and false mean no TLS', () => {
+    expect(normalizeServer({ address: ':443', tls: {} }).tls).toEqual({ Certificates: [] })
+    expect(normalizeServer({ address: ':443', tls: true }).tls).toEqual({ Certificates: [] })
+    expect(normalizeServer({ address: ':443', tls: { certificates: [{ certfile: ' /c.pem ', keyfile: '/c.key' }] } }).tls).toEqual({ Certificates: [pair] })
+    expect(normalizeServer({ address: ':443', tls: { Certificates: pair } }).tls).toEqual({ Certificates: [pair] })
+    expect('tls' in normalizeServer({ address: ':443', tls: null })).toBe(false)
+    expect('tls' in normalizeServer({ address: ':443', tls: false })).toBe(false)
+    expect('tls' in normalizeServer({ address: ':80' })).toBe(false)
+  })
+
+  it('reports every problem with its path', () => {
+    expect(
+      problems(() =>
+        normalizeServer({
+          address: ':443',
+          tls: { Certificates: [{ CertFile: '/a.pem' }, { CertFile: '', KeyFile: 3 }, pair, pair, { CertFile: 'x\ny', KeyFile: 'k', Chain: 'c' }] },
+        }),
+      ),
+    ).toEqual([
+      { path: 'body.tls.Certificates[0].KeyFile', message: 'required' },
+      { path: 'body.tls.Certificates[1].CertFile', message: 'must be a file path, got ""' },
+      { path: 'body.tls.Certificates[1].KeyFile', message: 'must be a string, got 3' },
+      { path: 'body.tls.Certificates[3]', message: 'same CertFile and KeyFile as body.tls.Certificates[2]' },
+      { path: 'body.tls.Certificates[4].Chain', message: 'unknown field (expected one of CertFile, KeyFile)' },
+      { path: 'body.tls.Certificates[4].CertFile', message: 'must be a file path without control characters, got "x\\ny"' },
+    ])
+    expect(problems(() => normalizeServer({ address: ':443', tls: 'yes' }))).toEqual([{ path: 'body.tls', message: 'must be an object, got "yes"' }])
+    expect(problems(() => normalizeServer({ address: ':443', tls: { Certificates: 'a' } }))).toEqual([
+      { path: 'body.tls.Certificates', message: 'must be a list of {"CertFile", "KeyFile"}, got "a"' },
+    ])
+  })
+
+  it('is written right after the address; a server without it is written as before', () => {
+    const text = serializeConfig(parseConfigText(JSON.stringify({ servers: [{ upstreams: [], address: ':443', TLS: { Certificates: [pair] } }, { address: ':80' }] })))
+    const cfg = JSON.parse(text) as { servers: Array<Record<string, unknown>> }
+    expect(Object.keys(cfg.servers[0] ?? {})).toEqual(['address', 'tls', 'filter', 'upstreams', 'fallbacks', 'routes'])
+    expect(cfg.servers[0]?.tls).toEqual({ Certificates: [pair] })
+    expect(Object.keys(cfg.servers[1] ?? {})).toEqual(['address', 'filter', 'upstreams', 'fallbacks', 'routes'])
+    expect(serializeConfig(parseConfigText(text))).toBe(text)
+  })
+})
