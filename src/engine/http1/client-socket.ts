@@ -40,7 +40,11 @@ export interface ClientSocket {
   setKeepAlive(enable: boolean, initialDelayMs: number): void
   /** Non-null once the socket failed (reset, write error). */
   readonly errored: Error | null
-  /** Bytes written but not yet taken by the kernel. */
+  /**
+   * Bytes written whose buffers are still referenced: not yet taken by the
+   * kernel (a TLS socket: not yet taken by the TLS layer, which encrypts on
+   * write).
+   */
   readonly writableLength: number
 }
 

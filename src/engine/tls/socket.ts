@@ -239,8 +239,14 @@ export class TlsClientSocket implements ClientSocket {
     this.resume()
   }
 
+  /**
+   * Bytes of writes this socket still holds (queued behind the pending one,
+   * or corked). Not the pending write: TLSWrap encrypts (or copies) what it
+   * is given before writeBuffer returns, so a caller's buffer is free again
+   * at once, such as the upstream read buffer a response was relayed from.
+   */
   get writableLength(): number {
-    return this.#inFlight + this.#queuedBytes
+    return this.#queuedBytes
   }
 
   write(data: Buffer): boolean {
