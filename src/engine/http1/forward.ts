@@ -86,6 +86,22 @@ export function hostless(h: RequestHead): boolean {
   return h.hostCount === 0 && h.form !== Form.Absolute
 }
 
+/**
+ * A head that needs nothing but `x-request-id` added: its bytes from `start`
+ * with the line inserted before the blank line at `end`, then buf up to
+ * `stop` (a small body that came with it). Copies, but walks no header.
+ */
+export function withRequestId(buf: Buffer, start: number, end: number, stop: number, requestId: string): Buffer {
+  const out = Buffer.allocUnsafe(stop - start + RID_NAME.length + requestId.length + 2)
+  let p = buf.copy(out, 0, start, end - 2)
+  p += RID_NAME.copy(out, p)
+  p += out.write(requestId, p, 'latin1')
+  out[p++] = 0x0d
+  out[p++] = 0x0a
+  buf.copy(out, p, end - 2, stop)
+  return out
+}
+
 export const Conn = { None: 0, Close: 1, KeepAlive: 2, Upgrade: 3 } as const
 
 const CONN_LINE = ['', 'connection: close\r\n', 'connection: keep-alive\r\n', 'connection: upgrade\r\n']

@@ -21,7 +21,7 @@ import { discard, release } from '../upstream/pool.ts'
 import { Chunk, advance } from './chunked.ts'
 import type { ClientConn } from './conn.ts'
 import { Framing, ResPhase, St, finishRequest, respond } from './conn.ts'
-import { Conn, responseHead } from './forward.ts'
+import { Conn, responseHead, withRequestId } from './forward.ts'
 import { Method, parseResponseHead, responseHeadEnd } from './parse.ts'
 import { startTunnel, tunnelFromUpstream } from './tunnel.ts'
 
@@ -179,9 +179,15 @@ function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: n
   const mode = close ? Conn.Close : conn.version === 10 ? Conn.KeepAlive : Conn.None
   // A whole Content-Length body that came with the head goes out in the same write.
   let inline = framing === Framing.Length && r.contentLength <= buf.length - end ? r.contentLength : 0
-  if (mode === Conn.None && r.hopCount === 0 && rid === '') {
-    corkIfMore(conn, buf, end + inline)
-    toClient(conn, uc, buf.subarray(start, end + inline))
+  if (mode === Conn.None && r.hopCount === 0) {
+    if (rid === '') {
+      corkIfMore(conn, buf, end + inline)
+      toClient(conn, uc, buf.subarray(start, end + inline))
+    } else {
+      if (inline > INLINE_MAX) inline = 0
+      corkIfMore(conn, buf, end + inline)
+      toClient(conn, uc, withRequestId(buf, start, end, end + inline, rid))
+    }
   } else {
     if (inline > INLINE_MAX) inline = 0
     corkIfMore(conn, buf, end + inline)
