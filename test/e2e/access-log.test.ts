@@ -6,6 +6,8 @@
 import { spawn } from 'node:child_process'
 import { execFileSync } from 'node:child_process'
 import { createServer, request } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import { TestCa } from '../support/certs.ts'
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, Server } from 'node:http'
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
@@ -184,6 +186,31 @@ describe('--access-log', () => {
     await until(() => lines(file).length > 120, 5000, 'sampled lines')
     const n = lines(file).length
     expect(n).toBeLessThan(280)
+  })
+
+  it('carries the TLS version of an HTTPS request', async () => {
+    const ca = new TestCa()
+    cleanup.push(() => ca.remove())
+    const cert = ca.issue(['127.0.0.1'])
+    const file = join(tempDir(), 'access.log')
+    const up = await upstream()
+    cleanup.push(() => up.server.close())
+    const port = await freePort()
+    const bal = await startBalancer(['--config', join(tempDir(), 'balancer.json'), '--access-log', file])
+    cleanup.push(() => bal.stop('SIGKILL'))
+    const created = await call(bal, 'POST', '/server', { address: `127.0.0.1:${port}`, tls: { Certificates: [{ CertFile: cert.certFile, KeyFile: cert.keyFile }] }, upstreams: [{ Target: '127.0.0.1', Port: up.port }] })
+    expect(created).toBe(201)
+    const status = await new Promise<number>((res, rej) => {
+      const req = httpsRequest({ host: '127.0.0.1', port, path: '/secure', ca: ca.caPem, agent: false, maxVersion: 'TLSv1.2' }, (r) => {
+        r.resume()
+        r.on('end', () => res(r.statusCode ?? 0))
+      })
+      req.on('error', rej)
+      req.end()
+    })
+    expect(status).toBe(200)
+    await until(() => lines(file).length === 1, 5000, 'the HTTPS line')
+    expect(lines(file)[0]).toMatchObject({ path: '/secure', tls: 'TLSv1.2', status: 200 })
   })
 
   it('is off by default: no file, no access log metrics', async () => {

@@ -10,6 +10,7 @@
 //                            \--close needed--> Closing (FIN sent, input discarded)
 
 import type { Socket } from 'node:net'
+import type { TLSSocket } from 'node:tls'
 import type { EngineCtx } from '../context.ts'
 import type { RouteRuntime } from '../lb/pick.ts'
 import type { Listener } from '../listener.ts'
@@ -110,7 +111,7 @@ export class ClientConn {
   logMethod = ''
   logHost = ''
   logTarget = ''
-  /** TLS protocol version of the client connection (`TLSv1.3`), null on plain TCP: set by a TLS listener. */
+  /** TLS protocol version of the client connection (`TLSv1.3`), null on plain TCP: set when a TLS connection is admitted. */
   tlsVersion: string | null = null
 
   // The response in progress.
@@ -203,7 +204,9 @@ function admit(sock: ClientSocket, ip: string, listener: Listener, ctx: EngineCt
 
 /** A client on a net.Socket (the fallback where raw handles are unavailable), or on a tls.TLSSocket after its handshake. */
 export function acceptSocket(sock: Socket, listener: Listener, ctx: EngineCtx, tls = false): void {
-  ;(sock as unknown as Record<symbol, ClientConn | null>)[CONN] = admit(sock, sock.remoteAddress ?? '', listener, ctx, tls)
+  const conn = admit(sock, sock.remoteAddress ?? '', listener, ctx, tls)
+  if (tls) conn.tlsVersion = (sock as TLSSocket).getProtocol()
+  ;(sock as unknown as Record<symbol, ClientConn | null>)[CONN] = conn
   sock.on('data', onSocketData)
   sock.on('end', onSocketEnd)
   sock.on('drain', onSocketDrain)
@@ -213,12 +216,16 @@ export function acceptSocket(sock: Socket, listener: Listener, ctx: EngineCtx, t
 
 /** An HTTP/1.1 client on a raw TLS socket whose handshake just completed (tls/alpn.ts). */
 export function acceptTlsSocket(sock: TlsSocketLike, ip: string, listener: Listener, ctx: EngineCtx): void {
-  sock.start(admit(sock, ip, listener, ctx, true), SINK)
+  const conn = admit(sock, ip, listener, ctx, true)
+  conn.tlsVersion = sock.protocol()
+  sock.start(conn, SINK)
 }
 
 /** What acceptTlsSocket needs of tls/socket.ts's TlsClientSocket (this module does not import the TLS code). */
 export interface TlsSocketLike extends ClientSocket {
   start<O>(owner: O, sink: ClientSink<O>): void
+  /** The negotiated TLS version, e.g. `TLSv1.3`. */
+  protocol(): string | null
 }
 
 export function arm(conn: ClientConn, timer: number, ms: number): void {

@@ -32,6 +32,8 @@ export interface TlsHandle extends Handle {
   certCbDone(): void
   getALPNNegotiatedProtocol(): string | false
   getServername(): string | false
+  /** The negotiated version (`TLSv1.3`); null before the handshake. */
+  getProtocol(): string | null
   destroySSL(): void
   /** Read by certCbDone: the context whose certificate the handshake uses. */
   sni_context: NativeContext | undefined
@@ -44,7 +46,7 @@ interface TlsBindings {
   wrap(handle: Handle, context: NativeContext, isServer: boolean, hasActiveWrite: boolean): TlsHandle
 }
 
-const TLS_METHODS = ['setALPNProtocols', 'enableCertCb', 'certCbDone', 'getALPNNegotiatedProtocol', 'getServername', 'destroySSL', 'readStart', 'readStop', 'writeBuffer', 'writev', 'shutdown', 'useUserBuffer']
+const TLS_METHODS = ['setALPNProtocols', 'enableCertCb', 'certCbDone', 'getALPNNegotiatedProtocol', 'getServername', 'getProtocol', 'destroySSL', 'readStart', 'readStop', 'writeBuffer', 'writev', 'shutdown', 'useUserBuffer']
 
 function load(): TlsBindings | null {
   try {
@@ -184,6 +186,11 @@ export class TlsClientSocket implements ClientSocket {
 
   /** The context the handle was created with (the listener's default certificate). */
   readonly defaultContext: NativeContext
+
+  /** The negotiated TLS version (`TLSv1.3`), for the access log. */
+  protocol(): string | null {
+    return this.#tls.getProtocol()
+  }
 
   constructor(b: Bindings, tcp: Handle, tls: TlsHandle, handshake: HandshakeSink, defaultContext: NativeContext) {
     this.b = b
