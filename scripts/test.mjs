@@ -16,12 +16,24 @@ if (major < 26) {
   process.stderr.write(`test: Node ${process.version} is running; run through npm (npm test) so the project's Node 26 is used\n`)
   process.exit(1)
 }
+const extra = process.argv.slice(2)
+// One full run per machine at a time: the Docker and Swarm tests of two runs
+// would discover each other's labelled containers and services, and two runs
+// of every real server at once overload a small machine into timeouts.
+const LOCK = process.env.BALANCER_TEST_LOCK ?? '/tmp/balancer-full-test.lock'
+if (extra.length === 0 && process.env.BALANCER_TEST_LOCKED !== '1') {
+  process.stdout.write(`\n$ flock ${LOCK} (one full run per machine)\n`)
+  const r = spawnSync('flock', [LOCK, process.execPath, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, BALANCER_TEST_LOCKED: '1' },
+  })
+  process.exit(r.status ?? 1)
+}
 // Real components, installed and started when missing: etcd, ZooKeeper, curl
 // (Debian packages) and a Docker Engine with a single-node Swarm.
 run('bash', ['scripts/system-deps.sh'])
 run('bash', ['scripts/docker-up.sh'])
 run('tsc', ['--noEmit', '-p', '.'])
-const extra = process.argv.slice(2)
 if (extra.length > 0) {
   run('vitest', ['run', ...extra])
 } else {
