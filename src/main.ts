@@ -217,6 +217,9 @@ async function main(): Promise<void> {
     store,
     state,
     token,
+    // The --api host counts as a name the API is reached by when it is one
+    // (IP literals are allowed anyway).
+    hostNames: [...o.apiHostNames, o.apiHost],
     logger: false,
     metrics: () => metrics.render(),
     live: view,

@@ -1,4 +1,9 @@
-// Who may call the API. Two checks, before anything else runs:
+// Who may call the API. Three checks, before anything else runs, on every
+// path (/docs and anything registered later included):
+// - the Host must be a name the API is reached by (421 E_MISDIRECTED; see
+//   host-check.ts for which and why): this is what stops DNS rebinding, where
+//   the Origin check below cannot, because Origin and Host are both the
+//   attacker's name;
 // - cross-origin browser requests are refused (403 E_CROSS_ORIGIN): an Origin
 //   whose host differs from the Host the request was sent to, or
 //   Sec-Fetch-Site cross-site/same-site. No CORS header is ever sent, so a web
@@ -14,13 +19,16 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
+import type { HostCheck } from './host-check.ts'
 
 export const DOCS_PREFIX = '/docs'
 const UI_PREFIX = '/ui'
 
-export function registerAccessChecks(app: FastifyInstance, token: string | null): void {
+export function registerAccessChecks(app: FastifyInstance, token: string | null, hosts: HostCheck): void {
   const expected = token === null ? null : digest(token)
   app.addHook('onRequest', async (req) => {
+    const misdirected = hosts.refusal(req.headers.host)
+    if (misdirected !== null) throw new BalancerError(ErrorCode.Misdirected, misdirected)
     const refused = crossOriginReason(req)
     if (refused !== null) throw new BalancerError(ErrorCode.CrossOrigin, `cross-origin request refused: ${refused}`)
     if (expected === null || isDocs(req)) return

@@ -10,6 +10,7 @@ import { registerAccessChecks } from './access.ts'
 import { registerBodyParsers } from './body.ts'
 import { registerDocs } from './docs.ts'
 import { registerErrorReplies } from './error-reply.ts'
+import { hostCheck } from './host-check.ts'
 import { liveUpstreams } from './live.ts'
 import { configRoutes } from './routes/config.ts'
 import { filterRoutes } from './routes/filters.ts'
@@ -27,6 +28,12 @@ export interface AdminOptions {
   state: ConfigState
   /** Required as `Authorization: Bearer <token>` on every API request when non-null. */
   token: string | null
+  /**
+   * DNS names the API is reached by besides localhost and IP literals (the
+   * --api host when it is a name, every --api-host); a request with any other
+   * Host is refused (host-check.ts).
+   */
+  hostNames?: readonly string[]
   /** Largest accepted request body in bytes; default 1 MiB. */
   bodyLimit?: number
   logger: Logger | false
@@ -71,7 +78,7 @@ export async function buildAdmin(opts: AdminOptions): Promise<FastifyInstance> {
   })
 
   registerErrorReplies(app)
-  registerAccessChecks(app, opts.token)
+  registerAccessChecks(app, opts.token, hostCheck(opts.hostNames ?? []))
   registerBodyParsers(app)
   await registerDocs(app)
 

@@ -9,6 +9,8 @@ import { parseRegistryUrl, splitRegistryList } from '../sources/registry-url.ts'
 export interface Options {
   apiHost: string
   apiPort: number
+  /** Extra DNS names the admin API answers to (Host header); --api-host, repeatable. */
+  apiHostNames: string[]
   /** Store URL; the file store is `file://<path>`. */
   store: string
   token: string | null
@@ -73,6 +75,9 @@ export function splitHostPort(v: string): { host: string; port: number } | null 
   return { host: host === '' ? '0.0.0.0' : host, port }
 }
 
+/** Letters, digits, `-`, `_`, dot-separated; no port, no trailing dot (`localhost.` is another name). */
+const API_HOST_NAME = /^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*$/
+
 const FLAGS: FlagSpec[] = [
   {
     flag: '--api', env: 'BALANCER_API', arg: 'HOST:PORT', defaultText: '127.0.0.1:9123',
@@ -82,6 +87,20 @@ const FLAGS: FlagSpec[] = [
       if (hp === null) return `must be HOST:PORT, got "${v}"`
       o.apiHost = hp.host
       o.apiPort = hp.port
+      return null
+    },
+  },
+  {
+    flag: '--api-host', env: 'BALANCER_API_HOST', arg: 'NAME', defaultText: 'none (localhost and IP addresses always work)',
+    help: 'A DNS name the admin API is reached by (a reverse proxy or a name in front of it); repeatable, or comma separated. Requests with any other Host name are refused (DNS rebinding).',
+    set(o, v) {
+      // Flags and the environment add up: a name is only ever an allowance.
+      for (const raw of v.split(',')) {
+        const name = raw.trim().toLowerCase()
+        if (name === '') continue
+        if (!API_HOST_NAME.test(name) || name.length > 253) return `must be a DNS name without a port, got "${raw.trim()}"`
+        if (!o.apiHostNames.includes(name)) o.apiHostNames.push(name)
+      }
       return null
     },
   },
@@ -219,7 +238,7 @@ const FLAGS: FlagSpec[] = [
 
 export function defaults(): Options {
   return {
-    apiHost: '127.0.0.1', apiPort: 9123, store: `file://${DEFAULT_CONFIG_PATH}`, token: null, tokenFile: null,
+    apiHost: '127.0.0.1', apiPort: 9123, apiHostNames: [], store: `file://${DEFAULT_CONFIG_PATH}`, token: null, tokenFile: null,
     graceMs: 30_000, logLevel: 'info', connectTimeoutMs: 5000, headersTimeoutMs: 10_000, idleTimeoutMs: 60_000,
     responseTimeoutMs: 60_000, upstreamIdleMs: 30_000, docker: null, swarm: false, dockerResyncMs: 30_000, registries: [], workers: availableParallelism(), metrics: null, accessLog: null, accessLogSample: 1, help: false, version: false,
   }

@@ -16,6 +16,7 @@ export const ErrorCode = {
   PreconditionRequired: 'E_PRECONDITION_REQUIRED', // 428: reserved
   Unauthorized: 'E_UNAUTHORIZED', // 401: missing or wrong token
   CrossOrigin: 'E_CROSS_ORIGIN', // 403: a browser sent the request from another origin
+  Misdirected: 'E_MISDIRECTED', // 421: the Host is not a name the admin API is reached by (DNS rebinding)
   TooLarge: 'E_TOO_LARGE', // 413: request body over the limit
   UnsupportedMedia: 'E_UNSUPPORTED_MEDIA', // 415: body content type not JSON / form
   ReadOnly: 'E_READ_ONLY', // 409: the object was discovered (Docker, ...) and is read-only in the API
@@ -36,6 +37,7 @@ const STATUS: Record<ErrorCode, number> = {
   E_PRECONDITION_REQUIRED: 428,
   E_UNAUTHORIZED: 401,
   E_CROSS_ORIGIN: 403,
+  E_MISDIRECTED: 421,
   E_TOO_LARGE: 413,
   E_UNSUPPORTED_MEDIA: 415,
   E_READ_ONLY: 409,

@@ -38,7 +38,7 @@ export interface Reply {
   json: any
 }
 
-export async function startApi(opts: { token?: string | null; bodyLimit?: number; fileText?: string; status?: () => unknown } = {}): Promise<Api> {
+export async function startApi(opts: { token?: string | null; bodyLimit?: number; fileText?: string; status?: () => unknown; hostNames?: string[]; port?: number } = {}): Promise<Api> {
   const dir = await mkdtemp(join(tmpdir(), 'balancer-admin-'))
   const file = join(dir, 'balancer.json')
   if (opts.fileText !== undefined) writeFileSync(file, opts.fileText)
@@ -50,9 +50,10 @@ export async function startApi(opts: { token?: string | null; bodyLimit?: number
     token: opts.token ?? null,
     logger: false,
     ...(opts.bodyLimit !== undefined ? { bodyLimit: opts.bodyLimit } : {}),
+    ...(opts.hostNames !== undefined ? { hostNames: opts.hostNames } : {}),
     ...(opts.status !== undefined ? { status: opts.status } : {}),
   })
-  const { port } = await startAdmin(app, '127.0.0.1', 0)
+  const { port } = await startAdmin(app, '127.0.0.1', opts.port ?? 0)
   return {
     app,
     store,
