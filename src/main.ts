@@ -224,6 +224,7 @@ async function main(): Promise<void> {
     metrics: () => metrics.render(),
     live: view,
     drain: (key, on) => plane.setDrained(key, on),
+    writeLog: log.child({ component: 'admin' }),
     status: () => ({
       snapshotVersion: reloader.version,
       appliedRevision: reloader.appliedRevision,

@@ -1,8 +1,10 @@
 // What every admin route needs, and the one way the API writes.
 
+import type { Config } from '../model/types.ts'
 import type { ConfigState } from '../store/state.ts'
 import type { ConfigStore, Mutation, StoreState } from '../store/store.ts'
 import type { LiveUpstreams } from './live.ts'
+import { recordWrite } from './write-log.ts'
 
 export interface AdminContext {
   store: ConfigStore
@@ -18,7 +20,14 @@ export interface AdminContext {
  * BalancerError; then nothing is written and nothing changes.
  */
 export async function commit(ctx: AdminContext, mutate: Mutation): Promise<StoreState> {
-  const next = await ctx.store.update(mutate)
+  let before: Config | null = null
+  let after: Config | null = null
+  const next = await ctx.store.update((cfg) => {
+    before = cfg
+    after = mutate(cfg)
+    return after
+  })
+  if (before !== null && after !== null) recordWrite(before, after, next.revision)
   if (next.revision !== ctx.state.current().revision) {
     // The write re-read and validated the whole store, so an earlier watch
     // error is stale; cleared before replace() so an apply error raised by a

@@ -11,6 +11,7 @@ import { registerBodyParsers } from './body.ts'
 import { registerDocs } from './docs.ts'
 import { registerErrorReplies } from './error-reply.ts'
 import { hostCheck } from './host-check.ts'
+import { registerWriteLog } from './write-log.ts'
 import { liveUpstreams } from './live.ts'
 import { configRoutes } from './routes/config.ts'
 import { filterRoutes } from './routes/filters.ts'
@@ -37,6 +38,8 @@ export interface AdminOptions {
   /** Largest accepted request body in bytes; default 1 MiB. */
   bodyLimit?: number
   logger: Logger | false
+  /** Where each accepted write is logged once (write-log.ts); null: not logged. */
+  writeLog?: Logger | null
   /**
    * Extra fields merged into GET /status (engine, listeners, discovery...).
    * Its `engine.upstreams` (EngineStats) is also the live state GET
@@ -79,6 +82,7 @@ export async function buildAdmin(opts: AdminOptions): Promise<FastifyInstance> {
 
   registerErrorReplies(app)
   registerAccessChecks(app, opts.token, hostCheck(opts.hostNames ?? []))
+  registerWriteLog(app, opts.writeLog ?? null)
   registerBodyParsers(app)
   await registerDocs(app)
 

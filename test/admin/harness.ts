@@ -8,6 +8,7 @@ import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
 import { buildAdmin, startAdmin } from '../../src/admin/server.ts'
 import { FileStore } from '../../src/store/file.ts'
 import { ConfigState } from '../../src/store/state.ts'
@@ -38,7 +39,7 @@ export interface Reply {
   json: any
 }
 
-export async function startApi(opts: { token?: string | null; bodyLimit?: number; fileText?: string; status?: () => unknown; hostNames?: string[]; port?: number } = {}): Promise<Api> {
+export async function startApi(opts: { token?: string | null; bodyLimit?: number; fileText?: string; status?: () => unknown; hostNames?: string[]; port?: number; writeLog?: Logger } = {}): Promise<Api> {
   const dir = await mkdtemp(join(tmpdir(), 'balancer-admin-'))
   const file = join(dir, 'balancer.json')
   if (opts.fileText !== undefined) writeFileSync(file, opts.fileText)
@@ -51,6 +52,7 @@ export async function startApi(opts: { token?: string | null; bodyLimit?: number
     logger: false,
     ...(opts.bodyLimit !== undefined ? { bodyLimit: opts.bodyLimit } : {}),
     ...(opts.hostNames !== undefined ? { hostNames: opts.hostNames } : {}),
+    ...(opts.writeLog !== undefined ? { writeLog: opts.writeLog } : {}),
     ...(opts.status !== undefined ? { status: opts.status } : {}),
   })
   const { port } = await startAdmin(app, '127.0.0.1', opts.port ?? 0)
