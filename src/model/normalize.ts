@@ -12,6 +12,7 @@ import { ROUTE_DEFAULT } from './types.ts'
 import { parseListenAddress } from './address.ts'
 import { checkFilterHost, checkTarget } from './hostnames.ts'
 import type { Found } from './fields.ts'
+import { headTextProblem } from './head-safe.ts'
 import { describeValue, isMissing, isPlainObject, joinPath, readFields, readInt, readString } from './fields.ts'
 import { POLICY_GROUPS, readGroup, readPolicy } from './policy.ts'
 import type { PolicyGroup } from './policy.ts'
@@ -200,7 +201,7 @@ function readPathPrefix(found: Found | undefined, problems: Problem[]): string {
   if (p === null || found === undefined) return ''
   let message = ''
   if (p !== '' && !p.startsWith('/')) message = `must be empty or start with "/", got ${JSON.stringify(p)}`
-  else if (/[\s\u0000-\u001f\u007f]/.test(p)) message = `must not contain whitespace or control characters, got ${JSON.stringify(p)}`
+  else if (headTextProblem(p) !== null) message = headTextProblem(p) ?? ''
   else if (/[?#]/.test(p)) message = `must be a path without "?" or "#", got ${JSON.stringify(p)}`
   if (message !== '') {
     problems.push({ path: found.path, message })

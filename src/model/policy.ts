@@ -24,6 +24,7 @@ import type { Problem } from './errors.ts'
 import type { HealthCheck, Limits, Passive, Policy, Retry } from './types.ts'
 import { POLICY_DEFAULTS } from './types.ts'
 import type { Found } from './fields.ts'
+import { headTextProblem } from './head-safe.ts'
 import { describeValue, isMissing, joinPath, readFields, readInt } from './fields.ts'
 import { formatDuration, parseDuration } from './duration.ts'
 
@@ -134,7 +135,7 @@ function readHealth(raw: unknown, path: string, problems: Problem[]): HealthChec
   const type = readChoice(f.Type, ['http', 'tcp'] as const, d.Type, problems)
   const method = readChoice(f.Method, ['GET', 'HEAD'] as const, d.Method, problems)
   const hPath = readText(f.Path, d.Path, problems, (s) =>
-    !s.startsWith('/') ? `must start with "/", got ${JSON.stringify(s)}` : /[\s\u0000-\u001f\u007f#]/.test(s) ? `must be a path without whitespace, control characters or "#", got ${JSON.stringify(s)}` : null,
+    !s.startsWith('/') ? `must start with "/", got ${JSON.stringify(s)}` : headTextProblem(s) ?? (s.includes('#') ? `must be a path without "#", got ${JSON.stringify(s)}` : null),
   )
   const host = readText(f.Host, d.Host, problems, (s) =>
     /^[A-Za-z0-9._-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$/.test(s) || s === '' ? null : `must be empty or a host name with an optional :port, got ${JSON.stringify(s)}`,

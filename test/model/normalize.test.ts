@@ -132,8 +132,8 @@ describe('normalizeFilter', () => {
   })
 
   it.each([
-    ['/a b', 'whitespace or control'],
-    ['/a\u0001', 'whitespace or control'],
+    ['/a b', 'visible ASCII only'],
+    ['/a\u0001', 'visible ASCII only'],
     ['/a?b=1', 'without "?" or "#"'],
     ['api', 'must be empty or start with "/"'],
   ])('refuses PathPrefix %j', (p, message) => {

@@ -210,4 +210,21 @@ describe('docker source', () => {
       await src.stop()
     }
   })
+
+  it('keeps out a container whose labels would inject into a request head (CR LF, a tab, U+010A)', async () => {
+    const src = runSource(new DockerSource({ client: api }))
+    const name = `${RUN}-inject`
+    try {
+      const addr = await address()
+      await docker('run', '-d', '--name', name, ...labels(addr, { 'balancer.health.path': '/h\r\nX-Injected: 1', 'balancer.pathprefix': '/a\tb', 'balancer.health.host': 'x\u010d\u010ay' }), WEB_IMAGE)
+      const p = await src.rec.waitFor((x) => x.problems.some((q) => q.path === `docker:${name}`), 5000, 'the label problem')
+      const mine = p.problems.filter((q) => q.path === `docker:${name}`).map((q) => q.message)
+      expect(mine.map((m) => m.split(':')[0]).sort()).toEqual(['balancer.health.host', 'balancer.health.path', 'balancer.pathprefix'])
+      expect(mine.find((m) => m.startsWith('balancer.health.path'))).toContain('CR at position 3')
+      expect(mine.find((m) => m.startsWith('balancer.pathprefix'))).toContain('a tab')
+      expect(targetsOn(p, addr)).toEqual([])
+    } finally {
+      await src.stop()
+    }
+  })
 })

@@ -221,6 +221,21 @@ export function kvSuite(h: KvHarness): void {
       await until(() => addresses(rec.last()).join() === ':8089,:8090,:8092', 1000, 'the fixed keys')
     })
 
+    it('refuses a value that would inject into a request head (CR LF in a health Path, U+010A in a PathPrefix), naming the field', async () => {
+      const a = open()
+      await a.update(withServer(server(8093)))
+      const rec = watch(a)
+      await h.put(prefix, ':8094', '{"health": {"Path": "/h\\r\\nX-Injected: 1"}, "filter": {"PathPrefix": "/\\u010d\\u010a"}}')
+      await until(() => rec.errors().length === 1, 1000, 'the injecting key reported')
+      const err = rec.errors()[0] as BalancerError
+      expect(err.code).toBe('E_VALIDATION')
+      expect(err.problems.map((p) => p.path.replace(/^.*servers\/%3A8094\./, ''))).toEqual(['filter.PathPrefix', 'health.Path'])
+      expect(err.problems.map((p) => p.message.split(':')[0])).toEqual(['must be visible ASCII only', 'must be visible ASCII only'])
+      await expect(open().load()).rejects.toMatchObject({ code: 'E_VALIDATION' })
+      await h.put(prefix, ':8094', '{"upstreams": []}')
+      await until(() => addresses(rec.last()).join() === ':8093,:8094', 1000, 'the fixed key')
+    })
+
     it('survives the store stopping and restarting: one error, never an empty config, resync after', async () => {
       const a = open()
       await a.update(withServer(server(8093)))
