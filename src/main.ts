@@ -12,6 +12,7 @@ import { compile } from './compiler/compile.ts'
 import { Desired } from './control/desired.ts'
 import { Reloader } from './control/reloader.ts'
 import { startSources } from './sources/start.ts'
+import type { Refusal } from './sources/source.ts'
 import { Engine } from './engine/engine.ts'
 import { DEFAULT_ENGINE_OPTIONS } from './engine/types.ts'
 import type { EngineStats } from './engine/types.ts'
@@ -150,6 +151,8 @@ async function main(): Promise<void> {
   const discoveryUp = new Map<string, boolean>()
   const discoveryHealth = new Map<string, { since: number; lastError: string | null }>()
   const discoveredNames = new Map<string, Set<string>>()
+  // Containers and services the operator's constraints keep out, by source, for GET /status.
+  const refusedBy = new Map<string, Refusal[]>()
   let sources
   try {
     sources = startSources(
@@ -162,6 +165,7 @@ async function main(): Promise<void> {
         discoveredNames.set(origin, now)
         for (const n of now) if (!before.has(n)) live?.record('discovery', 'info', `${origin}: ${n} joined`)
         for (const n of before) if (!now.has(n)) live?.record('discovery', 'info', `${origin}: ${n} left`)
+        refusedBy.set(origin, detail.refused ?? [])
         void desired.setDiscovered(origin, servers, detail.names)
       },
       (origin, err) => {
@@ -228,7 +232,12 @@ async function main(): Promise<void> {
     status: () => ({
       snapshotVersion: reloader.version,
       appliedRevision: reloader.appliedRevision,
-      discovery: { origins: sources.origins, problems: desired.problems, registries: sources.registries.map((r) => r.health()) },
+      discovery: {
+        origins: sources.origins,
+        problems: desired.problems,
+        registries: sources.registries.map((r) => r.health()),
+        refused: [...refusedBy].flatMap(([origin, list]) => list.map((r) => ({ origin, name: r.name, reason: r.reason }))),
+      },
       storeHealth: store.health?.() ?? null,
       engine: plane.stats() satisfies EngineStats,
       ...(plane instanceof WorkerGroup ? { workers: plane.workers() } : {}),

@@ -3,6 +3,8 @@
 
 import { availableParallelism } from 'node:os'
 import { parseDuration } from '../model/duration.ts'
+import { constraintErrorText, parseConstraint } from '../model/constraint.ts'
+import type { Constraint } from '../model/constraint.ts'
 import { DEFAULT_DOCKER_ENDPOINT, parseEndpoint } from '../docker/endpoint.ts'
 import { parseRegistryUrl, splitRegistryList } from '../sources/registry-url.ts'
 
@@ -26,6 +28,10 @@ export interface Options {
   docker: string | null
   /** Swarm service discovery (through the --docker endpoint, or the default socket). */
   swarm: boolean
+  /** Only containers matching this are discovered (--docker-constraint); null: all labelled ones. */
+  dockerConstraint: Constraint | null
+  /** Only services matching this are discovered (--swarm-constraint); null: all labelled ones. */
+  swarmConstraint: Constraint | null
   /** Full resync period of the Docker/Swarm sources (a safety net under the events stream). */
   dockerResyncMs: number
   /** Service registries (--registry, repeatable): `[NAME=]consul://...`, `etcd://...`, `zk://...`. */
@@ -185,6 +191,26 @@ const FLAGS: FlagSpec[] = [
       return errors.length > 0 ? errors.join('; ') : null
     },
   },
+  {
+    flag: '--docker-constraint', env: 'BALANCER_DOCKER_CONSTRAINT', arg: 'EXPR', defaultText: 'every labelled container',
+    help: 'Discover only containers matching EXPR, e.g. \'project:shop && label:tenant=payments\' (label:K[=V], network:N, project:N, stack:N, name:GLOB; &&, ||, !, parentheses). Refused ones are listed in GET /status.',
+    set(o, v) {
+      const c = parseConstraint(v)
+      if ('error' in c) return constraintErrorText(c)
+      o.dockerConstraint = c
+      return null
+    },
+  },
+  {
+    flag: '--swarm-constraint', env: 'BALANCER_SWARM_CONSTRAINT', arg: 'EXPR', defaultText: 'every labelled service',
+    help: 'Discover only Swarm services matching EXPR (same language; stack:NAME is the stack).',
+    set(o, v) {
+      const c = parseConstraint(v)
+      if ('error' in c) return constraintErrorText(c)
+      o.swarmConstraint = c
+      return null
+    },
+  },
   { flag: '--docker-resync', env: 'BALANCER_DOCKER_RESYNC', arg: 'DURATION', defaultText: '30s', help: 'Full Docker/Swarm listing period, a safety net under the events stream.', set: durationFlag('dockerResyncMs') },
   {
     flag: '--workers', env: 'BALANCER_WORKERS', arg: 'N', defaultText: 'the number of CPUs',
@@ -240,7 +266,7 @@ export function defaults(): Options {
   return {
     apiHost: '127.0.0.1', apiPort: 9123, apiHostNames: [], store: `file://${DEFAULT_CONFIG_PATH}`, token: null, tokenFile: null,
     graceMs: 30_000, logLevel: 'info', connectTimeoutMs: 5000, headersTimeoutMs: 10_000, idleTimeoutMs: 60_000,
-    responseTimeoutMs: 60_000, upstreamIdleMs: 30_000, docker: null, swarm: false, dockerResyncMs: 30_000, registries: [], workers: availableParallelism(), metrics: null, accessLog: null, accessLogSample: 1, help: false, version: false,
+    responseTimeoutMs: 60_000, upstreamIdleMs: 30_000, docker: null, swarm: false, dockerConstraint: null, swarmConstraint: null, dockerResyncMs: 30_000, registries: [], workers: availableParallelism(), metrics: null, accessLog: null, accessLogSample: 1, help: false, version: false,
   }
 }
 

@@ -4,7 +4,7 @@
 
 import type { Problem } from '../model/errors.ts'
 import type { Server } from '../model/types.ts'
-import type { PublishDetail } from './source.ts'
+import type { PublishDetail, Refusal } from './source.ts'
 import type { Instance } from './registry.ts'
 
 export { Backoff, sleep } from '../kv/backoff.ts'
@@ -14,6 +14,7 @@ export interface PublishedSet {
   names: string[]
   problems: Problem[]
   services?: Record<string, Instance[]>
+  refused?: Refusal[]
 }
 
 /**
@@ -50,7 +51,7 @@ export class Publisher {
     const key = JSON.stringify(set)
     if (key === this.#last) return
     this.#last = key
-    this.#emit(set.servers, { names: set.names, problems: set.problems, ...(set.services === undefined ? {} : { services: set.services }) })
+    this.#emit(set.servers, { names: set.names, problems: set.problems, ...(set.services === undefined ? {} : { services: set.services }), ...(set.refused === undefined ? {} : { refused: set.refused }) })
   }
 
   close(): void {

@@ -15,6 +15,15 @@ export interface PublishDetail {
   problems: Problem[]
   /** Service registries only: every followed service's current instances (what service references resolve to). */
   services?: Record<string, Instance[]>
+  /** Labelled containers/services kept out by the operator's constraint (--docker-constraint, --swarm-constraint), with why; Docker and Swarm only. */
+  refused?: Refusal[]
+}
+
+/** A discovered container or service the balancer refused to route to. */
+export interface Refusal {
+  /** Container or service name. */
+  name: string
+  reason: string
 }
 
 export interface DiscoverySource {

@@ -8,6 +8,7 @@ import type { Logger } from '../observability/log.ts'
 import type { Server } from '../model/types.ts'
 import { DockerClient } from '../docker/client.ts'
 import { DEFAULT_DOCKER_ENDPOINT, loadTls, parseEndpoint } from '../docker/endpoint.ts'
+import type { Constraint } from '../model/constraint.ts'
 import type { DiscoverySource, PublishDetail } from './source.ts'
 import { DockerSource } from './docker/source.ts'
 import { SwarmSource } from './swarm/source.ts'
@@ -22,6 +23,8 @@ export interface SourceOptions {
   dockerResyncMs: number
   /** Service registry URLs (--registry), each optionally `NAME=URL`. */
   registries?: readonly string[]
+  dockerConstraint?: Constraint | null
+  swarmConstraint?: Constraint | null
 }
 
 export interface RunningSources {
@@ -59,8 +62,8 @@ export function startSources(
     client = new DockerClient({ endpoint: loadTls(parsed, env) })
     endpoint = parsed.text
     const resyncMs = Math.max(1000, opts.dockerResyncMs)
-    if (opts.docker !== null) sources.push(new DockerSource({ client, resyncMs }))
-    if (opts.swarm) sources.push(new SwarmSource({ client, resyncMs }))
+    if (opts.docker !== null) sources.push(new DockerSource({ client, resyncMs, constraint: opts.dockerConstraint ?? null }))
+    if (opts.swarm) sources.push(new SwarmSource({ client, resyncMs, constraint: opts.swarmConstraint ?? null }))
   }
   sources.push(...registries)
   if (sources.length === 0) return { origins: [], registries: [], stop: async () => {} }
@@ -69,12 +72,18 @@ export function startSources(
   const loops = sources.map((s) => {
     const slog = log.child({ source: s.name })
     let lastProblems = '[]'
+    // Each refusal is logged once, when it first appears.
+    let lastRefused = new Set<string>()
     const publish = (servers: Server[], detail: PublishDetail): void => {
       const key = JSON.stringify(detail.problems)
       if (key !== lastProblems) {
         lastProblems = key
         for (const p of detail.problems) slog.warn({ at: p.path }, p.message)
       }
+      const list = detail.refused ?? []
+      const refused = new Set(list.map((r) => `${r.name}\n${r.reason}`))
+      for (const r of list) if (!lastRefused.has(`${r.name}\n${r.reason}`)) slog.warn({ name: r.name, reason: r.reason }, `${s.name} ${JSON.stringify(r.name)} refused: ${r.reason}`)
+      lastRefused = refused
       onPublish(s.name, servers, detail)
     }
     return s.run(ctl.signal, publish, (err) => onReport(s.name, err)).catch((err: unknown) => onReport(s.name, err instanceof Error ? err : new Error(String(err))))

@@ -43,3 +43,16 @@ describe('discovery flags', () => {
     expect(usage()).toContain('--docker-resync DURATION')
   })
 })
+
+describe('--docker-constraint and --swarm-constraint', () => {
+  it('parse the expression; env works too', () => {
+    const o = ok(['--docker-constraint', 'project:shop && label:tenant=payments'], { BALANCER_SWARM_CONSTRAINT: 'stack:bank' })
+    expect(o.dockerConstraint?.text).toBe('project:shop && label:tenant=payments')
+    expect(o.swarmConstraint?.text).toBe('stack:bank')
+    expect(ok([]).dockerConstraint).toBeNull()
+  })
+  it('a parse error is a startup error naming the flag and the column', () => {
+    expect(parseOptions(['--docker-constraint', 'project:shop &&'], {})).toEqual({ errors: ['--docker-constraint: column 16: expected a term: label:KEY[=VALUE], network:NAME, project:NAME, stack:NAME or name:GLOB'] })
+    expect(parseOptions([], { BALANCER_SWARM_CONSTRAINT: '(stack:a' })).toEqual({ errors: ['BALANCER_SWARM_CONSTRAINT: column 9: expected ")"'] })
+  })
+})

@@ -26,7 +26,9 @@ beforeAll(async () => {
   await docker(
     'run', '-d', '--name', `${RUN}-balancer`, '--label', `balancer-test=${RUN}`, '--network', NET, '--publish', '127.0.0.1::8000',
     '--volume', '/var/run/docker.sock:/var/run/docker.sock', '--volume', `${REPO}:/app:ro`, '--workdir', '/app',
-    RUNTIME_IMAGE, NODE_IN_IMAGE, '/app/test/sources/rig-main.ts', '--swarm',
+    // Only this run's services: the daemon is shared, and another labelled
+    // service on :8000 would otherwise join the route.
+    RUNTIME_IMAGE, NODE_IN_IMAGE, '/app/test/sources/rig-main.ts', '--swarm', '--swarm-constraint', `label:balancer-test=${RUN}`,
   )
   const published = await docker('port', `${RUN}-balancer`, '8000/tcp')
   port = Number(/127\.0\.0\.1:(\d+)/.exec(published)?.[1] ?? 0)

@@ -21,8 +21,9 @@ import type { DiscoverySource, PublishDetail } from '../source.ts'
 import type { PublishedSet } from '../loop.ts'
 import { Backoff, Publisher, mapLimit, sleep } from '../loop.ts'
 import type { SelfInfo } from './address.ts'
+import type { Constraint } from '../../model/constraint.ts'
 import type { Translated } from './translate.ts'
-import { translateContainer } from './translate.ts'
+import { containerSubject, translateContainer } from './translate.ts'
 
 export interface DockerSourceOptions {
   client: DockerClient
@@ -34,6 +35,8 @@ export interface DockerSourceOptions {
   maxBackoffMs?: number
   /** Where to look for our own container id; default /proc and the environment. */
   probe?: SelfProbe
+  /** --docker-constraint: labelled containers that do not match get no traffic and are listed as refused. */
+  constraint?: Constraint | null
 }
 
 const EVENT_FILTERS = JSON.stringify({
@@ -53,6 +56,9 @@ export class DockerSource implements DiscoverySource {
   readonly #coalesceMs: number
   readonly #backoff: Backoff
   readonly #probe: SelfProbe
+  readonly #constraint: Constraint | null
+  /** Labelled containers the constraint refuses, by id: why. */
+  readonly #refused = new Map<string, string>()
   /** Every labelled container seen running, including those without traffic now (unhealthy, bad labels). */
   readonly #entries = new Map<string, Translated>()
   /** Bumped by every event for a container: an inspect started before it is stale. */
@@ -69,6 +75,7 @@ export class DockerSource implements DiscoverySource {
     this.#coalesceMs = opts.coalesceMs ?? 50
     this.#backoff = new Backoff(opts.minBackoffMs ?? 250, opts.maxBackoffMs ?? 10_000)
     this.#probe = opts.probe ?? procProbe
+    this.#constraint = opts.constraint ?? null
   }
 
   async run(signal: AbortSignal, publish: (servers: Server[], detail: PublishDetail) => void, report: (err: Error | null) => void): Promise<void> {
@@ -104,11 +111,15 @@ export class DockerSource implements DiscoverySource {
   /** What run() publishes: containers with traffic, sorted by name. */
   current(): PublishedSet {
     const all = [...this.#entries.values()].sort(byName)
-    const live = all.filter((t): t is Translated & { server: Server } => t.server !== null)
+    const live = all.filter((t): t is Translated & { server: Server } => t.server !== null && !this.#refused.has(t.id))
     return {
       servers: live.map((t) => t.server),
       names: live.map((t) => t.name),
       problems: all.flatMap((t) => [...t.problems, ...t.notes].map((p) => ({ path: `docker:${t.name}`, message: `${p.path}: ${p.message}` }))),
+      refused: all.flatMap((t) => {
+        const reason = this.#refused.get(t.id)
+        return reason === undefined ? [] : [{ name: t.name, reason }]
+      }),
     }
   }
 
@@ -196,6 +207,7 @@ export class DockerSource implements DiscoverySource {
 
   #remove(id: string): void {
     this.#bump(id)
+    this.#refused.delete(id)
     if (this.#entries.delete(id)) this.#pub?.changed(true)
   }
 
@@ -224,10 +236,13 @@ export class DockerSource implements DiscoverySource {
       if (Number.isFinite(started) && started > killedAt) this.#dying.delete(id)
     }
     const t = c === null ? null : translateContainer(c, this.#self)
-    if (t === null) {
+    if (t === null || c === null) {
       this.#entries.delete(id)
+      this.#refused.delete(id)
       return
     }
+    if (this.#constraint !== null && !this.#constraint.test(containerSubject(c))) this.#refused.set(id, `does not match --docker-constraint ${JSON.stringify(this.#constraint.text)}`)
+    else this.#refused.delete(id)
     if (this.#dying.has(id)) t.server = null
     this.#entries.set(id, t)
   }
@@ -239,7 +254,12 @@ export class DockerSource implements DiscoverySource {
     const inspected = await mapLimit(list, 8, async (c) => ({ id: c.Id, c: await this.#inspect(c.Id, signal) }))
     const unchanged = (id: string): boolean => this.#gen.get(id) === before.get(id)
     for (const { id, c } of inspected) if (unchanged(id)) this.#apply(id, c)
-    for (const id of [...this.#entries.keys()]) if (!seen.has(id) && unchanged(id)) this.#entries.delete(id)
+    for (const id of [...this.#entries.keys()]) {
+      if (!seen.has(id) && unchanged(id)) {
+        this.#entries.delete(id)
+        this.#refused.delete(id)
+      }
+    }
     for (const id of [...this.#dying.keys()]) if (!seen.has(id) && unchanged(id)) this.#dying.delete(id)
   }
 

@@ -5,6 +5,7 @@
 // and, when it has a Docker healthcheck, reports `healthy`. The balancer's
 // own container is never an upstream.
 
+import type { Subject } from '../../model/constraint.ts'
 import type { Problem } from '../../model/errors.ts'
 import { labelServer, readLabels } from '../../model/labels.ts'
 import type { Server } from '../../model/types.ts'
@@ -62,6 +63,15 @@ export function translateContainer(c: ContainerInspect, self: SelfInfo | null): 
   out.via = addr.via
   out.server = labelServer(s, [{ Target: addr.Target, Port: addr.Port }])
   return out
+}
+
+/** What a discovery constraint sees of a container: name, labels, network names. */
+export function containerSubject(c: ContainerInspect): Subject {
+  return {
+    name: (c.Name ?? '').replace(/^\//, '') || c.Id.slice(0, 12),
+    labels: c.Config?.Labels ?? {},
+    networks: Object.keys(c.NetworkSettings?.Networks ?? {}),
+  }
 }
 
 function notServing(c: ContainerInspect, self: SelfInfo | null): string | null {

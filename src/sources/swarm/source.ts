@@ -26,7 +26,8 @@ import type { DiscoverySource, PublishDetail } from '../source.ts'
 import type { PublishedSet } from '../loop.ts'
 import { Backoff, Publisher, sleep } from '../loop.ts'
 import type { ServiceTranslated, SwarmSelf } from './translate.ts'
-import { translateService } from './translate.ts'
+import { serviceSubject, translateService } from './translate.ts'
+import type { Constraint } from '../../model/constraint.ts'
 
 export interface SwarmSourceOptions {
   client: DockerClient
@@ -40,6 +41,8 @@ export interface SwarmSourceOptions {
   minBackoffMs?: number
   maxBackoffMs?: number
   probe?: SelfProbe
+  /** --swarm-constraint: labelled services that do not match get no traffic and are listed as refused. */
+  constraint?: Constraint | null
 }
 
 const EVENT_FILTERS = JSON.stringify({
@@ -52,7 +55,8 @@ const TRANSITIONAL = new Set(['new', 'pending', 'assigned', 'accepted', 'prepari
 export class SwarmSource implements DiscoverySource {
   readonly name = 'swarm'
   readonly #client: DockerClient
-  readonly #o: Required<Omit<SwarmSourceOptions, 'client' | 'probe'>>
+  readonly #o: Required<Omit<SwarmSourceOptions, 'client' | 'probe' | 'constraint'>>
+  readonly #constraint: Constraint | null
   readonly #probe: SelfProbe
   readonly #backoff: Backoff
   readonly #services = new Map<string, SwarmService>()
@@ -77,6 +81,7 @@ export class SwarmSource implements DiscoverySource {
       maxBackoffMs: opts.maxBackoffMs ?? 10_000,
     }
     this.#backoff = new Backoff(this.#o.minBackoffMs, this.#o.maxBackoffMs)
+    this.#constraint = opts.constraint ?? null
   }
 
   async run(signal: AbortSignal, publish: (servers: Server[], detail: PublishDetail) => void, report: (err: Error | null) => void): Promise<void> {
@@ -121,11 +126,24 @@ export class SwarmSource implements DiscoverySource {
 
   current(): PublishedSet {
     const all = this.#translated()
-    const live = all.filter((t): t is ServiceTranslated & { server: Server } => t.server !== null)
+    const refused = new Map<string, string>()
+    if (this.#constraint !== null) {
+      for (const t of all) {
+        const svc = this.#services.get(t.id)
+        if (svc !== undefined && !this.#constraint.test(serviceSubject(svc, this.#tasks.get(t.id) ?? []))) {
+          refused.set(t.id, `does not match --swarm-constraint ${JSON.stringify(this.#constraint.text)}`)
+        }
+      }
+    }
+    const live = all.filter((t): t is ServiceTranslated & { server: Server } => t.server !== null && !refused.has(t.id))
     return {
       servers: live.map((t) => t.server),
       names: live.map((t) => t.name),
       problems: all.flatMap((t) => [...t.problems, ...t.notes].map((p) => ({ path: `swarm:${t.name}`, message: `${p.path}: ${p.message}` }))),
+      refused: all.flatMap((t) => {
+        const reason = refused.get(t.id)
+        return reason === undefined ? [] : [{ name: t.name, reason }]
+      }),
     }
   }
 

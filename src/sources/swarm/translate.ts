@@ -14,6 +14,7 @@
 // published port: the routing mesh picks the task); else the first of the
 // service's networks by name, `ingress` excluded.
 
+import type { Subject } from '../../model/constraint.ts'
 import type { Problem } from '../../model/errors.ts'
 import { labelServer, readLabels } from '../../model/labels.ts'
 import type { LabelSettings } from '../../model/labels.ts'
@@ -77,6 +78,11 @@ export function translateService(svc: SwarmService, tasks: readonly SwarmTask[],
     return out
   }
   return withTargets(out, s, svc, tasks, net, port, gone)
+}
+
+/** What a discovery constraint sees of a service: name, its (deploy) labels, network names. */
+export function serviceSubject(svc: SwarmService, tasks: readonly SwarmTask[]): Subject {
+  return { name: svc.Spec?.Name ?? svc.ID, labels: svc.Spec?.Labels ?? {}, networks: networksOf(svc, tasks).map((n) => n.name) }
 }
 
 function withTargets(out: ServiceTranslated, s: LabelSettings, svc: SwarmService, tasks: readonly SwarmTask[], net: Net, port: number, gone: ReadonlySet<string>): ServiceTranslated {
