@@ -88,6 +88,7 @@ async function main(): Promise<void> {
     upstreamIdleMs: o.upstreamIdleMs,
     // One secret for every worker: a session ticket one issued resumes on any other.
     ticketSecret: randomBytes(32).toString('hex'),
+    trustedProxies: o.trustedProxies,
   }
   // One worker: the engine runs in this process, no IPC. More: engine
   // processes sharing the ports; the API, the store, discovery and the

@@ -2,7 +2,7 @@
 // browser-like request head, then the rewrite for the upstream.
 // Run: node bench/micro/parse.bench.ts  (prints ns/op; no assertions)
 
-import { requestHead } from '../../src/engine/http1/forward.ts'
+import { forNode, requestHead } from '../../src/engine/http1/forward.ts'
 import { HeadScan, RequestHead, parseRequestHead, scanHead } from '../../src/engine/http1/parse.ts'
 
 const HEAD = Buffer.from(
@@ -45,8 +45,9 @@ function bench(name: string, fn: () => unknown, n: number): void {
 }
 
 const N = 1_000_000
+const PEER = { clientIp: '203.0.113.7', trusted: false, forNode: forNode('203.0.113.7') }
 bench('scan + parse', parseOnce, N)
 bench('scan + parse + rewrite', () => {
   parseOnce()
-  return requestHead(HEAD, h, '203.0.113.7', XFP, false, false, 'b7f3a9c1d2e4-1')
+  return requestHead(HEAD, h, PEER, XFP, false, false, 'b7f3a9c1d2e4-1')
 }, N)

@@ -1,6 +1,7 @@
 // Command-line flags and their environment variables. Pure: argv + env in,
 // Options (or a usage error) out; main.ts does the I/O.
 
+import { isIP } from 'node:net'
 import { availableParallelism } from 'node:os'
 import { parseDuration } from '../model/duration.ts'
 import { constraintErrorText, parseConstraint } from '../model/constraint.ts'
@@ -36,6 +37,8 @@ export interface Options {
   dockerResyncMs: number
   /** Service registries (--registry, repeatable): `[NAME=]consul://...`, `etcd://...`, `zk://...`. */
   registries: string[]
+  /** CIDRs of proxies in front whose X-Forwarded-For / X-Real-IP / Forwarded are appended to (--trusted-proxies). */
+  trustedProxies: string[]
   /** Engine processes sharing the listening ports (SO_REUSEPORT); 1 = the engine runs in this process. */
   workers: number
   /** Where GET /metrics is also served without a token (a private scrape address); null: only on the admin API. */
@@ -213,6 +216,22 @@ const FLAGS: FlagSpec[] = [
   },
   { flag: '--docker-resync', env: 'BALANCER_DOCKER_RESYNC', arg: 'DURATION', defaultText: '30s', help: 'Full Docker/Swarm listing period, a safety net under the events stream.', set: durationFlag('dockerResyncMs') },
   {
+    flag: '--trusted-proxies', env: 'BALANCER_TRUSTED_PROXIES', arg: 'CIDR,...', defaultText: 'none',
+    help: 'Proxies in front of the balancer (IPv4/IPv6 CIDRs or addresses) whose X-Forwarded-For, X-Real-IP and Forwarded are kept and appended to; from any other client they are replaced.',
+    set(o, v) {
+      const out: string[] = []
+      for (const raw of v.split(',')) {
+        const c = raw.trim()
+        if (c === '') continue
+        const problem = cidrProblem(c)
+        if (problem !== null) return problem
+        out.push(c)
+      }
+      o.trustedProxies = out
+      return null
+    },
+  },
+  {
     flag: '--workers', env: 'BALANCER_WORKERS', arg: 'N', defaultText: 'the number of CPUs',
     help: 'Engine processes sharing the listening ports; 1 runs the engine inside the main process.',
     set(o, v) {
@@ -266,7 +285,7 @@ export function defaults(): Options {
   return {
     apiHost: '127.0.0.1', apiPort: 9123, apiHostNames: [], store: `file://${DEFAULT_CONFIG_PATH}`, token: null, tokenFile: null,
     graceMs: 30_000, logLevel: 'info', connectTimeoutMs: 5000, headersTimeoutMs: 10_000, idleTimeoutMs: 60_000,
-    responseTimeoutMs: 60_000, upstreamIdleMs: 30_000, docker: null, swarm: false, dockerConstraint: null, swarmConstraint: null, dockerResyncMs: 30_000, registries: [], workers: availableParallelism(), metrics: null, accessLog: null, accessLogSample: 1, help: false, version: false,
+    responseTimeoutMs: 60_000, upstreamIdleMs: 30_000, docker: null, swarm: false, dockerConstraint: null, swarmConstraint: null, dockerResyncMs: 30_000, registries: [], trustedProxies: [], workers: availableParallelism(), metrics: null, accessLog: null, accessLogSample: 1, help: false, version: false,
   }
 }
 
@@ -300,6 +319,16 @@ export function parseOptions(argv: readonly string[], env: Readonly<Record<strin
     if (err !== null) errors.push(`${name}: ${err}`)
   }
   return errors.length > 0 ? { errors } : o
+}
+
+/** null when c is an IPv4/IPv6 address or CIDR (`10.0.0.0/8`, `2001:db8::/32`). */
+function cidrProblem(c: string): string | null {
+  const slash = c.indexOf('/')
+  const ip = slash === -1 ? c : c.slice(0, slash)
+  const family = isIP(ip)
+  const bits = slash === -1 ? (family === 6 ? 128 : 32) : /^[0-9]{1,3}$/.test(c.slice(slash + 1)) ? Number(c.slice(slash + 1)) : -1
+  if (family === 0 || bits < 0 || bits > (family === 6 ? 128 : 32)) return `must be IP addresses or CIDRs like 10.0.0.0/8 or 2001:db8::/32, got "${c}"`
+  return null
 }
 
 export function isLoopback(host: string): boolean {

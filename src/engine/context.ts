@@ -2,6 +2,7 @@
 // registry, a coarse clock and global counters. One per Engine (tests run
 // several engines in one process), passed to each connection record once.
 
+import { BlockList, isIPv6 } from 'node:net'
 import type { AccessLogSink, EngineOptions } from './types.ts'
 import { Registry } from './upstream/registry.ts'
 
@@ -25,9 +26,32 @@ export class EngineCtx {
   /** opts.accessLog, or null: per request, one null check when off. */
   readonly accessLog: AccessLogSink | null
 
+  /** opts.trustedProxies as a lookup; null when none is trusted (the default). */
+  readonly trusted: BlockList | null
+
   constructor(opts: EngineOptions) {
     this.opts = opts
     this.lineMax = Math.min(REQUEST_LINE_MAX, opts.maxHeaderBytes)
     this.accessLog = opts.accessLog ?? null
+    this.trusted = trustedList(opts.trustedProxies)
   }
+
+  /** Once per connection: is this peer a trusted proxy? */
+  isTrusted(ip: string): boolean {
+    return this.trusted !== null && this.trusted.check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4')
+  }
+}
+
+/** CIDRs were checked by the caller (cli/options.ts); a malformed one here is a programming error. */
+function trustedList(cidrs: readonly string[]): BlockList | null {
+  if (cidrs.length === 0) return null
+  const list = new BlockList()
+  for (const c of cidrs) {
+    const slash = c.indexOf('/')
+    const ip = slash === -1 ? c : c.slice(0, slash)
+    const type = isIPv6(ip) ? 'ipv6' : 'ipv4'
+    const bits = slash === -1 ? (type === 'ipv6' ? 128 : 32) : Number(c.slice(slash + 1))
+    list.addSubnet(ip, bits, type)
+  }
+  return list
 }

@@ -36,6 +36,12 @@ export interface EngineOptions {
    * secret of this engine's own.
    */
   ticketSecret: string
+  /**
+   * CIDRs (`10.0.0.0/8`, `2001:db8::/32`, or a single address) of proxies in
+   * front of the balancer whose X-Forwarded-For, X-Real-IP and Forwarded are
+   * believed and appended to; from anyone else they are replaced. Default none.
+   */
+  trustedProxies: readonly string[]
   log: EngineLog
   /** Where access log lines go; null (the default) logs nothing and costs nothing per request. */
   accessLog?: AccessLogSink | null
@@ -78,6 +84,7 @@ export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'log'> = {
   maxIdlePerUpstream: 4096,
   retryBodyBytes: 65536,
   ticketSecret: '',
+  trustedProxies: [],
 }
 
 export interface UpstreamStats {

@@ -56,3 +56,16 @@ describe('--docker-constraint and --swarm-constraint', () => {
     expect(parseOptions([], { BALANCER_SWARM_CONSTRAINT: '(stack:a' })).toEqual({ errors: ['BALANCER_SWARM_CONSTRAINT: column 9: expected ")"'] })
   })
 })
+
+describe('--trusted-proxies', () => {
+  it('takes IPv4 and IPv6 addresses and CIDRs, comma separated; none by default', () => {
+    expect(ok([]).trustedProxies).toEqual([])
+    expect(ok(['--trusted-proxies', '10.0.0.0/8, 192.0.2.7,2001:db8::/32,::1']).trustedProxies).toEqual(['10.0.0.0/8', '192.0.2.7', '2001:db8::/32', '::1'])
+    expect(ok([], { BALANCER_TRUSTED_PROXIES: '172.16.0.0/12' }).trustedProxies).toEqual(['172.16.0.0/12'])
+  })
+  it('refuses what is not an address or CIDR, naming the flag', () => {
+    for (const bad of ['10.0.0.0/33', 'proxy.example', '2001:db8::/129', '10.0.0.0/x']) {
+      expect(parseOptions(['--trusted-proxies', bad], {})).toEqual({ errors: [`--trusted-proxies: must be IP addresses or CIDRs like 10.0.0.0/8 or 2001:db8::/32, got "${bad}"`] })
+    }
+  })
+})

@@ -21,6 +21,7 @@ import type { Upstream } from '../upstream/registry.ts'
 import { pumpBody } from './body.ts'
 import { ChunkDecoder } from './chunked.ts'
 import { connectTimedOut, leaveQueue, responseTimedOut } from './exchange.ts'
+import { forNode } from './forward.ts'
 import { HeadScan, RequestHead, ResponseHead } from './parse.ts'
 import type { ClientSink, ClientSocket, Handle } from './client-socket.ts'
 import { RawClientSocket } from './client-socket.ts'
@@ -48,6 +49,10 @@ export class ClientConn {
   readonly clientIp: string
   /** The connection arrived over TLS: the request's scheme is https. */
   readonly tls: boolean
+  /** A trusted proxy (--trusted-proxies): decided once, here, for every request of the connection. */
+  readonly trusted: boolean
+  /** RFC 7239 `for=` node of clientIp, built once for the Forwarded header. */
+  readonly forNode: string
   state: number = St.Head
   /** Unconsumed input from `off`; null when everything read has been consumed. */
   buf: Buffer | null = null
@@ -133,6 +138,8 @@ export class ClientConn {
     this.listener = listener
     this.tls = tls
     this.clientIp = ip.startsWith('::ffff:') ? ip.slice(7) : ip
+    this.trusted = ctx.isTrusted(this.clientIp)
+    this.forNode = forNode(this.clientIp)
     this.reqChunk = new ChunkDecoder(ctx.opts.maxHeaderBytes)
     this.resChunk = new ChunkDecoder(ctx.opts.maxHeaderBytes)
   }

@@ -22,6 +22,8 @@ export const Kind = {
   XForwardedHost: 9,
   /** Re-emitted by the proxy on requests (request-id.ts); passed through on responses. */
   XRequestId: 10,
+  XRealIp: 11,
+  Forwarded: 12,
 } as const
 
 /** Fields per header in HDR: name start, name end, value start, value end (OWS trimmed), line end (after CRLF), kind. */
@@ -70,6 +72,8 @@ function kindOf(buf: Buffer, s: number, e: number): number {
       return equalsLower(buf, s, e, 'host') ? Kind.Host : Kind.Other
     case 7:
       return equalsLower(buf, s, e, 'upgrade') ? Kind.Upgrade : equalsLower(buf, s, e, 'trailer') ? Kind.Hop : Kind.Other
+    case 9:
+      return equalsLower(buf, s, e, 'forwarded') ? Kind.Forwarded : equalsLower(buf, s, e, 'x-real-ip') ? Kind.XRealIp : Kind.Other
     case 10:
       return equalsLower(buf, s, e, 'connection') ? Kind.Connection : equalsLower(buf, s, e, 'keep-alive') ? Kind.Hop : Kind.Other
     case 12:

@@ -4,10 +4,17 @@
 // socket write. Reads HDR / CONN_TOK as filled by the parse just before
 // (see fields.ts for that contract).
 //
-// Trust choice for X-Forwarded-*: this proxy is the edge. X-Forwarded-For is
-// appended to (comma-space), so an upstream must trust only its last entry,
-// the one added here; X-Forwarded-Proto and X-Forwarded-Host are replaced by
-// what this proxy saw, so a client cannot spoof them.
+// Client address headers (X-Forwarded-For, X-Real-IP, Forwarded): whether a
+// client's own are believed is decided once per connection (Peer.trusted,
+// from --trusted-proxies). From a client that is not a trusted proxy all
+// three are dropped and replaced by what this proxy saw, so an upstream can
+// read the client address from any of them: `x-forwarded-for: <ip>`,
+// `x-real-ip: <ip>`, `forwarded: for=<ip>;proto=<scheme>;host="<host>"`
+// (RFC 7239; IPv6 as `for="[2001:db8::1]"`). From a trusted proxy they are
+// kept and appended to: X-Forwarded-For gets `, <ip>`, Forwarded gets
+// `, for=...` as one more element, X-Real-IP is kept as the proxy set it
+// (else added). X-Forwarded-Proto and X-Forwarded-Host are always replaced by
+// what this proxy saw.
 
 import { equalsLowerBytes } from './chars.ts'
 import { CONN_TOK, HDR, HF, Kind, MAX_HEADERS } from './fields.ts'
@@ -23,6 +30,25 @@ function namedInConnection(buf: Buffer, f: Fields, ns: number, ne: number): bool
   return false
 }
 
+/** What requestHead needs of the client connection; fixed for its life. */
+export interface Peer {
+  readonly clientIp: string
+  /** The peer is a trusted proxy (--trusted-proxies): its forwarding headers are appended to. */
+  readonly trusted: boolean
+  /** RFC 7239 `for=` node of clientIp (forNode()). */
+  readonly forNode: string
+}
+
+/** `for=192.0.2.1`, `for="[2001:db8::1]"`: IPv6 is bracketed and quoted (RFC 7239 §6). */
+export function forNode(ip: string): string {
+  return ip.includes(':') ? `for="[${ip}]"` : `for=${ip}`
+}
+
+/** A Host value as an RFC 7239 quoted-string (it may hold `:`, which a token cannot). */
+function quoted(v: string): string {
+  return v.includes('"') || v.includes('\\') ? `"${v.replace(/["\\]/g, '\\$&')}"` : `"${v}"`
+}
+
 /**
  * The request head sent upstream: `METHOD target HTTP/1.1`, the client's
  * headers minus hop-by-hop ones, framing re-emitted (`content-length` or
@@ -31,7 +57,8 @@ function namedInConnection(buf: Buffer, f: Fields, ns: number, ne: number): bool
  * become origin-form and their authority becomes Host (RFC 9112 §3.2.2).
  * The client's X-Request-Id fields are replaced by one carrying `requestId`.
  */
-export function requestHead(buf: Buffer, h: RequestHead, clientIp: string, proto: string, upgrade: boolean, chunked: boolean, requestId: string): string {
+export function requestHead(buf: Buffer, h: RequestHead, peer: Peer, proto: string, upgrade: boolean, chunked: boolean, requestId: string): string {
+  const trusted = peer.trusted
   let out = buf.latin1Slice(h.start, h.methodEnd + 1)
   if (h.form === Form.Absolute) {
     out += h.pathStart === h.targetEnd || buf[h.pathStart] !== 0x2f ? `/${buf.latin1Slice(h.pathStart, h.targetEnd)}` : buf.latin1Slice(h.pathStart, h.targetEnd)
@@ -40,6 +67,8 @@ export function requestHead(buf: Buffer, h: RequestHead, clientIp: string, proto
   }
   out += ' HTTP/1.1\r\n'
   let xff = ''
+  let fwd = ''
+  let realIp = false
   let run = -1
   let runEnd = 0
   const n = h.nHeaders
@@ -47,10 +76,15 @@ export function requestHead(buf: Buffer, h: RequestHead, clientIp: string, proto
     const o = i * HF
     const kind = HDR[o + 5] as number
     const ns = HDR[o] as number
-    let keep = kind === Kind.Other || (kind === Kind.Host && h.form !== Form.Absolute) || (kind === Kind.Upgrade && upgrade)
-    if (kind === Kind.XForwardedFor) {
-      const v = buf.latin1Slice(HDR[o + 2] as number, HDR[o + 3] as number)
-      if (v !== '') xff = xff === '' ? v : `${xff}, ${v}`
+    let keep = kind === Kind.Other || (kind === Kind.Host && h.form !== Form.Absolute) || (kind === Kind.Upgrade && upgrade) || (kind === Kind.XRealIp && trusted)
+    if (trusted) {
+      if (kind === Kind.XForwardedFor) {
+        const v = buf.latin1Slice(HDR[o + 2] as number, HDR[o + 3] as number)
+        if (v !== '') xff = xff === '' ? v : `${xff}, ${v}`
+      } else if (kind === Kind.Forwarded) {
+        const v = buf.latin1Slice(HDR[o + 2] as number, HDR[o + 3] as number)
+        if (v !== '') fwd = fwd === '' ? v : `${fwd}, ${v}`
+      } else if (kind === Kind.XRealIp) realIp = true
     }
     if (keep && h.nConnTokens !== 0 && kind !== Kind.Host && namedInConnection(buf, h, ns, HDR[o + 1] as number)) keep = false
     if (keep) {
@@ -71,7 +105,12 @@ export function requestHead(buf: Buffer, h: RequestHead, clientIp: string, proto
   }
   if (chunked) out += 'transfer-encoding: chunked\r\n'
   else if (h.clCount === 1) out += `content-length: ${h.contentLength}\r\n`
-  out += xff === '' ? `x-forwarded-for: ${clientIp}\r\n` : `x-forwarded-for: ${xff}, ${clientIp}\r\n`
+  const ip = peer.clientIp
+  out += xff === '' ? `x-forwarded-for: ${ip}\r\n` : `x-forwarded-for: ${xff}, ${ip}\r\n`
+  if (!realIp) out += `x-real-ip: ${ip}\r\n`
+  // proto is the whole X-Forwarded-Proto line; `x-forwarded-proto: https` has an `s` at 23.
+  const element = `${peer.forNode};proto=${proto.charCodeAt(23) === 0x73 ? 'https' : 'http'}${host === '' ? '' : `;host=${quoted(host)}`}`
+  out += fwd === '' ? `forwarded: ${element}\r\n` : `forwarded: ${fwd}, ${element}\r\n`
   out += proto
   out += `x-request-id: ${requestId}\r\n`
   if (host !== '') out += `x-forwarded-host: ${host}\r\n`
@@ -136,6 +175,8 @@ export function responseHead(buf: Buffer, r: ResponseHead, conn: number, keepTe:
       kind === Kind.Host ||
       kind === Kind.XForwardedFor ||
       kind === Kind.XForwardedHost ||
+      kind === Kind.XRealIp ||
+      kind === Kind.Forwarded ||
       kind === Kind.XForwardedProto ||
       kind === Kind.XRequestId ||
       (kind === Kind.TransferEncoding && keepTe) ||

@@ -139,7 +139,7 @@ function dispatch(conn: ClientConn, buf: Buffer): void {
   if (route === null) return respond(conn, 404)
   conn.route = lr.routes[lr.plan.routes.indexOf(route)] ?? null
   if (conn.route === null) return respond(conn, 404)
-  conn.outHead = requestHead(buf, h, conn.clientIp, conn.tls ? XFP_HTTPS : XFP_HTTP, conn.upgrade, conn.bodyKind === BodyKind.Chunked, conn.requestId)
+  conn.outHead = requestHead(buf, h, conn, conn.tls ? XFP_HTTPS : XFP_HTTP, conn.upgrade, conn.bodyKind === BodyKind.Chunked, conn.requestId)
   conn.hostless = hostless(h)
   startExchange(conn)
 }
