@@ -119,12 +119,24 @@ async function main(): Promise<void> {
     }
     plane = group
   }
+  // Each refusal by the merge (store discovery rules, claims) is logged once, when it first appears.
+  let loggedRefusals = new Set<string>()
+  const logRefusals = (): void => {
+    const now = new Set<string>()
+    for (const r of desired.refused) {
+      const key = `${r.origin}\n${r.name}\n${r.reason}`
+      now.add(key)
+      if (!loggedRefusals.has(key)) log.warn({ source: r.origin, name: r.name, reason: r.reason }, `${r.origin} ${JSON.stringify(r.name)} refused: ${r.reason}`)
+    }
+    loggedRefusals = now
+  }
   const reloads = { applied: 0, refused: 0 }
   // The dashboard's live view; set once the API is built, and told of every change from then on.
   let live: LiveView | null = null
   // Certificate files are read and checked before the snapshot naming them is applied, and watched.
   const tls = new TlsTarget(plane, log.child({ component: 'tls' }))
   const reloader = new Reloader(tls, compile, (out) => {
+    logRefusals()
     if (out.error === null) reloads.applied++
     else reloads.refused++
     if (live !== null) {
@@ -167,7 +179,7 @@ async function main(): Promise<void> {
         for (const n of now) if (!before.has(n)) live?.record('discovery', 'info', `${origin}: ${n} joined`)
         for (const n of before) if (!now.has(n)) live?.record('discovery', 'info', `${origin}: ${n} left`)
         refusedBy.set(origin, detail.refused ?? [])
-        void desired.setDiscovered(origin, servers, detail.names)
+        void desired.setDiscovered(origin, servers, detail.names, detail.meta ?? [])
       },
       (origin, err) => {
         if (discoveryUp.get(origin) !== (err === null)) {
@@ -237,7 +249,10 @@ async function main(): Promise<void> {
         origins: sources.origins,
         problems: desired.problems,
         registries: sources.registries.map((r) => r.health()),
-        refused: [...refusedBy].flatMap(([origin, list]) => list.map((r) => ({ origin, name: r.name, reason: r.reason }))),
+        refused: [
+          ...[...refusedBy].flatMap(([origin, list]) => list.map((r) => ({ origin, name: r.name, reason: r.reason }))),
+          ...desired.refused,
+        ],
       },
       storeHealth: store.health?.() ?? null,
       engine: plane.stats() satisfies EngineStats,

@@ -18,6 +18,8 @@ export interface PortBinding {
 export interface ContainerInspect {
   Id: string
   Name?: string
+  /** ISO 8601 creation time. */
+  Created?: string
   State?: {
     Status?: string
     Running?: boolean
@@ -58,6 +60,8 @@ export interface DockerEvent {
 /** GET /services */
 export interface SwarmService {
   ID: string
+  /** ISO 8601 creation time. */
+  CreatedAt?: string
   Version?: { Index?: number }
   Spec?: {
     Name?: string

@@ -23,6 +23,11 @@
 //    discovered server never inherits another set's groups through the
 //    server: the groups it does not set are its own defaults (`health: null`).
 //
+//  - Trust (admission.ts): a stored server's or route's `discovery` rule can
+//    refuse discovered members, and two owners (Compose projects, stacks)
+//    claiming the same address and filter are not merged: the first keeps it.
+//    Refused members are listed in `refused`, never merged silently.
+//
 // Inputs are processed by origin name, then in the order each source gives.
 
 import { createHash } from 'node:crypto'
@@ -37,6 +42,9 @@ import { POLICY_GROUPS, defaultsOf } from './policy.ts'
 import type { Config, Filter, Policy, Route, Server, Upstream } from './types.ts'
 import { ROUTE_DEFAULT, upstreamKey } from './types.ts'
 import { filterKey, validateConfig } from './validate.ts'
+import type { Subject } from './constraint.ts'
+import type { Claim, DiscoveredMeta, Refused } from './admission.ts'
+import { firstClaim, hostsOverlap, ruleRefusal } from './admission.ts'
 
 /** What one source publishes: its whole current set. */
 export interface Discovered {
@@ -45,6 +53,8 @@ export interface Discovered {
   servers: Server[]
   /** names[i]: the container or service servers[i] comes from, for messages and the API. */
   names?: readonly string[]
+  /** meta[i]: owner, creation time and what constraints see of servers[i]. Without it a server takes part in no claim. */
+  meta?: ReadonlyArray<DiscoveredMeta | undefined>
 }
 
 /** Where a discovered part of the merged config came from. */
@@ -66,6 +76,8 @@ export interface MergeResult {
    * Anything not in here came from the store and is editable in the API.
    */
   origins: Map<string, Provenance>
+  /** Discovered servers or routes refused by the store's discovery rules or by another owner's claim. */
+  refused: Refused[]
 }
 
 /**
@@ -94,11 +106,14 @@ interface Who {
   path: string
   /** For messages: `docker "web-1"`. */
   label: string
+  /** null when the source gave no meta: then no claim and no constraint can admit it. */
+  meta: DiscoveredMeta | null
 }
 
 export function mergeDiscovered(base: Config, found: ReadonlyArray<Discovered>): MergeResult {
   const m = new Merge(base.servers.map(copyServer))
   const ordered = [...found].sort((a, b) => (a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : 0))
+  const entries: Array<{ d: Server | Problem[]; who: Who }> = []
   for (const f of ordered) {
     f.servers.forEach((s, i) => {
       const name = f.names?.[i] ?? null
@@ -107,9 +122,16 @@ export function mergeDiscovered(base: Config, found: ReadonlyArray<Discovered>):
         name,
         path: name === null ? `${f.origin}.servers[${i}]` : `${f.origin}:${name}`,
         label: name === null ? `${f.origin} servers[${i}]` : `${f.origin} ${JSON.stringify(name)}`,
+        meta: f.meta?.[i] ?? null,
       }
-      m.add(s, who)
+      entries.push({ d: m.normalize(s, who), who })
     })
+  }
+  // Claims are settled before anything is placed, so the order of the inputs never decides them.
+  for (const { d, who } of entries) if (!Array.isArray(d)) m.claim(d, who)
+  for (const { d, who } of entries) {
+    if (Array.isArray(d)) m.problems.push(...d)
+    else m.add(d, who)
   }
   m.isolateDiscoveredRoutes()
   const config: Config = { servers: m.servers }
@@ -117,15 +139,18 @@ export function mergeDiscovered(base: Config, found: ReadonlyArray<Discovered>):
   const left = validateConfig(config)
   if (left.length > 0) {
     const problems = [...m.problems, ...left.map((p) => ({ path: p.path, message: `${p.message} (every discovered server was left out)` }))]
-    return { config: base, problems, origins: new Map() }
+    return { config: base, problems, origins: new Map(), refused: m.refused }
   }
-  return { config, problems: m.problems, origins: m.origins }
+  return { config, problems: m.problems, origins: m.origins, refused: m.refused }
 }
 
 class Merge {
   readonly servers: Server[]
   readonly problems: Problem[] = []
   readonly origins = new Map<string, Provenance>()
+  readonly refused: Refused[] = []
+  /** `listenKey|filterKey` -> the first owner claiming it. */
+  readonly #claims = new Map<string, Claim>()
   readonly #listen: ParsedListenAddress[] = []
   /** Discovered routes (originKey(address, route)) -> which member decided each policy group. */
   readonly #decided = new Map<string, Map<PolicyGroup, Who>>()
@@ -139,24 +164,38 @@ class Merge {
     }
   }
 
-  add(raw: Server, who: Who): void {
-    let d: Server
+  /** The discovered server in the model's form, or the problems that keep it out (reported in input order by the caller). */
+  normalize(raw: Server, who: Who): Server | Problem[] {
     try {
-      d = normalizeServer(raw, 'server')
+      return normalizeServer(raw, 'server')
     } catch (err) {
       if (!(err instanceof BalancerError)) throw err
-      for (const p of err.problems) this.#problem(who, `${p.path}: ${p.message}`)
-      return
+      return err.problems.map((p) => ({ path: who.path, message: `${who.label}: ${p.path}: ${p.message}` }))
     }
+  }
+
+  /** Records d's claims on its address and filters (admission.ts: the first owner keeps them). */
+  claim(d: Server, who: Who): void {
+    if (who.meta === null) return
+    const listen = parseListenAddress(d.address)
+    if ('error' in listen) return
+    for (const r of routesOf(d)) firstClaim(this.#claims, claimKey(listen.key, r.filter), { owner: who.meta.owner, created: who.meta.created })
+  }
+
+  add(d: Server, who: Who): void {
     const listen = parseListenAddress(d.address)
     if ('error' in listen) return this.#problem(who, listen.error)
     const same = this.#listen.findIndex((l) => l.key === listen.key)
     const into = same === -1 ? undefined : this.servers[same]
-    if (into !== undefined) return this.#mergeInto(into, d, who)
+    if (into !== undefined) return this.#mergeInto(into, listen.key, d, who)
     const clash = this.#listen.findIndex((l) => listenConflict(l, listen))
     if (clash !== -1) {
       const other = this.servers[clash]?.address ?? ''
       return this.#problem(who, `listen address ${JSON.stringify(d.address)} clashes with server ${JSON.stringify(other)} (port ${listen.port} on overlapping interfaces); left out`)
+    }
+    for (const r of routesOf(d)) {
+      const taken = this.#claimRefusal(listen.key, d.address, r.filter, who)
+      if (taken !== null) return this.#refuse(who, taken)
     }
     this.servers.push(d)
     this.#listen.push(listen)
@@ -170,15 +209,39 @@ class Merge {
     }
   }
 
-  #mergeInto(into: Server, d: Server, who: Who): void {
+  #mergeInto(into: Server, listenKey: string, d: Server, who: Who): void {
     const own: Provenance = { origin: who.origin, name: who.name }
+    const storeServer = !this.origins.has(originKey(into.address))
     for (const dr of routesOf(d)) {
       const key = filterKey(dr.filter)
       const hit = routesOf(into).find((r) => filterKey(r.filter) === key)
       if (hit !== undefined) {
+        // A stored route's rule first; a constraint there admits every owner it matches.
+        let vouched = false
+        if (!this.origins.has(originKey(into.address, hit.name))) {
+          const rule = hit.name === ROUTE_DEFAULT ? into.discovery : (hit.discovery ?? into.discovery)
+          const why = ruleRefusal(rule, `route ${JSON.stringify(hit.name)} of server ${JSON.stringify(into.address)}`, subjectOf(who))
+          if (why !== null) {
+            this.#refuse(who, why)
+            continue
+          }
+          vouched = typeof rule === 'object'
+        }
+        const taken = vouched ? null : this.#claimRefusal(listenKey, into.address, dr.filter, who)
+        if (taken !== null) {
+          this.#refuse(who, taken)
+          continue
+        }
         this.#joinPolicy(into, hit, dr, who)
         this.#addMembers(into.address, hit.name, 'upstreams', hit.upstreams, dr.upstreams, own)
         this.#addMembers(into.address, hit.name, 'fallbacks', hit.fallbacks, dr.fallbacks, own)
+        continue
+      }
+      const why = (storeServer ? ruleRefusal(into.discovery, `server ${JSON.stringify(into.address)}`, subjectOf(who)) : null) ??
+        this.#deniedOverlap(into, dr, who) ??
+        this.#claimRefusal(listenKey, into.address, dr.filter, who)
+      if (why !== null) {
+        this.#refuse(who, why)
         continue
       }
       const name = this.#freeName(into, discoveredRouteName(who.origin, dr.filter))
@@ -251,6 +314,31 @@ class Merge {
     for (const u of members) this.origins.set(originKey(address, route, list, u), own)
   }
 
+  /** A stored route of `into` that does not admit `who` and whose hosts overlap dr's: dr would take part of its traffic. */
+  #deniedOverlap(into: Server, dr: Route, who: Who): string | null {
+    for (const r of routesOf(into)) {
+      if (this.origins.has(originKey(into.address, r.name))) continue
+      const rule = r.name === ROUTE_DEFAULT ? into.discovery : (r.discovery ?? into.discovery)
+      const why = ruleRefusal(rule, `route ${JSON.stringify(r.name)} of server ${JSON.stringify(into.address)}`, subjectOf(who))
+      if (why !== null && hostsOverlap(r.filter.Hosts, dr.filter.Hosts)) return `its hosts overlap those of a route that does not admit it: ${why}`
+    }
+    return null
+  }
+
+  /** null when who's owner holds the claim on this address and filter (or takes part in no claim). */
+  #claimRefusal(listenKey: string, address: string, filter: Filter, who: Who): string | null {
+    if (who.meta === null) return null
+    const first = this.#claims.get(claimKey(listenKey, filter))
+    if (first === undefined || first.owner === who.meta.owner) return null
+    const hosts = filter.Hosts.length === 0 ? 'every host' : filter.Hosts.join(',')
+    const since = first.created === '' ? '' : ` since ${first.created}`
+    return `${address} ${hosts}${filter.PathPrefix === '' ? '' : ` ${filter.PathPrefix}`} is claimed by ${first.owner}${since}; ${who.meta.owner} may not join it (give it another host or path, or let a stored route admit both with a discovery constraint)`
+  }
+
+  #refuse(who: Who, reason: string): void {
+    this.refused.push({ origin: who.origin, name: who.name ?? who.path, reason })
+  }
+
   #problem(who: Who, message: string): void {
     this.problems.push({ path: who.path, message: `${who.label}: ${message}` })
   }
@@ -260,6 +348,14 @@ class Merge {
 function routesOf(s: Server): Route[] {
   const own: Route = { name: ROUTE_DEFAULT, filter: s.filter, upstreams: s.upstreams, fallbacks: s.fallbacks, ...policyOf(s, 'server') }
   return [own, ...s.routes]
+}
+
+function claimKey(listenKey: string, f: Filter): string {
+  return `${listenKey}|${filterKey(f)}`
+}
+
+function subjectOf(who: Who): Subject | null {
+  return who.meta?.subject ?? null
 }
 
 function setGroups(p: Policy): PolicyGroup[] {

@@ -13,6 +13,8 @@ import { parseListenAddress } from './address.ts'
 import { checkFilterHost, checkTarget } from './hostnames.ts'
 import type { Found } from './fields.ts'
 import { headTextProblem } from './head-safe.ts'
+import { readDiscoveryRule } from './discovery-rule.ts'
+import type { DiscoveryRule } from './discovery-rule.ts'
 import { describeValue, isMissing, isPlainObject, joinPath, readFields, readInt, readString } from './fields.ts'
 import { POLICY_GROUPS, readGroup, readPolicy } from './policy.ts'
 import type { PolicyGroup } from './policy.ts'
@@ -20,8 +22,8 @@ import { readTls } from './tls.ts'
 
 const UPSTREAM_FIELDS = ['Target', 'Port', 'Priority', 'Weight'] as const
 const FILTER_FIELDS = ['Hosts', 'Schemes', 'PathPrefix'] as const
-const ROUTE_FIELDS = ['name', 'filter', 'upstreams', 'fallbacks', ...POLICY_GROUPS] as const
-const SERVER_FIELDS = ['address', 'filter', 'upstreams', 'fallbacks', 'routes', ...POLICY_GROUPS, 'tls'] as const
+const ROUTE_FIELDS = ['name', 'filter', 'upstreams', 'fallbacks', ...POLICY_GROUPS, 'discovery'] as const
+const SERVER_FIELDS = ['address', 'filter', 'upstreams', 'fallbacks', 'routes', ...POLICY_GROUPS, 'tls', 'discovery'] as const
 
 const ROUTE_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/
 
@@ -97,6 +99,7 @@ function readServer(raw: unknown, path: string, problems: Problem[]): Server {
     upstreams: readUpstreamList(f.upstreams, problems),
     fallbacks: readUpstreamList(f.fallbacks, problems),
     ...readPolicy(f, 'server', problems),
+    ...discoveryOf(f.discovery, problems),
     routes: readRouteList(f.routes, problems),
   }
 }
@@ -144,7 +147,13 @@ function readRoute(raw: unknown, path: string, problems: Problem[], nameFromKey:
     upstreams: readUpstreamList(f.upstreams, problems),
     fallbacks: readUpstreamList(f.fallbacks, problems),
     ...readPolicy(f, 'route', problems),
+    ...discoveryOf(f.discovery, problems),
   }
+}
+
+function discoveryOf(f: Found | undefined, problems: Problem[]): { discovery?: DiscoveryRule } {
+  const d = readDiscoveryRule(f, problems)
+  return d === undefined ? {} : { discovery: d }
 }
 
 function readFilter(raw: unknown, path: string, problems: Problem[]): Filter {

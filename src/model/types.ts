@@ -2,6 +2,8 @@
 // source (KV stores, Docker labels) produce and consume exactly these shapes;
 // parse.ts turns the loose forms the seed shows into them.
 
+import type { DiscoveryRule } from './discovery-rule.ts'
+
 /** One backend: `Target:Port`. Missing Priority and Weight mean 1. */
 export interface Upstream {
   Target: string
@@ -95,6 +97,11 @@ export interface Policy {
   passive?: Passive
   retry?: Retry
   limits?: Limits
+  /**
+   * Which discovered containers/services may join (discovery-rule.ts). Set
+   * only by the store, never by labels. On a route, absent means its server's.
+   */
+  discovery?: DiscoveryRule
 }
 
 export const POLICY_DEFAULTS = {

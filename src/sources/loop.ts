@@ -4,6 +4,7 @@
 
 import type { Problem } from '../model/errors.ts'
 import type { Server } from '../model/types.ts'
+import type { DiscoveredMeta } from '../model/admission.ts'
 import type { PublishDetail, Refusal } from './source.ts'
 import type { Instance } from './registry.ts'
 
@@ -15,6 +16,7 @@ export interface PublishedSet {
   problems: Problem[]
   services?: Record<string, Instance[]>
   refused?: Refusal[]
+  meta?: DiscoveredMeta[]
 }
 
 /**
@@ -51,7 +53,7 @@ export class Publisher {
     const key = JSON.stringify(set)
     if (key === this.#last) return
     this.#last = key
-    this.#emit(set.servers, { names: set.names, problems: set.problems, ...(set.services === undefined ? {} : { services: set.services }), ...(set.refused === undefined ? {} : { refused: set.refused }) })
+    this.#emit(set.servers, { names: set.names, problems: set.problems, ...(set.services === undefined ? {} : { services: set.services }), ...(set.refused === undefined ? {} : { refused: set.refused }), ...(set.meta === undefined ? {} : { meta: set.meta }) })
   }
 
   close(): void {

@@ -6,6 +6,7 @@
 import type { Problem } from '../model/errors.ts'
 import type { Server } from '../model/types.ts'
 import type { Instance } from './registry.ts'
+import type { DiscoveredMeta } from '../model/admission.ts'
 
 /** What comes with a published set. */
 export interface PublishDetail {
@@ -17,6 +18,8 @@ export interface PublishDetail {
   services?: Record<string, Instance[]>
   /** Labelled containers/services kept out by the operator's constraint (--docker-constraint, --swarm-constraint), with why; Docker and Swarm only. */
   refused?: Refusal[]
+  /** meta[i]: owner, creation time and constraint subject of servers[i] (mergeDiscovered's `meta`); Docker and Swarm only. */
+  meta?: DiscoveredMeta[]
 }
 
 /** A discovered container or service the balancer refused to route to. */

@@ -29,14 +29,14 @@ function load(name: string): Case {
 function render(c: Case): string {
   const r = mergeDiscovered(c.base, c.found)
   const origins = Object.fromEntries([...r.origins].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-  return `${JSON.stringify({ config: JSON.parse(serializeConfig(r.config)) as unknown, problems: r.problems, origins }, null, 2)}\n`
+  return `${JSON.stringify({ config: JSON.parse(serializeConfig(r.config)) as unknown, problems: r.problems, origins, ...(r.refused.length > 0 ? { refused: r.refused } : {}) }, null, 2)}\n`
 }
 
 const inputs = readdirSync(DIR).filter((n) => n.endsWith('.in.json')).sort()
 
 describe('mergeDiscovered golden files', () => {
   it('has the expected cases', () => {
-    expect(inputs).toEqual(expect.arrayContaining(['shared-filter.in.json', 'into-store.in.json', 'conflicts.in.json', 'two-origins.in.json']))
+    expect(inputs).toEqual(expect.arrayContaining(['shared-filter.in.json', 'into-store.in.json', 'conflicts.in.json', 'two-origins.in.json', 'trust.in.json']))
   })
 
   for (const name of inputs) {

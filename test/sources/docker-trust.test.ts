@@ -1,8 +1,11 @@
 // Who may receive traffic through discovery, against real containers on the
 // real Docker Engine and the real balancer process: --docker-constraint keeps
-// out containers the operator does not trust, and they are listed with the
-// reason in GET /status.
-import { request } from 'node:http'
+// out containers the operator does not trust; a stored route with
+// "discovery": "deny" takes no discovered member; a second Compose project
+// claiming a host another project holds is refused. Every refusal is listed
+// with the reason in GET /status and logged once.
+import { createServer, request } from 'node:http'
+import type { Server } from 'node:http'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -14,6 +17,9 @@ import { WEB_IMAGE, buildImages, cleanup, docker, ensureDocker, runId } from './
 const RUN = runId('dtrust')
 let bal: Running
 let port = 0
+let cfg = ''
+let bank: Server
+const ARGS = (): string[] => ['--config', cfg, '--docker', '--docker-resync', '2s', '--docker-constraint', `label:balancer-test=${RUN} && (project:${RUN}-shop || project:${RUN}-blog)`]
 
 function hit(host: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -50,15 +56,31 @@ beforeAll(async () => {
   ensureDocker()
   await buildImages()
   port = await freePort()
-  const cfg = join(tempDir(), 'balancer.json')
-  writeFileSync(cfg, '{"servers":[]}\n')
-  bal = await startBalancer(['--config', cfg, '--docker', '--docker-resync', '2s', '--docker-constraint', `label:balancer-test=${RUN} && (project:${RUN}-shop || project:${RUN}-blog)`])
+  // The bank's own upstream, in the store, on this host.
+  bank = createServer((_req, res) => res.end('store-bank'))
+  await new Promise<void>((r) => bank.listen(0, '127.0.0.1', r))
+  const a = bank.address()
+  const bankPort = typeof a === 'object' && a !== null ? a.port : 0
+  cfg = join(tempDir(), 'balancer.json')
+  const stored = {
+    servers: [{
+      address: `127.0.0.1:${port}`,
+      routes: [{ name: 'bank', filter: { Hosts: ['bank.example.test'] }, upstreams: [{ Target: '127.0.0.1', Port: bankPort }], discovery: 'deny' }],
+    }],
+  }
+  writeFileSync(cfg, `${JSON.stringify(stored)}\n`)
+  bal = await startBalancer(ARGS())
 }, 300_000)
 
 afterAll(async () => {
   await bal?.stop()
+  await new Promise((r) => bank?.close(r))
   await cleanup(RUN)
 }, 120_000)
+
+function refusedNamed(st: any, name: string): Array<{ origin: string; name: string; reason: string }> {
+  return st.discovery.refused.filter((r: { name: string }) => r.name === name)
+}
 
 describe('--docker-constraint', () => {
   it('a container outside the constraint gets no traffic and is listed as refused with the reason', async () => {
@@ -70,5 +92,35 @@ describe('--docker-constraint', () => {
     await until(async () => (await hit('shop.example.test')).body === `${RUN}-shop`, 10_000, 'the shop container answering')
     expect(new Set(await answers('shop.example.test', 20))).toEqual(new Set([`${RUN}-shop`]))
     expect(bal.logs.filter((l) => l.name === `${RUN}-intruder` && l.level === 40)).toHaveLength(1)
+  })
+})
+
+describe('stored "discovery": "deny"', () => {
+  it('a trusted project\'s container claiming the stored route\'s host gets no traffic and is reported', async () => {
+    const name = `${RUN}-bank-thief`
+    await web(name, { 'balancer.hosts': 'bank.example.test', 'com.docker.compose.project': `${RUN}-blog` })
+    await until(async () => refusedNamed(await status(), name).length === 1, 10_000, 'the thief listed as refused')
+    expect(refusedNamed(await status(), name)).toEqual([{ origin: 'docker', name, reason: 'route "bank" of server "127.0.0.1:' + port + '" is set to "discovery": "deny" in the store' }])
+    expect(new Set(await answers('bank.example.test', 20))).toEqual(new Set(['store-bank']))
+  })
+})
+
+describe('two Compose projects claiming one host', () => {
+  it('the first keeps it, the second is refused and reported once, and a restart does not flip it', async () => {
+    const first = `${RUN}-blog-first`
+    const second = `${RUN}-blog-second`
+    await web(first, { 'balancer.hosts': 'blog.example.test', 'com.docker.compose.project': `${RUN}-shop` })
+    await until(async () => (await hit('blog.example.test')).body === first, 10_000, 'the first project answering')
+    await web(second, { 'balancer.hosts': 'blog.example.test', 'com.docker.compose.project': `${RUN}-blog` })
+    await until(async () => refusedNamed(await status(), second).length === 1, 10_000, 'the second project listed as refused')
+    expect(refusedNamed(await status(), second)[0]?.reason).toContain(`is claimed by project:${RUN}-shop`)
+    expect(new Set(await answers('blog.example.test', 20))).toEqual(new Set([first]))
+    expect(bal.logs.filter((l) => l.name === second && l.level === 40)).toHaveLength(1)
+    // A restart sees both at once: creation time still decides.
+    await bal.stop()
+    bal = await startBalancer(ARGS())
+    await until(async () => refusedNamed(await status(), second).length === 1, 10_000, 'the second project refused after the restart')
+    await until(async () => (await hit('blog.example.test').catch(() => ({ body: '' }))).body === first, 10_000, 'the first project answering after the restart')
+    expect(new Set(await answers('blog.example.test', 20))).toEqual(new Set([first]))
   })
 })

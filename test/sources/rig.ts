@@ -30,7 +30,7 @@ export async function startRig(opts: SourceOptions, base: Config = { servers: []
   const sources = startSources(
     opts,
     log,
-    (origin, servers) => void desired.setDiscovered(origin, servers),
+    (origin, servers, detail) => void desired.setDiscovered(origin, servers, detail.names, detail.meta),
     (origin, err) => {
       if (err !== null) log.warn({ origin, err: err.message }, 'source error')
     },

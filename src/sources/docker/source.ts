@@ -22,6 +22,8 @@ import type { PublishedSet } from '../loop.ts'
 import { Backoff, Publisher, mapLimit, sleep } from '../loop.ts'
 import type { SelfInfo } from './address.ts'
 import type { Constraint } from '../../model/constraint.ts'
+import type { DiscoveredMeta } from '../../model/admission.ts'
+import { ownerOf } from '../../model/admission.ts'
 import type { Translated } from './translate.ts'
 import { containerSubject, translateContainer } from './translate.ts'
 
@@ -59,6 +61,8 @@ export class DockerSource implements DiscoverySource {
   readonly #constraint: Constraint | null
   /** Labelled containers the constraint refuses, by id: why. */
   readonly #refused = new Map<string, string>()
+  /** Owner, creation time and constraint subject of every entry, by id. */
+  readonly #meta = new Map<string, DiscoveredMeta>()
   /** Every labelled container seen running, including those without traffic now (unhealthy, bad labels). */
   readonly #entries = new Map<string, Translated>()
   /** Bumped by every event for a container: an inspect started before it is stale. */
@@ -115,6 +119,7 @@ export class DockerSource implements DiscoverySource {
     return {
       servers: live.map((t) => t.server),
       names: live.map((t) => t.name),
+      meta: live.map((t) => this.#meta.get(t.id) ?? { subject: { name: t.name, labels: {}, networks: [] }, owner: 'docker', created: '' }),
       problems: all.flatMap((t) => [...t.problems, ...t.notes].map((p) => ({ path: `docker:${t.name}`, message: `${p.path}: ${p.message}` }))),
       refused: all.flatMap((t) => {
         const reason = this.#refused.get(t.id)
@@ -239,9 +244,12 @@ export class DockerSource implements DiscoverySource {
     if (t === null || c === null) {
       this.#entries.delete(id)
       this.#refused.delete(id)
+      this.#meta.delete(id)
       return
     }
-    if (this.#constraint !== null && !this.#constraint.test(containerSubject(c))) this.#refused.set(id, `does not match --docker-constraint ${JSON.stringify(this.#constraint.text)}`)
+    const subject = containerSubject(c)
+    this.#meta.set(id, { subject, owner: ownerOf('docker', subject.name, subject.labels), created: c.Created ?? '' })
+    if (this.#constraint !== null && !this.#constraint.test(subject)) this.#refused.set(id, `does not match --docker-constraint ${JSON.stringify(this.#constraint.text)}`)
     else this.#refused.delete(id)
     if (this.#dying.has(id)) t.server = null
     this.#entries.set(id, t)
@@ -258,6 +266,7 @@ export class DockerSource implements DiscoverySource {
       if (!seen.has(id) && unchanged(id)) {
         this.#entries.delete(id)
         this.#refused.delete(id)
+        this.#meta.delete(id)
       }
     }
     for (const id of [...this.#dying.keys()]) if (!seen.has(id) && unchanged(id)) this.#dying.delete(id)

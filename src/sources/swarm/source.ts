@@ -28,6 +28,7 @@ import { Backoff, Publisher, sleep } from '../loop.ts'
 import type { ServiceTranslated, SwarmSelf } from './translate.ts'
 import { serviceSubject, translateService } from './translate.ts'
 import type { Constraint } from '../../model/constraint.ts'
+import { ownerOf } from '../../model/admission.ts'
 
 export interface SwarmSourceOptions {
   client: DockerClient
@@ -139,6 +140,11 @@ export class SwarmSource implements DiscoverySource {
     return {
       servers: live.map((t) => t.server),
       names: live.map((t) => t.name),
+      meta: live.map((t) => {
+        const svc = this.#services.get(t.id)
+        const subject = svc === undefined ? { name: t.name, labels: {}, networks: [] } : serviceSubject(svc, this.#tasks.get(t.id) ?? [])
+        return { subject, owner: ownerOf('swarm', t.name, subject.labels), created: svc?.CreatedAt ?? '' }
+      }),
       problems: all.flatMap((t) => [...t.problems, ...t.notes].map((p) => ({ path: `swarm:${t.name}`, message: `${p.path}: ${p.message}` }))),
       refused: all.flatMap((t) => {
         const reason = refused.get(t.id)
