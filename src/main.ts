@@ -19,6 +19,7 @@ import type { EngineStats } from './engine/types.ts'
 import { WorkerGroup } from './workers/group.ts'
 import { TlsTarget } from './tls/target.ts'
 import { buildAdmin, startAdmin } from './admin/server.ts'
+import { hostCheck } from './admin/host-check.ts'
 import { openStore } from './store/open.ts'
 import { ConfigState } from './store/state.ts'
 import type { ConfigStore } from './store/store.ts'
@@ -263,7 +264,9 @@ async function main(): Promise<void> {
   let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | null = null
   if (o.metrics !== null) {
     try {
-      metricsServer = await startMetricsServer(o.metrics.host, o.metrics.port, () => metrics.render(), (err) => log.error({ err }, 'metrics scrape failed'))
+      // The same Host check as the API: a rebound page must not read the metrics either.
+      const hosts = hostCheck([...o.apiHostNames, o.apiHost, o.metrics.host])
+      metricsServer = await startMetricsServer(o.metrics.host, o.metrics.port, () => metrics.render(), (err) => log.error({ err }, 'metrics scrape failed'), (h) => hosts.refusal(h))
     } catch (err) {
       fail(`cannot serve metrics on ${o.metrics.host}:${o.metrics.port}: ${(err as Error).message}`)
     }

@@ -21,10 +21,17 @@ interface WriteRecord {
   before: Config | null
   after: Config | null
   revision: string | null
+  /** Writes of live state, not configuration (an upstream drained by hand): said in words by the route. */
+  actions: string[]
 }
 
 const current = new AsyncLocalStorage<WriteRecord>()
 const records = new WeakMap<FastifyRequest, WriteRecord>()
+
+/** A write that changes live state rather than the configuration, e.g. `upstream 10.0.0.5:80 drained`. */
+export function recordAction(summary: string): void {
+  current.getStore()?.actions.push(summary)
+}
 
 /** Called by commit() with the configuration the accepted mutation saw and produced. */
 export function recordWrite(before: Config, after: Config, revision: string): void {
@@ -39,18 +46,17 @@ export function recordWrite(before: Config, after: Config, revision: string): vo
 export function registerWriteLog(app: FastifyInstance, log: Logger | null): void {
   app.addHook('onRequest', (req, _reply, done) => {
     if (log === null || req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return done()
-    const r: WriteRecord = { before: null, after: null, revision: null }
+    const r: WriteRecord = { before: null, after: null, revision: null, actions: [] }
     records.set(req, r)
     current.run(r, done)
   })
   app.addHook('onResponse', async (req, reply) => {
     const r = records.get(req)
-    if (log === null || r === undefined || r.before === null || r.after === null) return
+    if (log === null || r === undefined) return
     const status = reply.statusCode
     if (status < 200 || status > 299) return
-    log.info(
-      { client: req.ip, method: req.method, path: req.url.split('?')[0], status, revision: r.revision, changes: summarizeChange(r.before, r.after) },
-      'configuration written through the API',
-    )
+    const where = { client: req.ip, method: req.method, path: req.url.split('?')[0], status }
+    if (r.before !== null && r.after !== null) log.info({ ...where, revision: r.revision, changes: summarizeChange(r.before, r.after) }, 'configuration written through the API')
+    else if (r.actions.length > 0) log.info({ ...where, changes: r.actions }, 'live state changed through the API')
   })
 }

@@ -8,8 +8,18 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { METRICS_CONTENT_TYPE } from './metrics.ts'
 
-export async function startMetricsServer(host: string, port: number, render: () => Promise<string>, onError: (err: Error) => void): Promise<{ server: Server; port: number }> {
+/**
+ * misdirected(host header): why a request's Host is refused (the admin API's
+ * DNS rebinding check, admin/host-check.ts), or null; a refused request gets
+ * 421 and nothing else, as on the API.
+ */
+export async function startMetricsServer(host: string, port: number, render: () => Promise<string>, onError: (err: Error) => void, misdirected: (host: string | undefined) => string | null = () => null): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
+    const refusal = misdirected(req.headers.host)
+    if (refusal !== null) {
+      res.writeHead(421, { 'content-type': 'text/plain; charset=utf-8' }).end(`${refusal}\n`)
+      return
+    }
     const path = (req.url ?? '').split('?')[0]
     if (path !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('only GET /metrics is served here\n')

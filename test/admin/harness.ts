@@ -39,7 +39,7 @@ export interface Reply {
   json: any
 }
 
-export async function startApi(opts: { token?: string | null; bodyLimit?: number; fileText?: string; status?: () => unknown; hostNames?: string[]; port?: number; writeLog?: Logger } = {}): Promise<Api> {
+export async function startApi(opts: { token?: string | null; bodyLimit?: number; fileText?: string; status?: () => unknown; hostNames?: string[]; port?: number; writeLog?: Logger; drain?: (key: string, on: boolean) => boolean } = {}): Promise<Api> {
   const dir = await mkdtemp(join(tmpdir(), 'balancer-admin-'))
   const file = join(dir, 'balancer.json')
   if (opts.fileText !== undefined) writeFileSync(file, opts.fileText)
@@ -53,6 +53,7 @@ export async function startApi(opts: { token?: string | null; bodyLimit?: number
     ...(opts.bodyLimit !== undefined ? { bodyLimit: opts.bodyLimit } : {}),
     ...(opts.hostNames !== undefined ? { hostNames: opts.hostNames } : {}),
     ...(opts.writeLog !== undefined ? { writeLog: opts.writeLog } : {}),
+    ...(opts.drain !== undefined ? { drain: opts.drain } : {}),
     ...(opts.status !== undefined ? { status: opts.status } : {}),
   })
   const { port } = await startAdmin(app, '127.0.0.1', opts.port ?? 0)

@@ -109,6 +109,36 @@ describe('Hosts the API is reached by', () => {
   })
 })
 
+describe('the --metrics listener', () => {
+  it('refuses a rebinding Host with 421 like the API, and serves localhost', async () => {
+    const { startMetricsServer } = await import('../../src/observability/metrics-server.ts')
+    const { hostCheck } = await import('../../src/admin/host-check.ts')
+    const hosts = hostCheck([])
+    const m = await startMetricsServer('127.0.0.1', 0, async () => 'balancer_up 1\n', () => {}, (h) => hosts.refusal(h))
+    api = await startApi()
+    try {
+      const { request } = await import('node:http')
+      const get = (host: string): Promise<{ status: number; body: string }> =>
+        new Promise((resolve, reject) => {
+          const req = request({ host: '127.0.0.1', port: m.port, path: '/metrics', headers: { host }, agent: false }, (res) => {
+            let body = ''
+            res.setEncoding('utf8')
+            res.on('data', (c: string) => (body += c))
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+          })
+          req.on('error', reject)
+          req.end()
+        })
+      const evil = await get(`evil.test:${m.port}`)
+      expect(evil.status).toBe(421)
+      expect(evil.body).not.toContain('balancer_up')
+      expect(await get(`localhost:${m.port}`)).toEqual({ status: 200, body: 'balancer_up 1\n' })
+    } finally {
+      await new Promise((r) => m.server.close(r))
+    }
+  })
+})
+
 describe('hostPart', () => {
   it('takes the host of host[:port], lower-cased, brackets kept', () => {
     expect(hostPart('LocalHost:9123')).toBe('localhost')

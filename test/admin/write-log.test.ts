@@ -64,6 +64,20 @@ describe('write log', () => {
   })
 })
 
+describe('live-state writes', () => {
+  it('draining an upstream by hand is logged once with what it did', async () => {
+    const cap = capture()
+    const drained = new Map<string, boolean>()
+    api = await startApi({ writeLog: cap.log, drain: (key, on) => (drained.set(key, on), true) })
+    expect((await api.send('PUT', '/upstream/10.0.0.5-80/drain')).status).toBe(200)
+    expect((await api.send('DELETE', '/upstream/10.0.0.5-80/drain')).status).toBe(200)
+    expect(cap.lines().map((l) => [l.method, l.path, l.changes, l.msg])).toEqual([
+      ['PUT', '/upstream/10.0.0.5-80/drain', ['upstream 10.0.0.5:80 drained'], 'live state changed through the API'],
+      ['DELETE', '/upstream/10.0.0.5-80/drain', ['upstream 10.0.0.5:80 back in service'], 'live state changed through the API'],
+    ])
+  })
+})
+
 describe('summarizeChange', () => {
   const cfg = (text: string) => parseConfig(text)
   it('names servers, routes, members, filters and policy groups', () => {

@@ -18,6 +18,7 @@ import { targetKey } from '../../compiler/compile.ts'
 import { BalancerError, ErrorCode } from '../../model/errors.ts'
 import type { LiveEvent, LiveView } from '../../observability/live-view.ts'
 import { parseMemberKey } from '../addressing.ts'
+import { recordAction } from '../write-log.ts'
 
 const KEEPALIVE_MS = 15_000
 
@@ -64,6 +65,7 @@ export function eventRoutes(app: FastifyInstance, live: LiveView | undefined, dr
     const key = targetKey(ref.target, ref.port)
     if (drain === undefined || !drain(key, on)) throw new BalancerError(ErrorCode.NotFound, `no upstream ${key} is being served`, [{ path: 'path.member', message: `${member} is in no applied route` }])
     live?.record('drain', on ? 'warn' : 'info', on ? `${key} drained by an operator` : `${key} back in service`)
+    recordAction(on ? `upstream ${key} drained` : `upstream ${key} back in service`)
     void live?.once().catch(() => undefined)
     return { upstream: key, drained: on }
   }
