@@ -20,7 +20,9 @@ import { discard } from '../upstream/pool.ts'
 import type { Upstream } from '../upstream/registry.ts'
 import { pumpBody } from './body.ts'
 import { ChunkDecoder } from './chunked.ts'
-import { connectTimedOut, leaveQueue, responseTimedOut } from './exchange.ts'
+import type { Front } from '../exchange.ts'
+import { ResPhase, Timer, arm, connectTimedOut, leaveQueue, responseTimedOut } from '../exchange.ts'
+import { H1_FRONT } from './front.ts'
 import { forNode } from './forward.ts'
 import { HeadScan, RequestHead, ResponseHead } from './parse.ts'
 import type { ClientSink, ClientSocket, Handle } from './client-socket.ts'
@@ -33,8 +35,7 @@ import { requestEnded } from './ended.ts'
 
 export const St = { Head: 0, Upstream: 1, Tunnel: 2, Closing: 3, Closed: 4 } as const
 export const BodyKind = { None: 0, Length: 1, Chunked: 2 } as const
-export const Timer = { None: 0, Idle: 1, Head: 2, Connect: 3, Response: 4, Linger: 5 } as const
-export const ResPhase = { Head: 0, Body: 1, Done: 2 } as const
+export { ResPhase, Timer, arm }
 export const Framing = { None: 0, Length: 1, Chunked: 2, Close: 3 } as const
 
 /** Input buffered while a request is in flight (next pipelined requests, body before the upstream is ready). */
@@ -43,6 +44,7 @@ const PIPELINE_MAX = 64 * 1024
 const LINGER_MS = 5000
 
 export class ClientConn {
+  readonly front: Front = H1_FRONT
   readonly sock: ClientSocket
   readonly ctx: EngineCtx
   readonly listener: Listener
@@ -233,11 +235,6 @@ export interface TlsSocketLike extends ClientSocket {
   start<O>(owner: O, sink: ClientSink<O>): void
   /** The negotiated TLS version, e.g. `TLSv1.3`. */
   protocol(): string | null
-}
-
-export function arm(conn: ClientConn, timer: number, ms: number): void {
-  conn.timer = timer
-  conn.deadline = conn.ctx.now + ms
 }
 
 /** Pauses or resumes reading the client to match the state (pipelining, backpressure). */

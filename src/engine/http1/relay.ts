@@ -15,7 +15,7 @@
 // request sent to another upstream.
 
 import { succeeded, responseFailed } from '../upstream/passive.ts'
-import { passiveOf, retryOnStatus } from './exchange.ts'
+import { passiveOf, retryOnStatus } from '../exchange.ts'
 import type { UpConn } from '../upstream/pool.ts'
 import { discard, release } from '../upstream/pool.ts'
 import { Chunk, advance } from './chunked.ts'

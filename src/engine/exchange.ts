@@ -1,6 +1,9 @@
 // One request's trip upstream: pick, connect (or reuse, or wait for a free
 // connection), send, and the single failure path that decides between a
-// retry and an error response.
+// retry and an error response. Shared by every client protocol: an
+// HTTP/1.1 connection's current request (http1/conn.ts) and an HTTP/2
+// stream (h2/stream.ts) are both an Exchange, and what differs between
+// them (answering, reading the body, writing the response) is their Front.
 //
 // Retry rules. The request moves to the next pick (other members of the same
 // tier first, then lower tiers, then fallbacks; never a target it already
@@ -35,21 +38,82 @@
 // to the next pick as if that upstream had refused. Every time an upstream's
 // busy count drops, the first live waiter takes the freed slot.
 
-import type { PassivePlan } from '../../compiler/snapshot.ts'
-import { DEFAULT_PLANS } from '../../compiler/compile.ts'
-import { atLimit, pick, soonest } from '../lb/pick.ts'
-import { connectFailed, responseFailed } from '../upstream/passive.ts'
-import type { UpConn, UpEvents } from '../upstream/pool.ts'
-import { UpState, discard, onFreed, open, release, take } from '../upstream/pool.ts'
-import type { Upstream } from '../upstream/registry.ts'
-import type { ClientConn } from './conn.ts'
-import { Framing, ResPhase, St, Timer, arm, respond, syncReading } from './conn.ts'
-import { pumpBody } from './body.ts'
-import { Method } from './parse.ts'
-import { completeResponse, onUpstreamData } from './relay.ts'
-import { tunnelUpstreamClosed, tunnelUpstreamEnded } from './tunnel.ts'
+import type { PassivePlan } from '../compiler/snapshot.ts'
+import { DEFAULT_PLANS } from '../compiler/compile.ts'
+import type { EngineCtx } from './context.ts'
+import type { RouteRuntime } from './lb/pick.ts'
+import { atLimit, pick, soonest } from './lb/pick.ts'
+import { connectFailed, responseFailed } from './upstream/passive.ts'
+import type { UpConn, UpEvents } from './upstream/pool.ts'
+import { UpState, discard, onFreed, open, release, take } from './upstream/pool.ts'
+import type { Upstream } from './upstream/registry.ts'
+import { Method } from './http1/parse.ts'
 
-export function startExchange(conn: ClientConn): void {
+/** Which deadline an exchange's `deadline` is (the engine's sweep calls the front's onDeadline). */
+export const Timer = { None: 0, Idle: 1, Head: 2, Connect: 3, Response: 4, Linger: 5 } as const
+/** Where the upstream's response is: its head not yet complete, its body, or all of it relayed. */
+export const ResPhase = { Head: 0, Body: 1, Done: 2 } as const
+
+/** What one client protocol does for the exchanges of its requests; one constant object per protocol. */
+export interface Front {
+  /** The request still waits for its response (neither answered nor gone). */
+  live(ex: Exchange): boolean
+  /** A response of the balancer's own; the exchange is over. */
+  respond(ex: Exchange, status: number): void
+  /** Reads (or stops reading) the client to match the exchange (backpressure, body). */
+  syncReading(ex: Exchange): void
+  /** Sends what the client has sent of the body so far to ex.uc (its head is written). */
+  pumpBody(ex: Exchange): void
+  /** Response bytes from ex.uc; true when `chunk` is still referenced afterwards (a pending client write). */
+  data(ex: Exchange, uc: UpConn, chunk: Buffer): boolean
+  /** The upstream sent FIN, or its socket is gone (`closed`): a close-delimited end, a tunnel's end, or a failure (failed()). */
+  ended(ex: Exchange, uc: UpConn, closed: boolean): void
+  /** The response has begun and cannot be completed: the client learns it by its connection (HTTP/1.1) or stream (HTTP/2) being reset. */
+  abort(ex: Exchange): void
+}
+
+/** The fields of a request the exchange reads and writes; see http1/conn.ts for each one's meaning. */
+export interface Exchange {
+  readonly ctx: EngineCtx
+  readonly front: Front
+  route: RouteRuntime | null
+  readonly tried: Upstream[]
+  uc: UpConn | null
+  /** Queued for a connection to this upstream (Limits.MaxPending); null otherwise. */
+  waitingOn: Upstream | null
+  /** The current attempt has written the request upstream. */
+  sent: boolean
+  /** The status to answer if no attempt is left: 503 (nothing connected), 502 (sent, then failed), 504 (timed out). */
+  giveUpStatus: number
+  staleRetried: boolean
+  method: number
+  upgrade: boolean
+  /** The whole request body has been read from the client. */
+  reqDone: boolean
+  /** Every body byte read so far is in `kept`: the request can be sent again. */
+  keptAll: boolean
+  readonly kept: Buffer[]
+  /** The request head for an HTTP/1.1 upstream. */
+  outHead: string
+  /** outHead still needs `host: <upstream>` and the blank line (HTTP/1.0 without Host). */
+  hostless: boolean
+  resPhase: number
+  /** A response head split across reads. */
+  resPart: Buffer | null
+  /** The final response head has gone to the client: errors can no longer be answered. */
+  resStarted: boolean
+  /** The upstream socket's write buffer is full: client reads wait for its 'drain'. */
+  upFull: boolean
+  timer: number
+  deadline: number
+}
+
+export function arm(ex: Exchange, timer: number, ms: number): void {
+  ex.timer = timer
+  ex.deadline = ex.ctx.now + ms
+}
+
+export function startExchange(conn: Exchange): void {
   conn.tried.length = 0
   conn.staleRetried = false
   conn.giveUpStatus = 503
@@ -59,37 +123,37 @@ export function startExchange(conn: ClientConn): void {
 }
 
 /** The passive plan of the request's route (every request in an exchange has one). */
-export function passiveOf(conn: ClientConn): PassivePlan {
+export function passiveOf(conn: Exchange): PassivePlan {
   const rt = conn.route
   return rt === null ? DEFAULT_PLANS.passive : rt.plan.passive
 }
 
-function nextAttempt(conn: ClientConn): void {
+function nextAttempt(conn: Exchange): void {
   const rt = conn.route
-  if (rt === null) return respond(conn, 502)
+  if (rt === null) return conn.front.respond(conn, 502)
   let up = pick(rt, conn.ctx.now, conn.tried)
   // Everything is ejected: probe the upstream that comes back first rather than fail without trying.
   if (up === null && conn.tried.length === 0) up = soonest(rt, conn.tried)
-  if (up === null) return respond(conn, conn.giveUpStatus)
+  if (up === null) return conn.front.respond(conn, conn.giveUpStatus)
   go(conn, up)
 }
 
 /** Sends the request to `up` (already picked): at once, or after waiting for a connection slot. */
-function go(conn: ClientConn, up: Upstream): void {
+function go(conn: Exchange, up: Upstream): void {
   if (conn.tried.length !== 0) up.retries++
   conn.tried.push(up)
   if (conn.route !== null && atLimit(conn.route, up)) return wait(conn, up)
   attach(conn, up, false)
 }
 
-function wait(conn: ClientConn, up: Upstream): void {
+function wait(conn: Exchange, up: Upstream): void {
   conn.waitingOn = up
   up.waiters.push(conn)
   arm(conn, Timer.Connect, conn.ctx.opts.connectTimeoutMs)
 }
 
 /** The client went away (or gave up) while waiting: leave the queue. */
-export function leaveQueue(conn: ClientConn): void {
+export function leaveQueue(conn: Exchange): void {
   const up = conn.waitingOn
   if (up === null) return
   conn.waitingOn = null
@@ -101,8 +165,8 @@ export function leaveQueue(conn: ClientConn): void {
 function wake(up: Upstream): void {
   const ws = up.waiters
   while (ws.length !== 0) {
-    const conn = ws[0] as ClientConn
-    if (conn.waitingOn !== up || conn.state !== St.Upstream) {
+    const conn = ws[0] as Exchange
+    if (conn.waitingOn !== up || !conn.front.live(conn)) {
       ws.shift()
       conn.waitingOn = null
       continue
@@ -117,7 +181,7 @@ function wake(up: Upstream): void {
 }
 onFreed(wake)
 
-function attach(conn: ClientConn, up: Upstream, fresh: boolean): void {
+function attach(conn: Exchange, up: Upstream, fresh: boolean): void {
   conn.sent = false
   conn.upFull = false
   const idle = fresh ? null : take(up, conn)
@@ -131,7 +195,7 @@ function attach(conn: ClientConn, up: Upstream, fresh: boolean): void {
 }
 
 /** Writes the head and the kept body to the attached connection, then streams the rest of the body. */
-function send(conn: ClientConn): void {
+function send(conn: Exchange): void {
   const uc = conn.uc as UpConn
   const sock = uc.sock
   uc.gotBytes = false
@@ -154,8 +218,8 @@ function send(conn: ClientConn): void {
   }
   if (!ok) conn.upFull = true
   arm(conn, Timer.Response, conn.ctx.opts.responseTimeoutMs)
-  if (!conn.reqDone) pumpBody(conn)
-  else syncReading(conn)
+  if (!conn.reqDone) conn.front.pumpBody(conn)
+  else conn.front.syncReading(conn)
 }
 
 function idempotent(method: number): boolean {
@@ -166,10 +230,10 @@ function idempotent(method: number): boolean {
  * After a failed attempt: the next pick, if the body is kept, a try is left
  * and (when the failed attempt reached the upstream) the budget allows.
  */
-function retry(conn: ClientConn, spends: boolean): void {
+function retry(conn: Exchange, spends: boolean): void {
   const rt = conn.route
-  if (!conn.keptAll || rt === null || conn.tried.length >= rt.plan.retry.attempts) return respond(conn, conn.giveUpStatus)
-  if (spends && !rt.budget.spend(conn.ctx.now)) return respond(conn, conn.giveUpStatus)
+  if (!conn.keptAll || rt === null || conn.tried.length >= rt.plan.retry.attempts) return conn.front.respond(conn, conn.giveUpStatus)
+  if (spends && !rt.budget.spend(conn.ctx.now)) return conn.front.respond(conn, conn.giveUpStatus)
   nextAttempt(conn)
 }
 
@@ -180,7 +244,7 @@ function retry(conn: ClientConn, spends: boolean): void {
  * been pooled (`idle`: nothing of the response is left to read and the
  * connection may be kept) or closed.
  */
-export function retryOnStatus(conn: ClientConn, uc: UpConn, idle: boolean): boolean {
+export function retryOnStatus(conn: Exchange, uc: UpConn, idle: boolean): boolean {
   const rt = conn.route
   if (rt === null || !conn.reqDone || !conn.keptAll || conn.upgrade || conn.tried.length >= rt.plan.retry.attempts) return false
   const ctx = conn.ctx
@@ -196,7 +260,7 @@ export function retryOnStatus(conn: ClientConn, uc: UpConn, idle: boolean): bool
 }
 
 /** The attached connection failed (closed, reset, EOF where a response was due). */
-function failed(conn: ClientConn, uc: UpConn): void {
+export function failed(conn: Exchange, uc: UpConn): void {
   const ctx = conn.ctx
   ctx.now = Date.now()
   const up = uc.up
@@ -217,15 +281,15 @@ function failed(conn: ClientConn, uc: UpConn): void {
     }
     if (!reused) responseFailed(up, passiveOf(conn), ctx.now, ctx.opts.log, 'closed before responding')
     if (idempotent(conn.method)) return retry(conn, true)
-    return respond(conn, 502)
+    return conn.front.respond(conn, 502)
   }
   responseFailed(up, passiveOf(conn), ctx.now, ctx.opts.log, 'closed mid-response')
-  if (!conn.resStarted) return respond(conn, 502)
-  conn.sock.destroy() // the response has begun: the client can only learn of the failure by the connection dying
+  if (!conn.resStarted) return conn.front.respond(conn, 502)
+  conn.front.abort(conn) // the response has begun: the client can only learn of the failure by a reset
 }
 
 /** The connect timer ran out: the connection was not made, or no slot came free while waiting for one. */
-export function connectTimedOut(conn: ClientConn): void {
+export function connectTimedOut(conn: Exchange): void {
   if (conn.waitingOn !== null) {
     leaveQueue(conn)
     return nextAttempt(conn)
@@ -239,23 +303,23 @@ export function connectTimedOut(conn: ClientConn): void {
 }
 
 /** No response byte (or no further byte) within responseTimeoutMs. */
-export function responseTimedOut(conn: ClientConn): void {
+export function responseTimedOut(conn: Exchange): void {
   const uc = conn.uc
   if (uc === null) return
   conn.uc = null
   discard(uc)
   responseFailed(uc.up, passiveOf(conn), conn.ctx.now, conn.ctx.opts.log, 'response timeout')
   if (conn.resStarted) {
-    conn.sock.destroy()
+    conn.front.abort(conn)
     return
   }
   conn.giveUpStatus = 504
   if (!uc.gotBytes && idempotent(conn.method)) return retry(conn, true)
-  respond(conn, 504)
+  conn.front.respond(conn, 504)
 }
 
-function owner(uc: UpConn): ClientConn | null {
-  const conn = uc.owner as ClientConn | null
+function owner(uc: UpConn): Exchange | null {
+  const conn = uc.owner as Exchange | null
   return conn !== null && conn.uc === uc ? conn : null
 }
 
@@ -263,7 +327,7 @@ function owner(uc: UpConn): ClientConn | null {
 export const UP_EVENTS: UpEvents = {
   connected(uc) {
     const conn = owner(uc)
-    if (conn === null || conn.state !== St.Upstream) return discard(uc)
+    if (conn === null || !conn.front.live(conn)) return discard(uc)
     conn.ctx.now = Date.now()
     send(conn)
   },
@@ -273,34 +337,22 @@ export const UP_EVENTS: UpEvents = {
       discard(uc)
       return false
     }
-    onUpstreamData(conn, uc, chunk)
-    // Anything the client socket could not take at once still points into chunk.
-    return conn.sock.writableLength !== 0
+    return conn.front.data(conn, uc, chunk)
   },
   drain(uc) {
     const conn = owner(uc)
     if (conn === null || !conn.upFull) return
     conn.upFull = false
-    syncReading(conn)
+    conn.front.syncReading(conn)
   },
   ended(uc) {
     const conn = owner(uc)
     if (conn === null) return discard(uc)
-    if (conn.state === St.Tunnel) return tunnelUpstreamEnded(conn)
-    if (conn.resPhase === ResPhase.Body && conn.framing === Framing.Close) {
-      uc.reusable = false
-      return completeResponse(conn)
-    }
-    failed(conn, uc)
+    conn.front.ended(conn, uc, false)
   },
   closed(uc) {
     const conn = owner(uc)
     if (conn === null) return discard(uc)
-    if (conn.state === St.Tunnel) return tunnelUpstreamClosed(conn)
-    if (conn.resPhase === ResPhase.Body && conn.framing === Framing.Close && uc.error === '') {
-      uc.reusable = false
-      return completeResponse(conn)
-    }
-    failed(conn, uc)
+    conn.front.ended(conn, uc, true)
   },
 }

@@ -1,0 +1,36 @@
+// The HTTP/1.1 connection's side of an exchange (../exchange.ts): how its
+// current request is answered, how its body is read and its response
+// written, and what an upstream's end means to it (the end of a
+// close-delimited response, of a tunnel, or a failure).
+
+import type { Exchange, Front } from '../exchange.ts'
+import { ResPhase, failed } from '../exchange.ts'
+import type { UpConn } from '../upstream/pool.ts'
+import { pumpBody } from './body.ts'
+import type { ClientConn } from './conn.ts'
+import { Framing, St, respond, syncReading } from './conn.ts'
+import { completeResponse, onUpstreamData } from './relay.ts'
+import { tunnelUpstreamClosed, tunnelUpstreamEnded } from './tunnel.ts'
+
+export const H1_FRONT: Front = {
+  live: (ex) => (ex as ClientConn).state === St.Upstream,
+  respond: (ex, status) => respond(ex as ClientConn, status),
+  syncReading: (ex) => syncReading(ex as ClientConn),
+  pumpBody: (ex) => pumpBody(ex as ClientConn),
+  data(ex: Exchange, uc: UpConn, chunk: Buffer): boolean {
+    const conn = ex as ClientConn
+    onUpstreamData(conn, uc, chunk)
+    // Anything the client socket could not take at once still points into chunk.
+    return conn.sock.writableLength !== 0
+  },
+  ended(ex: Exchange, uc: UpConn, closed: boolean): void {
+    const conn = ex as ClientConn
+    if (conn.state === St.Tunnel) return closed ? tunnelUpstreamClosed(conn) : tunnelUpstreamEnded(conn)
+    if (conn.resPhase === ResPhase.Body && conn.framing === Framing.Close && (!closed || uc.error === '')) {
+      uc.reusable = false
+      return completeResponse(conn)
+    }
+    failed(conn, uc)
+  },
+  abort: (ex) => (ex as ClientConn).sock.destroy(),
+}
