@@ -30,6 +30,7 @@ export function compile(cfg: Config, version: number): RoutingSnapshot {
       Object.freeze({
         listen: Object.freeze({ key: listen.key, host: listen.host, port: listen.port }),
         tls: server.tls === undefined ? null : tlsPlan(server.tls),
+        h2c: server.tls === undefined && (server.Protocols ?? []).includes('h2c'),
         routes: Object.freeze(orderRoutes(serverRoutes(server, targets))),
       }),
     )
@@ -42,12 +43,12 @@ export function certFileId(certFile: string, keyFile: string): string {
   return `file:${certFile}\u0000${keyFile}`
 }
 
-/** HTTP/1.1 only; the protocol handlers the engine knows are in src/engine/tls/alpn.ts. */
-const ALPN: readonly string[] = Object.freeze(['http/1.1'])
+/** HTTP/2 first, then HTTP/1.1, unless tls.Alpn narrows it; the protocol handlers the engine knows are in src/engine/tls/alpn.ts. */
+const ALPN: readonly string[] = Object.freeze(['h2', 'http/1.1'])
 
 function tlsPlan(t: Tls): TlsPlan {
   const files: CertFileRef[] = t.Certificates.map((c) => Object.freeze({ id: certFileId(c.CertFile, c.KeyFile), certFile: c.CertFile, keyFile: c.KeyFile }))
-  return Object.freeze({ files: Object.freeze(files), alpn: ALPN })
+  return Object.freeze({ files: Object.freeze(files), alpn: t.Alpn === undefined ? ALPN : Object.freeze([...t.Alpn]) })
 }
 
 /** The server's own filter is route `default`, then its named routes, in config order. */

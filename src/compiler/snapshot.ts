@@ -110,7 +110,7 @@ export interface CertFileRef {
 export interface TlsPlan {
   /** The server's own certificates, in config order; the first is the default. */
   files: readonly CertFileRef[]
-  /** ALPN protocols offered, in server preference order. */
+  /** ALPN protocols offered, in server preference order (`h2`, `http/1.1`). */
   alpn: readonly string[]
 }
 
@@ -118,6 +118,8 @@ export interface ListenerPlan {
   listen: ListenAddress
   /** null: plain HTTP. */
   tls: TlsPlan | null
+  /** A plain listener also speaks HTTP/2 to clients that open with its preface (h2c, prior knowledge). */
+  h2c: boolean
   /** Ordered by match precedence: exact hosts, then longest wildcard, then any host; longer PathPrefix first within each. */
   routes: readonly RoutePlan[]
 }

@@ -22,6 +22,7 @@ import { HEALTH_NAMES, Health } from '../health/state.ts'
 import type { CheckState } from '../health/state.ts'
 import { EngineCtx } from './context.ts'
 import { serve } from './accept.ts'
+import { H2Conn, drainH2, sweepH2 } from './h2/conn.ts'
 import { Timer, drainConn, onDeadline } from './http1/conn.ts'
 import type { RouteRuntime } from './lb/pick.ts'
 import { buildRuntimes } from './lb/plan.ts'
@@ -198,7 +199,10 @@ export class Engine {
 
   #drain(l: Listener): void {
     void l.stopAccepting()
-    for (const c of l.conns) drainConn(c)
+    for (const c of l.conns) {
+      if (c instanceof H2Conn) drainH2(c)
+      else drainConn(c)
+    }
     // A handshake in progress has not sent a request yet: closed like an idle connection.
     for (const p of l.pending) p.abort()
     if (l.conns.size === 0 && l.pending.size === 0) return
@@ -320,6 +324,9 @@ export class Engine {
 }
 
 function sweepConns(l: Listener, now: number): void {
-  for (const c of l.conns) if (c.timer !== Timer.None && c.deadline <= now) onDeadline(c)
+  for (const c of l.conns) {
+    if (c instanceof H2Conn) sweepH2(c, now)
+    else if (c.timer !== Timer.None && c.deadline <= now) onDeadline(c)
+  }
   for (const p of l.pending) if (p.deadline <= now) p.abort()
 }

@@ -11,6 +11,7 @@
 import { createServer } from 'node:net'
 import type { AddressInfo, Server } from 'node:net'
 import type { ListenAddress } from '../compiler/snapshot.ts'
+import type { H2Conn } from './h2/conn.ts'
 import type { ClientConn } from './http1/conn.ts'
 import type { ListenerRuntime } from './lb/plan.ts'
 import { CODE_CLASSES } from './meter.ts'
@@ -49,7 +50,8 @@ export class Listener {
    * new way.
    */
   tls: TlsRuntime | null = null
-  readonly conns = new Set<ClientConn>()
+  /** Client connections: HTTP/1.1 ones, and HTTP/2 ones (each carrying many requests). */
+  readonly conns = new Set<ClientConn | H2Conn>()
   readonly pending = new Set<PendingConn>()
   /** Removed by a snapshot or shutting down: no longer accepting, connections close after their response. */
   draining = false
@@ -74,11 +76,11 @@ export class Listener {
     return this.closed
   }
 
-  add(conn: ClientConn): void {
+  add(conn: ClientConn | H2Conn): void {
     this.conns.add(conn)
   }
 
-  remove(conn: ClientConn): void {
+  remove(conn: ClientConn | H2Conn): void {
     this.conns.delete(conn)
     this.#checkEmpty()
   }

@@ -135,6 +135,8 @@ export interface CertFiles {
 export interface Tls {
   /** Certificate files; the first is the default (no SNI, or a name no certificate covers). */
   Certificates: CertFiles[]
+  /** ALPN protocols offered, in preference order: `h2`, `http/1.1`. Absent: both, h2 first. */
+  Alpn?: string[]
 }
 
 /**
@@ -146,6 +148,12 @@ export interface Server extends Policy {
   address: string
   /** Absent: plain HTTP. */
   tls?: Tls
+  /**
+   * What a plain (non-TLS) address speaks: `http/1.1`, and `h2c` (HTTP/2
+   * with prior knowledge) when listed. Absent: `http/1.1` only. A TLS
+   * address chooses by ALPN (tls.Alpn) instead.
+   */
+  Protocols?: string[]
   filter: Filter
   upstreams: Upstream[]
   fallbacks: Upstream[]

@@ -35,6 +35,10 @@ export interface ListenerSpec {
   port?: number
   /** TLS with these certificate files (their CertEntry ids: certFileId); absent: plain HTTP. */
   tls?: Array<{ certFile: string; keyFile: string }>
+  /** The ALPN offer of a TLS listener; default h2 then http/1.1. */
+  alpn?: string[]
+  /** A plain listener also takes h2c with prior knowledge. */
+  h2c?: boolean
   routes: RouteSpec[]
 }
 
@@ -60,8 +64,8 @@ export function snapshotWith(listeners: ListenerSpec[], version: number): Routin
     const key = listenKey(host, port)
     if (plans.has(key)) throw new Error(`snapshot builder: listener ${key} given twice`)
     const routes = l.routes.map((r, i) => routePlan(key, r, i, targets))
-    const tls = l.tls === undefined ? null : Object.freeze({ files: Object.freeze(l.tls.map((f) => Object.freeze({ id: certFileId(f.certFile, f.keyFile), ...f }))), alpn: Object.freeze(['http/1.1']) })
-    plans.set(key, Object.freeze({ listen: Object.freeze({ key, host, port }), tls, routes: Object.freeze(orderRoutes(routes)) }))
+    const tls = l.tls === undefined ? null : Object.freeze({ files: Object.freeze(l.tls.map((f) => Object.freeze({ id: certFileId(f.certFile, f.keyFile), ...f }))), alpn: Object.freeze(l.alpn ?? ['h2', 'http/1.1']) })
+    plans.set(key, Object.freeze({ listen: Object.freeze({ key, host, port }), tls, h2c: l.h2c === true, routes: Object.freeze(orderRoutes(routes)) }))
   }
   return Object.freeze({ version, listeners: plans, targets })
 }

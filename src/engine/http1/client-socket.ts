@@ -181,7 +181,7 @@ function uvError(op: string, code: number): Error {
 
 export class RawClientSocket<O> implements ClientSocket {
   readonly #handle: Handle
-  readonly #sink: ClientSink<O>
+  #sink: ClientSink<O>
   #owner: O | null = null
   errored: Error | null = null
   /** Bytes handed to the handle that the kernel has not taken yet. */
@@ -224,6 +224,12 @@ export class RawClientSocket<O> implements ClientSocket {
 
   get writableLength(): number {
     return this.#queued + this.#corkedBytes
+  }
+
+  /** Another protocol takes the connection over (h2c after its preface): `owner` and `sink` hear everything from now on. */
+  retarget<P>(owner: P, sink: ClientSink<P>): void {
+    this.#owner = owner as unknown as O
+    this.#sink = sink as unknown as ClientSink<O>
   }
 
   write(data: Buffer): boolean {

@@ -56,6 +56,8 @@ export class ClientConn {
   /** RFC 7239 `for=` node of clientIp, built once for the Forwarded header. */
   readonly forNode: string
   state: number = St.Head
+  /** No request has been read yet (an h2c preface is only looked for then). */
+  first = true
   /** Unconsumed input from `off`; null when everything read has been consumed. */
   buf: Buffer | null = null
   off = 0

@@ -8,11 +8,35 @@
 // Counting is allocation-free. An access log line is one string built here
 // and handed to the sink, which buffers it (src/observability/access-log.ts).
 
+import type { EngineCtx } from '../context.ts'
 import { codeClass } from '../meter.ts'
+import type { RouteRuntime } from '../lb/pick.ts'
 import { tallyOf } from '../lb/pick.ts'
-import type { ClientConn } from './conn.ts'
+import type { Listener } from '../listener.ts'
+import type { Upstream } from '../upstream/registry.ts'
 
-function meter(conn: ClientConn): void {
+/** What a request that ends tells the meters and the access log: an HTTP/1.1 connection's request (conn.ts) or an HTTP/2 stream (h2/stream.ts). */
+export interface EndedRequest {
+  readonly ctx: EngineCtx
+  readonly listener: Listener
+  readonly clientIp: string
+  /** 10, 11, or 20 (HTTP/2). */
+  readonly version: number
+  readonly tlsVersion: string | null
+  readonly route: RouteRuntime | null
+  readonly tried: readonly Upstream[]
+  status: number
+  startedAt: number
+  bytesIn: number
+  bytesOut: number
+  requestId: string
+  logged: boolean
+  logMethod: string
+  logHost: string
+  logTarget: string
+}
+
+function meter(conn: EndedRequest): void {
   const cls = codeClass(conn.status)
   const rt = conn.route
   if (rt === null) {
@@ -26,16 +50,16 @@ function meter(conn: ClientConn): void {
   t.observe((performance.now() - conn.startedAt) / 1000)
 }
 
-export function requestEnded(conn: ClientConn): void {
+export function requestEnded(conn: EndedRequest): void {
   meter(conn)
   if (conn.logged) log(conn, 'http')
 }
 
-export function tunnelStarted(conn: ClientConn): void {
+export function tunnelStarted(conn: EndedRequest): void {
   meter(conn)
 }
 
-export function tunnelEnded(conn: ClientConn): void {
+export function tunnelEnded(conn: EndedRequest): void {
   if (!conn.logged) return
   conn.logged = false
   log(conn, 'tunnel')
@@ -57,7 +81,7 @@ function isoNow(): string {
 /** A JSON string literal; only client-sent text (host, path) can need escaping. */
 const str = JSON.stringify
 
-function log(conn: ClientConn, kind: string): void {
+function log(conn: EndedRequest, kind: string): void {
   const sink = conn.ctx.accessLog
   if (sink === null) return
   const rt = conn.route
@@ -69,7 +93,7 @@ function log(conn: ClientConn, kind: string): void {
   // JSON.stringify over a fresh object: a line per request is the hot part.
   sink.write(
     `{"time":"${isoNow()}","kind":"${kind}","client":${str(conn.clientIp)},"method":${str(conn.logMethod)},"host":${str(conn.logHost)},"path":${str(conn.logTarget)},` +
-      `"protocol":"${conn.version === 10 ? 'HTTP/1.0' : 'HTTP/1.1'}","tls":${conn.tlsVersion === null ? 'null' : str(conn.tlsVersion)},"status":${conn.status},` +
+      `"protocol":"${conn.version === 20 ? 'HTTP/2' : conn.version === 10 ? 'HTTP/1.0' : 'HTTP/1.1'}","tls":${conn.tlsVersion === null ? 'null' : str(conn.tlsVersion)},"status":${conn.status},` +
       `"bytesIn":${conn.bytesIn},"bytesOut":${conn.bytesOut},"durationMs":${ms},"server":${str(server)},"route":${rt === null ? 'null' : str(rt.plan.name)},` +
       `"upstream":${up === null ? 'null' : str(up.key)},"retries":${tried.length === 0 ? 0 : tried.length - 1},"requestId":${str(conn.requestId)}}`,
   )

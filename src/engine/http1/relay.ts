@@ -15,6 +15,7 @@
 // request sent to another upstream.
 
 import { succeeded, responseFailed } from '../upstream/passive.ts'
+import type { Exchange } from '../exchange.ts'
 import { passiveOf, retryOnStatus } from '../exchange.ts'
 import type { UpConn } from '../upstream/pool.ts'
 import { discard, release } from '../upstream/pool.ts'
@@ -23,6 +24,7 @@ import type { ClientConn } from './conn.ts'
 import { Framing, ResPhase, St, finishRequest, respond } from './conn.ts'
 import { Conn, responseHead, withRequestId } from './forward.ts'
 import { Method, parseResponseHead, responseHeadEnd } from './parse.ts'
+import type { ResponseHead } from './parse.ts'
 import { startTunnel, tunnelFromUpstream } from './tunnel.ts'
 
 const PAIR: Buffer[] = [Buffer.alloc(0), Buffer.alloc(0)]
@@ -109,6 +111,33 @@ function retriable(statuses: readonly number[], status: number): boolean {
   return false
 }
 
+/** How the body of the final response head `r` to a `method` request is framed (RFC 9112 §6.3). */
+export function framingOf(method: number, r: ResponseHead): number {
+  const status = r.status
+  if (method === Method.Head || status === 204 || status === 304) return Framing.None
+  if (r.teCount > 0) return r.teChunkedLast ? Framing.Chunked : Framing.Close
+  if (r.clCount === 1) return r.contentLength === 0 ? Framing.None : Framing.Length
+  return Framing.Close
+}
+
+/**
+ * What a final response head from an HTTP/1.1 upstream means before it is
+ * relayed, whatever the client's protocol: the upstream's passive health,
+ * and a retry when its status is in the route's retry.statuses (true: the
+ * request went on to another upstream; `headOnly`: nothing follows the
+ * head in what was read).
+ */
+export function finalHead(ex: Exchange, uc: UpConn, r: ResponseHead, framing: number, headOnly: boolean): boolean {
+  const status = r.status
+  const rt = ex.route
+  if (status >= 500 && rt !== null && rt.plan.passive.on5xx) responseFailed(uc.up, rt.plan.passive, ex.ctx.now, ex.ctx.opts.log, '5xx')
+  else succeeded(uc.up)
+  if (rt === null || !retriable(rt.plan.retry.statuses, status)) return false
+  // Kept only when nothing of this response is left to read and the upstream keeps the connection.
+  const idle = framing === Framing.None && headOnly && uc.reusable && (r.version === 11 ? !r.connClose : r.connKeepAlive && !r.connClose)
+  return retryOnStatus(ex, uc, idle)
+}
+
 /**
  * Largest body copied behind a rebuilt head so both go out in one write
  * (Buffer.allocUnsafe takes anything under 4 KiB from its shared pool).
@@ -143,20 +172,8 @@ function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: n
     }
     return end
   }
-  const noBody = conn.method === Method.Head || status === 204 || status === 304
-  let framing: number
-  if (noBody) framing = Framing.None
-  else if (r.teCount > 0) framing = r.teChunkedLast ? Framing.Chunked : Framing.Close
-  else if (r.clCount === 1) framing = r.contentLength === 0 ? Framing.None : Framing.Length
-  else framing = Framing.Close
-  const rt = conn.route
-  if (status >= 500 && rt !== null && rt.plan.passive.on5xx) responseFailed(uc.up, rt.plan.passive, conn.ctx.now, conn.ctx.opts.log, '5xx')
-  else succeeded(uc.up)
-  if (rt !== null && retriable(rt.plan.retry.statuses, status)) {
-    // Kept only when nothing of this response is left to read and the upstream keeps the connection.
-    const idle = framing === Framing.None && end === buf.length && uc.reusable && (r.version === 11 ? !r.connClose : r.connKeepAlive && !r.connClose)
-    if (retryOnStatus(conn, uc, idle)) return -1
-  }
+  const framing = framingOf(conn.method, r)
+  if (finalHead(conn, uc, r, framing, end === buf.length)) return -1
   let close = conn.closeAfter || conn.ctx.closing || conn.listener.draining || framing === Framing.Close
   if (framing === Framing.Chunked && conn.version === 10) {
     if (r.teOther) {

@@ -36,3 +36,19 @@ export function requestIdOf(buf: Buffer, h: RequestHead): string {
   }
   return PREFIX + ++seq
 }
+
+/** The same rule for a value already decoded (HTTP/2): `value` is the request's only X-Request-Id, or null. */
+export function requestIdFrom(value: string | null): string {
+  if (value !== null && value.length > 0 && value.length <= MAX_ID) {
+    let ok = true
+    for (let i = 0; i < value.length; i++) {
+      const c = value.charCodeAt(i)
+      if (c < 0x21 || c > 0x7e) {
+        ok = false
+        break
+      }
+    }
+    if (ok) return value
+  }
+  return PREFIX + ++seq
+}

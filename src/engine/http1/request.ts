@@ -9,6 +9,7 @@ import { CR, LF, equalsLower } from './chars.ts'
 import type { ClientConn } from './conn.ts'
 import { BodyKind, ResPhase, St, Timer, arm, reject, respond, syncReading } from './conn.ts'
 import { startExchange } from '../exchange.ts'
+import { takeH2c } from './h2c.ts'
 import { hostless, requestHead } from './forward.ts'
 import { Form, parseRequestHead, scanHead } from './parse.ts'
 import { requestIdOf } from './request-id.ts'
@@ -30,6 +31,10 @@ function readOne(conn: ClientConn): boolean {
   const ctx = conn.ctx
   const buf = conn.buf as Buffer
   let off = conn.off
+  if (conn.first && buf[off] === 0x50 && conn.listener.plan.plan.h2c) {
+    const h2 = takeH2c(conn, buf, off)
+    if (h2 !== 0) return false
+  }
   if (conn.scan.pos === 0) {
     // Empty lines before a request line are ignored (RFC 9112 §2.2); a bare LF is not.
     while (off + 1 < buf.length && buf[off] === CR && buf[off + 1] === LF) off += 2
@@ -90,6 +95,7 @@ function dispatch(conn: ClientConn, buf: Buffer): void {
   const ctx = conn.ctx
   conn.state = St.Upstream
   conn.timer = Timer.None
+  conn.first = false
   ctx.inFlight++
   conn.version = h.version
   conn.method = h.method

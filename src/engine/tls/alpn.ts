@@ -13,6 +13,7 @@
 import type { TLSSocket } from 'node:tls'
 import type { EngineCtx } from '../context.ts'
 import { acceptSocket, acceptTlsSocket } from '../http1/conn.ts'
+import { H2_SINK, startH2, startH2Socket } from '../h2/conn.ts'
 import type { Listener } from '../listener.ts'
 import type { TlsClientSocket } from './socket.ts'
 
@@ -24,14 +25,25 @@ export interface ProtocolHandler {
 }
 
 export const HTTP1 = 'http/1.1'
+export const H2 = 'h2'
 
 const http1: ProtocolHandler = {
   raw: acceptTlsSocket,
   socket: (sock, listener, ctx) => acceptSocket(sock, listener, ctx, true),
 }
 
+const h2: ProtocolHandler = {
+  raw(sock, ip, listener, ctx) {
+    sock.start(startH2(sock, ip, listener, ctx, true, null), H2_SINK)
+  },
+  socket: (sock, listener, ctx) => startH2Socket(sock, listener, ctx, true, null),
+}
+
 /** By ALPN protocol name. */
-export const PROTOCOLS: ReadonlyMap<string, ProtocolHandler> = new Map([[HTTP1, http1]])
+export const PROTOCOLS: ReadonlyMap<string, ProtocolHandler> = new Map([
+  [HTTP1, http1],
+  [H2, h2],
+])
 
 /** The handler for what ALPN agreed on ('' or false: none offered, HTTP/1.1); undefined for a protocol nobody handles. */
 export function handlerFor(protocol: string | false | null): ProtocolHandler | undefined {

@@ -1,0 +1,218 @@
+// An HTTP/1.1 upstream's response relayed on an HTTP/2 stream: the head is
+// parsed as for HTTP/1.1 clients (http1/parse.ts, the same passive health
+// and retry-on-status verdict: http1/relay.ts finalHead), then sent as a
+// HEADERS frame: `:status`, the fields minus connection-specific ones (RFC
+// 9113 §8.2.2), names lower-cased, X-Request-Id added when the upstream set
+// none. The body becomes DATA frames whatever its HTTP/1.1 framing:
+// content-length counted, chunked de-chunked (its trailer section is not
+// relayed), read-until-close ending with END_STREAM when the upstream
+// closes. Interim responses (1xx but 101) go as HEADERS of their own.
+
+import { ResPhase, passiveOf } from '../exchange.ts'
+import { Chunk, advance } from '../http1/chunked.ts'
+import { Framing } from '../http1/conn.ts'
+import { CONN_TOK, HDR, HF, Kind } from '../http1/fields.ts'
+import { parseResponseHead, responseHeadEnd } from '../http1/parse.ts'
+import { equalsLowerBytes } from '../http1/chars.ts'
+import { finalHead, framingOf } from '../http1/relay.ts'
+import { responseFailed } from '../upstream/passive.ts'
+import type { UpConn } from '../upstream/pool.ts'
+import { discard, release } from '../upstream/pool.ts'
+import { writeInt, writeLiteral, writeStatus } from './hpack.ts'
+import { H2Error } from './frames.ts'
+import { blockScratch, pauseForClient, resetStream, respondLocal, sendBlock, sendData } from './send.ts'
+import type { H2Stream } from './stream.ts'
+import { Phase } from './stream.ts'
+
+const PAIR: Buffer[] = [Buffer.alloc(0), Buffer.alloc(0)]
+const EMPTY = Buffer.alloc(0)
+
+function badResponse(st: H2Stream, uc: UpConn): void {
+  st.uc = null
+  discard(uc)
+  responseFailed(uc.up, passiveOf(st), st.ctx.now, st.ctx.opts.log, 'bad response')
+  if (!st.resStarted) respondLocal(st, 502)
+  else resetStream(st, H2Error.InternalError, true)
+}
+
+/** Response bytes from the stream's HTTP/1.1 upstream. Returns true when `chunk` is still referenced (queued for the client). */
+export function h2UpstreamData(st: H2Stream, uc: UpConn, chunk: Buffer): boolean {
+  const ctx = st.ctx
+  ctx.now = Date.now()
+  if (st.phase !== Phase.Exchange) {
+    discard(uc)
+    return false
+  }
+  const conn = st.conn
+  conn.refHeld = false
+  uc.gotBytes = true
+  st.deadline = ctx.now + ctx.opts.responseTimeoutMs
+  let buf = chunk
+  let pos = 0
+  while (st.resPhase === ResPhase.Head) {
+    if (st.resPart !== null) {
+      PAIR[0] = st.resPart
+      PAIR[1] = pos === 0 ? buf : buf.subarray(pos)
+      buf = Buffer.concat(PAIR)
+      PAIR[0] = PAIR[1] = EMPTY
+      pos = 0
+      st.resPart = null
+    }
+    const end = responseHeadEnd(buf, pos, pos)
+    if (end === 0) {
+      if (buf.length - pos > ctx.opts.maxHeaderBytes) {
+        badResponse(st, uc)
+        return conn.refHeld
+      }
+      st.resPart = Buffer.from(pos === 0 ? buf : buf.subarray(pos))
+      return conn.refHeld
+    }
+    if (end < 0 || end - pos > ctx.opts.maxHeaderBytes || parseResponseHead(buf, pos, end, st.res) !== 0) {
+      badResponse(st, uc)
+      return conn.refHeld
+    }
+    if (!onHead(st, uc, buf, end)) return conn.refHeld
+    pos = end
+    if (pos >= buf.length && st.resPhase === ResPhase.Head) return conn.refHeld
+  }
+  if (st.resPhase === ResPhase.Body && pos < buf.length) {
+    pos = body(st, buf, pos)
+    if (pos < 0) {
+      badResponse(st, uc)
+      return conn.refHeld
+    }
+  }
+  if (st.resPhase === ResPhase.Done) {
+    if (pos < buf.length) uc.reusable = false // bytes after the response: that connection is out of step
+    complete(st)
+  } else if (conn.clientFull) {
+    pauseForClient(st)
+  }
+  return conn.refHeld
+}
+
+/** Handles a parsed head ending at `end`; false when the exchange left the normal path (retry, error). */
+function onHead(st: H2Stream, uc: UpConn, buf: Buffer, end: number): boolean {
+  const r = st.res
+  const status = r.status
+  if (status < 200) {
+    if (status === 101) {
+      badResponse(st, uc) // no upgrade over HTTP/2
+      return false
+    }
+    headers(st, buf, status, false, false)
+    return true
+  }
+  const framing = framingOf(st.method, r)
+  if (finalHead(st, uc, r, framing, end === buf.length)) return false
+  if (!st.reqDone) uc.reusable = false // answered before the body was sent: the rest cannot be skipped on that connection
+  if (framing === Framing.Close || (r.version === 11 ? r.connClose : !r.connKeepAlive || r.connClose)) uc.reusable = false
+  st.status = status
+  st.framing = framing
+  st.resStarted = true
+  headers(st, buf, status, framing === Framing.None, r.ridCount === 0)
+  if (framing === Framing.None) st.resPhase = ResPhase.Done
+  else {
+    st.resPhase = ResPhase.Body
+    if (framing === Framing.Length) st.resLeft = r.contentLength
+    else if (framing === Framing.Chunked) st.resChunk.reset()
+  }
+  return true
+}
+
+/** True when header name [ns, ne) is named by a Connection token of the head just parsed. */
+function namedInConnection(buf: Buffer, nTokens: number, ns: number, ne: number): boolean {
+  for (let t = 0; t < nTokens; t++) if (equalsLowerBytes(buf, ns, ne, CONN_TOK[t * 2] as number, CONN_TOK[t * 2 + 1] as number)) return true
+  return false
+}
+
+/** The response head as a header block: `:status`, then the fields an HTTP/2 response may carry. */
+function headers(st: H2Stream, buf: Buffer, status: number, endStream: boolean, addId: boolean): void {
+  const r = st.res
+  const hb = blockScratch(2 * (r.end - r.start) + 64 + st.requestId.length)
+  let p = writeStatus(hb, 0, status)
+  const n = r.nHeaders
+  for (let i = 0; i < n; i++) {
+    const o = i * HF
+    const kind = HDR[o + 5] as number
+    if (kind === Kind.Connection || kind === Kind.Hop || kind === Kind.TransferEncoding || kind === Kind.Upgrade) continue
+    const ns = HDR[o] as number
+    const ne = HDR[o + 1] as number
+    if (r.nConnTokens !== 0 && namedInConnection(buf, r.nConnTokens, ns, ne)) continue
+    const vs = HDR[o + 2] as number
+    const ve = HDR[o + 3] as number
+    hb[p++] = 0 // literal without indexing, new name
+    p = writeInt(hb, p, ne - ns, 7, 0)
+    for (let q = ns; q < ne; q++) {
+      const c = buf[q] as number
+      hb[p++] = c >= 0x41 && c <= 0x5a ? c + 0x20 : c
+    }
+    p = writeInt(hb, p, ve - vs, 7, 0)
+    p += buf.copy(hb, p, vs, ve)
+  }
+  if (addId && status >= 200) p = writeLiteral(hb, p, 'x-request-id', st.requestId)
+  sendBlock(st, p, endStream)
+  if (endStream) st.resDone = true
+}
+
+/** Relays body bytes from pos; returns where the response ended (or buf.length), -1 on a framing error. */
+function body(st: H2Stream, buf: Buffer, pos: number): number {
+  const len = buf.length
+  switch (st.framing) {
+    case Framing.Length: {
+      const n = Math.min(st.resLeft, len - pos)
+      st.resLeft -= n
+      const last = st.resLeft === 0
+      if (last) st.resPhase = ResPhase.Done
+      if (n > 0 || last) send(st, pos === 0 && n === len ? buf : buf.subarray(pos, pos + n), last)
+      return pos + n
+    }
+    case Framing.Chunked: {
+      const d = st.resChunk
+      while (pos < len) {
+        const p = advance(d, buf, pos, len, true)
+        if (d.state === Chunk.Error) return -1
+        const done = d.state === Chunk.Done
+        if (done) st.resPhase = ResPhase.Done
+        if (d.lastWasData && p > pos) send(st, buf.subarray(pos, p), false)
+        pos = p
+        if (done) {
+          send(st, EMPTY, true)
+          break
+        }
+      }
+      return pos
+    }
+    default:
+      send(st, pos === 0 ? buf : buf.subarray(pos), false)
+      return len
+  }
+}
+
+function send(st: H2Stream, data: Buffer, end: boolean): void {
+  if (end) st.resDone = true
+  sendData(st, data, end)
+}
+
+/** The response has been read completely: the upstream connection goes back to the pool (or closes). */
+function complete(st: H2Stream): void {
+  const uc = st.uc
+  st.uc = null
+  if (uc !== null) {
+    st.upPaused = false
+    if (uc.sock.isPaused()) uc.sock.resume()
+    const ctx = st.ctx
+    if (st.reqDone && uc.reusable) release(uc, ctx.now, ctx.opts.upstreamIdleMs, ctx.opts.maxIdlePerUpstream, ctx.closing)
+    else discard(uc)
+  }
+  st.resDone = true
+  if (st.phase === Phase.Exchange) st.phase = Phase.Draining
+}
+
+/** A close-delimited response ended with the upstream's close. */
+export function closeDelimitedEnd(st: H2Stream, uc: UpConn): void {
+  uc.reusable = false
+  st.resPhase = ResPhase.Done
+  send(st, EMPTY, true)
+  complete(st)
+}

@@ -1,0 +1,273 @@
+// A stream's request head: the decoded header block checked as RFC 9113
+// §8.2-8.3 asks, turned into the HTTP/1.1 request head its upstream gets,
+// then routed exactly as an HTTP/1.1 request is (matchRoute on the
+// listener's current plan, then the shared exchange).
+//
+// Malformed requests (pseudo-header fields missing, repeated, unknown or
+// after a regular field; upper-case or invalid field names;
+// connection-specific fields; `te` other than `trailers`; CR, LF or NUL in
+// a value, or white space around it; a `host` naming another authority
+// than `:authority`) are a stream error: RST_STREAM PROTOCOL_ERROR, counted
+// as a 400 on the listener.
+//
+// Conversion (RFC 9113 §8.2.2, §8.3.1): `:authority` becomes Host (or the
+// client's Host is kept when there is no `:authority`); `:method` and
+// `:path` make the request line; cookies split across fields are joined
+// with `; `; the body goes with the client's content-length, or chunked
+// when it gave none. Forwarding fields follow the HTTP/1.1 rules
+// (http1/forward.ts): X-Forwarded-For appended to, X-Forwarded-Proto and
+// X-Forwarded-Host replaced, X-Request-Id the client's valid one or a new
+// one.
+
+import { matchRoute } from '../../compiler/compile.ts'
+import { Scheme } from '../../compiler/snapshot.ts'
+import { startExchange } from '../exchange.ts'
+import { Method } from '../http1/parse.ts'
+import { requestIdFrom } from '../http1/request-id.ts'
+import { codeClass } from '../meter.ts'
+import type { H2Conn } from './conn.ts'
+import { H2Error } from './frames.ts'
+import { resetStream, respondLocal } from './send.ts'
+import type { H2Stream } from './stream.ts'
+import { Phase } from './stream.ts'
+
+/** Visible ASCII lower-case token characters (RFC 9110 tchar, no upper case): what a field name may hold. */
+const NAME = new Uint8Array(256)
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") NAME[c.charCodeAt(0)] = 1
+
+function validName(s: string): boolean {
+  if (s.length === 0) return false
+  for (let i = 0; i < s.length; i++) if (NAME[s.charCodeAt(i)] !== 1) return false
+  return true
+}
+
+/** No NUL, CR or LF, no white space at either end (RFC 9113 §8.2.1). */
+function validValue(s: string): boolean {
+  const n = s.length
+  if (n === 0) return true
+  let c = s.charCodeAt(0)
+  if (c === 0x20 || c === 0x09) return false
+  c = s.charCodeAt(n - 1)
+  if (c === 0x20 || c === 0x09) return false
+  for (let i = 0; i < n; i++) {
+    c = s.charCodeAt(i)
+    if (c === 0 || c === 0x0a || c === 0x0d || c > 0xff) return false
+  }
+  return true
+}
+
+function methodCode(m: string): number {
+  switch (m) {
+    case 'GET':
+      return Method.Get
+    case 'HEAD':
+      return Method.Head
+    case 'POST':
+      return Method.Post
+    case 'PUT':
+      return Method.Put
+    case 'DELETE':
+      return Method.Delete
+    case 'OPTIONS':
+      return Method.Options
+    case 'TRACE':
+      return Method.Trace
+    case 'CONNECT':
+      return Method.Connect
+    default:
+      return Method.Other
+  }
+}
+
+/** The Host name routes match: lower-case, without its port. */
+function routingHost(authority: string): string {
+  let e = authority.length
+  for (let i = authority.length - 1; i >= 0; i--) {
+    const c = authority.charCodeAt(i)
+    if (c === 0x3a) {
+      e = i
+      break
+    }
+    if (c === 0x5d) break
+  }
+  const h = e === authority.length ? authority : authority.slice(0, e)
+  return h.toLowerCase()
+}
+
+/** Host characters (RFC 3986 reg-name, IP literals, port) as HTTP/1.1's parser allows them. */
+const HOSTCH = new Uint8Array(256)
+for (const c of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:[]%") HOSTCH[c.charCodeAt(0)] = 1
+
+function validHost(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (HOSTCH[s.charCodeAt(i)] !== 1) return false
+  return true
+}
+
+/** A path as an HTTP/1.1 request line allows it: visible ASCII, starting with `/` (or `*` for OPTIONS). */
+function validPath(s: string, method: number): boolean {
+  if (s === '*') return method === Method.Options
+  if (s.charCodeAt(0) !== 0x2f) return false
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c <= 0x20 || c >= 0x7f) return false
+  }
+  return true
+}
+
+function malformed(st: H2Stream): void {
+  count(st.conn, 400)
+  resetStream(st, H2Error.ProtocolError, true)
+}
+
+function count(conn: H2Conn, status: number): void {
+  const codes = conn.listener.refused
+  codes[codeClass(status)] = (codes[codeClass(status)] as number) + 1
+}
+
+/** Reads the block just decoded (conn.hpack) into the stream's request; a bad one resets or answers the stream. */
+export function onRequestBlock(st: H2Stream): void {
+  const conn = st.conn
+  const d = conn.hpack
+  if (d.tooBig) {
+    st.phase = Phase.Exchange
+    st.ctx.inFlight++
+    st.startedAt = performance.now()
+    return respondLocal(st, 431)
+  }
+  const names = d.names
+  const values = d.values
+  const n = d.count
+  let method = ''
+  let scheme = ''
+  let authority = ''
+  let path = ''
+  let pseudo = true
+  let host = ''
+  let hostCount = 0
+  let cl = -1
+  let cookie = ''
+  let xff = ''
+  let rid: string | null = null
+  let ridCount = 0
+  let fields = ''
+  for (let i = 0; i < n; i++) {
+    const name = names[i] as string
+    const value = values[i] as string
+    if (name.charCodeAt(0) === 0x3a) {
+      if (!pseudo) return malformed(st)
+      if (name === ':method') {
+        if (method !== '' || value === '') return malformed(st)
+        method = value
+      } else if (name === ':scheme') {
+        if (scheme !== '' || value === '') return malformed(st)
+        scheme = value
+      } else if (name === ':authority') {
+        if (authority !== '' || value === '') return malformed(st)
+        authority = value
+      } else if (name === ':path') {
+        if (path !== '' || value === '') return malformed(st)
+        path = value
+      } else return malformed(st)
+      continue
+    }
+    pseudo = false
+    if (!validName(name) || !validValue(value)) return malformed(st)
+    switch (name) {
+      case 'connection':
+      case 'keep-alive':
+      case 'proxy-connection':
+      case 'transfer-encoding':
+      case 'upgrade':
+        return malformed(st)
+      case 'te':
+        if (value !== 'trailers') return malformed(st)
+        continue // hop-by-hop for the HTTP/1.1 upstream
+      case 'host':
+        host = value
+        hostCount++
+        continue
+      case 'content-length': {
+        const v = /^[0-9]{1,15}$/.test(value) ? Number(value) : -1
+        if (v < 0 || (cl >= 0 && v !== cl)) return malformed(st)
+        cl = v
+        continue
+      }
+      case 'cookie':
+        cookie = cookie === '' ? value : `${cookie}; ${value}`
+        continue
+      case 'x-forwarded-for':
+        if (value !== '') xff = xff === '' ? value : `${xff}, ${value}`
+        continue
+      case 'x-forwarded-proto':
+      case 'x-forwarded-host':
+      case 'proxy-authorization':
+      case 'proxy-authenticate':
+      case 'trailer':
+        continue
+      case 'x-request-id':
+        ridCount++
+        rid = value
+        continue
+    }
+    fields += `${name}: ${value}\r\n`
+  }
+  const m = methodCode(method)
+  if (method === '' || !validName(method.toLowerCase()) || method !== method.toUpperCase()) return malformed(st)
+  if (m === Method.Connect) {
+    st.phase = Phase.Exchange
+    st.ctx.inFlight++
+    st.startedAt = performance.now()
+    return respondLocal(st, 501) // not a forward proxy (and no extended CONNECT: SETTINGS_ENABLE_CONNECT_PROTOCOL is off)
+  }
+  if (scheme === '' || path === '' || !validPath(path, m)) return malformed(st)
+  if (hostCount > 1) return malformed(st)
+  if (authority !== '' && hostCount === 1 && host.toLowerCase() !== authority.toLowerCase()) return malformed(st)
+  const hostValue = authority !== '' ? authority : host
+  if (hostValue === '' || !validHost(hostValue)) return malformed(st)
+
+  st.method = m
+  st.clLeft = cl
+  st.chunked = cl < 0 && !st.reqEnd
+  if (st.reqEnd && cl > 0) return malformed(st)
+  const ctx = st.ctx
+  st.requestId = requestIdFrom(ridCount === 1 ? rid : null)
+  let head = `${method} ${path} HTTP/1.1\r\nhost: ${hostValue}\r\n${fields}`
+  if (cookie !== '') head += `cookie: ${cookie}\r\n`
+  if (cl >= 0) head += `content-length: ${cl}\r\n`
+  else if (st.chunked) head += 'transfer-encoding: chunked\r\n'
+  head += xff === '' ? `x-forwarded-for: ${st.clientIp}\r\n` : `x-forwarded-for: ${xff}, ${st.clientIp}\r\n`
+  head += conn.tls ? 'x-forwarded-proto: https\r\n' : 'x-forwarded-proto: http\r\n'
+  head += `x-request-id: ${st.requestId}\r\nx-forwarded-host: ${hostValue}\r\n\r\n`
+  st.outHead = head
+  st.bytesIn = d.listSize
+  const log = ctx.accessLog
+  st.logged = log !== null && (log.sample >= 1 || Math.random() < log.sample)
+  if (st.logged) {
+    st.logMethod = method
+    st.logHost = hostValue
+    st.logTarget = path
+  }
+  st.routingHost = routingHost(hostValue)
+  st.routingPath = path
+}
+
+/** Routes a stream whose head onRequestBlock accepted (after the read it came in, unless reset meanwhile). */
+export function dispatchStream(st: H2Stream): void {
+  const ctx = st.ctx
+  st.phase = Phase.Exchange
+  ctx.inFlight++
+  st.startedAt = performance.now()
+  st.reqDone = st.reqEnd && st.pend.length === 0
+  const lr = st.listener.plan
+  let path = ''
+  if (!lr.anyPath) {
+    const raw = st.routingPath
+    const q = raw.indexOf('?')
+    path = q < 0 ? raw : raw.slice(0, q)
+  }
+  const route = matchRoute(lr.plan, st.routingHost, path, st.conn.tls ? Scheme.Https : Scheme.Http)
+  if (route === null) return respondLocal(st, 404)
+  st.route = lr.routes[lr.plan.routes.indexOf(route)] ?? null
+  if (st.route === null) return respondLocal(st, 404)
+  startExchange(st)
+}

@@ -1,0 +1,115 @@
+// One HTTP/2 stream carrying one request: an Exchange (../exchange.ts)
+// like an HTTP/1.1 connection's current request, routed, balanced, retried
+// and failed over by the same code. The fields the exchange shares are
+// documented there and in http1/conn.ts; the rest are the stream's own:
+// its request body on its way to the upstream, its response on its way to
+// the client under the client's flow control, and what the access log and
+// the meters need when it ends.
+
+import type { Exchange } from '../exchange.ts'
+import { ResPhase, Timer } from '../exchange.ts'
+import type { EngineCtx } from '../context.ts'
+import { ChunkDecoder } from '../http1/chunked.ts'
+import { ResponseHead } from '../http1/parse.ts'
+import type { RouteRuntime } from '../lb/pick.ts'
+import type { Listener } from '../listener.ts'
+import type { UpConn } from '../upstream/pool.ts'
+import type { Upstream } from '../upstream/registry.ts'
+import type { H2Conn } from './conn.ts'
+import { H2_FRONT } from './front.ts'
+
+/** Where a stream is: waiting for its head to be dispatched, in its exchange, its response sent but flow-blocked, or over. */
+export const Phase = { New: 0, Exchange: 1, Draining: 2, Done: 3 } as const
+
+export class H2Stream implements Exchange {
+  readonly front = H2_FRONT
+  readonly conn: H2Conn
+  readonly ctx: EngineCtx
+  readonly id: number
+  phase: number = Phase.New
+  route: RouteRuntime | null = null
+  readonly tried: Upstream[] = []
+  uc: UpConn | null = null
+  waitingOn: Upstream | null = null
+  sent = false
+  giveUpStatus = 503
+  staleRetried = false
+  method = 0
+  upgrade = false
+  reqDone = false
+  keptAll = true
+  readonly kept: Buffer[] = []
+  keptBytes = 0
+  outHead = ''
+  hostless = false
+  resPhase: number = ResPhase.Head
+  resPart: Buffer | null = null
+  resStarted = false
+  upFull = false
+  timer: number = Timer.None
+  deadline = 0
+
+  /** What routing reads: the request's host (lower-case, no port) and its :path. */
+  routingHost = ''
+  routingPath = ''
+
+  // The request body.
+  /** END_STREAM arrived from the client. */
+  reqEnd = false
+  /** The body goes to the upstream chunked (no content-length was given). */
+  chunked = false
+  /** Declared content-length still to come; -1 when none was declared. */
+  clLeft = -1
+  /** Body bytes received, framed for the upstream, not yet written to it. */
+  readonly pend: Buffer[] = []
+  /** Payload bytes in pend (what the client's window is credited with once written). */
+  pendPayload = 0
+  /** Payload written upstream whose window credit is held until the upstream drains. */
+  held = 0
+  /** Window credit earned and not yet sent (sent in WINDOW_UPDATE steps). */
+  credit = 0
+  /** How much more DATA the client may send on this stream before a WINDOW_UPDATE. */
+  recvWindow: number
+
+  // The response.
+  readonly res = new ResponseHead()
+  readonly resChunk: ChunkDecoder
+  framing = 0
+  resLeft = 0
+  /** The upstream's response has been read completely (the upstream connection is released). */
+  resDone = false
+  /** What the client lets the balancer send on this stream (stream-level flow control). */
+  sendWindow: number
+  /** Response bytes waiting for flow-control window, in order; endQueued: END_STREAM after them. */
+  readonly outq: Buffer[] = []
+  outqBytes = 0
+  endQueued = false
+  /** The upstream socket is paused until the client takes more (window or socket buffer). */
+  upPaused = false
+
+  // Accounting (http1/ended.ts reads these).
+  readonly listener: Listener
+  readonly clientIp: string
+  readonly version = 20
+  readonly tlsVersion: string | null = null
+  status = 0
+  startedAt = 0
+  bytesIn = 0
+  bytesOut = 0
+  requestId = ''
+  logged = false
+  logMethod = ''
+  logHost = ''
+  logTarget = ''
+
+  constructor(conn: H2Conn, id: number, recvWindow: number, sendWindow: number) {
+    this.conn = conn
+    this.ctx = conn.ctx
+    this.id = id
+    this.listener = conn.listener
+    this.clientIp = conn.clientIp
+    this.recvWindow = recvWindow
+    this.sendWindow = sendWindow
+    this.resChunk = new ChunkDecoder(conn.ctx.opts.maxHeaderBytes)
+  }
+}
