@@ -51,8 +51,8 @@ export function defaultRoute(server: Server): Route {
 /** Writes route into server: the default route into the top-level fields, a named one replaced or appended. */
 export function withRoute(server: Server, route: Route): Server {
   if (route.name === ROUTE_DEFAULT) {
-    const { address, tls, routes } = server
-    return { address, ...(tls === undefined ? {} : { tls }), filter: route.filter, upstreams: route.upstreams, fallbacks: route.fallbacks, ...policyOf(route, 'server'), routes }
+    const { address, tls, Protocols, routes } = server
+    return { address, ...(tls === undefined ? {} : { tls }), ...(Protocols === undefined ? {} : { Protocols }), filter: route.filter, upstreams: route.upstreams, fallbacks: route.fallbacks, ...policyOf(route, 'server'), routes }
   }
   const i = server.routes.findIndex((r) => r.name === route.name)
   return { ...server, routes: i < 0 ? [...server.routes, route] : server.routes.with(i, route) }

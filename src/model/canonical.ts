@@ -31,7 +31,7 @@ export function policyOf(p: Policy, owner: 'server' | 'route'): Policy {
 
 /** A copy of a server's `tls` group, fields in declared order. */
 export function tlsOf(t: Tls): Tls {
-  return { Certificates: t.Certificates.map((c) => ({ CertFile: c.CertFile, KeyFile: c.KeyFile })) }
+  return { Certificates: t.Certificates.map((c) => ({ CertFile: c.CertFile, KeyFile: c.KeyFile })), ...(t.Alpn === undefined ? {} : { Alpn: [...t.Alpn] }) }
 }
 
 function route(r: Route): Route {
@@ -42,6 +42,7 @@ function server(s: Server): Server {
   return {
     address: s.address,
     ...(s.tls === undefined ? {} : { tls: tlsOf(s.tls) }),
+    ...(s.Protocols === undefined ? {} : { Protocols: [...s.Protocols] }),
     filter: filter(s.filter),
     upstreams: s.upstreams.map(upstream),
     fallbacks: s.fallbacks.map(upstream),

@@ -391,6 +391,7 @@ function copyServer(s: Server): Server {
   return {
     address: s.address,
     ...(s.tls === undefined ? {} : { tls: tlsOf(s.tls) }),
+    ...(s.Protocols === undefined ? {} : { Protocols: [...s.Protocols] }),
     filter: copyFilter(s.filter),
     upstreams: s.upstreams.map(copyUpstream),
     fallbacks: s.fallbacks.map(copyUpstream),

@@ -19,11 +19,12 @@ import { describeValue, isMissing, isPlainObject, joinPath, readFields, readInt,
 import { POLICY_GROUPS, readGroup, readPolicy } from './policy.ts'
 import type { PolicyGroup } from './policy.ts'
 import { readTls } from './tls.ts'
+import { readProtocols } from './protocols.ts'
 
 const UPSTREAM_FIELDS = ['Target', 'Port', 'Priority', 'Weight'] as const
 const FILTER_FIELDS = ['Hosts', 'Schemes', 'PathPrefix'] as const
 const ROUTE_FIELDS = ['name', 'filter', 'upstreams', 'fallbacks', ...POLICY_GROUPS, 'discovery'] as const
-const SERVER_FIELDS = ['address', 'filter', 'upstreams', 'fallbacks', 'routes', ...POLICY_GROUPS, 'tls', 'discovery'] as const
+const SERVER_FIELDS = ['address', 'filter', 'upstreams', 'fallbacks', 'routes', ...POLICY_GROUPS, 'tls', 'discovery', 'Protocols'] as const
 
 const ROUTE_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/
 
@@ -92,9 +93,11 @@ function readServer(raw: unknown, path: string, problems: Problem[]): Server {
     if ('error' in parsed) problems.push({ path: f.address.path, message: parsed.error })
   }
   const tls = readTls(f.tls, problems)
+  const protocols = readProtocols(f.Protocols, tls !== undefined, problems)
   return {
     address,
     ...(tls === undefined ? {} : { tls }),
+    ...(protocols === undefined ? {} : { Protocols: protocols }),
     filter: readFilter(f.filter?.value, f.filter?.path ?? joinPath(path, 'filter'), problems),
     upstreams: readUpstreamList(f.upstreams, problems),
     fallbacks: readUpstreamList(f.fallbacks, problems),

@@ -7,13 +7,16 @@
 //   Certificates  a list of {CertFile, KeyFile}; a single object is taken as
 //                 a list of one. Paths are non-empty, without control
 //                 characters; the same pair twice is a problem.
+//   Alpn          the protocols offered by ALPN, in preference order
+//                 (protocols.ts); absent: h2, then http/1.1.
 
 import type { Problem } from './errors.ts'
 import type { Found } from './fields.ts'
 import { describeValue, isMissing, isPlainObject, joinPath, readFields, readString } from './fields.ts'
+import { readAlpn } from './protocols.ts'
 import type { CertFiles, Tls } from './types.ts'
 
-const TLS_FIELDS = ['Certificates'] as const
+const TLS_FIELDS = ['Certificates', 'Alpn'] as const
 const CERT_FIELDS = ['CertFile', 'KeyFile'] as const
 
 /** The server's `tls` field: undefined when absent, null or false. */
@@ -22,7 +25,8 @@ export function readTls(found: Found | undefined, problems: Problem[]): Tls | un
   if (found.value === true) return { Certificates: [] }
   const f = readFields(found.value, found.path, TLS_FIELDS, problems)
   if (f === null) return undefined
-  return { Certificates: readCertificates(f.Certificates, problems) }
+  const alpn = readAlpn(f.Alpn, problems)
+  return { Certificates: readCertificates(f.Certificates, problems), ...(alpn === undefined ? {} : { Alpn: alpn }) }
 }
 
 function readCertificates(found: Found | undefined, problems: Problem[]): CertFiles[] {

@@ -1,0 +1,85 @@
+// What an address speaks, as the model reads and writes it: a plain
+// server's Protocols (http/1.1, h2c) and a tls group's Alpn (h2, http/1.1),
+// the forms accepted, every problem with its path, the canonical form, and
+// what the compiler makes of them.
+
+import { describe, expect, it } from 'vitest'
+import { compile } from '../../src/compiler/compile.ts'
+import { serializeConfig } from '../../src/model/canonical.ts'
+import { BalancerError } from '../../src/model/errors.ts'
+import { normalizeServer, parseConfigText } from '../../src/model/parse.ts'
+
+function problems(fn: () => unknown): Array<{ path: string; message: string }> {
+  try {
+    fn()
+  } catch (err) {
+    if (err instanceof BalancerError) return err.problems
+    throw err
+  }
+  return []
+}
+
+const pair = { CertFile: '/c.pem', KeyFile: '/c.key' }
+
+describe('Protocols of a plain server', () => {
+  it('is absent unless given; names are read in any case, a comma string too', () => {
+    expect('Protocols' in normalizeServer({ address: ':80' })).toBe(false)
+    expect(normalizeServer({ address: ':80', protocols: ['HTTP/1.1', ' H2C '] }).Protocols).toEqual(['http/1.1', 'h2c'])
+    expect(normalizeServer({ address: ':80', Protocols: 'http/1.1,h2c' }).Protocols).toEqual(['http/1.1', 'h2c'])
+    expect(normalizeServer({ address: ':80', Protocols: null }).Protocols).toBeUndefined()
+  })
+
+  it('refuses unknown names, duplicates, a list without http/1.1, h2c on a TLS server', () => {
+    expect(problems(() => normalizeServer({ address: ':80', Protocols: ['http/1.1', 'h3'] }))).toEqual([
+      { path: 'body.Protocols[1]', message: 'must be one of "http/1.1", "h2c", got "h3"' },
+    ])
+    expect(problems(() => normalizeServer({ address: ':80', Protocols: ['h2c', 'h2c'] }))).toEqual([{ path: 'body.Protocols[1]', message: '"h2c" is listed twice' }])
+    expect(problems(() => normalizeServer({ address: ':80', Protocols: ['h2c'] }))).toEqual([{ path: 'body.Protocols', message: 'must include "http/1.1"' }])
+    expect(problems(() => normalizeServer({ address: ':80', Protocols: [] }))).toEqual([{ path: 'body.Protocols', message: 'must name at least one of "http/1.1", "h2c"' }])
+    expect(problems(() => normalizeServer({ address: ':80', Protocols: 2 }))).toEqual([{ path: 'body.Protocols', message: 'must be a list of "http/1.1", "h2c", got 2' }])
+    expect(problems(() => normalizeServer({ address: ':443', tls: { Certificates: [pair] }, Protocols: ['http/1.1', 'h2c'] }))).toEqual([
+      { path: 'body.Protocols', message: '"h2c" is for plain addresses; a TLS address offers HTTP/2 by ALPN (tls.Alpn, "h2" by default)' },
+    ])
+  })
+
+  it('is written back after tls, before filter', () => {
+    const text = serializeConfig(parseConfigText('[{"upstreams":[{"Target":"a","Port":1}],"protocols":["h2c","HTTP/1.1"],"address":":80"}]'))
+    expect(JSON.parse(text).servers[0]).toEqual({
+      address: ':80',
+      Protocols: ['h2c', 'http/1.1'],
+      filter: { Hosts: [], Schemes: [], PathPrefix: '' },
+      upstreams: [{ Target: 'a', Port: 1, Priority: 1, Weight: 1 }],
+      fallbacks: [],
+      routes: [],
+    })
+    expect(Object.keys(JSON.parse(text).servers[0]).slice(0, 2)).toEqual(['address', 'Protocols'])
+  })
+})
+
+describe('tls.Alpn', () => {
+  it('narrows or orders the offer; absent means h2 then http/1.1', () => {
+    expect(normalizeServer({ address: ':443', tls: { Certificates: [pair], alpn: ['HTTP/1.1'] } }).tls).toEqual({ Certificates: [pair], Alpn: ['http/1.1'] })
+    expect(normalizeServer({ address: ':443', tls: { Certificates: [pair] } }).tls).toEqual({ Certificates: [pair] })
+    expect(problems(() => normalizeServer({ address: ':443', tls: { Certificates: [pair], Alpn: ['h2c'] } }))).toEqual([
+      { path: 'body.tls.Alpn[0]', message: 'must be one of "h2", "http/1.1", got "h2c"' },
+    ])
+  })
+
+  it('compiles to the listener offer; Protocols to h2c', () => {
+    const snap = compile(
+      parseConfigText(
+        JSON.stringify([
+          { address: '127.0.0.1:8443', tls: { Certificates: [pair] }, upstreams: [{ Target: 'a', Port: 1 }] },
+          { address: '127.0.0.1:8444', tls: { Certificates: [pair], Alpn: ['http/1.1'] }, upstreams: [{ Target: 'a', Port: 1 }] },
+          { address: '127.0.0.1:8080', Protocols: ['http/1.1', 'h2c'], upstreams: [{ Target: 'a', Port: 1 }] },
+          { address: '127.0.0.1:8081', upstreams: [{ Target: 'a', Port: 1 }] },
+        ]),
+      ),
+      1,
+    )
+    expect(snap.listeners.get('127.0.0.1:8443')?.tls?.alpn).toEqual(['h2', 'http/1.1'])
+    expect(snap.listeners.get('127.0.0.1:8444')?.tls?.alpn).toEqual(['http/1.1'])
+    expect(snap.listeners.get('127.0.0.1:8080')?.h2c).toBe(true)
+    expect(snap.listeners.get('127.0.0.1:8081')?.h2c).toBe(false)
+  })
+})
