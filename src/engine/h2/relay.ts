@@ -8,7 +8,7 @@
 // relayed), read-until-close ending with END_STREAM when the upstream
 // closes. Interim responses (1xx but 101) go as HEADERS of their own.
 
-import { ResPhase, passiveOf } from '../exchange.ts'
+import { ResPhase, Timer, passiveOf } from '../exchange.ts'
 import { Chunk, advance } from '../http1/chunked.ts'
 import { Framing } from '../http1/conn.ts'
 import { CONN_TOK, HDR, HF, Kind } from '../http1/fields.ts'
@@ -46,7 +46,7 @@ export function h2UpstreamData(st: H2Stream, uc: UpConn, chunk: Buffer): boolean
   const conn = st.conn
   conn.refHeld = false
   uc.gotBytes = true
-  st.deadline = ctx.now + ctx.opts.responseTimeoutMs
+  if (st.timer === Timer.Response) st.deadline = ctx.now + ctx.opts.responseTimeoutMs
   let buf = chunk
   let pos = 0
   while (st.resPhase === ResPhase.Head) {

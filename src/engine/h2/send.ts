@@ -167,7 +167,8 @@ function block(st: H2Stream): void {
     st.upPaused = true
     uc.sock.pause()
   }
-  if (st.resDone || st.timer === Timer.None) {
+  if (st.timer !== Timer.Idle) {
+    // Waiting on the client now, not on the upstream.
     st.timer = Timer.Idle
     st.deadline = st.ctx.now + st.ctx.opts.idleTimeoutMs
   }
