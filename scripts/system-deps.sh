@@ -4,7 +4,7 @@
 #   wrk (load for the access log test and TLS keep-alive load), chromium (the
 #   dashboard's browser test); for TLS: openssl (test certificates), sslscan
 #   (the protocol and cipher scan), pebble (the ACME test CA, with
-#   pebble-challtestsrv).
+#   pebble-challtestsrv); for HTTP/2: nghttp2-client (nghttp, h2load).
 # Idempotent and quiet; when everything is present it only runs a few checks.
 # Needs root (or sudo) only when something must be installed.
 set -euo pipefail
@@ -27,6 +27,7 @@ need chromium /usr/bin/chromium
 command -v openssl >/dev/null 2>&1 || need openssl
 need sslscan /usr/bin/sslscan
 need pebble /usr/bin/pebble
+need nghttp2-client /usr/bin/h2load
 
 if [[ ${#missing[@]} -eq 0 ]]; then exit 0; fi
 

@@ -3,6 +3,7 @@
 // tls.TLSSocket (src/engine/tls/fallback.ts). The same certificate choice,
 // scheme, ALPN and handshake deadline as the raw path.
 
+import http2 from 'node:http2'
 import { connect as netConnect } from 'node:net'
 import type { Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
@@ -44,6 +45,28 @@ afterAll(async () => {
 })
 
 describe('TLS on tls.TLSSocket', () => {
+  it('serves HTTP/2 (ALPN h2) on the TLSSocket too, several streams on one connection', async () => {
+    const c = http2.connect('https://a.test', { ca: ca.caPem, servername: 'a.test', createConnection: () => tlsConnect({ port: eng.port, host: '127.0.0.1', servername: 'a.test', ca: ca.caPem, ALPNProtocols: ['h2'] }) })
+    c.on('error', () => {})
+    try {
+      const bodies = await Promise.all(
+        [1, 2, 3].map(
+          (i) =>
+            new Promise<string>((resolve, reject) => {
+              const req = c.request({ ':path': `/h2-${i}` }, { endStream: true })
+              let b = ''
+              req.on('data', (d) => (b += d))
+              req.on('end', () => resolve(b))
+              req.on('error', reject)
+            }),
+        ),
+      )
+      expect(bodies).toEqual(['https /h2-1', 'https /h2-2', 'https /h2-3'])
+    } finally {
+      c.close()
+    }
+  })
+
   it('chooses the certificate by SNI and serves https requests', async () => {
     for (const [name, san] of [
       ['a.test', 'DNS:a.test'],

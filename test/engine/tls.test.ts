@@ -164,12 +164,13 @@ describe('what requests over TLS see', () => {
     expect(r.headers.find(([k]) => k === 'x-seen-proto')?.[1]).toBe('http')
   })
 
-  it('negotiates http/1.1 by ALPN, and serves a client that offers no ALPN', async () => {
-    expect((await handshake({ servername: 'main.test', ALPNProtocols: ['h2', 'http/1.1'] })).alpn).toBe('http/1.1')
+  it('negotiates h2 first, then http/1.1, by ALPN, and serves a client that offers no ALPN', async () => {
+    expect((await handshake({ servername: 'main.test', ALPNProtocols: ['http/1.1', 'h2'] })).alpn).toBe('h2')
+    expect((await handshake({ servername: 'main.test', ALPNProtocols: ['http/1.1'] })).alpn).toBe('http/1.1')
     expect((await handshake({ servername: 'main.test' })).alpn).toBe(false)
     expect((await get('/noalpn', 'any')).status).toBe(200)
     // Only protocols it does not speak: refused (no_application_protocol), not silently HTTP/1.1.
-    await expect(handshake({ servername: 'main.test', ALPNProtocols: ['h2'] })).rejects.toThrow(/application protocol|alert/i)
+    await expect(handshake({ servername: 'main.test', ALPNProtocols: ['h3'] })).rejects.toThrow(/application protocol|alert/i)
   })
 
   it('keeps a connection alive across requests, with large bodies both ways', async () => {

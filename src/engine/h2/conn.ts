@@ -37,6 +37,7 @@
 //     stream is reset after --idle-timeout without progress.
 
 import type { Socket } from 'node:net'
+import type { TLSSocket } from 'node:tls'
 import type { EngineCtx } from '../context.ts'
 import { Timer, connectTimedOut, leaveQueue, responseTimedOut } from '../exchange.ts'
 import type { ClientSink, ClientSocket } from '../http1/client-socket.ts'
@@ -95,6 +96,8 @@ export class H2Conn implements Output {
   readonly listener: Listener
   readonly clientIp: string
   readonly tls: boolean
+  /** TLS protocol version of the connection (`TLSv1.3`), null on h2c: the access log's `tls`. */
+  tlsVersion: string | null = null
   readonly hpack: HpackDecoder
   readonly streams = new Map<number, H2Stream>()
   state: number = ConnSt.Open
@@ -227,6 +230,7 @@ function connOf(sock: Socket): H2Conn | null {
 /** An HTTP/2 client on a net.Socket (a tls.TLSSocket where raw TLS handles are unavailable; a plain one turned h2c). */
 export function startH2Socket(sock: Socket, listener: Listener, ctx: EngineCtx, tls: boolean, initial: Buffer | null): void {
   const conn = new H2Conn(sock, sock.remoteAddress ?? '', listener, ctx, tls)
+  if (tls) conn.tlsVersion = (sock as TLSSocket).getProtocol()
   ;(sock as unknown as Record<symbol, H2Conn | null>)[CONN] = conn
   sock.on('data', function (this: Socket, chunk: Buffer) {
     const c = connOf(this)

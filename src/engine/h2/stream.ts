@@ -91,7 +91,7 @@ export class H2Stream implements Exchange {
   readonly listener: Listener
   readonly clientIp: string
   readonly version = 20
-  readonly tlsVersion: string | null = null
+  readonly tlsVersion: string | null
   status = 0
   startedAt = 0
   bytesIn = 0
@@ -108,6 +108,7 @@ export class H2Stream implements Exchange {
     this.id = id
     this.listener = conn.listener
     this.clientIp = conn.clientIp
+    this.tlsVersion = conn.tlsVersion
     this.recvWindow = recvWindow
     this.sendWindow = sendWindow
     this.resChunk = new ChunkDecoder(conn.ctx.opts.maxHeaderBytes)

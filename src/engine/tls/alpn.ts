@@ -34,7 +34,9 @@ const http1: ProtocolHandler = {
 
 const h2: ProtocolHandler = {
   raw(sock, ip, listener, ctx) {
-    sock.start(startH2(sock, ip, listener, ctx, true, null), H2_SINK)
+    const conn = startH2(sock, ip, listener, ctx, true, null)
+    conn.tlsVersion = sock.protocol()
+    sock.start(conn, H2_SINK)
   },
   socket: (sock, listener, ctx) => startH2Socket(sock, listener, ctx, true, null),
 }
