@@ -21,6 +21,9 @@ export class EngineCtx {
   now = Date.now()
   /** Requests between a parsed head and the end of their response. */
   inFlight = 0
+  /** Requests routed so far, by client protocol (HTTP/1.x, and HTTP/2 streams). */
+  requestsH1 = 0
+  requestsH2 = 0
   /** shutdown() has begun: responses carry `connection: close`, nothing goes back to the pool. */
   closing = false
   /** opts.accessLog, or null: per request, one null check when off. */

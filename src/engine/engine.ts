@@ -255,18 +255,25 @@ export class Engine {
   stats(): EngineStats {
     const now = Date.now()
     const checks = this.#checker.byKey()
-    const listeners = [...this.#listeners.values(), ...this.#draining].map((l) => ({
-      key: l.key,
-      port: l.port,
-      tls: l.tls !== null,
-      connections: l.conns.size + l.pending.size,
-      draining: l.draining,
-    }))
+    const listeners = [...this.#listeners.values(), ...this.#draining].map((l) => {
+      let h2 = 0
+      for (const c of l.conns) if (c instanceof H2Conn) h2++
+      return {
+        key: l.key,
+        port: l.port,
+        tls: l.tls !== null,
+        connections: l.conns.size + l.pending.size,
+        protocols: { http1: l.conns.size - h2, h2 },
+        draining: l.draining,
+      }
+    })
+    const ctx = this.#ctx
     return {
       snapshotVersion: this.#snap?.version ?? 0,
       listeners,
-      upstreams: this.#ctx.registry.stats(now, (key) => (checks.get(key) ?? []).map(checkStats)),
-      inFlight: this.#ctx.inFlight,
+      upstreams: ctx.registry.stats(now, (key) => (checks.get(key) ?? []).map(checkStats)),
+      inFlight: ctx.inFlight,
+      requests: { http1: ctx.requestsH1, h2: ctx.requestsH2 },
     }
   }
 

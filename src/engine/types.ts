@@ -137,7 +137,15 @@ export interface ListenerStats {
   /** Bound port (useful when 0 was asked). */
   port: number
   connections: number
+  /** Of `connections`, those speaking each protocol (TLS handshakes in progress are in neither). Optional for stats built by hand. */
+  protocols?: ProtocolCounts
   draining: boolean
+}
+
+/** Per client protocol: `http1` (HTTP/1.0 and 1.1), `h2` (HTTP/2, over TLS or h2c). */
+export interface ProtocolCounts {
+  http1: number
+  h2: number
 }
 
 export interface EngineStats {
@@ -145,4 +153,6 @@ export interface EngineStats {
   listeners: ListenerStats[]
   upstreams: UpstreamStats[]
   inFlight: number
+  /** Requests (HTTP/2: streams) routed since the engine started, per client protocol. Optional for stats built by hand. */
+  requests?: ProtocolCounts
 }

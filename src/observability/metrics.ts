@@ -153,6 +153,21 @@ export class Metrics {
     this.#family('balancer_client_connections', 'Open client connections, per listening address.', 'gauge', (s) =>
       s.stats.listeners.map((l) => ({ labels: { listener: l.key }, value: l.connections })),
     )
+    this.#family('balancer_protocol_connections', 'Open client connections, per protocol (http1: HTTP/1.x, h2: HTTP/2).', 'gauge', (s) => {
+      const n = { http1: 0, h2: 0 }
+      for (const l of s.stats.listeners) {
+        n.http1 += l.protocols?.http1 ?? 0
+        n.h2 += l.protocols?.h2 ?? 0
+      }
+      return [
+        { labels: { protocol: 'http1' }, value: n.http1 },
+        { labels: { protocol: 'h2' }, value: n.h2 },
+      ]
+    })
+    this.#family('balancer_protocol_requests_total', 'Requests routed, per client protocol (h2: HTTP/2 streams).', 'counter', (s) => [
+      { labels: { protocol: 'http1' }, value: s.stats.requests?.http1 ?? 0 },
+      { labels: { protocol: 'h2' }, value: s.stats.requests?.h2 ?? 0 },
+    ])
     this.#family('balancer_in_flight_requests', 'Requests between their head and the end of their response.', 'gauge', (s) => [{ labels: {}, value: s.stats.inFlight }])
     this.#family('balancer_config_reloads_total', 'Configuration changes applied or refused (the last good one kept serving).', 'counter', () => {
       const r = facts.reloads()

@@ -16,16 +16,20 @@ export function mergeStats(all: readonly EngineStats[]): EngineStats {
   const listeners = new Map<string, ListenerStats>()
   const upstreams = new Map<string, UpstreamStats>()
   let inFlight = 0
+  const requests = { http1: 0, h2: 0 }
   // The oldest version any worker serves: the group has applied no more than that.
   let version = all.length === 0 ? 0 : Number.MAX_SAFE_INTEGER
   for (const s of all) {
     inFlight += s.inFlight
+    requests.http1 += s.requests?.http1 ?? 0
+    requests.h2 += s.requests?.h2 ?? 0
     version = Math.min(version, s.snapshotVersion)
     for (const l of s.listeners) {
       const m = listeners.get(l.key)
-      if (m === undefined) listeners.set(l.key, { ...l })
+      if (m === undefined) listeners.set(l.key, { ...l, ...(l.protocols === undefined ? {} : { protocols: { ...l.protocols } }) })
       else {
         m.connections += l.connections
+        if (l.protocols !== undefined) m.protocols = { http1: (m.protocols?.http1 ?? 0) + l.protocols.http1, h2: (m.protocols?.h2 ?? 0) + l.protocols.h2 }
         m.draining = m.draining || l.draining
       }
     }
@@ -35,7 +39,7 @@ export function mergeStats(all: readonly EngineStats[]): EngineStats {
       else mergeUpstream(m, u)
     }
   }
-  return { snapshotVersion: version, listeners: [...listeners.values()], upstreams: [...upstreams.values()], inFlight }
+  return { snapshotVersion: version, listeners: [...listeners.values()], upstreams: [...upstreams.values()], inFlight, requests }
 }
 
 function mergeUpstream(m: UpstreamStats, u: UpstreamStats): void {

@@ -333,6 +333,17 @@ describe('a plain listener without h2c', () => {
 })
 
 describe('meters and access log', () => {
+  it('counts connections and requests per protocol (GET /status engine figures)', async () => {
+    const before = eng.engine.stats().requests ?? { http1: 0, h2: 0 }
+    await request(h2c, { ':path': '/count' })
+    const st = eng.engine.stats()
+    expect((st.requests?.h2 ?? 0) - before.h2).toBeGreaterThanOrEqual(1)
+    expect(st.requests?.http1).toBe(before.http1)
+    const l = st.listeners.find((x) => x.key === H2C)
+    expect(l?.protocols?.h2).toBeGreaterThanOrEqual(1)
+    expect(l?.protocols?.http1).toBe(0)
+  })
+
   it('writes one access log line per stream with protocol HTTP/2 and counts it in its route', async () => {
     lines.length = 0
     const r = await request(h2c, { ':path': '/logged?x=1', ':authority': 'log.test', 'x-request-id': 'log-1' })

@@ -18,19 +18,22 @@ describe('mergeStats', () => {
     const a = engine({
       snapshotVersion: 4,
       inFlight: 2,
-      listeners: [{ key: '*:80', port: 80, connections: 5, draining: false }],
+      requests: { http1: 10, h2: 4 },
+      listeners: [{ key: '*:80', port: 80, connections: 5, protocols: { http1: 4, h2: 1 }, draining: false }],
       upstreams: [up('a:1', { requests: 10, failures: 1, active: 1, idle: 3, consecutiveFailures: 1 }), up('b:1', { requests: 1 })],
     })
     const b = engine({
       snapshotVersion: 3,
       inFlight: 1,
-      listeners: [{ key: '*:80', port: 80, connections: 7, draining: false }],
+      requests: { http1: 5, h2: 1 },
+      listeners: [{ key: '*:80', port: 80, connections: 7, protocols: { http1: 5, h2: 2 }, draining: false }],
       upstreams: [up('a:1', { requests: 5, state: 'ejected', ejectedUntil: 1000, consecutiveFailures: 4, ejections: 1 })],
     })
     expect(mergeStats([a, b])).toEqual({
       snapshotVersion: 3,
       inFlight: 3,
-      listeners: [{ key: '*:80', port: 80, connections: 12, draining: false }],
+      requests: { http1: 15, h2: 5 },
+      listeners: [{ key: '*:80', port: 80, connections: 12, protocols: { http1: 9, h2: 3 }, draining: false }],
       upstreams: [
         up('a:1', { requests: 15, failures: 1, active: 1, idle: 3, consecutiveFailures: 4, state: 'ejected', ejectedUntil: 1000, ejections: 1 }),
         up('b:1', { requests: 1 }),

@@ -256,6 +256,7 @@ export function dispatchStream(st: H2Stream): void {
   const ctx = st.ctx
   st.phase = Phase.Exchange
   ctx.inFlight++
+  ctx.requestsH2++
   st.startedAt = performance.now()
   st.reqDone = st.reqEnd && st.pend.length === 0
   const lr = st.listener.plan

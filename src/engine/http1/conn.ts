@@ -131,6 +131,8 @@ export class ClientConn {
   resLeft = 0
   /** Chunked from upstream, de-chunked (close-delimited) for an HTTP/1.0 client. */
   dechunk = false
+  /** Close-delimited from upstream, chunked for an HTTP/1.1 client (relay.ts). */
+  rechunk = false
   /** The final response head has been written to the client: errors can no longer be answered. */
   resStarted = false
   /** The client socket is corked for the rest of the current upstream read (relay.ts). */

@@ -141,9 +141,17 @@ export function withRequestId(buf: Buffer, start: number, end: number, stop: num
   return out
 }
 
-export const Conn = { None: 0, Close: 1, KeepAlive: 2, Upgrade: 3 } as const
+/** What responseHead ends the head with: a Connection field, and Transfer-Encoding for a body the relay chunks itself (Chunked*). */
+export const Conn = { None: 0, Close: 1, KeepAlive: 2, Upgrade: 3, Chunked: 4, ChunkedClose: 5 } as const
 
-const CONN_LINE = ['', 'connection: close\r\n', 'connection: keep-alive\r\n', 'connection: upgrade\r\n']
+const CONN_LINE = [
+  '',
+  'connection: close\r\n',
+  'connection: keep-alive\r\n',
+  'connection: upgrade\r\n',
+  'transfer-encoding: chunked\r\n',
+  'transfer-encoding: chunked\r\nconnection: close\r\n',
+]
 
 /** Runs of kept bytes [start, end) of the head being rebuilt (responseHead). */
 const RUNS = new Int32Array(2 * (MAX_HEADERS + 1))

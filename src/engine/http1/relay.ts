@@ -1,10 +1,14 @@
 // Response relay: upstream bytes to the client, head first (interim 1xx
 // responses relayed as they come), then the body framed exactly as the
 // upstream framed it: Content-Length counted, chunked validated and forwarded
-// raw, or read-until-close. A close-delimited body is passed through and the
-// client connection is closed after it (it is not re-chunked: simpler, and
-// such upstreams are rare); for an HTTP/1.0 client a chunked body is
-// de-chunked and close-delimited.
+// raw, or read-until-close. A close-delimited body goes to an HTTP/1.1
+// client chunked (`rechunk`), so the client keeps its connection; to an
+// HTTP/1.0 client it stays close-delimited, and for an HTTP/1.0 client a
+// chunked body is de-chunked and close-delimited.
+//
+// The status line is the balancer's: an HTTP/1.0 upstream's `HTTP/1.0`
+// becomes `HTTP/1.1` (RFC 9110 §6.2: a server sends its own version), by
+// rewriting that one byte in the read buffer before anything is copied.
 //
 // A head with no hop-by-hop field, to a client that needs no Connection
 // header, is written as the received bytes; otherwise it is rebuilt
@@ -152,6 +156,7 @@ const INLINE_MAX = 2048
 function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: number): number {
   const r = conn.res
   const status = r.status
+  if (r.version !== 11) buf[start + 7] = 0x31 // `HTTP/1.0` -> `HTTP/1.1`: the read buffer is ours, and the line is relayed from it
   if (status < 200) {
     if (status === 101) {
       if (!conn.upgrade) {
@@ -174,7 +179,9 @@ function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: n
   }
   const framing = framingOf(conn.method, r)
   if (finalHead(conn, uc, r, framing, end === buf.length)) return -1
-  let close = conn.closeAfter || conn.ctx.closing || conn.listener.draining || framing === Framing.Close
+  // A body delimited by the upstream's close goes to an HTTP/1.1 client chunked, keeping its connection.
+  const rechunk = framing === Framing.Close && conn.version === 11 && r.teCount === 0
+  let close = conn.closeAfter || conn.ctx.closing || conn.listener.draining || (framing === Framing.Close && !rechunk)
   if (framing === Framing.Chunked && conn.version === 10) {
     if (r.teOther) {
       badResponse(conn, uc) // a coding an HTTP/1.0 client cannot be told about once de-chunked
@@ -191,9 +198,10 @@ function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: n
   if (framing === Framing.Close || (r.version === 11 ? r.connClose : !r.connKeepAlive || r.connClose)) uc.reusable = false
   conn.closeAfter = close
   conn.status = status
+  conn.rechunk = rechunk
   // The client gets the request id back, unless the upstream's response carries one.
   const rid = r.ridCount === 0 ? conn.requestId : ''
-  const mode = close ? Conn.Close : conn.version === 10 ? Conn.KeepAlive : Conn.None
+  const mode = rechunk ? (close ? Conn.ChunkedClose : Conn.Chunked) : close ? Conn.Close : conn.version === 10 ? Conn.KeepAlive : Conn.None
   // A whole Content-Length body that came with the head goes out in the same write.
   let inline = framing === Framing.Length && r.contentLength <= buf.length - end ? r.contentLength : 0
   if (mode === Conn.None && r.hopCount === 0) {
@@ -253,16 +261,37 @@ function body(conn: ClientConn, uc: UpConn, buf: Buffer, pos: number): number {
       }
       return pos
     }
-    default:
-      toClient(conn, uc, pos === 0 ? buf : buf.subarray(pos))
+    default: {
+      const data = pos === 0 ? buf : buf.subarray(pos)
+      if (!conn.rechunk) {
+        toClient(conn, uc, data)
+        return len
+      }
+      if (!conn.corked) {
+        conn.corked = true
+        conn.sock.cork()
+      }
+      toClient(conn, uc, Buffer.from(`${data.length.toString(16)}\r\n`, 'latin1'))
+      toClient(conn, uc, data)
+      toClient(conn, uc, CRLF)
       return len
+    }
   }
 }
+
+const CRLF = Buffer.from('\r\n', 'latin1')
+const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1')
 
 /** The response has been relayed completely: pool or drop the upstream connection, then the next request. */
 export function completeResponse(conn: ClientConn): void {
   const uc = conn.uc
   const ctx = conn.ctx
+  if (conn.rechunk) {
+    // The upstream closed: the end of the body it delimited so.
+    conn.rechunk = false
+    conn.bytesOut += LAST_CHUNK.length
+    conn.sock.write(LAST_CHUNK)
+  }
   conn.uc = null
   if (uc !== null) {
     if (conn.reqDone && uc.reusable) release(uc, ctx.now, ctx.opts.upstreamIdleMs, ctx.opts.maxIdlePerUpstream, ctx.closing)

@@ -97,6 +97,7 @@ function dispatch(conn: ClientConn, buf: Buffer): void {
   conn.timer = Timer.None
   conn.first = false
   ctx.inFlight++
+  ctx.requestsH1++
   conn.version = h.version
   conn.method = h.method
   const keepAlive = h.version === 11 ? !h.connClose : h.connKeepAlive && !h.connClose
@@ -125,6 +126,7 @@ function dispatch(conn: ClientConn, buf: Buffer): void {
   conn.resPhase = ResPhase.Head
   conn.resPart = null
   conn.dechunk = false
+  conn.rechunk = false
   conn.status = 0
   conn.startedAt = performance.now()
   conn.bytesIn = h.end - h.start
