@@ -14,7 +14,7 @@ import type { CertFileRef, CheckPlan, LimitsPlan, TlsPlan, ListenerPlan, Passive
 
 export { matchRoute } from './match.ts'
 
-type Targets = Map<string, { host: string; port: number }>
+type Targets = Map<string, { host: string; port: number; protocol?: string }>
 
 export function compile(cfg: Config, version: number): RoutingSnapshot {
   assertValidConfig(cfg)
@@ -197,7 +197,12 @@ function tiersOf(list: readonly Upstream[], targets: Targets): readonly Tier[] {
   const byPriority = new Map<number, TargetRef[]>()
   for (const u of list) {
     const key = targetKey(u.Target, u.Port)
-    if (!targets.has(key)) targets.set(key, Object.freeze({ host: u.Target, port: u.Port }))
+    const known = targets.get(key)
+    if (known === undefined) targets.set(key, Object.freeze({ host: u.Target, port: u.Port, ...(u.Protocol === undefined ? {} : { protocol: u.Protocol }) }))
+    else if (known.protocol !== u.Protocol)
+      throw new BalancerError(ErrorCode.Validation, `upstream ${u.Target}-${u.Port} is given two protocols (${known.protocol ?? 'http/1.1'} and ${u.Protocol ?? 'http/1.1'}): one upstream speaks one`, [
+        { path: `${u.Target}-${u.Port}`, message: 'one upstream has one Protocol everywhere it is used' },
+      ])
     const ref: TargetRef = Object.freeze({ key, host: u.Target, port: u.Port, weight: u.Weight })
     const tier = byPriority.get(u.Priority)
     if (tier === undefined) byPriority.set(u.Priority, [ref])

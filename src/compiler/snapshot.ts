@@ -128,6 +128,6 @@ export interface RoutingSnapshot {
   /** Increases with every compiled snapshot the process has applied. */
   version: number
   listeners: ReadonlyMap<string, ListenerPlan>
-  /** Every endpoint any route references, by TargetRef.key. */
-  targets: ReadonlyMap<string, { host: string; port: number }>
+  /** Every endpoint any route references, by TargetRef.key; `protocol` `h2c` for HTTP/2 upstreams (absent: HTTP/1.1). */
+  targets: ReadonlyMap<string, { host: string; port: number; protocol?: string }>
 }

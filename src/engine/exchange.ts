@@ -47,6 +47,7 @@ import { connectFailed, responseFailed } from './upstream/passive.ts'
 import type { UpConn, UpEvents } from './upstream/pool.ts'
 import { UpState, discard, onFreed, open, release, take } from './upstream/pool.ts'
 import type { Upstream } from './upstream/registry.ts'
+import { UpProto } from './upstream/registry.ts'
 import { Method } from './http1/parse.ts'
 
 /** Which deadline an exchange's `deadline` is (the engine's sweep calls the front's onDeadline). */
@@ -70,6 +71,8 @@ export interface Front {
   ended(ex: Exchange, uc: UpConn, closed: boolean): void
   /** The response has begun and cannot be completed: the client learns it by its connection (HTTP/1.1) or stream (HTTP/2) being reset. */
   abort(ex: Exchange): void
+  /** Sends the request on a stream of an HTTP/2 upstream (`up.protocol` h2c); the front relays it and reports failures to streamFailed. */
+  attachH2(ex: Exchange, up: Upstream): void
 }
 
 /** The fields of a request the exchange reads and writes; see http1/conn.ts for each one's meaning. */
@@ -182,6 +185,7 @@ function wake(up: Upstream): void {
 onFreed(wake)
 
 function attach(conn: Exchange, up: Upstream, fresh: boolean): void {
+  if (up.protocol !== UpProto.Http1) return conn.front.attachH2(conn, up)
   conn.sent = false
   conn.upFull = false
   const idle = fresh ? null : take(up, conn)
@@ -286,6 +290,31 @@ export function failed(conn: Exchange, uc: UpConn): void {
   responseFailed(up, passiveOf(conn), ctx.now, ctx.opts.log, 'closed mid-response')
   if (!conn.resStarted) return conn.front.respond(conn, 502)
   conn.front.abort(conn) // the response has begun: the client can only learn of the failure by a reset
+}
+
+/** How a stream on an HTTP/2 upstream failed (streamFailed). */
+export const StreamFail = { Connect: 0, Refused: 1, Reset: 2 } as const
+
+/**
+ * A request on an HTTP/2 upstream failed before its response head:
+ * Connect (the session never came up) and Refused (REFUSED_STREAM, or above
+ * a GOAWAY's last stream id: never processed) retry like a connect failure;
+ * Reset (the stream or its connection died) retries like a reset before any
+ * response byte, idempotent methods only, and never a request whose body
+ * was partly sent (`sentBody`).
+ */
+export function streamFailed(conn: Exchange, up: Upstream, how: number, sentBody: boolean, reason: string): void {
+  const ctx = conn.ctx
+  ctx.now = Date.now()
+  if (how === StreamFail.Connect) {
+    connectFailed(up, passiveOf(conn), ctx.now, ctx.opts.log, reason)
+    return retry(conn, false)
+  }
+  if (how === StreamFail.Refused && !sentBody) return retry(conn, false)
+  conn.giveUpStatus = 502
+  responseFailed(up, passiveOf(conn), ctx.now, ctx.opts.log, reason)
+  if (!sentBody && idempotent(conn.method)) return retry(conn, true)
+  conn.front.respond(conn, 502)
 }
 
 /** The connect timer ran out: the connection was not made, or no slot came free while waiting for one. */

@@ -12,6 +12,8 @@ export interface Upstream {
   Priority: number
   /** Share inside its priority group. Integer 1..1000, default 1. */
   Weight: number
+  /** `h2c`: the upstream speaks HTTP/2 with prior knowledge (gRPC services). Absent: HTTP/1.1. */
+  Protocol?: 'h2c'
 }
 
 /** Which requests a route takes. Empty lists / empty string match everything. */

@@ -10,6 +10,8 @@ import { DEFAULT_PLANS, certFileId } from '../../src/compiler/compile.ts'
 export interface TargetSpec {
   host: string
   port: number
+  /** `h2c`: an HTTP/2 upstream. */
+  protocol?: 'h2c'
   weight?: number
   priority?: number
 }
@@ -113,7 +115,7 @@ function tiersOf(list: readonly TargetSpec[], targets: Map<string, { host: strin
   const byPriority = new Map<number, TargetRef[]>()
   for (const t of list) {
     const key = targetKey(t.host, t.port)
-    if (!targets.has(key)) targets.set(key, Object.freeze({ host: t.host, port: t.port }))
+    if (!targets.has(key)) targets.set(key, Object.freeze({ host: t.host, port: t.port, ...(t.protocol === undefined ? {} : { protocol: t.protocol }) }))
     const ref: TargetRef = Object.freeze({ key, host: t.host, port: t.port, weight: t.weight ?? 1 })
     const p = t.priority ?? 1
     const tier = byPriority.get(p)

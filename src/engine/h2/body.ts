@@ -1,19 +1,21 @@
-// A stream's request body on its way to an HTTP/1.1 upstream: DATA
-// payloads framed for it (as they are with a content-length, in chunks
-// without one; trailers become the chunked trailer section), written as
-// soon as the upstream connection has the head, held in the stream until
-// then. The client's flow-control window is credited back only for bytes
-// the upstream socket took without filling up, so a slow upstream slows
-// the client instead of making the balancer hold the upload: at most the
-// stream's window (64 KiB) per stream and the connection's (1 MiB) per
-// connection. The first retryBodyBytes are kept to send again on a retry,
-// as HTTP/1.1 bodies are.
+// A stream's request body on its way upstream: DATA payloads held in the
+// stream as they come, written once the upstream has the head. To an
+// HTTP/1.1 upstream they go as they are when the client gave a
+// content-length, in chunks otherwise, trailers becoming the chunked
+// trailer section; to an HTTP/2 upstream as DATA (up-relay.ts). The
+// client's flow-control window is credited back only for bytes the
+// upstream took without filling up, so a slow upstream slows the client
+// instead of making the balancer hold the upload: at most the stream's
+// window (64 KiB) per stream and the connection's (1 MiB) per connection.
+// The first retryBodyBytes written to an HTTP/1.1 upstream are kept to send
+// again on a retry, as HTTP/1.1 bodies are.
 
 import { H2Error } from './frames.ts'
 import { creditBoth } from './conn.ts'
 import { resetStream } from './send.ts'
 import type { H2Stream } from './stream.ts'
 import { Phase } from './stream.ts'
+import { pumpUp } from './up-relay.ts'
 
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1')
 const CRLF = Buffer.from('\r\n', 'latin1')
@@ -41,54 +43,77 @@ export function streamData(st: H2Stream, payload: Buffer, end: boolean): void {
     if (st.clLeft < 0 || (end && st.clLeft !== 0)) return resetStream(st, H2Error.ProtocolError, true) // content-length and DATA disagree (RFC 9113 §8.1.1)
   }
   if (n !== 0) {
-    if (st.chunked) {
-      st.pend.push(Buffer.from(`${n.toString(16)}\r\n`, 'latin1'), payload, CRLF)
-    } else {
-      st.pend.push(payload)
-    }
+    st.pend.push(payload)
     st.pendPayload += n
   }
-  if (end) {
-    st.reqEnd = true
-    if (st.chunked) st.pend.push(LAST_CHUNK)
-  }
+  if (end) st.reqEnd = true
   if (st.phase === Phase.Exchange) pumpBody(st)
 }
 
-/** Trailers (a header block with END_STREAM after the body): the chunked trailer section, when the body is chunked; dropped otherwise. */
+/** Trailers (a header block with END_STREAM after the body). */
 export function streamTrailers(st: H2Stream): void {
   const d = st.conn.hpack
-  let section = '0\r\n'
+  const names: string[] = []
+  const values: string[] = []
   for (let i = 0; i < d.count; i++) {
     const name = d.names[i] as string
     if (name.charCodeAt(0) === 0x3a) return resetStream(st, H2Error.ProtocolError, true)
-    section += `${name}: ${d.values[i] as string}\r\n`
+    names.push(name)
+    values.push(d.values[i] as string)
   }
   st.reqEnd = true
   if (st.clLeft > 0) return resetStream(st, H2Error.ProtocolError, true)
-  if (st.chunked) st.pend.push(Buffer.from(`${section}\r\n`, 'latin1'))
+  st.trailerNames = names
+  st.trailerValues = values
   if (st.phase === Phase.Exchange) pumpBody(st)
 }
 
 /** Writes the held body to the attached upstream (once its head is written); credits the client for what it took. */
 export function pumpBody(st: H2Stream): void {
+  if (st.us !== null) {
+    pumpUp(st)
+    syncCredit(st)
+    return
+  }
   const uc = st.uc
   if (uc === null || !st.sent) return
   const pend = st.pend
-  if (pend.length !== 0) {
-    const sock = uc.sock
-    let ok = true
-    if (pend.length === 1) ok = sock.write(pend[0] as Buffer)
-    else {
-      sock.cork()
-      for (let i = 0; i < pend.length; i++) {
-        const part = pend[i] as Buffer
-        ok = sock.write(part)
+  const sock = uc.sock
+  let ok = true
+  let wrote = false
+  if (pend.length !== 0 || (st.reqEnd && st.chunked && !st.reqDone)) {
+    sock.cork()
+    for (let i = 0; i < pend.length; i++) {
+      const part = pend[i] as Buffer
+      if (st.chunked) {
+        const size = Buffer.from(`${part.length.toString(16)}\r\n`, 'latin1')
+        ok = sock.write(size) && ok
+        ok = sock.write(part) && ok
+        ok = sock.write(CRLF) && ok
+        keep(st, size)
+        keep(st, part)
+        keep(st, CRLF)
+      } else {
+        ok = sock.write(part) && ok
         keep(st, part)
       }
-      sock.uncork()
     }
-    if (pend.length === 1) keep(st, pend[0] as Buffer)
+    if (st.reqEnd && st.chunked) {
+      const names = st.trailerNames
+      let last = LAST_CHUNK
+      if (names !== null) {
+        let section = '0\r\n'
+        for (let i = 0; i < names.length; i++) section += `${names[i] as string}: ${st.trailerValues[i] as string}\r\n`
+        last = Buffer.from(`${section}\r\n`, 'latin1')
+        st.trailerNames = null
+      }
+      ok = sock.write(last) && ok
+      keep(st, last)
+    }
+    sock.uncork()
+    wrote = true
+  }
+  if (wrote) {
     pend.length = 0
     st.held += st.pendPayload
     st.pendPayload = 0

@@ -69,6 +69,7 @@ import { HpackDecoder } from './hpack.ts'
 import { dispatchStream, onRequestBlock } from './request.ts'
 import { drainBlocked, finishStream, resetStream, resumeForClient } from './send.ts'
 import { H2Stream, Phase } from './stream.ts'
+import { upTimedOut } from './up-relay.ts'
 
 /** SETTINGS_MAX_CONCURRENT_STREAMS the balancer advertises. */
 export const MAX_STREAMS = 100
@@ -693,7 +694,8 @@ export function sweepH2(conn: H2Conn, now: number): void {
     if (st.timer === Timer.None || st.deadline > now) continue
     const t = st.timer
     st.timer = Timer.None
-    if (t === Timer.Connect) connectTimedOut(st)
+    if (st.us !== null && (t === Timer.Connect || t === Timer.Response)) upTimedOut(st, t)
+    else if (t === Timer.Connect) connectTimedOut(st)
     else if (t === Timer.Response) responseTimedOut(st)
     else if (t === Timer.Idle) resetStream(st, H2Error.Cancel, true) // the client took nothing for --idle-timeout
   }

@@ -10,6 +10,7 @@ import type { UpConn } from '../upstream/pool.ts'
 import { pumpBody, syncCredit } from './body.ts'
 import { H2Error } from './frames.ts'
 import { closeDelimitedEnd, h2UpstreamData } from './relay.ts'
+import { attachUp } from './up-relay.ts'
 import { resetStream, respondLocal } from './send.ts'
 import type { H2Stream } from './stream.ts'
 import { Phase } from './stream.ts'
@@ -26,4 +27,5 @@ export const H2_FRONT: Front = {
     failed(st, uc)
   },
   abort: (ex) => resetStream(ex as H2Stream, H2Error.InternalError, true),
+  attachH2: (ex, up) => attachUp(ex as H2Stream, up),
 }

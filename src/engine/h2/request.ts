@@ -28,6 +28,7 @@ import { codeClass } from '../meter.ts'
 import type { H2Conn } from './conn.ts'
 import { H2Error } from './frames.ts'
 import { resetStream, respondLocal } from './send.ts'
+import { grpcTimeoutMs } from './up-relay.ts'
 import type { H2Stream } from './stream.ts'
 import { Phase } from './stream.ts'
 
@@ -181,7 +182,11 @@ export function onRequestBlock(st: H2Stream): void {
         return malformed(st)
       case 'te':
         if (value !== 'trailers') return malformed(st)
-        continue // hop-by-hop for the HTTP/1.1 upstream
+        st.teTrailers = true
+        continue // hop-by-hop for an HTTP/1.1 upstream; an HTTP/2 one gets it back (up-relay.ts)
+      case 'grpc-timeout':
+        st.grpcTimeoutMs = grpcTimeoutMs(value)
+        break
       case 'host':
         host = value
         hostCount++
@@ -258,7 +263,7 @@ export function dispatchStream(st: H2Stream): void {
   ctx.inFlight++
   ctx.requestsH2++
   st.startedAt = performance.now()
-  st.reqDone = st.reqEnd && st.pend.length === 0
+  st.reqDone = st.reqEnd && st.pend.length === 0 && !st.chunked && st.trailerNames === null
   const lr = st.listener.plan
   let path = ''
   if (!lr.anyPath) {

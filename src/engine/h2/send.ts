@@ -20,6 +20,7 @@ import { FRAME_HEADER, Flag, FrameType, H2Error, appendRef, at, done, frame32, h
 import { literalBound, writeLiteral, writeStatus } from './hpack.ts'
 import type { H2Stream } from './stream.ts'
 import { Phase } from './stream.ts'
+import { creditUp, detachUp } from './upstream.ts'
 
 /** Payloads up to this are copied into the frame output; larger ones are queued by reference. */
 const COPY_MAX = 4096
@@ -180,12 +181,14 @@ export function drainBlocked(st: H2Stream): void {
   const q = st.outq
   if (q.length === 0 && !st.endQueued) return
   const conn = st.conn
+  let lastSentEnded = false
   while (q.length !== 0) {
     const data = q[0] as Buffer
     const win = Math.min(conn.sendWindow, st.sendWindow, conn.peerMaxFrame)
     if (win <= 0) break
     const n = Math.min(win, data.length)
-    const last = n === data.length && q.length === 1 && st.endQueued
+    const last = n === data.length && q.length === 1 && st.endQueued && st.trailers === null
+    if (last) lastSentEnded = true
     dataFrame(conn, st, data, 0, n, last)
     conn.sendWindow -= n
     st.sendWindow -= n
@@ -198,9 +201,17 @@ export function drainBlocked(st: H2Stream): void {
     block(st)
     return
   }
+  if (st.us !== null || st.upHeld !== 0) creditHeld(st)
   if (st.endQueued) {
-    if (st.outqBytes === 0 && st.bytesOut === 0) dataFrame(conn, st, EMPTY, 0, 0, true)
     st.endQueued = false
+    const t = st.trailers
+    if (t !== null) {
+      // Trailers from an HTTP/2 upstream waited behind the DATA.
+      st.trailers = null
+      const hb = blockScratch(t.length)
+      t.copy(hb, 0)
+      sendBlock(st, t.length, true)
+    } else if (!lastSentEnded) dataFrame(conn, st, EMPTY, 0, 0, true)
     responseSent(st)
     return
   }
@@ -215,6 +226,14 @@ function resumeUpstream(st: H2Stream): void {
   st.upPaused = false
   const uc = st.uc
   if (uc !== null) uc.sock.resume()
+}
+
+/** Response bytes of an HTTP/2 upstream the client has now taken: the upstream's stream window gets them back. */
+function creditHeld(st: H2Stream): void {
+  const n = st.upHeld
+  st.upHeld = 0
+  const us = st.us
+  if (us !== null && n > 0) creditUp(us, n)
 }
 
 /** After an upstream read while the client's socket is full: that upstream waits for its drain. */
@@ -251,9 +270,15 @@ export function resetStream(st: H2Stream, code: number, send: boolean): void {
     st.uc = null
     discard(uc)
   }
+  const us = st.us
+  if (us !== null) {
+    st.us = null
+    detachUp(us, true) // RST_STREAM CANCEL to the upstream: the client gave up, or its stream failed
+  }
   st.outq.length = 0
   st.outqBytes = 0
   st.endQueued = false
+  st.trailers = null
   if (send) frame32(st.conn, FrameType.RstStream, 0, st.id, code)
   finishStream(st)
 }
@@ -263,6 +288,11 @@ export function finishStream(st: H2Stream): void {
   if (st.phase === Phase.Done) return
   const routed = st.phase !== Phase.New
   st.phase = Phase.Done
+  const us = st.us
+  if (us !== null) {
+    st.us = null
+    detachUp(us, true)
+  }
   st.timer = Timer.None
   st.pend.length = 0
   st.kept.length = 0

@@ -15,6 +15,7 @@ import type { RouteRuntime } from '../lb/pick.ts'
 import type { Listener } from '../listener.ts'
 import type { UpConn } from '../upstream/pool.ts'
 import type { Upstream } from '../upstream/registry.ts'
+import type { UpStream } from './upstream.ts'
 import type { H2Conn } from './conn.ts'
 import { H2_FRONT } from './front.ts'
 
@@ -86,6 +87,21 @@ export class H2Stream implements Exchange {
   endQueued = false
   /** The upstream socket is paused until the client takes more (window or socket buffer). */
   upPaused = false
+
+  // An HTTP/2 upstream (up-relay.ts).
+  /** The upstream stream carrying this request; null on HTTP/1.1 upstreams. */
+  us: UpStream | null = null
+  /** The client sent `te: trailers` (gRPC): passed on to an HTTP/2 upstream. */
+  teTrailers = false
+  /** grpc-timeout in ms, -1 without: bounds the wait for the response head. */
+  grpcTimeoutMs = -1
+  /** Request trailers from the client, kept until the body before them is sent. */
+  trailerNames: string[] | null = null
+  trailerValues: string[] = []
+  /** Response trailers waiting behind queued DATA (their block, END_STREAM on it). */
+  trailers: Buffer | null = null
+  /** Response bytes from an HTTP/2 upstream queued for the client: credited to the upstream once sent. */
+  upHeld = 0
 
   // Accounting (http1/ended.ts reads these).
   readonly listener: Listener

@@ -33,4 +33,6 @@ export const H1_FRONT: Front = {
     failed(conn, uc)
   },
   abort: (ex) => (ex as ClientConn).sock.destroy(),
+  // HTTP/2 upstreams serve HTTP/2 clients (gRPC); an HTTP/1.1 request for one is answered 502.
+  attachH2: (ex) => respond(ex as ClientConn, 502),
 }

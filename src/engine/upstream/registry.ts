@@ -6,8 +6,12 @@
 // retires the ones no snapshot references any more (their idle sockets are
 // closed at once; in-flight ones finish, then the record is dropped).
 
+import type { H2UpSession } from '../h2/upstream.ts'
 import type { CheckStats, EngineLog, UpstreamState, UpstreamStats } from '../types.ts'
 import type { UpConn } from './pool.ts'
+
+/** How the balancer talks to an upstream: HTTP/1.1, or HTTP/2 with prior knowledge (h2c). */
+export const UpProto = { Http1: 0, H2c: 1 } as const
 
 /** A request queued for a connection to an upstream at its MaxConnections (see exchange.ts). */
 export interface Waiter {
@@ -19,6 +23,10 @@ export class Upstream {
   readonly key: string
   readonly host: string
   readonly port: number
+  /** UpProto: set from the snapshot (a target keeps one protocol while it is configured). */
+  protocol: number = UpProto.Http1
+  /** HTTP/2 sessions (protocol h2c), each multiplexing up to its peer's MAX_CONCURRENT_STREAMS. */
+  readonly h2: H2UpSession[] = []
   /** Idle keep-alive connections, oldest first; taken from the end (LIFO). */
   readonly idle: UpConn[] = []
   /** Connections attached to a request (connecting included). */
@@ -57,11 +65,14 @@ export class Registry {
   }
 
   /** Adds records for new targets and revives retired ones still in the map; existing records keep their state. */
-  ensure(targets: ReadonlyMap<string, { host: string; port: number }>): void {
+  ensure(targets: ReadonlyMap<string, { host: string; port: number; protocol?: string }>): void {
     for (const [key, t] of targets) {
-      const up = this.#byKey.get(key)
-      if (up === undefined) this.#byKey.set(key, new Upstream(key, t.host, t.port))
-      else up.retired = false
+      let up = this.#byKey.get(key)
+      if (up === undefined) {
+        up = new Upstream(key, t.host, t.port)
+        this.#byKey.set(key, up)
+      } else up.retired = false
+      up.protocol = t.protocol === 'h2c' ? UpProto.H2c : UpProto.Http1
     }
   }
 
