@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto'
 import type { Config, Filter, Policy, Route, Server, Tls, Upstream } from './types.ts'
 
 function upstream(u: Upstream): Upstream {
-  return { Target: u.Target, Port: u.Port, Priority: u.Priority, Weight: u.Weight }
+  return { Target: u.Target, Port: u.Port, Priority: u.Priority, Weight: u.Weight, ...(u.Protocol === undefined ? {} : { Protocol: u.Protocol }) }
 }
 
 function filter(f: Filter): Filter {

@@ -380,7 +380,7 @@ function memberId(u: Upstream): string {
 }
 
 function copyUpstream(u: Upstream): Upstream {
-  return { Target: u.Target, Port: u.Port, Priority: u.Priority, Weight: u.Weight }
+  return { Target: u.Target, Port: u.Port, Priority: u.Priority, Weight: u.Weight, ...(u.Protocol === undefined ? {} : { Protocol: u.Protocol }) }
 }
 
 function copyFilter(f: Filter): Filter {

@@ -21,7 +21,7 @@ import type { PolicyGroup } from './policy.ts'
 import { readTls } from './tls.ts'
 import { readProtocols } from './protocols.ts'
 
-const UPSTREAM_FIELDS = ['Target', 'Port', 'Priority', 'Weight'] as const
+const UPSTREAM_FIELDS = ['Target', 'Port', 'Priority', 'Weight', 'Protocol'] as const
 const FILTER_FIELDS = ['Hosts', 'Schemes', 'PathPrefix'] as const
 const ROUTE_FIELDS = ['name', 'filter', 'upstreams', 'fallbacks', ...POLICY_GROUPS, 'discovery'] as const
 const SERVER_FIELDS = ['address', 'filter', 'upstreams', 'fallbacks', 'routes', ...POLICY_GROUPS, 'tls', 'discovery', 'Protocols'] as const
@@ -309,8 +309,15 @@ function readUpstream(
       })
     }
   }
+  let protocol: 'h2c' | undefined
+  const pf = f.Protocol
+  if (pf !== undefined && !isMissing(pf)) {
+    const v = typeof pf.value === 'string' ? pf.value.trim().toLowerCase() : null
+    if (v === 'h2c') protocol = 'h2c'
+    else if (v !== 'http/1.1') problems.push({ path: pf.path, message: `must be "http/1.1" or "h2c" (HTTP/2 with prior knowledge), got ${describeValue(pf.value)}` })
+  }
   if (target === null || port === null) return null
-  return { upstream: { Target: target, Port: port, Priority: priority ?? 1, Weight: weight ?? 1 }, ok: problems.length === before }
+  return { upstream: { Target: target, Port: port, Priority: priority ?? 1, Weight: weight ?? 1, ...(protocol === undefined ? {} : { Protocol: protocol }) }, ok: problems.length === before }
 }
 
 /** One policy group on its own (an API body under `/health`, `/retry`, ...); every problem at once. */

@@ -83,3 +83,26 @@ describe('tls.Alpn', () => {
     expect(snap.listeners.get('127.0.0.1:8081')?.h2c).toBe(false)
   })
 })
+
+describe('an upstream Protocol', () => {
+  it('h2c is kept and written back; http/1.1 (the default) is dropped; anything else refused', () => {
+    const s = normalizeServer({ address: ':80', upstreams: [{ Target: 'grpc', Port: 50051, protocol: 'H2C' }, { Target: 'web', Port: 80, Protocol: 'http/1.1' }] })
+    expect(s.upstreams).toEqual([
+      { Target: 'grpc', Port: 50051, Priority: 1, Weight: 1, Protocol: 'h2c' },
+      { Target: 'web', Port: 80, Priority: 1, Weight: 1 },
+    ])
+    expect(problems(() => normalizeServer({ address: ':80', upstreams: [{ Target: 'a', Port: 1, Protocol: 'h3' }] }))).toEqual([
+      { path: 'body.upstreams[0].Protocol', message: 'must be "http/1.1" or "h2c" (HTTP/2 with prior knowledge), got "h3"' },
+    ])
+    const text = serializeConfig(parseConfigText(JSON.stringify([{ address: ':80', upstreams: [{ Target: 'g', Port: 1, Protocol: 'h2c' }] }])))
+    expect(JSON.parse(text).servers[0].upstreams).toEqual([{ Target: 'g', Port: 1, Priority: 1, Weight: 1, Protocol: 'h2c' }])
+  })
+
+  it('compiles into the snapshot target; one upstream with two protocols is refused', () => {
+    const snap = compile(parseConfigText(JSON.stringify([{ address: '127.0.0.1:8080', upstreams: [{ Target: 'g', Port: 1, Protocol: 'h2c' }] }])), 1)
+    expect(snap.targets.get('g:1')).toEqual({ host: 'g', port: 1, protocol: 'h2c' })
+    expect(() =>
+      compile(parseConfigText(JSON.stringify([{ address: '127.0.0.1:8080', upstreams: [{ Target: 'g', Port: 1, Protocol: 'h2c' }], routes: [{ name: 'b', filter: { Hosts: ['b'] }, upstreams: [{ Target: 'g', Port: 1 }] }] }])), 1),
+    ).toThrow(/two protocols/)
+  })
+})
