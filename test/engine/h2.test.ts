@@ -157,14 +157,17 @@ afterAll(() => h2c?.close())
 
 describe('h2c with prior knowledge', () => {
   it('relays a GET to the HTTP/1.1 upstream: :authority becomes Host, forwarding headers added, connection-specific fields dropped', async () => {
-    const r = await request(h2c, { ':path': '/a?q=1', ':authority': 'shop.test:8080', 'x-forwarded-for': '203.0.113.9', 'x-forwarded-proto': 'https', cookie: 'a=1', 'x-custom': 'v' })
+    const r = await request(h2c, { ':path': '/a?q=1', ':authority': 'shop.test:8080', 'x-forwarded-for': '203.0.113.9', 'x-real-ip': '203.0.113.9', forwarded: 'for=203.0.113.9', 'x-forwarded-proto': 'https', cookie: 'a=1', 'x-custom': 'v' })
     expect(r.status).toBe(200)
     expect(r.body.toString()).toBe('main /a?q=1')
     const s = seen(r)
     expect(s.version).toBe('1.1')
     expect(s.url).toBe('/a?q=1')
     expect(s.headers.host).toBe('shop.test:8080')
-    expect(s.headers['x-forwarded-for']).toBe('203.0.113.9, 127.0.0.1')
+    // Not a trusted proxy: its address fields are replaced by what the balancer saw, as for HTTP/1.1.
+    expect(s.headers['x-forwarded-for']).toBe('127.0.0.1')
+    expect(s.headers['x-real-ip']).toBe('127.0.0.1')
+    expect(s.headers.forwarded).toBe('for=127.0.0.1;proto=http;host="shop.test:8080"')
     expect(s.headers['x-forwarded-proto']).toBe('http')
     expect(s.headers['x-forwarded-host']).toBe('shop.test:8080')
     expect(s.headers['x-custom']).toBe('v')
@@ -247,6 +250,24 @@ describe('h2c with prior knowledge', () => {
     expect(h.payload[0]).toBe(0x88) // :status 200, indexed
     p.close()
     expect(up.requests.slice(before).filter((r) => r.url === '/bad')).toEqual([])
+  })
+})
+
+describe('--trusted-proxies', () => {
+  it("appends to a trusted proxy's X-Forwarded-For and Forwarded and keeps its X-Real-IP, as for HTTP/1.1", async () => {
+    const local = await startEngine(snapshotWith([{ h2c: true, routes: [{ upstreams: [{ host: '127.0.0.1', port: up.port }] }] }], 1), { trustedProxies: ['127.0.0.0/8'] })
+    const c = http2.connect(`http://127.0.0.1:${local.port}`)
+    c.on('error', () => {})
+    try {
+      const r = await request(c, { ':path': '/t', ':authority': 'a.test', 'x-forwarded-for': '203.0.113.9', 'x-real-ip': '203.0.113.9', forwarded: 'for=203.0.113.9' })
+      const s = seen(r)
+      expect(s.headers['x-forwarded-for']).toBe('203.0.113.9, 127.0.0.1')
+      expect(s.headers['x-real-ip']).toBe('203.0.113.9')
+      expect(s.headers.forwarded).toBe('for=203.0.113.9, for=127.0.0.1;proto=http;host="a.test"')
+    } finally {
+      c.close()
+      await local.stop()
+    }
   })
 })
 

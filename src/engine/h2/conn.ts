@@ -41,6 +41,7 @@ import type { TLSSocket } from 'node:tls'
 import type { EngineCtx } from '../context.ts'
 import { Timer, connectTimedOut, leaveQueue, responseTimedOut } from '../exchange.ts'
 import type { ClientSink, ClientSocket } from '../http1/client-socket.ts'
+import { forNode } from '../http1/forward.ts'
 import { isShared, own } from '../http1/input.ts'
 import type { Listener } from '../listener.ts'
 import { discard } from '../upstream/pool.ts'
@@ -96,6 +97,10 @@ export class H2Conn implements Output {
   readonly ctx: EngineCtx
   readonly listener: Listener
   readonly clientIp: string
+  /** A trusted proxy (--trusted-proxies): its forwarding fields are appended to (http1/forward.ts). */
+  readonly trusted: boolean
+  /** RFC 7239 `for=` node of clientIp. */
+  readonly forNode: string
   readonly tls: boolean
   /** TLS protocol version of the connection (`TLSv1.3`), null on h2c: the access log's `tls`. */
   tlsVersion: string | null = null
@@ -149,6 +154,8 @@ export class H2Conn implements Output {
     this.listener = listener
     this.tls = tls
     this.clientIp = ip.startsWith('::ffff:') ? ip.slice(7) : ip
+    this.trusted = ctx.isTrusted(this.clientIp)
+    this.forNode = forNode(this.clientIp)
     this.hpack = new HpackDecoder(TABLE_SIZE, ctx.opts.maxHeaderBytes)
     this.calmAt = ctx.now
   }

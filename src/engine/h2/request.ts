@@ -14,14 +14,16 @@
 // client's Host is kept when there is no `:authority`); `:method` and
 // `:path` make the request line; cookies split across fields are joined
 // with `; `; the body goes with the client's content-length, or chunked
-// when it gave none. Forwarding fields follow the HTTP/1.1 rules
-// (http1/forward.ts): X-Forwarded-For appended to, X-Forwarded-Proto and
-// X-Forwarded-Host replaced, X-Request-Id the client's valid one or a new
-// one.
+// when it gave none. Forwarding fields are HTTP/1.1's (http1/forward.ts
+// forwardingFields): X-Forwarded-For, X-Real-IP and Forwarded appended to
+// from a --trusted-proxies peer and replaced otherwise, X-Forwarded-Proto
+// and X-Forwarded-Host replaced, X-Request-Id the client's valid one or a
+// new one.
 
 import { matchRoute } from '../../compiler/compile.ts'
 import { Scheme } from '../../compiler/snapshot.ts'
 import { startExchange } from '../exchange.ts'
+import { forwardingFields } from '../http1/forward.ts'
 import { Method } from '../http1/parse.ts'
 import { requestIdFrom } from '../http1/request-id.ts'
 import { codeClass } from '../meter.ts'
@@ -115,6 +117,9 @@ function validPath(s: string, method: number): boolean {
   return true
 }
 
+const XFP_HTTP = 'x-forwarded-proto: http\r\n'
+const XFP_HTTPS = 'x-forwarded-proto: https\r\n'
+
 function malformed(st: H2Stream): void {
   count(st.conn, 400)
   resetStream(st, H2Error.ProtocolError, true)
@@ -148,6 +153,9 @@ export function onRequestBlock(st: H2Stream): void {
   let cl = -1
   let cookie = ''
   let xff = ''
+  let fwd = ''
+  let realIp = false
+  const trusted = conn.trusted
   let rid: string | null = null
   let ridCount = 0
   let fields = ''
@@ -200,9 +208,17 @@ export function onRequestBlock(st: H2Stream): void {
       case 'cookie':
         cookie = cookie === '' ? value : `${cookie}; ${value}`
         continue
+      // The client's address fields: appended to from a trusted proxy, replaced otherwise (http1/forward.ts).
       case 'x-forwarded-for':
-        if (value !== '') xff = xff === '' ? value : `${xff}, ${value}`
+        if (trusted && value !== '') xff = xff === '' ? value : `${xff}, ${value}`
         continue
+      case 'forwarded':
+        if (trusted && value !== '') fwd = fwd === '' ? value : `${fwd}, ${value}`
+        continue
+      case 'x-real-ip':
+        if (!trusted) continue
+        realIp = true
+        break
       case 'x-forwarded-proto':
       case 'x-forwarded-host':
       case 'proxy-authorization':
@@ -240,9 +256,8 @@ export function onRequestBlock(st: H2Stream): void {
   if (cookie !== '') head += `cookie: ${cookie}\r\n`
   if (cl >= 0) head += `content-length: ${cl}\r\n`
   else if (st.chunked) head += 'transfer-encoding: chunked\r\n'
-  head += xff === '' ? `x-forwarded-for: ${st.clientIp}\r\n` : `x-forwarded-for: ${xff}, ${st.clientIp}\r\n`
-  head += conn.tls ? 'x-forwarded-proto: https\r\n' : 'x-forwarded-proto: http\r\n'
-  head += `x-request-id: ${st.requestId}\r\nx-forwarded-host: ${hostValue}\r\n\r\n`
+  head += forwardingFields(conn, xff, fwd, realIp, conn.tls ? XFP_HTTPS : XFP_HTTP, hostValue, st.requestId)
+  head += '\r\n'
   st.outHead = head
   st.bytesIn = d.listSize
   const log = ctx.accessLog

@@ -105,8 +105,23 @@ export function requestHead(buf: Buffer, h: RequestHead, peer: Peer, proto: stri
   }
   if (chunked) out += 'transfer-encoding: chunked\r\n'
   else if (h.clCount === 1) out += `content-length: ${h.contentLength}\r\n`
+  out += forwardingFields(peer, xff, fwd, realIp, proto, host, requestId)
+  if (upgrade) out += 'connection: upgrade\r\n'
+  // No Host at all (HTTP/1.0): the head is left open; the sender adds the
+  // upstream's own `host:port` (see hostless), as HTTP/1.1 requires a Host.
+  return host === '' && h.hostCount === 0 ? out : `${out}\r\n`
+}
+
+/**
+ * The fields the balancer adds to every request it forwards, whatever the
+ * client's protocol (HTTP/2 streams: h2/request.ts): `xff`, `fwd` are the
+ * client's X-Forwarded-For and Forwarded values when it is a trusted proxy
+ * ('' otherwise), `realIp` whether it sent an X-Real-IP kept as it is;
+ * `proto` the whole X-Forwarded-Proto line; `host` the request's Host.
+ */
+export function forwardingFields(peer: Peer, xff: string, fwd: string, realIp: boolean, proto: string, host: string, requestId: string): string {
   const ip = peer.clientIp
-  out += xff === '' ? `x-forwarded-for: ${ip}\r\n` : `x-forwarded-for: ${xff}, ${ip}\r\n`
+  let out = xff === '' ? `x-forwarded-for: ${ip}\r\n` : `x-forwarded-for: ${xff}, ${ip}\r\n`
   if (!realIp) out += `x-real-ip: ${ip}\r\n`
   // proto is the whole X-Forwarded-Proto line; `x-forwarded-proto: https` has an `s` at 23.
   const element = `${peer.forNode};proto=${proto.charCodeAt(23) === 0x73 ? 'https' : 'http'}${host === '' ? '' : `;host=${quoted(host)}`}`
@@ -114,10 +129,7 @@ export function requestHead(buf: Buffer, h: RequestHead, peer: Peer, proto: stri
   out += proto
   out += `x-request-id: ${requestId}\r\n`
   if (host !== '') out += `x-forwarded-host: ${host}\r\n`
-  if (upgrade) out += 'connection: upgrade\r\n'
-  // No Host at all (HTTP/1.0): the head is left open; the sender adds the
-  // upstream's own `host:port` (see hostless), as HTTP/1.1 requires a Host.
-  return host === '' && h.hostCount === 0 ? out : `${out}\r\n`
+  return out
 }
 
 /** requestHead left the head open for a Host line (an HTTP/1.0 request without Host). */
