@@ -103,7 +103,12 @@ function checkPlan(p: Policy): CheckPlan | null {
     timeoutMs: ms(h.Timeout, 'health.Timeout'),
     rise: h.Rise,
     fall: h.Fall,
-    probe: h.Type === 'tcp' ? 'tcp' : `http ${h.Method} ${host} ${h.Path} ${statuses.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(',')}`,
+    probe:
+      h.Type === 'tcp'
+        ? 'tcp'
+        : h.Type === 'grpc'
+          ? `grpc ${host} ${h.Path}`
+          : `http ${h.Method} ${host} ${h.Path} ${statuses.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(',')}`,
   })
 }
 

@@ -32,7 +32,7 @@ export type SchemeMask = number
 
 /** A compiled HealthCheck; durations in ms, statuses as inclusive ranges. */
 export interface CheckPlan {
-  type: 'http' | 'tcp'
+  type: 'http' | 'tcp' | 'grpc'
   method: 'GET' | 'HEAD'
   path: string
   /** '' = the upstream's `host:port`. */

@@ -1,5 +1,6 @@
 // One active check against one upstream: `tcp` connects, `http` sends a real
-// HTTP/1.1 request and reads the status line. Whatever happens, `done` is
+// HTTP/1.1 request and reads the status line, `grpc` asks the gRPC health
+// service (grpc-probe.ts). Whatever happens, `done` is
 // called exactly once: with ok=true and the status (or `connected`), or
 // ok=false and what went wrong (`503`, `timeout`, `ECONNREFUSED`, `closed`,
 // `bad response`). The timeout covers everything from the connect to the
@@ -9,6 +10,7 @@
 import { connect } from 'node:net'
 import type { Socket } from 'node:net'
 import type { CheckPlan } from '../compiler/snapshot.ts'
+import { grpcProbe } from './grpc-probe.ts'
 
 export interface ProbeTarget {
   host: string
@@ -32,6 +34,7 @@ export function requestBytes(plan: CheckPlan, t: ProbeTarget): string {
 
 /** Runs one check; returns a function that aborts it (done is then not called). */
 export function probe(plan: CheckPlan, t: ProbeTarget, done: (ok: boolean, result: string) => void): () => void {
+  if (plan.type === 'grpc') return grpcProbe(plan, t, done)
   let settled = false
   let head = ''
   const sock: Socket = connect({ host: t.host, port: t.port, noDelay: true })

@@ -132,7 +132,7 @@ function readHealth(raw: unknown, path: string, problems: Problem[]): HealthChec
   if (f === null) return null
   const d = POLICY_DEFAULTS.health
   const at = (k: string): string => joinPath(path, k)
-  const type = readChoice(f.Type, ['http', 'tcp'] as const, d.Type, problems)
+  const type = readChoice(f.Type, ['http', 'tcp', 'grpc'] as const, d.Type, problems)
   const method = readChoice(f.Method, ['GET', 'HEAD'] as const, d.Method, problems)
   const hPath = readText(f.Path, d.Path, problems, (s) =>
     !s.startsWith('/') ? `must start with "/", got ${JSON.stringify(s)}` : headTextProblem(s) ?? (s.includes('#') ? `must be a path without "#", got ${JSON.stringify(s)}` : null),

@@ -34,7 +34,7 @@ export interface Filter {
  */
 export interface HealthCheck {
   /** `http` (a request, healthy on an expected status) or `tcp` (connect only). */
-  Type: 'http' | 'tcp'
+  Type: 'http' | 'tcp' | 'grpc'
   /** http: request path, default `/`. */
   Path: string
   /** http: `GET` (default) or `HEAD`. */

@@ -27,6 +27,22 @@ const SERVICE = {
   fail: method('Fail', false, false),
 }
 
+/** grpc.health.v1: serving status by service name ('' = the server), as the service answers it. */
+const health = new Map<string, number>([
+  ['', 1],
+  ['test.Echo', 1],
+])
+const HEALTH = {
+  check: {
+    path: '/grpc.health.v1.Health/Check',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: raw.serialize,
+    requestDeserialize: raw.deserialize,
+    responseSerialize: raw.serialize,
+    responseDeserialize: raw.deserialize,
+  },
+}
 let server: grpc.Server
 let grpcPort = 0
 let eng: StartedEngine
@@ -71,6 +87,16 @@ beforeAll(async () => {
       cb({ code: grpc.status.NOT_FOUND, details: 'no such thing' })
     },
   })
+  server.addService(HEALTH, {
+    check: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      // HealthCheckRequest { string service = 1 }: 0x0a, length, name.
+      const req = call.request
+      const name = req.length === 0 ? '' : req.subarray(2, 2 + (req[1] as number)).toString()
+      const st = health.get(name)
+      if (st === undefined) return cb({ code: grpc.status.NOT_FOUND, details: 'unknown service' })
+      cb(null, Buffer.from([0x08, st]))
+    },
+  })
   grpcPort = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err === null ? resolve(port) : reject(err))))
 
   // A plain HTTP/2 upstream that allows 2 concurrent streams per connection.
@@ -100,6 +126,11 @@ beforeAll(async () => {
             { hosts: ['limited.test'], upstreams: [{ host: '127.0.0.1', port: h2upPort, protocol: 'h2c' }] },
             { upstreams: [{ host: '127.0.0.1', port: grpcPort, protocol: 'h2c' }] },
           ],
+        },
+        {
+          host: '127.0.0.2',
+          h2c: true,
+          routes: [{ upstreams: [{ host: '127.0.0.1', port: grpcPort, protocol: 'h2c' }], check: { type: 'grpc', path: '/test.Echo', probe: 'grpc  /test.Echo', intervalMs: 100, timeoutMs: 1000, rise: 1, fall: 1 } }],
         },
       ],
       1,
@@ -196,6 +227,27 @@ describe('gRPC through the balancer (grpc-js client and service)', () => {
   it('many concurrent calls share few upstream connections', async () => {
     const rs = await Promise.all(Array.from({ length: 40 }, (_, i) => unary('unary', `c${i}`)))
     rs.forEach((r, i) => expect(r.value?.toString()).toBe(`echo:c${i}`))
+  })
+})
+
+describe('health.Type grpc (grpc.health.v1 Check)', () => {
+  it('admits the upstream while its service answers SERVING, takes it out on NOT_SERVING, back on SERVING', async () => {
+    const Ctor = grpc.makeGenericClientConstructor(SERVICE, 'Echo')
+    const checked = new Ctor(`127.0.0.2:${eng.portOf('127.0.0.2:0')}`, grpc.credentials.createInsecure()) as unknown as typeof client
+    const call = (): Promise<number> =>
+      new Promise((resolve) => (checked.unary as (req: Buffer, cb: (e: grpc.ServiceError | null) => void) => void)(Buffer.from('x'), (e) => resolve(e === null ? 0 : e.code)))
+    try {
+      await until(async () => (await call()) === grpc.status.OK, 5000, 'first SERVING check')
+      health.set('test.Echo', 2)
+      await until(async () => (await call()) === grpc.status.UNAVAILABLE, 5000, 'NOT_SERVING takes it out (503)')
+      const st = eng.engine.stats().upstreams.find((u) => u.port === grpcPort)
+      expect(st?.checks.some((c) => c.lastResult === 'NOT_SERVING')).toBe(true)
+      health.set('test.Echo', 1)
+      await until(async () => (await call()) === grpc.status.OK, 5000, 'SERVING again')
+    } finally {
+      health.set('test.Echo', 1)
+      checked.close()
+    }
   })
 })
 
