@@ -11,6 +11,7 @@ import { normalizeFilter } from './normalize.ts'
 import type { Found } from './fields.ts'
 import { GROUP_FIELDS, POLICY_GROUPS, readPolicy } from './policy.ts'
 import type { PolicyGroup } from './policy.ts'
+import { readProtocols } from './protocols.ts'
 import type { Filter, Policy, Server } from './types.ts'
 
 export const LABEL_PREFIX = 'balancer.'
@@ -33,6 +34,10 @@ export interface LabelSettings {
   fallback: boolean
   /** balancer.swarm.mode: `tasks` (each task's IP, default) or `vip` (the service's virtual IP). */
   swarmMode: 'tasks' | 'vip'
+  /** balancer.protocol: `h2c` for an HTTP/2 (gRPC) service; null: HTTP/1.1. */
+  protocol: 'h2c' | null
+  /** balancer.protocols: the server's Protocols (`http/1.1,h2c`); null: not set. */
+  protocols: string[] | null
   /**
    * balancer.<group>.<field>, e.g. balancer.health.path, balancer.retry.attempts:
    * a group is present when any of its labels is, completed with its defaults.
@@ -45,7 +50,7 @@ export type LabelResult =
   /** settings is null when a problem makes the labels unusable; notes never do (unknown labels, ignored). */
   | { enabled: true; settings: LabelSettings | null; problems: Problem[]; notes: Problem[] }
 
-const KNOWN = new Set(['enable', 'address', 'port', 'hosts', 'pathprefix', 'schemes', 'priority', 'weight', 'network', 'fallback', 'swarm.mode'])
+const KNOWN = new Set(['enable', 'address', 'port', 'hosts', 'pathprefix', 'schemes', 'priority', 'weight', 'network', 'fallback', 'swarm.mode', 'protocol', 'protocols'])
 /** `balancer.health.path` -> ['health', 'path']. */
 const POLICY_LABEL = /^(health|passive|retry|limits)\.(.+)$/
 /** The name reserved for health checks before they existed; a note points to the real one. */
@@ -121,7 +126,15 @@ export function readLabels(raw: Readonly<Record<string, string>> | null | undefi
   if (mode === 'vip' || mode === 'tasks') swarmMode = mode
   else if (mode !== undefined && mode !== '') problems.push({ path: `${LABEL_PREFIX}swarm.mode`, message: `must be "tasks" or "vip", got ${JSON.stringify(mode)}` })
 
-  const settings: LabelSettings | null = problems.length > 0 ? null : { address, filter, priority, weight, port: port === 0 ? null : port, network, fallback, swarmMode, policy }
+  let protocol: 'h2c' | null = null
+  const proto = labels.get('protocol')?.trim().toLowerCase()
+  if (proto === 'h2c') protocol = 'h2c'
+  else if (proto !== undefined && proto !== '' && proto !== 'http/1.1') problems.push({ path: `${LABEL_PREFIX}protocol`, message: `must be "http/1.1" or "h2c", got ${JSON.stringify(proto)}` })
+  const protosText = labels.get('protocols')
+  const protocols = protosText === undefined || protosText.trim() === '' ? null : (readProtocols({ value: protosText, path: `${LABEL_PREFIX}protocols` }, false, problems) ?? null)
+
+  const settings: LabelSettings | null =
+    problems.length > 0 ? null : { address, filter, priority, weight, port: port === 0 ? null : port, network, fallback, swarmMode, protocol, protocols, policy }
   return { enabled: true, settings, problems, notes }
 }
 
@@ -166,9 +179,10 @@ function labelOfFilterPath(path: string): string {
 
 /** The one-route server a labelled target contributes; the merge combines those that share address and filter. */
 export function labelServer(s: LabelSettings, targets: ReadonlyArray<{ Target: string; Port: number }>): Server {
-  const members = targets.map((t) => ({ Target: t.Target, Port: t.Port, Priority: s.priority, Weight: s.weight }))
+  const members = targets.map((t) => ({ Target: t.Target, Port: t.Port, Priority: s.priority, Weight: s.weight, ...(s.protocol === null ? {} : { Protocol: s.protocol }) }))
   return {
     address: s.address,
+    ...(s.protocols === null ? {} : { Protocols: [...s.protocols] }),
     filter: { Hosts: [...s.filter.Hosts], Schemes: [...s.filter.Schemes], PathPrefix: s.filter.PathPrefix },
     upstreams: s.fallback ? [] : members,
     fallbacks: s.fallback ? members : [],

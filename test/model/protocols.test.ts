@@ -106,3 +106,20 @@ describe('an upstream Protocol', () => {
     ).toThrow(/two protocols/)
   })
 })
+
+describe('labels', () => {
+  it('balancer.protocol=h2c makes the container an HTTP/2 upstream; balancer.protocols sets the server Protocols', async () => {
+    const { readLabels, labelServer } = await import('../../src/model/labels.ts')
+    const r = readLabels({ 'balancer.enable': 'true', 'balancer.address': ':50051', 'balancer.protocol': 'H2C', 'balancer.protocols': 'http/1.1,h2c' })
+    expect(r.enabled && r.problems).toEqual([])
+    if (!r.enabled || r.settings === null) throw new Error('labels refused')
+    const s = labelServer(r.settings, [{ Target: '10.0.0.7', Port: 50051 }])
+    expect(s.Protocols).toEqual(['http/1.1', 'h2c'])
+    expect(s.upstreams).toEqual([{ Target: '10.0.0.7', Port: 50051, Priority: 1, Weight: 1, Protocol: 'h2c' }])
+    const bad = readLabels({ 'balancer.enable': 'true', 'balancer.protocol': 'h3', 'balancer.protocols': 'h2c' })
+    expect(bad.enabled && bad.problems).toEqual([
+      { path: 'balancer.protocol', message: 'must be "http/1.1" or "h2c", got "h3"' },
+      { path: 'balancer.protocols', message: 'must include "http/1.1"' },
+    ])
+  })
+})
