@@ -82,7 +82,8 @@ describe('active health checks in the API (real balancer)', () => {
               { Target: '127.0.0.1', Port: good.port },
               { Target: '127.0.0.1', Port: flaky.port },
             ],
-            health: { Path: '/healthz', Interval: '100ms', Timeout: '100ms', Rise: 1, Fall: 1 },
+            // Timeout long enough that a loaded machine never fails the good upstream's check (Fall 1).
+            health: { Path: '/healthz', Interval: '500ms', Timeout: '500ms', Rise: 1, Fall: 1 },
             routes: [
               {
                 name: 'slow',

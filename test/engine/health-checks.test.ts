@@ -212,6 +212,8 @@ describe('check types and failures', () => {
     const e = await engine({ upstreams: [at(silent.port)], check: { ...CHECK, timeoutMs: 150 } })
     await until(() => stat(e, silent.key).checks[0]?.lastResult === 'timeout', 5000, 'a check timeout')
     expect(stat(e, silent.key).state).toBe('pending')
+    // A stalled event loop runs the probe's timer before the upstream's read: wait for the bytes.
+    await until(() => silent.text().endsWith('\r\n\r\n'), 5000, 'the check request at the upstream')
     expect(silent.text()).toMatch(/^GET \/healthz HTTP\/1\.1\r\nhost: 127\.0\.0\.1:\d+\r\nuser-agent: balancer-health\r\n.*connection: close\r\n\r\n/s)
     expect((await httpGet(e.port, '/')).status).toBe(503)
   })
