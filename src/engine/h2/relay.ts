@@ -4,9 +4,9 @@
 // HEADERS frame: `:status`, the fields minus connection-specific ones (RFC
 // 9113 §8.2.2), names lower-cased, X-Request-Id added when the upstream set
 // none. The body becomes DATA frames whatever its HTTP/1.1 framing:
-// content-length counted, chunked de-chunked (its trailer section is not
-// relayed), read-until-close ending with END_STREAM when the upstream
-// closes. Interim responses (1xx but 101) go as HEADERS of their own.
+// content-length counted, chunked de-chunked (its trailer section becomes
+// trailers: a header block with END_STREAM), read-until-close ending with
+// END_STREAM when the upstream closes. Interim responses (1xx but 101) go as HEADERS of their own.
 
 import { ResPhase, Timer, passiveOf } from '../exchange.ts'
 import { Chunk, advance } from '../http1/chunked.ts'
@@ -20,7 +20,7 @@ import type { UpConn } from '../upstream/pool.ts'
 import { discard, release } from '../upstream/pool.ts'
 import { writeInt, writeLiteral, writeStatus } from './hpack.ts'
 import { H2Error } from './frames.ts'
-import { blockScratch, pauseForClient, resetStream, respondLocal, sendBlock, sendData } from './send.ts'
+import { blockScratch, pauseForClient, resetStream, respondLocal, sendBlock, sendData, sendTrailers } from './send.ts'
 import type { H2Stream } from './stream.ts'
 import { Phase } from './stream.ts'
 
@@ -170,14 +170,16 @@ function body(st: H2Stream, buf: Buffer, pos: number): number {
     case Framing.Chunked: {
       const d = st.resChunk
       while (pos < len) {
+        const tb = d.trailerBytes
         const p = advance(d, buf, pos, len, true)
         if (d.state === Chunk.Error) return -1
         const done = d.state === Chunk.Done
         if (done) st.resPhase = ResPhase.Done
+        if (d.trailerBytes !== tb) keepTrailer(st, buf, done ? p - 1 : p, tb, d.trailerBytes, done || d.state === Chunk.FinalLf)
         if (d.lastWasData && p > pos) send(st, buf.subarray(pos, p), false)
         pos = p
         if (done) {
-          send(st, EMPTY, true)
+          endChunked(st)
           break
         }
       }
@@ -187,6 +189,44 @@ function body(st: H2Stream, buf: Buffer, pos: number): number {
       send(st, pos === 0 ? buf : buf.subarray(pos), false)
       return len
   }
+}
+
+/**
+ * Keeps the trailer bytes advance() just walked: the decoder counts, from the
+ * LF ending the last chunk's size line to the CR of the final CRLF, trailer
+ * byte `from` to `to` (exclusive), ending at buf[end]. Byte 0 (that LF) is
+ * never kept; a section that is only the final CRLF (no trailers, the common
+ * case) allocates nothing.
+ */
+function keepTrailer(st: H2Stream, buf: Buffer, end: number, from: number, to: number, atEnd: boolean): void {
+  if (st.resTrailer === null && (to < 2 || (to === 2 && atEnd))) return
+  const first = Math.max(from, 1)
+  const part = buf.subarray(end - (to - first), end)
+  st.resTrailer = st.resTrailer === null ? Buffer.from(part) : Buffer.concat([st.resTrailer, part])
+}
+
+/** Trailer fields an HTTP/2 response must not carry (connection-specific, framing, routing). */
+const NOT_TRAILERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'content-length', 'host', 'trailer'])
+
+/** The last chunk was read: END_STREAM, on the trailers when the upstream sent any. */
+function endChunked(st: H2Stream): void {
+  const raw = st.resTrailer
+  if (raw === null) return send(st, EMPTY, true)
+  st.resTrailer = null
+  // `name: value\r\n` lines, then the final CR (its LF is not counted).
+  const text = raw.toString('latin1', 0, raw.length - 1)
+  const hb = blockScratch(2 * text.length + 64)
+  let p = 0
+  for (const line of text.split('\r\n')) {
+    const colon = line.indexOf(':')
+    if (colon <= 0) continue
+    const name = line.slice(0, colon).toLowerCase()
+    if (NOT_TRAILERS.has(name)) continue
+    p = writeLiteral(hb, p, name, line.slice(colon + 1).trim())
+  }
+  if (p === 0) return send(st, EMPTY, true)
+  st.resDone = true
+  sendTrailers(st, p)
 }
 
 function send(st: H2Stream, data: Buffer, end: boolean): void {

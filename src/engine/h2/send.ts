@@ -206,7 +206,7 @@ export function drainBlocked(st: H2Stream): void {
     st.endQueued = false
     const t = st.trailers
     if (t !== null) {
-      // Trailers from an HTTP/2 upstream waited behind the DATA.
+      // Trailers waited behind the DATA.
       st.trailers = null
       const hb = blockScratch(t.length)
       t.copy(hb, 0)
@@ -253,6 +253,21 @@ export function resumeForClient(conn: H2Conn): void {
     if (st.outq.length === 0) resumeUpstream(st)
   }
   ps.length = 0
+}
+
+/**
+ * Response trailers: HB[0, len) as a header block with END_STREAM, now, or
+ * after the DATA still queued for the client's window.
+ */
+export function sendTrailers(st: H2Stream, len: number): void {
+  if (st.phase === Phase.Done) return
+  if (st.outq.length === 0 && !st.endQueued) {
+    sendBlock(st, len, true)
+    responseSent(st)
+    return
+  }
+  st.trailers = Buffer.from(HB.subarray(0, len))
+  st.endQueued = true
 }
 
 /** The response's END_STREAM is out. A request body still coming is refused (RST_STREAM NO_ERROR, RFC 9113 §8.1). */

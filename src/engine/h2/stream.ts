@@ -100,6 +100,8 @@ export class H2Stream implements Exchange {
   trailerValues: string[] = []
   /** Response trailers waiting behind queued DATA (their block, END_STREAM on it). */
   trailers: Buffer | null = null
+  /** A chunked response's trailer section as read so far (relay.ts); null while there is none. */
+  resTrailer: Buffer | null = null
   /** Response bytes from an HTTP/2 upstream queued for the client: credited to the upstream once sent. */
   upHeld = 0
 

@@ -10,7 +10,7 @@ import { succeeded } from '../upstream/passive.ts'
 import type { Upstream } from '../upstream/registry.ts'
 import { H2Error } from './frames.ts'
 import { writeLiteral } from './hpack.ts'
-import { blockScratch, resetStream, respondLocal, responseSent, sendBlock, sendData } from './send.ts'
+import { blockScratch, resetStream, respondLocal, sendBlock, sendData, sendTrailers } from './send.ts'
 import type { H2Stream } from './stream.ts'
 import { Phase } from './stream.ts'
 import type { UpStream, UpStreamEvents } from './upstream.ts'
@@ -132,13 +132,7 @@ const EVENTS: UpStreamEvents = {
       p = writeLiteral(hb, p, name, d.values[i] as string)
     }
     done(st, us)
-    if (st.outq.length === 0) {
-      sendBlock(st, p, true)
-      responseSent(st)
-    } else {
-      st.trailers = Buffer.from(hb.subarray(0, p))
-      st.endQueued = true
-    }
+    sendTrailers(st, p)
   },
   failed(us, code, st) {
     if (st.us !== us && st.us !== null) return
