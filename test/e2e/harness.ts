@@ -74,7 +74,7 @@ export async function startBalancer(args: string[], env: Record<string, string> 
   let exitedFlag = false
   void exited.then(() => (exitedFlag = true))
 
-  const waitLog = (pred: (l: Record<string, unknown>) => boolean, ms = 10_000): Promise<Record<string, unknown>> =>
+  const waitLog = (pred: (l: Record<string, unknown>) => boolean, ms = 30_000): Promise<Record<string, unknown>> =>
     new Promise((res, rej) => {
       const check = (): boolean => {
         const hit = logs.find(pred)
@@ -102,7 +102,7 @@ export async function startBalancer(args: string[], env: Record<string, string> 
       watchers.push(w)
     })
 
-  const started = await waitLog((l) => l.msg === 'balancer started', 15_000)
+  const started = await waitLog((l) => l.msg === 'balancer started', 60_000)
   const api = `http://${String(started.api)}`
   return {
     proc,
