@@ -1,5 +1,5 @@
-// `node bench/h2-abuse.ts [--conns N]`: what an abusive HTTP/2 client
-// costs the balancer in memory. For each abuse case of docs/http2.md
+// `node bench/h2-abuse.ts [--conns N] [--only TEXT]`: what an abusive
+// HTTP/2 client costs the balancer in memory. For each abuse case of docs/http2.md
 // ("Limits"), a fresh balancer process (one worker, h2c) is started, N
 // connections from the raw peer (test/support/h2peer.ts) carry out the
 // abuse at once and hold whatever the balancer lets them hold, and the
@@ -24,7 +24,13 @@ import { freePort, startUpstream, treeUsage } from './macro/procs.ts'
 
 const ROOT = resolve(import.meta.dirname, '..')
 const args = process.argv.slice(2)
-const CONNS = args[0] === '--conns' ? Number(args[1]) : 20
+const flag = (name: string): string | undefined => {
+  const i = args.indexOf(name)
+  return i < 0 ? undefined : args[i + 1]
+}
+const CONNS = Number(flag('--conns') ?? 20)
+/** --only TEXT: the cases whose name contains TEXT. */
+const ONLY = flag('--only') ?? ''
 const MAX_HEADER_BYTES = 32 * 1024
 
 /** An upstream that reads request heads and never answers (`sink`: never reads at all); counts the heads it got. */
@@ -261,7 +267,8 @@ const CASES: Case[] = [
       await settled(peers, (p) => p.frames.filter((f) => f.type === T.HEADERS).length >= 100)
       await sleep(1000)
       const data = peers.reduce((n, p) => n + p.frames.filter((f) => f.type === T.DATA).length, 0)
-      return { did: `${data} DATA frames sent; ${goaways(peers)}` }
+      const heads = peers.reduce((n, p) => n + p.frames.filter((f) => f.type === T.HEADERS).length, 0)
+      return { did: `${heads / peers.length} responses begun per connection, ${data} DATA frames sent; ${goaways(peers)}` }
     },
   },
   {
@@ -300,6 +307,7 @@ async function main(): Promise<void> {
   console.log('| case | bound | peak growth per connection | what the balancer did |')
   console.log('|---|---|---|---|')
   for (const c of CASES) {
+    if (!c.name.includes(ONLY)) continue
     const bal = await startBalancer(routes)
     try {
       // Warm-up: a few ordinary streams, so code paths are compiled before the baseline.
