@@ -2,7 +2,7 @@
 // Options (or a usage error) out; main.ts does the I/O.
 
 import { isIP } from 'node:net'
-import { availableParallelism } from 'node:os'
+import { usableCpus } from './cpus.ts'
 import { parseDuration } from '../model/duration.ts'
 import { constraintErrorText, parseConstraint } from '../model/constraint.ts'
 import type { Constraint } from '../model/constraint.ts'
@@ -232,7 +232,7 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
-    flag: '--workers', env: 'BALANCER_WORKERS', arg: 'N', defaultText: 'the number of CPUs',
+    flag: '--workers', env: 'BALANCER_WORKERS', arg: 'N', defaultText: 'the CPUs this process may use (cgroup CPU quota, rounded up)',
     help: 'Engine processes sharing the listening ports; 1 runs the engine inside the main process.',
     set(o, v) {
       const n = Number(v)
@@ -285,7 +285,7 @@ export function defaults(): Options {
   return {
     apiHost: '127.0.0.1', apiPort: 9123, apiHostNames: [], store: `file://${DEFAULT_CONFIG_PATH}`, token: null, tokenFile: null,
     graceMs: 30_000, logLevel: 'info', connectTimeoutMs: 5000, headersTimeoutMs: 10_000, idleTimeoutMs: 60_000,
-    responseTimeoutMs: 60_000, upstreamIdleMs: 30_000, docker: null, swarm: false, dockerConstraint: null, swarmConstraint: null, dockerResyncMs: 30_000, registries: [], trustedProxies: [], workers: availableParallelism(), metrics: null, accessLog: null, accessLogSample: 1, help: false, version: false,
+    responseTimeoutMs: 60_000, upstreamIdleMs: 30_000, docker: null, swarm: false, dockerConstraint: null, swarmConstraint: null, dockerResyncMs: 30_000, registries: [], trustedProxies: [], workers: usableCpus(), metrics: null, accessLog: null, accessLogSample: 1, help: false, version: false,
   }
 }
 

@@ -1,10 +1,10 @@
-import { availableParallelism } from 'node:os'
+import { usableCpus } from '../../src/cli/cpus.ts'
 import { describe, expect, it } from 'vitest'
 import { parseOptions, usage } from '../../src/cli/options.ts'
 
 describe('--workers', () => {
-  it('defaults to the number of CPUs', () => {
-    expect(parseOptions([], {})).toMatchObject({ workers: availableParallelism() })
+  it('defaults to the CPUs this process may use', () => {
+    expect(parseOptions([], {})).toMatchObject({ workers: usableCpus() })
   })
 
   it('takes N from the flag or BALANCER_WORKERS (the flag wins)', () => {
