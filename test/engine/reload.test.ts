@@ -177,12 +177,32 @@ describe('shutdown', () => {
       answeredAtResolve = s.state.answered
     })
     await until(() => connectRefused(e.port), 3000, 'the listener to close')
-    expect(await idle.whenClosed(3000), 'an idle keep-alive connection is closed at once').toBe(true)
+    expect(await idle.whenClosed(3000), 'an idle keep-alive connection is closed within a second (DRAIN_WAIT_MS)').toBe(true)
     const r = await inflight
     expect([r.status, r.text]).toEqual([200, 'slow'])
     await within(down, 5000, 'shutdown after the last request')
     expect(answeredAtResolve).toBe(true)
     expect(e.engine.stats().inFlight).toBe(0)
+  })
+
+  it('a request sent just after shutdown began, on an idle keep-alive or a just-accepted connection, is answered with connection: close', async () => {
+    const up = await named('up')
+    const e = await started(snapshotFor({ routes: [{ upstreams: [at(up)] }] }, 1))
+    const keep = await RawClient.connect(e.port)
+    keep.write('GET /first HTTP/1.1\r\nHost: a\r\n\r\n')
+    expect((await keep.read()).status).toBe(200)
+    const fresh = await RawClient.connect(e.port)
+    await until(() => e.engine.stats().listeners[0]?.connections === 2, 3000, 'both connections accepted')
+    const down = e.engine.shutdown(10_000)
+    // Both clients send as the balancer starts draining: what a client racing a SIGTERM does.
+    keep.write('GET /second HTTP/1.1\r\nHost: a\r\n\r\n')
+    fresh.write('GET /fresh HTTP/1.1\r\nHost: a\r\n\r\n')
+    for (const c of [keep, fresh]) {
+      const r = await c.read({ timeoutMs: 3000 })
+      expect([r.status, r.headers.find(([k]) => k === 'connection')?.[1]]).toEqual([200, 'close'])
+      expect(await c.whenClosed(3000)).toBe(true)
+    }
+    await within(down, 5000, 'shutdown once both are answered')
   })
 
   it('a request outlasting the grace period is cut at the deadline', async () => {

@@ -42,6 +42,8 @@ export const Framing = { None: 0, Length: 1, Chunked: 2, Close: 3 } as const
 const PIPELINE_MAX = 64 * 1024
 /** After our FIN, how long a client may take to close its side before the socket is destroyed. */
 const LINGER_MS = 5000
+/** Once draining, how long a connection waiting for a request may still send one (drainConn). */
+export const DRAIN_WAIT_MS = 1000
 
 export class ClientConn {
   readonly front: Front = H1_FRONT
@@ -387,10 +389,24 @@ export function endConn(conn: ClientConn): void {
   syncReading(conn)
 }
 
-/** Drain (listener removed, shutdown): close now if idle, otherwise after the current response. */
+/**
+ * Drain (listener removed, shutdown): a connection in a request closes after
+ * its response. One waiting for a request (just accepted, or idle between
+ * keep-alive requests) closes DRAIN_WAIT_MS later, or after the response to
+ * a request it sends meanwhile (with `connection: close`): its client may be
+ * sending one right now, which an immediate close would lose (the request of
+ * a connection accepted a moment before a SIGTERM is typically still unread).
+ */
 export function drainConn(conn: ClientConn): void {
   conn.closeAfter = true
-  if (conn.state === St.Head && conn.buf === null) endConn(conn)
+  if (conn.state !== St.Head || conn.buf !== null) return
+  if (conn.timer !== Timer.Idle) {
+    endConn(conn)
+    return
+  }
+  const ctx = conn.ctx
+  ctx.now = Date.now()
+  conn.deadline = Math.min(conn.deadline, ctx.now + DRAIN_WAIT_MS)
 }
 
 /** Called by the engine's sweep when conn.deadline has passed. */
