@@ -11,6 +11,8 @@ import type { Options } from './cli/options.ts'
 import { compile } from './compiler/compile.ts'
 import { Desired } from './control/desired.ts'
 import { Reloader } from './control/reloader.ts'
+import { Readiness } from './control/readiness.ts'
+import type { ReadyState } from './control/readiness.ts'
 import { startSources } from './sources/start.ts'
 import type { Refusal } from './sources/source.ts'
 import { Engine } from './engine/engine.ts'
@@ -20,6 +22,7 @@ import { WorkerGroup } from './workers/group.ts'
 import { TlsTarget } from './tls/target.ts'
 import { buildAdmin, startAdmin } from './admin/server.ts'
 import { hostCheck } from './admin/host-check.ts'
+import { listenReadySocket } from './admin/ready-socket.ts'
 import { openStore } from './store/open.ts'
 import { ConfigState } from './store/state.ts'
 import type { ConfigStore } from './store/store.ts'
@@ -161,6 +164,8 @@ async function main(): Promise<void> {
     fail(`cannot apply the configuration: ${first.error.message}`)
   }
   state.subscribe((s) => desired.setStore(s))
+  const readiness = new Readiness()
+  readiness.configApplied()
 
   const discoveryUp = new Map<string, boolean>()
   const discoveryHealth = new Map<string, { since: number; lastError: string | null }>()
@@ -180,7 +185,9 @@ async function main(): Promise<void> {
         for (const n of now) if (!before.has(n)) live?.record('discovery', 'info', `${origin}: ${n} joined`)
         for (const n of before) if (!now.has(n)) live?.record('discovery', 'info', `${origin}: ${n} left`)
         refusedBy.set(origin, detail.refused ?? [])
-        void desired.setDiscovered(origin, servers, detail.names, detail.meta ?? [])
+        void desired.setDiscovered(origin, servers, detail.names, detail.meta ?? []).then((out) => {
+          if (out.error === null) readiness.sourceApplied(origin)
+        })
       },
       (origin, err) => {
         if (discoveryUp.get(origin) !== (err === null)) {
@@ -196,6 +203,8 @@ async function main(): Promise<void> {
   } catch (err) {
     fail((err as Error).message)
   }
+
+  readiness.expect(sources.origins)
 
   const watching = new AbortController()
   store.watch(watching.signal, {
@@ -231,6 +240,7 @@ async function main(): Promise<void> {
   live = view
   view.run(watching.signal)
   void view.once().catch(() => undefined)
+  const ready = (): ReadyState => readiness.state(() => plane.stats().upstreams.some((u) => u.state === 'pending'))
   const admin = await buildAdmin({
     store,
     state,
@@ -259,6 +269,7 @@ async function main(): Promise<void> {
       engine: plane.stats() satisfies EngineStats,
       ...(plane instanceof WorkerGroup ? { workers: plane.workers() } : {}),
     }),
+    ready,
   })
   const bound = await startAdmin(admin, o.apiHost, o.apiPort)
   let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | null = null
@@ -272,6 +283,13 @@ async function main(): Promise<void> {
     }
     log.info({ metrics: `${o.metrics.host.includes(':') ? `[${o.metrics.host}]` : o.metrics.host}:${metricsServer.port}` }, 'metrics served without a token')
   }
+  if (o.healthSocket !== null) {
+    try {
+      await listenReadySocket(o.healthSocket, ready)
+    } catch (err) {
+      fail(`--health-socket ${o.healthSocket}: ${(err as Error).message}`)
+    }
+  }
   log.info({ api: o.apiHost.includes(":") ? `[${o.apiHost}]:${bound.port}` : `${o.apiHost}:${bound.port}`, store: `${store.kind}:${store.location}`, auth: token !== null }, 'balancer started')
 
   let stopping = false
@@ -282,6 +300,7 @@ async function main(): Promise<void> {
       process.exit(1)
     }
     stopping = true
+    readiness.draining()
     // Listeners stop accepting synchronously inside Engine.shutdown(), and
     // workers say when they have: anyone who reads "draining" in the log is
     // already refused.

@@ -10,16 +10,16 @@
 //   page elsewhere can neither read nor (through these checks) write;
 // - with a token configured, `Authorization: Bearer <token>` (compared in
 //   constant time) or 401 E_UNAUTHORIZED.
-// The documentation routes (/docs: Swagger UI and the OpenAPI document) and
-// the dashboard's static files (/ui) hold no configuration and are exempt
-// from the token, because a browser cannot attach a bearer token to a page
-// load; Swagger UI's "Authorize" button and the dashboard's token prompt
-// supply it for the API calls they make.
+
+// GET /ready (src/admin/ready.ts) tells only "starting", "ready" or
+// "draining" and is exempt too: container health checks and load balancers
+// probe it without a token.
 
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import type { HostCheck } from './host-check.ts'
+import { READY_PATH } from './ready.ts'
 
 export const DOCS_PREFIX = '/docs'
 const UI_PREFIX = '/ui'
@@ -31,7 +31,7 @@ export function registerAccessChecks(app: FastifyInstance, token: string | null,
     if (misdirected !== null) throw new BalancerError(ErrorCode.Misdirected, misdirected)
     const refused = crossOriginReason(req)
     if (refused !== null) throw new BalancerError(ErrorCode.CrossOrigin, `cross-origin request refused: ${refused}`)
-    if (expected === null || isDocs(req)) return
+    if (expected === null || isDocs(req) || isReady(req)) return
     const given = bearer(req.headers.authorization)
     // Both sides are hashed to equal length first, so the comparison leaks neither content nor length.
     if (given === null || !timingSafeEqual(digest(given), expected)) {
@@ -67,6 +67,10 @@ function isDocs(req: FastifyRequest): boolean {
   const url = req.routeOptions.url
   return (req.method === 'GET' || req.method === 'HEAD') && url !== undefined &&
     (url === DOCS_PREFIX || url.startsWith(`${DOCS_PREFIX}/`) || url === UI_PREFIX || url.startsWith(`${UI_PREFIX}/`))
+}
+
+function isReady(req: FastifyRequest): boolean {
+  return (req.method === 'GET' || req.method === 'HEAD') && req.routeOptions.url === READY_PATH
 }
 
 function bearer(header: string | undefined): string | null {

@@ -2,7 +2,7 @@
 // in the modules it wires here; see docs/api.md for the user's view.
 
 import fastify from 'fastify'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyListenOptions } from 'fastify'
 import type { Logger } from 'pino'
 import type { ConfigState } from '../store/state.ts'
 import type { ConfigStore } from '../store/store.ts'
@@ -12,6 +12,8 @@ import { registerDocs } from './docs.ts'
 import { registerErrorReplies } from './error-reply.ts'
 import { hostCheck } from './host-check.ts'
 import { registerWriteLog } from './write-log.ts'
+import { readyRoute } from './ready.ts'
+import type { ReadyState } from '../control/readiness.ts'
 import { liveUpstreams } from './live.ts'
 import { configRoutes } from './routes/config.ts'
 import { filterRoutes } from './routes/filters.ts'
@@ -52,6 +54,8 @@ export interface AdminOptions {
   live?: LiveView
   /** Drains (on) or restores the upstream `host:port` in the data plane; false when it serves no such upstream. */
   drain?: (key: string, on: boolean) => boolean
+  /** GET /ready's answer (src/control/readiness.ts); always 'ready' when not given. */
+  ready?: () => ReadyState
 }
 
 export interface RouteEntry {
@@ -96,12 +100,21 @@ export async function buildAdmin(opts: AdminOptions): Promise<FastifyInstance> {
   metricsRoutes(app, opts.metrics)
   eventRoutes(app, opts.live, opts.drain)
   uiRoutes(app)
+  readyRoute(app, opts.ready ?? (() => 'ready'))
   return app
 }
 
-/** Listens on host:port (port 0 picks a free one) and returns the bound address. */
+/**
+ * Listens on host:port (port 0 picks a free one) and returns the bound
+ * address. On Linux the port is bound with SO_REUSEPORT, like the data
+ * plane's: a new balancer started beside the old one on the same host (a
+ * Swarm `order: start-first` update on the host network) binds it too, and
+ * the old one's socket leaves when it stops.
+ */
 export async function startAdmin(app: FastifyInstance, host: string, port: number): Promise<{ address: string; port: number }> {
-  await app.listen({ host, port })
+  // fastify passes the options to net.Server.listen, which knows reusePort; fastify's type does not.
+  const opts: FastifyListenOptions = { host, port, ...({ reusePort: process.platform === 'linux' } as object) }
+  await app.listen(opts)
   const bound = app.server.address()
   if (bound === null || typeof bound === 'string') throw new Error(`admin API bound to an unexpected address: ${String(bound)}`)
   return { address: bound.address, port: bound.port }

@@ -47,6 +47,8 @@ export interface Options {
   accessLog: string | null
   /** Fraction of requests written to the access log. */
   accessLogSample: number
+  /** Unix socket answering GET /ready for this process only (the container HEALTHCHECK); null: none. */
+  healthSocket: string | null
   help: boolean
   version: boolean
 }
@@ -271,6 +273,15 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
+    flag: '--health-socket', env: 'BALANCER_HEALTH_SOCKET', arg: 'PATH', defaultText: 'none (the image: /dev/shm/balancer-ready.sock)',
+    help: 'Unix socket answering GET /ready for this process only, for `balancer healthcheck` (the API port may be shared with another balancer starting beside this one).',
+    set(o, v) {
+      if (v === '') return 'must be a file path'
+      o.healthSocket = v
+      return null
+    },
+  },
+  {
     flag: '--log-level', env: 'BALANCER_LOG_LEVEL', arg: 'LEVEL', defaultText: 'info',
     help: 'fatal, error, warn, info, debug or trace.',
     set(o, v) {
@@ -285,7 +296,7 @@ export function defaults(): Options {
   return {
     apiHost: '127.0.0.1', apiPort: 9123, apiHostNames: [], store: `file://${DEFAULT_CONFIG_PATH}`, token: null, tokenFile: null,
     graceMs: 30_000, logLevel: 'info', connectTimeoutMs: 5000, headersTimeoutMs: 10_000, idleTimeoutMs: 60_000,
-    responseTimeoutMs: 60_000, upstreamIdleMs: 30_000, docker: null, swarm: false, dockerConstraint: null, swarmConstraint: null, dockerResyncMs: 30_000, registries: [], trustedProxies: [], workers: usableCpus(), metrics: null, accessLog: null, accessLogSample: 1, help: false, version: false,
+    responseTimeoutMs: 60_000, upstreamIdleMs: 30_000, docker: null, swarm: false, dockerConstraint: null, swarmConstraint: null, dockerResyncMs: 30_000, registries: [], trustedProxies: [], workers: usableCpus(), metrics: null, accessLog: null, accessLogSample: 1, healthSocket: null, help: false, version: false,
   }
 }
 
