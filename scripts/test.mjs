@@ -38,7 +38,8 @@ if (extra.length > 0) {
   run('vitest', ['run', ...extra])
 } else {
   // Everything but Docker, two files at a time; then the Docker and Swarm
-  // tests one file at a time: they share one daemon and one Swarm.
-  run('vitest', ['run', '--exclude', 'test/sources/**'])
-  run('vitest', ['run', 'test/sources', '--no-file-parallelism'])
+  // tests one file at a time: they share one daemon and one Swarm. The
+  // deployment tests (test/deploy) build the image once for all of them.
+  run('vitest', ['run', '--exclude', 'test/sources/**', '--exclude', 'test/deploy/**'])
+  run('vitest', ['run', 'test/sources', 'test/deploy', '--no-file-parallelism'])
 }
