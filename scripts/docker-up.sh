@@ -33,6 +33,8 @@ dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
 # Makes the certificates for the TLS endpoint test.
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+# The deployment tests read the default bridge's address with ip(8).
+command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   say "installing ${need_pkgs[*]} (Debian packages)"
   export DEBIAN_FRONTEND=noninteractive
@@ -54,6 +56,14 @@ if ! docker_cli info >/dev/null 2>&1; then
     tail -n 30 "$LOG" >&2 || true
     exit 1
   fi
+fi
+
+# The node preparation docs/deploy.md asks for a Swarm balancer on the host
+# network: queued connections of a closing SO_REUSEPORT listener move to
+# another listener of the port instead of being reset (Linux 5.14+), so an
+# upgrade's old task can stop without losing what the kernel had accepted.
+if [ -e /proc/sys/net/ipv4/tcp_migrate_req ] && [ "$(cat /proc/sys/net/ipv4/tcp_migrate_req)" != 1 ]; then
+  sysctl -q -w net.ipv4.tcp_migrate_req=1 || say "cannot set net.ipv4.tcp_migrate_req=1 (the Swarm upgrade test needs it)"
 fi
 
 state="$(docker_cli info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null || true)"

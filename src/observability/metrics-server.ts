@@ -39,7 +39,10 @@ export async function startMetricsServer(host: string, port: number, render: () 
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(port, host, () => {
+    // SO_REUSEPORT, like the API and the listeners: a new balancer starting
+    // beside the old one on the host's network (a Swarm start-first update)
+    // binds the metrics port too.
+    server.listen({ port, host, reusePort: process.platform === 'linux' }, () => {
       server.off('error', reject)
       resolve()
     })
