@@ -10,7 +10,11 @@
 //   page elsewhere can neither read nor (through these checks) write;
 // - with a token configured, `Authorization: Bearer <token>` (compared in
 //   constant time) or 401 E_UNAUTHORIZED.
-
+// The documentation routes (/docs: Swagger UI and the OpenAPI document) and
+// the dashboard's static files (/ui) hold no configuration and are exempt
+// from the token, because a browser cannot attach a bearer token to a page
+// load; Swagger UI's "Authorize" button and the dashboard's token prompt
+// supply it for the API calls they make.
 // GET /ready (src/admin/ready.ts) tells only "starting", "ready" or
 // "draining" and is exempt too: container health checks and load balancers
 // probe it without a token.

@@ -43,6 +43,7 @@ beforeAll(async () => {
     BALANCER_TOKEN: TOKEN,
     BALANCER_HTTP_PORT: String(httpPort),
     BALANCER_API_PORT: String(apiPort),
+    BALANCER_METRICS_PORT: String(await freePort()),
   }
   started = await new DockerComposeEnvironment(resolve(ROOT, 'compose'), 'compose.yaml')
     .withClientOptions({ executable: { standalone: true, executablePath: 'docker-compose' } })

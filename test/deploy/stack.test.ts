@@ -46,6 +46,7 @@ beforeAll(async () => {
     DOCKER_GID: await socketGroup(),
     BALANCER_HTTP_PORT: String(httpPort),
     BALANCER_API_PORT: String(apiPort),
+    BALANCER_METRICS_PORT: String(await freePort()),
     BALANCER_LOCAL_NETWORK: `${RUN}-local`,
     BALANCER_TOKEN_SECRET: `${RUN}-token`,
   }
