@@ -28,6 +28,7 @@ import type { RouteRuntime } from './lb/pick.ts'
 import { buildRuntimes } from './lb/plan.ts'
 import type { ListenerRuntime } from './lb/plan.ts'
 import { Listener, bindServers } from './listener.ts'
+import { firstChecks } from './first-checks.ts'
 import type { Traffic } from './meter.ts'
 import { CertSet } from './tls/certs.ts'
 import type { BuiltCert } from './tls/certs.ts'
@@ -138,6 +139,7 @@ export class Engine {
     try {
       tls = tlsRuntimes(snap, this.#certs)
       runtimes = buildRuntimes(snap.listeners, ctx.registry, (key, probe) => checker.get(key, probe), known)
+      await firstChecks([...runtimes].filter(([key]) => !this.#listeners.has(key)).map(([, rt]) => rt))
       for (const [key, rt] of runtimes) {
         if (this.#listeners.has(key)) continue
         fresh.push(await this.#bind(key, rt, tls.get(key) ?? null))

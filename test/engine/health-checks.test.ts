@@ -110,6 +110,21 @@ describe('active checks', () => {
     expect(cap.about(a.key)).toEqual(['info upstream healthy: first active check passed'])
   })
 
+  it('a new listener is bound only once its upstreams have their first check result: its first client is served, not refused with 503', async () => {
+    const a = await checked('a')
+    const e = await engine({ upstreams: [at(a.port)], check: CHECK })
+    // The listener accepts as soon as apply() has resolved; by then the first check has passed.
+    expect(stat(e, a.key).state).toBe('healthy')
+    expect(await bodies(e, 1)).toEqual(['200 a'])
+    // A silent upstream delays the bind by at most one check timeout (here 300 ms), and stays pending.
+    const silent = await rawUpstream()
+    cleanup.push(() => silent.close())
+    const t0 = performance.now()
+    const s = await engine({ upstreams: [at(silent.port)], check: CHECK })
+    expect(performance.now() - t0).toBeLessThan(CHECK.timeoutMs! + 2000)
+    expect(stat(s, `127.0.0.1:${silent.port}`).state).toBe('pending')
+  })
+
   it('healthy -> unhealthy after Fall failures, back after Rise passes; one log line per change', async () => {
     const a = await checked('a')
     const b = await checked('b')
