@@ -12,7 +12,7 @@ import { httpGet } from '../support/client.ts'
 import { startEngine } from '../support/engine.ts'
 import type { StartedEngine } from '../support/engine.ts'
 import { until, within } from '../support/poll.ts'
-import { snapshotFor } from '../support/snapshot.ts'
+import { snapshotFor, snapshotWith } from '../support/snapshot.ts'
 import type { RouteSpec, TargetSpec } from '../support/snapshot.ts'
 import { httpUpstream, rawUpstream, refusedPort } from '../support/upstream.ts'
 import type { HttpUpstream } from '../support/upstream.ts'
@@ -123,6 +123,30 @@ describe('active checks', () => {
     const s = await engine({ upstreams: [at(silent.port)], check: CHECK })
     expect(performance.now() - t0).toBeLessThan(CHECK.timeoutMs! + 2000)
     expect(stat(s, `127.0.0.1:${silent.port}`).state).toBe('pending')
+  })
+
+  it('a reload that adds a listener waits at most 1 s for a silent upstream, whatever its check timeout; the listeners it keeps serve meanwhile', async () => {
+    const a = await checked('a')
+    const b = await checked('b')
+    const silent = await rawUpstream()
+    cleanup.push(() => silent.close())
+    const e = await engine({ upstreams: [at(a.port)] })
+    // The new listener's upstream never answers; its check would wait 8 s for it.
+    const slow: Partial<CheckPlan> = { ...CHECK, intervalMs: 10_000, timeoutMs: 8000 }
+    const next = snapshotWith([{ routes: [{ upstreams: [at(b.port)] }] }, { host: '127.0.0.2', routes: [{ upstreams: [at(silent.port)], check: slow }] }], 2)
+    const t0 = performance.now()
+    let applied = 0
+    const apply = e.engine.apply(next).then(() => (applied = performance.now() - t0))
+    // While the new listener waits, the kept one still answers, on the snapshot it had.
+    const during = await bodies(e, 1)
+    expect(applied, 'the apply was still waiting for the first check').toBe(0)
+    expect(during).toEqual(['200 a'])
+    await apply
+    // Bounded by the 1 s cap, far below the check's 8 s timeout (the margin is for a busy machine).
+    expect(applied).toBeLessThan(5000)
+    expect(await bodies(e, 1)).toEqual(['200 b'])
+    expect(stat(e, `127.0.0.1:${silent.port}`).state).toBe('pending')
+    expect((await httpGet(e.portOf('127.0.0.2:0'), '/', {}, { host: '127.0.0.2' })).status).toBe(503)
   })
 
   it('healthy -> unhealthy after Fall failures, back after Rise passes; one log line per change', async () => {
