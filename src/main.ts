@@ -240,7 +240,9 @@ async function main(): Promise<void> {
   live = view
   view.run(watching.signal)
   void view.once().catch(() => undefined)
-  const ready = (): ReadyState => readiness.state(() => plane.stats().upstreams.some((u) => u.state === 'pending'))
+  // Waits for first check results, not for passes: an upstream that is down
+  // stays pending, and must not keep the balancer from being ready.
+  const ready = (): ReadyState => readiness.state(() => plane.stats().upstreams.some((u) => u.checks.some((c) => c.lastAt === null)))
   const admin = await buildAdmin({
     store,
     state,

@@ -5,7 +5,9 @@
 //   starting  until the store's configuration is applied, every discovery
 //             source's first complete set is applied (a node's listeners
 //             often come from labels), and no upstream still waits for its
-//             first active check (it would get no traffic yet);
+//             first active check result (it would get no traffic yet); a
+//             result that says down counts: a down app must not keep the
+//             balancer from starting or being upgraded;
 //   ready     from then on, whatever later changes do (a refused change
 //             leaves the last good configuration serving);
 //   draining  from SIGTERM/SIGINT on: stop sending new clients here.
@@ -38,7 +40,7 @@ export class Readiness {
     this.#draining = true
   }
 
-  /** `upstreamsPending` says whether any upstream still waits for its first active check. */
+  /** `upstreamsPending` says whether any upstream still waits for its first active check result. */
   state(upstreamsPending: () => boolean): ReadyState {
     if (this.#draining) return 'draining'
     if (this.#ready) return 'ready'
