@@ -43,7 +43,8 @@ if ! "$DOCKER" image inspect "$BALANCER_IMAGE" >/dev/null 2>&1; then
   say "built in $(( $(date +%s) - t0 )) s"
 fi
 
-demo_hash=$(sha256sum "$0" /bin/busybox | sha256sum | cut -c1-16)
+# By content only: the script may be run by any path.
+demo_hash=$(cat "$0" /bin/busybox | sha256sum | cut -c1-16)
 if [ "$("$DOCKER" image inspect -f "{{index .Config.Labels \"$LABEL\"}}" "$DEMO_IMAGE" 2>/dev/null || true)" != "$demo_hash" ]; then
   say "building the demo app $DEMO_IMAGE (busybox httpd)"
   dir=$(mktemp -d "${TMPDIR:-/tmp}/balancer-demo.XXXXXX")

@@ -44,6 +44,9 @@ beforeAll(async () => {
     BALANCER_HTTP_PORT: String(httpPort),
     BALANCER_API_PORT: String(apiPort),
     BALANCER_METRICS_PORT: String(await freePort()),
+    // Only this project's containers: the daemon is shared, and another
+    // test's labelled containers would otherwise join the :80 route.
+    BALANCER_DOCKER_CONSTRAINT: `project:${RUN}`,
   }
   started = await new DockerComposeEnvironment(resolve(ROOT, 'compose'), 'compose.yaml')
     .withClientOptions({ executable: { standalone: true, executablePath: 'docker-compose' } })

@@ -92,7 +92,9 @@ describe('the image in production', () => {
   beforeAll(async () => {
     c = await start(
       balancer()
-        .withEnvironment({ BALANCER_TOKEN: TOKEN, BALANCER_DOCKER: '1', BALANCER_GRACE: '20s' })
+        // Only this run's containers: the daemon is shared, and another test's
+        // labelled container would otherwise join the route and get its traffic.
+        .withEnvironment({ BALANCER_TOKEN: TOKEN, BALANCER_DOCKER: '1', BALANCER_DOCKER_CONSTRAINT: `name:${RUN}-*`, BALANCER_GRACE: '20s' })
         .withReadOnlyRootfs()
         .withGroupAdd(await socketGroup())
         .withResourcesQuota({ cpu: 1 })
@@ -104,7 +106,6 @@ describe('the image in production', () => {
   it('runs as uid 1000, not root, and reads the Docker socket through its group: a labelled container is served', async () => {
     expect((await c.exec(['id', '-u'])).output.trim()).toBe('1000')
     const name = `${RUN}-hello`
-    // Discovery sees every labelled container on this daemon: this one is on a port of its own.
     const port = c.getMappedPort(80)
     await docker('run', '-d', '--name', name, '--label', 'balancer.enable=true', '--label', 'balancer.address=:80', images.demo)
     await until(async () => (await curl(`localhost:${port}`).catch(() => ({ status: 0, body: '' }))).body.startsWith('Server name:'), 20_000, 'the labelled container to be served')

@@ -1,9 +1,13 @@
 // Traffic through the real data path (sources -> merge -> compile -> Engine,
 // test/sources/rig.ts) to real containers: the balancer runs on the host, so
 // it reaches containers on the bridge network. Each test listens on its own
-// loopback port (balancer.address) and sends traffic only there.
+// loopback port (balancer.address) and sends traffic only there; the rig
+// discovers only this run's containers (--docker-constraint), so neither its
+// listeners nor its health checks reach another test's containers on the
+// shared daemon.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort } from '../e2e/harness.ts'
+import { parseConstraint } from '../../src/model/constraint.ts'
 import { WEB_HEALTH_IMAGE, WEB_IMAGE, buildImages, cleanup, docker, ensureDocker, runId } from './docker-env.ts'
 import { firstAnswer, get, steadyLoad } from './load.ts'
 import type { Rig } from './rig.ts'
@@ -15,7 +19,9 @@ let rig: Rig
 beforeAll(async () => {
   ensureDocker()
   await buildImages()
-  rig = await startRig({ docker: 'unix:///var/run/docker.sock', swarm: false, dockerResyncMs: 30_000 })
+  const mine = parseConstraint(`label:balancer-test=${RUN}`)
+  if ('error' in mine) throw new Error(mine.error)
+  rig = await startRig({ docker: 'unix:///var/run/docker.sock', swarm: false, dockerResyncMs: 30_000, dockerConstraint: mine })
 }, 300_000)
 
 afterAll(async () => {
