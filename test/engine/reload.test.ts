@@ -205,6 +205,31 @@ describe('shutdown', () => {
     await within(down, 5000, 'shutdown once both are answered')
   })
 
+  it('a response whose head went out before shutdown began (no connection: close): its client may reuse the connection once more, and is answered with connection: close', async () => {
+    const finish: Array<() => void> = []
+    const up = await httpUpstream((req: IncomingMessage, res: ServerResponse) => {
+      if (req.url !== '/streamed') return void res.end('next')
+      res.writeHead(200, { 'content-length': '4' })
+      res.write('ab')
+      finish.push(() => res.end('cd'))
+    })
+    cleanup.push(() => up.close())
+    const e = await started(snapshotFor({ routes: [{ upstreams: [at(up)] }] }, 1))
+    const c = await RawClient.connect(e.port)
+    c.write('GET /streamed HTTP/1.1\r\nHost: a\r\n\r\n')
+    await until(() => c.buffered.includes('\r\n\r\nab'), 3000, 'the head and the first body bytes at the client')
+    const down = e.engine.shutdown(10_000)
+    for (const f of finish) f()
+    const first = await c.read({ timeoutMs: 3000 })
+    expect([first.status, first.headers.find(([k]) => k === 'connection')?.[1]]).toEqual([200, undefined])
+    // The client was told the connection stays: what a keep-alive client does next.
+    c.write('GET /next HTTP/1.1\r\nHost: a\r\n\r\n')
+    const next = await c.read({ timeoutMs: 3000 })
+    expect([next.status, next.headers.find(([k]) => k === 'connection')?.[1]]).toEqual([200, 'close'])
+    expect(await c.whenClosed(3000)).toBe(true)
+    await within(down, 5000, 'shutdown once the connection is closed')
+  })
+
   it('a request outlasting the grace period is cut at the deadline', async () => {
     const silent = await rawUpstream()
     cleanup.push(() => silent.close())

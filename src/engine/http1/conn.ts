@@ -350,6 +350,10 @@ export function finishRequest(conn: ClientConn): void {
     return
   }
   arm(conn, Timer.Idle, ctx.opts.idleTimeoutMs)
+  // Draining, after a response whose head went out before the drain began
+  // (without `connection: close`): its client may reuse the connection at
+  // once, so it gets DRAIN_WAIT_MS for one more request, as an idle one does.
+  if (ctx.closing || conn.listener.draining) conn.deadline = Math.min(conn.deadline, ctx.now + DRAIN_WAIT_MS)
   syncReading(conn)
   if (conn.buf !== null) readHeads(conn)
   // The client sent its FIN: every complete request it sent before is answered, then the connection closes.
@@ -391,13 +395,19 @@ export function endConn(conn: ClientConn): void {
 
 /**
  * Drain (listener removed, shutdown): a connection in a request closes after
- * its response. One waiting for a request (just accepted, or idle between
+ * its response when that response says `connection: close` (its head is
+ * not sent yet); one whose head went out without it is treated as idle once
+ * the response ends. One waiting for a request (just accepted, or idle between
  * keep-alive requests) closes DRAIN_WAIT_MS later, or after the response to
  * a request it sends meanwhile (with `connection: close`): its client may be
  * sending one right now, which an immediate close would lose (the request of
  * a connection accepted a moment before a SIGTERM is typically still unread).
  */
 export function drainConn(conn: ClientConn): void {
+  // A response head already sent without `connection: close` told the client
+  // it may send another request: finishRequest gives it DRAIN_WAIT_MS to,
+  // instead of closing under a request the client may be sending already.
+  if (conn.state === St.Upstream && conn.status !== 0 && !conn.closeAfter) return
   conn.closeAfter = true
   if (conn.state !== St.Head || conn.buf !== null) return
   if (conn.timer !== Timer.Idle) {
