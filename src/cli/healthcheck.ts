@@ -1,6 +1,6 @@
 // `balancer healthcheck [--health-socket PATH] [--api HOST:PORT]`: exits 0
 // when the balancer answers GET /ready with 200, 1 otherwise (starting,
-// draining, not running, no answer within 2 s). The image's HEALTHCHECK runs
+// draining, not running, no answer within 8 s). The image's HEALTHCHECK runs
 // it, so the image needs no curl. It asks the --health-socket Unix socket
 // (BALANCER_HEALTH_SOCKET) when one is set: that one answers for this
 // container's balancer only, where the API port may be shared with another
@@ -13,7 +13,10 @@
 import { request } from 'node:http'
 import { READY_PATH } from '../admin/ready.ts'
 
-const TIMEOUT_MS = 2000
+// Below the image's HEALTHCHECK --timeout (10 s), so a slow answer is reported
+// with its reason; well above a busy balancer's answer time, as three failed
+// checks in a row make Swarm replace a serving task.
+const TIMEOUT_MS = 8000
 
 function apiAddress(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): { host: string; port: number } | null {
   const v = flag(argv, '--api') ?? env.BALANCER_API ?? '127.0.0.1:9123'
