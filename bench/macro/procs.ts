@@ -89,6 +89,7 @@ export interface Target extends Proc {
   api: string | null
 }
 
+/** With no upstreams, the balancer starts with an empty configuration and no server is added. */
 export async function startBalancer(workers: number, upstreams: number[], cpus: string | null, extra: string[] = []): Promise<Target> {
   const dir = mkdtempSync(join(tmpdir(), 'balancer-bench-'))
   const [apiPort, port] = [await freePort(), await freePort()]
@@ -106,6 +107,7 @@ export async function startBalancer(workers: number, upstreams: number[], cpus: 
     if (Date.now() > end || child.exitCode !== null) throw new Error('the balancer did not start')
     await new Promise((r) => setTimeout(r, 100))
   }
+  if (upstreams.length === 0) return { name: `balancer w${workers}`, child, pid: child.pid ?? 0, port, api, log, stop: stopper(child) }
   const res = await fetch(`${api}/server`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -187,6 +189,13 @@ function procTable(): Map<number, ProcStat> {
     }
   }
   return out
+}
+
+/** RSS (MiB) of pid itself and of each of its child processes. */
+export function processRss(pid: number): { self: number; children: number[] } {
+  const t = procTable()
+  const children = [...t.entries()].filter(([, s]) => s.ppid === pid).map(([, s]) => s.rssKiB / 1024)
+  return { self: (t.get(pid)?.rssKiB ?? 0) / 1024, children }
 }
 
 /** CPU ticks (user + system) and RSS of pid and all its descendants. */

@@ -2,7 +2,7 @@
 // stops everything it started. Figures from one run compare with each other;
 // across machines or runs, compare ratios.
 
-import { CLK_TCK, has, hold, load, startBalancer, startHaproxy, startUpstream, treeUsage, wrk } from './procs.ts'
+import { CLK_TCK, has, hold, load, processRss, startBalancer, startHaproxy, startUpstream, treeUsage, wrk } from './procs.ts'
 import type { Target } from './procs.ts'
 
 export interface Settings {
@@ -174,8 +174,32 @@ export async function reloadUnderLoad(s: Settings, baseline: Map<string, Record<
   table(`Reload under load: ${s.rate} req/s, an API write every 250 ms (without -> during)`, ['target', 'writes', 'refused', 'p50 w/o', 'p50 during', 'p99 w/o', 'p99 during', 'p99.9 w/o', 'p99.9 during', 'errors'], rows)
 }
 
-/** RSS of the balancer (all its processes) idle, then with idleConns idle keep-alive client connections. */
+/**
+ * At rest: the balancer with an empty configuration, RSS of the main process
+ * and of each worker once startup has settled. Started twice, measured the
+ * second time: the first start fills Node's compile cache, as the first start
+ * after an install does.
+ */
+async function atRest(s: Settings): Promise<void> {
+  const rows: Array<Array<string | number>> = []
+  for (const w of s.workers) {
+    await (await startBalancer(w, [], s.proxyCpus)).stop()
+    const t = await startBalancer(w, [], s.proxyCpus)
+    try {
+      await sleep(3000)
+      const r = processRss(t.pid)
+      const max = r.children.length === 0 ? NaN : Math.max(...r.children)
+      rows.push([t.name, r.self, r.children.length, max, r.self + r.children.reduce((a, b) => a + b, 0)])
+    } finally {
+      await t.stop()
+    }
+  }
+  table('Memory at rest: empty configuration, RSS per process (goal: main <= 100 MiB, each worker <= 55 MiB)', ['target', 'main MiB', 'workers', 'worker MiB (max)', 'total MiB'], rows)
+}
+
+/** RSS at rest, then of the balancer (all its processes) idle, then with idleConns idle keep-alive client connections. */
 export async function memory(s: Settings): Promise<void> {
+  await atRest(s)
   const rows: Array<Array<string | number>> = []
   await withUpstream(s, (ups) =>
     eachTarget(s, ups, async (t) => {
@@ -195,7 +219,7 @@ export async function memory(s: Settings): Promise<void> {
       rows.push([t.name, idle.procs, idle.rssMiB, h.held, conns, busy.rssMiB, delta, (delta * 1024) / Math.max(1, h.held), h.errors])
     }, { extra: ['--idle-timeout', '10m'], haproxy: false }),
   )
-  table(`Memory: ${s.idleConns} idle keep-alive client connections (one request each), RSS of every process of the proxy`, ['target', 'procs', 'idle MiB', 'held', 'proxy conns', 'held MiB', 'delta MiB', 'KiB/conn', 'errors'], rows)
+  table(`Memory: ${s.idleConns} idle keep-alive client connections (one request each), RSS of every process of the proxy (goal: <= 2 KiB/conn)`, ['target', 'procs', 'idle MiB', 'held', 'proxy conns', 'held MiB', 'delta MiB', 'KiB/conn', 'errors'], rows)
 }
 
 /** Fixed-rate load for soakMs on the first worker count, RSS sampled throughout. */
