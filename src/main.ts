@@ -1,30 +1,31 @@
 // Composition root: flags, wiring, signals. Nothing imports this module.
 //
-//   store --watch--> ConfigState --subscribe--> Reloader --compile--> Engine.apply
-//   admin API --store.update--> ConfigState (same path as any other change)
+//   admin API --write--> Control <--watch-- store
+//                           ^  \--merge, coalesce, compile--> Engine | WorkerGroup
+//   sources --discovered----+
+//
+// Control (src/control) owns desired state; docs/control-plane.md.
 
 import { randomBytes } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { isLoopback, parseOptions, usage } from './cli/options.ts'
 import type { Options } from './cli/options.ts'
-import { compile } from './compiler/compile.ts'
-import { Desired } from './control/desired.ts'
-import { Reloader } from './control/reloader.ts'
+import { Control } from './control/control.ts'
+import { planeViewOf } from './control/plane-view.ts'
+import { engineTarget } from './control/reloader.ts'
 import { Readiness } from './control/readiness.ts'
 import type { ReadyState } from './control/readiness.ts'
 import { startSources } from './sources/start.ts'
 import type { Refusal } from './sources/source.ts'
 import { Engine } from './engine/engine.ts'
 import { DEFAULT_ENGINE_OPTIONS } from './engine/types.ts'
-import type { EngineStats } from './engine/types.ts'
 import { WorkerGroup } from './workers/group.ts'
 import { TlsTarget } from './tls/target.ts'
 import { buildAdmin, startAdmin } from './admin/server.ts'
 import { hostCheck } from './admin/host-check.ts'
 import { listenReadySocket } from './admin/ready-socket.ts'
 import { openStore } from './store/open.ts'
-import { ConfigState } from './store/state.ts'
 import type { ConfigStore } from './store/store.ts'
 import { createLogger } from './observability/log.ts'
 import type { Logger } from './observability/log.ts'
@@ -82,7 +83,6 @@ async function main(): Promise<void> {
   } catch (err) {
     fail(`cannot load the configuration from ${store.location}: ${(err as Error).message}`)
   }
-  const state = new ConfigState(initial)
   const engineOptions = {
     ...DEFAULT_ENGINE_OPTIONS,
     connectTimeoutMs: o.connectTimeoutMs,
@@ -123,47 +123,50 @@ async function main(): Promise<void> {
     }
     plane = group
   }
+  // Certificate files are read and checked before the configuration naming them is applied, and watched.
+  const tls = new TlsTarget(plane instanceof WorkerGroup ? plane : engineTarget(plane), plane, log.child({ component: 'tls' }))
+  const control = new Control({
+    store,
+    initial,
+    target: tls,
+    onListenerError: (err) => log.error({ err }, 'a control-plane subscriber failed'),
+  })
   // Each refusal by the merge (store discovery rules, claims) is logged once, when it first appears.
   let loggedRefusals = new Set<string>()
   const logRefusals = (): void => {
     const now = new Set<string>()
-    for (const r of desired.refused) {
+    for (const r of control.served().refused) {
       const key = `${r.origin}\n${r.name}\n${r.reason}`
       now.add(key)
       if (!loggedRefusals.has(key)) log.warn({ source: r.origin, name: r.name, reason: r.reason }, `${r.origin} ${JSON.stringify(r.name)} refused: ${r.reason}`)
     }
     loggedRefusals = now
   }
+  // Subscribers of every applied or refused change: the log, the reload
+  // counters of the metrics, and the dashboard's timeline (set once the API is built).
   const reloads = { applied: 0, refused: 0 }
-  // The dashboard's live view; set once the API is built, and told of every change from then on.
   let live: LiveView | null = null
-  // Certificate files are read and checked before the snapshot naming them is applied, and watched.
-  const tls = new TlsTarget(plane, log.child({ component: 'tls' }))
-  const reloader = new Reloader(tls, compile, (out) => {
+  control.subscribe((e) => {
     logRefusals()
-    if (out.error === null) reloads.applied++
-    else reloads.refused++
-    if (live !== null) {
-      if (out.error === null) {
-        live.record('config', 'info', `configuration applied (version ${out.version})`)
-        void live.once().catch(() => undefined)
-      } else live.record('config', 'error', `configuration refused, the last good one keeps serving: ${out.error.message}`)
-    }
-    if (out.error === null) {
-      state.setError(null)
-      log.info({ version: out.version, revision: out.revision }, 'configuration applied')
+    if (e.type === 'applied') {
+      reloads.applied++
+      log.info({ version: e.version, revision: e.revision, causes: e.causes }, 'configuration applied')
+      live?.record('config', 'info', `configuration applied (version ${e.version})`)
+      void live?.once().catch(() => undefined)
+    } else if (e.revision === null) {
+      log.error({ error: e.error, store: store.location }, 'configuration in the store is invalid; the last good one keeps serving')
+      live?.record('store', 'error', `configuration in the store is invalid: ${e.error.message}`)
     } else {
-      state.setError(out.error)
-      log.error({ err: out.error, revision: out.revision }, 'configuration refused; the last good one keeps serving')
+      reloads.refused++
+      log.error({ error: e.error, revision: e.revision, causes: e.causes }, 'configuration refused; the last good one keeps serving')
+      live?.record('config', 'error', `configuration refused, the last good one keeps serving: ${e.error.message}`)
     }
   })
-  const desired = new Desired(reloader, initial)
-  const first = await desired.setStore(initial)
+  const first = await control.start()
   if (first.error !== null) {
     if (plane instanceof WorkerGroup) plane.kill()
     fail(`cannot apply the configuration: ${first.error.message}`)
   }
-  state.subscribe((s) => desired.setStore(s))
   const readiness = new Readiness()
   readiness.configApplied()
 
@@ -185,9 +188,13 @@ async function main(): Promise<void> {
         for (const n of now) if (!before.has(n)) live?.record('discovery', 'info', `${origin}: ${n} joined`)
         for (const n of before) if (!now.has(n)) live?.record('discovery', 'info', `${origin}: ${n} left`)
         refusedBy.set(origin, detail.refused ?? [])
-        void desired.setDiscovered(origin, servers, detail.names, detail.meta ?? []).then((out) => {
-          if (out.error === null) readiness.sourceApplied(origin)
-        })
+        // Ready once each source's first set is served (an identical set changes nothing: ready once what is pending settled).
+        const applied = control.discovered(origin, servers, detail.names, detail.meta ?? [])
+        if (applied === undefined) void control.settled().then(() => readiness.sourceApplied(origin))
+        else
+          void applied.then((out) => {
+            if (out.error === null) readiness.sourceApplied(origin)
+          })
       },
       (origin, err) => {
         if (discoveryUp.get(origin) !== (err === null)) {
@@ -203,35 +210,27 @@ async function main(): Promise<void> {
   } catch (err) {
     fail((err as Error).message)
   }
+  control.setSources(sources.origins)
 
   readiness.expect(sources.origins)
 
   const watching = new AbortController()
-  store.watch(watching.signal, {
-    onChange: (s) => void state.replace(s),
-    onError: (err) => {
-      live?.record('store', 'error', `configuration in the store is invalid: ${err.message}`)
-      state.setError(err)
-      log.error({ err, store: store.location }, 'configuration in the store is invalid; the last good one keeps serving')
-    },
-  })
+  control.follow(watching.signal)
 
   const sampler = plane instanceof WorkerGroup ? groupSampler(plane, accessLogSpec !== null) : engineSampler(plane, accessLog)
   const metrics = new Metrics(sampler, {
-    configVersion: () => reloader.version,
+    configVersion: () => control.applied().version,
     reloads: () => reloads,
     store: () => ({ kind: store.kind, up: (store.health?.().state ?? 'connected') === 'connected' }),
     discovery: () => sources.origins.map((source) => ({ source, up: discoveryUp.get(source) ?? false })),
   })
   const view = new LiveView({
     sampler,
-    configVersion: () => reloader.version,
-    // Until the control layer's provenance view lands, origins come from what
-    // discovery published (container or service names); the rest is the store's.
-    origins: () => discoveredOrigins(desired.discovered, store.kind),
+    configVersion: () => control.applied().version,
+    origins: () => discoveredOrigins(control.served(), store.kind),
     store: () => {
       const h = store.health?.()
-      const err = state.lastError()
+      const err = control.lastError()
       return { name: `${store.kind} ${store.location}`, up: (h?.state ?? 'connected') === 'connected', since: h?.since ?? null, lastError: err === null ? (h?.detail ?? null) : err.message }
     },
     discovery: () =>
@@ -244,8 +243,8 @@ async function main(): Promise<void> {
   // stays pending, and must not keep the balancer from being ready.
   const ready = (): ReadyState => readiness.state(() => plane.stats().upstreams.some((u) => u.checks.some((c) => c.lastAt === null)))
   const admin = await buildAdmin({
-    store,
-    state,
+    control,
+    plane: planeViewOf(plane),
     token,
     // The --api host counts as a name the API is reached by when it is one
     // (IP literals are allowed anyway).
@@ -255,21 +254,12 @@ async function main(): Promise<void> {
     live: view,
     drain: (key, on) => plane.setDrained(key, on),
     writeLog: log.child({ component: 'admin' }),
-    status: () => ({
-      snapshotVersion: reloader.version,
-      appliedRevision: reloader.appliedRevision,
-      discovery: {
-        origins: sources.origins,
-        problems: desired.problems,
-        registries: sources.registries.map((r) => r.health()),
-        refused: [
-          ...[...refusedBy].flatMap(([origin, list]) => list.map((r) => ({ origin, name: r.name, reason: r.reason }))),
-          ...desired.refused,
-        ],
-      },
-      storeHealth: store.health?.() ?? null,
-      engine: plane.stats() satisfies EngineStats,
-      ...(plane instanceof WorkerGroup ? { workers: plane.workers() } : {}),
+    discovery: () => ({
+      registries: sources.registries.map((r) => r.health()),
+      refused: [
+        ...[...refusedBy].flatMap(([origin, list]) => list.map((r) => ({ origin, name: r.name, reason: r.reason }))),
+        ...control.served().refused,
+      ],
     }),
     ready,
   })

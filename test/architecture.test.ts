@@ -65,6 +65,11 @@ describe('module boundaries', () => {
   it('the KV clients (kv/) shared by stores and registry sources import nothing of the balancer but themselves', () => {
     expect(violations('kv/', (d) => /^(model|store|sources|admin|control|engine|compiler|cli|docker|health|workers|observability)\/|^main\.ts$/.test(d))).toEqual([])
   })
+  it('desired state has one owner: only control/ (and main.ts, which wires it) imports the store', () => {
+    // store/file-watch.ts watches a file and holds no state: the certificate files use it too.
+    const store = (d: string): boolean => d.startsWith('store/') && d !== 'store/file-watch.ts'
+    expect(all.filter((m) => !/^(control|store)\//.test(m.file) && m.file !== 'main.ts').flatMap((m) => m.deps.filter(store).map((d) => `${m.file} -> ${d}`))).toEqual([])
+  })
   it('nothing imports main.ts', () => {
     expect(all.flatMap((m) => m.deps.filter((d) => d === 'main.ts').map(() => m.file))).toEqual([])
   })

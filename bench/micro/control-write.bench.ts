@@ -15,11 +15,9 @@ import { Session } from 'node:inspector/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildAdmin } from '../../src/admin/server.ts'
-import { compile } from '../../src/compiler/compile.ts'
-import { Desired } from '../../src/control/desired.ts'
-import { Reloader } from '../../src/control/reloader.ts'
+import { Control } from '../../src/control/control.ts'
+import { engineTarget } from '../../src/control/reloader.ts'
 import { FileStore } from '../../src/store/file.ts'
-import { ConfigState } from '../../src/store/state.ts'
 
 const SERVERS = 500
 const WRITES = 1000
@@ -37,13 +35,9 @@ writeFileSync(file, JSON.stringify({ servers }))
 // The wiring of src/main.ts with one engine in the process, less the engine:
 // every change is compiled as for the engine, and the snapshot dropped.
 const store = new FileStore(file)
-const initial = await store.load()
-const state = new ConfigState(initial)
-const reloader = new Reloader({ apply: async () => {} }, compile, () => {})
-const desired = new Desired(reloader, initial)
-await desired.setStore(initial)
-state.subscribe((s) => desired.setStore(s))
-const app = await buildAdmin({ store, state, token: null, logger: false })
+const control = new Control({ store, initial: await store.load(), target: engineTarget({ apply: async () => {} }) })
+await control.start()
+const app = await buildAdmin({ control, token: null, logger: false })
 await app.ready()
 
 let n = 0

@@ -5,7 +5,7 @@
 import { compile, matchRoute } from '../../src/compiler/compile.ts'
 import { Scheme } from '../../src/compiler/snapshot.ts'
 import type { ListenerPlan } from '../../src/compiler/snapshot.ts'
-import { normalizeConfig } from '../../src/model/normalize.ts'
+import { parseConfig } from '../../src/model/parse.ts'
 import { bench } from './timing.ts'
 
 const up = (port: number): object => ({ Target: '10.0.0.1', Port: port })
@@ -24,7 +24,7 @@ const raw = {
     },
   ],
 }
-const snap = compile(normalizeConfig(raw), 1)
+const snap = compile(parseConfig(raw), 1)
 const l = [...snap.listeners.values()][0] as ListenerPlan
 
 const cases: Array<[string, string, string]> = [

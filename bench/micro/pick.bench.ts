@@ -8,11 +8,11 @@ import type { RouteRuntime } from '../../src/engine/lb/pick.ts'
 import { buildRuntimes } from '../../src/engine/lb/plan.ts'
 import { Registry } from '../../src/engine/upstream/registry.ts'
 import type { Upstream } from '../../src/engine/upstream/registry.ts'
-import { normalizeConfig } from '../../src/model/normalize.ts'
+import { parseConfig } from '../../src/model/parse.ts'
 import { bench } from './timing.ts'
 
 function runtime(upstreams: object[]): RouteRuntime {
-  const snap = compile(normalizeConfig({ servers: [{ address: ':8080', upstreams }] }), 1)
+  const snap = compile(parseConfig({ servers: [{ address: ':8080', upstreams }] }), 1)
   const registry = new Registry()
   registry.ensure(snap.targets)
   // No active check in these configs: the check lookup is never asked.

@@ -1,42 +1,31 @@
 // What every admin route needs, and the one way the API writes.
 
-import type { Config } from '../model/types.ts'
-import type { ConfigState } from '../store/state.ts'
-import type { ConfigStore, Mutation, StoreState } from '../store/store.ts'
-import type { LiveUpstreams } from './live.ts'
+import type { Control, Edit, WriteResult } from '../control/control.ts'
+import type { PlaneView } from '../control/plane-view.ts'
 import { recordWrite } from './write-log.ts'
 
 export interface AdminContext {
-  store: ConfigStore
-  state: ConfigState
-  /** The engine's upstream state; returns null when the API runs without an engine. */
-  live: LiveUpstreams
+  /** The owner of desired state: reads come from it, every write goes through it. */
+  control: Control
+  /** The data plane's live state; null when the API runs without an engine. */
+  plane: PlaneView | null
+  /** Fields the discovery sources add to GET /status's `discovery`; null: none. */
+  discovery: (() => Record<string, unknown>) | null
 }
 
 /**
- * Every API write: one atomic, durable store update, then the served state
- * learns the result (the store's watcher may report it again; ConfigState
- * ignores an unchanged revision). The mutation is pure and may throw a
- * BalancerError; then nothing is written and nothing changes.
+ * Every API write: the edit runs on the stored configuration under the
+ * store's write lock, is checked once, written durably and applied
+ * (Control.write). The edit is pure and may throw a BalancerError; then
+ * nothing is written and nothing changes. Resolves once the change is served
+ * (or refused, which GET /status shows), so a client can use a new listener
+ * right after the 201. The request's write log records what it changed
+ * (write-log.ts).
  */
-export async function commit(ctx: AdminContext, mutate: Mutation): Promise<StoreState> {
-  let before: Config | null = null
-  let after: Config | null = null
-  const next = await ctx.store.update((cfg) => {
-    before = cfg
-    after = mutate(cfg)
-    return after
-  })
-  if (before !== null && after !== null) recordWrite(before, after, next.revision)
-  if (next.revision !== ctx.state.current().revision) {
-    // The write re-read and validated the whole store, so an earlier watch
-    // error is stale; cleared before replace() so an apply error raised by a
-    // subscriber for this revision stays visible.
-    ctx.state.setError(null)
-    ctx.state.replace(next)
-  }
-  await ctx.state.settled()
-  return next
+export async function commit(ctx: AdminContext, edit: Edit): Promise<WriteResult> {
+  const result = await ctx.control.write(edit)
+  recordWrite(result.previous, result.stored, result.state.revision)
+  return result
 }
 
 export function ifMatchHeader(headers: Record<string, string | string[] | undefined>): string | undefined {

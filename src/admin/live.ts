@@ -1,13 +1,14 @@
 // Live upstream state next to the configuration. The engine reports one
 // UpstreamStats per target (`target:port`, lower-cased, IPv6 in brackets:
-// targetKey in compile.ts) through the status() callback the composition
-// root hands the API (`{ engine: EngineStats, ... }`). The API shows it keyed
-// the way its URLs name members (`target-port`), in a read-only `status`
-// object beside the configuration, never inside it: a client that PUTs back
-// what it GETs sends `status` along, and the API ignores it (body.ts).
+// targetKey in compile.ts) through the PlaneView the composition root hands
+// the API. The API shows it keyed the way its URLs name members
+// (`target-port`), in a read-only `status` object beside the configuration,
+// never inside it: a client that PUTs back what it GETs sends `status` along,
+// and the API ignores it (body.ts).
 
 import { targetKey } from '../compiler/compile.ts'
-import type { UpstreamState, UpstreamStats } from '../engine/types.ts'
+import type { PlaneView, UpstreamStats } from '../control/plane-view.ts'
+import type { UpstreamState } from '../engine/types.ts'
 import type { Route, Server, Upstream } from '../model/types.ts'
 import { upstreamKey } from '../model/types.ts'
 
@@ -32,24 +33,10 @@ export interface MembersStatus {
   fallbacks: Record<string, UpstreamStatus>
 }
 
-/** Reads the engine's upstreams from whatever status() returns; null when there is no engine. */
-export type LiveUpstreams = () => ReadonlyMap<string, UpstreamStats> | null
-
-export function liveUpstreams(status: (() => unknown) | undefined): LiveUpstreams {
-  return () => {
-    if (status === undefined) return null
-    const s = status()
-    const engine = isObject(s) ? s['engine'] : undefined
-    const list = isObject(engine) ? engine['upstreams'] : undefined
-    if (!Array.isArray(list)) return null
-    const out = new Map<string, UpstreamStats>()
-    for (const u of list as UpstreamStats[]) if (isObject(u) && typeof u.key === 'string') out.set(u.key, u)
-    return out
-  }
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null
+/** The engine's upstreams by key; null when the API runs without an engine. */
+export function liveUpstreams(plane: PlaneView | null): ReadonlyMap<string, UpstreamStats> | null {
+  if (plane === null) return null
+  return new Map(plane.engine().upstreams.map((u) => [u.key, u]))
 }
 
 function iso(ms: number | null): string | null {

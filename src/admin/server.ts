@@ -4,8 +4,8 @@
 import fastify from 'fastify'
 import type { FastifyInstance, FastifyListenOptions } from 'fastify'
 import type { Logger } from 'pino'
-import type { ConfigState } from '../store/state.ts'
-import type { ConfigStore } from '../store/store.ts'
+import type { Control } from '../control/control.ts'
+import type { PlaneView } from '../control/plane-view.ts'
 import { registerAccessChecks } from './access.ts'
 import { registerBodyParsers } from './body.ts'
 import { registerDocs } from './docs.ts'
@@ -14,7 +14,6 @@ import { hostCheck } from './host-check.ts'
 import { registerWriteLog } from './write-log.ts'
 import { readyRoute } from './ready.ts'
 import type { ReadyState } from '../control/readiness.ts'
-import { liveUpstreams } from './live.ts'
 import { configRoutes } from './routes/config.ts'
 import { filterRoutes } from './routes/filters.ts'
 import { memberRoutes } from './routes/members.ts'
@@ -27,8 +26,8 @@ import { routeRoutes } from './routes/routes.ts'
 import { serverRoutes } from './routes/servers.ts'
 
 export interface AdminOptions {
-  store: ConfigStore
-  state: ConfigState
+  /** The owner of desired state: what GETs show, where writes go. */
+  control: Control
   /** Required as `Authorization: Bearer <token>` on every API request when non-null. */
   token: string | null
   /**
@@ -43,11 +42,13 @@ export interface AdminOptions {
   /** Where each accepted write is logged once (write-log.ts); null: not logged. */
   writeLog?: Logger | null
   /**
-   * Extra fields merged into GET /status (engine, listeners, discovery...).
-   * Its `engine.upstreams` (EngineStats) is also the live state GET
-   * /server/{address} and GET .../route/{name} show under `status`.
+   * The data plane's live state: GET /status shows it, and GET
+   * /server/{address} and GET .../route/{name} show each member's under
+   * `status`. Absent: the API runs without an engine.
    */
-  status?: () => unknown
+  plane?: PlaneView
+  /** Fields the discovery sources add to GET /status's `discovery` (the registries' health). */
+  discovery?: () => Record<string, unknown>
   /** GET /metrics: the Prometheus exposition text (observability/metrics.ts). */
   metrics?: () => Promise<string>
   /** The dashboard's live view, streamed at GET /events. */
@@ -90,8 +91,8 @@ export async function buildAdmin(opts: AdminOptions): Promise<FastifyInstance> {
   registerBodyParsers(app)
   await registerDocs(app)
 
-  const ctx = { store: opts.store, state: opts.state, live: liveUpstreams(opts.status) }
-  configRoutes(app, ctx, opts.status)
+  const ctx = { control: opts.control, plane: opts.plane ?? null, discovery: opts.discovery ?? null }
+  configRoutes(app, ctx)
   serverRoutes(app, ctx)
   memberRoutes(app, ctx)
   filterRoutes(app, ctx)

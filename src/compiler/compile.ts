@@ -1,14 +1,14 @@
-// Config -> RoutingSnapshot. Pure: no I/O, no clock, no randomness; the same
-// (config, version) always gives a deep-equal snapshot. The whole config is
-// validated first, so a bad one throws (E_VALIDATION / E_CONFLICT) before
-// anything is built and the caller keeps serving its last good snapshot.
+// ValidConfig -> RoutingSnapshot. Pure: no I/O, no clock, no randomness; the
+// same (config, version) always gives a deep-equal snapshot. The config was
+// validated by the parser (the type says so), so nothing is checked again
+// here; the two guards below throw before anything is built if that ever
+// stopped holding.
 
 import { parseListenAddress } from '../model/address.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import { parseDuration } from '../model/duration.ts'
-import type { Config, Filter, Policy, Server, Tls, Upstream } from '../model/types.ts'
+import type { Filter, Policy, Server, Tls, Upstream, ValidConfig } from '../model/types.ts'
 import { POLICY_DEFAULTS, ROUTE_DEFAULT } from '../model/types.ts'
-import { assertValidConfig } from '../model/validate.ts'
 import { Scheme } from './snapshot.ts'
 import type { CertFileRef, CheckPlan, LimitsPlan, TlsPlan, ListenerPlan, PassivePlan, RetryPlan, RoutePlan, RoutingSnapshot, SchemeMask, TargetRef, Tier } from './snapshot.ts'
 
@@ -16,13 +16,12 @@ export { matchRoute } from './match.ts'
 
 type Targets = Map<string, { host: string; port: number; protocol?: string }>
 
-export function compile(cfg: Config, version: number): RoutingSnapshot {
-  assertValidConfig(cfg)
+export function compile(cfg: ValidConfig, version: number): RoutingSnapshot {
   const listeners = new Map<string, ListenerPlan>()
   const targets: Targets = new Map()
   cfg.servers.forEach((server, i) => {
     const listen = parseListenAddress(server.address)
-    // Unreachable after assertValidConfig; kept so a gap there cannot produce a half-built snapshot.
+    // Unreachable for a ValidConfig; kept so a gap in the parser cannot produce a half-built snapshot.
     if ('error' in listen) throw new BalancerError(ErrorCode.Validation, `servers[${i}].address: ${listen.error}`)
     if (listeners.has(listen.key)) throw new BalancerError(ErrorCode.Conflict, `servers[${i}].address: ${listen.key} is used twice`)
     listeners.set(

@@ -3,7 +3,7 @@
 // order or extra properties the objects in memory have.
 
 import { createHash } from 'node:crypto'
-import type { Config, Filter, Policy, Route, Server, Tls, Upstream } from './types.ts'
+import type { Config, Filter, Policy, Route, Server, Tls, Upstream, ValidConfig } from './types.ts'
 
 function upstream(u: Upstream): Upstream {
   return { Target: u.Target, Port: u.Port, Priority: u.Priority, Weight: u.Weight, ...(u.Protocol === undefined ? {} : { Protocol: u.Protocol }) }
@@ -38,7 +38,8 @@ function route(r: Route): Route {
   return { name: r.name, filter: filter(r.filter), upstreams: r.upstreams.map(upstream), fallbacks: r.fallbacks.map(upstream), ...policyOf(r, 'route') }
 }
 
-function server(s: Server): Server {
+/** One server in the canonical form (fields in declared order, every field present). */
+export function canonicalServer(s: Server): Server {
   return {
     address: s.address,
     ...(s.tls === undefined ? {} : { tls: tlsOf(s.tls) }),
@@ -53,7 +54,7 @@ function server(s: Server): Server {
 
 /** `{"servers":[...]}`, 2-space indented, trailing newline: the file store's and GET /'s bytes. */
 export function serializeConfig(cfg: Config): string {
-  return `${JSON.stringify({ servers: cfg.servers.map(server) }, null, 2)}\n`
+  return `${JSON.stringify({ servers: cfg.servers.map(canonicalServer) }, null, 2)}\n`
 }
 
 /**
@@ -62,7 +63,31 @@ export function serializeConfig(cfg: Config): string {
  * for ETags and store revisions; 96 bits make an accidental collision moot.
  */
 export function configHash(x: unknown): string {
-  return createHash('sha256').update(stableJson(x)).digest('base64url').slice(0, 16)
+  return (typeof x === 'object' && x !== null ? hashOf.get(x) : undefined) ?? sha(stableJson(x))
+}
+
+/**
+ * configHash of a ValidConfig, remembered with the canonical JSON of each of
+ * its servers. A ValidConfig and its servers are never mutated (types.ts), so
+ * a config that differs from the last one by one server is hashed by
+ * serialising that one server: a write on a 500-server configuration does
+ * not walk the other 499 (store revisions, GET / and If-Match all ask).
+ */
+export function validConfigHash(cfg: ValidConfig): string {
+  let h = hashOf.get(cfg)
+  if (h === undefined) {
+    for (const s of cfg.servers) if (!jsonOf.has(s)) jsonOf.set(s, stableJson(s))
+    h = sha(stableJson(cfg))
+    hashOf.set(cfg, h)
+  }
+  return h
+}
+
+const hashOf = new WeakMap<object, string>()
+const jsonOf = new WeakMap<object, string>()
+
+function sha(text: string): string {
+  return createHash('sha256').update(text).digest('base64url').slice(0, 16)
 }
 
 export function sameConfig(a: Config, b: Config): boolean {
@@ -71,6 +96,10 @@ export function sameConfig(a: Config, b: Config): boolean {
 
 /** JSON.stringify with sorted keys; undefined members are dropped as JSON does. */
 function stableJson(x: unknown): string {
+  if (typeof x === 'object' && x !== null) {
+    const known = jsonOf.get(x)
+    if (known !== undefined) return known
+  }
   if (Array.isArray(x)) return `[${x.map((v: unknown) => (v === undefined ? 'null' : stableJson(v))).join(',')}]`
   if (typeof x === 'object' && x !== null) {
     const obj = x as Record<string, unknown>

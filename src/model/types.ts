@@ -167,6 +167,17 @@ export interface Config {
   servers: Server[]
 }
 
+declare const validated: unique symbol
+
+/**
+ * A Config that passed every rule of the model: field rules, same filters on
+ * one server, listen address clashes. Only the parser (parse.ts) makes one;
+ * the stores, the merge, the compiler and the workers take this type and do
+ * not check again. A ValidConfig is never mutated: an edit builds new objects
+ * and goes through the parser's parseEdit.
+ */
+export type ValidConfig = Config & { readonly [validated]: true }
+
 export const ROUTE_DEFAULT = 'default'
 
 /** `target-port`, the key the REST API and the seed's fallback map use. */

@@ -1,7 +1,9 @@
-// Whole-config checks: what no single server can see on its own. validateConfig
-// also re-runs the field rules (via normalizeConfig), so a Config assembled in
-// code (by the REST API's mutations) is held to exactly the same rules as one
-// parsed from text.
+// Whole-config checks: what no single field can see on its own. Two kinds:
+// per server (two routes of one server with the same filter) and across
+// servers (listen addresses that clash). validateConfig also re-runs the field
+// rules (via normalizeConfig), so a Config assembled in code is held to
+// exactly the same rules as one parsed from text; the parser (parse.ts) runs
+// the pieces it needs once and brands the result ValidConfig.
 
 import type { Problem } from './errors.ts'
 import { BalancerError, ErrorCode, validationError } from './errors.ts'
@@ -11,7 +13,7 @@ import type { ParsedListenAddress } from './address.ts'
 import { listenConflict, parseListenAddress } from './address.ts'
 import { normalizeConfig } from './normalize.ts'
 
-interface Found {
+export interface Found {
   problems: Problem[]
   /** True when every problem is a clash between two servers' addresses. */
   conflictsOnly: boolean
@@ -28,10 +30,20 @@ export function validateConfig(cfg: Config): Problem[] {
  * either way the error lists every problem.
  */
 export function assertValidConfig(cfg: Config): void {
-  const { problems, conflictsOnly } = check(cfg)
+  throwProblems(check(cfg))
+}
+
+/** Throws what assertValidConfig throws for these problems; returns when there are none. */
+export function throwProblems({ problems, conflictsOnly }: Found): void {
   if (problems.length === 0) return
   if (!conflictsOnly) throw validationError(problems)
   throw new BalancerError(ErrorCode.Conflict, problems.map((p) => `${p.path}: ${p.message}`).join('; '), problems)
+}
+
+/** Orders problems the way assertValidConfig reports them: field problems, listen clashes, then same filters. */
+export function found(fields: readonly Problem[], conflicts: readonly Problem[], filters: readonly Problem[]): Found {
+  const problems = [...fields, ...conflicts, ...filters]
+  return { problems, conflictsOnly: conflicts.length > 0 && conflicts.length === problems.length }
 }
 
 function check(cfg: Config): Found {
@@ -42,24 +54,42 @@ function check(cfg: Config): Found {
     if (!(err instanceof BalancerError)) throw err
     fieldProblems.push(...err.problems)
   }
-  const conflicts = listenProblems(cfg.servers)
-  const filters = cfg.servers.flatMap((s, i) => filterProblems(s, `servers[${i}]`))
-  const problems = [...fieldProblems, ...conflicts, ...filters]
-  return { problems, conflictsOnly: conflicts.length > 0 && conflicts.length === problems.length }
+  return found(fieldProblems, listenProblems(cfg.servers), cfg.servers.flatMap((s, i) => filterProblems(s, `servers[${i}]`)))
 }
 
-function listenProblems(servers: readonly Server[]): Problem[] {
+/** The last parse of each server object's address: a write re-checks 500 servers without parsing 500 addresses. */
+const listenOf = new WeakMap<Server, { address: string; parsed: ParsedListenAddress | null }>()
+
+function parsedListen(s: Server): ParsedListenAddress | null {
+  const hit = listenOf.get(s)
+  if (hit !== undefined && hit.address === s.address) return hit.parsed
+  const r = typeof s.address === 'string' ? parseListenAddress(s.address) : null
+  const parsed = r === null || 'error' in r ? null : r
+  listenOf.set(s, { address: s.address, parsed })
+  return parsed
+}
+
+/**
+ * Every server whose listen address clashes with an earlier one's, naming
+ * the first it clashes with. Only servers on one port can clash, so each is
+ * compared with the earlier servers on its port: linear in the server count.
+ */
+export function listenProblems(servers: readonly Server[]): Problem[] {
   const problems: Problem[] = []
-  const parsed: Array<ParsedListenAddress | null> = servers.map((s) => {
-    const p = typeof s.address === 'string' ? parseListenAddress(s.address) : null
-    return p === null || 'error' in p ? null : p
-  })
+  const byPort = new Map<number, number[]>()
   for (let j = 0; j < servers.length; j++) {
-    const b = parsed[j]
-    if (b == null) continue
-    for (let i = 0; i < j; i++) {
-      const a = parsed[i]
-      if (a == null || !listenConflict(a, b)) continue
+    const b = parsedListen(servers[j] as Server)
+    if (b === null) continue
+    const earlier = byPort.get(b.port)
+    if (earlier === undefined) {
+      byPort.set(b.port, [j])
+      continue
+    }
+    earlier.push(j)
+    for (const i of earlier) {
+      if (i === j) break
+      const a = parsedListen(servers[i] as Server) as ParsedListenAddress
+      if (!listenConflict(a, b)) continue
       const other = `servers[${i}] (${JSON.stringify(servers[i]?.address)})`
       const message =
         a.key === b.key
@@ -73,7 +103,7 @@ function listenProblems(servers: readonly Server[]): Problem[] {
 }
 
 /** Two routes of one server with the same filter: the second could never be chosen. */
-function filterProblems(server: Server, path: string): Problem[] {
+export function filterProblems(server: Server, path: string): Problem[] {
   const problems: Problem[] = []
   const seen = new Map<string, string>()
   const routes = [{ name: ROUTE_DEFAULT, filter: server.filter, path: `${path}.filter` }]

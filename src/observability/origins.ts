@@ -1,24 +1,29 @@
-// Where each upstream the dashboard shows comes from, derived from what the
-// discovery sources published (Desired.discovered: servers with the
-// container or service each came from). Everything else comes from the
-// store. A read-only adapter over existing state, not a record of its own:
-// the control layer's provenance view replaces it when it lands.
+// Where each upstream the dashboard shows comes from: the control plane's
+// provenance of what is served (Control.served(): the merge records every
+// discovered part with the container or service it came from). Everything
+// else comes from the store.
 
 import { targetKey } from '../compiler/compile.ts'
+import type { Provenance } from '../model/merge.ts'
+import { originKey } from '../model/merge.ts'
+import { ROUTE_DEFAULT } from '../model/types.ts'
 import type { Server } from '../model/types.ts'
 
 export function discoveredOrigins(
-  discovered: ReadonlyArray<{ origin: string; servers: Server[]; names: string[] }>,
+  served: { config: { servers: readonly Server[] }; origins: ReadonlyMap<string, Provenance> },
   storeKind: string,
 ): { byKey: ReadonlyMap<string, string>; fallback: string } {
   const byKey = new Map<string, string>()
-  for (const d of discovered) {
-    d.servers.forEach((s, i) => {
-      const label = `${d.origin}: ${d.names[i] ?? s.address}`
-      for (const route of [s, ...s.routes]) {
-        for (const u of [...route.upstreams, ...route.fallbacks]) byKey.set(`${s.address} ${targetKey(u.Target, u.Port)}`, label)
+  if (served.origins.size === 0) return { byKey, fallback: storeKind }
+  for (const s of served.config.servers) {
+    for (const route of [{ ...s, name: ROUTE_DEFAULT }, ...s.routes]) {
+      for (const list of ['upstreams', 'fallbacks'] as const) {
+        for (const u of route[list]) {
+          const p = served.origins.get(originKey(s.address, route.name, list, u))
+          if (p !== undefined) byKey.set(`${s.address} ${targetKey(u.Target, u.Port)}`, `${p.origin}: ${p.name ?? s.address}`)
+        }
       }
-    })
+    }
   }
   return { byKey, fallback: storeKind }
 }

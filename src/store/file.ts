@@ -6,15 +6,15 @@
 // resolves only after that, so an acknowledged write survives a crash.
 // Hand edits: update() re-reads the file under the lock before mutating, so an
 // edit made since the last read is the base of the next write, never lost.
+// Only text that differs from the last read or write is parsed: a write reads
+// the file, finds the text it wrote, and goes on with the config it holds.
 
 import { randomBytes } from 'node:crypto'
 import { open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
-import { configHash, sameConfig, serializeConfig } from '../model/canonical.ts'
+import { configHash, serializeConfig, validConfigHash } from '../model/canonical.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
-import { parseConfigText } from '../model/parse.ts'
-import type { Config } from '../model/types.ts'
-import { assertValidConfig } from '../model/validate.ts'
+import { EMPTY_CONFIG, parseConfigText } from '../model/parse.ts'
 import { watchFileChanges } from './file-watch.ts'
 import { AsyncLock } from './lock.ts'
 import type { ConfigStore, Mutation, StoreState, WatchHandlers } from './store.ts'
@@ -26,7 +26,14 @@ export interface FileStoreOptions {
   debounceMs?: number
 }
 
-const EMPTY: Config = { servers: [] }
+const EMPTY_REVISION = validConfigHash(EMPTY_CONFIG)
+
+/** The last text read or written, what it parsed to, and its canonical form (computed when first needed). */
+interface Known {
+  text: string | null
+  state: StoreState
+  canonical: string | null
+}
 
 export class FileStore implements ConfigStore {
   readonly kind = 'file'
@@ -36,6 +43,7 @@ export class FileStore implements ConfigStore {
   readonly #pollMs: number
   readonly #debounceMs: number
   readonly #lock = new AsyncLock()
+  #known: Known | null = null
 
   constructor(path: string, opts: FileStoreOptions = {}) {
     this.location = resolve(path)
@@ -54,13 +62,17 @@ export class FileStore implements ConfigStore {
     return this.#lock.run(async () => {
       const current = this.#parse(await this.#readText())
       const next = mutate(current.config)
-      assertValidConfig(next)
-      if (sameConfig(current.config, next)) return current
+      if (next === current.config) return current
+      const known = this.#known as Known
+      known.canonical ??= serializeConfig(current.config)
+      // The canonical text of a ValidConfig parses back to the same config
+      // (test/model/golden.test.ts), so the config is kept, not re-read.
       const text = serializeConfig(next)
-      // What we return is exactly what the next reader of the file will get.
-      const config = parseConfigText(text)
+      if (text === known.canonical) return current
       await this.#write(text)
-      return { config, revision: configHash(config) }
+      const state = { config: next, revision: validConfigHash(next) }
+      this.#known = { text, state, canonical: text }
+      return state
     })
   }
 
@@ -106,7 +118,7 @@ export class FileStore implements ConfigStore {
       report(seen, handlers, `io:${String(err)}`, asBalancerError(err))
       return
     }
-    if (text === null && seen.revision !== null && seen.revision !== configHash(EMPTY)) {
+    if (text === null && seen.revision !== null && seen.revision !== EMPTY_REVISION) {
       const msg = `${this.location} was removed; the last good configuration stays in use`
       report(seen, handlers, 'missing', new BalancerError(ErrorCode.StoreUnavailable, msg))
       return
@@ -126,16 +138,20 @@ export class FileStore implements ConfigStore {
     handlers.onChange(state)
   }
 
+  /** The state of the file's text: the one parse, or the known state when the text is unchanged. */
   #parse(text: string | null): StoreState {
-    let config: Config
+    const known = this.#known
+    if (known !== null && known.text === text) return known.state
+    let config
     try {
-      // parseConfigText also runs the whole-config checks (assertValidConfig).
-      config = text === null ? EMPTY : parseConfigText(text)
+      config = text === null ? EMPTY_CONFIG : parseConfigText(text)
     } catch (err) {
       const e = asBalancerError(err)
       throw new BalancerError(e.code, `${this.location}: ${e.message}`, e.problems)
     }
-    return { config, revision: configHash(config) }
+    const state = { config, revision: validConfigHash(config) }
+    this.#known = { text, state, canonical: null }
+    return state
   }
 
   /** null when the file does not exist. */

@@ -2,16 +2,15 @@
 // turned into a StoreState, and the optimistic read-mutate-write cycle.
 //
 // update(): read every key with its version, run the mutation (which checks
-// If-Match itself), validate, write only the keys that changed in one atomic
+// If-Match itself and returns a ValidConfig), write only the keys that changed in one atomic
 // check-and-set, and on a conflict (another writer touched one of those keys
 // since the read) start over from a fresh read. Two writers through two
 // instances never overwrite each other: the loser's mutation runs again on the
 // winner's config, where its If-Match fails (412) or its change is re-applied.
 
-import { configHash, sameConfig } from '../model/canonical.ts'
+import { validConfigHash } from '../model/canonical.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
-import { assertValidConfig } from '../model/validate.ts'
-import type { Config } from '../model/types.ts'
+import type { ValidConfig } from '../model/types.ts'
 import type { KvLayout, KvOp, KvRead } from './kv-layout.ts'
 import type { Mutation, StoreState } from './store.ts'
 
@@ -36,8 +35,8 @@ export interface KvBackend {
  * Equal revisions therefore always mean equal configs, even when a write's
  * result and a later read share a store position but not every key.
  */
-export function revisionOf(position: string, config: Config): string {
-  return `${position}-${configHash(config)}`
+export function revisionOf(position: string, config: ValidConfig): string {
+  return `${position}-${validConfigHash(config)}`
 }
 
 export function stateOf(backend: KvBackend, read: KvRead): StoreState {
@@ -56,9 +55,8 @@ export async function casUpdate(backend: KvBackend, mutate: Mutation, o: CasOpti
     const read = await backend.read()
     const current = stateOf(backend, read)
     const next = mutate(current.config)
-    assertValidConfig(next)
     const unchanged = { state: current, position: read.revision }
-    if (sameConfig(current.config, next)) return unchanged
+    if (next === current.config) return unchanged
     const ops = backend.layout.plan(read, current.config, next)
     if (ops.length === 0) return unchanged
     if (ops.length > backend.maxOps) {
@@ -70,7 +68,14 @@ export async function casUpdate(backend: KvBackend, mutate: Mutation, o: CasOpti
     }
     const position = await backend.commit(ops, read)
     if (position !== null) {
-      const config = backend.layout.sorted(next)
+      const config: ValidConfig = backend.layout.sorted(next)
+      // The next read finds these values and parses none of them again.
+      const written = new Map(ops.flatMap((op) => (op.op === 'delete' ? [] : [[op.key, op.value] as const])))
+      for (const s of config.servers) {
+        const key = backend.layout.keyOf(s.address)
+        const value = written.get(key)
+        if (value !== undefined) backend.layout.remember(key, value, s)
+      }
       return { state: { config, revision: revisionOf(position, config) }, position }
     }
     if (attempt >= o.maxAttempts) {

@@ -12,13 +12,17 @@
 // refuses the whole read: the problems of every bad key are listed at once,
 // each under its key name, and the caller keeps its last good configuration.
 // Serving the good keys without the bad one would silently drop a server.
+//
+// Each key's value is parsed once: the layout remembers what every key last
+// held and the server it read from it, so a re-read after a write (or after
+// another instance changed one key) parses only the keys whose value changed.
 
-import { serializeConfig } from '../model/canonical.ts'
+import { canonicalServer } from '../model/canonical.ts'
 import type { Problem } from '../model/errors.ts'
 import { BalancerError, validationError } from '../model/errors.ts'
-import { normalizeServer, parseJsonLoose } from '../model/parse.ts'
-import type { Config, Server } from '../model/types.ts'
-import { assertValidConfig } from '../model/validate.ts'
+import { normalizeServer, parseJsonLoose, validByConstruction } from '../model/parse.ts'
+import type { Server, ValidConfig } from '../model/types.ts'
+import { filterProblems, found, listenProblems, throwProblems } from '../model/validate.ts'
 
 /** One key under `<prefix>/servers/` as the backend read it. */
 export interface KvEntry {
@@ -46,6 +50,8 @@ export type KvOp =
 export class KvLayout {
   /** `<prefix>/servers/`, with the trailing slash. */
   readonly dir: string
+  /** What each key last held (read or written) and the valid server it holds. */
+  readonly #known = new Map<string, { value: string; server: Server }>()
 
   /** prefix: normalised by store-url.ts (no trailing slash). */
   constructor(prefix: string) {
@@ -72,50 +78,71 @@ export class KvLayout {
    * Entries -> a valid Config, servers in key order. Throws E_VALIDATION (or
    * E_BAD_JSON/E_CONFLICT from the model) listing every bad key by name.
    */
-  decode(read: KvRead): Config {
+  decode(read: KvRead): ValidConfig {
     const entries = read.entries.filter((e) => e.key !== this.dir).sort((a, b) => compareKeys(a.key, b.key))
     const problems: Problem[] = []
+    const filters: Problem[] = []
     const servers: Server[] = []
     const keys: string[] = []
+    const fresh: Array<{ key: string; value: string; server: Server }> = []
     for (const e of entries) {
-      const server = this.#decodeEntry(e, problems)
+      const known = this.#known.get(e.key)
+      let server: Server | null
+      if (known !== undefined && known.value === e.value) server = known.server
+      else {
+        server = this.#decodeEntry(e, problems)
+        if (server !== null) {
+          filters.push(...filterProblems(server, e.key))
+          fresh.push({ key: e.key, value: e.value, server })
+        }
+      }
       if (server !== null) {
         servers.push(server)
         keys.push(e.key)
       }
     }
     if (problems.length > 0) throw validationError(problems)
-    const config: Config = { servers }
-    try {
-      assertValidConfig(config)
-    } catch (err) {
-      if (!(err instanceof BalancerError)) throw err
-      // Whole-config problems name servers[i]; the key says where to fix them.
-      const renamed = err.problems.map((p) => ({ ...p, path: p.path.replace(/^servers\[(\d+)\]/, (m, i: string) => keys[Number(i)] ?? m) }))
-      throw new BalancerError(err.code, renamed.map((p) => `${p.path}: ${p.message}`).join('; '), renamed)
-    }
-    return config
+    // Clashes name servers[i]; the key says where to fix them.
+    const conflicts = listenProblems(servers).map((p) => ({
+      ...p,
+      path: p.path.replace(/^servers\[(\d+)\]/, (m, i: string) => keys[Number(i)] ?? m),
+    }))
+    throwProblems(found([], conflicts, filters))
+    const present = new Set(keys)
+    for (const key of this.#known.keys()) if (!present.has(key)) this.#known.delete(key)
+    for (const f of fresh) this.#known.set(f.key, { value: f.value, server: f.server })
+    return validByConstruction({ servers })
   }
 
-  /** The servers of cfg in the order decode() returns them. */
-  sorted(cfg: Config): Config {
+  /** Records that key now holds value, read as server (after a write that put it there). */
+  remember(key: string, value: string, server: Server): void {
+    this.#known.set(key, { value, server })
+  }
+
+  /** The servers of cfg in the order decode() returns them (the same servers: still valid). */
+  sorted(cfg: ValidConfig): ValidConfig {
     const keyed = cfg.servers.map((s) => ({ key: this.keyOf(s.address), s }))
     keyed.sort((a, b) => compareKeys(a.key, b.key))
-    return { servers: keyed.map((k) => k.s) }
+    return validByConstruction({ servers: keyed.map((k) => k.s) })
   }
 
-  /** The writes that turn what was read into next: only changed servers, each checked against its version. */
-  plan(read: KvRead, current: Config, next: Config): KvOp[] {
+  /**
+   * The writes that turn what was read into next: only changed servers, each
+   * checked against its version. A server object of next that is current's
+   * (an edit keeps what it does not change) is unchanged without serialising it.
+   */
+  plan(read: KvRead, current: ValidConfig, next: ValidConfig): KvOp[] {
     const versions = new Map(read.entries.map((e) => [e.key, e.version]))
-    const before = new Map(current.servers.map((s) => [this.keyOf(s.address), serverValue(s)]))
+    const before = new Map(current.servers.map((s) => [this.keyOf(s.address), s]))
     const ops: KvOp[] = []
     const kept = new Set<string>()
     for (const s of next.servers) {
       const key = this.keyOf(s.address)
       kept.add(key)
-      const value = serverValue(s)
       const old = before.get(key)
-      if (old === value) continue
+      if (old === s) continue
+      const value = serverValue(s)
+      if (old !== undefined && serverValue(old) === value) continue
       const version = versions.get(key)
       ops.push(version === undefined ? { op: 'create', key, value } : { op: 'update', key, value, version })
     }
@@ -163,8 +190,7 @@ export class KvLayout {
 
 /** The canonical JSON of one server, as stored in its key. */
 export function serverValue(s: Server): string {
-  const canonical = (JSON.parse(serializeConfig({ servers: [s] })) as Config).servers[0]
-  return `${JSON.stringify(canonical, null, 2)}\n`
+  return `${JSON.stringify(canonicalServer(s), null, 2)}\n`
 }
 
 /** Byte order of the keys (what etcd and Consul list by), independent of locale. */

@@ -3,7 +3,7 @@
 // failures into the owner's onChange/onError exactly as often as they should;
 // the backoff between reconnection attempts comes from kv/backoff.ts.
 
-import { configHash } from '../model/canonical.ts'
+import { validConfigHash } from '../model/canonical.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import type { StoreState, WatchHandlers } from './store.ts'
 import type { CallContext } from './kv-call.ts'
@@ -108,11 +108,11 @@ export class WatchReporter {
   constructor(ctx: CallContext, handlers: WatchHandlers, seed: StoreState | null) {
     this.#ctx = ctx
     this.#handlers = handlers
-    this.#lastHash = seed === null ? null : configHash(seed.config)
+    this.#lastHash = seed === null ? null : validConfigHash(seed.config)
   }
 
   read(state: StoreState): void {
-    const hash = configHash(state.config)
+    const hash = validConfigHash(state.config)
     const troubled = this.#outage || this.#lastProblem !== null
     this.#outage = false
     this.#lastProblem = null

@@ -1,12 +1,14 @@
 // The store: the one source of truth for the desired configuration. The file
 // store is the embedded default; etcd, Consul and ZooKeeper implement the same
-// interface. The store holds and returns only validated configs; validation
-// happens in the caller's mutation before anything is written.
+// interface. The store holds and returns only ValidConfigs: what it reads goes
+// through the parser, what it writes comes from the caller's mutation, which
+// returns a ValidConfig (src/control runs the parser there); it checks nothing
+// again.
 
-import type { Config } from '../model/types.ts'
+import type { ValidConfig } from '../model/types.ts'
 
 export interface StoreState {
-  config: Config
+  config: ValidConfig
   /** Opaque, changes with every successful write; equal revisions mean equal configs. */
   revision: string
 }
@@ -15,9 +17,10 @@ export interface StoreState {
  * A pure function from the current config to the next. It may throw a
  * BalancerError (validation, not found, precondition failed); then nothing is
  * written. It runs under the store's write lock, so a precondition checked
- * inside it (If-Match) is atomic with the write.
+ * inside it (If-Match) is atomic with the write. Returning `current` itself
+ * writes nothing.
  */
-export type Mutation = (current: Config) => Config
+export type Mutation = (current: ValidConfig) => ValidConfig
 
 export interface WatchHandlers {
   /** A new valid config arrived from outside (a hand edit, another instance). */

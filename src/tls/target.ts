@@ -1,48 +1,52 @@
-// Where the reloader's snapshots go when TLS listeners need certificates:
-// before a snapshot is applied, the certificate files it names are read
-// and checked (a bad one refuses the whole snapshot with E_TLS_CERT, and
-// the last good configuration keeps serving), and the engine (or every
-// worker) is given the certificates first, so a new listener has them from
-// its first connection. A certificate file that changes later is pushed on
-// its own, without a snapshot.
+// Where the control plane's desired states go when TLS listeners need
+// certificates: before a configuration is applied, the certificate files it
+// names are read and checked (a bad one refuses the whole change with
+// E_TLS_CERT, and the last good configuration keeps serving), and the engine
+// (or every worker) is given the certificates first, so a new listener has
+// them from its first connection. A certificate file that changes later is
+// pushed on its own, without an apply.
 
-import type { CertFileRef, RoutingSnapshot } from '../compiler/snapshot.ts'
+import type { CertFileRef } from '../compiler/snapshot.ts'
+import { certFileId } from '../compiler/compile.ts'
+import type { ApplyTarget } from '../control/reloader.ts'
 import type { CertEntry } from '../engine/types.ts'
-import type { Config } from '../model/types.ts'
+import type { ValidConfig } from '../model/types.ts'
 import { CertFiles } from './files.ts'
 import type { CertFilesLog } from './files.ts'
 
-/** The engine, or the worker group: takes snapshots and certificates. */
+/** The engine, or the worker group: takes certificates. */
 export interface CertPlane {
-  apply(snap: RoutingSnapshot, config: Config): Promise<void>
   setCertificates(entries: readonly CertEntry[]): void | Promise<void>
 }
 
-/** Every certificate file pair the snapshot's TLS listeners name. */
-export function fileRefs(snap: RoutingSnapshot): CertFileRef[] {
+/** Every certificate file pair the configuration's TLS servers name (what their compiled TlsPlans hold). */
+export function fileRefs(config: ValidConfig): CertFileRef[] {
   const out: CertFileRef[] = []
-  for (const l of snap.listeners.values()) if (l.tls !== null) out.push(...l.tls.files)
+  for (const s of config.servers) for (const c of s.tls?.Certificates ?? []) out.push({ id: certFileId(c.CertFile, c.KeyFile), certFile: c.CertFile, keyFile: c.KeyFile })
   return out
 }
 
-export class TlsTarget {
+export class TlsTarget implements ApplyTarget {
+  readonly #next: ApplyTarget
   readonly #plane: CertPlane
   readonly #log: CertFilesLog
   readonly files: CertFiles
   #applied: CertFileRef[] = []
 
-  constructor(plane: CertPlane, log: CertFilesLog, pollMs?: number) {
+  /** next: where the configuration goes once its certificates are in place (engineTarget(engine), or the worker group). */
+  constructor(next: ApplyTarget, plane: CertPlane, log: CertFilesLog, pollMs?: number) {
+    this.#next = next
     this.#plane = plane
     this.#log = log
     this.files = new CertFiles({ log, onChange: () => void this.#push(), ...(pollMs === undefined ? {} : { pollMs }) })
   }
 
-  async apply(snap: RoutingSnapshot, config: Config): Promise<void> {
-    const refs = fileRefs(snap)
+  async apply(config: ValidConfig, version: number): Promise<void> {
+    const refs = fileRefs(config)
     try {
       await this.files.ensure(refs)
       await this.#plane.setCertificates(this.files.entries())
-      await this.#plane.apply(snap, config)
+      await this.#next.apply(config, version)
     } catch (err) {
       this.files.retain(this.#applied)
       throw err

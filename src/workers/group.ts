@@ -19,9 +19,8 @@
 
 import { fork } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import type { RoutingSnapshot } from '../compiler/snapshot.ts'
 import type { CertEntry, EngineStats } from '../engine/types.ts'
-import type { Config } from '../model/types.ts'
+import type { ValidConfig } from '../model/types.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import type { Logger } from '../observability/log.ts'
 import type { FromWorker, ToWorker, WireError, WorkerAccessLog, WorkerEngineOptions, WorkerSample } from './protocol.ts'
@@ -95,7 +94,7 @@ export class WorkerGroup {
   readonly #slots: Slot[]
   #queue: Promise<void> = Promise.resolve()
   /** The last config every serving worker applied, and its version: what a replacement starts with. */
-  #current: { config: Config; version: number } | null = null
+  #current: { config: ValidConfig; version: number } | null = null
   #seq = 0
   /** The certificates every worker holds: sent to each, and to a replacement before its first apply. */
   #certs: CertEntry[] = []
@@ -122,13 +121,14 @@ export class WorkerGroup {
     for (const s of this.#slots) s.proc?.send({ t: 'certs', certs: this.#certs } satisfies ToWorker)
   }
 
-  apply(snap: RoutingSnapshot, config: Config): Promise<void> {
-    const run = this.#queue.then(() => this.#apply(config, snap.version))
+  /** Sends config to every worker, which compiles it as snapshot `version`; resolves once all serve it. */
+  apply(config: ValidConfig, version: number): Promise<void> {
+    const run = this.#queue.then(() => this.#apply(config, version))
     this.#queue = run.catch(() => undefined)
     return run
   }
 
-  async #apply(config: Config, version: number): Promise<void> {
+  async #apply(config: ValidConfig, version: number): Promise<void> {
     if (this.#stopping) throw new BalancerError(ErrorCode.Internal, 'the workers are shutting down; no snapshot can be applied')
     const seq = ++this.#seq
     const targets = this.#slots.filter((s) => s.serving)

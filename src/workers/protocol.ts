@@ -3,10 +3,12 @@
 //
 // The primary never sends a RoutingSnapshot: it holds Maps, Sets and frozen
 // records, and will hold pre-rendered Buffers, none of which survive the
-// channel as themselves. It sends the validated Config and the version, and
-// the worker runs the same pure compile(): same input, same snapshot.
+// channel as themselves. It sends the ValidConfig and the version, and the
+// worker runs the same pure compile(): same input, same snapshot. The config
+// was checked once, by the primary's parser; the worker trusts its primary
+// and checks nothing again.
 
-import type { Config } from '../model/types.ts'
+import type { ValidConfig } from '../model/types.ts'
 import type { Problem } from '../model/errors.ts'
 import type { CertEntry, EngineOptions, EngineStats } from '../engine/types.ts'
 import type { Traffic } from '../engine/meter.ts'
@@ -40,7 +42,7 @@ export type ToWorker =
   /** Drain (on) or restore an upstream by key; no answer. */
   | { t: 'drain'; key: string; on: boolean }
   /** Apply this config as snapshot `version`; answered by `applied` or `refused` with the same seq. */
-  | { t: 'apply'; seq: number; config: Config; version: number }
+  | { t: 'apply'; seq: number; config: ValidConfig; version: number }
   /** The certificates TLS listeners choose from (before the apply that needs them); not answered. */
   | { t: 'certs'; certs: CertEntry[] }
   /** Go back to the snapshot served before apply `seq` (another worker refused it); answered by `applied`. */

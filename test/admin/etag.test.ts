@@ -77,7 +77,7 @@ describe('ETag / If-Match', () => {
     await api.send('POST', '/server', { body: { address: ':8081' } })
     const refused = await api.send('POST', '/server', { body: { address: ':8082' }, headers: { 'if-match': configTag } })
     expect(refused.status).toBe(412)
-    expect(api.state.current().config.servers.map((s) => s.address)).toEqual([':8080', ':8081'])
+    expect(api.control.stored().config.servers.map((s) => s.address)).toEqual([':8080', ':8081'])
     const ok = await api.send('POST', '/server', { body: { address: ':8082' }, headers: { 'if-match': await etag('/') } })
     expect(ok.status).toBe(201)
   })

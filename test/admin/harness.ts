@@ -1,6 +1,8 @@
-// A real admin API for tests: FileStore in a fresh temp directory, fastify
-// listening on 127.0.0.1 port 0, and raw HTTP requests through node:http so
-// the path and headers go on the wire exactly as written (`/server/:8080`).
+// A real admin API for tests: FileStore in a fresh temp directory, the
+// control plane without an engine (it compiles every change and applies it
+// nowhere), fastify listening on 127.0.0.1 port 0, and raw HTTP requests
+// through node:http so the path and headers go on the wire exactly as
+// written (`/server/:8080`).
 
 import { readFileSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -10,13 +12,14 @@ import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { buildAdmin, startAdmin } from '../../src/admin/server.ts'
+import { Control } from '../../src/control/control.ts'
+import type { PlaneView } from '../../src/control/plane-view.ts'
 import { FileStore } from '../../src/store/file.ts'
-import { ConfigState } from '../../src/store/state.ts'
 
 export interface Api {
   app: FastifyInstance
   store: FileStore
-  state: ConfigState
+  control: Control
   file: string
   port: number
   /** The config file's bytes, or null when it does not exist yet. */
@@ -39,28 +42,28 @@ export interface Reply {
   json: any
 }
 
-export async function startApi(opts: { token?: string | null; bodyLimit?: number; fileText?: string; status?: () => unknown; hostNames?: string[]; port?: number; writeLog?: Logger; drain?: (key: string, on: boolean) => boolean } = {}): Promise<Api> {
+export async function startApi(opts: { token?: string | null; bodyLimit?: number; fileText?: string; plane?: PlaneView; hostNames?: string[]; port?: number; writeLog?: Logger; drain?: (key: string, on: boolean) => boolean } = {}): Promise<Api> {
   const dir = await mkdtemp(join(tmpdir(), 'balancer-admin-'))
   const file = join(dir, 'balancer.json')
   if (opts.fileText !== undefined) writeFileSync(file, opts.fileText)
   const store = new FileStore(file)
-  const state = new ConfigState(await store.load())
+  const control = new Control({ store, initial: await store.load(), target: null })
+  await control.start()
   const app = await buildAdmin({
-    store,
-    state,
+    control,
     token: opts.token ?? null,
     logger: false,
     ...(opts.bodyLimit !== undefined ? { bodyLimit: opts.bodyLimit } : {}),
     ...(opts.hostNames !== undefined ? { hostNames: opts.hostNames } : {}),
     ...(opts.writeLog !== undefined ? { writeLog: opts.writeLog } : {}),
     ...(opts.drain !== undefined ? { drain: opts.drain } : {}),
-    ...(opts.status !== undefined ? { status: opts.status } : {}),
+    ...(opts.plane !== undefined ? { plane: opts.plane } : {}),
   })
   const { port } = await startAdmin(app, '127.0.0.1', opts.port ?? 0)
   return {
     app,
     store,
-    state,
+    control,
     file,
     port,
     fileText: () => {

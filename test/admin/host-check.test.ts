@@ -42,7 +42,7 @@ describe('DNS rebinding', () => {
     // Without Origin too (a rebound page's plain navigation sends none).
     expect((await api.send('DELETE', '/server/:8080', { headers: { host: `evil.test:${api.port}` } })).status).toBe(421)
     expect(api.fileText()).toBe(STORED)
-    expect(api.state.current().config.servers).toHaveLength(1)
+    expect(api.control.stored().config.servers).toHaveLength(1)
   })
 
   it('is refused before the token: the right token does not let a rebound page in', async () => {

@@ -16,7 +16,7 @@ afterEach(async () => {
   await api.close()
 })
 
-const stored = () => api.state.current().config.servers[0]
+const stored = () => api.control.stored().config.servers[0]
 
 describe.each([
   ['upstream', 'upstreams', '/server/:8080', () => stored()],
@@ -112,6 +112,6 @@ describe('member addressing', () => {
     expect(replies.map((r) => r.status)).toEqual(ports.map(() => 201))
     const onDisk = JSON.parse(api.fileText() ?? '')
     expect(onDisk.servers[0].upstreams.map((u: { Port: number }) => u.Port).sort()).toEqual(ports)
-    expect(api.state.current().config.servers[0]?.upstreams).toHaveLength(ports.length)
+    expect(api.control.stored().config.servers[0]?.upstreams).toHaveLength(ports.length)
   })
 })

@@ -59,12 +59,12 @@ describe('/health, /passive, /retry, /limits', () => {
     const got = await api.send('GET', '/server/:8080/health')
     expect(got.json).toEqual(put.json)
     expect(got.headers.etag).toBe(put.headers.etag)
-    expect(api.state.current().config.servers[0]?.health).toEqual(put.json)
+    expect(api.control.stored().config.servers[0]?.health).toEqual(put.json)
     // The server body shows it too, and the default route is the same thing.
     expect((await api.send('GET', '/server/:8080/route/default/health')).json).toEqual(put.json)
     expect((await api.send('DELETE', '/server/:8080/health')).status).toBe(204)
     expect((await api.send('GET', '/server/:8080/health')).status).toBe(404)
-    expect(api.state.current().config.servers[0]).not.toHaveProperty('health')
+    expect(api.control.stored().config.servers[0]).not.toHaveProperty('health')
   })
 
   it('a route inherits its server group; its own replaces it; DELETE goes back to the server group', async () => {
@@ -74,12 +74,12 @@ describe('/health, /passive, /retry, /limits', () => {
     const own = await api.send('PUT', '/server/:8080/route/app/retry', { body: { Attempts: 1, Statuses: [503] } })
     expect(own.status).toBe(200)
     expect(own.json).toEqual({ Statuses: [503], Attempts: 1, Budget: 20 })
-    const cfg = api.state.current().config.servers[0]
+    const cfg = api.control.stored().config.servers[0]
     expect(cfg?.retry?.Attempts).toBe(5)
     expect(cfg?.routes[0]?.retry).toEqual(own.json)
     expect((await api.send('DELETE', '/server/:8080/route/app/retry')).status).toBe(204)
     expect((await api.send('GET', '/server/:8080/route/app/retry')).json).toEqual({ ...RETRY_DEFAULTS, Attempts: 5 })
-    expect(api.state.current().config.servers[0]?.routes[0]).not.toHaveProperty('retry')
+    expect(api.control.stored().config.servers[0]?.routes[0]).not.toHaveProperty('retry')
   })
 
   it('passive and limits answer their defaults when unset', async () => {
@@ -120,7 +120,7 @@ describe('/health, /passive, /retry, /limits', () => {
     expect(stale.json.code).toBe('E_PRECONDITION')
     const staleServer = await api.send('DELETE', '/server/:8080/retry', { headers: { 'if-match': serverTag } })
     expect(staleServer.status).toBe(412)
-    expect(api.state.current().config.servers[0]?.retry?.Attempts).toBe(2)
+    expect(api.control.stored().config.servers[0]?.retry?.Attempts).toBe(2)
     const fresh = String((await api.send('GET', '/server/:8080')).headers.etag)
     expect((await api.send('DELETE', '/server/:8080/retry', { headers: { 'if-match': fresh } })).status).toBe(204)
   })
@@ -137,7 +137,7 @@ describe('/health, /passive, /retry, /limits', () => {
     await api.send('PUT', '/server/:8080/filter', { body: { Hosts: ['x.example.com'] } })
     await api.send('PUT', '/server/:8080/upstream/127.0.0.1-9001')
     await api.send('PUT', '/server/:8080/route/app/upstream/127.0.0.1-9002')
-    const s = api.state.current().config.servers[0]
+    const s = api.control.stored().config.servers[0]
     expect(s?.health?.Path).toBe('/h')
     expect(s?.routes[0]?.limits?.MaxPending).toBe(3)
   })

@@ -30,7 +30,7 @@ describe('filter', () => {
     })
     expect(put.status).toBe(200)
     expect(put.json).toEqual({ Hosts: ['www.example.com', '*.example.org'], Schemes: ['https'], PathPrefix: '/api' })
-    expect(api.state.current().config.servers[0]?.filter).toEqual(put.json)
+    expect(api.control.stored().config.servers[0]?.filter).toEqual(put.json)
     expect((await api.send('GET', '/server/:8080/filter')).headers.etag).toBe(put.headers.etag)
   })
 
@@ -76,7 +76,7 @@ describe('routes', () => {
     const replaced = await api.send('PUT', '/server/:8080/route/app', { body: { name: 'app', filter: { Hosts: ['app2.example.com'] } } })
     expect(replaced.status).toBe(200)
     expect(replaced.json.upstreams).toEqual([])
-    expect(api.state.current().config.servers[0]?.routes).toEqual([replaced.json])
+    expect(api.control.stored().config.servers[0]?.routes).toEqual([replaced.json])
 
     expect((await api.send('DELETE', '/server/:8080/route/app')).status).toBe(204)
     expect((await api.send('GET', '/server/:8080/route/app')).status).toBe(404)

@@ -36,7 +36,7 @@ describe('the seed README steps', () => {
     expect(r.json).toEqual(SEED_SERVER)
     // Durable and canonical on disk.
     expect(api.fileText()).toBe(serializeConfig({ servers: [SEED_SERVER] }))
-    expect(api.state.current().config.servers).toEqual([SEED_SERVER])
+    expect(api.control.stored().config.servers).toEqual([SEED_SERVER])
   })
 
   it('2. curl localhost:9123/server/:8080 returns it', async () => {
@@ -56,7 +56,7 @@ describe('the seed README steps', () => {
     await api.send('POST', '/server', { body: SEED_BODY })
     const r = await api.send('GET', '/')
     expect(r.text).toBe(serializeConfig({ servers: [SEED_SERVER] }))
-    expect(r.headers.etag).toBe(`"${api.state.current().revision}"`)
+    expect(r.headers.etag).toBe(`"${api.control.stored().revision}"`)
     const again = await api.send('GET', '/', { headers: { 'if-none-match': String(r.headers.etag) } })
     expect(again.status).toBe(304)
   })

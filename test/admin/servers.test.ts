@@ -68,7 +68,7 @@ describe('servers', () => {
     expect(replaced.headers.location).toBeUndefined()
     expect(replaced.json.upstreams).toEqual([])
     expect(replaced.json.fallbacks).toEqual([{ Target: 'b', Port: 80, Priority: 1, Weight: 1 }])
-    expect(api.state.current().config.servers).toEqual([replaced.json])
+    expect(api.control.stored().config.servers).toEqual([replaced.json])
   })
 
   it('PUT with a body address that differs from the URL is 400 naming body.address', async () => {
@@ -82,18 +82,18 @@ describe('servers', () => {
     await api.send('POST', '/server', { body: { address: ':8080' } })
     await api.send('POST', '/server', { body: { address: ':8081' } })
     expect((await api.send('DELETE', '/server/:8080')).status).toBe(204)
-    expect(api.state.current().config.servers.map((s) => s.address)).toEqual([':8081'])
+    expect(api.control.stored().config.servers.map((s) => s.address)).toEqual([':8081'])
     expect((await api.send('GET', '/server/:8080')).status).toBe(404)
     const again = await api.send('DELETE', '/server/%3A8080')
     expect(again.status).toBe(404)
     expect(again.json).toEqual({ code: 'E_NOT_FOUND', message: 'server ":8080" not found', problems: [] })
   })
 
-  it('a write notifies state subscribers once with the new revision; a refused write does not', async () => {
+  it('a write is one applied event with the new revision; a refused write is none', async () => {
     const seen: string[] = []
-    api.state.subscribe((s) => seen.push(s.revision))
+    api.control.subscribe((e) => seen.push(`${e.type} ${e.revision} ${e.causes.join()}`))
     await api.send('POST', '/server', { body: { address: ':8080' } })
-    expect(seen).toEqual([api.state.current().revision])
+    expect(seen).toEqual([`applied ${api.control.stored().revision} api`])
     await api.send('POST', '/server', { body: { address: ':8080' } })
     await api.send('PUT', '/server/:8080', { body: { address: ':8080' } })
     expect(seen).toHaveLength(1)
@@ -109,18 +109,25 @@ describe('servers', () => {
     await api.send('POST', '/server', { body: { address: ':8080' } })
     const r = await api.send('GET', '/status')
     expect(r.status).toBe(200)
+    const revision = api.control.stored().revision
     expect(r.json).toEqual({
-      store: { kind: 'file', location: api.file, revision: api.state.current().revision },
+      store: { kind: 'file', location: api.file, revision },
       lastError: null,
+      snapshotVersion: 2,
+      appliedRevision: revision,
+      discovery: { origins: [], problems: [] },
+      storeHealth: null,
     })
   })
 })
 
 describe('server setup variants', () => {
-  it('GET /status merges the status option', async () => {
-    api = await startApi({ status: () => ({ listeners: [':8080'], version: '0.1.0' }) })
+  it('GET /status shows the data plane: the engine and the workers', async () => {
+    const engine = { snapshotVersion: 1, listeners: [{ key: '*:8080', port: 8080, connections: 3, draining: false }], upstreams: [], inFlight: 2 }
+    const workers = [{ id: 0, pid: 42, serving: true, restarts: 0, snapshotVersion: 1, inFlight: 2, connections: 3, requests: 9 }]
+    api = await startApi({ plane: { engine: () => engine, workers: () => workers } })
     const r = await api.send('GET', '/status')
-    expect(r.json).toMatchObject({ store: { kind: 'file' }, lastError: null, listeners: [':8080'], version: '0.1.0' })
+    expect(r.json).toMatchObject({ store: { kind: 'file' }, lastError: null, upstreams: {}, engine, workers })
   })
 
   it('a body over the limit is 413 E_TOO_LARGE and changes nothing', async () => {

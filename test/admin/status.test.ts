@@ -1,5 +1,5 @@
 // Live upstream state in the API: the admin reads the engine's EngineStats
-// through its status() callback (as the balancer wires it) and shows it
+// through its PlaneView (as the balancer wires it) and shows it
 // beside the configuration, never inside it. End-to-end tests with a real
 // engine are in test/e2e/status.test.ts.
 
@@ -18,7 +18,7 @@ function stats(key: string, host: string, port: number, over: Partial<UpstreamSt
 beforeEach(async () => {
   upstreams = []
   api = await startApi({
-    status: () => ({ engine: { snapshotVersion: 1, listeners: [], upstreams, inFlight: 0 } satisfies EngineStats }),
+    plane: { engine: (): EngineStats => ({ snapshotVersion: 1, listeners: [], upstreams, inFlight: 0 }), workers: () => null },
   })
   const body = { address: ':8080', upstreams: [{ Target: '127.0.0.1', Port: 9000 }, { Target: 'App.local', Port: 9001 }], fallbacks: [{ Target: '::1', Port: 9009 }] }
   expect((await api.send('POST', '/server', { body })).status).toBe(201)

@@ -59,7 +59,7 @@ describe('write log', () => {
       expect(l.client).toBe('127.0.0.1')
       expect(typeof l.revision).toBe('string')
     }
-    expect(lines[3]?.revision).toBe(api.state.current().revision)
+    expect(lines[3]?.revision).toBe(api.control.stored().revision)
     expect(cap.text()).not.toContain(TOKEN)
   })
 })

@@ -3,16 +3,16 @@ import { compile } from '../../src/compiler/compile.ts'
 import { Scheme } from '../../src/compiler/snapshot.ts'
 import type { ListenerPlan, RoutePlan } from '../../src/compiler/snapshot.ts'
 import { BalancerError, ErrorCode } from '../../src/model/errors.ts'
-import { parseConfigText } from '../../src/model/parse.ts'
-import type { Config } from '../../src/model/types.ts'
+import { EMPTY_CONFIG, parseConfig, parseConfigText, validByConstruction } from '../../src/model/parse.ts'
+import type { Config, ValidConfig } from '../../src/model/types.ts'
 
-function listener(cfg: Config, key: string): ListenerPlan {
+function listener(cfg: ValidConfig, key: string): ListenerPlan {
   const l = compile(cfg, 1).listeners.get(key)
   if (l === undefined) throw new Error(`no listener ${key}`)
   return l
 }
 
-const cfg = (text: string): Config => parseConfigText(text)
+const cfg = (text: string): ValidConfig => parseConfigText(text)
 
 describe('compile: listeners and targets', () => {
   it('builds one listener per address key, with the version given', () => {
@@ -84,7 +84,7 @@ describe('compile: listeners and targets', () => {
     expect(r.pathPrefix).toBe('/p')
   })
 
-  it('refuses an invalid config with the model error codes', () => {
+  it('takes only what the parser accepted; its guards throw before building anything if an invalid config gets through', () => {
     const server = (address: string): Config['servers'][number] => ({
       address,
       filter: { Hosts: [], Schemes: [], PathPrefix: '' },
@@ -92,11 +92,14 @@ describe('compile: listeners and targets', () => {
       fallbacks: [],
       routes: [],
     })
-    expect(() => compile({ servers: [server(':80'), server('127.0.0.1:80')] }, 1)).toThrow(
+    // The parser refuses both with the model's codes, so neither can reach compile() as a ValidConfig ...
+    expect(() => parseConfig({ servers: [server(':80'), server('127.0.0.1:80')] })).toThrow(
       expect.objectContaining({ code: ErrorCode.Conflict, problems: [expect.objectContaining({ path: 'servers[1].address' })] }),
     )
-    expect(() => compile({ servers: [server('nope')] }, 1)).toThrow(BalancerError)
-    expect(() => compile({ servers: [server('nope')] }, 1)).toThrow(expect.objectContaining({ code: ErrorCode.Validation }))
+    expect(() => parseConfig({ servers: [server('nope')] })).toThrow(expect.objectContaining({ code: ErrorCode.Validation }))
+    // ... and compile() checks nothing again, but does not build half a snapshot from a forged one.
+    expect(() => compile(validByConstruction({ servers: [server('nope')] }), 1)).toThrow(BalancerError)
+    expect(() => compile(validByConstruction({ servers: [server(':80'), server('80')] }), 1)).toThrow(expect.objectContaining({ code: ErrorCode.Conflict }))
   })
 })
 
@@ -151,7 +154,7 @@ describe('compile: purity', () => {
   })
 
   it('the empty config compiles to no listeners', () => {
-    const snap = compile({ servers: [] }, 1)
+    const snap = compile(EMPTY_CONFIG, 1)
     expect(snap.listeners.size).toBe(0)
     expect(snap.targets.size).toBe(0)
   })

@@ -12,6 +12,7 @@ import { BalancerError } from '../../src/model/errors.ts'
 import type { Config } from '../../src/model/types.ts'
 import { FileStore } from '../../src/store/file.ts'
 import type { StoreState } from '../../src/store/store.ts'
+import { edit } from '../support/edit.ts'
 
 type WatchEvent = { kind: 'change'; state: StoreState } | { kind: 'error'; err: Error }
 
@@ -83,10 +84,10 @@ async function expectError(rec: Recorder): Promise<BalancerError> {
   return e.err as BalancerError
 }
 
-const addServer = (port: number) => (cfg: Config): Config => {
+const addServer = (port: number) => edit((cfg: Config): Config => {
   const s = { address: `:${port}`, filter: { Hosts: [], Schemes: [], PathPrefix: '' }, upstreams: [], fallbacks: [], routes: [] }
   return { servers: [...cfg.servers, s] }
-}
+})
 
 describe('FileStore load and update', () => {
   it('reads a missing file as the empty config and does not create it', async () => {
@@ -152,16 +153,16 @@ describe('FileStore load and update', () => {
     expect(new Set(results.map((r) => r.revision)).size).toBe(ports.length)
   })
 
-  it('leaves the file byte-identical when validation refuses a write', async () => {
+  it('leaves the file byte-identical when the parser or the mutation refuses a write', async () => {
     const hand = `// keep my comments\n[{"address": ":8080", "upstreams": [{"Target": "127.0.0.1", "Port": 80}]}]\n`
     writeFileSync(file, hand)
     const store = new FileStore(file)
     // Same port as the existing server: a whole-config conflict.
     await expect(store.update(addServer(8080))).rejects.toMatchObject({ code: 'E_CONFLICT' })
     // A field the normalizer refuses.
-    const badPort = (cfg: Config): Config => ({
+    const badPort = edit((cfg: Config): Config => ({
       servers: cfg.servers.map((s) => ({ ...s, upstreams: [{ Target: '127.0.0.1', Port: 70000, Priority: 1, Weight: 1 }] })),
-    })
+    }))
     const err = (await store.update(badPort).catch((e: unknown) => e)) as BalancerError
     expect(err.code).toBe('E_VALIDATION')
     expect(err.problems[0]?.path).toBe('servers[0].upstreams[0].Port')

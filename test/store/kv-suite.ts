@@ -6,10 +6,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { configHash } from '../../src/model/canonical.ts'
 import { BalancerError } from '../../src/model/errors.ts'
-import type { Config, Server } from '../../src/model/types.ts'
+import type { Config, Server, ValidConfig } from '../../src/model/types.ts'
 import type { KvStoreOptions } from '../../src/store/kv-options.ts'
 import type { ConfigStore, StoreState } from '../../src/store/store.ts'
 import { serverValue } from '../../src/store/kv-layout.ts'
+import { edit } from '../support/edit.ts'
 import { until } from '../support/poll.ts'
 
 export type KvTestStore = ConfigStore & { health(): { state: string; since: number; detail: string | null } }
@@ -65,9 +66,9 @@ export function server(port: number, weight = 1): Server {
   }
 }
 
-export const withServer = (s: Server) => (cfg: Config): Config => ({
+export const withServer = (s: Server) => edit((cfg: Config): Config => ({
   servers: [...cfg.servers.filter((x) => x.address !== s.address), s],
-})
+}))
 
 const addresses = (s: StoreState | undefined): string[] => (s?.config.servers ?? []).map((x) => x.address)
 
@@ -165,7 +166,7 @@ export function kvSuite(h: KvHarness): void {
       const a = open()
       const b = open()
       await a.update(withServer(server(8085)))
-      const addUpstream = (port: number) => (cfg: Config): Config => {
+      const addUpstream = (port: number) => (cfg: ValidConfig): ValidConfig => {
         const s = cfg.servers.find((x) => x.address === ':8085') as Server
         return withServer({ ...s, upstreams: [...s.upstreams, { Target: '127.0.0.1', Port: port, Priority: 1, Weight: 1 }] })(cfg)
       }
@@ -191,7 +192,7 @@ export function kvSuite(h: KvHarness): void {
       const b = open()
       const base = await a.update(withServer(server(8088)))
       const tag = configHash(base.config.servers[0])
-      const guarded = (weight: number) => (cfg: Config): Config => {
+      const guarded = (weight: number) => (cfg: ValidConfig): ValidConfig => {
         const cur = cfg.servers.find((s) => s.address === ':8088')
         if (configHash(cur) !== tag) throw new BalancerError('E_PRECONDITION', 'If-Match does not match')
         return withServer(server(8088, weight))(cfg)

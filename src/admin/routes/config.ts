@@ -4,23 +4,31 @@ import type { FastifyInstance } from 'fastify'
 import { serializeConfig } from '../../model/canonical.ts'
 import type { AdminContext } from '../context.ts'
 import { sendTagged } from '../etag.ts'
-import { allUpstreamsStatus } from '../live.ts'
+import { allUpstreamsStatus, liveUpstreams } from '../live.ts'
 
-export function configRoutes(app: FastifyInstance, ctx: AdminContext, status?: () => unknown): void {
-  // The served configuration (the last good one), in the store's canonical text.
+export function configRoutes(app: FastifyInstance, ctx: AdminContext): void {
+  // The stored configuration, in the store's canonical text.
   app.get('/', async (req, reply) => {
-    const { config } = ctx.state.current()
+    const { config } = ctx.control.stored()
     return sendTagged(req, reply, 200, config, serializeConfig(config))
   })
 
   app.get('/status', async () => {
-    const extra = status?.()
-    const live = ctx.live()
+    const { control, plane } = ctx
+    const store = control.storeInfo()
+    const upstreams = liveUpstreams(plane)
+    const applied = control.applied()
+    const workers = plane?.workers() ?? null
     return {
-      store: { kind: ctx.store.kind, location: ctx.store.location, revision: ctx.state.current().revision },
-      lastError: ctx.state.lastError(),
-      ...(live === null ? {} : { upstreams: allUpstreamsStatus(live) }),
-      ...(typeof extra === 'object' && extra !== null ? extra : {}),
+      store: { kind: store.kind, location: store.location, revision: control.stored().revision },
+      lastError: control.lastError(),
+      ...(upstreams === null ? {} : { upstreams: allUpstreamsStatus(upstreams) }),
+      snapshotVersion: applied.version,
+      appliedRevision: applied.revision,
+      discovery: { ...control.discovery(), ...ctx.discovery?.() },
+      storeHealth: store.health,
+      ...(plane === null ? {} : { engine: plane.engine() }),
+      ...(workers === null ? {} : { workers }),
     }
   })
 }

@@ -19,7 +19,7 @@ type Req = FastifyRequest<{ Params: FilterParams }>
 export function filterRoutes(app: FastifyInstance, ctx: AdminContext): void {
   for (const url of ['/server/:address/filter', '/server/:address/route/:name/filter']) {
     app.get<{ Params: FilterParams }>(url, async (req, reply) => {
-      const server = requireServer(ctx.state.current().config, req.params.address)
+      const server = requireServer(ctx.control.stored().config, req.params.address)
       return sendTagged(req, reply, 200, requireRoute(server, req.params.name ?? ROUTE_DEFAULT).filter)
     })
 

@@ -39,7 +39,7 @@ export function memberRoutes(app: FastifyInstance, ctx: AdminContext): void {
 
       app.get<{ Params: MemberParams }>(url, async (req, reply) => {
         const ref = parseMemberKey(req.params.member)
-        const server = requireServer(ctx.state.current().config, req.params.address)
+        const server = requireServer(ctx.control.stored().config, req.params.address)
         const found = requireRoute(server, req.params.name ?? ROUTE_DEFAULT)[list].find((u) => sameMember(u, ref))
         if (found === undefined) throw notFound(`${describe(req.params)} not found`)
         return sendTagged(req, reply, 200, found)

@@ -33,7 +33,7 @@ export function policyRoutes(app: FastifyInstance, ctx: AdminContext): void {
       const url = `${base}/${group}`
 
       app.get<{ Params: PolicyParams }>(url, async (req, reply) => {
-        const server = requireServer(ctx.state.current().config, req.params.address)
+        const server = requireServer(ctx.control.stored().config, req.params.address)
         const name = req.params.name ?? ROUTE_DEFAULT
         const value = applying(server, requireRoute(server, name), group)
         if (value === undefined) throw noCheck(server, name)

@@ -14,7 +14,7 @@ import { commit, ifMatchHeader } from '../context.ts'
 import type { AdminContext } from '../context.ts'
 import { defaultRoute, exists, findRoute, requireRoute, requireServer, withRoute, withServer, withoutRoute } from '../edits.ts'
 import { checkIfMatch, sendTagged } from '../etag.ts'
-import { membersStatus } from '../live.ts'
+import { liveUpstreams, membersStatus } from '../live.ts'
 
 interface RouteParams {
   address: string
@@ -23,14 +23,14 @@ interface RouteParams {
 
 export function routeRoutes(app: FastifyInstance, ctx: AdminContext): void {
   app.get<{ Params: { address: string } }>('/server/:address/route', async (req, reply) => {
-    const server = requireServer(ctx.state.current().config, req.params.address)
+    const server = requireServer(ctx.control.stored().config, req.params.address)
     return sendTagged(req, reply, 200, [defaultRoute(server), ...server.routes])
   })
 
   app.get<{ Params: RouteParams }>('/server/:address/route/:name', async (req, reply) => {
-    const server = requireServer(ctx.state.current().config, req.params.address)
+    const server = requireServer(ctx.control.stored().config, req.params.address)
     const route = requireRoute(server, req.params.name)
-    const live = ctx.live()
+    const live = liveUpstreams(ctx.plane)
     if (live === null) return sendTagged(req, reply, 200, route)
     const body = { ...route, status: membersStatus([route], live) }
     return sendTagged(req, reply, 200, route, JSON.stringify(body), true)

@@ -10,7 +10,7 @@ import { commit, ifMatchHeader } from '../context.ts'
 import type { AdminContext } from '../context.ts'
 import { exists, findServer, notFound, requireServer, withServer, withoutServer } from '../edits.ts'
 import { checkIfMatch, sendTagged } from '../etag.ts'
-import { membersStatus, serverRoutesOf } from '../live.ts'
+import { liveUpstreams, membersStatus, serverRoutesOf } from '../live.ts'
 import { checkServerFiles } from '../../tls/files.ts'
 
 interface ServerParams {
@@ -33,8 +33,8 @@ export function serverRoutes(app: FastifyInstance, ctx: AdminContext): void {
   })
 
   app.get<{ Params: ServerParams }>('/server/:address', async (req, reply) => {
-    const server = requireServer(ctx.state.current().config, req.params.address)
-    const live = ctx.live()
+    const server = requireServer(ctx.control.stored().config, req.params.address)
+    const live = liveUpstreams(ctx.plane)
     if (live === null) return sendTagged(req, reply, 200, server)
     const body = { ...server, status: membersStatus(serverRoutesOf(server), live) }
     return sendTagged(req, reply, 200, server, JSON.stringify(body), true)

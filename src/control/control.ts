@@ -1,0 +1,284 @@
+// The owner of desired state: the configuration the store holds, what each
+// discovery source publishes, their merge (what is served), the coalescing
+// reloader that applies it, and the last refusal. Nothing else writes any
+// of it:
+//
+//   API ------- write(edit) ------> store.update (parser: parseEdit) --+
+//   store watch -- follow() --------------------------------------------+--> stored
+//   sources ---- discovered(origin, servers) --> fragments -------------+
+//                                                                       v
+//                      merge(stored, fragments) = served --> Reloader --> engine / workers
+//                                                                       |
+//                      subscribe(): applied / refused events <----------+
+//
+// Every change, whichever side it comes from, is one submit to the reloader,
+// which coalesces bursts and applies states in order. docs/control-plane.md
+// has the picture and the rules.
+
+import { createHash } from 'node:crypto'
+import type { Problem } from '../model/errors.ts'
+import type { DiscoveredMeta, Refused } from '../model/admission.ts'
+import { mergeDiscovered } from '../model/merge.ts'
+import type { Provenance } from '../model/merge.ts'
+import { parseEdit, validByConstruction } from '../model/parse.ts'
+import type { Config, Server, ValidConfig } from '../model/types.ts'
+import type { ConfigStore, StoreState } from '../store/store.ts'
+import { lastErrorOf } from './events.ts'
+import type { ControlEvent, ControlListener, LastError } from './events.ts'
+import { Reloader } from './reloader.ts'
+import type { ApplyTarget, Cause, ReloadOutcome } from './reloader.ts'
+
+export type { Provenance }
+
+/** What is served: the store's configuration with every discovered server merged in. */
+export interface Served {
+  config: ValidConfig
+  /** The store's revision, plus a hash of the discovered content when anything is discovered. */
+  revision: string
+  /**
+   * Every discovered part of `config` by originKey() (model/merge.ts):
+   * servers and routes discovery created, upstreams and fallbacks it added.
+   * Anything not in here is the store's.
+   */
+  origins: ReadonlyMap<string, Provenance>
+  /** Discovered servers (or parts) left out, each naming its container or service. */
+  problems: readonly Problem[]
+  /** Discovered members the merge refused (a stored discovery rule, another owner's claim), with why. */
+  refused: readonly Refused[]
+}
+
+/**
+ * An API change: the next stored configuration from the current one (a pure
+ * function; it may throw a BalancerError, and then nothing changes). `served`
+ * is what is served now, for checks against discovered objects.
+ */
+export type Edit = (stored: ValidConfig, served: Served) => Config
+
+export interface Candidate {
+  /** The stored configuration the write would leave, checked. */
+  stored: ValidConfig
+  /** What would be served with it (merged on demand). */
+  served(): Served
+}
+
+export interface WriteOptions {
+  /**
+   * Runs on the checked candidate inside the store's write lock, before
+   * anything is written; throwing (a BalancerError) refuses the write.
+   */
+  check?: (candidate: Candidate) => void
+  /** Checks the write (and runs `check`), then writes nothing. */
+  dryRun?: boolean
+}
+
+export interface WriteResult {
+  /** The stored configuration the edit ran on (what it changed, with `stored`). */
+  previous: ValidConfig
+  /** The stored state after the write (with dryRun: the current one). */
+  state: StoreState
+  /** The configuration the write stores, or would store with dryRun. */
+  stored: ValidConfig
+  /** False when the edit changed nothing, and with dryRun. */
+  changed: boolean
+  /** How applying it went; null when nothing was applied (no change, dryRun). */
+  outcome: ReloadOutcome | null
+}
+
+export interface ControlOptions {
+  store: ConfigStore
+  /** The store's state at start (store.load()). */
+  initial: StoreState
+  /** The engine (engineTarget) or the worker group; null runs the control plane alone (applies nothing). */
+  target: ApplyTarget | null
+  /** A subscriber threw; default: rethrown on the next tick (a bug in the subscriber). */
+  onListenerError?: (err: unknown) => void
+}
+
+interface Fragment {
+  servers: Server[]
+  names: string[]
+  /** meta[i]: owner, creation time and what constraints see of servers[i] (model/admission.ts). */
+  meta: DiscoveredMeta[]
+  /** Hash of the published content: an identical publish changes nothing. */
+  hash: string
+}
+
+const NO_ORIGINS: ReadonlyMap<string, Provenance> = new Map()
+
+export class Control {
+  readonly #store: ConfigStore
+  readonly #reloader: Reloader
+  readonly #listeners = new Set<ControlListener>()
+  readonly #onListenerError: (err: unknown) => void
+  #stored: StoreState
+  readonly #found = new Map<string, Fragment>()
+  #served: Served
+  #sources: readonly string[] = []
+  /** The last refusal and whether it came from the store's content (cleared by the next good read or write). */
+  #error: { error: LastError; fromStore: boolean } | null = null
+
+  constructor(o: ControlOptions) {
+    this.#store = o.store
+    this.#stored = o.initial
+    this.#served = this.#merge(o.initial.config, o.initial.revision)
+    this.#reloader = new Reloader(o.target, (out) => this.#outcome(out))
+    this.#onListenerError = o.onListenerError ?? ((err) => process.nextTick(() => { throw err }))
+  }
+
+  /** Which store holds the configuration, and its connection (networked stores). */
+  storeInfo(): { kind: string; location: string; health: ReturnType<NonNullable<ConfigStore['health']>> | null } {
+    return { kind: this.#store.kind, location: this.#store.location, health: this.#store.health?.() ?? null }
+  }
+
+  /** The stored configuration and its revision, as last read or written. */
+  stored(): StoreState {
+    return this.#stored
+  }
+
+  /** What is served (or being applied): stored plus discovered. */
+  served(): Served {
+    return this.#served
+  }
+
+  lastError(): LastError | null {
+    return this.#error?.error ?? null
+  }
+
+  /** The snapshot version serving, and the revision it was made from. */
+  applied(): { version: number; revision: string | null } {
+    return { version: this.#reloader.version, revision: this.#reloader.appliedRevision }
+  }
+
+  /** The discovery sources feeding this control, and the problems of what they publish. */
+  discovery(): { origins: readonly string[]; problems: readonly Problem[] } {
+    return { origins: this.#sources, problems: this.#served.problems }
+  }
+
+  /** Names the discovery sources started (shown by discovery()). */
+  setSources(origins: readonly string[]): void {
+    this.#sources = [...origins]
+  }
+
+  /** Every applied or refused change, in order, from now on. Returns the unsubscribe function. */
+  subscribe(fn: ControlListener): () => void {
+    const entry: ControlListener = (e) => fn(e)
+    this.#listeners.add(entry)
+    return () => {
+      this.#listeners.delete(entry)
+    }
+  }
+
+  /** Applies the initial state; resolves with the outcome (an error: nothing serves). */
+  start(): Promise<ReloadOutcome> {
+    return this.#submit('start')
+  }
+
+  /**
+   * The one write entry point (the API). The edit runs on the store's current
+   * configuration under its write lock; its result goes through the parser
+   * (parseEdit: the changed servers and the whole-config checks, once), is
+   * written durably, then applied. Resolves once it is served (or refused:
+   * `outcome.error`, also in lastError() and a `refused` event). Rejects
+   * with the edit's, the parser's or the store's error, and then nothing changed.
+   */
+  async write(edit: Edit, opts: WriteOptions = {}): Promise<WriteResult> {
+    let candidate: ValidConfig | null = null
+    let previous: ValidConfig | null = null
+    const next = await this.#store.update((current) => {
+      previous = current
+      const checked = parseEdit(current, edit(current, this.#served))
+      opts.check?.({ stored: checked, served: () => this.#merge(checked, 'candidate') })
+      candidate = checked
+      return opts.dryRun === true ? current : checked
+    })
+    const stored: ValidConfig = candidate ?? next.config
+    const before: ValidConfig = previous ?? next.config
+    if (opts.dryRun === true || next.revision === this.#stored.revision) {
+      await this.#reloader.settled()
+      return { previous: before, state: next, stored, changed: false, outcome: null }
+    }
+    // The write read and checked the store: an error its earlier content caused is stale.
+    if (this.#error?.fromStore === true) this.#error = null
+    this.#stored = next
+    const outcome = await this.#submit('api')
+    return { previous: before, state: next, stored, changed: true, outcome }
+  }
+
+  /** Follows the store until the signal aborts: every valid change is applied, every invalid one refused. */
+  follow(signal: AbortSignal): void {
+    this.#store.watch(signal, {
+      onChange: (state) => void this.storeChanged(state),
+      onError: (err) => this.storeFailed(err),
+    })
+  }
+
+  /** A valid state read from the store (a hand edit, another instance, our own write seen again). */
+  storeChanged(state: StoreState): Promise<ReloadOutcome> | undefined {
+    if (this.#error?.fromStore === true) this.#error = null
+    if (state.revision === this.#stored.revision) return undefined
+    this.#stored = state
+    return this.#submit('store')
+  }
+
+  /** The store's content is invalid or unreadable: refused, the last good configuration keeps serving. */
+  storeFailed(err: Error): void {
+    const error = lastErrorOf(err, new Date())
+    this.#error = { error, fromStore: true }
+    this.#emit({ type: 'refused', at: error.at, revision: null, version: this.#reloader.version, causes: ['store'], error })
+  }
+
+  /**
+   * A discovery source's whole current set (names[i]: the container or service
+   * servers[i] comes from; meta[i]: its owner and what constraints see of it).
+   * An identical set changes nothing.
+   */
+  discovered(origin: string, servers: Server[], names: readonly string[] = [], meta: readonly DiscoveredMeta[] = []): Promise<ReloadOutcome> | undefined {
+    const hash = createHash('sha256').update(JSON.stringify([servers, names, meta])).digest('base64url').slice(0, 16)
+    if (this.#found.get(origin)?.hash === hash) return undefined
+    this.#found.set(origin, { servers, names: [...names], meta: [...meta], hash })
+    return this.#submit('discovery')
+  }
+
+  /** Resolves when every change submitted so far has been applied or refused. */
+  settled(): Promise<void> {
+    return this.#reloader.settled()
+  }
+
+  #submit(cause: Cause): Promise<ReloadOutcome> {
+    this.#served = this.#merge(this.#stored.config, this.#stored.revision)
+    return this.#reloader.submit(this.#served.config, this.#served.revision, cause)
+  }
+
+  /** stored merged with every fragment; revision names stored (a candidate's is not known before it is written). */
+  #merge(stored: ValidConfig, revision: string): Served {
+    if (this.#found.size === 0) return { config: stored, revision, origins: NO_ORIGINS, problems: [], refused: [] }
+    const fragments = [...this.#found].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    const m = mergeDiscovered(stored, fragments.map(([origin, f]) => ({ origin, servers: f.servers, names: f.names, meta: f.meta })))
+    const found = createHash('sha256').update(fragments.map(([o, f]) => `${o}:${f.hash}`).join(',')).digest('base64url').slice(0, 12)
+    // The merge's rules keep a ValidConfig valid (model/merge.ts).
+    return { config: validByConstruction(m.config), revision: `${revision}+${found}`, origins: m.origins, problems: m.problems, refused: m.refused }
+  }
+
+  #outcome(out: ReloadOutcome): void {
+    if (!out.changed) return
+    const at = new Date()
+    if (out.error === null) {
+      this.#error = null
+      this.#emit({ type: 'applied', at: at.toISOString(), revision: out.revision, version: out.version, causes: out.causes })
+      return
+    }
+    const error = lastErrorOf(out.error, at)
+    this.#error = { error, fromStore: false }
+    this.#emit({ type: 'refused', at: error.at, revision: out.revision, version: out.version, causes: out.causes, error })
+  }
+
+  #emit(e: ControlEvent): void {
+    for (const fn of [...this.#listeners]) {
+      try {
+        fn(e)
+      } catch (err) {
+        this.#onListenerError(err)
+      }
+    }
+  }
+}
