@@ -1,7 +1,11 @@
 // Pure edits of a Config, used inside store mutations. Every function returns
-// new objects and leaves its input untouched; lookups that fail throw
-// E_NOT_FOUND so a mutation can simply call them.
+// new objects and leaves its input untouched (a ValidConfig is never mutated,
+// and the parser checks only the servers an edit replaced); lookups that fail
+// throw E_NOT_FOUND, or E_READ_ONLY when what they look for is only
+// discovered, so a mutation can simply call them.
 
+import type { Served } from '../control/control.ts'
+import { describePart, originOf, readOnlyError } from '../control/provenance.ts'
 import { policyOf } from '../model/canonical.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import { ROUTE_DEFAULT } from '../model/types.ts'
@@ -15,10 +19,18 @@ export function findServer(cfg: Config, address: string): Server | undefined {
   return cfg.servers.find((s) => s.address === address)
 }
 
-export function requireServer(cfg: Config, address: string): Server {
+/** E_READ_ONLY when discovery serves this server (or its route) and the store does not hold it: a write may not create it in the store either. */
+export function refuseDiscovered(served: Served, address: string, route?: string): void {
+  const origin = originOf(served, address, route)
+  if (origin !== null) throw readOnlyError(describePart(address, route), origin, route === undefined ? 'path.address' : 'path.name')
+}
+
+/** With `served` (a write), a server only discovery serves is E_READ_ONLY rather than E_NOT_FOUND. */
+export function requireServer(cfg: Config, address: string, served?: Served): Server {
   const server = findServer(cfg, address)
-  if (server === undefined) throw notFound(`server "${address}" not found`)
-  return server
+  if (server !== undefined) return server
+  if (served !== undefined) refuseDiscovered(served, address)
+  throw notFound(`server "${address}" not found`)
 }
 
 /** Replaces the server with the same address, or appends it. */
@@ -37,10 +49,12 @@ export function findRoute(server: Server, name: string): Route | undefined {
   return server.routes.find((r) => r.name === name)
 }
 
-export function requireRoute(server: Server, name: string): Route {
+/** With `served` (a write), a route only discovery serves is E_READ_ONLY rather than E_NOT_FOUND. */
+export function requireRoute(server: Server, name: string, served?: Served): Route {
   const route = findRoute(server, name)
-  if (route === undefined) throw notFound(`route "${name}" not found on server "${server.address}"`)
-  return route
+  if (route !== undefined) return route
+  if (served !== undefined) refuseDiscovered(served, server.address, name)
+  throw notFound(`route "${name}" not found on server "${server.address}"`)
 }
 
 /** The server's own route; its policy groups are the server's (which its named routes inherit). */

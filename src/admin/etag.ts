@@ -8,6 +8,11 @@
 // resource, so a client may guard a nested write with the server's ETag.
 // `If-Match: *` means "the named resource must exist". The check runs inside
 // the store mutation, under the store's write lock, so it is atomic with the write.
+//
+// Tags are of stored state. A GET of something only discovery serves (a
+// discovered server, route or member) gets a weak tag of what is served: a
+// cache may use it, but If-Match compares strongly, so it never guards a
+// write (there is nothing stored to guard).
 
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { configHash } from '../model/canonical.ts'
@@ -49,8 +54,8 @@ export function checkIfMatch(header: string | undefined, target: unknown, enclos
  * live state to the tagged value: the tag still guards writes, but a 304
  * would hide state that changed, so such a GET always answers in full.
  */
-export function sendTagged(req: FastifyRequest, reply: FastifyReply, status: number, value: unknown, body?: string, live = false) {
-  const tag = etagOf(value)
+export function sendTagged(req: FastifyRequest, reply: FastifyReply, status: number, value: unknown, body?: string, live = false, weak = false) {
+  const tag = weak ? `W/${etagOf(value)}` : etagOf(value)
   reply.header('etag', tag)
   const inm = req.headers['if-none-match']
   if (!live && (req.method === 'GET' || req.method === 'HEAD') && inm !== undefined && matchesAny(inm, tag)) {
@@ -61,10 +66,28 @@ export function sendTagged(req: FastifyRequest, reply: FastifyReply, status: num
   return reply.send(value)
 }
 
+/** What a GET of one resource answers. */
+export interface Read {
+  /** The stored resource: its tag guards writes. undefined when only discovery serves it. */
+  stored: unknown
+  /** The served resource: tagged (weakly) when there is no stored one, and sent when there is no body. */
+  served: unknown
+  /** The body, when it is not the resource as is (origins, live status). */
+  body?: string
+  /** The body shows state that changes without the tag (discovered parts, live status): never 304. */
+  live?: boolean
+}
+
+export function sendRead(req: FastifyRequest, reply: FastifyReply, r: Read) {
+  const weak = r.stored === undefined
+  return sendTagged(req, reply, 200, weak ? r.served : r.stored, r.body ?? JSON.stringify(r.served), r.live ?? false, weak)
+}
+
 function matchesAny(header: string, tag: string): boolean {
-  // If-None-Match uses weak comparison: W/"x" matches "x".
+  // If-None-Match uses weak comparison: W/"x" matches "x", and "x" matches W/"x".
+  const opaque = tag.startsWith('W/') ? tag.slice(2) : tag
   return header.split(',').some((t) => {
     const s = t.trim()
-    return s === '*' || s === tag || s === `W/${tag}`
+    return s === '*' || s === opaque || s === `W/${opaque}`
   })
 }

@@ -25,6 +25,7 @@ import type { Config, Server, ValidConfig } from '../model/types.ts'
 import type { ConfigStore, StoreState } from '../store/store.ts'
 import { lastErrorOf } from './events.ts'
 import type { ControlEvent, ControlListener, LastError } from './events.ts'
+import { assertDiscoveredUnchanged } from './provenance.ts'
 import { Reloader } from './reloader.ts'
 import type { ApplyTarget, Cause, ReloadOutcome } from './reloader.ts'
 
@@ -176,8 +177,9 @@ export class Control {
   /**
    * The one write entry point (the API). The edit runs on the store's current
    * configuration under its write lock; its result goes through the parser
-   * (parseEdit: the changed servers and the whole-config checks, once), is
-   * written durably, then applied. Resolves once it is served (or refused:
+   * (parseEdit: the changed servers and the whole-config checks, once), must
+   * leave every discovered part as it is served (E_READ_ONLY), is written
+   * durably, then applied. Resolves once it is served (or refused:
    * `outcome.error`, also in lastError() and a `refused` event). Rejects
    * with the edit's, the parser's or the store's error, and then nothing changed.
    */
@@ -186,8 +188,13 @@ export class Control {
     let previous: ValidConfig | null = null
     const next = await this.#store.update((current) => {
       previous = current
-      const checked = parseEdit(current, edit(current, this.#served))
-      opts.check?.({ stored: checked, served: () => this.#merge(checked, 'candidate') })
+      const served = current === this.#stored.config ? this.#served : this.#merge(current, 'current')
+      const checked = parseEdit(current, edit(current, served))
+      let merged: Served | null = null
+      const after = (): Served => (merged ??= this.#merge(checked, 'candidate'))
+      // What discovery publishes is read-only: the edit may change only what the store holds.
+      if (checked !== current && served.origins.size > 0) assertDiscoveredUnchanged(served, after())
+      opts.check?.({ stored: checked, served: after })
       candidate = checked
       return opts.dryRun === true ? current : checked
     })

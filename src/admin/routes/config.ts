@@ -5,12 +5,17 @@ import { serializeConfig } from '../../model/canonical.ts'
 import type { AdminContext } from '../context.ts'
 import { sendTagged } from '../etag.ts'
 import { allUpstreamsStatus, liveUpstreams } from '../live.ts'
+import { configText, wantsStored } from '../origins.ts'
 
 export function configRoutes(app: FastifyInstance, ctx: AdminContext): void {
-  // The stored configuration, in the store's canonical text.
+  // What is served: the stored configuration in its canonical text, plus
+  // every discovered part with its origin; ?origin=store: as stored. The
+  // ETag is the stored configuration's either way.
   app.get('/', async (req, reply) => {
     const { config } = ctx.control.stored()
-    return sendTagged(req, reply, 200, config, serializeConfig(config))
+    const served = ctx.control.served()
+    if (wantsStored(req) || served.origins.size === 0) return sendTagged(req, reply, 200, config, serializeConfig(config))
+    return sendTagged(req, reply, 200, config, configText(served), true)
   })
 
   app.get('/status', async () => {

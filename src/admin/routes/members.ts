@@ -14,9 +14,11 @@ import type { MemberRef } from '../addressing.ts'
 import { completeBody } from '../body.ts'
 import { commit, ifMatchHeader } from '../context.ts'
 import type { AdminContext } from '../context.ts'
-import { exists, notFound, requireRoute, requireServer, sameMember, withRoute, withServer } from '../edits.ts'
+import { exists, findRoute, notFound, requireRoute, requireServer, sameMember, withRoute, withServer } from '../edits.ts'
 import type { MemberList } from '../edits.ts'
-import { checkIfMatch, sendTagged } from '../etag.ts'
+import { checkIfMatch, sendRead, sendTagged } from '../etag.ts'
+import { lookupServer, memberView, withoutOrigin } from '../origins.ts'
+import { describePart, originOf, readOnlyError } from '../../control/provenance.ts'
 
 interface MemberParams {
   address: string
@@ -39,22 +41,27 @@ export function memberRoutes(app: FastifyInstance, ctx: AdminContext): void {
 
       app.get<{ Params: MemberParams }>(url, async (req, reply) => {
         const ref = parseMemberKey(req.params.member)
-        const server = requireServer(ctx.control.stored().config, req.params.address)
-        const found = requireRoute(server, req.params.name ?? ROUTE_DEFAULT)[list].find((u) => sameMember(u, ref))
+        const name = req.params.name ?? ROUTE_DEFAULT
+        const l = lookupServer(ctx.control, req, req.params.address)
+        const found = requireRoute(l.shown, name)[list].find((u) => sameMember(u, ref))
         if (found === undefined) throw notFound(`${describe(req.params)} not found`)
-        return sendTagged(req, reply, 200, found)
+        const storedRoute = l.stored === undefined ? undefined : findRoute(l.stored, name)
+        const stored = storedRoute?.[list].find((u) => sameMember(u, ref))
+        const view = l.fromStore ? found : memberView(l.served, req.params.address, name, list, found)
+        return sendRead(req, reply, { stored, served: found, body: JSON.stringify(view), live: !l.fromStore && stored === undefined })
       })
 
       const write = (createOnly: boolean) => async (req: Req, reply: FastifyReply) => {
         const { address, member: key } = req.params
         const name = req.params.name ?? ROUTE_DEFAULT
         const ref = parseMemberKey(key)
-        const member = memberFromBody(req.body, ref)
+        const member = memberFromBody(withoutOrigin(req.body), ref)
         const ifMatch = ifMatchHeader(req.headers)
         let created = false
-        await commit(ctx, (cfg) => {
-          const server = requireServer(cfg, address)
-          const route = requireRoute(server, name)
+        // Adding the target of a member discovery serves here would take it over: the write refuses that (E_READ_ONLY).
+        await commit(ctx, (cfg, served) => {
+          const server = requireServer(cfg, address, served)
+          const route = requireRoute(server, name, served)
           const i = route[list].findIndex((u) => sameMember(u, ref))
           const existing = route[list][i]
           checkIfMatch(ifMatch, existing, [route, server, cfg])
@@ -74,11 +81,16 @@ export function memberRoutes(app: FastifyInstance, ctx: AdminContext): void {
       app.delete<{ Params: MemberParams }>(url, async (req, reply) => {
         const ref = parseMemberKey(req.params.member)
         const ifMatch = ifMatchHeader(req.headers)
-        await commit(ctx, (cfg) => {
-          const server = requireServer(cfg, req.params.address)
-          const route = requireRoute(server, req.params.name ?? ROUTE_DEFAULT)
+        await commit(ctx, (cfg, served) => {
+          const server = requireServer(cfg, req.params.address, served)
+          const name = req.params.name ?? ROUTE_DEFAULT
+          const route = requireRoute(server, name, served)
           const existing = route[list].find((u) => sameMember(u, ref))
-          if (existing === undefined) throw notFound(`${describe(req.params)} not found`)
+          if (existing === undefined) {
+            const origin = originOf(served, server.address, name, list, { Target: ref.target, Port: ref.port })
+            if (origin !== null) throw readOnlyError(describePart(server.address, name, list, { Target: ref.target, Port: ref.port }), origin, 'path.member')
+            throw notFound(`${describe(req.params)} not found`)
+          }
           checkIfMatch(ifMatch, existing, [route, server, cfg])
           const members = route[list].filter((u) => u !== existing)
           return withServer(cfg, withRoute(server, { ...route, [list]: members }))

@@ -17,8 +17,9 @@ import type { HealthCheck, Limits, Passive, Policy, Retry, Route, Server } from 
 import { ROUTE_DEFAULT } from '../../model/types.ts'
 import { commit, ifMatchHeader } from '../context.ts'
 import type { AdminContext } from '../context.ts'
-import { requireRoute, requireServer, withRoute, withServer } from '../edits.ts'
-import { checkIfMatch, sendTagged } from '../etag.ts'
+import { findRoute, requireRoute, requireServer, withRoute, withServer } from '../edits.ts'
+import { checkIfMatch, sendRead, sendTagged } from '../etag.ts'
+import { lookupServer } from '../origins.ts'
 
 interface PolicyParams {
   address: string
@@ -33,19 +34,21 @@ export function policyRoutes(app: FastifyInstance, ctx: AdminContext): void {
       const url = `${base}/${group}`
 
       app.get<{ Params: PolicyParams }>(url, async (req, reply) => {
-        const server = requireServer(ctx.control.stored().config, req.params.address)
         const name = req.params.name ?? ROUTE_DEFAULT
-        const value = applying(server, requireRoute(server, name), group)
-        if (value === undefined) throw noCheck(server, name)
-        return sendTagged(req, reply, 200, value)
+        const l = lookupServer(ctx.control, req, req.params.address)
+        const value = applying(l.shown, requireRoute(l.shown, name), group)
+        if (value === undefined) throw noCheck(l.shown, name)
+        const route = l.stored === undefined ? undefined : findRoute(l.stored, name)
+        const stored = l.stored === undefined || route === undefined ? undefined : applying(l.stored, route, group)
+        return sendRead(req, reply, { stored, served: value })
       })
 
       app.put<{ Params: PolicyParams }>(url, async (req, reply) => {
         const value = normalizeGroup(group, req.body ?? {}, 'body')
         const ifMatch = ifMatchHeader(req.headers)
-        await commit(ctx, (cfg) => {
-          const server = requireServer(cfg, req.params.address)
-          const route = requireRoute(server, req.params.name ?? ROUTE_DEFAULT)
+        await commit(ctx, (cfg, served) => {
+          const server = requireServer(cfg, req.params.address, served)
+          const route = requireRoute(server, req.params.name ?? ROUTE_DEFAULT, served)
           checkIfMatch(ifMatch, applying(server, route, group), [route, server, cfg])
           return withServer(cfg, withRoute(server, { ...withoutGroup(route, group), [group]: value }))
         })
@@ -54,9 +57,9 @@ export function policyRoutes(app: FastifyInstance, ctx: AdminContext): void {
 
       app.delete<{ Params: PolicyParams }>(url, async (req, reply) => {
         const ifMatch = ifMatchHeader(req.headers)
-        await commit(ctx, (cfg) => {
-          const server = requireServer(cfg, req.params.address)
-          const route = requireRoute(server, req.params.name ?? ROUTE_DEFAULT)
+        await commit(ctx, (cfg, served) => {
+          const server = requireServer(cfg, req.params.address, served)
+          const route = requireRoute(server, req.params.name ?? ROUTE_DEFAULT, served)
           checkIfMatch(ifMatch, applying(server, route, group), [route, server, cfg])
           return withServer(cfg, withRoute(server, withoutGroup(route, group)))
         })

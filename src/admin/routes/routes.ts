@@ -4,6 +4,7 @@
 // be replaced with PUT, and cannot be created (409) or deleted (400).
 
 import type { FastifyInstance } from 'fastify'
+import { canonicalRoute } from '../../control/provenance.ts'
 import { validationError } from '../../model/errors.ts'
 import { normalizeRoute } from '../../model/parse.ts'
 import { ROUTE_DEFAULT } from '../../model/types.ts'
@@ -12,9 +13,10 @@ import { routeBase } from '../addressing.ts'
 import { completeBody, withoutStatus } from '../body.ts'
 import { commit, ifMatchHeader } from '../context.ts'
 import type { AdminContext } from '../context.ts'
-import { defaultRoute, exists, findRoute, requireRoute, requireServer, withRoute, withServer, withoutRoute } from '../edits.ts'
-import { checkIfMatch, sendTagged } from '../etag.ts'
+import { defaultRoute, exists, findRoute, refuseDiscovered, requireRoute, requireServer, withRoute, withServer, withoutRoute } from '../edits.ts'
+import { checkIfMatch, sendRead, sendTagged } from '../etag.ts'
 import { liveUpstreams, membersStatus } from '../live.ts'
+import { hasDiscovered, lookupServer, routeView, storedPartsOfRoute } from '../origins.ts'
 
 interface RouteParams {
   address: string
@@ -23,17 +25,25 @@ interface RouteParams {
 
 export function routeRoutes(app: FastifyInstance, ctx: AdminContext): void {
   app.get<{ Params: { address: string } }>('/server/:address/route', async (req, reply) => {
-    const server = requireServer(ctx.control.stored().config, req.params.address)
-    return sendTagged(req, reply, 200, [defaultRoute(server), ...server.routes])
+    const { address } = req.params
+    const l = lookupServer(ctx.control, req, address)
+    const shown = [defaultRoute(l.shown), ...l.shown.routes]
+    const stored = l.stored === undefined ? undefined : [defaultRoute(l.stored), ...l.stored.routes]
+    const discovered = !l.fromStore && hasDiscovered(l.served, address)
+    const body = shown.map((r) => (discovered ? routeView(l.served, address, r) : canonicalRoute(r)))
+    return sendRead(req, reply, { stored, served: shown, body: JSON.stringify(body), live: discovered })
   })
 
   app.get<{ Params: RouteParams }>('/server/:address/route/:name', async (req, reply) => {
-    const server = requireServer(ctx.control.stored().config, req.params.address)
-    const route = requireRoute(server, req.params.name)
+    const { address, name } = req.params
+    const l = lookupServer(ctx.control, req, address)
+    const route = requireRoute(l.shown, name)
+    const stored = l.stored === undefined ? undefined : findRoute(l.stored, name)
+    const discovered = !l.fromStore && hasDiscovered(l.served, address, name)
+    const view = discovered ? routeView(l.served, address, route) : canonicalRoute(route)
     const live = liveUpstreams(ctx.plane)
-    if (live === null) return sendTagged(req, reply, 200, route)
-    const body = { ...route, status: membersStatus([route], live) }
-    return sendTagged(req, reply, 200, route, JSON.stringify(body), true)
+    const body = live === null ? view : { ...(view as object), status: membersStatus([route], live) }
+    return sendRead(req, reply, { stored, served: route, body: JSON.stringify(body), live: discovered || live !== null })
   })
 
   const write = (createOnly: boolean) =>
@@ -42,12 +52,13 @@ export function routeRoutes(app: FastifyInstance, ctx: AdminContext): void {
       url: '/server/:address/route/:name',
       handler: async (req, reply) => {
         const { address, name } = req.params
-        const route = routeFromBody(req.body, name)
+        const route = routeFromBody(storedPartsOfRoute(withoutStatus(req.body), ctx.control.served(), address, name), name)
         const ifMatch = ifMatchHeader(req.headers)
         let created = false
-        await commit(ctx, (cfg) => {
-          const server = requireServer(cfg, address)
+        await commit(ctx, (cfg, served) => {
+          const server = requireServer(cfg, address, served)
           const existing = findRoute(server, name)
+          if (existing === undefined) refuseDiscovered(served, address, name)
           checkIfMatch(ifMatch, existing, [server, cfg])
           if (existing !== undefined && createOnly) throw exists(`route "${name}" already exists on server "${address}"; PUT replaces it`)
           created = existing === undefined
@@ -68,9 +79,9 @@ export function routeRoutes(app: FastifyInstance, ctx: AdminContext): void {
       ])
     }
     const ifMatch = ifMatchHeader(req.headers)
-    await commit(ctx, (cfg) => {
-      const server = requireServer(cfg, address)
-      const existing = requireRoute(server, name)
+    await commit(ctx, (cfg, served) => {
+      const server = requireServer(cfg, address, served)
+      const existing = requireRoute(server, name, served)
       checkIfMatch(ifMatch, existing, [server, cfg])
       return withServer(cfg, withoutRoute(server, name))
     })
@@ -81,7 +92,7 @@ export function routeRoutes(app: FastifyInstance, ctx: AdminContext): void {
 /** The body's name may be omitted (the URL gives it); if present it must agree with the URL. */
 function routeFromBody(body: unknown, name: string): Route {
   if (name !== ROUTE_DEFAULT) {
-    const route = normalizeRoute(completeBody(withoutStatus(body), { name }), 'body')
+    const route = normalizeRoute(completeBody(body, { name }), 'body')
     if (route.name !== name) {
       throw validationError([{ path: 'body.name', message: `must match the name in the URL "${name}", got "${route.name}"` }])
     }
@@ -89,7 +100,7 @@ function routeFromBody(body: unknown, name: string): Route {
   }
   // The model reserves `default` for the server's own fields, so the body is
   // read as a route under a stand-in name and the name checked here.
-  const raw = completeBody(withoutStatus(body), {})
+  const raw = completeBody(body, {})
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return normalizeRoute(raw, 'body')
   const fields: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(raw)) {
