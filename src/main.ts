@@ -8,7 +8,7 @@
 
 import { randomBytes } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
+import module, { createRequire } from 'node:module'
 import { isLoopback, parseOptions, usage } from './cli/options.ts'
 import type { Options } from './cli/options.ts'
 import { Control } from './control/control.ts'
@@ -16,7 +16,7 @@ import { planeViewOf } from './control/plane-view.ts'
 import { engineTarget } from './control/reloader.ts'
 import { Readiness } from './control/readiness.ts'
 import type { ReadyState } from './control/readiness.ts'
-import { startSources } from './sources/start.ts'
+import type { RunningSources } from './sources/start.ts'
 import type { Refusal } from './sources/source.ts'
 import { Engine } from './engine/engine.ts'
 import { DEFAULT_ENGINE_OPTIONS } from './engine/types.ts'
@@ -74,7 +74,7 @@ async function main(): Promise<void> {
     return
   }
   const log = createLogger(o.logLevel)
-  const store = openStore(o.store)
+  const store = await openStore(o.store)
   const token = resolveToken(o, store, log)
 
   let initial
@@ -175,9 +175,11 @@ async function main(): Promise<void> {
   const discoveredNames = new Map<string, Set<string>>()
   // Containers and services the operator's constraints keep out, by source, for GET /status.
   const refusedBy = new Map<string, Refusal[]>()
-  let sources
+  // The discovery code (a Docker Engine API client with TLS, the registry
+  // clients) is loaded only when a source is asked for.
+  let sources: RunningSources = { origins: [], registries: [], stop: async () => {} }
   try {
-    sources = startSources(
+    if (o.docker !== null || o.swarm || o.registries.length > 0) sources = (await import('./sources/start.ts')).startSources(
       o,
       log,
       (origin, servers, detail) => {
@@ -283,6 +285,8 @@ async function main(): Promise<void> {
     }
   }
   log.info({ api: o.apiHost.includes(":") ? `[${o.apiHost}]:${bound.port}` : `${o.apiHost}:${bound.port}`, store: `${store.kind}:${store.location}`, auth: token !== null }, 'balancer started')
+  // Every module the main process runs is loaded now: keep their compiled code for the next start (bin/balancer.js).
+  module.flushCompileCache?.()
 
   let stopping = false
   const stop = (signal: string): void => {

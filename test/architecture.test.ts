@@ -24,6 +24,26 @@ function imports(file: string): string[] {
 
 const all = files(SRC).map((f) => ({ file: relative(SRC, f), deps: imports(f) }))
 
+/**
+ * What loading `entry` loads: its static imports, transitively (`import type`
+ * loads nothing; a dynamic import() loads when it runs, so it is not followed).
+ */
+function loadedBy(entry: string): Set<string> {
+  const seen = new Set<string>()
+  const walk = (file: string): void => {
+    if (seen.has(file)) return
+    seen.add(file)
+    if (!file.endsWith('.ts')) return
+    const text = readFileSync(join(SRC, file), 'utf8')
+    for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\s(?!type\s)[^'"]*?from\s+['"]([^'"]+)['"]/g)) {
+      const spec = m[1] ?? ''
+      walk(spec.startsWith('.') ? relative(SRC, resolve(SRC, dirname(file), spec)) : spec)
+    }
+  }
+  walk(entry)
+  return seen
+}
+
 function violations(prefix: string, forbidden: (dep: string) => boolean): string[] {
   return all.filter((m) => m.file.startsWith(prefix)).flatMap((m) => m.deps.filter(forbidden).map((d) => `${m.file} -> ${d}`))
 }
@@ -69,6 +89,18 @@ describe('module boundaries', () => {
     // store/file-watch.ts watches a file and holds no state: the certificate files use it too.
     const store = (d: string): boolean => d.startsWith('store/') && d !== 'store/file-watch.ts'
     expect(all.filter((m) => !/^(control|store)\//.test(m.file) && m.file !== 'main.ts').flatMap((m) => m.deps.filter(store).map((d) => `${m.file} -> ${d}`))).toEqual([])
+  })
+  it('a worker loads only what the data plane needs', () => {
+    const loaded = [...loadedBy('workers/worker.ts')]
+    expect(loaded).toEqual(expect.arrayContaining(['engine/engine.ts', 'compiler/compile.ts', 'node:net']))
+    expect(loaded.filter((d) => /^(store|sources|admin|control|cli|docker)\/|^(fastify|@fastify\/|pino|etcd3|node-zookeeper-client|yaml|prom-client|cockatiel)/.test(d) || d === 'main.ts')).toEqual([])
+  })
+  it('the main process loads store backends, discovery and the API docs only when asked for', () => {
+    const loaded = [...loadedBy('main.ts')]
+    expect(loaded).toEqual(expect.arrayContaining(['control/control.ts', 'store/file.ts', 'fastify', 'pino']))
+    // The flag parser reads --registry URLs and --docker endpoints (sources/registry-url.ts, docker/endpoint.ts: pure); the clients load with their source.
+    const heavy = (d: string): boolean => /^(etcd3|node-zookeeper-client|cockatiel|yaml|@fastify\/swagger)/.test(d) || /^store\/(etcd|consul|zookeeper)/.test(d) || /^docker\/(?!endpoint\.ts)|^sources\/(start|registry-open|registry-source)\.ts$|^sources\/[a-z]+\//.test(d)
+    expect(loaded.filter(heavy)).toEqual([])
   })
   it('nothing imports main.ts', () => {
     expect(all.flatMap((m) => m.deps.filter((d) => d === 'main.ts').map(() => m.file))).toEqual([])

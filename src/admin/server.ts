@@ -89,7 +89,7 @@ export async function buildAdmin(opts: AdminOptions): Promise<FastifyInstance> {
   registerAccessChecks(app, opts.token, hostCheck(opts.hostNames ?? []))
   registerWriteLog(app, opts.writeLog ?? null)
   registerBodyParsers(app)
-  await registerDocs(app)
+  registerDocs(app)
 
   const ctx = { control: opts.control, plane: opts.plane ?? null, discovery: opts.discovery ?? null }
   configRoutes(app, ctx)

@@ -7,14 +7,19 @@
 // (a Ctrl-C reaches the whole process group; the primary then asks every
 // worker to drain), and a worker whose primary is gone (IPC channel closed)
 // drains and exits on its own.
+//
+// A worker loads what the data plane needs and nothing else: the engine, the
+// compiler, a line logger (observability/line-log.ts) instead of pino, and
+// the access log's writer only when one is asked for.
 
 import { compile } from '../compiler/compile.ts'
 import { Engine } from '../engine/engine.ts'
 import type { RoutingSnapshot } from '../compiler/snapshot.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
-import { createLogger } from '../observability/log.ts'
-import type { Logger } from '../observability/log.ts'
-import { AccessLog } from '../observability/access-log.ts'
+import module from 'node:module'
+import { createLineLogger } from '../observability/line-log.ts'
+import type { LineLogger } from '../observability/line-log.ts'
+import type { AccessLog } from '../observability/access-log.ts'
 import type { FromWorker, ToWorker, WireError } from './protocol.ts'
 
 const send = (m: FromWorker): void => {
@@ -22,7 +27,7 @@ const send = (m: FromWorker): void => {
 }
 
 let engine: Engine | null = null
-let log: Logger | null = null
+let log: LineLogger | null = null
 let current: RoutingSnapshot | null = null
 /** The snapshot served before each apply still open to a rollback (only the latest is kept). */
 let before: { seq: number; snap: RoutingSnapshot | null } | null = null
@@ -40,9 +45,10 @@ async function onMessage(m: ToWorker): Promise<void> {
   switch (m.t) {
     case 'init': {
       graceMs = m.graceMs
-      log = createLogger(m.logLevel).child({ worker: m.id })
+      log = createLineLogger(m.logLevel, { worker: m.id })
       const l = log
       if (m.accessLog !== null) {
+        const { AccessLog } = await import('../observability/access-log.ts')
         accessLog = new AccessLog({
           ...m.accessLog,
           onProblem: (err) => {
@@ -55,6 +61,8 @@ async function onMessage(m: ToWorker): Promise<void> {
       const e = engine
       ticker = setInterval(() => send({ t: 'stats', stats: e.stats() }), m.statsMs)
       send({ t: 'ready' })
+      // Every module a worker runs is loaded now: keep their compiled code for the next start (bin/balancer.js).
+      module.flushCompileCache?.()
       return
     }
     case 'apply': {

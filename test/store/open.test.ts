@@ -47,15 +47,15 @@ describe('parseKvUrl', () => {
 })
 
 describe('openStore', () => {
-  it('keeps file:// and bare paths on the file store', () => {
-    expect(openStore('file:///tmp/x.json').kind).toBe('file')
-    expect(openStore('cfg/balancer.json').kind).toBe('file')
+  it('keeps file:// and bare paths on the file store', async () => {
+    expect((await openStore('file:///tmp/x.json')).kind).toBe('file')
+    expect((await openStore('cfg/balancer.json')).kind).toBe('file')
   })
 
   it('opens each KV store, without credentials in its location', async () => {
-    const e = openStore('etcd://u:secret@127.0.0.1:1/b', {})
-    const c = openStore('consul://tok@127.0.0.1:1/b', {})
-    const z = openStore('zk://u:secret@127.0.0.1:1/b', {})
+    const e = await openStore('etcd://u:secret@127.0.0.1:1/b', {})
+    const c = await openStore('consul://tok@127.0.0.1:1/b', {})
+    const z = await openStore('zk://u:secret@127.0.0.1:1/b', {})
     expect([e.kind, c.kind, z.kind]).toEqual(['etcd', 'consul', 'zookeeper'])
     expect(e.location).toBe('etcd://127.0.0.1:1/b')
     expect(z.location).toBe('zk://127.0.0.1:1/b')
@@ -63,21 +63,21 @@ describe('openStore', () => {
     await Promise.all([e.close(), c.close(), z.close()])
   })
 
-  it('names --store for an unknown scheme', () => {
-    expect(() => openStore('redis://h/b')).toThrow(/--store: unsupported store "redis"/)
+  it('names --store for an unknown scheme', async () => {
+    await expect(openStore('redis://h/b')).rejects.toThrow(/--store: unsupported store "redis"/)
   })
 
-  it('reports unreadable TLS files, half a client certificate and bad durations by variable name', () => {
+  it('reports unreadable TLS files, half a client certificate and bad durations by variable name', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'balancer-open-'))
     writeFileSync(join(dir, 'cert.pem'), 'x')
     const env = { BALANCER_ETCD_CA: join(dir, 'missing.pem'), BALANCER_ETCD_CERT: join(dir, 'cert.pem'), BALANCER_STORE_TIMEOUT: 'soon' }
     let problems: Array<{ path: string }> = []
     try {
-      openStore('etcd://127.0.0.1/b', env)
+      await openStore('etcd://127.0.0.1/b', env)
     } catch (e) {
       problems = (e as { problems: Array<{ path: string }> }).problems
     }
     expect(problems.map((p) => p.path).sort()).toEqual(['BALANCER_ETCD_CA', 'BALANCER_ETCD_CERT', 'BALANCER_STORE_TIMEOUT'])
-    expect(() => openStore('zk://127.0.0.1/b', { BALANCER_ZK_AUTH: 'digest' })).toThrow(/BALANCER_ZK_AUTH/)
+    await expect(openStore('zk://127.0.0.1/b', { BALANCER_ZK_AUTH: 'digest' })).rejects.toThrow(/BALANCER_ZK_AUTH/)
   })
 })
