@@ -102,7 +102,11 @@ export async function startBalancer(args: string[], env: Record<string, string> 
       watchers.push(w)
     })
 
-  const started = await waitLog((l) => l.msg === 'balancer started', 60_000)
+  // A balancer that did not start in time is killed, not left running after the test.
+  const started = await waitLog((l) => l.msg === 'balancer started', 60_000).catch((err: unknown) => {
+    proc.kill('SIGKILL')
+    throw err
+  })
   const api = `http://${String(started.api)}`
   return {
     proc,
