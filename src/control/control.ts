@@ -18,8 +18,9 @@
 import { createHash } from 'node:crypto'
 import type { Problem } from '../model/errors.ts'
 import type { DiscoveredMeta, Refused } from '../model/admission.ts'
-import { mergeDiscovered } from '../model/merge.ts'
-import type { Provenance } from '../model/merge.ts'
+import { mergeDiscovered, parseDiscovered } from './merge.ts'
+import type { ParsedDiscovered } from './merge.ts'
+import type { Provenance } from './merge.ts'
 import { parseEdit, validByConstruction } from '../model/parse.ts'
 import type { Config, Server, ValidConfig } from '../model/types.ts'
 import type { ConfigStore, StoreState } from '../store/store.ts'
@@ -37,7 +38,7 @@ export interface Served {
   /** The store's revision, plus a hash of the discovered content when anything is discovered. */
   revision: string
   /**
-   * Every discovered part of `config` by originKey() (model/merge.ts):
+   * Every discovered part of `config` by originKey() (control/merge.ts):
    * servers and routes discovery created, upstreams and fallbacks it added.
    * Anything not in here is the store's.
    */
@@ -96,10 +97,8 @@ export interface ControlOptions {
 }
 
 interface Fragment {
-  servers: Server[]
-  names: string[]
-  /** meta[i]: owner, creation time and what constraints see of servers[i] (model/admission.ts). */
-  meta: DiscoveredMeta[]
+  /** The set as published, each server parsed once (every merge uses it as is). */
+  parsed: ParsedDiscovered
   /** Hash of the published content: an identical publish changes nothing. */
   hash: string
 }
@@ -242,7 +241,7 @@ export class Control {
   discovered(origin: string, servers: Server[], names: readonly string[] = [], meta: readonly DiscoveredMeta[] = []): Promise<ReloadOutcome> | undefined {
     const hash = createHash('sha256').update(JSON.stringify([servers, names, meta])).digest('base64url').slice(0, 16)
     if (this.#found.get(origin)?.hash === hash) return undefined
-    this.#found.set(origin, { servers, names: [...names], meta: [...meta], hash })
+    this.#found.set(origin, { parsed: parseDiscovered({ origin, servers, names: [...names], meta: [...meta] }), hash })
     return this.#submit('discovery')
   }
 
@@ -260,9 +259,9 @@ export class Control {
   #merge(stored: ValidConfig, revision: string): Served {
     if (this.#found.size === 0) return { config: stored, revision, origins: NO_ORIGINS, problems: [], refused: [] }
     const fragments = [...this.#found].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    const m = mergeDiscovered(stored, fragments.map(([origin, f]) => ({ origin, servers: f.servers, names: f.names, meta: f.meta })))
+    const m = mergeDiscovered(stored, fragments.map(([, f]) => f.parsed))
     const found = createHash('sha256').update(fragments.map(([o, f]) => `${o}:${f.hash}`).join(',')).digest('base64url').slice(0, 12)
-    // The merge's rules keep a ValidConfig valid (model/merge.ts).
+    // The merge's rules keep a ValidConfig valid (control/merge.ts).
     return { config: validByConstruction(m.config), revision: `${revision}+${found}`, origins: m.origins, problems: m.problems, refused: m.refused }
   }
 

@@ -6,8 +6,8 @@
 
 import { canonicalServer, policyOf } from '../model/canonical.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
-import { originKey } from '../model/merge.ts'
-import type { MemberList, Provenance } from '../model/merge.ts'
+import { originKey } from './merge.ts'
+import type { MemberList, Provenance } from './merge.ts'
 import type { Route, Server, Upstream } from '../model/types.ts'
 import { ROUTE_DEFAULT, upstreamKey } from '../model/types.ts'
 

@@ -4,8 +4,8 @@
 // else comes from the store.
 
 import { targetKey } from '../compiler/compile.ts'
-import type { Provenance } from '../model/merge.ts'
-import { originKey } from '../model/merge.ts'
+import type { Provenance } from '../control/merge.ts'
+import { originKey } from '../control/merge.ts'
 import { ROUTE_DEFAULT } from '../model/types.ts'
 import type { Server } from '../model/types.ts'
 

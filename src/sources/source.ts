@@ -1,7 +1,7 @@
 // A discovery source (Docker, Swarm) turns external state into config
 // fragments: the complete set of servers it currently contributes. Sources
 // never write to the store; their servers are merged on top of the store's
-// (model/merge.ts) and are read-only in the API.
+// (control/merge.ts) and are read-only in the API.
 
 import type { Problem } from '../model/errors.ts'
 import type { Server } from '../model/types.ts'

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest'
 import type { ContainerInspect } from '../../src/docker/types.ts'
 import { translateContainer } from '../../src/sources/docker/translate.ts'
 import { validateConfig } from '../../src/model/validate.ts'
-import { mergeDiscovered } from '../../src/model/merge.ts'
+import { mergeDiscovered, parseDiscovered } from '../../src/control/merge.ts'
 
 const DIR = resolve(import.meta.dirname, '../golden/docker')
 const UPDATE = process.env.UPDATE_GOLDEN === '1'
@@ -37,7 +37,7 @@ describe('docker labels -> servers (golden)', () => {
       expect(got).toBe(readFileSync(outPath, 'utf8'))
       // Whatever the translator emits merges into a valid config.
       const servers = results.flatMap((r) => (r?.server ? [r.server] : []))
-      const merged = mergeDiscovered({ servers: [] }, [{ origin: 'docker', servers }])
+      const merged = mergeDiscovered({ servers: [] }, [parseDiscovered({ origin: 'docker', servers })])
       expect(validateConfig(merged.config)).toEqual([])
     })
   }

@@ -6,7 +6,7 @@ import { resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { ContainerInspect, SwarmService, SwarmTask } from '../../src/docker/types.ts'
 import { readLabels } from '../../src/model/labels.ts'
-import { mergeDiscovered } from '../../src/model/merge.ts'
+import { mergeDiscovered, parseDiscovered } from '../../src/control/merge.ts'
 import { validateConfig } from '../../src/model/validate.ts'
 import { translateContainer } from '../../src/sources/docker/translate.ts'
 import { translateService } from '../../src/sources/swarm/translate.ts'
@@ -65,7 +65,7 @@ describe('policy labels', () => {
     const all = [a, b, c, d]
     const servers = all.flatMap((t) => (t?.server ? [t.server] : []))
     expect(servers).toHaveLength(4)
-    const merged = mergeDiscovered({ servers: [] }, [{ origin: 'docker', servers, names: all.map((t) => t?.name ?? '') }])
+    const merged = mergeDiscovered({ servers: [] }, [parseDiscovered({ origin: 'docker', servers, names: all.map((t) => t?.name ?? '') })])
     expect(validateConfig(merged.config)).toEqual([])
     const s = merged.config.servers[0]
     expect(s?.health?.Path).toBe('/healthz')

@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { SwarmService, SwarmTask } from '../../src/docker/types.ts'
 import { translateService } from '../../src/sources/swarm/translate.ts'
-import { mergeDiscovered } from '../../src/model/merge.ts'
+import { mergeDiscovered, parseDiscovered } from '../../src/control/merge.ts'
 import { validateConfig } from '../../src/model/validate.ts'
 
 const DIR = resolve(import.meta.dirname, '../golden/swarm')
@@ -37,7 +37,7 @@ describe('swarm services -> servers (golden)', () => {
       expect(existsSync(outPath), `${outPath} missing; run with UPDATE_GOLDEN=1`).toBe(true)
       expect(got).toBe(readFileSync(outPath, 'utf8'))
       const servers = results.flatMap((r) => (r?.server ? [r.server] : []))
-      expect(validateConfig(mergeDiscovered({ servers: [] }, [{ origin: 'swarm', servers }]).config)).toEqual([])
+      expect(validateConfig(mergeDiscovered({ servers: [] }, [parseDiscovered({ origin: 'swarm', servers })]).config)).toEqual([])
     })
   }
 })

@@ -5,8 +5,8 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { serializeConfig } from '../../src/model/canonical.ts'
-import type { Discovered } from '../../src/model/merge.ts'
-import { discoveredRouteName, mergeDiscovered, originKey } from '../../src/model/merge.ts'
+import type { Discovered } from '../../src/control/merge.ts'
+import { discoveredRouteName, mergeDiscovered, originKey, parseDiscovered } from '../../src/control/merge.ts'
 import { normalizeConfig } from '../../src/model/parse.ts'
 import { assertValidConfig, validateConfig } from '../../src/model/validate.ts'
 import type { Config, Server } from '../../src/model/types.ts'
@@ -27,7 +27,7 @@ function load(name: string): Case {
 }
 
 function render(c: Case): string {
-  const r = mergeDiscovered(c.base, c.found)
+  const r = mergeDiscovered(c.base, c.found.map(parseDiscovered))
   const origins = Object.fromEntries([...r.origins].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
   return `${JSON.stringify({ config: JSON.parse(serializeConfig(r.config)) as unknown, problems: r.problems, origins, ...(r.refused.length > 0 ? { refused: r.refused } : {}) }, null, 2)}\n`
 }
@@ -51,7 +51,7 @@ describe('mergeDiscovered golden files', () => {
       expect(got).toBe(readFileSync(outPath, 'utf8'))
       // Pure: the inputs are not touched, the result is valid, and the same call gives the same bytes.
       expect(serializeConfig(c.base)).toBe(before)
-      expect(validateConfig(mergeDiscovered(c.base, c.found).config)).toEqual([])
+      expect(validateConfig(mergeDiscovered(c.base, c.found.map(parseDiscovered)).config)).toEqual([])
       expect(render(c)).toBe(got)
     })
   }
@@ -70,8 +70,8 @@ describe('mergeDiscovered', () => {
   it('gives the same result whatever order the origins arrive in', () => {
     const a: Discovered = { origin: 'docker', servers: [server(':80', ['a.test'], [up('172.17.0.2', 80)])], names: ['a'] }
     const b: Discovered = { origin: 'swarm', servers: [server(':80', ['b.test'], [up('10.0.0.2', 80)])], names: ['b'] }
-    const one = mergeDiscovered({ servers: [] }, [a, b])
-    const two = mergeDiscovered({ servers: [] }, [b, a])
+    const one = mergeDiscovered({ servers: [] }, [a, b].map(parseDiscovered))
+    const two = mergeDiscovered({ servers: [] }, [b, a].map(parseDiscovered))
     expect(serializeConfig(one.config)).toBe(serializeConfig(two.config))
     expect([...one.origins]).toEqual([...two.origins])
   })
@@ -91,7 +91,7 @@ describe('mergeDiscovered', () => {
     const base: Config = {
       servers: [{ ...server(':80', [], []), routes: [{ name, filter: { Hosts: ['y.test'], Schemes: [], PathPrefix: '' }, upstreams: [], fallbacks: [] }] }],
     }
-    const r = mergeDiscovered(base, [{ origin: 'docker', servers: [server(':80', ['x.test'], [up('172.17.0.2', 80)])], names: ['x'] }])
+    const r = mergeDiscovered(base, [parseDiscovered({ origin: 'docker', servers: [server(':80', ['x.test'], [up('172.17.0.2', 80)])], names: ['x'] })])
     expect(r.config.servers[0]?.routes.map((x) => x.name)).toEqual([name, `${name}-2`])
     expect(r.origins.get(originKey(':80', `${name}-2`, 'upstreams', up('172.17.0.2', 80)))).toEqual({ origin: 'docker', name: 'x' })
     expect(r.problems).toEqual([])

@@ -31,20 +31,20 @@
 // Inputs are processed by origin name, then in the order each source gives.
 
 import { createHash } from 'node:crypto'
-import type { ParsedListenAddress } from './address.ts'
-import { listenConflict, parseListenAddress } from './address.ts'
-import type { Problem } from './errors.ts'
-import { BalancerError } from './errors.ts'
-import { normalizeServer } from './normalize.ts'
-import { policyOf, tlsOf } from './canonical.ts'
-import type { PolicyGroup } from './policy.ts'
-import { POLICY_GROUPS, defaultsOf } from './policy.ts'
-import type { Config, Filter, Policy, Route, Server, Upstream } from './types.ts'
-import { ROUTE_DEFAULT, upstreamKey } from './types.ts'
-import { filterKey, validateConfig } from './validate.ts'
-import type { Subject } from './constraint.ts'
-import type { Claim, DiscoveredMeta, Refused } from './admission.ts'
-import { firstClaim, hostsOverlap, ruleRefusal } from './admission.ts'
+import type { ParsedListenAddress } from '../model/address.ts'
+import { listenConflict, parseListenAddress } from '../model/address.ts'
+import type { Problem } from '../model/errors.ts'
+import { BalancerError } from '../model/errors.ts'
+import { normalizeServer } from '../model/normalize.ts'
+import { policyOf, tlsOf } from '../model/canonical.ts'
+import type { PolicyGroup } from '../model/policy.ts'
+import { POLICY_GROUPS, defaultsOf } from '../model/policy.ts'
+import type { Config, Filter, Policy, Route, Server, Upstream } from '../model/types.ts'
+import { ROUTE_DEFAULT, upstreamKey } from '../model/types.ts'
+import { filterKey } from '../model/validate.ts'
+import type { Subject } from '../model/constraint.ts'
+import type { Claim, DiscoveredMeta, Refused } from '../model/admission.ts'
+import { firstClaim, hostsOverlap, ruleRefusal } from '../model/admission.ts'
 
 /** What one source publishes: its whole current set. */
 export interface Discovered {
@@ -110,22 +110,56 @@ interface Who {
   meta: DiscoveredMeta | null
 }
 
-export function mergeDiscovered(base: Config, found: ReadonlyArray<Discovered>): MergeResult {
+/**
+ * A source's set with each server parsed once, when it is published: in the
+ * model's form, or the problems (naming its container or service) that keep
+ * it out. The merge takes only this, so a merge (one per change of the
+ * stored configuration or of any source) parses nothing again.
+ */
+export interface ParsedDiscovered {
+  origin: string
+  servers: ReadonlyArray<Server | Problem[]>
+  names: readonly string[]
+  meta: ReadonlyArray<DiscoveredMeta | undefined>
+}
+
+export function parseDiscovered(f: Discovered): ParsedDiscovered {
+  return {
+    origin: f.origin,
+    servers: f.servers.map((s, i) => {
+      try {
+        return normalizeServer(s, 'server')
+      } catch (err) {
+        if (!(err instanceof BalancerError)) throw err
+        const who = whoOf(f.origin, f.names?.[i] ?? null, i, null)
+        return err.problems.map((p) => ({ path: who.path, message: `${who.label}: ${p.path}: ${p.message}` }))
+      }
+    }),
+    names: f.names ?? [],
+    meta: f.meta ?? [],
+  }
+}
+
+function whoOf(origin: string, name: string | null, i: number, meta: DiscoveredMeta | null): Who {
+  return {
+    origin,
+    name,
+    path: name === null ? `${origin}.servers[${i}]` : `${origin}:${name}`,
+    label: name === null ? `${origin} servers[${i}]` : `${origin} ${JSON.stringify(name)}`,
+    meta,
+  }
+}
+
+/**
+ * base (valid) plus every parsed set. Its rules keep the result valid (the
+ * golden tests check every output), so nothing is validated again here.
+ */
+export function mergeDiscovered(base: Config, found: ReadonlyArray<ParsedDiscovered>): MergeResult {
   const m = new Merge(base.servers.map(copyServer))
   const ordered = [...found].sort((a, b) => (a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : 0))
   const entries: Array<{ d: Server | Problem[]; who: Who }> = []
   for (const f of ordered) {
-    f.servers.forEach((s, i) => {
-      const name = f.names?.[i] ?? null
-      const who: Who = {
-        origin: f.origin,
-        name,
-        path: name === null ? `${f.origin}.servers[${i}]` : `${f.origin}:${name}`,
-        label: name === null ? `${f.origin} servers[${i}]` : `${f.origin} ${JSON.stringify(name)}`,
-        meta: f.meta?.[i] ?? null,
-      }
-      entries.push({ d: m.normalize(s, who), who })
-    })
+    f.servers.forEach((d, i) => entries.push({ d, who: whoOf(f.origin, f.names[i] ?? null, i, f.meta[i] ?? null) }))
   }
   // Claims are settled before anything is placed, so the order of the inputs never decides them.
   for (const { d, who } of entries) if (!Array.isArray(d)) m.claim(d, who)
@@ -134,14 +168,7 @@ export function mergeDiscovered(base: Config, found: ReadonlyArray<Discovered>):
     else m.add(d, who)
   }
   m.isolateDiscoveredRoutes()
-  const config: Config = { servers: m.servers }
-  // Safety net, unreachable while the rules above hold: never hand on an invalid merge.
-  const left = validateConfig(config)
-  if (left.length > 0) {
-    const problems = [...m.problems, ...left.map((p) => ({ path: p.path, message: `${p.message} (every discovered server was left out)` }))]
-    return { config: base, problems, origins: new Map(), refused: m.refused }
-  }
-  return { config, problems: m.problems, origins: m.origins, refused: m.refused }
+  return { config: { servers: m.servers }, problems: m.problems, origins: m.origins, refused: m.refused }
 }
 
 class Merge {
@@ -161,16 +188,6 @@ class Merge {
       const p = parseListenAddress(s.address)
       // The base config is valid, so every address parses.
       this.#listen.push('error' in p ? { host: '', port: 0, key: `invalid:${s.address}` } : p)
-    }
-  }
-
-  /** The discovered server in the model's form, or the problems that keep it out (reported in input order by the caller). */
-  normalize(raw: Server, who: Who): Server | Problem[] {
-    try {
-      return normalizeServer(raw, 'server')
-    } catch (err) {
-      if (!(err instanceof BalancerError)) throw err
-      return err.problems.map((p) => ({ path: who.path, message: `${who.label}: ${p.path}: ${p.message}` }))
     }
   }
 
