@@ -4,7 +4,7 @@
 
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { createWriteStream, existsSync } from 'node:fs'
+import { createWriteStream, existsSync, readFileSync, readdirSync } from 'node:fs'
 import type { WriteStream } from 'node:fs'
 
 const running = new Set<ChildProcess>()
@@ -82,9 +82,19 @@ export class ServiceProcess {
     clearTimeout(t)
   }
 
-  /** The process stops running but keeps its sockets open: clients see silence, not a refusal. */
+  /**
+   * The process stops running but keeps its sockets open: clients see silence,
+   * not a refusal. Returns once every thread of it has stopped (a thread busy
+   * on a loaded machine stops a moment after the signal, and could still
+   * answer a request sent after freeze()).
+   */
   freeze(): void {
-    this.#proc?.kill('SIGSTOP')
+    const p = this.#proc
+    if (p === null || p.pid === undefined) return
+    p.kill('SIGSTOP')
+    const end = Date.now() + 2000
+    const tick = new Int32Array(new SharedArrayBuffer(4))
+    while (!allStopped(p.pid) && Date.now() < end) Atomics.wait(tick, 0, 0, 2)
   }
 
   resume(): void {
@@ -115,5 +125,18 @@ export async function retryUntil(what: string, ms: number, fn: () => Promise<boo
     }
     if (Date.now() > end) throw new Error(`${what}: not ready after ${ms} ms${last === null ? '' : ` (${String(last)})`}`)
     await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+/** Every thread of pid is stopped (state T in /proc), or the process is gone. */
+function allStopped(pid: number): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/task`).every((t) => {
+      const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8')
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+      return state === 'T' || state === 't' || state === 'Z' || state === 'X'
+    })
+  } catch {
+    return true
   }
 }
