@@ -1,14 +1,12 @@
-// Pieces every discovery source's loop needs: an abortable sleep and a
-// backoff (one copy, in kv/backoff.ts, shared with the stores), and a
-// publisher that coalesces bursts and publishes only real changes.
+// Pieces every discovery source's loop needs: a publisher that coalesces
+// bursts and publishes only real changes, and a bounded map. (The abortable
+// sleep and the backoff: kv/backoff.ts, shared with the stores.)
 
 import type { Problem } from '../model/errors.ts'
 import type { Server } from '../model/types.ts'
 import type { DiscoveredMeta } from '../model/admission.ts'
 import type { PublishDetail, Refusal } from './source.ts'
 import type { Instance } from './registry.ts'
-
-export { Backoff, sleep } from '../kv/backoff.ts'
 
 export interface PublishedSet {
   servers: Server[]

@@ -1,10 +1,8 @@
 // Docker discovery: labelled containers -> servers, driven by /events.
 //
-// A session subscribes to /events FIRST, then lists, so a container started
-// in between is in the stream; events that arrive during the listing are
-// queued and applied after it. A stream that ends or breaks ends the session:
-// the loop reconnects with backoff and resyncs from a full listing. A full
-// resync also runs every resyncMs as a safety net.
+// Sessions (sources/event-sessions.ts, shared with Swarm) subscribe to
+// /events, then list every labelled container; a broken stream reconnects
+// with backoff and lists again; a full listing every resyncMs is the backstop.
 //
 // A container leaves the published set at once (no coalescing) on `kill`
 // (with a terminating signal), `stop`, `die`, `pause`, `destroy` and a health
@@ -19,7 +17,9 @@ import type { ContainerInspect, ContainerSummary, DockerEvent } from '../../dock
 import type { Server } from '../../model/types.ts'
 import type { DiscoverySource, PublishDetail } from '../source.ts'
 import type { PublishedSet } from '../loop.ts'
-import { Backoff, Publisher, mapLimit, sleep } from '../loop.ts'
+import { Backoff } from '../../kv/backoff.ts'
+import { Publisher, mapLimit } from '../loop.ts'
+import { inBackground, runEventSessions } from '../event-sessions.ts'
 import type { SelfInfo } from './address.ts'
 import type { Constraint } from '../../model/constraint.ts'
 import type { DiscoveredMeta } from '../../model/admission.ts'
@@ -87,18 +87,17 @@ export class DockerSource implements DiscoverySource {
     this.#pub = pub
     this.#report = report
     try {
-      while (!signal.aborted) {
-        const ctl = new AbortController()
-        try {
-          await this.#session(AbortSignal.any([signal, ctl.signal]))
-        } catch (err) {
-          if (signal.aborted) break
-          report(err instanceof Error ? err : new Error(String(err)))
-        } finally {
-          ctl.abort()
-        }
-        await sleep(this.#backoff.next(), signal)
-      }
+      await runEventSessions({
+        client: this.#client,
+        filters: EVENT_FILTERS,
+        resyncMs: this.#resyncMs,
+        backoff: this.#backoff,
+        pub,
+        report,
+        list: (s) => this.once(s),
+        resync: (s) => this.#resync(s),
+        onEvent: (e, s) => this.#onEvent(e, s),
+      }, signal)
     } finally {
       pub.close()
       this.#pub = null
@@ -125,36 +124,6 @@ export class DockerSource implements DiscoverySource {
         const reason = this.#refused.get(t.id)
         return reason === undefined ? [] : [{ name: t.name, reason }]
       }),
-    }
-  }
-
-  async #session(signal: AbortSignal): Promise<void> {
-    let queue: DockerEvent[] | null = []
-    const { ended } = await this.#client.stream(`/events?filters=${encodeURIComponent(EVENT_FILTERS)}`, signal, (o) => {
-      if (queue !== null) queue.push(o as DockerEvent)
-      else this.#onEvent(o as DockerEvent, signal)
-    })
-    // Subscribed. A failure while listing is this session's failure; the stream's end is awaited below.
-    ended.catch(() => {})
-    await this.once(signal)
-    this.#pub?.changed(true)
-    const queued = queue
-    queue = null
-    for (const e of queued) this.#onEvent(e, signal)
-    this.#backoff.reset()
-    this.#report(null)
-    const timer = setInterval(() => {
-      this.#resync(signal).then(
-        () => this.#pub?.changed(false),
-        (err: unknown) => {
-          if (!signal.aborted) this.#report(err instanceof Error ? err : new Error(String(err)))
-        },
-      )
-    }, this.#resyncMs)
-    try {
-      await ended
-    } finally {
-      clearInterval(timer)
     }
   }
 
@@ -199,9 +168,7 @@ export class DockerSource implements DiscoverySource {
   }
 
   #background(p: Promise<unknown>, signal: AbortSignal): void {
-    p.catch((err: unknown) => {
-      if (!signal.aborted) this.#report(err instanceof Error ? err : new Error(String(err)))
-    })
+    inBackground(p, signal, this.#report)
   }
 
   #bump(id: string): number {

@@ -24,7 +24,9 @@ import type { ContainerInspect, DockerEvent, SwarmService, SwarmTask } from '../
 import type { Server } from '../../model/types.ts'
 import type { DiscoverySource, PublishDetail } from '../source.ts'
 import type { PublishedSet } from '../loop.ts'
-import { Backoff, Publisher, sleep } from '../loop.ts'
+import { Backoff, sleep } from '../../kv/backoff.ts'
+import { Publisher } from '../loop.ts'
+import { inBackground, runEventSessions } from '../event-sessions.ts'
 import type { ServiceTranslated, SwarmSelf } from './translate.ts'
 import { serviceSubject, translateService } from './translate.ts'
 import type { Constraint } from '../../model/constraint.ts'
@@ -90,19 +92,18 @@ export class SwarmSource implements DiscoverySource {
     this.#pub = pub
     this.#report = report
     try {
-      while (!signal.aborted) {
-        const ctl = new AbortController()
-        try {
-          await this.#session(AbortSignal.any([signal, ctl.signal]))
-        } catch (err) {
-          if (signal.aborted) break
-          report(err instanceof Error ? err : new Error(String(err)))
-        } finally {
-          ctl.abort()
-          this.#following.clear()
-        }
-        await sleep(this.#backoff.next(), signal)
-      }
+      await runEventSessions({
+        client: this.#client,
+        filters: EVENT_FILTERS,
+        resyncMs: this.#o.resyncMs,
+        backoff: this.#backoff,
+        pub,
+        report,
+        list: (s) => this.once(s),
+        resync: (s) => this.once(s),
+        onEvent: (e, s) => this.#onEvent(e, s),
+        ended: () => this.#following.clear(),
+      }, signal)
     } finally {
       pub.close()
       this.#pub = null
@@ -160,28 +161,6 @@ export class SwarmSource implements DiscoverySource {
       if (t !== null) out.push(t)
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : 1))
-  }
-
-  async #session(signal: AbortSignal): Promise<void> {
-    let queue: DockerEvent[] | null = []
-    const { ended } = await this.#client.stream(`/events?filters=${encodeURIComponent(EVENT_FILTERS)}`, signal, (o) => {
-      if (queue !== null) queue.push(o as DockerEvent)
-      else this.#onEvent(o as DockerEvent, signal)
-    })
-    ended.catch(() => {})
-    await this.once(signal)
-    this.#pub?.changed(true)
-    const queued = queue
-    queue = null
-    for (const e of queued) this.#onEvent(e, signal)
-    this.#backoff.reset()
-    this.#report(null)
-    const timer = setInterval(() => this.#background(this.once(signal).then(() => this.#pub?.changed(false)), signal), this.#o.resyncMs)
-    try {
-      await ended
-    } finally {
-      clearInterval(timer)
-    }
   }
 
   #onEvent(e: DockerEvent, signal: AbortSignal): void {
@@ -272,9 +251,7 @@ export class SwarmSource implements DiscoverySource {
   }
 
   #background(p: Promise<unknown>, signal: AbortSignal): void {
-    p.catch((err: unknown) => {
-      if (!signal.aborted) this.#report(err instanceof Error ? err : new Error(String(err)))
-    })
+    inBackground(p, signal, this.#report)
   }
 
   async #get<T>(path: string, signal: AbortSignal): Promise<T> {
