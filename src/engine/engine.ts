@@ -17,7 +17,7 @@
 import type { RoutingSnapshot } from '../compiler/snapshot.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import { Checker } from '../health/checker.ts'
-import type { CheckEvents } from '../health/checker.ts'
+import type { CheckEvents, CheckResult } from '../health/checker.ts'
 import { HEALTH_NAMES, Health } from '../health/state.ts'
 import type { CheckState } from '../health/state.ts'
 import { EngineCtx } from './context.ts'
@@ -91,11 +91,16 @@ export class Engine {
         if (up !== undefined && up.downUntil !== 0) readmit(up, Date.now(), ctx.opts.log, cs.probe)
       },
     }
-    this.#checker = new Checker(events)
+    this.#checker = new Checker(events, { mode: opts.checks ?? 'probe', ...(opts.onCheck === undefined ? {} : { onResult: opts.onCheck }) })
     const shortest = Math.min(opts.connectTimeoutMs, opts.headersTimeoutMs, opts.idleTimeoutMs, opts.responseTimeoutMs, opts.upstreamIdleMs)
     this.#tickMs = Math.max(10, Math.min(250, Math.floor(shortest / 4)))
     this.#tickets = new TicketKeys(opts.ticketSecret)
     this.#certs = new CertSet(this.#tickets.keyAt(Date.now()))
+  }
+
+  /** Check results of the engine that probes (with checks: 'follow'); see health/checker.ts. */
+  adoptChecks(results: readonly CheckResult[]): void {
+    for (const r of results) this.#checker.adopt(r)
   }
 
   /**

@@ -1,6 +1,8 @@
 // The engine's public contract. The engine imports nothing from store,
 // sources, admin, fastify or dockerode: it is handed snapshots and options.
 
+import type { CheckResult } from '../health/checker.ts'
+
 /** The subset of pino's logger the engine uses. */
 export interface EngineLog {
   info(obj: object, msg: string): void
@@ -45,6 +47,14 @@ export interface EngineOptions {
   log: EngineLog
   /** Where access log lines go; null (the default) logs nothing and costs nothing per request. */
   accessLog?: AccessLogSink | null
+  /**
+   * Active health checks: 'probe' (the default) runs them; 'follow' runs none
+   * and serves by the results adoptChecks() hands it (the workers but one:
+   * health/checker.ts).
+   */
+  checks?: 'probe' | 'follow'
+  /** Every active check this engine completes, for the engines that follow. */
+  onCheck?: (r: CheckResult) => void
 }
 
 /**

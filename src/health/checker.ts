@@ -9,6 +9,13 @@
 //
 // When several routes probe one upstream the same way, the pair runs once,
 // on the plan with the shortest interval (first such route on a tie).
+//
+// With --workers N, one worker probes (mode 'probe', onResult set) and the
+// others follow (mode 'follow'): they hold the same pairs, run no probe, and
+// adopt() each result the probing worker reports through the primary. So an
+// upstream sees one probe per interval whatever N is, and every worker picks
+// by the same state. Passive ejection stays local to each worker; an adopted
+// passing check readmits an ejected upstream there as a local one does.
 
 import type { CheckPlan, RoutingSnapshot } from '../compiler/snapshot.ts'
 import { probe } from './probe.ts'
@@ -16,10 +23,28 @@ import type { ProbeTarget } from './probe.ts'
 import { CheckState, Health } from './state.ts'
 
 export interface CheckEvents {
-  /** The pair's state changed from `before` to `cs.state`. */
+  /** The pair's state changed from `before` to `cs.state` (a check of this process: a follower is not told). */
   changed(cs: CheckState, before: Health): void
-  /** A check passed (every pass, not only on a change). */
+  /** A check passed (every pass, not only on a change; a follower: every adopted pass). */
   passed(cs: CheckState): void
+}
+
+/** One completed check as a follower adopts it: the pair and its whole state after the check (plain data). */
+export interface CheckResult {
+  /** The pair: upstream key and probe (pairId). */
+  id: string
+  state: Health
+  streak: number
+  lastOk: boolean
+  lastResult: string | null
+  lastAt: number
+}
+
+export interface CheckerOptions {
+  /** 'probe' (default): run the checks; 'follow': run none, adopt() results. */
+  mode?: 'probe' | 'follow'
+  /** Every completed check of this process, for the followers. */
+  onResult?: (r: CheckResult) => void
 }
 
 /** Checks start within ±JITTER of their interval, so many upstreams do not fire together. */
@@ -31,7 +56,8 @@ interface Wanted {
   plan: CheckPlan
 }
 
-function pairId(key: string, probeText: string): string {
+/** A pair's identity: the upstream's key and the probe's text. */
+export function pairId(key: string, probeText: string): string {
   return `${key}\n${probeText}`
 }
 
@@ -59,12 +85,31 @@ function wanted(snap: RoutingSnapshot): Map<string, Wanted> {
 
 export class Checker {
   readonly #events: CheckEvents
+  readonly #follow: boolean
+  readonly #onResult: ((r: CheckResult) => void) | null
   readonly #pairs = new Map<string, CheckState>()
   readonly #targets = new Map<CheckState, ProbeTarget>()
   #closed = false
 
-  constructor(events: CheckEvents) {
+  constructor(events: CheckEvents, o: CheckerOptions = {}) {
     this.#events = events
+    this.#follow = o.mode === 'follow'
+    this.#onResult = o.onResult ?? null
+  }
+
+  /**
+   * A follower takes a check result of the probing process. A result for a
+   * pair it does not hold (yet), or not newer than what it has, changes nothing.
+   */
+  adopt(r: CheckResult): void {
+    const cs = this.#pairs.get(r.id)
+    if (cs === undefined || cs.stopped || r.lastAt <= cs.lastAt) return
+    cs.state = r.state
+    cs.streak = r.streak
+    cs.lastOk = r.lastOk
+    cs.lastResult = r.lastResult
+    cs.lastAt = r.lastAt
+    if (r.lastOk) this.#events.passed(cs)
   }
 
   /** The state of a pair that ensure() has added; undefined when not checked. */
@@ -91,7 +136,7 @@ export class Checker {
       const cs = new CheckState(w.key, w.plan.probe, w.plan, Health.Pending)
       this.#pairs.set(id, cs)
       this.#targets.set(cs, w.target)
-      this.#run(cs)
+      if (!this.#follow) this.#run(cs)
     }
   }
 
@@ -132,6 +177,7 @@ export class Checker {
       const before = cs.record(ok, result, Date.now())
       if (before !== cs.state) this.#events.changed(cs, before)
       if (ok) this.#events.passed(cs)
+      this.#onResult?.({ id: pairId(cs.key, cs.probe), state: cs.state, streak: cs.streak, lastOk: cs.lastOk, lastResult: cs.lastResult, lastAt: cs.lastAt })
       this.#schedule(cs)
     })
   }

@@ -16,6 +16,14 @@
 //
 // Stats: GET /status is synchronous, so each worker pushes its EngineStats
 // every statsMs (and with every apply answer); stats() merges the latest.
+//
+// Active health checks run in one worker (slot 0, and its replacement): it
+// reports every completed check, and the primary hands each result to the
+// other workers, which probe nothing and adopt it (health/checker.ts). So an
+// upstream sees one probe per interval whatever --workers is. The primary
+// keeps the latest result of each pair and hands them all again to every
+// follower after each apply (a pair's first check may finish before a
+// follower holds the pair) and to a replacement that joins.
 
 import { fork } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
@@ -25,6 +33,8 @@ import { BalancerError, ErrorCode } from '../model/errors.ts'
 import type { Logger } from '../observability/log.ts'
 import type { FromWorker, ToWorker, WireError, WorkerAccessLog, WorkerEngineOptions, WorkerSample } from './protocol.ts'
 import { EMPTY_STATS, mergeStats } from './stats.ts'
+import { pairId } from '../health/checker.ts'
+import type { CheckResult } from '../health/checker.ts'
 
 const WORKER_MODULE = new URL('./worker.ts', import.meta.url)
 /** A worker that does not answer a sample request within this is left out of that sample. */
@@ -33,6 +43,8 @@ const SAMPLE_TIMEOUT_MS = 2000
 const ANSWER_TIMEOUT_MS = 30_000
 const RESTART_MIN_MS = 100
 const RESTART_MAX_MS = 5_000
+/** The slot whose worker runs the active health checks. */
+const PROBER = 0
 
 export interface WorkerGroupOptions {
   count: number
@@ -103,6 +115,8 @@ export class WorkerGroup {
   #refusing: Promise<void> | null = null
   /** Upstreams an operator drained: told to every worker, and to a restarted one. */
   readonly #drained = new Set<string>()
+  /** The latest check result of every pair the probing worker runs, by pairId. */
+  readonly #checks = new Map<string, CheckResult>()
 
   constructor(o: WorkerGroupOptions) {
     this.#o = o
@@ -141,6 +155,7 @@ export class WorkerGroup {
       if (a.value.t === 'applied') {
         applied.push(s)
         s.stats = a.value.stats
+        if (s.id === PROBER) this.#pruneChecks(a.value.stats)
       } else if (a.value.t === 'refused') refusal ??= a.value.error
     })
     if (refusal !== null) {
@@ -152,6 +167,21 @@ export class WorkerGroup {
       throw new BalancerError(toCode(err.code), err.message, err.problems)
     }
     this.#current = { config, version }
+    this.#handChecks(this.#slots.filter((s) => s.id !== PROBER))
+  }
+
+  /** Every known check result, to workers that follow (they ignore what they do not hold, or hold newer). */
+  #handChecks(to: readonly Slot[]): void {
+    if (this.#checks.size === 0) return
+    const results = [...this.#checks.values()]
+    for (const s of to) if (s.id !== PROBER) s.proc?.send({ t: 'checks', results } satisfies ToWorker)
+  }
+
+  /** Forgets the results of pairs the probing worker no longer runs (its stats list every pair it runs). */
+  #pruneChecks(stats: EngineStats): void {
+    const live = new Set<string>()
+    for (const u of stats.upstreams) for (const c of u.checks) live.add(pairId(u.key, c.probe))
+    for (const id of this.#checks.keys()) if (!live.has(id)) this.#checks.delete(id)
   }
 
   /** Sends m and waits for the answer with its seq; rejects with WorkerGone if the worker exits or hangs. */
@@ -207,7 +237,7 @@ export class WorkerGroup {
     proc.on('error', (err) => this.#o.log.error({ worker: s.id, err }, 'worker process error'))
     proc.once('exit', (code, signal) => this.#onExit(s, proc, code, signal))
     const o = this.#o
-    proc.send({ t: 'init', id: s.id, logLevel: o.logLevel, engine: o.engine, statsMs: o.statsMs ?? 500, graceMs: o.graceMs, accessLog: o.accessLog ?? null } satisfies ToWorker)
+    proc.send({ t: 'init', id: s.id, logLevel: o.logLevel, engine: o.engine, statsMs: o.statsMs ?? 500, graceMs: o.graceMs, accessLog: o.accessLog ?? null, probes: s.id === PROBER } satisfies ToWorker)
     if (this.#certs.length > 0) proc.send({ t: 'certs', certs: this.#certs } satisfies ToWorker)
     return ready
   }
@@ -239,6 +269,13 @@ export class WorkerGroup {
         s.onRefusing?.()
         s.onRefusing = null
         return
+      case 'check': {
+        if (s.id !== PROBER) return
+        this.#checks.set(m.result.id, m.result)
+        const results = [m.result]
+        for (const f of this.#slots) if (f.id !== PROBER) f.proc?.send({ t: 'checks', results } satisfies ToWorker)
+        return
+      }
     }
   }
 
@@ -285,6 +322,7 @@ export class WorkerGroup {
         s.stats = a.stats
       }
       for (const key of this.#drained) s.proc.send({ t: 'drain', key, on: true } satisfies ToWorker)
+      this.#handChecks([s])
       s.serving = true
       s.restarts++
       this.#o.log.info({ worker: s.id, pid: s.proc.pid, version: cur?.version ?? 0 }, 'worker restarted')

@@ -12,6 +12,7 @@ import type { ValidConfig } from '../model/types.ts'
 import type { Problem } from '../model/errors.ts'
 import type { CertEntry, EngineOptions, EngineStats } from '../engine/types.ts'
 import type { Traffic } from '../engine/meter.ts'
+import type { CheckResult } from '../health/checker.ts'
 
 export type WorkerEngineOptions = Omit<EngineOptions, 'log' | 'accessLog'>
 
@@ -34,7 +35,10 @@ export interface WorkerSample {
 }
 
 export type ToWorker =
-  | { t: 'init'; id: number; logLevel: string; engine: WorkerEngineOptions; statsMs: number; graceMs: number; accessLog: WorkerAccessLog | null }
+  /** probes: this worker runs the active health checks and reports each result (`check`); the others follow. */
+  | { t: 'init'; id: number; logLevel: string; engine: WorkerEngineOptions; statsMs: number; graceMs: number; accessLog: WorkerAccessLog | null; probes: boolean }
+  /** Results of the probing worker's checks, to adopt (a worker that follows); not answered. */
+  | { t: 'checks'; results: CheckResult[] }
   /** Answer with a fresh `sample` carrying the same seq (a scrape wants exact counts, not the last push). */
   | { t: 'sample'; seq: number }
   /** Reopen the access log file (logrotate moved it). */
@@ -63,3 +67,5 @@ export type FromWorker =
   | { t: 'stats'; stats: EngineStats }
   | { t: 'sample'; seq: number; sample: WorkerSample }
   | { t: 'refusing' }
+  /** One completed active check (the probing worker only). */
+  | { t: 'check'; result: CheckResult }

@@ -20,6 +20,7 @@ import module from 'node:module'
 import { createLineLogger } from '../observability/line-log.ts'
 import type { LineLogger } from '../observability/line-log.ts'
 import type { AccessLog } from '../observability/access-log.ts'
+import type { CheckResult } from '../health/checker.ts'
 import type { FromWorker, ToWorker, WireError } from './protocol.ts'
 
 const send = (m: FromWorker): void => {
@@ -57,7 +58,9 @@ async function onMessage(m: ToWorker): Promise<void> {
           },
         })
       }
-      engine = new Engine({ ...m.engine, accessLog, log: log.child({ component: 'engine' }) })
+      // One worker runs the active checks; the others adopt its results (health/checker.ts).
+      const checks = m.probes ? { checks: 'probe' as const, onCheck: (result: CheckResult) => send({ t: 'check', result }) } : { checks: 'follow' as const }
+      engine = new Engine({ ...m.engine, ...checks, accessLog, log: log.child({ component: 'engine' }) })
       const e = engine
       ticker = setInterval(() => send({ t: 'stats', stats: e.stats() }), m.statsMs)
       send({ t: 'ready' })
@@ -129,6 +132,9 @@ async function onMessage(m: ToWorker): Promise<void> {
       return
     case 'drain':
       engine?.setDrained(m.key, m.on)
+      return
+    case 'checks':
+      engine?.adoptChecks(m.results)
       return
     case 'shutdown':
       stop(m.graceMs)
