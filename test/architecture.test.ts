@@ -1,6 +1,6 @@
 // The boundaries CONVENTIONS.md asks us to enforce: the engine knows nothing
 // of stores, sources or the admin API; the compiler does no I/O; sources do
-// not import each other; nothing imports main.ts.
+// not import each other; nothing imports main.ts; what src/ loads is a DAG.
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, relative, resolve, dirname } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -44,6 +44,56 @@ function loadedBy(entry: string): Set<string> {
   return seen
 }
 
+/**
+ * Every cycle of what loading a module loads (static imports that are not
+ * `import type`), one line per strongly connected component: its files, sorted.
+ */
+function cycles(): string[] {
+  const graph = new Map<string, string[]>()
+  for (const f of files(SRC)) {
+    const file = relative(SRC, f)
+    const text = readFileSync(f, 'utf8')
+    const deps: string[] = []
+    for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\s(?!type\s)[^'"]*?from\s+['"]([^'"]+)['"]/g)) {
+      const spec = m[1] ?? ''
+      if (spec.startsWith('.')) deps.push(relative(SRC, resolve(dirname(f), spec)))
+    }
+    graph.set(file, deps)
+  }
+  // Tarjan's strongly connected components.
+  const index = new Map<string, number>()
+  const low = new Map<string, number>()
+  const stack: string[] = []
+  const onStack = new Set<string>()
+  const out: string[] = []
+  let next = 0
+  const visit = (v: string): void => {
+    index.set(v, next)
+    low.set(v, next)
+    next++
+    stack.push(v)
+    onStack.add(v)
+    for (const w of graph.get(v) ?? []) {
+      if (!graph.has(w)) continue
+      if (!index.has(w)) {
+        visit(w)
+        low.set(v, Math.min(low.get(v) ?? 0, low.get(w) ?? 0))
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v) ?? 0, index.get(w) ?? 0))
+    }
+    if (low.get(v) !== index.get(v)) return
+    const scc: string[] = []
+    for (;;) {
+      const w = stack.pop() as string
+      onStack.delete(w)
+      scc.push(w)
+      if (w === v) break
+    }
+    if (scc.length > 1 || (graph.get(v) ?? []).includes(v)) out.push(scc.sort().join(' -> '))
+  }
+  for (const v of graph.keys()) if (!index.has(v)) visit(v)
+  return out
+}
+
 function violations(prefix: string, forbidden: (dep: string) => boolean): string[] {
   return all.filter((m) => m.file.startsWith(prefix)).flatMap((m) => m.deps.filter(forbidden).map((d) => `${m.file} -> ${d}`))
 }
@@ -52,8 +102,20 @@ describe('module boundaries', () => {
   it('finds the source tree', () => {
     expect(all.length).toBeGreaterThan(10)
   })
+  it('what src/ loads has no cycle (import type aside)', () => {
+    expect(cycles()).toEqual([])
+  })
   it('engine imports nothing from store, sources, admin, control or their libraries', () => {
-    expect(violations('engine/', (d) => /^(store|sources|admin|control|cli|docker)\/|^(fastify|@fastify\/|dockerode|pino|etcd3|zookeeper)/.test(d) || d === 'main.ts')).toEqual([])
+    expect(violations('engine/', (d) => /^(store|sources|admin|control|cli|docker|kv|workers|observability)\/|^(fastify|@fastify\/|dockerode|pino|etcd3|node-zookeeper-client|consul|yaml|prom-client)/.test(d) || d === 'main.ts')).toEqual([])
+  })
+  it('engine takes from the compiler only the snapshot it is handed (its types and constants)', () => {
+    expect(violations('engine/', (d) => d.startsWith('compiler/') && d !== 'compiler/snapshot.ts')).toEqual([])
+  })
+  it('health checks import nothing of the engine, the API, the store or discovery', () => {
+    expect(violations('health/', (d) => /^(engine|admin|store|sources|control|cli|docker|kv|workers)\//.test(d) || d === 'main.ts')).toEqual([])
+  })
+  it('the admin API reaches the data plane only through the control plane (control/plane-view.ts): no engine, no compiler', () => {
+    expect(violations('admin/', (d) => /^(engine|compiler|workers|health)\//.test(d))).toEqual([])
   })
   it('compiler is pure: no I/O modules, no store/engine/admin', () => {
     expect(violations('compiler/', (d) => /^node:(fs|net|http|https|dgram|child_process|dns|tls|worker_threads)/.test(d) || /^(store|sources|admin|engine|control)\//.test(d))).toEqual([])
@@ -93,7 +155,7 @@ describe('module boundaries', () => {
   it('a worker loads only what the data plane needs', () => {
     const loaded = [...loadedBy('workers/worker.ts')]
     expect(loaded).toEqual(expect.arrayContaining(['engine/engine.ts', 'compiler/compile.ts', 'node:net']))
-    expect(loaded.filter((d) => /^(store|sources|admin|control|cli|docker)\/|^(fastify|@fastify\/|pino|etcd3|node-zookeeper-client|yaml|prom-client|cockatiel)/.test(d) || d === 'main.ts')).toEqual([])
+    expect(loaded.filter((d) => /^(store|sources|admin|control|cli|docker|kv)\/|^(fastify|@fastify\/|pino|etcd3|node-zookeeper-client|consul|yaml|prom-client|cockatiel)/.test(d) || d === 'main.ts')).toEqual([])
   })
   it('the main process loads store backends, discovery and the API docs only when asked for', () => {
     const loaded = [...loadedBy('main.ts')]

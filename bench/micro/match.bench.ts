@@ -2,7 +2,8 @@
 // hosts: an exact host, a wildcard, a path prefix, and a miss (404).
 // Run: node bench/micro/match.bench.ts  (prints ns/op; no assertions)
 
-import { compile, matchRoute } from '../../src/compiler/compile.ts'
+import { compile } from '../../src/compiler/compile.ts'
+import { matchRoute } from '../../src/engine/match.ts'
 import { Scheme } from '../../src/compiler/snapshot.ts'
 import type { ListenerPlan } from '../../src/compiler/snapshot.ts'
 import { parseConfig } from '../../src/model/parse.ts'

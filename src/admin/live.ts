@@ -6,9 +6,9 @@
 // never inside it: a client that PUTs back what it GETs sends `status` along,
 // and the API ignores it (body.ts).
 
-import { targetKey } from '../compiler/compile.ts'
+import { targetKey } from '../model/address.ts'
 import type { PlaneView, UpstreamStats } from '../control/plane-view.ts'
-import type { UpstreamState } from '../engine/types.ts'
+import type { UpstreamState } from '../control/plane-view.ts'
 import type { Route, Server, Upstream } from '../model/types.ts'
 import { upstreamKey } from '../model/types.ts'
 

@@ -10,9 +10,8 @@ import { parseDuration } from '../model/duration.ts'
 import type { Filter, Policy, Server, Tls, Upstream, ValidConfig } from '../model/types.ts'
 import { POLICY_DEFAULTS, ROUTE_DEFAULT } from '../model/types.ts'
 import { Scheme } from './snapshot.ts'
+import { targetKey } from '../model/address.ts'
 import type { CertFileRef, CheckPlan, LimitsPlan, TlsPlan, ListenerPlan, PassivePlan, RetryPlan, RoutePlan, RoutingSnapshot, SchemeMask, TargetRef, Tier } from './snapshot.ts'
-
-export { matchRoute } from './match.ts'
 
 type Targets = Map<string, { host: string; port: number; protocol?: string }>
 
@@ -190,11 +189,6 @@ function schemeMask(schemes: readonly string[]): SchemeMask {
   return mask === 0 ? Scheme.Any : mask
 }
 
-/** `target:port` with the target lower-cased; IPv6 in brackets so the port stays unambiguous. */
-export function targetKey(target: string, port: number): string {
-  const host = target.toLowerCase()
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
-}
 
 /** Groups by Priority ascending; members keep their config order inside a tier. */
 function tiersOf(list: readonly Upstream[], targets: Targets): readonly Tier[] {

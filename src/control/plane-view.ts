@@ -6,10 +6,10 @@
 // apart). Metrics and the dashboard take a fresh reading instead
 // (observability/sample.ts).
 
-import type { EngineStats, UpstreamStats } from '../engine/types.ts'
+import type { EngineStats, UpstreamState, UpstreamStats } from '../engine/types.ts'
 import type { WorkerStatus } from '../workers/group.ts'
 
-export type { EngineStats, UpstreamStats, WorkerStatus }
+export type { EngineStats, UpstreamState, UpstreamStats, WorkerStatus }
 
 export interface PlaneView {
   /**

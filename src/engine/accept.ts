@@ -6,7 +6,7 @@
 import type { Server, Socket } from 'node:net'
 import type { EngineCtx } from './context.ts'
 import { acceptHandles } from './http1/client-socket.ts'
-import { acceptRawHandle, acceptSocket } from './http1/conn.ts'
+import { acceptRawHandle, acceptSocket } from './http1/layer.ts'
 import type { Listener } from './listener.ts'
 import { acceptTlsHandle, handshakeSink } from './tls/accept.ts'
 import { acceptTlsFallback } from './tls/fallback.ts'

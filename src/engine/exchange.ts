@@ -39,7 +39,6 @@
 // busy count drops, the first live waiter takes the freed slot.
 
 import type { PassivePlan } from '../compiler/snapshot.ts'
-import { DEFAULT_PLANS } from '../compiler/compile.ts'
 import type { EngineCtx } from './context.ts'
 import type { RouteRuntime } from './lb/pick.ts'
 import { atLimit, pick, soonest } from './lb/pick.ts'
@@ -125,10 +124,13 @@ export function startExchange(conn: Exchange): void {
   nextAttempt(conn)
 }
 
+/** Passive ejection off: the plan for a request without a route (a request in an exchange always has one). */
+const NO_ROUTE_PASSIVE: PassivePlan = Object.freeze({ failures: 0, ejectionMs: 0, maxEjectionMs: 0, on5xx: false })
+
 /** The passive plan of the request's route (every request in an exchange has one). */
 export function passiveOf(conn: Exchange): PassivePlan {
   const rt = conn.route
-  return rt === null ? DEFAULT_PLANS.passive : rt.plan.passive
+  return rt === null ? NO_ROUTE_PASSIVE : rt.plan.passive
 }
 
 function nextAttempt(conn: Exchange): void {

@@ -109,3 +109,9 @@ export function listenConflict(a: ParsedListenAddress, b: ParsedListenAddress): 
   if (a.port !== b.port) return false
   return isWildcard(a.host) || isWildcard(b.host) || overlaps(a.host, b.host)
 }
+
+/** An upstream's key, `target:port` with the target lower-cased; IPv6 in brackets so the port stays unambiguous. */
+export function targetKey(target: string, port: number): string {
+  const host = target.toLowerCase()
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+}

@@ -3,7 +3,7 @@
 // discovered part with the container or service it came from). Everything
 // else comes from the store.
 
-import { targetKey } from '../compiler/compile.ts'
+import { targetKey } from '../model/address.ts'
 import type { Provenance } from '../control/merge.ts'
 import { originKey } from '../control/merge.ts'
 import { ROUTE_DEFAULT } from '../model/types.ts'

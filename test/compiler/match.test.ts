@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { compile, matchRoute } from '../../src/compiler/compile.ts'
+import { compile } from '../../src/compiler/compile.ts'
+import { matchRoute } from '../../src/engine/match.ts'
 import { Scheme } from '../../src/compiler/snapshot.ts'
 import type { ListenerPlan } from '../../src/compiler/snapshot.ts'
 import { parseConfigText } from '../../src/model/parse.ts'

@@ -14,7 +14,7 @@
 
 import type { FastifyInstance } from 'fastify'
 import type { ServerResponse } from 'node:http'
-import { targetKey } from '../../compiler/compile.ts'
+import { targetKey } from '../../model/address.ts'
 import { BalancerError, ErrorCode } from '../../model/errors.ts'
 import type { LiveEvent, LiveView } from '../../observability/live-view.ts'
 import { parseMemberKey } from '../addressing.ts'

@@ -11,10 +11,9 @@
 // again on a retry, as HTTP/1.1 bodies are.
 
 import { H2Error } from './frames.ts'
-import { creditBoth } from './conn.ts'
 import { resetStream } from './send.ts'
 import type { H2Stream } from './stream.ts'
-import { Phase } from './stream.ts'
+import { Phase, STREAM_UPPER } from './stream.ts'
 import { pumpUp } from './up-relay.ts'
 
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1')
@@ -128,5 +127,5 @@ export function syncCredit(st: H2Stream): void {
   if (st.upFull || st.held === 0) return
   const n = st.held
   st.held = 0
-  creditBoth(st, n)
+  STREAM_UPPER.creditBoth(st, n)
 }

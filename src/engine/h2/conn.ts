@@ -69,7 +69,8 @@ import {
 import { HpackDecoder } from './hpack.ts'
 import { dispatchStream, onRequestBlock } from './request.ts'
 import { drainBlocked, finishStream, resetStream, resumeForClient } from './send.ts'
-import { H2Stream, Phase } from './stream.ts'
+import { H2Stream, Phase, STREAM_UPPER } from './stream.ts'
+import { H2_FRONT } from './front.ts'
 import { upTimedOut } from './up-relay.ts'
 
 /** SETTINGS_MAX_CONCURRENT_STREAMS the balancer advertises. */
@@ -91,6 +92,11 @@ const LINGER_MS = 5000
 const CREDIT_STEP = 16384
 
 export const ConnSt = { Open: 0, Closing: 1, Closed: 2 } as const
+
+// What streams reach above them (stream.ts): set here, when the engine loads, before any stream exists.
+STREAM_UPPER.front = H2_FRONT
+STREAM_UPPER.creditBoth = creditBoth
+STREAM_UPPER.forget = forget
 
 export class H2Conn implements Output {
   readonly sock: ClientSocket

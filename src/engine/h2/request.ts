@@ -20,7 +20,7 @@
 // and X-Forwarded-Host replaced, X-Request-Id the client's valid one or a
 // new one.
 
-import { matchRoute } from '../../compiler/compile.ts'
+import { matchRoute } from '../match.ts'
 import { Scheme } from '../../compiler/snapshot.ts'
 import { startExchange } from '../exchange.ts'
 import { forwardingFields } from '../http1/forward.ts'

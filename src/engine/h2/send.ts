@@ -15,11 +15,10 @@ import { leaveQueue } from '../exchange.ts'
 import { Method } from '../http1/parse.ts'
 import { discard } from '../upstream/pool.ts'
 import type { H2Conn } from './conn.ts'
-import { forget } from './conn.ts'
 import { FRAME_HEADER, Flag, FrameType, H2Error, appendRef, at, done, frame32, header, reserve } from './frames.ts'
 import { literalBound, writeLiteral, writeStatus } from './hpack.ts'
 import type { H2Stream } from './stream.ts'
-import { Phase } from './stream.ts'
+import { Phase, STREAM_UPPER } from './stream.ts'
 import { creditUp, detachUp } from './upstream.ts'
 
 /** Payloads up to this are copied into the frame output; larger ones are queued by reference. */
@@ -318,5 +317,5 @@ export function finishStream(st: H2Stream): void {
   }
   const i = conn.blocked.indexOf(st)
   if (i >= 0) conn.blocked.splice(i, 1)
-  forget(st)
+  STREAM_UPPER.forget(st)
 }

@@ -6,7 +6,7 @@
 // the client under the client's flow control, and what the access log and
 // the meters need when it ends.
 
-import type { Exchange } from '../exchange.ts'
+import type { Exchange, Front } from '../exchange.ts'
 import { ResPhase, Timer } from '../exchange.ts'
 import type { EngineCtx } from '../context.ts'
 import { ChunkDecoder } from '../http1/chunked.ts'
@@ -17,13 +17,37 @@ import type { UpConn } from '../upstream/pool.ts'
 import type { Upstream } from '../upstream/registry.ts'
 import type { UpStream } from './upstream.ts'
 import type { H2Conn } from './conn.ts'
-import { H2_FRONT } from './front.ts'
+
+/**
+ * What a stream's code reaches above it: the exchange's front (front.ts) and
+ * the connection's stream bookkeeping (conn.ts). Those modules import this
+ * one and the modules that use a stream (body.ts, send.ts), so these are
+ * filled by conn.ts once, when it loads (before any stream exists), and the
+ * engine's imports stay a DAG.
+ */
+export interface StreamUpper {
+  front: Front
+  /** The client sent n bytes of DATA on st: credit the connection and the stream (conn.ts). */
+  creditBoth(st: H2Stream, n: number): void
+  /** The stream ended: the connection forgets it (conn.ts). */
+  forget(st: H2Stream): void
+}
+
+const unwired = (): never => {
+  throw new Error('engine/h2/conn.ts was not loaded')
+}
+
+export const STREAM_UPPER: StreamUpper = {
+  front: { live: unwired, respond: unwired, syncReading: unwired, pumpBody: unwired, data: unwired, ended: unwired, abort: unwired, attachH2: unwired },
+  creditBoth: unwired,
+  forget: unwired,
+}
 
 /** Where a stream is: waiting for its head to be dispatched, in its exchange, its response sent but flow-blocked, or over. */
 export const Phase = { New: 0, Exchange: 1, Draining: 2, Done: 3 } as const
 
 export class H2Stream implements Exchange {
-  readonly front = H2_FRONT
+  readonly front: Front = STREAM_UPPER.front
   readonly conn: H2Conn
   readonly ctx: EngineCtx
   readonly id: number

@@ -18,18 +18,14 @@ import { errorResponse } from '../responses.ts'
 import type { UpConn } from '../upstream/pool.ts'
 import { discard } from '../upstream/pool.ts'
 import type { Upstream } from '../upstream/registry.ts'
-import { pumpBody } from './body.ts'
 import { ChunkDecoder } from './chunked.ts'
 import type { Front } from '../exchange.ts'
 import { ResPhase, Timer, arm, connectTimedOut, leaveQueue, responseTimedOut } from '../exchange.ts'
-import { H1_FRONT } from './front.ts'
 import { forNode } from './forward.ts'
 import { HeadScan, RequestHead, ResponseHead } from './parse.ts'
 import type { ClientSink, ClientSocket, Handle } from './client-socket.ts'
 import { RawClientSocket } from './client-socket.ts'
 import { isShared } from './input.ts'
-import { readHeads } from './request.ts'
-import { tunnelClientClosed, tunnelClientEnded, tunnelFromClient } from './tunnel.ts'
 import { codeClass } from '../meter.ts'
 import { requestEnded } from './ended.ts'
 
@@ -37,6 +33,36 @@ export const St = { Head: 0, Upstream: 1, Tunnel: 2, Closing: 3, Closed: 4 } as 
 export const BodyKind = { None: 0, Length: 1, Chunked: 2 } as const
 export { ResPhase, Timer, arm }
 export const Framing = { None: 0, Length: 1, Chunked: 2, Close: 3 } as const
+
+/**
+ * What a connection hands on to the modules above it: request.ts turns heads
+ * into requests, body.ts pumps a request body, tunnel.ts relays a tunnel, and
+ * front.ts answers for the connection's exchange. They import this file and
+ * it imports none of them, so the engine's imports stay a DAG; layer.ts fills
+ * the table once, when the engine loads (engine/accept.ts imports it), before
+ * any connection exists.
+ */
+export interface Upper {
+  front: Front
+  readHeads(conn: ClientConn): void
+  pumpBody(conn: ClientConn): void
+  tunnelFromClient(conn: ClientConn, chunk: Buffer): void
+  tunnelClientEnded(conn: ClientConn): void
+  tunnelClientClosed(conn: ClientConn): void
+}
+
+const unwired = (): never => {
+  throw new Error('engine/http1/layer.ts was not loaded')
+}
+
+export const UPPER: Upper = {
+  front: { live: unwired, respond: unwired, syncReading: unwired, pumpBody: unwired, data: unwired, ended: unwired, abort: unwired, attachH2: unwired },
+  readHeads: unwired,
+  pumpBody: unwired,
+  tunnelFromClient: unwired,
+  tunnelClientEnded: unwired,
+  tunnelClientClosed: unwired,
+}
 
 /** Input buffered while a request is in flight (next pipelined requests, body before the upstream is ready). */
 const PIPELINE_MAX = 64 * 1024
@@ -46,7 +72,7 @@ const LINGER_MS = 5000
 export const DRAIN_WAIT_MS = 1000
 
 export class ClientConn {
-  readonly front: Front = H1_FRONT
+  readonly front: Front = UPPER.front
   readonly sock: ClientSocket
   readonly ctx: EngineCtx
   readonly listener: Listener
@@ -289,15 +315,15 @@ function onData(conn: ClientConn, chunk: Buffer): void {
   switch (conn.state) {
     case St.Head:
       append(conn, chunk)
-      readHeads(conn)
+      UPPER.readHeads(conn)
       return
     case St.Upstream:
       append(conn, chunk)
-      if (conn.sent && !conn.reqDone) pumpBody(conn)
+      if (conn.sent && !conn.reqDone) UPPER.pumpBody(conn)
       else syncReading(conn)
       return
     case St.Tunnel:
-      tunnelFromClient(conn, chunk)
+      UPPER.tunnelFromClient(conn, chunk)
       return
     default:
       return // Closing: input after our FIN is discarded
@@ -355,7 +381,7 @@ export function finishRequest(conn: ClientConn): void {
   // once, so it gets DRAIN_WAIT_MS for one more request, as an idle one does.
   if (ctx.closing || conn.listener.draining) conn.deadline = Math.min(conn.deadline, ctx.now + DRAIN_WAIT_MS)
   syncReading(conn)
-  if (conn.buf !== null) readHeads(conn)
+  if (conn.buf !== null) UPPER.readHeads(conn)
   // The client sent its FIN: every complete request it sent before is answered, then the connection closes.
   if (conn.clientEnded && conn.state === St.Head) endConn(conn)
 }
@@ -458,7 +484,7 @@ function onEnd(conn: ClientConn): void {
       }
       return
     case St.Tunnel:
-      tunnelClientEnded(conn)
+      UPPER.tunnelClientEnded(conn)
       return
   }
 }
@@ -481,7 +507,7 @@ function onClose(conn: ClientConn): void {
     requestEnded(conn)
   }
   if (conn.waitingOn !== null) leaveQueue(conn)
-  if (st === St.Tunnel) tunnelClientClosed(conn)
+  if (st === St.Tunnel) UPPER.tunnelClientClosed(conn)
   const uc = conn.uc
   if (uc !== null) {
     conn.uc = null

@@ -3,7 +3,7 @@
 // only for the host (always), the path (only when some route has a
 // PathPrefix) and the rewritten head.
 
-import { matchRoute } from '../../compiler/compile.ts'
+import { matchRoute } from '../match.ts'
 import { Scheme } from '../../compiler/snapshot.ts'
 import { CR, LF, equalsLower } from './chars.ts'
 import type { ClientConn } from './conn.ts'

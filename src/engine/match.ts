@@ -2,7 +2,7 @@
 // string building, no regex, no closures), no throw; three plain passes over a
 // listener's few routes.
 
-import type { ListenerPlan, RoutePlan } from './snapshot.ts'
+import type { ListenerPlan, RoutePlan } from '../compiler/snapshot.ts'
 
 function accepts(r: RoutePlan, path: string, scheme: 1 | 2): boolean {
   return (r.schemes & scheme) !== 0 && (r.pathPrefix === '' || path.startsWith(r.pathPrefix))
