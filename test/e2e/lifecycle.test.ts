@@ -5,16 +5,18 @@ import type { IncomingMessage, Server } from 'node:http'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { freePort, startBalancer, tempDir } from './harness.ts'
+import { freePort, startBalancer, tempDir, until } from './harness.ts'
 import type { Running } from './harness.ts'
 
-async function upstream(delayMs: number): Promise<{ server: Server; port: number }> {
+async function upstream(delayMs: number): Promise<{ server: Server; port: number; received: () => number }> {
+  let received = 0
   const server = createServer((req, res) => {
+    received++
     setTimeout(() => res.end(`slow ${req.url ?? ''}\n`), delayMs)
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   const a = server.address()
-  return { server, port: typeof a === 'object' && a !== null ? a.port : 0 }
+  return { server, port: typeof a === 'object' && a !== null ? a.port : 0, received: () => received }
 }
 
 async function api(bal: Running, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
@@ -84,7 +86,7 @@ describe('balancer process lifecycle', () => {
     const bal = await startBalancer(['--config', join(tempDir(), 'c.json'), '--grace', '10s'])
     expect((await api(bal, 'POST', '/server', { address: `127.0.0.1:${port}`, upstreams: [{ Target: '127.0.0.1', Port: up.port }] })).status).toBe(201)
     const inflight = get(port, '/slow')
-    await new Promise((r) => setTimeout(r, 300)) // let the request reach the upstream
+    await until(() => up.received() === 1, 5000, 'the request to reach the upstream')
     const t0 = Date.now()
     bal.proc.kill('SIGTERM')
     await bal.waitLog((l) => l.msg === 'draining')
@@ -102,7 +104,7 @@ describe('balancer process lifecycle', () => {
     const bal = await startBalancer(['--config', join(tempDir(), 'c.json'), '--grace', '30s'])
     await api(bal, 'POST', '/server', { address: `127.0.0.1:${port}`, upstreams: [{ Target: '127.0.0.1', Port: up.port }] })
     const inflight = get(port, '/never').catch((e: unknown) => e)
-    await new Promise((r) => setTimeout(r, 300))
+    await until(() => up.received() === 1, 5000, 'the request to reach the upstream')
     bal.proc.kill('SIGTERM')
     await bal.waitLog((l) => l.msg === 'draining')
     const t0 = Date.now()

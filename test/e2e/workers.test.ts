@@ -12,16 +12,18 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { freePort, startBalancer, tempDir, until } from './harness.ts'
 import type { Running } from './harness.ts'
 
-interface Up { server: Server; port: number }
+interface Up { server: Server; port: number; received: () => number }
 
 async function upstream(name: string, delayMs = 0): Promise<Up> {
+  let received = 0
   const server = createServer((req, res) => {
+    received++
     if (delayMs === 0) res.end(`${name} ${req.url ?? ''}`)
     else setTimeout(() => res.end(`${name} ${req.url ?? ''}`), delayMs)
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   const a = server.address()
-  return { server, port: typeof a === 'object' && a !== null ? a.port : 0 }
+  return { server, port: typeof a === 'object' && a !== null ? a.port : 0, received: () => received }
 }
 
 /** One request on a fresh connection: the kernel picks the worker anew each time. */
@@ -160,7 +162,7 @@ describe('--workers 2', () => {
     // Several fresh connections so that both workers very likely hold one.
     const inflight = Array.from({ length: 6 }, (_, i) => get(port, `/slow${i}`))
     await until(async () => (await status(bal)).workers.every((w) => w.snapshotVersion > 0), 2000, 'workers to report')
-    await new Promise((r) => setTimeout(r, 300)) // let the requests reach the upstream
+    await until(() => slow.received() === 6, 5000, 'the requests to reach the upstream')
     bal.proc.kill('SIGTERM')
     await bal.waitLog((l) => l.msg === 'draining')
     expect(await refused(port)).toBe(true)

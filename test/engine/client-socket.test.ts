@@ -33,6 +33,8 @@ let up: HttpUpstream
 let eng: StartedEngine
 /** /endless responses cut off by the proxy closing the upstream connection. */
 let cutShort = 0
+/** Times an /endless response's writes filled the upstream socket (the proxy stopped taking them). */
+let stalls = 0
 
 beforeAll(async () => {
   up = await httpUpstream((req, res) => {
@@ -57,7 +59,10 @@ beforeAll(async () => {
       const pump = (): void => {
         while (!res.destroyed && sent < 1024 * MiB) {
           sent += PIECE.length
-          if (!res.write(PIECE)) return void res.once('drain', pump)
+          if (!res.write(PIECE)) {
+            stalls++
+            return void res.once('drain', pump)
+          }
         }
         res.end()
       }
@@ -153,10 +158,11 @@ describe('client connections on raw handles', () => {
 
   it('a client that resets with a response queued: dropped with its upstream connection; the next client is served', async () => {
     const before = cutShort
+    const stalled = stalls
     const c = await RawClient.connect(eng.port)
     c.sock.pause() // reads nothing: the response piles up in the proxy's write queue, then the upstream stalls
     c.write('GET /endless HTTP/1.1\r\nHost: x\r\n\r\n')
-    await new Promise((r) => setTimeout(r, 200))
+    await until(() => stalls > stalled, 5000, 'the upstream to stall on the unread response')
     c.sock.resetAndDestroy()
     await until(() => connections() === 0, 3000, 'the reset connection leaves the proxy')
     await until(() => cutShort > before, 3000, 'the upstream connection is closed mid-response')

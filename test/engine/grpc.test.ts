@@ -48,6 +48,8 @@ let grpcPort = 0
 let eng: StartedEngine
 let client: grpc.Client & Record<string, (...args: unknown[]) => unknown>
 const cancelled: string[] = []
+/** Requests the slow method has received. */
+const started: string[] = []
 let h2up: http2.Http2Server
 const h2upSessions = new Set<http2.ServerHttp2Session>()
 let maxConcurrent = 0
@@ -77,6 +79,7 @@ beforeAll(async () => {
       call.on('end', () => call.end())
     },
     slow: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      started.push(call.request.toString())
       const t = setTimeout(() => cb(null, Buffer.from('late')), 5000)
       call.on('cancelled', () => {
         clearTimeout(t)
@@ -219,7 +222,7 @@ describe('gRPC through the balancer (grpc-js client and service)', () => {
 
   it('a client cancelling a call cancels it at the service (RST_STREAM both ways)', async () => {
     const call = (client.slow as (req: Buffer, cb: (e: grpc.ServiceError | null) => void) => grpc.ClientUnaryCall)(Buffer.from('cancel-1'), () => {})
-    await new Promise((r) => setTimeout(r, 100))
+    await until(() => started.includes('cancel-1'), 5000, 'the call to reach the service')
     call.cancel()
     await until(() => cancelled.includes('cancel-1'), 5000, 'cancellation at the service')
   })

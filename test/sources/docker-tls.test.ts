@@ -11,6 +11,7 @@ import { createServer } from 'node:tls'
 import type { Server as TlsServer, TLSSocket } from 'node:tls'
 import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { until } from '../support/poll.ts'
 import { DockerClient } from '../../src/docker/client.ts'
 import { loadTls, parseEndpoint } from '../../src/docker/endpoint.ts'
 import { DockerSource } from '../../src/sources/docker/source.ts'
@@ -112,8 +113,7 @@ describe('docker endpoint over TCP with TLS', () => {
     try {
       expect(running.origins).toEqual(['docker'])
       await docker('run', '-d', '--name', `${RUN}-b`, '--label', 'balancer.enable=true', '--label', `balancer.address=${addr}`, '--label', `balancer-test=${RUN}`, WEB_IMAGE)
-      const end = Date.now() + 5000
-      while (Date.now() < end && !published.some((p) => targetsOn({ at: 0, servers: p.servers, names: [], problems: [] }, addr).length === 1)) await new Promise((r) => setTimeout(r, 20))
+      await until(() => published.some((p) => targetsOn({ at: 0, servers: p.servers, names: [], problems: [] }, addr).length === 1), 5000, 'the container published')
       const hit = published.find((p) => p.servers.some((s) => s.address === addr))
       expect(hit?.origin).toBe('docker')
       expect(hit?.names).toContain(`${RUN}-b`)

@@ -8,8 +8,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort } from '../e2e/harness.ts'
 import { parseConstraint } from '../../src/model/constraint.ts'
+import { until } from '../support/poll.ts'
 import { WEB_HEALTH_IMAGE, WEB_IMAGE, buildImages, cleanup, docker, ensureDocker, runId } from './docker-env.ts'
-import { firstAnswer, get, steadyLoad } from './load.ts'
+import { firstAnswer, get, moreAnswers, steadyLoad } from './load.ts'
 import type { Rig } from './rig.ts'
 import { startRig } from './rig.ts'
 
@@ -74,10 +75,10 @@ describe('traffic to discovered containers', () => {
     await firstAnswer(port, (r) => r.body === `${RUN}-stay`, 5000, 'the staying container')
     await firstAnswer(port, (r) => r.body === `${RUN}-leave`, 5000, 'the leaving container')
     const load = steadyLoad(port, 4)
-    await new Promise((r) => setTimeout(r, 500))
+    await moreAnswers(load, 100)
     const before = load.result.byBody[`${RUN}-leave`] ?? 0
     await docker('stop', '-t', '10', `${RUN}-leave`)
-    await new Promise((r) => setTimeout(r, 500))
+    await moreAnswers(load, 100)
     const res = await load.stop()
     console.log(`[measure] docker stop under load: ${res.ok} ok, ${res.failed} failed ${JSON.stringify(res.failures)}; by container ${JSON.stringify(res.byBody)}`)
     expect(before).toBeGreaterThan(0)
@@ -90,9 +91,9 @@ describe('traffic to discovered containers', () => {
     await web(`${RUN}-abrupt`, port, { env: { DRAIN: '0' } })
     await firstAnswer(port, (r) => r.body === `${RUN}-abrupt`, 5000, 'the abrupt container')
     const load = steadyLoad(port, 4)
-    await new Promise((r) => setTimeout(r, 500))
+    await moreAnswers(load, 100)
     await docker('stop', '-t', '10', `${RUN}-abrupt`)
-    await new Promise((r) => setTimeout(r, 500))
+    await moreAnswers(load, 100)
     const res = await load.stop()
     console.log(`[measure] docker stop (app exits at once) under load: ${res.ok} ok, ${res.failed} failed ${JSON.stringify(res.failures)}`)
     expect(res.failed).toBe(0)
@@ -103,7 +104,7 @@ describe('traffic to discovered containers', () => {
     await web(`${RUN}-healthy`, port, { image: WEB_HEALTH_IMAGE })
     await web(`${RUN}-unhealthy`, port, { image: WEB_HEALTH_IMAGE, env: { UNHEALTHY: '1' } })
     await firstAnswer(port, (r) => r.body === `${RUN}-healthy`, 10_000, 'the healthy container')
-    for (let i = 0; i < 50 && (await docker('inspect', '-f', '{{.State.Health.Status}}', `${RUN}-unhealthy`)) !== 'unhealthy'; i++) await new Promise((r) => setTimeout(r, 100))
+    await until(async () => (await docker('inspect', '-f', '{{.State.Health.Status}}', `${RUN}-unhealthy`)) === 'unhealthy', 10_000, 'Docker to judge the container unhealthy')
     const bodies = new Set<string>()
     for (let i = 0; i < 100; i++) bodies.add((await get(port)).body)
     expect([...bodies]).toEqual([`${RUN}-healthy`])

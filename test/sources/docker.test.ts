@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DockerSource } from '../../src/sources/docker/source.ts'
 import type { DockerClient } from '../../src/docker/client.ts'
 import { freePort } from '../e2e/harness.ts'
+import { until } from '../support/poll.ts'
 import { WEB_HEALTH_IMAGE, WEB_IMAGE, buildImages, cleanup, client, docker, ensureDocker, runId } from './docker-env.ts'
 import { runSource, targetsOn } from './recorder.ts'
 
@@ -137,7 +138,7 @@ describe('docker source', () => {
       expect(seen.names).not.toContain(sick)
       expect(await docker('inspect', '-f', '{{.State.Health.Status}}', well)).toBe('healthy')
       // The sick one has been judged by Docker by now (interval 1 s, 1 retry); a full listing agrees.
-      for (let i = 0; i < 50 && (await docker('inspect', '-f', '{{.State.Health.Status}}', sick)) !== 'unhealthy'; i++) await new Promise((r) => setTimeout(r, 100))
+      await until(async () => (await docker('inspect', '-f', '{{.State.Health.Status}}', sick)) === 'unhealthy', 10_000, 'Docker to judge the container unhealthy')
       const listed = await new DockerSource({ client: api }).once(AbortSignal.timeout(10_000))
       expect(listed.find((t) => t.name === sick)?.skipped).toBe('health: unhealthy')
       expect(targetsOn(src.rec.latest(), addr)).toEqual([`${await ipOn(well, 'bridge')}:8080`])

@@ -2,6 +2,7 @@
 // GET / back to back to a loopback address until stopped (bounded by maxMs),
 // counting answers by body (the upstream container's name) and every failure.
 import { Agent, request } from 'node:http'
+import { until } from '../support/poll.ts'
 
 export interface LoadResult {
   ok: number
@@ -60,6 +61,12 @@ export function steadyLoad(port: number, concurrency = 4, maxMs = 60_000): { sto
       return result
     },
   }
+}
+
+/** Waits (bounded) until the load has had n more answers, good or failed, than when called. */
+export async function moreAnswers(load: { result: LoadResult }, n: number, ms = 30_000): Promise<void> {
+  const base = load.result.ok + load.result.failed
+  await until(() => load.result.ok + load.result.failed >= base + n, ms, `${n} more answers under load`)
 }
 
 /** Polls GET / until pred holds for an answer (every 10 ms, bounded); returns when it did. */

@@ -5,7 +5,7 @@
 // 127.0.0.1; the balancer reaches the tasks on the overlay network.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { NODE_IN_IMAGE, REPO, RUNTIME_IMAGE, WEB_IMAGE, buildImages, buildRuntimeImage, cleanup, docker, ensureDocker, runId } from './docker-env.ts'
-import { firstAnswer, get, steadyLoad } from './load.ts'
+import { firstAnswer, get, moreAnswers, steadyLoad } from './load.ts'
 
 const RUN = runId('straffic')
 const NET = `${RUN}-net`
@@ -73,11 +73,11 @@ describe('traffic to Swarm tasks through a balancer in a container', () => {
   it('a rolling update (docker service update --force) under steady load loses no request', async () => {
     await tasksAnswering(2)
     const load = steadyLoad(port, 4, 120_000)
-    await new Promise((r) => setTimeout(r, 500))
+    await moreAnswers(load, 100)
     const t0 = Date.now()
     await docker('service', 'update', '--force', '--quiet', SERVICE)
     const took = Date.now() - t0
-    await new Promise((r) => setTimeout(r, 1000))
+    await moreAnswers(load, 200)
     const res = await load.stop()
     console.log(`[measure] swarm rolling update (${took} ms) under load: ${res.ok} ok, ${res.failed} failed ${JSON.stringify(res.failures)}; answered by ${Object.keys(res.byBody).length} tasks`)
     expect(Object.keys(res.byBody).length).toBeGreaterThanOrEqual(4)

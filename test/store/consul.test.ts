@@ -45,6 +45,11 @@ kvSuite({
   resume: () => consul.resume(),
 })
 
+/** The store's watch is blocked on a query of its prefix (it has read the store and waits for a change). */
+function watching(prefix: string): boolean {
+  return consul.requests.some((r) => r.method === 'GET' && r.url.includes(encodeURIComponent(prefix).replace(/%2F/g, '/')) && /[?&]index=[1-9]/.test(r.url))
+}
+
 describe('consul specifics (against the stand-in)', () => {
   it('re-reads everything when the index goes backwards (snapshot restore)', async () => {
     const store = open('/restore')
@@ -56,7 +61,7 @@ describe('consul specifics (against the stand-in)', () => {
       await store.update(withServer(server(8303)))
       const rec = new Recorder()
       store.watch(ac.signal, rec.handlers)
-      await new Promise((r) => setTimeout(r, 200))
+      await until(() => watching('/restore'), 2000, 'the watch to block on the store')
       consul.restore(snap)
       await until(() => rec.last()?.config.servers.length === 1, 2000, 'the restored content')
       // The index is lower than before; the watch follows it from there.
@@ -76,7 +81,7 @@ describe('consul specifics (against the stand-in)', () => {
       await store.update(withServer(server(8311)))
       const rec = new Recorder()
       store.watch(ac.signal, rec.handlers)
-      await new Promise((r) => setTimeout(r, 100))
+      await until(() => watching('/wake'), 2000, 'the watch to block on the store')
       const before = consul.requests.length
       for (let i = 0; i < 40; i++) {
         consul.wakeAll()
