@@ -95,7 +95,8 @@ export class Engine {
     const shortest = Math.min(opts.connectTimeoutMs, opts.headersTimeoutMs, opts.idleTimeoutMs, opts.responseTimeoutMs, opts.upstreamIdleMs)
     this.#tickMs = Math.max(10, Math.min(250, Math.floor(shortest / 4)))
     this.#tickets = new TicketKeys(opts.ticketSecret)
-    this.#certs = new CertSet(this.#tickets.keyAt(Date.now()))
+    const tickets = this.#tickets
+    this.#certs = new CertSet(() => tickets.keyAt(Date.now()))
   }
 
   /** Check results of the engine that probes (with checks: 'follow'); see health/checker.ts. */

@@ -19,9 +19,10 @@ export class CertSet {
   #byId = new Map<string, BuiltCert>()
   /** Handshakes on a listener without any certificate fail on this one. */
   #none: BuiltCert | null = null
-  #ticketKey: Buffer
+  /** The current session ticket key (tickets.ts), asked for when a context is built. */
+  readonly #ticketKey: () => Buffer
 
-  constructor(ticketKey: Buffer) {
+  constructor(ticketKey: () => Buffer) {
     this.#ticketKey = ticketKey
   }
 
@@ -40,7 +41,7 @@ export class CertSet {
       }
       let sc: SecureContext
       try {
-        sc = serverContext(e.cert, e.key, this.#ticketKey)
+        sc = serverContext(e.cert, e.key, this.#ticketKey())
       } catch (err) {
         throw new BalancerError(ErrorCode.TlsCert, `certificate ${describeId(e.id)}: ${(err as Error).message}`, [{ path: describeId(e.id), message: (err as Error).message }])
       }
@@ -57,7 +58,7 @@ export class CertSet {
   /** A context without a certificate (built on first use). */
   none(): BuiltCert {
     if (this.#none === null) {
-      const sc = serverContext(null, null, this.#ticketKey)
+      const sc = serverContext(null, null, this.#ticketKey())
       this.#none = { entry: { id: 'none', cert: '', key: '', names: [] }, sc, native: sc.context as NativeContext }
     }
     return this.#none
@@ -65,7 +66,6 @@ export class CertSet {
 
   /** Every context takes `key` for the tickets it issues and accepts from now on. */
   setTicketKey(key: Buffer): void {
-    this.#ticketKey = key
     for (const c of this.#byId.values()) c.native.setTicketKeys(key)
     this.#none?.native.setTicketKeys(key)
   }

@@ -5,7 +5,6 @@
 // handler, HTTP/1.1 reading it with 'data' events.
 
 import type { Socket } from 'node:net'
-import { TLSSocket } from 'node:tls'
 import type { SecureContext } from 'node:tls'
 import type { EngineCtx } from '../context.ts'
 import type { Listener, PendingConn } from '../listener.ts'
@@ -18,6 +17,8 @@ export function acceptTlsFallback(raw: Socket, listener: Listener, ctx: EngineCt
     raw.destroy()
     return
   }
+  // Loaded with the first TLS connection here (profile.ts says why).
+  const { TLSSocket } = process.getBuiltinModule('node:tls')
   const sock = new TLSSocket(raw, {
     isServer: true,
     secureContext: rt.fallback.sc,

@@ -8,9 +8,11 @@
 // A certificate's SecureContext is built once, when its certificate arrives
 // (setCertificates), never per handshake; the ticket key is set on it then
 // and again at every rotation (tickets.ts).
+//
+// node:tls and node:crypto (OpenSSL's state: about 6 MiB resident) load with
+// the first context built, not with the engine: a worker that serves no TLS
+// listener never loads them.
 
-import { constants } from 'node:crypto'
-import { createSecureContext } from 'node:tls'
 import type { SecureContext } from 'node:tls'
 
 export const PROFILE = Object.freeze({
@@ -30,10 +32,16 @@ export const PROFILE = Object.freeze({
   ].join(':'),
   ecdhCurve: 'X25519:prime256v1:secp384r1',
   honorCipherOrder: false,
-  // No renegotiation at all (a client's attempt gets a no_renegotiation
-  // alert); compression is off in OpenSSL 3 already, stated here anyway (CRIME).
-  secureOptions: constants.SSL_OP_NO_RENEGOTIATION | constants.SSL_OP_NO_COMPRESSION,
 } as const)
+
+/**
+ * No renegotiation at all (a client's attempt gets a no_renegotiation alert);
+ * compression is off in OpenSSL 3 already, stated here anyway (CRIME).
+ */
+function secureOptions(): number {
+  const { constants } = process.getBuiltinModule('node:crypto')
+  return constants.SSL_OP_NO_RENEGOTIATION | constants.SSL_OP_NO_COMPRESSION
+}
 
 /**
  * How long a session ticket is offered for (seconds). Keys rotate every hour
@@ -48,7 +56,8 @@ export const SESSION_SECONDS = 3600
  * none yet; its handshakes fail with an alert.
  */
 export function serverContext(cert: string | null, key: string | null, ticketKey: Buffer): SecureContext {
-  const sc = createSecureContext({ ...PROFILE, ...(cert === null || key === null ? {} : { cert, key }), sessionTimeout: SESSION_SECONDS })
+  const { createSecureContext } = process.getBuiltinModule('node:tls')
+  const sc = createSecureContext({ ...PROFILE, secureOptions: secureOptions(), ...(cert === null || key === null ? {} : { cert, key }), sessionTimeout: SESSION_SECONDS })
   ;(sc.context as NativeContext).setTicketKeys(ticketKey)
   return sc
 }

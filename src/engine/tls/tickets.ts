@@ -8,18 +8,19 @@
 //
 // 48 bytes (OpenSSL's name, HMAC and AES parts): HMAC-SHA-384 of the hour.
 
-import { createHmac, randomBytes } from 'node:crypto'
+// node:crypto loads with the first key asked for (profile.ts says why).
 
 export const ROTATE_MS = 3_600_000
 
 export class TicketKeys {
-  readonly #secret: Buffer
+  readonly #secretHex: string
+  #secret: Buffer | null = null
   #epoch = -1
   #key: Buffer = Buffer.alloc(48)
 
   /** secretHex: '' gives a random secret (this engine alone resumes its sessions). */
   constructor(secretHex: string) {
-    this.#secret = secretHex === '' ? randomBytes(32) : Buffer.from(secretHex, 'hex')
+    this.#secretHex = secretHex
   }
 
   /** The key for the hour `now` falls in. */
@@ -27,13 +28,15 @@ export class TicketKeys {
     const epoch = Math.floor(now / ROTATE_MS)
     if (epoch !== this.#epoch) {
       this.#epoch = epoch
+      const { createHmac, randomBytes } = process.getBuiltinModule('node:crypto')
+      this.#secret ??= this.#secretHex === '' ? randomBytes(32) : Buffer.from(this.#secretHex, 'hex')
       this.#key = createHmac('sha384', this.#secret).update(`balancer session ticket key ${epoch}`).digest()
     }
     return this.#key
   }
 
-  /** True when `now` is in another hour than the last key given: the caller sets the new key everywhere. */
+  /** True when `now` is in another hour than the last key given (none given yet: nothing to rotate): the caller sets the new key everywhere. */
   due(now: number): boolean {
-    return Math.floor(now / ROTATE_MS) !== this.#epoch
+    return this.#epoch !== -1 && Math.floor(now / ROTATE_MS) !== this.#epoch
   }
 }
