@@ -4,7 +4,8 @@
 #   wrk (load for the access log test and TLS keep-alive load), chromium (the
 #   dashboard's browser test); for TLS: openssl (test certificates), sslscan
 #   (the protocol and cipher scan), pebble (the ACME test CA, with
-#   pebble-challtestsrv); for HTTP/2: nghttp2-client (nghttp, h2load).
+#   pebble-challtestsrv); for HTTP/2: nghttp2-client (nghttp, h2load);
+#   apache2-utils (htpasswd: bcrypt hashes for the BasicAuth tests).
 # Idempotent and quiet; when everything is present it only runs a few checks.
 # Needs root (or sudo) only when something must be installed.
 set -euo pipefail
@@ -28,6 +29,7 @@ command -v openssl >/dev/null 2>&1 || need openssl
 need sslscan /usr/bin/sslscan
 need pebble /usr/bin/pebble
 need nghttp2-client /usr/bin/h2load
+need apache2-utils /usr/bin/htpasswd
 
 if [[ ${#missing[@]} -eq 0 ]]; then exit 0; fi
 

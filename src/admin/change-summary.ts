@@ -6,6 +6,7 @@
 
 import { policyOf } from '../model/canonical.ts'
 import { POLICY_GROUPS } from '../model/policy.ts'
+import { RULE_GROUPS } from '../model/rules.ts'
 import type { Config, Route, Server, Upstream } from '../model/types.ts'
 import { ROUTE_DEFAULT, upstreamKey } from '../model/types.ts'
 
@@ -43,7 +44,7 @@ function routeChanges(where: string, o: Route, r: Route, out: string[]): void {
   memberChanges('fallback', where, o.fallbacks, r.fallbacks, out)
   const op = policyOf(o, 'route')
   const rp = policyOf(r, 'route')
-  for (const g of POLICY_GROUPS) {
+  for (const g of [...POLICY_GROUPS, ...RULE_GROUPS]) {
     const a = JSON.stringify(op[g])
     const b = JSON.stringify(rp[g])
     if (a === b) continue
@@ -65,7 +66,7 @@ function memberChanges(kind: string, where: string, before: readonly Upstream[],
   }
 }
 
-const NAMED: ReadonlySet<string> = new Set(['name', 'filter', 'upstreams', 'fallbacks', ...POLICY_GROUPS])
+const NAMED: ReadonlySet<string> = new Set(['name', 'filter', 'upstreams', 'fallbacks', ...POLICY_GROUPS, ...RULE_GROUPS])
 
 function otherFields(r: Route): string {
   return JSON.stringify(Object.entries(r).filter(([k]) => !NAMED.has(k)).sort(([a], [b]) => (a < b ? -1 : 1)))

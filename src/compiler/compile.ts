@@ -10,6 +10,8 @@ import { parseDuration } from '../model/duration.ts'
 import type { Filter, Policy, Server, Tls, Upstream, ValidConfig } from '../model/types.ts'
 import { POLICY_DEFAULTS, ROUTE_DEFAULT } from '../model/types.ts'
 import { Scheme } from './snapshot.ts'
+import { rulesPlan } from './rules.ts'
+import { rulesOf } from '../model/rules.ts'
 import { targetKey } from '../model/address.ts'
 import type { CertFileRef, CheckPlan, LimitsPlan, TlsPlan, ListenerPlan, PassivePlan, RetryPlan, RoutePlan, RoutingSnapshot, SchemeMask, TargetRef, Tier } from './snapshot.ts'
 
@@ -67,7 +69,8 @@ function pickPolicy(p: Policy): Policy {
   if (p.passive !== undefined) out.passive = p.passive
   if (p.retry !== undefined) out.retry = p.retry
   if (p.limits !== undefined) out.limits = p.limits
-  return out
+  // Rule groups the object sets, null ("none") included.
+  return { ...out, ...rulesOf(p, 'route') }
 }
 
 /** Durations were validated; a gap there must not reach the engine as NaN. */
@@ -176,6 +179,7 @@ function routePlan(
     passive: passivePlan(policy),
     retry: retryPlan(policy),
     limits: limitsPlan(policy),
+    rules: rulesPlan(policy, filter.PathPrefix),
   })
 }
 

@@ -4,6 +4,8 @@
 // in-flight counts, balancing cursors) lives in the engine, keyed by
 // TargetRef.key, never in here.
 
+import type { RE2JS } from 're2js'
+
 /** A socket address to listen on. host '' means every interface (dual stack). */
 export interface ListenAddress {
   /** Canonical key: `host:port`, `[v6]:port`, or `*:port` for every interface. */
@@ -72,6 +74,50 @@ export interface LimitsPlan {
   maxPending: number
 }
 
+/** How the Host sent upstream is chosen (rewrite.Host). */
+export const HostMode = { Client: 0, Upstream: 1, Fixed: 2 } as const
+
+/**
+ * Header edits of one direction, compiled (headers.Request / Response and
+ * the shortcuts). Protocol-neutral: HTTP/1 writes `lines`, HTTP/2 adds
+ * `fields`; both drop every field whose lower-case name is in `drop`.
+ */
+export interface HeaderEditPlan {
+  /** Lower-case names removed from what was received: Remove and Set's names. */
+  drop: ReadonlySet<string>
+  /** Set then Add as HTTP/1 lines, `name: value\r\n` each. */
+  lines: string
+  /** The same as [name, value] pairs. */
+  fields: readonly (readonly [string, string])[]
+}
+
+/** What a route changes in the request it forwards (rewrite, headers.Request); src/engine/rules/request.ts applies it. */
+export interface RequestRulesPlan {
+  /** rewrite.StripPrefix: the route's PathPrefix to remove; '' = none. */
+  strip: string
+  /** rewrite.ReplacePathRegex, compiled by re2js (linear time). */
+  replace: { readonly re: RE2JS; readonly replacement: string } | null
+  /** rewrite.AddPrefix; '' = none. */
+  addPrefix: string
+  /** The path changes at all (strip, replace or addPrefix). */
+  rewritesPath: boolean
+  host: (typeof HostMode)[keyof typeof HostMode]
+  /** HostMode.Fixed: the name sent. */
+  hostName: string
+  edits: HeaderEditPlan | null
+}
+
+/**
+ * The route rules, compiled. A route without any is `rules: null`, the one
+ * field the engine tests per request; each group inside is null when unset.
+ * Order of application: README "Route rules".
+ */
+export interface RulesPlan {
+  request: RequestRulesPlan | null
+  /** headers.Response and its shortcuts, applied to responses relayed from upstream. */
+  response: HeaderEditPlan | null
+}
+
 /** A compiled filter plus its upstream tiers. */
 export interface RoutePlan {
   /** `address` as written + `#` + route name, e.g. `:8080#default`; unique in a snapshot. */
@@ -96,6 +142,8 @@ export interface RoutePlan {
   passive: PassivePlan
   retry: RetryPlan
   limits: LimitsPlan
+  /** null: the route has no rule group (the common case costs one test per request). */
+  rules: RulesPlan | null
 }
 
 /** A certificate the listener serves from files: read and watched outside the engine, handed to it as a CertEntry with this id. */

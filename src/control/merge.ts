@@ -39,6 +39,8 @@ import { normalizeServer } from '../model/normalize.ts'
 import { policyOf, tlsOf } from '../model/canonical.ts'
 import type { PolicyGroup } from '../model/policy.ts'
 import { POLICY_GROUPS, defaultsOf } from '../model/policy.ts'
+import type { RuleGroup } from '../model/rules.ts'
+import { RULE_GROUPS, copyRule } from '../model/rules.ts'
 import type { Config, Filter, Policy, Route, Server, Upstream } from '../model/types.ts'
 import { ROUTE_DEFAULT, upstreamKey } from '../model/types.ts'
 import { filterKey } from '../model/validate.ts'
@@ -180,7 +182,7 @@ class Merge {
   readonly #claims = new Map<string, Claim>()
   readonly #listen: ParsedListenAddress[] = []
   /** Discovered routes (originKey(address, route)) -> which member decided each policy group. */
-  readonly #decided = new Map<string, Map<PolicyGroup, Who>>()
+  readonly #decided = new Map<string, Map<Group, Who>>()
 
   constructor(servers: Server[]) {
     this.servers = servers
@@ -301,9 +303,9 @@ class Merge {
     for (const s of this.servers) {
       if (!this.origins.has(originKey(s.address))) continue
       for (const r of s.routes) {
-        for (const g of POLICY_GROUPS) {
+        for (const g of GROUPS) {
           if (s[g] == null || r[g] !== undefined) continue
-          if (g === 'health') r.health = null
+          if (g === 'health' || isRule(g)) setGroup(r, g, {})
           else setGroup(r, g, { [g]: defaultsOf(g) } as Policy)
         }
       }
@@ -375,16 +377,25 @@ function subjectOf(who: Who): Subject | null {
   return who.meta?.subject ?? null
 }
 
-function setGroups(p: Policy): PolicyGroup[] {
-  return POLICY_GROUPS.filter((g) => p[g] != null)
+/** Policy and rule groups: both belong to an upstream set and merge the same way. */
+type Group = PolicyGroup | RuleGroup
+const GROUPS: readonly Group[] = [...POLICY_GROUPS, ...RULE_GROUPS]
+
+function isRule(g: Group): g is RuleGroup {
+  return (RULE_GROUPS as readonly string[]).includes(g)
 }
 
-function groupText(p: Policy, g: PolicyGroup): string {
+function setGroups(p: Policy): Group[] {
+  return GROUPS.filter((g) => p[g] != null)
+}
+
+function groupText(p: Policy, g: Group): string {
   return JSON.stringify(policyOf(p, 'route')[g] ?? null)
 }
 
 /** Copies group g of `from` onto `to` (a server for a default route, else the route). */
-function setGroup(to: Policy, g: PolicyGroup, from: Policy): void {
+function setGroup(to: Policy, g: Group, from: Policy): void {
+  if (isRule(g)) return copyRule(to, from, g)
   const v = policyOf(from, 'route')
   if (g === 'health') to.health = v.health ?? null
   else if (g === 'passive' && v.passive !== undefined) to.passive = v.passive

@@ -4,6 +4,7 @@
 
 import { createHash } from 'node:crypto'
 import type { Config, Filter, Policy, Route, Server, Tls, Upstream, ValidConfig } from './types.ts'
+import { rulesOf } from './rules.ts'
 
 function upstream(u: Upstream): Upstream {
   return { Target: u.Target, Port: u.Port, Priority: u.Priority, Weight: u.Weight, ...(u.Protocol === undefined ? {} : { Protocol: u.Protocol }) }
@@ -26,7 +27,7 @@ export function policyOf(p: Policy, owner: 'server' | 'route'): Policy {
   // Not a policy group (no defaults, no sub-resource), but copied wherever the groups are.
   const d = p.discovery
   if (d !== undefined) out.discovery = typeof d === 'string' ? d : { Constraint: d.Constraint }
-  return out
+  return { ...out, ...rulesOf(p, owner) }
 }
 
 /** A copy of a server's `tls` group, fields in declared order. */

@@ -12,6 +12,8 @@ import type { Found } from './fields.ts'
 import { GROUP_FIELDS, POLICY_GROUPS, readPolicy } from './policy.ts'
 import type { PolicyGroup } from './policy.ts'
 import { readProtocols } from './protocols.ts'
+import { RULE_FIELDS, RULE_GROUPS } from './rules.ts'
+import type { RuleGroup } from './rules.ts'
 import type { Filter, Policy, Server } from './types.ts'
 
 export const LABEL_PREFIX = 'balancer.'
@@ -51,8 +53,8 @@ export type LabelResult =
   | { enabled: true; settings: LabelSettings | null; problems: Problem[]; notes: Problem[] }
 
 const KNOWN = new Set(['enable', 'address', 'port', 'hosts', 'pathprefix', 'schemes', 'priority', 'weight', 'network', 'fallback', 'swarm.mode', 'protocol', 'protocols'])
-/** `balancer.health.path` -> ['health', 'path']. */
-const POLICY_LABEL = /^(health|passive|retry|limits)\.(.+)$/
+/** `balancer.health.path` -> ['health', 'path']; rule groups too (`balancer.rewrite.stripprefix`). */
+const POLICY_LABEL = new RegExp(`^(${[...POLICY_GROUPS, ...RULE_GROUPS].join('|')})\\.(.+)$`)
 /** The name reserved for health checks before they existed; a note points to the real one. */
 const OLD_HEALTH = /^healthcheck(\.|$)/
 
@@ -145,16 +147,20 @@ export function readLabels(raw: Readonly<Record<string, string>> | null | undefi
  * `balancer.health.intervall` must not silently leave the default in place.
  */
 function readPolicyLabels(labels: ReadonlyMap<string, string>, problems: Problem[]): Policy {
-  const found: Partial<Record<PolicyGroup, Found>> = {}
+  const found: Partial<Record<PolicyGroup | RuleGroup, Found>> = {}
   // An empty value means "the default", as for every other label; the group is still present.
-  const raw: Partial<Record<PolicyGroup, Record<string, string | null>>> = {}
+  const raw: Partial<Record<PolicyGroup | RuleGroup, LabelTree>> = {}
   for (const [key, value] of labels) {
     const m = POLICY_LABEL.exec(key)
     if (m === null) continue
-    const group = m[1] as PolicyGroup
-    ;(raw[group] ??= {})[m[2] ?? ''] = value.trim() === '' ? null : value.trim()
+    const group = m[1] as PolicyGroup | RuleGroup
+    const tree = (raw[group] ??= {})
+    const v = value.trim() === '' ? null : value.trim()
+    // Rule groups nest: `balancer.rewrite.replacepathregex.regex`, `balancer.headers.request.set.x-env`.
+    if ((RULE_GROUPS as readonly string[]).includes(group)) setPath(tree, (m[2] ?? '').split('.'), v, `${LABEL_PREFIX}${group}`, problems)
+    else tree[m[2] ?? ''] = v
   }
-  for (const g of POLICY_GROUPS) {
+  for (const g of [...POLICY_GROUPS, ...RULE_GROUPS]) {
     const fields = raw[g]
     if (fields !== undefined) found[g] = { value: fields, path: `${LABEL_PREFIX}${g}` }
   }
@@ -163,11 +169,36 @@ function readPolicyLabels(labels: ReadonlyMap<string, string>, problems: Problem
   // Field names as labels spell them: `balancer.health.interval`, not `Interval`.
   for (let i = before; i < problems.length; i++) {
     const p = problems[i]
-    const group = POLICY_GROUPS.find((g) => p?.path.startsWith(`${LABEL_PREFIX}${g}.`))
+    const group = [...POLICY_GROUPS, ...RULE_GROUPS].find((g) => p?.path.startsWith(`${LABEL_PREFIX}${g}.`))
     if (p === undefined || group === undefined || !p.message.startsWith('unknown field')) continue
-    problems[i] = { path: p.path, message: `unknown label (expected one of ${GROUP_FIELDS[group].map((f) => `${LABEL_PREFIX}${group}.${f.toLowerCase()}`).join(', ')})` }
+    const fields = (POLICY_GROUPS as readonly string[]).includes(group) ? GROUP_FIELDS[group as PolicyGroup] : RULE_FIELDS[group as RuleGroup]
+    if (p.path.split('.').length > 3) continue // a nested field's message already lists its names
+    problems[i] = { path: p.path, message: `unknown label (expected one of ${fields.map((f) => `${LABEL_PREFIX}${group}.${f.toLowerCase()}`).join(', ')})` }
   }
   return policy
+}
+
+interface LabelTree {
+  [k: string]: LabelTree | string | null
+}
+
+/** `a.b.c=v` into {a: {b: {c: v}}}; a key that is both a value and a parent is a problem. */
+function setPath(tree: LabelTree, parts: readonly string[], v: string | null, at: string, problems: Problem[]): void {
+  let node = tree
+  let path = at
+  for (let i = 0; i < parts.length - 1; i++) {
+    const k = parts[i] as string
+    path = `${path}.${k}`
+    const next = node[k]
+    if (next === undefined || next === null) node = node[k] = {}
+    else if (typeof next === 'string') {
+      problems.push({ path, message: 'is set as a value and has labels under it; keep one' })
+      return
+    } else node = next
+  }
+  const last = parts[parts.length - 1] as string
+  if (typeof node[last] === 'object' && node[last] !== null) problems.push({ path: `${path}.${last}`, message: 'is set as a value and has labels under it; keep one' })
+  else node[last] = v
 }
 
 function labelOfFilterPath(path: string): string {

@@ -20,11 +20,12 @@ import { POLICY_GROUPS, readGroup, readPolicy } from './policy.ts'
 import type { PolicyGroup } from './policy.ts'
 import { readTls } from './tls.ts'
 import { readProtocols } from './protocols.ts'
+import { RULE_GROUPS } from './rules.ts'
 
 const UPSTREAM_FIELDS = ['Target', 'Port', 'Priority', 'Weight', 'Protocol'] as const
 const FILTER_FIELDS = ['Hosts', 'Schemes', 'PathPrefix'] as const
-const ROUTE_FIELDS = ['name', 'filter', 'upstreams', 'fallbacks', ...POLICY_GROUPS, 'discovery'] as const
-const SERVER_FIELDS = ['address', 'filter', 'upstreams', 'fallbacks', 'routes', ...POLICY_GROUPS, 'tls', 'discovery', 'Protocols'] as const
+const ROUTE_FIELDS = ['name', 'filter', 'upstreams', 'fallbacks', ...POLICY_GROUPS, ...RULE_GROUPS, 'discovery'] as const
+const SERVER_FIELDS = ['address', 'filter', 'upstreams', 'fallbacks', 'routes', ...POLICY_GROUPS, ...RULE_GROUPS, 'tls', 'discovery', 'Protocols'] as const
 
 const ROUTE_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/
 

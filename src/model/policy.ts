@@ -27,6 +27,8 @@ import type { Found } from './fields.ts'
 import { headTextProblem } from './head-safe.ts'
 import { describeValue, isMissing, joinPath, readFields, readInt } from './fields.ts'
 import { formatDuration, parseDuration } from './duration.ts'
+import { readRules } from './rules.ts'
+import type { RuleGroup } from './rules.ts'
 
 export const POLICY_GROUPS = ['health', 'passive', 'retry', 'limits'] as const
 export type PolicyGroup = (typeof POLICY_GROUPS)[number]
@@ -56,13 +58,13 @@ export const BOUNDS = {
 /** Where the policy sits: a route's absent group inherits its server's, so `null` there has a meaning of its own. */
 export type PolicyOwner = 'server' | 'route'
 
-/** The four groups of a server or route, from its found fields; problems are collected, not thrown. */
+/** The four groups of a server or route, and its rule groups (rules.ts), from its found fields; problems are collected, not thrown. */
 export function readPolicy(
-  f: Partial<Record<PolicyGroup, Found>>,
+  f: Partial<Record<PolicyGroup | RuleGroup, Found>>,
   owner: PolicyOwner,
   problems: Problem[],
 ): Policy {
-  const out: Policy = {}
+  const out: Policy = readRules(f, owner, problems)
   const h = f.health
   if (h !== undefined && h.value === null && owner === 'route') out.health = null
   else if (!isMissing(h) && h !== undefined) {

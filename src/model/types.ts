@@ -83,13 +83,58 @@ export interface Limits {
   MaxPending: number
 }
 
+/** `rewrite`: what the upstream sees of the request's path and Host (src/model/rewrite.ts has the bounds). */
+export interface Rewrite {
+  /** Remove the route's PathPrefix from the path (keeping a leading `/`); the prefix goes upstream as X-Forwarded-Prefix. */
+  StripPrefix: boolean
+  /** Put before the path (after StripPrefix and ReplacePathRegex); '' = none. */
+  AddPrefix: string
+  /** Replace the path (not the query) where Regex matches; RE2 syntax, linear time on any input. null = none. */
+  ReplacePathRegex: ReplacePath | null
+  /** The Host sent upstream: `client` (as received), `upstream` (the picked upstream's `Target:Port`) or a fixed name. */
+  Host: string
+}
+
+export interface ReplacePath {
+  Regex: string
+  /** `$1`, `${name}` refer to the Regex's groups. */
+  Replacement: string
+}
+
+/** Set (replace), Add (one more line) and Remove (drop every line of the name), applied Remove, Set, Add. */
+export interface HeaderEdits {
+  Set: Record<string, string>
+  Add: Record<string, string>
+  Remove: string[]
+}
+
+/** `headers`: fields added to or removed from requests and responses (src/model/header-rules.ts). */
+export interface HeaderRules {
+  Request: HeaderEdits
+  Response: HeaderEdits
+  /** `X-Frame-Options: DENY` on responses. */
+  FrameDeny: boolean
+  /** `X-Content-Type-Options: nosniff` on responses. */
+  ContentTypeNosniff: boolean
+}
+
+/**
+ * The route rules (src/model/rules.ts): what a route does to a request
+ * besides picking its upstream. On a route, absent means its server's group
+ * and `null` means none even if the server has one.
+ */
+export interface Rules {
+  rewrite?: Rewrite | null
+  headers?: HeaderRules | null
+}
+
 /**
  * Health, retry and limit policy. Set on a server it applies to all its
  * routes; a route's own value replaces the server's, field group by field
  * group. Absent groups take the documented defaults (POLICY_DEFAULTS).
  * Bounds of every field: src/model/policy.ts.
  */
-export interface Policy {
+export interface Policy extends Rules {
   /**
    * On a route, `null` means "no active check, whatever the server sets" (a
    * route's absent group inherits the server's). A server never holds `null`:

@@ -4,7 +4,7 @@
 // without going through the config model.
 
 import { Scheme } from '../../src/compiler/snapshot.ts'
-import type { CheckPlan, LimitsPlan, ListenerPlan, PassivePlan, RetryPlan, RoutePlan, RoutingSnapshot, SchemeMask, TargetRef, Tier } from '../../src/compiler/snapshot.ts'
+import type { CheckPlan, LimitsPlan, ListenerPlan, PassivePlan, RetryPlan, RoutePlan, RoutingSnapshot, RulesPlan, SchemeMask, TargetRef, Tier } from '../../src/compiler/snapshot.ts'
 import { DEFAULT_PLANS, certFileId } from '../../src/compiler/compile.ts'
 
 export interface TargetSpec {
@@ -29,6 +29,8 @@ export interface RouteSpec {
   passive?: Partial<PassivePlan>
   retry?: Partial<RetryPlan>
   limits?: Partial<LimitsPlan>
+  /** Compiled route rules (compiler/rules.ts rulesPlan); absent: none. */
+  rules?: RulesPlan | null
 }
 
 export interface ListenerSpec {
@@ -102,6 +104,7 @@ function routePlan(server: string, r: RouteSpec, i: number, targets: Map<string,
     passive: Object.freeze({ ...DEFAULT_PLANS.passive, ...r.passive }),
     retry: Object.freeze({ ...DEFAULT_PLANS.retry, ...r.retry }),
     limits: Object.freeze({ ...DEFAULT_PLANS.limits, ...r.limits }),
+    rules: r.rules ?? null,
   })
 }
 

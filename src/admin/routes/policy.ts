@@ -15,6 +15,7 @@ import type { PolicyGroup } from '../../model/policy.ts'
 import { POLICY_GROUPS, defaultsOf } from '../../model/policy.ts'
 import type { HealthCheck, Limits, Passive, Policy, Retry, Route, Server } from '../../model/types.ts'
 import { ROUTE_DEFAULT } from '../../model/types.ts'
+import { rulesOf } from '../../model/rules.ts'
 import { commit, ifMatchHeader } from '../context.ts'
 import type { AdminContext } from '../context.ts'
 import { findRoute, requireRoute, requireServer, withRoute, withServer } from '../edits.ts'
@@ -83,7 +84,8 @@ function applying(server: Server, route: Route, group: PolicyGroup): Group | und
 }
 
 function withoutGroup(route: Route, group: PolicyGroup): Route {
-  const out: Route = { name: route.name, filter: route.filter, upstreams: route.upstreams, fallbacks: route.fallbacks }
+  // The route rules (rewrite, headers, ...) are not sub-resources here: they stay as they are.
+  const out: Route = { name: route.name, filter: route.filter, upstreams: route.upstreams, fallbacks: route.fallbacks, ...rulesOf(route, 'route') }
   for (const g of POLICY_GROUPS) if (g !== group && route[g] !== undefined) copyGroup(out, route, g)
   return out
 }

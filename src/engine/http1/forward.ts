@@ -21,6 +21,9 @@ import { CONN_TOK, HDR, HF, Kind, MAX_HEADERS } from './fields.ts'
 import type { Fields } from './fields.ts'
 import { Form } from './parse.ts'
 import type { RequestHead, ResponseHead } from './parse.ts'
+import type { HeaderEditPlan, RequestRulesPlan } from '../../compiler/snapshot.ts'
+import { HostMode } from '../../compiler/snapshot.ts'
+import { drops, prefixLine, rewriteTarget } from '../rules/request.ts'
 
 /** True when header i is named by a Connection token (and so hop-by-hop too). */
 function namedInConnection(buf: Buffer, f: Fields, ns: number, ne: number): boolean {
@@ -56,16 +59,21 @@ function quoted(v: string): string {
  * their Upgrade header and get `connection: upgrade`. Absolute-form targets
  * become origin-form and their authority becomes Host (RFC 9112 §3.2.2).
  * The client's X-Request-Id fields are replaced by one carrying `requestId`.
+ * `rq`: the route's request rules (rules/request.ts), null for most routes.
  */
-export function requestHead(buf: Buffer, h: RequestHead, peer: Peer, proto: string, upgrade: boolean, chunked: boolean, requestId: string): string {
+export function requestHead(buf: Buffer, h: RequestHead, peer: Peer, proto: string, upgrade: boolean, chunked: boolean, requestId: string, rq: RequestRulesPlan | null = null): string {
   const trusted = peer.trusted
   let out = buf.latin1Slice(h.start, h.methodEnd + 1)
+  let target: string
   if (h.form === Form.Absolute) {
-    out += h.pathStart === h.targetEnd || buf[h.pathStart] !== 0x2f ? `/${buf.latin1Slice(h.pathStart, h.targetEnd)}` : buf.latin1Slice(h.pathStart, h.targetEnd)
+    target = h.pathStart === h.targetEnd || buf[h.pathStart] !== 0x2f ? `/${buf.latin1Slice(h.pathStart, h.targetEnd)}` : buf.latin1Slice(h.pathStart, h.targetEnd)
   } else {
-    out += buf.latin1Slice(h.targetStart, h.targetEnd)
+    target = buf.latin1Slice(h.targetStart, h.targetEnd)
   }
+  out += rq === null ? target : rewriteTarget(rq, target)
   out += ' HTTP/1.1\r\n'
+  const edits = rq === null ? null : rq.edits
+  const clientHost = rq === null || rq.host === HostMode.Client
   let xff = ''
   let fwd = ''
   let realIp = false
@@ -76,7 +84,8 @@ export function requestHead(buf: Buffer, h: RequestHead, peer: Peer, proto: stri
     const o = i * HF
     const kind = HDR[o + 5] as number
     const ns = HDR[o] as number
-    let keep = kind === Kind.Other || (kind === Kind.Host && h.form !== Form.Absolute) || (kind === Kind.Upgrade && upgrade) || (kind === Kind.XRealIp && trusted)
+    let keep = kind === Kind.Other || (kind === Kind.Host && h.form !== Form.Absolute && clientHost) || (kind === Kind.Upgrade && upgrade) || (kind === Kind.XRealIp && trusted)
+    if (edits !== null && kind === Kind.Other && drops(edits, buf.latin1Slice(ns, HDR[o + 1] as number).toLowerCase())) keep = false
     if (trusted) {
       if (kind === Kind.XForwardedFor) {
         const v = buf.latin1Slice(HDR[o + 2] as number, HDR[o + 3] as number)
@@ -99,17 +108,23 @@ export function requestHead(buf: Buffer, h: RequestHead, peer: Peer, proto: stri
   let host = ''
   if (h.form === Form.Absolute) {
     host = buf.latin1Slice(h.authStart, h.authEnd)
-    out += `host: ${host}\r\n`
+    if (clientHost) out += `host: ${host}\r\n`
   } else if (h.hostCount === 1) {
     host = buf.latin1Slice(h.hostStart, h.hostEnd)
+  }
+  if (rq !== null) {
+    if (rq.host === HostMode.Fixed) out += `host: ${rq.hostName}\r\n`
+    out += prefixLine(rq, target)
+    if (edits !== null) out += edits.lines
   }
   if (chunked) out += 'transfer-encoding: chunked\r\n'
   else if (h.clCount === 1) out += `content-length: ${h.contentLength}\r\n`
   out += forwardingFields(peer, xff, fwd, realIp, proto, host, requestId)
   if (upgrade) out += 'connection: upgrade\r\n'
-  // No Host at all (HTTP/1.0): the head is left open; the sender adds the
-  // upstream's own `host:port` (see hostless), as HTTP/1.1 requires a Host.
-  return host === '' && h.hostCount === 0 ? out : `${out}\r\n`
+  // No Host at all (HTTP/1.0), or rewrite.Host `upstream`: the head is left
+  // open; the sender adds the upstream's own `host:port` (see hostless), as
+  // HTTP/1.1 requires a Host.
+  return (host === '' && h.hostCount === 0) || (rq !== null && rq.host === HostMode.Upstream) ? out : `${out}\r\n`
 }
 
 /**
@@ -132,9 +147,9 @@ export function forwardingFields(peer: Peer, xff: string, fwd: string, realIp: b
   return out
 }
 
-/** requestHead left the head open for a Host line (an HTTP/1.0 request without Host). */
-export function hostless(h: RequestHead): boolean {
-  return h.hostCount === 0 && h.form !== Form.Absolute
+/** requestHead left the head open for a Host line (an HTTP/1.0 request without Host, or rewrite.Host `upstream`). */
+export function hostless(h: RequestHead, rq: RequestRulesPlan | null = null): boolean {
+  return (h.hostCount === 0 && h.form !== Form.Absolute) || (rq !== null && rq.host === HostMode.Upstream)
 }
 
 /**
@@ -178,8 +193,9 @@ const CONN_BYTES = CONN_LINE.map((l) => Buffer.from(`${l}\r\n`, 'latin1'))
  * keepTe: the body is relayed chunked as received, so Transfer-Encoding stays.
  * keepUpgrade: a 101 to an upgrade request.
  * requestId: added as `x-request-id` when not '' (the upstream sent none).
+ * edits: the route's headers.Response (null for most routes).
  */
-export function responseHead(buf: Buffer, r: ResponseHead, conn: number, keepTe: boolean, keepUpgrade: boolean, bodyAt: number, bodyLen: number, requestId: string): Buffer {
+export function responseHead(buf: Buffer, r: ResponseHead, conn: number, keepTe: boolean, keepUpgrade: boolean, bodyAt: number, bodyLen: number, requestId: string, edits: HeaderEditPlan | null = null): Buffer {
   let nRuns = 0
   let runStart = r.start
   let runEnd = r.headersStart
@@ -202,6 +218,7 @@ export function responseHead(buf: Buffer, r: ResponseHead, conn: number, keepTe:
       (kind === Kind.TransferEncoding && keepTe) ||
       (kind === Kind.Upgrade && keepUpgrade)
     if (keep && r.nConnTokens !== 0 && namedInConnection(buf, r, ns, HDR[o + 1] as number)) keep = false
+    if (keep && edits !== null && kind === Kind.Other && drops(edits, buf.latin1Slice(ns, HDR[o + 1] as number).toLowerCase())) keep = false
     if (!keep) continue
     if (ns !== runEnd) {
       if (runEnd > runStart) {
@@ -221,7 +238,9 @@ export function responseHead(buf: Buffer, r: ResponseHead, conn: number, keepTe:
   const tail = CONN_BYTES[conn] as Buffer
   // Ids are visible ASCII (request-id.ts): one byte per character.
   const ridLen = requestId === '' ? 0 : RID_NAME.length + requestId.length + 2
-  const out = Buffer.allocUnsafe(size + ridLen + tail.length + bodyLen)
+  // Edited values are visible ASCII (model/header-rules.ts): one byte per character.
+  const extra = edits === null ? '' : edits.lines
+  const out = Buffer.allocUnsafe(size + ridLen + extra.length + tail.length + bodyLen)
   let p = 0
   for (let i = 0; i < nRuns; i += 2) p += buf.copy(out, p, RUNS[i] as number, RUNS[i + 1] as number)
   if (ridLen !== 0) {
@@ -230,6 +249,7 @@ export function responseHead(buf: Buffer, r: ResponseHead, conn: number, keepTe:
     out[p++] = 0x0d
     out[p++] = 0x0a
   }
+  if (extra !== '') p += out.write(extra, p, 'latin1')
   p += tail.copy(out, p)
   if (bodyLen !== 0) buf.copy(out, p, bodyAt, bodyAt + bodyLen)
   return out

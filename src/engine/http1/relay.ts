@@ -204,7 +204,8 @@ function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: n
   const mode = rechunk ? (close ? Conn.ChunkedClose : Conn.Chunked) : close ? Conn.Close : conn.version === 10 ? Conn.KeepAlive : Conn.None
   // A whole Content-Length body that came with the head goes out in the same write.
   let inline = framing === Framing.Length && r.contentLength <= buf.length - end ? r.contentLength : 0
-  if (mode === Conn.None && r.hopCount === 0) {
+  const edits = rt === null || rt.plan.rules === null ? null : rt.plan.rules.response
+  if (mode === Conn.None && r.hopCount === 0 && edits === null) {
     if (rid === '') {
       corkIfMore(conn, buf, end + inline)
       toClient(conn, uc, buf.subarray(start, end + inline))
@@ -216,7 +217,7 @@ function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: n
   } else {
     if (inline > INLINE_MAX) inline = 0
     corkIfMore(conn, buf, end + inline)
-    toClient(conn, uc, responseHead(buf, r, mode, framing === Framing.Chunked && !conn.dechunk, false, end, inline, rid))
+    toClient(conn, uc, responseHead(buf, r, mode, framing === Framing.Chunked && !conn.dechunk, false, end, inline, rid, edits))
   }
   conn.resStarted = true
   conn.framing = framing

@@ -147,7 +147,9 @@ function dispatch(conn: ClientConn, buf: Buffer): void {
   if (route === null) return respond(conn, 404)
   conn.route = lr.routes[lr.plan.routes.indexOf(route)] ?? null
   if (conn.route === null) return respond(conn, 404)
-  conn.outHead = requestHead(buf, h, conn, conn.tls ? XFP_HTTPS : XFP_HTTP, conn.upgrade, conn.bodyKind === BodyKind.Chunked, conn.requestId)
-  conn.hostless = hostless(h)
+  const rules = route.rules
+  const rq = rules === null ? null : rules.request
+  conn.outHead = requestHead(buf, h, conn, conn.tls ? XFP_HTTPS : XFP_HTTP, conn.upgrade, conn.bodyKind === BodyKind.Chunked, conn.requestId, rq)
+  conn.hostless = hostless(h, rq)
   startExchange(conn)
 }

@@ -1,0 +1,50 @@
+// Route rules (src/model/rules.ts) -> RulesPlan. Pure: the ReplacePathRegex
+// pattern is compiled here, once per snapshot, never per request. A route
+// whose rules change nothing (all groups absent or empty) gets `null`.
+
+import type { HeaderEdits, Policy } from '../model/types.ts'
+import { compilePathRegex } from '../model/rewrite.ts'
+import { HostMode } from './snapshot.ts'
+import type { HeaderEditPlan, RequestRulesPlan, RulesPlan } from './snapshot.ts'
+
+export function rulesPlan(p: Policy, pathPrefix: string): RulesPlan | null {
+  const request = requestPlan(p, pathPrefix)
+  const response = responsePlan(p)
+  if (request === null && response === null) return null
+  return Object.freeze({ request, response })
+}
+
+function requestPlan(p: Policy, pathPrefix: string): RequestRulesPlan | null {
+  const rw = p.rewrite ?? null
+  const h = p.headers ?? null
+  const strip = rw !== null && rw.StripPrefix && pathPrefix !== '' ? pathPrefix : ''
+  const re = rw?.ReplacePathRegex ?? null
+  const replace = re === null ? null : Object.freeze({ re: compilePathRegex(re.Regex), replacement: re.Replacement })
+  const addPrefix = rw?.AddPrefix ?? ''
+  const hostText = rw?.Host ?? 'client'
+  const host = hostText === 'client' ? HostMode.Client : hostText === 'upstream' ? HostMode.Upstream : HostMode.Fixed
+  // A client's X-Forwarded-Prefix is replaced by the prefix stripped here.
+  const edits = editPlan(h?.Request ?? null, [], strip === '' ? [] : ['x-forwarded-prefix'])
+  const rewritesPath = strip !== '' || replace !== null || addPrefix !== ''
+  if (!rewritesPath && host === HostMode.Client && edits === null) return null
+  return Object.freeze({ strip, replace, addPrefix, rewritesPath, host, hostName: host === HostMode.Fixed ? hostText : '', edits })
+}
+
+function responsePlan(p: Policy): HeaderEditPlan | null {
+  const h = p.headers ?? null
+  if (h === null) return null
+  const extra: Array<readonly [string, string]> = []
+  if (h.FrameDeny) extra.push(['x-frame-options', 'DENY'])
+  if (h.ContentTypeNosniff) extra.push(['x-content-type-options', 'nosniff'])
+  return editPlan(h.Response, extra, [])
+}
+
+/** null when the edits change nothing. Set's names (and `extraSet`'s) are dropped first, so Set replaces. */
+function editPlan(e: HeaderEdits | null, extraSet: ReadonlyArray<readonly [string, string]>, extraDrop: readonly string[]): HeaderEditPlan | null {
+  const set: Array<readonly [string, string]> = [...Object.entries(e?.Set ?? {}), ...extraSet]
+  const add = Object.entries(e?.Add ?? {})
+  const drop = new Set<string>([...(e?.Remove ?? []), ...set.map(([n]) => n), ...extraDrop])
+  if (drop.size === 0 && add.length === 0) return null
+  const fields = Object.freeze([...set, ...add].map(([n, v]) => Object.freeze([n.toLowerCase(), v] as const)))
+  return Object.freeze({ drop, lines: fields.map(([n, v]) => `${n}: ${v}\r\n`).join(''), fields })
+}

@@ -1,0 +1,80 @@
+// The route rules: groups that say what a route does to a request besides
+// picking its upstream. Read and written back like the policy groups
+// (policy.ts): a group given in part is completed with its defaults; set on a
+// server it applies to every route of the server, and a route's own group
+// replaces the server's whole. On a route `null` means none, whatever the
+// server sets; on a server `null` is the same as absent.
+//
+// The engine applies them in one fixed order (README "Route rules"): access,
+// rate limit, body, rewrite, headers, the proxy itself, then compression on
+// the way out. Each group's fields and bounds are in its own file.
+
+import type { Problem } from './errors.ts'
+import type { Found } from './fields.ts'
+import { readHeaderRules, HEADERS_FIELDS } from './header-rules.ts'
+import { readRewrite, REWRITE_FIELDS } from './rewrite.ts'
+import type { HeaderEdits, HeaderRules, Rewrite, Rules } from './types.ts'
+
+export const RULE_GROUPS = ['rewrite', 'headers'] as const
+export type RuleGroup = (typeof RULE_GROUPS)[number]
+
+export const RULE_FIELDS: Readonly<Record<RuleGroup, readonly string[]>> = {
+  rewrite: REWRITE_FIELDS,
+  headers: HEADERS_FIELDS,
+}
+
+/** The rule groups of a server or route, from its found fields; problems are collected, not thrown. */
+export function readRules(f: Partial<Record<RuleGroup, Found>>, owner: 'server' | 'route', problems: Problem[]): Rules {
+  const out: Rules = {}
+  for (const g of RULE_GROUPS) {
+    const found = f[g]
+    if (found === undefined || found.value === undefined) continue
+    if (found.value === null) {
+      if (owner === 'route') out[g] = null
+      continue
+    }
+    const v = readRule(g, found.value, found.path, problems)
+    if (v !== null) setRule(out, g, v)
+  }
+  return out
+}
+
+export function readRule(g: RuleGroup, raw: unknown, path: string, problems: Problem[]): Rewrite | HeaderRules | null {
+  switch (g) {
+    case 'rewrite':
+      return readRewrite(raw, path, problems)
+    case 'headers':
+      return readHeaderRules(raw, path, problems)
+  }
+}
+
+function setRule(out: Rules, g: RuleGroup, v: Rewrite | HeaderRules): void {
+  if (g === 'rewrite') out.rewrite = v as Rewrite
+  else out.headers = v as HeaderRules
+}
+
+function edits(e: HeaderEdits): HeaderEdits {
+  return { Set: { ...e.Set }, Add: { ...e.Add }, Remove: [...e.Remove] }
+}
+
+/** The rule groups `p` sets, copied whole with fields in declared order (canonical.ts). */
+export function rulesOf(p: Rules, owner: 'server' | 'route'): Rules {
+  const out: Rules = {}
+  const rw = p.rewrite
+  if (rw === null && owner === 'route') out.rewrite = null
+  else if (rw != null) {
+    const re = rw.ReplacePathRegex
+    out.rewrite = { StripPrefix: rw.StripPrefix, AddPrefix: rw.AddPrefix, ReplacePathRegex: re === null ? null : { Regex: re.Regex, Replacement: re.Replacement }, Host: rw.Host }
+  }
+  const h = p.headers
+  if (h === null && owner === 'route') out.headers = null
+  else if (h != null) out.headers = { Request: edits(h.Request), Response: edits(h.Response), FrameDeny: h.FrameDeny, ContentTypeNosniff: h.ContentTypeNosniff }
+  return out
+}
+
+/** Copies rule group g of `from` onto `to` as it is (null included). */
+export function copyRule(to: Rules, from: Rules, g: RuleGroup): void {
+  const v = rulesOf(from, 'route')
+  if (g === 'rewrite') to.rewrite = v.rewrite ?? null
+  else to.headers = v.headers ?? null
+}

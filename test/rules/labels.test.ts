@@ -1,0 +1,39 @@
+// Rule groups from `balancer.*` labels: nested label keys become the same
+// groups the configuration has, checked by the same rules.
+
+import { describe, expect, it } from 'vitest'
+import { readLabels } from '../../src/model/labels.ts'
+
+function settings(extra: Record<string, string>) {
+  const r = readLabels({ 'balancer.enable': 'true', ...extra })
+  if (!r.enabled) throw new Error('not enabled')
+  return r
+}
+
+describe('rule labels', () => {
+  it('rewrite and headers labels nest into whole groups', () => {
+    const r = settings({
+      'balancer.pathprefix': '/shop',
+      'balancer.rewrite.stripprefix': 'true',
+      'balancer.rewrite.replacepathregex.regex': '^/v1/(.*)$',
+      'balancer.rewrite.replacepathregex.replacement': '/v2/$1',
+      'balancer.headers.request.set.X-Env': 'prod',
+      'balancer.headers.response.remove': 'x-powered-by, server',
+      'balancer.headers.contenttypenosniff': 'true',
+    })
+    expect(r.problems).toEqual([])
+    expect(r.settings?.policy.rewrite).toEqual({ StripPrefix: true, AddPrefix: '', ReplacePathRegex: { Regex: '^/v1/(.*)$', Replacement: '/v2/$1' }, Host: 'client' })
+    expect(r.settings?.policy.headers).toEqual({
+      Request: { Set: { 'x-env': 'prod' }, Add: {}, Remove: [] },
+      Response: { Set: {}, Add: {}, Remove: ['x-powered-by', 'server'] },
+      FrameDeny: false,
+      ContentTypeNosniff: true,
+    })
+  })
+
+  it('a bad rule label keeps the container out, naming the label', () => {
+    const r = settings({ 'balancer.rewrite.stripprefx': 'true', 'balancer.headers.request.set.connection': 'close', 'balancer.rewrite.replacepathregex.regex': '(a)\\1' })
+    expect(r.settings).toBeNull()
+    expect(r.problems.map((p) => p.path).sort()).toEqual(['balancer.headers.request.set.connection', 'balancer.rewrite.replacepathregex.regex', 'balancer.rewrite.stripprefx'])
+  })
+})
