@@ -1,11 +1,13 @@
 // rewrite and headers end to end: a client on a real socket, the balancer's
 // engine, and a real upstream that records the request it got.
 
+import http2 from 'node:http2'
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RawClient, httpGet } from '../support/client.ts'
 import { startEngine } from '../support/engine.ts'
 import type { StartedEngine } from '../support/engine.ts'
-import { snapshotFor } from '../support/snapshot.ts'
+import { snapshotWith } from '../support/snapshot.ts'
 import type { RouteSpec } from '../support/snapshot.ts'
 import { httpUpstream } from '../support/upstream.ts'
 import type { HttpUpstream } from '../support/upstream.ts'
@@ -27,8 +29,9 @@ beforeAll(async () => {
   const u = [{ host: '127.0.0.1', port: up.port }]
   const route = (r: Partial<RouteSpec> & { pathPrefix: string }): RouteSpec => ({ hosts: [], upstreams: u, ...r })
   edge = await startEngine(
-    snapshotFor(
-      {
+    snapshotWith(
+      [{
+        h2c: true,
         routes: [
           route({ pathPrefix: '/api', rules: rulesOf({ rewrite: { StripPrefix: true } }, '/api') }),
           route({ pathPrefix: '/both/', rules: rulesOf({ rewrite: { StripPrefix: true, AddPrefix: '/v2', Host: 'upstream' } }, '/both/') }),
@@ -50,7 +53,7 @@ beforeAll(async () => {
           }),
           route({ pathPrefix: '/plain' }),
         ],
-      },
+      }],
       1,
     ),
   )
@@ -147,6 +150,92 @@ describe('headers', () => {
     expect(res.headers.server).toBe('upstream/1.0')
     expect(res.headers['x-powered-by']).toBe('php')
     expect(res.headers['x-frame-options']).toBe('SAMEORIGIN')
+  })
+})
+
+/** One request on a fresh h2c (prior knowledge) connection to the edge. */
+function h2(headers: OutgoingHttpHeaders): Promise<{ status: number; headers: IncomingHttpHeaders; text: string }> {
+  const c = http2.connect(`http://127.0.0.1:${edge.port}`)
+  c.on('error', () => {})
+  return new Promise<{ status: number; headers: IncomingHttpHeaders; text: string }>((resolve, reject) => {
+    const req = c.request(headers)
+    const chunks: Buffer[] = []
+    let head: IncomingHttpHeaders = {}
+    req.on('response', (h) => (head = h))
+    req.on('data', (d: Buffer) => chunks.push(d))
+    req.on('end', () => resolve({ status: Number(head[':status']), headers: head, text: Buffer.concat(chunks).toString() }))
+    req.on('error', reject)
+  }).finally(() => c.close())
+}
+
+describe('HTTP/2 streams get the same rules', () => {
+  it('to an HTTP/2 (h2c) upstream: path rewritten, :authority the upstream for Host "upstream", response edits applied', async () => {
+    const saw: IncomingHttpHeaders[] = []
+    const h2up = http2.createServer((req, res) => {
+      saw.push(req.headers)
+      res.setHeader('x-powered-by', 'grpc')
+      res.end(`h2 saw ${req.url}`)
+    })
+    await new Promise<void>((r) => h2up.listen(0, '127.0.0.1', r))
+    const port = (h2up.address() as { port: number }).port
+    const local = await startEngine(
+      snapshotWith([{ h2c: true, routes: [{ pathPrefix: '/g', upstreams: [{ host: '127.0.0.1', port, protocol: 'h2c' }], rules: rulesOf({ rewrite: { StripPrefix: true, Host: 'upstream' }, headers: { Response: { Remove: ['X-Powered-By'] }, FrameDeny: true } }, '/g') }] }], 1),
+    )
+    const c = http2.connect(`http://127.0.0.1:${local.port}`)
+    c.on('error', () => {})
+    try {
+      const res = await new Promise<{ headers: IncomingHttpHeaders; text: string }>((resolve, reject) => {
+        const req = c.request({ ':path': '/g/svc/Call', ':authority': 'client.example' })
+        const chunks: Buffer[] = []
+        let head: IncomingHttpHeaders = {}
+        req.on('response', (h) => (head = h))
+        req.on('data', (d: Buffer) => chunks.push(d))
+        req.on('end', () => resolve({ headers: head, text: Buffer.concat(chunks).toString() }))
+        req.on('error', reject)
+      })
+      expect(res.text).toBe('h2 saw /svc/Call')
+      expect(saw[0]?.[':authority']).toBe(`127.0.0.1:${port}`)
+      expect(saw[0]?.['x-forwarded-host']).toBe('client.example')
+      expect(saw[0]?.['x-forwarded-prefix']).toBe('/g')
+      expect(res.headers['x-powered-by']).toBeUndefined()
+      expect(res.headers['x-frame-options']).toBe('DENY')
+    } finally {
+      c.close()
+      await local.stop()
+      await new Promise<void>((r) => h2up.close(() => r()))
+    }
+  })
+
+  it('StripPrefix, AddPrefix and Host "upstream" on an h2c stream', async () => {
+    const a = await h2({ ':path': '/api/users/9?x=1', ':authority': 'shop.example.com' })
+    expect(a.text).toBe('saw /users/9?x=1')
+    const r = seen('/users/9?x=1')
+    expect(r.headers['x-forwarded-prefix']).toBe('/api')
+    expect(r.headers.host).toBe('shop.example.com')
+    const b = await h2({ ':path': '/both/h2items', ':authority': 'www.example.org' })
+    expect(b.text).toBe('saw /v2/h2items')
+    expect(seen('/v2/h2items').headers.host).toBe(`127.0.0.1:${up.port}`)
+    expect(seen('/v2/h2items').headers['x-forwarded-host']).toBe('www.example.org')
+    const c = await h2({ ':path': '/old/shop/h2', ':authority': 'a.example' })
+    expect(c.text).toBe('saw /new/h2/shop')
+    expect(seen('/new/h2/shop').headers.host).toBe('internal.example')
+  })
+
+  it('request and response header edits on an h2c stream', async () => {
+    const res = await h2({ ':path': '/h/h2', ':authority': 'a.example', 'x-env': 'dev', cookie: 'session=1', 'x-keep': 'yes' })
+    expect(res.status).toBe(200)
+    const r = seen('/h/h2')
+    expect(r.headers['x-env']).toBe('prod')
+    expect(r.headers['x-tag']).toBe('edge')
+    expect(r.headers.cookie).toBeUndefined()
+    expect(r.headers['x-keep']).toBe('yes')
+    expect(res.headers.server).toBe('balancer')
+    expect(res.headers['x-powered-by']).toBeUndefined()
+    expect(res.headers['x-frame-options']).toBe('DENY')
+    expect(res.headers['x-content-type-options']).toBe('nosniff')
+    const plain = await h2({ ':path': '/plain/h2', ':authority': 'p.example' })
+    expect(plain.headers['x-frame-options']).toBe('SAMEORIGIN')
+    expect(seen('/plain/h2').headers.host).toBe('p.example')
   })
 })
 

@@ -17,6 +17,7 @@
 // fields are literals without indexing, raw (not Huffman) strings.
 
 import { huffmanDecode } from './huffman.ts'
+import type { HeaderEditPlan } from '../../compiler/snapshot.ts'
 
 /** RFC 7541 Appendix A: index 1-61. */
 export const STATIC: readonly (readonly [string, string])[] = [
@@ -351,4 +352,14 @@ export function writeLiteral(out: Buffer, p: number, name: string, value: string
 /** Bytes writeLiteral needs at most. */
 export function literalBound(nameLen: number, valueLen: number): number {
   return 1 + 5 + nameLen + 5 + valueLen
+}
+
+/** headers.Response's Set and Add fields as literals. */
+export function writeEdits(hb: Buffer, p: number, edits: HeaderEditPlan): number {
+  const f = edits.fields
+  for (let i = 0; i < f.length; i++) {
+    const pair = f[i] as readonly [string, string]
+    p = writeLiteral(hb, p, pair[0], pair[1])
+  }
+  return p
 }

@@ -18,7 +18,8 @@ import { finalHead, framingOf } from '../http1/relay.ts'
 import { responseFailed } from '../upstream/passive.ts'
 import type { UpConn } from '../upstream/pool.ts'
 import { discard, release } from '../upstream/pool.ts'
-import { writeInt, writeLiteral, writeStatus } from './hpack.ts'
+import { writeEdits, writeInt, writeLiteral, writeStatus } from './hpack.ts'
+import { drops } from '../rules/request.ts'
 import { H2Error } from './frames.ts'
 import { blockScratch, pauseForClient, resetStream, respondLocal, sendBlock, sendData, sendTrailers } from './send.ts'
 import type { H2Stream } from './stream.ts'
@@ -129,7 +130,10 @@ function namedInConnection(buf: Buffer, nTokens: number, ns: number, ne: number)
 /** The response head as a header block: `:status`, then the fields an HTTP/2 response may carry. */
 function headers(st: H2Stream, buf: Buffer, status: number, endStream: boolean, addId: boolean): void {
   const r = st.res
-  const hb = blockScratch(2 * (r.end - r.start) + 64 + st.requestId.length)
+  const rt = st.route
+  // The route's headers.Response, on final responses only (as HTTP/1.1's responseHead).
+  const edits = status < 200 || rt === null || rt.plan.rules === null ? null : rt.plan.rules.response
+  const hb = blockScratch(2 * (r.end - r.start) + 64 + st.requestId.length + (edits === null ? 0 : 2 * edits.lines.length + 8 * edits.fields.length))
   let p = writeStatus(hb, 0, status)
   const n = r.nHeaders
   for (let i = 0; i < n; i++) {
@@ -139,6 +143,7 @@ function headers(st: H2Stream, buf: Buffer, status: number, endStream: boolean, 
     const ns = HDR[o] as number
     const ne = HDR[o + 1] as number
     if (r.nConnTokens !== 0 && namedInConnection(buf, r.nConnTokens, ns, ne)) continue
+    if (edits !== null && drops(edits, buf.latin1Slice(ns, ne).toLowerCase())) continue
     const vs = HDR[o + 2] as number
     const ve = HDR[o + 3] as number
     hb[p++] = 0 // literal without indexing, new name
@@ -150,6 +155,7 @@ function headers(st: H2Stream, buf: Buffer, status: number, endStream: boolean, 
     p = writeInt(hb, p, ve - vs, 7, 0)
     p += buf.copy(hb, p, vs, ve)
   }
+  if (edits !== null) p = writeEdits(hb, p, edits)
   if (addId && status >= 200) p = writeLiteral(hb, p, 'x-request-id', st.requestId)
   sendBlock(st, p, endStream)
   if (endStream) st.resDone = true

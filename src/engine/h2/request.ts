@@ -21,7 +21,8 @@
 // new one.
 
 import { matchRoute } from '../match.ts'
-import { Scheme } from '../../compiler/snapshot.ts'
+import { HostMode, Scheme } from '../../compiler/snapshot.ts'
+import { rewriteHead } from '../rules/request.ts'
 import { startExchange } from '../exchange.ts'
 import { forwardingFields } from '../http1/forward.ts'
 import { Method } from '../http1/parse.ts'
@@ -290,5 +291,10 @@ export function dispatchStream(st: H2Stream): void {
   if (route === null) return respondLocal(st, 404)
   st.route = lr.routes[lr.plan.routes.indexOf(route)] ?? null
   if (st.route === null) return respondLocal(st, 404)
+  const rules = route.rules
+  if (rules !== null && rules.request !== null) {
+    st.outHead = rewriteHead(rules.request, st.outHead)
+    st.hostless = rules.request.host === HostMode.Upstream
+  }
   startExchange(st)
 }

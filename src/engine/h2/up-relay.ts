@@ -9,7 +9,8 @@ import { StreamFail, Timer, arm, streamFailed } from '../exchange.ts'
 import { succeeded } from '../upstream/passive.ts'
 import type { Upstream } from '../upstream/registry.ts'
 import { H2Error } from './frames.ts'
-import { writeLiteral } from './hpack.ts'
+import { writeEdits, writeLiteral } from './hpack.ts'
+import { drops } from '../rules/request.ts'
 import { blockScratch, resetStream, respondLocal, sendBlock, sendData, sendTrailers } from './send.ts'
 import type { H2Stream } from './stream.ts'
 import { Phase } from './stream.ts'
@@ -50,7 +51,7 @@ export function attachUp(st: H2Stream, up: Upstream): void {
 }
 
 /** The request head as a header block, from the HTTP/1.1 head the stream carries. */
-function requestBlock(st: H2Stream): number {
+function requestBlock(st: H2Stream, up: Upstream): number {
   const head = st.outHead
   const hb = blockScratch(head.length * 2 + 256)
   const lineEnd = head.indexOf('\r\n')
@@ -60,6 +61,7 @@ function requestBlock(st: H2Stream): number {
   let p = writeLiteral(hb, 0, ':method', line.slice(0, sp1))
   p = writeLiteral(hb, p, ':scheme', 'http')
   p = writeLiteral(hb, p, ':path', line.slice(sp1 + 1, sp2))
+  if (st.hostless) p = writeLiteral(hb, p, ':authority', up.key) // rewrite.Host upstream: the head has no host line
   let at = lineEnd + 2
   while (at < head.length) {
     const e = head.indexOf('\r\n', at)
@@ -82,7 +84,7 @@ const EVENTS: UpStreamEvents = {
     st.us = us
     st.ctx.now = Date.now()
     st.sent = true
-    const len = requestBlock(st)
+    const len = requestBlock(st, us.session.up)
     const end = st.reqEnd && st.pend.length === 0 && st.trailerNames === null
     sendHead(us, blockScratch(0), len, end)
     const t = st.grpcTimeoutMs
@@ -98,7 +100,10 @@ const EVENTS: UpStreamEvents = {
       st.resStarted = true
       st.timer = Timer.None
     }
-    const hb = blockScratch(2 * d.listSize + 256)
+    const rt = st.route
+    // The route's headers.Response, on final responses only.
+    const edits = status < 200 || rt === null || rt.plan.rules === null ? null : rt.plan.rules.response
+    const hb = blockScratch(2 * d.listSize + 256 + (edits === null ? 0 : 2 * edits.lines.length + 8 * edits.fields.length))
     let p = 0
     let rid = false
     for (let i = 0; i < d.count; i++) {
@@ -108,9 +113,11 @@ const EVENTS: UpStreamEvents = {
         continue
       }
       if (name.charCodeAt(0) === 0x3a || DROP.has(name)) continue
+      if (edits !== null && drops(edits, name)) continue
       if (name === 'x-request-id') rid = true
       p = writeLiteral(hb, p, name, d.values[i] as string)
     }
+    if (edits !== null) p = writeEdits(hb, p, edits)
     if (!rid && status >= 200) p = writeLiteral(hb, p, 'x-request-id', st.requestId)
     sendBlock(st, p, end)
     if (end && status >= 200) done(st, us)

@@ -204,6 +204,7 @@ function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: n
   const mode = rechunk ? (close ? Conn.ChunkedClose : Conn.Chunked) : close ? Conn.Close : conn.version === 10 ? Conn.KeepAlive : Conn.None
   // A whole Content-Length body that came with the head goes out in the same write.
   let inline = framing === Framing.Length && r.contentLength <= buf.length - end ? r.contentLength : 0
+  const rt = conn.route
   const edits = rt === null || rt.plan.rules === null ? null : rt.plan.rules.response
   if (mode === Conn.None && r.hopCount === 0 && edits === null) {
     if (rid === '') {

@@ -5,6 +5,7 @@
 // a route without any never reaches this file.
 
 import type { HeaderEditPlan, RequestRulesPlan } from '../../compiler/snapshot.ts'
+import { HostMode } from '../../compiler/snapshot.ts'
 
 /**
  * The origin-form target (`/path?query`) the upstream gets: StripPrefix,
@@ -37,4 +38,37 @@ export function prefixLine(rq: RequestRulesPlan, target: string): string {
 /** A received field of this lower-case name is dropped by the edits. */
 export function drops(e: HeaderEditPlan, lowerName: string): boolean {
   return e.drop.has(lowerName)
+}
+
+/**
+ * An HTTP/1.1 request head of the balancer's own making (an HTTP/2 stream's,
+ * h2/request.ts: `METHOD target HTTP/1.1`, `host:` second, lower-case names,
+ * ending with the blank line) with the route's request rules applied, as
+ * http1/forward.ts requestHead applies them to a client's head. With
+ * rewrite.Host `upstream` the head is returned open (no Host, no blank
+ * line): the sender adds the upstream's `host:port` (Exchange.hostless).
+ */
+export function rewriteHead(rq: RequestRulesPlan, head: string): string {
+  const lineEnd = head.indexOf('\r\n')
+  const sp1 = head.indexOf(' ')
+  const sp2 = head.lastIndexOf(' ', lineEnd)
+  const target = head.slice(sp1 + 1, sp2)
+  let out = `${head.slice(0, sp1 + 1)}${rewriteTarget(rq, target)}${head.slice(sp2, lineEnd + 2)}`
+  const edits = rq.edits
+  let at = lineEnd + 2
+  while (at < head.length) {
+    const e = head.indexOf('\r\n', at)
+    if (e < 0 || e === at) break
+    const name = head.slice(at, head.indexOf(':', at))
+    if (name === 'host') {
+      if (rq.host === HostMode.Client) out += head.slice(at, e + 2)
+      else if (rq.host === HostMode.Fixed) out += `host: ${rq.hostName}\r\n`
+    } else if (edits === null || !drops(edits, name)) {
+      out += head.slice(at, e + 2)
+    }
+    at = e + 2
+  }
+  out += prefixLine(rq, target)
+  if (edits !== null) out += edits.lines
+  return rq.host === HostMode.Upstream ? out : `${out}\r\n`
 }
