@@ -2,16 +2,38 @@
 // pattern is compiled here, once per snapshot, never per request. A route
 // whose rules change nothing (all groups absent or empty) gets `null`.
 
-import type { HeaderEdits, Policy } from '../model/types.ts'
+import type { Access, HeaderEdits, Policy } from '../model/types.ts'
 import { compilePathRegex } from '../model/rewrite.ts'
+import { parseDuration } from '../model/duration.ts'
 import { HostMode } from './snapshot.ts'
-import type { HeaderEditPlan, RequestRulesPlan, RulesPlan } from './snapshot.ts'
+import type { AccessPlan, HeaderEditPlan, RequestRulesPlan, RulesPlan } from './snapshot.ts'
 
 export function rulesPlan(p: Policy, pathPrefix: string): RulesPlan | null {
+  const access = accessPlan(p.access ?? null)
+  const b = p.body ?? null
+  const body = b === null || b.MaxRequestBytes === 0 ? null : Object.freeze({ maxRequestBytes: b.MaxRequestBytes })
   const request = requestPlan(p, pathPrefix)
   const response = responsePlan(p)
-  if (request === null && response === null) return null
-  return Object.freeze({ request, response })
+  if (access === null && body === null && request === null && response === null) return null
+  return Object.freeze({ gated: access !== null || body !== null, access, body, request, response })
+}
+
+function accessPlan(a: Access | null): AccessPlan | null {
+  if (a === null) return null
+  const users = new Map<string, string>()
+  for (const line of a.BasicAuth) {
+    const i = line.indexOf(':')
+    users.set(line.slice(0, i), line.slice(i + 1))
+  }
+  const f = a.ForwardAuth
+  if (a.Allow.length === 0 && a.Deny.length === 0 && users.size === 0 && f === null) return null
+  let forward = null
+  if (f !== null) {
+    const u = new URL(f.Address)
+    const port = u.port === '' ? 80 : Number(u.port)
+    forward = Object.freeze({ host: u.hostname.replace(/^\[|\]$/g, ''), port, path: `${u.pathname}${u.search}`, authority: u.host, responseHeaders: Object.freeze([...f.ResponseHeaders]), timeoutMs: parseDuration(f.Timeout) ?? 5000 })
+  }
+  return Object.freeze({ allow: Object.freeze([...a.Allow]), deny: Object.freeze([...a.Deny]), users, forward, signature: JSON.stringify(a) })
 }
 
 function requestPlan(p: Policy, pathPrefix: string): RequestRulesPlan | null {
@@ -23,8 +45,10 @@ function requestPlan(p: Policy, pathPrefix: string): RequestRulesPlan | null {
   const addPrefix = rw?.AddPrefix ?? ''
   const hostText = rw?.Host ?? 'client'
   const host = hostText === 'client' ? HostMode.Client : hostText === 'upstream' ? HostMode.Upstream : HostMode.Fixed
-  // A client's X-Forwarded-Prefix is replaced by the prefix stripped here.
-  const edits = editPlan(h?.Request ?? null, [], strip === '' ? [] : ['x-forwarded-prefix'])
+  // A client's X-Forwarded-Prefix is replaced by the prefix stripped here;
+  // fields a ForwardAuth answer supplies are never taken from the client.
+  const fromAuth = p.access?.ForwardAuth?.ResponseHeaders ?? []
+  const edits = editPlan(h?.Request ?? null, [], [...(strip === '' ? [] : ['x-forwarded-prefix']), ...fromAuth])
   const rewritesPath = strip !== '' || replace !== null || addPrefix !== ''
   if (!rewritesPath && host === HostMode.Client && edits === null) return null
   return Object.freeze({ strip, replace, addPrefix, rewritesPath, host, hostName: host === HostMode.Fixed ? hostText : '', edits })

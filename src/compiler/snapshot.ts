@@ -107,12 +107,46 @@ export interface RequestRulesPlan {
   edits: HeaderEditPlan | null
 }
 
+/** The access group, compiled (src/model/access.ts has its rules). */
+export interface AccessPlan {
+  /** IP addresses or CIDRs; empty: no Allow check. */
+  allow: readonly string[]
+  deny: readonly string[]
+  /** BasicAuth: user -> hash; empty: no credentials asked. */
+  users: ReadonlyMap<string, string>
+  forward: ForwardAuthPlan | null
+  /** JSON of the group: the engine keeps a route's auth cache while this stays the same. */
+  signature: string
+}
+
+/** The body group, compiled; absent when it sets no limit. */
+export interface BodyPlan {
+  /** Request body bytes allowed (> 0). */
+  maxRequestBytes: number
+}
+
+export interface ForwardAuthPlan {
+  host: string
+  port: number
+  /** Path and query sent to the auth service. */
+  path: string
+  /** The `host` header for the auth service (`host:port` as in Address). */
+  authority: string
+  /** Lower-case names copied from a 2xx answer onto the request (client-sent ones are always dropped). */
+  responseHeaders: readonly string[]
+  timeoutMs: number
+}
+
 /**
  * The route rules, compiled. A route without any is `rules: null`, the one
  * field the engine tests per request; each group inside is null when unset.
  * Order of application: README "Route rules".
  */
 export interface RulesPlan {
+  /** Something must be decided before the request may go upstream (access, body): the engine's gate (rules/gate.ts) runs. */
+  gated: boolean
+  access: AccessPlan | null
+  body: BodyPlan | null
   request: RequestRulesPlan | null
   /** headers.Response and its shortcuts, applied to responses relayed from upstream. */
   response: HeaderEditPlan | null

@@ -5,6 +5,7 @@
 import { BlockList, isIPv6 } from 'node:net'
 import type { AccessLogSink, EngineOptions } from './types.ts'
 import { Registry } from './upstream/registry.ts'
+import { Verifier } from './rules/verifier.ts'
 
 /** Request-line limit (RFC 9112 §3 recommends supporting at least 8000 octets). */
 const REQUEST_LINE_MAX = 8192
@@ -29,6 +30,9 @@ export class EngineCtx {
   /** opts.accessLog, or null: per request, one null check when off. */
   readonly accessLog: AccessLogSink | null
 
+  /** BasicAuth password checks, off the serving thread (started at the first check). */
+  readonly verifier = new Verifier()
+
   /** opts.trustedProxies as a lookup; null when none is trusted (the default). */
   readonly trusted: BlockList | null
 
@@ -40,7 +44,7 @@ export class EngineCtx {
   }
 
   /** Once per connection: is this peer a trusted proxy? */
-  isTrusted(ip: string): boolean {
+  readonly isTrusted = (ip: string): boolean => {
     return this.trusted !== null && this.trusted.check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4')
   }
 }

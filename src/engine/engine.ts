@@ -258,6 +258,7 @@ export class Engine {
     this.#draining.clear()
     if (this.#sweeper !== null) clearInterval(this.#sweeper)
     this.#sweeper = null
+    ctx.verifier.close()
   }
 
   stats(): EngineStats {

@@ -60,6 +60,8 @@ export interface Front {
   live(ex: Exchange): boolean
   /** A response of the balancer's own; the exchange is over. */
   respond(ex: Exchange, status: number): void
+  /** respond() with fields and a body of the caller's (route rules: a 401's challenge, a ForwardAuth refusal as the auth service gave it). */
+  respondWith(ex: Exchange, status: number, fields: ReadonlyArray<readonly [string, string]>, body: Buffer): void
   /** Reads (or stops reading) the client to match the exchange (backpressure, body). */
   syncReading(ex: Exchange): void
   /** Sends what the client has sent of the body so far to ex.uc (its head is written). */
@@ -97,6 +99,10 @@ export interface Exchange {
   readonly kept: Buffer[]
   /** The request head for an HTTP/1.1 upstream. */
   outHead: string
+  /** Changes with every request of the exchange's client (HTTP/1.1 keep-alive): an asynchronous route rule (rules/gate.ts) resumes only the request it started for. */
+  readonly reqSeq: number
+  /** body.MaxRequestBytes of the request's route; -1: no limit. */
+  bodyMax: number
   /** outHead still needs `host: <upstream>` and the blank line (HTTP/1.0 without Host). */
   hostless: boolean
   resPhase: number

@@ -6,9 +6,13 @@
 
 const TEXT: Record<number, string> = {
   400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
   404: 'Not Found',
   408: 'Request Timeout',
+  413: 'Content Too Large',
   414: 'URI Too Long',
+  429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
   501: 'Not Implemented',
   502: 'Bad Gateway',
@@ -17,10 +21,16 @@ const TEXT: Record<number, string> = {
   505: 'HTTP Version Not Supported',
 }
 
+/** Fields a status needs: a 401 says how to authenticate (access.BasicAuth), a 503 when to come back. */
+const EXTRA: Record<number, string> = {
+  401: 'www-authenticate: Basic realm="balancer", charset="UTF-8"\r\n',
+  503: 'retry-after: 1\r\n',
+}
+
 function render(status: number, close: boolean): Buffer {
   const reason = TEXT[status] ?? 'Error'
   const body = `${status} ${reason}\n`
-  const extra = status === 503 ? 'retry-after: 1\r\n' : ''
+  const extra = EXTRA[status] ?? ''
   const conn = close ? 'connection: close\r\n' : ''
   return Buffer.from(
     `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\n${extra}${conn}\r\n${body}`,
@@ -35,6 +45,12 @@ for (const s of Object.keys(TEXT)) {
   CLOSE.set(Number(s), render(Number(s), true))
 }
 const FALLBACK_CLOSE = render(502, true)
+
+/** A response with fields and a body of its own (route rules: 429 with its Retry-After, a ForwardAuth refusal as the auth service said it). */
+export function customResponse(status: number, close: boolean, fields: string, body: Buffer): Buffer {
+  const head = `HTTP/1.1 ${status} ${TEXT[status] ?? 'Status'}\r\n${fields}content-length: ${body.length}\r\n${close ? 'connection: close\r\n' : ''}\r\n`
+  return body.length === 0 ? Buffer.from(head, 'latin1') : Buffer.concat([Buffer.from(head, 'latin1'), body])
+}
 
 /** The pre-rendered response for `status` (one of TEXT's); unknown statuses give 502 + close. */
 export function errorResponse(status: number, close: boolean): Buffer {

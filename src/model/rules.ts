@@ -13,12 +13,17 @@ import type { Problem } from './errors.ts'
 import type { Found } from './fields.ts'
 import { readHeaderRules, HEADERS_FIELDS } from './header-rules.ts'
 import { readRewrite, REWRITE_FIELDS } from './rewrite.ts'
-import type { HeaderEdits, HeaderRules, Rewrite, Rules } from './types.ts'
+import { ACCESS_FIELDS, readAccess } from './access.ts'
+import { BODY_FIELDS, readBody } from './body.ts'
+import type { Access, Body, HeaderEdits, HeaderRules, Rewrite, Rules } from './types.ts'
 
-export const RULE_GROUPS = ['rewrite', 'headers'] as const
+/** In the order the engine applies them. */
+export const RULE_GROUPS = ['access', 'body', 'rewrite', 'headers'] as const
 export type RuleGroup = (typeof RULE_GROUPS)[number]
 
 export const RULE_FIELDS: Readonly<Record<RuleGroup, readonly string[]>> = {
+  access: ACCESS_FIELDS,
+  body: BODY_FIELDS,
   rewrite: REWRITE_FIELDS,
   headers: HEADERS_FIELDS,
 }
@@ -39,8 +44,14 @@ export function readRules(f: Partial<Record<RuleGroup, Found>>, owner: 'server' 
   return out
 }
 
-export function readRule(g: RuleGroup, raw: unknown, path: string, problems: Problem[]): Rewrite | HeaderRules | null {
+type RuleValue = Access | Body | Rewrite | HeaderRules
+
+export function readRule(g: RuleGroup, raw: unknown, path: string, problems: Problem[]): RuleValue | null {
   switch (g) {
+    case 'access':
+      return readAccess(raw, path, problems)
+    case 'body':
+      return readBody(raw, path, problems)
     case 'rewrite':
       return readRewrite(raw, path, problems)
     case 'headers':
@@ -48,8 +59,10 @@ export function readRule(g: RuleGroup, raw: unknown, path: string, problems: Pro
   }
 }
 
-function setRule(out: Rules, g: RuleGroup, v: Rewrite | HeaderRules): void {
-  if (g === 'rewrite') out.rewrite = v as Rewrite
+function setRule(out: Rules, g: RuleGroup, v: RuleValue): void {
+  if (g === 'access') out.access = v as Access
+  else if (g === 'body') out.body = v as Body
+  else if (g === 'rewrite') out.rewrite = v as Rewrite
   else out.headers = v as HeaderRules
 }
 
@@ -60,6 +73,15 @@ function edits(e: HeaderEdits): HeaderEdits {
 /** The rule groups `p` sets, copied whole with fields in declared order (canonical.ts). */
 export function rulesOf(p: Rules, owner: 'server' | 'route'): Rules {
   const out: Rules = {}
+  const a = p.access
+  if (a === null && owner === 'route') out.access = null
+  else if (a != null) {
+    const fa = a.ForwardAuth
+    out.access = { Allow: [...a.Allow], Deny: [...a.Deny], BasicAuth: [...a.BasicAuth], ForwardAuth: fa === null ? null : { Address: fa.Address, ResponseHeaders: [...fa.ResponseHeaders], Timeout: fa.Timeout } }
+  }
+  const b = p.body
+  if (b === null && owner === 'route') out.body = null
+  else if (b != null) out.body = { MaxRequestBytes: b.MaxRequestBytes }
   const rw = p.rewrite
   if (rw === null && owner === 'route') out.rewrite = null
   else if (rw != null) {
@@ -75,6 +97,8 @@ export function rulesOf(p: Rules, owner: 'server' | 'route'): Rules {
 /** Copies rule group g of `from` onto `to` as it is (null included). */
 export function copyRule(to: Rules, from: Rules, g: RuleGroup): void {
   const v = rulesOf(from, 'route')
-  if (g === 'rewrite') to.rewrite = v.rewrite ?? null
+  if (g === 'access') to.access = v.access ?? null
+  else if (g === 'body') to.body = v.body ?? null
+  else if (g === 'rewrite') to.rewrite = v.rewrite ?? null
   else to.headers = v.headers ?? null
 }

@@ -118,12 +118,40 @@ export interface HeaderRules {
   ContentTypeNosniff: boolean
 }
 
+/** `access`: who may use a route (src/model/access.ts has the order and bounds). */
+export interface Access {
+  /** IP addresses or CIDRs; not empty: only these. */
+  Allow: string[]
+  /** IP addresses or CIDRs refused, before Allow. */
+  Deny: string[]
+  /** htpasswd lines `user:hash` (bcrypt or argon2); empty = no credentials asked. */
+  BasicAuth: string[]
+  ForwardAuth: ForwardAuth | null
+}
+
+export interface ForwardAuth {
+  /** `http://host:port/path` of the auth service. */
+  Address: string
+  /** Lower-case names copied from a 2xx auth response onto the request. */
+  ResponseHeaders: string[]
+  /** A duration, default `5s`. */
+  Timeout: string
+}
+
+/** `body`: request body size (src/model/body.ts). */
+export interface Body {
+  /** Bytes; 0 = no limit. */
+  MaxRequestBytes: number
+}
+
 /**
  * The route rules (src/model/rules.ts): what a route does to a request
  * besides picking its upstream. On a route, absent means its server's group
  * and `null` means none even if the server has one.
  */
 export interface Rules {
+  access?: Access | null
+  body?: Body | null
   rewrite?: Rewrite | null
   headers?: HeaderRules | null
 }

@@ -1,6 +1,7 @@
 // Route rules through the real process: written with the REST API, stored,
 // compiled, and applied by the engine in the main process and in worker
 // processes (the compiled rules cross the worker protocol).
+import { execFileSync } from 'node:child_process'
 import { createServer, request } from 'node:http'
 import type { IncomingHttpHeaders, Server } from 'node:http'
 import { join } from 'node:path'
@@ -25,21 +26,22 @@ afterAll(async () => {
   await new Promise((r) => upstream.close(r))
 })
 
-function get(port: number, path: string): Promise<{ status: number; text: string; headers: IncomingHttpHeaders }> {
+function get(port: number, path: string, headers: Record<string, string> = {}, method = 'GET', body = ''): Promise<{ status: number; text: string; headers: IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false, headers: { host: 'shop.example' } }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path, method, agent: false, headers: { host: 'shop.example', ...headers } }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (d: Buffer) => chunks.push(d))
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString(), headers: res.headers }))
     })
     req.on('error', reject)
-    req.end()
+    req.end(body)
   })
 }
 
 describe('route rules from the API', () => {
+  // rewrite and headers on the server, access and body on a route added by PUT.
   for (const workers of ['1', '2']) {
-    it(`rewrite and headers written with POST /server apply (--workers ${workers}) and are written back whole`, async () => {
+    it(`rewrite and headers (POST /server), access and body (PUT, a route) apply with --workers ${workers}; groups are written back whole`, async () => {
       const port = await freePort()
       const bal = await startBalancer(['--config', join(tempDir(), 'b.json'), '--workers', workers])
       try {
@@ -69,6 +71,17 @@ describe('route rules from the API', () => {
         const stored = (await (await fetch(`${bal.api}/server/127.0.0.1:${port}`)).json()) as Record<string, unknown>
         expect(stored.rewrite).toEqual({ StripPrefix: true, AddPrefix: '', ReplacePathRegex: { Regex: '^/v1/(.*)$', Replacement: '/v2/$1' }, Host: 'upstream' })
         expect(stored.headers).toMatchObject({ Response: { Set: {}, Add: {}, Remove: ['x-powered-by'] }, FrameDeny: true, ContentTypeNosniff: false })
+
+        // access and body on a second route of the same address: BasicAuth is checked on the hash thread of each worker.
+        const hash = execFileSync('htpasswd', ['-nbB', 'alice', 'alice-pw'], { encoding: 'utf8' }).trim()
+        const route = { name: 'private', filter: { PathPrefix: '/private' }, upstreams: [{ Target: '127.0.0.1', Port: upstreamPort }], access: { BasicAuth: [hash] }, body: { MaxRequestBytes: 4 } }
+        const put = await fetch(`${bal.api}/server/127.0.0.1:${port}`, { method: 'PUT', body: JSON.stringify({ ...stored, routes: [route] }) })
+        expect(put.status).toBe(200)
+        const auth = { authorization: `Basic ${Buffer.from('alice:alice-pw').toString('base64')}` }
+        await until(async () => (await get(port, '/private/x').catch(() => res)).status === 401, 10_000, 'the private route asking for credentials')
+        for (let i = 0; i < 4; i++) expect((await get(port, `/private/ok${i}`, auth)).status).toBe(200)
+        expect((await get(port, '/private/big', auth, 'POST', 'too long')).status).toBe(413)
+        expect(seen.has('/private/big')).toBe(false)
       } finally {
         await bal.stop()
       }

@@ -31,6 +31,20 @@ describe('rule labels', () => {
     })
   })
 
+  it('access and body labels: comma-separated lists, byte counts', () => {
+    const r = settings({
+      'balancer.access.allow': '10.0.0.0/8, 2001:db8::/32',
+      'balancer.access.forwardauth.address': 'http://auth:9000/check',
+      'balancer.access.forwardauth.responseheaders': 'X-User,X-Groups',
+      'balancer.body.maxrequestbytes': '1048576',
+    })
+    expect(r.problems).toEqual([])
+    expect(r.settings?.policy.access).toMatchObject({ Allow: ['10.0.0.0/8', '2001:db8::/32'], Deny: [], BasicAuth: [], ForwardAuth: { Address: 'http://auth:9000/check', ResponseHeaders: ['x-user', 'x-groups'] } })
+    expect(r.settings?.policy.body).toEqual({ MaxRequestBytes: 1048576 })
+    const bad = settings({ 'balancer.body.maxrequestbytes': '1mb', 'balancer.access.deny': '10.0.0.0/33' })
+    expect(bad.problems.map((p) => p.path).sort()).toEqual(['balancer.access.deny', 'balancer.body.maxrequestbytes'])
+  })
+
   it('a bad rule label keeps the container out, naming the label', () => {
     const r = settings({ 'balancer.rewrite.stripprefx': 'true', 'balancer.headers.request.set.connection': 'close', 'balancer.rewrite.replacepathregex.regex': '(a)\\1' })
     expect(r.settings).toBeNull()

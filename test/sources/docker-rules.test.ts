@@ -2,6 +2,7 @@
 // (sources -> merge -> compile -> Engine, test/sources/rig.ts). The web
 // container serves its name at `/` only, so a request under a PathPrefix is
 // answered only when StripPrefix took the prefix off.
+import { execFileSync } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort } from '../e2e/harness.ts'
 import { httpGet } from '../support/client.ts'
@@ -47,5 +48,23 @@ describe('route rules from container labels', () => {
     expect(last.text.trim()).toBe(name)
     expect(last.headers['x-served-by']).toBe('edge')
     expect(last.headers['x-frame-options']).toBe('DENY')
+  })
+
+  it('balancer.access.basicauth with htpasswd -B lines asks for credentials', async () => {
+    const port = await freePort()
+    const name = `${RUN}-auth`
+    const alice = execFileSync('htpasswd', ['-nbB', 'alice', 'alice-pw'], { encoding: 'utf8' }).trim()
+    const bob = execFileSync('htpasswd', ['-nbB', 'bob', 'bob-pw'], { encoding: 'utf8' }).trim()
+    await web(name, port, { 'balancer.access.basicauth': `${alice},${bob}` })
+    let status = 0
+    await until(async () => {
+      status = (await httpGet(port, '/').catch(() => ({ status: 0 }))).status
+      return status !== 0
+    }, 10_000, 'the container\'s route to be served')
+    expect(status).toBe(401)
+    const ok = await httpGet(port, '/', { authorization: `Basic ${Buffer.from('bob:bob-pw').toString('base64')}` })
+    expect(ok.status).toBe(200)
+    expect(ok.text.trim()).toBe(name)
+    expect((await httpGet(port, '/', { authorization: `Basic ${Buffer.from('alice:nope').toString('base64')}` })).status).toBe(401)
   })
 })

@@ -11,7 +11,8 @@
 // again on a retry, as HTTP/1.1 bodies are.
 
 import { H2Error } from './frames.ts'
-import { resetStream } from './send.ts'
+import { resetStream, respondLocal } from './send.ts'
+import { detachUp } from './upstream.ts'
 import type { H2Stream } from './stream.ts'
 import { Phase, STREAM_UPPER } from './stream.ts'
 import { pumpUp } from './up-relay.ts'
@@ -32,11 +33,24 @@ function keep(st: H2Stream, part: Buffer): void {
   st.keptBytes = n
 }
 
+/** body.MaxRequestBytes passed: 413 when no response has begun (the upstream's request is dropped), else the stream is reset. */
+function bodyTooLarge(st: H2Stream): void {
+  const us = st.us
+  if (us !== null) {
+    st.us = null
+    detachUp(us, true)
+  }
+  if (st.resStarted) resetStream(st, H2Error.Cancel, true)
+  else respondLocal(st, 413)
+}
+
 /** A DATA payload (a Buffer of its own) for the stream; `end`: END_STREAM came with it. */
 export function streamData(st: H2Stream, payload: Buffer, end: boolean): void {
   if (st.phase === Phase.Done) return
   const n = payload.length
   st.bytesIn += n
+  st.bodySeen += n
+  if (st.bodyMax >= 0 && st.bodySeen > st.bodyMax) return bodyTooLarge(st)
   if (st.clLeft >= 0) {
     st.clLeft -= n
     if (st.clLeft < 0 || (end && st.clLeft !== 0)) return resetStream(st, H2Error.ProtocolError, true) // content-length and DATA disagree (RFC 9113 §8.1.1)

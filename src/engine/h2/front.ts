@@ -11,13 +11,14 @@ import { pumpBody, syncCredit } from './body.ts'
 import { H2Error } from './frames.ts'
 import { closeDelimitedEnd, h2UpstreamData } from './relay.ts'
 import { attachUp } from './up-relay.ts'
-import { resetStream, respondLocal } from './send.ts'
+import { resetStream, respondLocal, respondLocalWith } from './send.ts'
 import type { H2Stream } from './stream.ts'
 import { Phase } from './stream.ts'
 
 export const H2_FRONT: Front = {
   live: (ex) => (ex as H2Stream).phase === Phase.Exchange,
   respond: (ex, status) => respondLocal(ex as H2Stream, status),
+  respondWith: (ex, status, fields, body) => respondLocalWith(ex as H2Stream, status, fields, body),
   syncReading: (ex) => syncCredit(ex as H2Stream),
   pumpBody: (ex) => pumpBody(ex as H2Stream),
   data: (ex: Exchange, uc: UpConn, chunk: Buffer) => h2UpstreamData(ex as H2Stream, uc, chunk),

@@ -23,6 +23,8 @@
 import { matchRoute } from '../match.ts'
 import { HostMode, Scheme } from '../../compiler/snapshot.ts'
 import { rewriteHead } from '../rules/request.ts'
+import { gate } from '../rules/gate.ts'
+import type { AuthRequest } from '../rules/forward-auth.ts'
 import { startExchange } from '../exchange.ts'
 import { forwardingFields } from '../http1/forward.ts'
 import { Method } from '../http1/parse.ts'
@@ -230,6 +232,9 @@ export function onRequestBlock(st: H2Stream): void {
         ridCount++
         rid = value
         continue
+      case 'authorization':
+        if (st.authorization === null) st.authorization = value
+        break
     }
     fields += `${name}: ${value}\r\n`
   }
@@ -260,6 +265,7 @@ export function onRequestBlock(st: H2Stream): void {
   head += forwardingFields(conn, xff, fwd, realIp, conn.tls ? XFP_HTTPS : XFP_HTTP, hostValue, st.requestId)
   head += '\r\n'
   st.outHead = head
+  st.clientXff = xff
   st.bytesIn = d.listSize
   const log = ctx.accessLog
   st.logged = log !== null && (log.sample >= 1 || Math.random() < log.sample)
@@ -292,9 +298,41 @@ export function dispatchStream(st: H2Stream): void {
   st.route = lr.routes[lr.plan.routes.indexOf(route)] ?? null
   if (st.route === null) return respondLocal(st, 404)
   const rules = route.rules
-  if (rules !== null && rules.request !== null) {
+  if (rules === null) return startExchange(st)
+  // ForwardAuth gets the client's fields as received, before rewrite and headers.Request.
+  const rr = st.route.rules
+  const auth = rr !== null && rr.access !== null && rr.access.plan.forward !== null ? authRequest(st) : null
+  if (rules.request !== null) {
     st.outHead = rewriteHead(rules.request, st.outHead)
     st.hostless = rules.request.host === HostMode.Upstream
   }
+  // Access and body rules decide before anything goes upstream; they may answer or wait.
+  if (rr !== null && rules.gated) {
+    const conn = st.conn
+    const req = { clientIp: conn.clientIp, trusted: conn.trusted, xff: st.clientXff, authorization: st.authorization, contentLength: Math.max(st.clLeft + st.bodySeen, st.bodySeen), auth }
+    if (!gate(st, rr, req)) return
+  }
   startExchange(st)
+}
+
+/** What ForwardAuth sends of a stream's request: its fields as received (from the HTTP/1.1 head built of them, before any rule). */
+function authRequest(st: H2Stream): AuthRequest {
+  const head = st.outHead
+  const lineEnd = head.indexOf('\r\n')
+  const sp1 = head.indexOf(' ')
+  const sp2 = head.lastIndexOf(' ', lineEnd)
+  const fields: Array<readonly [string, string]> = []
+  let host = ''
+  let at = lineEnd + 2
+  while (at < head.length) {
+    const e = head.indexOf('\r\n', at)
+    if (e < 0 || e === at) break
+    const colon = head.indexOf(':', at)
+    const name = head.slice(at, colon)
+    const value = head.slice(colon + 2, e)
+    if (name === 'host') host = value
+    fields.push([name, value])
+    at = e + 2
+  }
+  return { method: head.slice(0, sp1), proto: st.conn.tls ? 'https' : 'http', host, uri: head.slice(sp1 + 1, sp2), clientIp: st.conn.clientIp, fields }
 }

@@ -85,11 +85,46 @@ export function respondLocal(st: H2Stream, status: number): void {
   if (st.phase === Phase.Exchange) st.phase = Phase.Draining
 }
 
+/** respondLocal with fields and a body of the caller's (route rules: a 401's challenge, a ForwardAuth refusal). */
+export function respondLocalWith(st: H2Stream, status: number, fields: ReadonlyArray<readonly [string, string]>, body: Buffer): void {
+  const uc = st.uc
+  if (uc !== null) {
+    st.uc = null
+    discard(uc)
+  }
+  if (st.waitingOn !== null) leaveQueue(st)
+  if (st.phase === Phase.Done) return
+  let bound = 256 + st.requestId.length
+  for (const [n, v] of fields) bound += literalBound(n.length, v.length)
+  const hb = blockScratch(bound)
+  let p = writeStatus(hb, 0, status)
+  for (const [n, v] of fields) if (!CONNECTION_SPECIFIC.has(n)) p = writeLiteral(hb, p, n, v)
+  p = writeLiteral(hb, p, 'content-length', String(body.length))
+  if (st.requestId !== '') p = writeLiteral(hb, p, 'x-request-id', st.requestId)
+  st.status = status
+  st.resStarted = true
+  st.resDone = true
+  st.timer = Timer.None
+  const empty = st.method === Method.Head || body.length === 0
+  if (st.phase === Phase.New) st.phase = Phase.Draining
+  sendBlock(st, p, empty)
+  if (empty) return responseSent(st)
+  sendData(st, body, true)
+  if (st.phase === Phase.Exchange) st.phase = Phase.Draining
+}
+
+/** Fields an HTTP/2 response never carries (RFC 9113 §8.2.2), and content-length, which is written from the body. */
+const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'content-length'])
+
 const REASONS: Record<number, string> = {
   400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
   404: 'Not Found',
   408: 'Request Timeout',
+  413: 'Content Too Large',
   414: 'URI Too Long',
+  429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
   501: 'Not Implemented',
   502: 'Bad Gateway',

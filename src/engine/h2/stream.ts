@@ -67,6 +67,14 @@ export class H2Stream implements Exchange {
   keptBytes = 0
   outHead = ''
   hostless = false
+  /** One request per stream: never changes (Exchange.reqSeq). */
+  readonly reqSeq = 0
+  bodyMax = -1
+  /** DATA payload bytes received (checked against bodyMax). */
+  bodySeen = 0
+  /** For gating route rules (rules/gate.ts): the request's Authorization (null: none) and a trusted peer's X-Forwarded-For. */
+  authorization: string | null = null
+  clientXff = ''
   resPhase: number = ResPhase.Head
   resPart: Buffer | null = null
   resStarted = false

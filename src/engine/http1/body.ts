@@ -49,6 +49,12 @@ export function pumpBody(conn: ClientConn): void {
       else respond(conn, 400)
       return
     }
+    if (conn.bodyMax >= 0 && d.total > conn.bodyMax) {
+      // body.MaxRequestBytes: the chunks announced pass it; nothing more goes upstream, whose connection is dropped.
+      if (conn.resStarted) conn.sock.destroy()
+      else respond(conn, 413)
+      return
+    }
     if (d.state === Chunk.Done) conn.reqDone = true
   }
   if (end >= len) {

@@ -44,6 +44,8 @@ export class ChunkDecoder {
   maxTrailerBytes: number
   /** With split: whether the span the last advance() walked over was payload. */
   lastWasData = false
+  /** Payload bytes announced by the chunk-size lines so far (body.MaxRequestBytes checks it before the data comes). */
+  total = 0
 
   constructor(maxTrailerBytes: number) {
     this.maxTrailerBytes = maxTrailerBytes
@@ -57,6 +59,7 @@ export class ChunkDecoder {
     this.lineBytes = 0
     this.trailerBytes = 0
     this.lastWasData = false
+    this.total = 0
   }
 }
 
@@ -124,6 +127,7 @@ export function advance(d: ChunkDecoder, buf: Buffer, pos: number, end: number, 
           break
         }
         d.remaining = d.size
+        d.total += d.size
         st = Chunk.Data
         pos++
         if (split) {

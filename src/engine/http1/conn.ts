@@ -14,7 +14,7 @@ import type { TLSSocket } from 'node:tls'
 import type { EngineCtx } from '../context.ts'
 import type { RouteRuntime } from '../lb/pick.ts'
 import type { Listener } from '../listener.ts'
-import { errorResponse } from '../responses.ts'
+import { customResponse, errorResponse } from '../responses.ts'
 import type { UpConn } from '../upstream/pool.ts'
 import { discard } from '../upstream/pool.ts'
 import type { Upstream } from '../upstream/registry.ts'
@@ -143,6 +143,10 @@ export class ClientConn {
   bytesOut = 0
   /** X-Request-Id of the request (request-id.ts). */
   requestId = ''
+  /** Counts requests on the connection: an asynchronous route rule (rules-gate.ts) resumes only the request it started for. */
+  reqSeq = 0
+  /** body.MaxRequestBytes of the request's route (rules/gate.ts sets it); -1: no limit. */
+  bodyMax = -1
   /** Whether this request gets an access log line (the sink is on and the sample drew it); then the strings below are set. */
   logged = false
   logMethod = ''
@@ -344,13 +348,18 @@ export function reject(conn: ClientConn, status: number): false {
  * was read completely and the client (HTTP/1.1) allows it; otherwise close.
  */
 export function respond(conn: ClientConn, status: number): void {
+  respondWith(conn, status, null, null)
+}
+
+/** respond() with fields and a body of the caller's (route rules); both null: the pre-rendered response. */
+export function respondWith(conn: ClientConn, status: number, fields: string | null, body: Buffer | null): void {
   const uc = conn.uc
   if (uc !== null) {
     conn.uc = null
     discard(uc)
   }
   if (!conn.reqDone || conn.version === 10) conn.closeAfter = true
-  const res = errorResponse(status, conn.closeAfter)
+  const res = fields === null ? errorResponse(status, conn.closeAfter) : customResponse(status, conn.closeAfter, fields, body ?? EMPTY)
   conn.status = status
   conn.bytesOut += res.length
   conn.sock.write(res)

@@ -8,13 +8,18 @@ import { ResPhase, failed } from '../exchange.ts'
 import type { UpConn } from '../upstream/pool.ts'
 import { pumpBody } from './body.ts'
 import type { ClientConn } from './conn.ts'
-import { Framing, St, respond, syncReading } from './conn.ts'
+import { Framing, St, respond, respondWith, syncReading } from './conn.ts'
 import { completeResponse, onUpstreamData } from './relay.ts'
 import { tunnelUpstreamClosed, tunnelUpstreamEnded } from './tunnel.ts'
 
 export const H1_FRONT: Front = {
   live: (ex) => (ex as ClientConn).state === St.Upstream,
   respond: (ex, status) => respond(ex as ClientConn, status),
+  respondWith(ex: Exchange, status: number, fields: ReadonlyArray<readonly [string, string]>, body: Buffer): void {
+    let lines = ''
+    for (const [n, v] of fields) lines += `${n}: ${v}\r\n`
+    respondWith(ex as ClientConn, status, lines, body)
+  },
   syncReading: (ex) => syncReading(ex as ClientConn),
   pumpBody: (ex) => pumpBody(ex as ClientConn),
   data(ex: Exchange, uc: UpConn, chunk: Buffer): boolean {

@@ -14,6 +14,8 @@ import { hostless, requestHead } from './forward.ts'
 import { Form, parseRequestHead, scanHead } from './parse.ts'
 import { requestIdOf } from './request-id.ts'
 import type { RequestHead } from './parse.ts'
+import { gateH1 } from './rules-gate.ts'
+import type { RulesRuntime } from '../rules/runtime.ts'
 
 const XFP_HTTP = 'x-forwarded-proto: http\r\n'
 const XFP_HTTPS = 'x-forwarded-proto: https\r\n'
@@ -132,6 +134,8 @@ function dispatch(conn: ClientConn, buf: Buffer): void {
   conn.bytesIn = h.end - h.start
   conn.bytesOut = 0
   conn.requestId = requestIdOf(buf, h)
+  conn.reqSeq++
+  conn.bodyMax = -1
   const log = ctx.accessLog
   conn.logged = log !== null && (log.sample >= 1 || Math.random() < log.sample)
   if (conn.logged) {
@@ -151,5 +155,7 @@ function dispatch(conn: ClientConn, buf: Buffer): void {
   const rq = rules === null ? null : rules.request
   conn.outHead = requestHead(buf, h, conn, conn.tls ? XFP_HTTPS : XFP_HTTP, conn.upgrade, conn.bodyKind === BodyKind.Chunked, conn.requestId, rq)
   conn.hostless = hostless(h, rq)
+  // Access (and later rate limit, body) rules decide before anything goes upstream; they may answer or wait.
+  if (rules !== null && rules.gated && !gateH1(conn, buf, h, conn.route.rules as RulesRuntime)) return
   startExchange(conn)
 }

@@ -23,6 +23,7 @@ import type { CheckState } from '../../health/state.ts'
 import type { Upstream } from '../upstream/registry.ts'
 import type { RetryBudget } from './budget.ts'
 import type { RouteMeter, Tally } from '../meter.ts'
+import type { RulesRuntime } from '../rules/runtime.ts'
 
 export class TierRuntime {
   readonly members: readonly Upstream[]
@@ -60,9 +61,12 @@ export class RouteRuntime {
   readonly meter: RouteMeter
   /** Index-aligned with all: where a request that ends on that upstream is counted. */
   readonly tallies: readonly Tally[]
+  /** The route rules with their state; null (most routes): none. */
+  readonly rules: RulesRuntime | null
 
-  constructor(plan: RoutePlan, tiers: readonly TierRuntime[], fallbacks: readonly TierRuntime[], signature: string, budget: RetryBudget, meter: RouteMeter) {
+  constructor(plan: RoutePlan, tiers: readonly TierRuntime[], fallbacks: readonly TierRuntime[], signature: string, budget: RetryBudget, meter: RouteMeter, rules: RulesRuntime | null = null) {
     this.id = plan.id
+    this.rules = rules
     this.plan = plan
     this.tiers = tiers
     this.fallbacks = fallbacks

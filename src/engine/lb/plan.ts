@@ -12,6 +12,7 @@ import type { Registry, Upstream } from '../upstream/registry.ts'
 import { RetryBudget } from './budget.ts'
 import { RouteMeter } from '../meter.ts'
 import { RouteRuntime, TierRuntime } from './pick.ts'
+import { rulesRuntime } from '../rules/runtime.ts'
 
 export interface ListenerRuntime {
   readonly plan: ListenerPlan
@@ -75,9 +76,10 @@ export function buildRuntimes(
       const budget = prev?.budget ?? new RetryBudget()
       const meter = prev?.meter ?? new RouteMeter()
       const keep = prev !== undefined && prev.signature === sig && sameRecords(prev, registry, checks)
+      const rules = rulesRuntime(r.rules, prev?.rules ?? null)
       const rt = keep
-        ? new RouteRuntime(r, prev.tiers, prev.fallbacks, sig, budget, meter)
-        : new RouteRuntime(r, tiersOf(r, r.tiers, registry, checks), tiersOf(r, r.fallbacks, registry, checks), sig, budget, meter)
+        ? new RouteRuntime(r, prev.tiers, prev.fallbacks, sig, budget, meter, rules)
+        : new RouteRuntime(r, tiersOf(r, r.tiers, registry, checks), tiersOf(r, r.fallbacks, registry, checks), sig, budget, meter, rules)
       next.set(r.id, rt)
       return rt
     })
