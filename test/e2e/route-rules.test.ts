@@ -40,7 +40,8 @@ function get(port: number, path: string, headers: Record<string, string> = {}, m
 
 describe('route rules from the API', () => {
   // rewrite and headers on the server, access and body on a route added by PUT.
-  for (const workers of ['1', '2']) {
+  {
+    const workers = '2'
     it(`rewrite and headers (POST /server), access and body (PUT, a route) apply with --workers ${workers}; groups are written back whole`, async () => {
       const port = await freePort()
       const bal = await startBalancer(['--config', join(tempDir(), 'b.json'), '--workers', workers])
