@@ -14,8 +14,10 @@ export function rulesPlan(p: Policy, pathPrefix: string): RulesPlan | null {
   const body = b === null || b.MaxRequestBytes === 0 ? null : Object.freeze({ maxRequestBytes: b.MaxRequestBytes })
   const request = requestPlan(p, pathPrefix)
   const response = responsePlan(p)
-  if (access === null && body === null && request === null && response === null) return null
-  return Object.freeze({ gated: access !== null || body !== null, access, body, request, response })
+  const e = p.errors ?? null
+  const errors = e === null ? null : Object.freeze({ page: e.Page, statuses: Object.freeze([...e.Statuses]), timeoutMs: parseDuration(e.Timeout) ?? 2000 })
+  if (access === null && body === null && request === null && response === null && errors === null) return null
+  return Object.freeze({ gated: access !== null || body !== null, access, body, request, response, errors })
 }
 
 function accessPlan(a: Access | null): AccessPlan | null {

@@ -150,6 +150,15 @@ export interface RulesPlan {
   request: RequestRulesPlan | null
   /** headers.Response and its shortcuts, applied to responses relayed from upstream. */
   response: HeaderEditPlan | null
+  errors: ErrorPagesPlan | null
+}
+
+/** The errors group, compiled (src/engine/rules/error-page.ts serves it). */
+export interface ErrorPagesPlan {
+  /** `http://...` or `file:///...`, `{status}` not yet replaced. */
+  page: string
+  statuses: readonly number[]
+  timeoutMs: number
 }
 
 /** A compiled filter plus its upstream tiers. */

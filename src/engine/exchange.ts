@@ -103,6 +103,8 @@ export interface Exchange {
   readonly reqSeq: number
   /** body.MaxRequestBytes of the request's route; -1: no limit. */
   bodyMax: number
+  /** The route's error page for this request (rules/error-page.ts PageState). */
+  pageState: number
   /** outHead still needs `host: <upstream>` and the blank line (HTTP/1.0 without Host). */
   hostless: boolean
   resPhase: number

@@ -15,10 +15,11 @@ import { readHeaderRules, HEADERS_FIELDS } from './header-rules.ts'
 import { readRewrite, REWRITE_FIELDS } from './rewrite.ts'
 import { ACCESS_FIELDS, readAccess } from './access.ts'
 import { BODY_FIELDS, readBody } from './body.ts'
-import type { Access, Body, HeaderEdits, HeaderRules, Rewrite, Rules } from './types.ts'
+import { ERROR_PAGE_FIELDS, readErrorPages } from './error-pages.ts'
+import type { Access, Body, ErrorPages, HeaderEdits, HeaderRules, Rewrite, Rules } from './types.ts'
 
 /** In the order the engine applies them. */
-export const RULE_GROUPS = ['access', 'body', 'rewrite', 'headers'] as const
+export const RULE_GROUPS = ['access', 'body', 'rewrite', 'headers', 'errors'] as const
 export type RuleGroup = (typeof RULE_GROUPS)[number]
 
 export const RULE_FIELDS: Readonly<Record<RuleGroup, readonly string[]>> = {
@@ -26,6 +27,7 @@ export const RULE_FIELDS: Readonly<Record<RuleGroup, readonly string[]>> = {
   body: BODY_FIELDS,
   rewrite: REWRITE_FIELDS,
   headers: HEADERS_FIELDS,
+  errors: ERROR_PAGE_FIELDS,
 }
 
 /** The rule groups of a server or route, from its found fields; problems are collected, not thrown. */
@@ -44,7 +46,7 @@ export function readRules(f: Partial<Record<RuleGroup, Found>>, owner: 'server' 
   return out
 }
 
-type RuleValue = Access | Body | Rewrite | HeaderRules
+type RuleValue = Access | Body | Rewrite | HeaderRules | ErrorPages
 
 export function readRule(g: RuleGroup, raw: unknown, path: string, problems: Problem[]): RuleValue | null {
   switch (g) {
@@ -56,12 +58,15 @@ export function readRule(g: RuleGroup, raw: unknown, path: string, problems: Pro
       return readRewrite(raw, path, problems)
     case 'headers':
       return readHeaderRules(raw, path, problems)
+    case 'errors':
+      return readErrorPages(raw, path, problems)
   }
 }
 
 function setRule(out: Rules, g: RuleGroup, v: RuleValue): void {
   if (g === 'access') out.access = v as Access
   else if (g === 'body') out.body = v as Body
+  else if (g === 'errors') out.errors = v as ErrorPages
   else if (g === 'rewrite') out.rewrite = v as Rewrite
   else out.headers = v as HeaderRules
 }
@@ -91,6 +96,9 @@ export function rulesOf(p: Rules, owner: 'server' | 'route'): Rules {
   const h = p.headers
   if (h === null && owner === 'route') out.headers = null
   else if (h != null) out.headers = { Request: edits(h.Request), Response: edits(h.Response), FrameDeny: h.FrameDeny, ContentTypeNosniff: h.ContentTypeNosniff }
+  const e = p.errors
+  if (e === null && owner === 'route') out.errors = null
+  else if (e != null) out.errors = { Page: e.Page, Statuses: [...e.Statuses], Timeout: e.Timeout }
   return out
 }
 
@@ -99,6 +107,7 @@ export function copyRule(to: Rules, from: Rules, g: RuleGroup): void {
   const v = rulesOf(from, 'route')
   if (g === 'access') to.access = v.access ?? null
   else if (g === 'body') to.body = v.body ?? null
+  else if (g === 'errors') to.errors = v.errors ?? null
   else if (g === 'rewrite') to.rewrite = v.rewrite ?? null
   else to.headers = v.headers ?? null
 }

@@ -138,6 +138,15 @@ export interface ForwardAuth {
   Timeout: string
 }
 
+/** `errors`: custom error pages (src/model/error-pages.ts). */
+export interface ErrorPages {
+  /** `http://host:port/path` or `file:///path`; `{status}` is replaced by the status. */
+  Page: string
+  Statuses: number[]
+  /** A duration, default `2s`. */
+  Timeout: string
+}
+
 /** `body`: request body size (src/model/body.ts). */
 export interface Body {
   /** Bytes; 0 = no limit. */
@@ -154,6 +163,7 @@ export interface Rules {
   body?: Body | null
   rewrite?: Rewrite | null
   headers?: HeaderRules | null
+  errors?: ErrorPages | null
 }
 
 /**

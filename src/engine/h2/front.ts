@@ -8,6 +8,7 @@ import { ResPhase, failed } from '../exchange.ts'
 import { Framing } from '../http1/conn.ts'
 import type { UpConn } from '../upstream/pool.ts'
 import { pumpBody, syncCredit } from './body.ts'
+import { errorPage } from '../rules/error-page.ts'
 import { H2Error } from './frames.ts'
 import { closeDelimitedEnd, h2UpstreamData } from './relay.ts'
 import { attachUp } from './up-relay.ts'
@@ -17,7 +18,9 @@ import { Phase } from './stream.ts'
 
 export const H2_FRONT: Front = {
   live: (ex) => (ex as H2Stream).phase === Phase.Exchange,
-  respond: (ex, status) => respondLocal(ex as H2Stream, status),
+  respond(ex: Exchange, status: number): void {
+    if (!errorPage(ex, status)) respondLocal(ex as H2Stream, status)
+  },
   respondWith: (ex, status, fields, body) => respondLocalWith(ex as H2Stream, status, fields, body),
   syncReading: (ex) => syncCredit(ex as H2Stream),
   pumpBody: (ex) => pumpBody(ex as H2Stream),

@@ -20,6 +20,7 @@ import type { UpConn } from '../upstream/pool.ts'
 import { discard, release } from '../upstream/pool.ts'
 import { writeEdits, writeInt, writeLiteral, writeStatus } from './hpack.ts'
 import { drops } from '../rules/request.ts'
+import { errorPage } from '../rules/error-page.ts'
 import { H2Error } from './frames.ts'
 import { blockScratch, pauseForClient, resetStream, respondLocal, sendBlock, sendData, sendTrailers } from './send.ts'
 import type { H2Stream } from './stream.ts'
@@ -106,6 +107,8 @@ function onHead(st: H2Stream, uc: UpConn, buf: Buffer, end: number): boolean {
   }
   const framing = framingOf(st.method, r)
   if (finalHead(st, uc, r, framing, end === buf.length)) return false
+  // The route's error page answers instead (nothing of this response has gone to the client).
+  if (st.route !== null && st.route.plan.rules !== null && errorPage(st, status)) return false
   if (!st.reqDone) uc.reusable = false // answered before the body was sent: the rest cannot be skipped on that connection
   if (framing === Framing.Close || (r.version === 11 ? r.connClose : !r.connKeepAlive || r.connClose)) uc.reusable = false
   st.status = status

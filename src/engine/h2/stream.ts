@@ -70,6 +70,7 @@ export class H2Stream implements Exchange {
   /** One request per stream: never changes (Exchange.reqSeq). */
   readonly reqSeq = 0
   bodyMax = -1
+  pageState = 0
   /** DATA payload bytes received (checked against bodyMax). */
   bodySeen = 0
   /** For gating route rules (rules/gate.ts): the request's Authorization (null: none) and a trusted peer's X-Forwarded-For. */

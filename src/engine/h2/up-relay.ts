@@ -11,6 +11,7 @@ import type { Upstream } from '../upstream/registry.ts'
 import { H2Error } from './frames.ts'
 import { writeEdits, writeLiteral } from './hpack.ts'
 import { drops } from '../rules/request.ts'
+import { errorPage } from '../rules/error-page.ts'
 import { blockScratch, resetStream, respondLocal, sendBlock, sendData, sendTrailers } from './send.ts'
 import type { H2Stream } from './stream.ts'
 import { Phase } from './stream.ts'
@@ -94,6 +95,13 @@ const EVENTS: UpStreamEvents = {
   head(us, status, end) {
     const st = us.owner as H2Stream
     const d = us.session.hpack
+    if (status >= 200 && !st.resStarted && st.pageState === 0 && st.route !== null && st.route.plan.rules !== null && st.route.plan.rules.errors !== null && st.route.plan.rules.errors.statuses.includes(status)) {
+      // The route's error page answers instead: this upstream stream is given up.
+      succeeded(us.session.up)
+      st.us = null
+      detachUp(us, true)
+      if (errorPage(st, status)) return
+    }
     if (status >= 200) {
       succeeded(us.session.up)
       st.status = status

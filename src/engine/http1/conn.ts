@@ -147,6 +147,7 @@ export class ClientConn {
   reqSeq = 0
   /** body.MaxRequestBytes of the request's route (rules/gate.ts sets it); -1: no limit. */
   bodyMax = -1
+  pageState = 0
   /** Whether this request gets an access log line (the sink is on and the sample drew it); then the strings below are set. */
   logged = false
   logMethod = ''

@@ -7,6 +7,7 @@ import type { Exchange, Front } from '../exchange.ts'
 import { ResPhase, failed } from '../exchange.ts'
 import type { UpConn } from '../upstream/pool.ts'
 import { pumpBody } from './body.ts'
+import { errorPage } from '../rules/error-page.ts'
 import type { ClientConn } from './conn.ts'
 import { Framing, St, respond, respondWith, syncReading } from './conn.ts'
 import { completeResponse, onUpstreamData } from './relay.ts'
@@ -14,7 +15,9 @@ import { tunnelUpstreamClosed, tunnelUpstreamEnded } from './tunnel.ts'
 
 export const H1_FRONT: Front = {
   live: (ex) => (ex as ClientConn).state === St.Upstream,
-  respond: (ex, status) => respond(ex as ClientConn, status),
+  respond(ex: Exchange, status: number): void {
+    if (!errorPage(ex, status)) respond(ex as ClientConn, status)
+  },
   respondWith(ex: Exchange, status: number, fields: ReadonlyArray<readonly [string, string]>, body: Buffer): void {
     let lines = ''
     for (const [n, v] of fields) lines += `${n}: ${v}\r\n`

@@ -30,6 +30,7 @@ import { Conn, responseHead, withRequestId } from './forward.ts'
 import { Method, parseResponseHead, responseHeadEnd } from './parse.ts'
 import type { ResponseHead } from './parse.ts'
 import { startTunnel, tunnelFromUpstream } from './tunnel.ts'
+import { errorPage } from '../rules/error-page.ts'
 
 const PAIR: Buffer[] = [Buffer.alloc(0), Buffer.alloc(0)]
 const EMPTY = Buffer.alloc(0)
@@ -179,6 +180,8 @@ function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: n
   }
   const framing = framingOf(conn.method, r)
   if (finalHead(conn, uc, r, framing, end === buf.length)) return -1
+  // The route's error page answers instead (nothing of this response has gone to the client).
+  if (conn.route !== null && conn.route.plan.rules !== null && errorPage(conn, status)) return -1
   // A body delimited by the upstream's close goes to an HTTP/1.1 client chunked, keeping its connection.
   const rechunk = framing === Framing.Close && conn.version === 11 && r.teCount === 0
   let close = conn.closeAfter || conn.ctx.closing || conn.listener.draining || (framing === Framing.Close && !rechunk)

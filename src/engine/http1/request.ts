@@ -136,6 +136,7 @@ function dispatch(conn: ClientConn, buf: Buffer): void {
   conn.requestId = requestIdOf(buf, h)
   conn.reqSeq++
   conn.bodyMax = -1
+  conn.pageState = 0
   const log = ctx.accessLog
   conn.logged = log !== null && (log.sample >= 1 || Math.random() < log.sample)
   if (conn.logged) {
