@@ -46,10 +46,15 @@ for (const s of Object.keys(TEXT)) {
 }
 const FALLBACK_CLOSE = render(502, true)
 
-/** A response with fields and a body of its own (route rules: 429 with its Retry-After, a ForwardAuth refusal as the auth service said it). */
-export function customResponse(status: number, close: boolean, fields: string, body: Buffer): Buffer {
+/**
+ * A response with fields and a body of its own (route rules: 429 with its
+ * Retry-After, a ForwardAuth refusal as the auth service said it, an error
+ * page). `headOnly` (a HEAD request): the body's length is said, the body
+ * not sent.
+ */
+export function customResponse(status: number, close: boolean, fields: string, body: Buffer, headOnly = false): Buffer {
   const head = `HTTP/1.1 ${status} ${TEXT[status] ?? 'Status'}\r\n${fields}content-length: ${body.length}\r\n${close ? 'connection: close\r\n' : ''}\r\n`
-  return body.length === 0 ? Buffer.from(head, 'latin1') : Buffer.concat([Buffer.from(head, 'latin1'), body])
+  return body.length === 0 || headOnly ? Buffer.from(head, 'latin1') : Buffer.concat([Buffer.from(head, 'latin1'), body])
 }
 
 /** The pre-rendered response for `status` (one of TEXT's); unknown statuses give 502 + close. */

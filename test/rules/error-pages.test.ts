@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort } from '../e2e/harness.ts'
-import { httpGet } from '../support/client.ts'
+import { RawClient, httpGet } from '../support/client.ts'
 import { startEngine } from '../support/engine.ts'
 import type { StartedEngine } from '../support/engine.ts'
 import { snapshotWith } from '../support/snapshot.ts'
@@ -74,6 +74,19 @@ describe('errors', () => {
     expect(ok.text).toBe('app says 200')
     // The connection is kept for the next request.
     expect((await httpGet(edge.port, '/svc/missing')).text).toContain('page for')
+    // HEAD: the page's length is said, no body sent; the connection stays in step.
+    const c = await RawClient.connect(edge.port)
+    try {
+      c.write('HEAD /svc/missing HTTP/1.1\r\nHost: a\r\n\r\nGET /svc/fine HTTP/1.1\r\nHost: a\r\n\r\n')
+      const head = await c.read({ head: true })
+      expect(head.status).toBe(404)
+      expect(Number(head.headers.find(([n]) => n === 'content-length')?.[1])).toBe('<h1>page for /errors/404.html</h1>'.length)
+      const next = await c.read()
+      expect(next.status).toBe(200)
+      expect(next.body.toString()).toBe('app says 200')
+    } finally {
+      c.destroy()
+    }
   })
 
   it("the balancer's own 502/503 (no upstream answers) gets the page too", async () => {

@@ -22,7 +22,7 @@ import { ChunkDecoder } from './chunked.ts'
 import type { Front } from '../exchange.ts'
 import { ResPhase, Timer, arm, connectTimedOut, leaveQueue, responseTimedOut } from '../exchange.ts'
 import { forNode } from './forward.ts'
-import { HeadScan, RequestHead, ResponseHead } from './parse.ts'
+import { HeadScan, Method, RequestHead, ResponseHead } from './parse.ts'
 import type { ClientSink, ClientSocket, Handle } from './client-socket.ts'
 import { RawClientSocket } from './client-socket.ts'
 import { isShared } from './input.ts'
@@ -360,7 +360,7 @@ export function respondWith(conn: ClientConn, status: number, fields: string | n
     discard(uc)
   }
   if (!conn.reqDone || conn.version === 10) conn.closeAfter = true
-  const res = fields === null ? errorResponse(status, conn.closeAfter) : customResponse(status, conn.closeAfter, fields, body ?? EMPTY)
+  const res = fields === null ? errorResponse(status, conn.closeAfter) : customResponse(status, conn.closeAfter, fields, body ?? EMPTY, conn.method === Method.Head)
   conn.status = status
   conn.bytesOut += res.length
   conn.sock.write(res)
