@@ -15,7 +15,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { compile } from '../src/compiler/compile.ts'
 import { Engine } from '../src/engine/engine.ts'
 import { DEFAULT_ENGINE_OPTIONS } from '../src/engine/types.ts'
-import { normalizeConfig } from '../src/model/normalize.ts'
+import { parseConfig } from '../src/model/parse.ts'
 
 const quiet = { info() {}, warn() {}, error() {} }
 
@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   for (const cost of [5, 10]) {
     const line = execFileSync('htpasswd', ['-nbB', '-C', String(cost), 'alice', 'secret'], { encoding: 'utf8' }).trim()
     // compile() refuses port 0: compile on a placeholder port, then bind the engine on a free one by hand.
-    const cfg = normalizeConfig({
+    const cfg = parseConfig({
       servers: [{ address: '127.0.0.1:1', upstreams: [{ Target: '127.0.0.1', Port: upPort }], routes: [{ name: 'auth', filter: { PathPrefix: '/auth' }, upstreams: [{ Target: '127.0.0.1', Port: upPort }], access: { BasicAuth: [line] } }] }],
     })
     const snap = compile(cfg, 1)

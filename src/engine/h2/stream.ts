@@ -38,7 +38,7 @@ const unwired = (): never => {
 }
 
 export const STREAM_UPPER: StreamUpper = {
-  front: { live: unwired, respond: unwired, syncReading: unwired, pumpBody: unwired, data: unwired, ended: unwired, abort: unwired, attachH2: unwired },
+  front: { live: unwired, respond: unwired, respondWith: unwired, syncReading: unwired, pumpBody: unwired, data: unwired, ended: unwired, abort: unwired, attachH2: unwired },
   creditBoth: unwired,
   forget: unwired,
 }

@@ -56,7 +56,7 @@ const unwired = (): never => {
 }
 
 export const UPPER: Upper = {
-  front: { live: unwired, respond: unwired, syncReading: unwired, pumpBody: unwired, data: unwired, ended: unwired, abort: unwired, attachH2: unwired },
+  front: { live: unwired, respond: unwired, respondWith: unwired, syncReading: unwired, pumpBody: unwired, data: unwired, ended: unwired, abort: unwired, attachH2: unwired },
   readHeads: unwired,
   pumpBody: unwired,
   tunnelFromClient: unwired,

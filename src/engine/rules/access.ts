@@ -12,7 +12,6 @@
 // the same cost, so the answer's timing does not tell which users exist.
 
 import { BlockList, isIPv6 } from 'node:net'
-import { createHash } from 'node:crypto'
 import type { AccessPlan } from '../../compiler/snapshot.ts'
 import type { Verifier } from './verifier.ts'
 
@@ -50,7 +49,7 @@ export class AccessRuntime {
    */
   basic(authorization: string | null, verifier: Verifier, done: (ok: boolean) => void): number {
     if (authorization === null || authorization.length < 7 || authorization.slice(0, 6).toLowerCase() !== 'basic ') return Verdict.Refuse
-    const key = createHash('sha256').update(authorization).digest('base64')
+    const key = sha256(authorization)
     if (this.#ok.has(key)) {
       this.#ok.delete(key) // to the end: most recently used
       this.#ok.set(key, true)
@@ -120,4 +119,15 @@ function unbracket(s: string): string {
   // `1.2.3.4:5678` (some proxies add the port)
   const colon = s.indexOf(':')
   return colon > 0 && s.indexOf(':', colon + 1) < 0 ? s.slice(0, colon) : s
+}
+
+/**
+ * node:crypto is loaded at the first BasicAuth check, not with the engine:
+ * a worker that serves no such route never loads OpenSSL's state.
+ */
+let crypto: typeof import('node:crypto') | null = null
+
+function sha256(text: string): string {
+  crypto ??= process.getBuiltinModule('node:crypto')
+  return crypto.createHash('sha256').update(text).digest('base64')
 }
