@@ -27,7 +27,7 @@ import { Timer, drainConn, onDeadline } from './http1/conn.ts'
 import type { RouteRuntime } from './lb/pick.ts'
 import { buildRuntimes } from './lb/plan.ts'
 import type { ListenerRuntime } from './lb/plan.ts'
-import { Listener, bindServers } from './listener.ts'
+import { Listener, bindServer } from './listener.ts'
 import { firstChecks } from './first-checks.ts'
 import type { Traffic } from './meter.ts'
 import { CertSet } from './tls/certs.ts'
@@ -186,21 +186,19 @@ export class Engine {
   }
 
   async #bind(key: string, rt: ListenerRuntime, tls: TlsRuntime | null): Promise<Listener> {
-    let servers
+    let server
     try {
-      servers = await bindServers(rt.plan.listen)
+      server = await bindServer(rt.plan.listen)
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message
       throw new BalancerError(ErrorCode.Listen, `cannot listen on ${key}: ${code}`, [{ path: key, message: code }])
     }
-    const l = new Listener(key, servers, rt)
+    const l = new Listener(key, server, rt)
     l.tls = tls
     const ctx = this.#ctx
     // Attached before anything else can run: a connection accepted now is served with this plan.
-    for (const server of servers) {
-      serve(server, l, ctx)
-      server.on('error', (err) => ctx.opts.log.error({ listener: key, err }, 'listener error'))
-    }
+    serve(server, l, ctx)
+    server.on('error', (err) => ctx.opts.log.error({ listener: key, err }, 'listener error'))
     ctx.opts.log.info({ listener: key, port: l.port, tls: tls !== null }, 'listening')
     return l
   }

@@ -2,11 +2,10 @@
 // `plan` is replaced by apply() with one assignment; a request reads it once
 // when its head is parsed and keeps that plan to its end.
 //
-// On Linux an address is served by ACCEPT_SOCKETS listening sockets
-// (SO_REUSEPORT, the kernel spreading new connections over them): the event
-// loop accepts one connection per listening socket per iteration, and under
-// load an iteration can take tens of milliseconds, so with a single socket a
-// burst of new clients waited seconds in the accept queue.
+// One listening socket per address and process (one descriptor): a burst
+// of new clients is taken several connections per readiness event
+// (accept-batch.ts), so the socket farm that once made up for libuv's one
+// accept per turn (32 SO_REUSEPORT sockets per address) is not needed.
 
 import { createServer } from 'node:net'
 import type { AddressInfo, Server } from 'node:net'
@@ -33,13 +32,10 @@ export interface PendingConn {
  */
 const REUSE_PORT = process.platform === 'linux'
 
-/** Listening sockets per address and process (one without SO_REUSEPORT). */
-export const ACCEPT_SOCKETS = REUSE_PORT ? 32 : 1
-
 export class Listener {
   readonly key: string
-  /** The listening sockets of this address (ACCEPT_SOCKETS of them). */
-  readonly servers: readonly Server[]
+  /** The listening socket of this address. */
+  readonly server: Server
   /** The bound port (the one the OS chose when 0 was asked). */
   readonly port: number
   plan: ListenerRuntime
@@ -61,18 +57,18 @@ export class Listener {
   readonly refused = new Float64Array(CODE_CLASSES.length)
   #emptyWaiters: Array<() => void> = []
 
-  constructor(key: string, servers: readonly Server[], plan: ListenerRuntime) {
+  constructor(key: string, server: Server, plan: ListenerRuntime) {
     this.key = key
-    this.servers = servers
+    this.server = server
     this.plan = plan
-    const a = (servers[0] as Server).address() as AddressInfo | null
+    const a = server.address() as AddressInfo | null
     this.port = a === null ? 0 : a.port
   }
 
   /** Stops accepting (idempotent). Existing connections are the caller's to drain. */
   stopAccepting(): Promise<void> {
     this.draining = true
-    this.closed ??= Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => {})
+    this.closed ??= new Promise<void>((resolve) => this.server.close(() => resolve()))
     return this.closed
   }
 
@@ -105,6 +101,15 @@ export class Listener {
   }
 }
 
+/**
+ * Connections the kernel completes and holds until accepted (capped by
+ * net.core.somaxconn, 4096 by default since Linux 5.4). One socket per
+ * address has to hold a whole burst: 1,000 clients connecting at once
+ * overflowed Node's 511, and an overflowed queue drops the handshake's last
+ * ACK, so those clients waited a retransmission (1 s and more).
+ */
+const BACKLOG = 4096
+
 function listenOn(port: number, host: string): Promise<Server> {
   const server = createServer({ allowHalfOpen: true, noDelay: true })
   return new Promise((resolve, reject) => {
@@ -113,7 +118,7 @@ function listenOn(port: number, host: string): Promise<Server> {
       reject(err)
     }
     server.once('error', onError)
-    server.listen({ port, host, ipv6Only: false, reusePort: REUSE_PORT, backlog: 511 }, () => {
+    server.listen({ port, host, ipv6Only: false, reusePort: REUSE_PORT, backlog: BACKLOG }, () => {
       server.off('error', onError)
       resolve(server)
     })
@@ -121,7 +126,7 @@ function listenOn(port: number, host: string): Promise<Server> {
 }
 
 /** Binds `addr`; host '' is every interface: dual-stack '::', or '0.0.0.0' where IPv6 is unavailable. */
-async function bindOne(addr: ListenAddress): Promise<Server> {
+export async function bindServer(addr: ListenAddress): Promise<Server> {
   if (addr.host !== '') return listenOn(addr.port, addr.host)
   try {
     return await listenOn(addr.port, '::')
@@ -130,18 +135,4 @@ async function bindOne(addr: ListenAddress): Promise<Server> {
     if (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL') throw err
     return listenOn(addr.port, '0.0.0.0')
   }
-}
-
-/** Binds ACCEPT_SOCKETS listening sockets on `addr` (the port the first one got, when 0 was asked); all or none. */
-export async function bindServers(addr: ListenAddress): Promise<Server[]> {
-  const first = await bindOne(addr)
-  const bound = first.address() as AddressInfo
-  const servers = [first]
-  try {
-    while (servers.length < ACCEPT_SOCKETS) servers.push(await listenOn(bound.port, bound.address))
-  } catch (err) {
-    for (const s of servers) s.close()
-    throw err
-  }
-  return servers
 }

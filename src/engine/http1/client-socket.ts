@@ -24,6 +24,7 @@
 // net.Socket with 'data' events (conn.ts): correct, only slower.
 
 import type { Server } from 'node:net'
+import { acceptMore, exhausted } from '../accept-batch.ts'
 import { shared } from './input.ts'
 
 /** The calls the connection code makes on its client socket; net.Socket has them too (the fallback). */
@@ -403,23 +404,32 @@ export class RawClientSocket<O> implements ClientSocket {
 
 /**
  * Makes `server` (listening) hand each accepted TCP handle to `onHandle`
- * instead of building a net.Socket. False when raw handles are off or the
+ * instead of building a net.Socket, with the rest of a burst taken in the
+ * same turn (accept-batch.ts). False when raw handles are off or the
  * server's handle is not what this module knows.
  */
 export function acceptHandles(server: Server, onHandle: (handle: Handle) => void): boolean {
   if (!enabled) return false
-  const listening = (server as unknown as { _handle: { onconnection?: unknown; setNoDelay?: unknown } | null })._handle
+  const listening = (server as unknown as { _handle: { onconnection?: unknown; setNoDelay?: unknown; readonly fd: number } | null })._handle
   if (listening === null || typeof listening.onconnection !== 'function') return false
   // Linux gives accepted sockets the listening socket's TCP_NODELAY: set
   // once here, not with a setsockopt per connection.
   const inherited = process.platform === 'linux' && typeof listening.setNoDelay === 'function' && listening.setNoDelay(true) === 0
+  const take = inherited
+    ? onHandle
+    : (handle: Handle): void => {
+        handle.setNoDelay(true)
+        onHandle(handle)
+      }
   listening.onconnection = (err: number, handle: Handle | undefined): void => {
     if (err !== 0 || handle === undefined) {
-      server.emit('error', uvError('accept', err))
+      // Out of descriptors: libuv has already closed the waiting
+      // connections; reported through the counters, not once per turn.
+      if (!exhausted(err)) server.emit('error', uvError('accept', err))
       return
     }
-    if (!inherited) handle.setNoDelay(true)
-    onHandle(handle)
+    take(handle)
+    acceptMore(listening, take)
   }
   return true
 }
