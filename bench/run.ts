@@ -8,11 +8,11 @@ import { spawnSync } from 'node:child_process'
 import { readdirSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parseDuration } from '../src/model/duration.ts'
-import { closedLoop, fixedRate, largeBodies, memory, reloadUnderLoad, soak } from './macro/scenarios.ts'
+import { acceptBurst, closedLoop, fixedRate, largeBodies, memory, reloadUnderLoad, soak } from './macro/scenarios.ts'
 import type { Settings } from './macro/scenarios.ts'
 
 const USAGE = `Usage: npm run bench -- [flags]
-  --only LIST        micro,closed,large,open,reload,memory,soak (default: all but soak)
+  --only LIST        micro,closed,large,open,reload,memory,accept,soak (default: all but soak)
   --workers LIST     balancer worker counts to compare (default 1,2)
   --duration D       per measurement (default 10s)
   --rate N           fixed-rate requests per second (default 2000)
@@ -25,7 +25,7 @@ const USAGE = `Usage: npm run bench -- [flags]
 
 function parse(argv: string[]): Settings & { only: Set<string> } {
   const s = {
-    only: new Set(['micro', 'closed', 'large', 'open', 'reload', 'memory']),
+    only: new Set(['micro', 'closed', 'large', 'open', 'reload', 'memory', 'accept']),
     workers: [1, 2], durationMs: 10_000, rate: 2000, conns: 64, idleConns: 10_000, soakMs: 180_000,
     proxyCpus: null as string | null, loadCpus: null as string | null, haproxy: true,
   }
@@ -82,4 +82,5 @@ let baseline = new Map<string, Record<string, number>>()
 if (s.only.has('open') || s.only.has('reload')) baseline = await step('fixed rate', () => fixedRate(s), baseline)
 if (s.only.has('reload')) await step('reload under load', () => reloadUnderLoad(s, baseline), undefined)
 if (s.only.has('memory')) await step('memory', () => memory(s), undefined)
+if (s.only.has('accept')) await step('accept burst', () => acceptBurst(s), undefined)
 if (s.only.has('soak')) await step('soak', () => soak(s), undefined)

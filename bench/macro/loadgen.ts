@@ -15,6 +15,10 @@
 //   is complete (throughput; latency from the send).
 // - hold: opens `conns` connections, sends one request on each, keeps them
 //   open and idle; prints `{"held":n}` and waits for SIGTERM.
+// - burst: opens `conns` connections at once, each sending one request as
+//   soon as it is connected; latency from the connect call to the complete
+//   response, so time spent in the proxy's accept queue counts (`lastMs`:
+//   when the last answer came, from the first connect call).
 //
 // With LOADGEN_DEBUG=1 in the environment, an open run lists on stderr every
 // request still unanswered at its end (connection state, bytes received).
@@ -24,7 +28,7 @@ import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 
 interface Spec {
-  mode: 'open' | 'closed' | 'hold'
+  mode: 'open' | 'closed' | 'hold' | 'burst'
   host: string
   port: number
   path: string
@@ -256,7 +260,42 @@ async function runHold(): Promise<void> {
   setInterval(() => undefined, 1 << 30)
 }
 
+async function runBurst(): Promise<Record<string, unknown>> {
+  const t0 = performance.now()
+  let last = 0
+  const answered = new Set<Conn>()
+  onIdle = (c) => {
+    answered.add(c)
+    last = performance.now()
+    c.sock.destroy()
+  }
+  const conns = await Promise.all(
+    Array.from({ length: spec.conns }, () => {
+      const at = performance.now()
+      return open(() => undefined).then(
+        (c) => {
+          c.intended = at
+          c.sentAt = at
+          c.busy = true
+          c.sock.write(REQ)
+          return c
+        },
+        () => null,
+      )
+    }),
+  )
+  const until = performance.now() + spec.durationMs
+  const expected = conns.filter((c) => c !== null).length
+  while (answered.size < expected && performance.now() < until) await new Promise((r) => setTimeout(r, 5))
+  for (const c of conns) c?.sock.destroy()
+  return { mode: 'burst', conns: spec.conns, answered: answered.size, errors: errors + spec.conns - expected, non2xx, lastMs: Math.round(last - t0), latencyMs: percentiles(latencies) }
+}
+
 if (spec.mode === 'hold') await runHold()
+else if (spec.mode === 'burst') {
+  process.stdout.write(`${JSON.stringify(await runBurst())}\n`)
+  process.exit(0)
+}
 else {
   const result = spec.mode === 'open' ? await runOpen() : await runClosed()
   process.stdout.write(`${JSON.stringify(result)}\n`)

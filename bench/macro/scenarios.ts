@@ -4,6 +4,7 @@
 
 import { CLK_TCK, has, hold, load, processRss, startBalancer, startHaproxy, startUpstream, treeUsage, wrk } from './procs.ts'
 import type { Target } from './procs.ts'
+import { spawn, spawnSync } from 'node:child_process'
 
 export interface Settings {
   workers: number[]
@@ -255,4 +256,64 @@ export async function soak(s: Settings): Promise<void> {
   const l = result.latencyMs as Record<string, number> | undefined
   console.log(`\nRSS first quarter avg ${fmt(avg(rss.slice(0, q)))} MiB, last quarter avg ${fmt(avg(rss.slice(-q)))} MiB, min ${fmt(Math.min(...rss))}, max ${fmt(Math.max(...rss))}; ` +
     `sent ${String(result.sentRate)} req/s, p99 ${fmt(l?.p99 ?? NaN)} ms, errors ${String(result.errors)}`)
+}
+
+const BUSY_CONNS = 500
+const BURST_CONNS = 1000
+
+/**
+ * A burst of new clients at a busy proxy: BURST_CONNS connections opened at
+ * once (h2load --h1, one request each) while wrk keeps BUSY_CONNS
+ * keep-alive connections busy. Time to the first response byte runs from
+ * each connect, so the wait in the accept queue counts; `last` is the
+ * slowest client's. Without h2load or wrk, the load generator's burst and
+ * closed modes stand in (slower: on a loaded machine they measure
+ * themselves more than the proxy).
+ */
+export async function acceptBurst(s: Settings): Promise<void> {
+  const rows: Array<Array<string | number>> = []
+  const native = has('h2load') && has('wrk')
+  await withUpstream(s, (ups) =>
+    eachTarget(s, ups, async (t) => {
+      const busy = native ? wrkAsync(t.port, BUSY_CONNS, 6, s.loadCpus) : load({ mode: 'closed', port: t.port, conns: BUSY_CONNS, durationMs: 6000, warmupMs: 0 }, s.loadCpus).then((r) => ({ rps: r.rps as number }))
+      await sleep(2000)
+      const b = native ? h2loadBurst(t.port, BURST_CONNS, s.loadCpus) : burstFigures(await load({ mode: 'burst', port: t.port, conns: BURST_CONNS, durationMs: 10_000, warmupMs: 0 }, s.loadCpus))
+      const r = await busy
+      rows.push([t.name, b.answered, b.errors, b.meanMs, b.maxMs, r.rps])
+    }),
+  )
+  table(`Accept burst: ${BURST_CONNS} clients connecting at once, one request each, while ${BUSY_CONNS} keep-alive connections load the proxy (${native ? 'h2load --h1, wrk' : 'loadgen'})`, ['target', 'answered', 'errors', 'mean ms', 'last ms', 'busy req/s'], rows)
+}
+
+interface Burst { answered: number; errors: number; meanMs: number; maxMs: number }
+
+function burstFigures(r: Record<string, unknown>): Burst {
+  const l = r.latencyMs as Record<string, number>
+  return { answered: r.answered as number, errors: r.errors as number, meanMs: l.p50 ?? NaN, maxMs: l.max ?? NaN }
+}
+
+/** h2load's "time to 1st byte" (from each connect): mean and max; answered from "requests: ... succeeded". */
+function h2loadBurst(port: number, conns: number, cpus: string | null): Burst {
+  const pin = cpus !== null && has('taskset') ? ['taskset', '-c', cpus] : []
+  const argv = [...pin, 'h2load', '--h1', '-c', String(conns), '-n', String(conns), '-T', '30', `http://127.0.0.1:${port}/`]
+  const out = spawnSync(argv[0] as string, argv.slice(1), { encoding: 'utf8' }).stdout
+  const ms = (v: string | undefined, unit: string | undefined): number => Number(v) * (unit === 'us' ? 0.001 : unit === 's' ? 1000 : 1)
+  const ttfb = /time to 1st byte:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)/.exec(out)
+  const req = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out)
+  return {
+    answered: Number(req?.[1] ?? 0),
+    errors: Number(req?.[2] ?? 0) + Number(req?.[3] ?? 0),
+    meanMs: ms(ttfb?.[5], ttfb?.[6]),
+    maxMs: ms(ttfb?.[3], ttfb?.[4]),
+  }
+}
+
+/** wrk in the background: resolves with its requests per second when it ends. */
+function wrkAsync(port: number, conns: number, seconds: number, cpus: string | null): Promise<{ rps: number }> {
+  const pin = cpus !== null && has('taskset') ? ['taskset', '-c', cpus] : []
+  const argv = [...pin, 'wrk', '-t1', `-c${conns}`, `-d${seconds}s`, `http://127.0.0.1:${port}/`]
+  const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] })
+  let out = ''
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+  return new Promise((resolve) => child.on('exit', () => resolve({ rps: Math.round(Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0)) })))
 }
