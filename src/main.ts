@@ -90,6 +90,7 @@ async function main(): Promise<void> {
     idleTimeoutMs: o.idleTimeoutMs,
     responseTimeoutMs: o.responseTimeoutMs,
     upstreamIdleMs: o.upstreamIdleMs,
+    fdReserve: o.fdReserve ?? null,
     // One secret for every worker: a session ticket one issued resumes on any other.
     ticketSecret: randomBytes(32).toString('hex'),
     trustedProxies: o.trustedProxies,

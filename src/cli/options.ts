@@ -39,6 +39,8 @@ export interface Options {
   registries: string[]
   /** CIDRs of proxies in front whose X-Forwarded-For / X-Real-IP / Forwarded are appended to (--trusted-proxies). */
   trustedProxies: string[]
+  /** Descriptors kept for client and upstream connections; absent: a quarter of the limit, 64-4096. */
+  fdReserve?: number
   /** Engine processes sharing the listening ports (SO_REUSEPORT); 1 = the engine runs in this process. */
   workers: number
   /** Where GET /metrics is also served without a token (a private scrape address); null: only on the admin API. */
@@ -240,6 +242,16 @@ const FLAGS: FlagSpec[] = [
       const n = Number(v)
       if (!/^\d+$/.test(v.trim()) || !Number.isInteger(n) || n < 1 || n > 256) return `must be an integer 1-256, got "${v}"`
       o.workers = n
+      return null
+    },
+  },
+  {
+    flag: '--fd-reserve', env: 'BALANCER_FD_RESERVE', arg: 'N', defaultText: 'a quarter of the descriptor limit, 64-4096',
+    help: 'File descriptors kept free for client and upstream connections: a change whose new listening addresses would leave fewer is refused.',
+    set(o, v) {
+      const n = Number(v)
+      if (!/^\d+$/.test(v.trim()) || !Number.isInteger(n) || n > 1_000_000) return `must be an integer 0-1000000, got "${v}"`
+      o.fdReserve = n
       return null
     },
   },

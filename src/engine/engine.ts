@@ -29,6 +29,9 @@ import { buildRuntimes } from './lb/plan.ts'
 import type { ListenerRuntime } from './lb/plan.ts'
 import { Listener, bindServer } from './listener.ts'
 import { firstChecks } from './first-checks.ts'
+import { acceptStats, batchAccepts } from './accept-batch.ts'
+import { budgetShortfall, currentBudget, defaultReserve, raiseDescriptorLimit } from './fd-budget.ts'
+import type { DescriptorBudget } from './fd-budget.ts'
 import type { Traffic } from './meter.ts'
 import { CertSet } from './tls/certs.ts'
 import type { BuiltCert } from './tls/certs.ts'
@@ -59,6 +62,8 @@ function checkStats(cs: CheckState): CheckStats {
   }
 }
 
+const BUDGET_TTL_MS = 5000
+
 export class Engine {
   readonly #ctx: EngineCtx
   readonly #checker: Checker
@@ -74,6 +79,7 @@ export class Engine {
   readonly #tickMs: number
   readonly #tickets: TicketKeys
   readonly #certs: CertSet
+  #budget: { at: number; budget: DescriptorBudget } | null = null
 
   constructor(opts: EngineOptions) {
     this.#ctx = new EngineCtx(opts)
@@ -97,6 +103,8 @@ export class Engine {
     this.#tickets = new TicketKeys(opts.ticketSecret)
     const tickets = this.#tickets
     this.#certs = new CertSet(() => tickets.keyAt(Date.now()))
+    const lim = raiseDescriptorLimit()
+    if (lim !== null) opts.log.info({ limit: lim[0], hard: lim[1], reserve: opts.fdReserve ?? defaultReserve(lim[0]), batchAccept: batchAccepts() }, 'descriptor limit')
   }
 
   /** Check results of the engine that probes (with checks: 'follow'); see health/checker.ts. */
@@ -143,6 +151,7 @@ export class Engine {
     const fresh: Listener[] = []
     const checker = this.#checker
     try {
+      this.#checkBudget([...snap.listeners.keys()].filter((k) => !this.#listeners.has(k)))
       tls = tlsRuntimes(snap, this.#certs)
       runtimes = buildRuntimes(snap.listeners, ctx.registry, (key, probe) => checker.get(key, probe), known)
       await firstChecks([...runtimes].filter(([key]) => !this.#listeners.has(key)).map(([, rt]) => rt))
@@ -183,6 +192,24 @@ export class Engine {
     this.#checker.retainOnly(snap)
     this.#snap = snap
     this.#startSweep()
+  }
+
+  /** Refuses (E_LISTEN) listeners that would eat the descriptor reserve, before any is bound. */
+  #checkBudget(adding: string[]): void {
+    if (adding.length === 0) return
+    const budget = currentBudget(this.#ctx.opts.fdReserve ?? null)
+    this.#budget = { at: Date.now(), budget }
+    const short = budgetShortfall(budget, adding.length)
+    if (short === null) return
+    const what = adding.length === 1 ? (adding[0] as string) : `${adding.length} new addresses (${adding.slice(0, 3).join(', ')}${adding.length > 3 ? ', ...' : ''})`
+    throw new BalancerError(ErrorCode.Listen, `cannot listen on ${what}: ${short}`, adding.map((path) => ({ path, message: short })))
+  }
+
+  /** The descriptor budget, counted at most every BUDGET_TTL_MS (stats() runs every second). */
+  descriptors(): DescriptorBudget {
+    const now = Date.now()
+    if (this.#budget === null || now - this.#budget.at > BUDGET_TTL_MS) this.#budget = { at: now, budget: currentBudget(this.#ctx.opts.fdReserve ?? null) }
+    return this.#budget.budget
   }
 
   async #bind(key: string, rt: ListenerRuntime, tls: TlsRuntime | null): Promise<Listener> {
@@ -281,6 +308,8 @@ export class Engine {
       upstreams: ctx.registry.stats(now, (key) => (checks.get(key) ?? []).map(checkStats)),
       inFlight: ctx.inFlight,
       requests: { http1: ctx.requestsH1, h2: ctx.requestsH2 },
+      descriptors: this.descriptors(),
+      accepts: acceptStats(),
     }
   }
 

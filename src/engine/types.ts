@@ -2,6 +2,7 @@
 // sources, admin, fastify or dockerode: it is handed snapshots and options.
 
 import type { CheckResult } from '../health/checker.ts'
+import type { DescriptorBudget } from './fd-budget.ts'
 
 /** The subset of pino's logger the engine uses. */
 export interface EngineLog {
@@ -45,6 +46,12 @@ export interface EngineOptions {
    */
   trustedProxies: readonly string[]
   log: EngineLog
+  /**
+   * Descriptors kept free for client and upstream connections: a snapshot
+   * whose new listeners would leave fewer is refused (fd-budget.ts).
+   * Null or absent: a quarter of the limit, 64-4096.
+   */
+  fdReserve?: number | null
   /** Where access log lines go; null (the default) logs nothing and costs nothing per request. */
   accessLog?: AccessLogSink | null
   /**
@@ -165,4 +172,8 @@ export interface EngineStats {
   inFlight: number
   /** Requests (HTTP/2: streams) routed since the engine started, per client protocol. Optional for stats built by hand. */
   requests?: ProtocolCounts
+  /** The process's descriptor limit, descriptors open and the reserve (fd-budget.ts); with workers, the worker with the fewest free. */
+  descriptors?: DescriptorBudget
+  /** Connections taken beyond libuv's one per turn, and descriptor-exhaustion events while accepting (accept-batch.ts). */
+  accepts?: { extra: number; exhausted: number }
 }

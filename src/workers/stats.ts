@@ -4,6 +4,7 @@
 // reports (each worker judges its upstreams from its own traffic). Traffic
 // counters are summed the same way (mergeTraffic).
 
+import type { DescriptorBudget } from '../engine/fd-budget.ts'
 import type { CheckStats, EngineStats, ListenerStats, UpstreamState, UpstreamStats } from '../engine/types.ts'
 import type { ListenerTraffic, RouteTraffic, Traffic, UpstreamTraffic } from '../engine/meter.ts'
 
@@ -39,7 +40,20 @@ export function mergeStats(all: readonly EngineStats[]): EngineStats {
       else mergeUpstream(m, u)
     }
   }
-  return { snapshotVersion: version, listeners: [...listeners.values()], upstreams: [...upstreams.values()], inFlight, requests }
+  const out: EngineStats = { snapshotVersion: version, listeners: [...listeners.values()], upstreams: [...upstreams.values()], inFlight, requests }
+  // Each worker has its own descriptor table: the one with the fewest free is the one that refuses first.
+  let fewest: DescriptorBudget | undefined
+  const free = (d: DescriptorBudget): number => (d.limit === null || d.open === null ? Infinity : d.limit - d.open)
+  for (const s of all) if (s.descriptors !== undefined && (fewest === undefined || free(s.descriptors) < free(fewest))) fewest = s.descriptors
+  if (fewest !== undefined) out.descriptors = fewest
+  if (all.some((s) => s.accepts !== undefined)) {
+    out.accepts = { extra: 0, exhausted: 0 }
+    for (const s of all) {
+      out.accepts.extra += s.accepts?.extra ?? 0
+      out.accepts.exhausted += s.accepts?.exhausted ?? 0
+    }
+  }
+  return out
 }
 
 function mergeUpstream(m: UpstreamStats, u: UpstreamStats): void {

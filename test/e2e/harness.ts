@@ -37,10 +37,16 @@ export async function freePort(): Promise<number> {
   })
 }
 
-/** Runs `--workers 1` (the engine in the main process) unless args ask for more. */
-export async function startBalancer(args: string[], env: Record<string, string> = {}): Promise<Running> {
+/**
+ * Runs `--workers 1` (the engine in the main process) unless args ask for
+ * more. `nofile`: the process's descriptor limit (soft and hard, as
+ * `ulimit -n` sets it).
+ */
+export async function startBalancer(args: string[], env: Record<string, string> = {}, opts: { nofile?: number } = {}): Promise<Running> {
   const workers = args.includes('--workers') || args.some((a) => a.startsWith('--workers=')) ? [] : ['--workers', '1']
-  const proc = spawn(process.execPath, [BIN, '--api', '127.0.0.1:0', ...workers, ...args], {
+  const argv = [BIN, '--api', '127.0.0.1:0', ...workers, ...args]
+  const [cmd, cmdArgs] = opts.nofile === undefined ? [process.execPath, argv] : ['bash', ['-c', `ulimit -n ${opts.nofile} && exec "$0" "$@"`, process.execPath, ...argv]]
+  const proc = spawn(cmd, cmdArgs, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
