@@ -224,6 +224,7 @@ async function main(): Promise<void> {
   const metrics = new Metrics(sampler, {
     configVersion: () => control.applied().version,
     reloads: () => reloads,
+    refused: () => control.behind(),
     store: () => ({ kind: store.kind, up: (store.health?.().state ?? 'connected') === 'connected' }),
     discovery: () => sources.origins.map((source) => ({ source, up: discoveryUp.get(source) ?? false })),
   })

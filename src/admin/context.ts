@@ -1,7 +1,9 @@
 // What every admin route needs, and the one way the API writes.
 
 import type { Control, Edit, WriteResult } from '../control/control.ts'
+import { writeListenable } from '../control/listen-check.ts'
 import type { PlaneView } from '../control/plane-view.ts'
+import { forced } from './write-flags.ts'
 import { recordWrite } from './write-log.ts'
 
 export interface AdminContext {
@@ -19,11 +21,14 @@ export interface AdminContext {
  * (Control.write). The edit is pure and may throw a BalancerError; then
  * nothing is written and nothing changes. Resolves once the change is served
  * (or refused, which GET /status shows), so a client can use a new listener
- * right after the 201. The request's write log records what it changed
- * (write-log.ts).
+ * right after the 201. A write adding an address this instance cannot
+ * listen on is refused with E_CANNOT_LISTEN, unless ?force=true
+ * (control/listen-check.ts). The request's write log records what it
+ * changed (write-log.ts).
  */
 export async function commit(ctx: AdminContext, edit: Edit): Promise<WriteResult> {
-  const result = await ctx.control.write(edit)
+  const plane = ctx.plane
+  const result = plane === null || forced() ? await ctx.control.write(edit) : await writeListenable(ctx.control, edit, { budget: () => plane.engine().descriptors ?? null })
   recordWrite(result.previous, result.stored, result.state.revision)
   return result
 }

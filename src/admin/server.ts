@@ -11,6 +11,7 @@ import { registerBodyParsers } from './body.ts'
 import { registerDocs } from './docs.ts'
 import { registerErrorReplies } from './error-reply.ts'
 import { hostCheck } from './host-check.ts'
+import { registerWriteFlags } from './write-flags.ts'
 import { registerWriteLog } from './write-log.ts'
 import { readyRoute } from './ready.ts'
 import type { ReadyState } from '../control/readiness.ts'
@@ -88,6 +89,7 @@ export async function buildAdmin(opts: AdminOptions): Promise<FastifyInstance> {
   registerErrorReplies(app)
   registerAccessChecks(app, opts.token, hostCheck(opts.hostNames ?? []))
   registerWriteLog(app, opts.writeLog ?? null)
+  registerWriteFlags(app)
   registerBodyParsers(app)
   registerDocs(app)
 

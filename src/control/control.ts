@@ -28,6 +28,8 @@ import { lastErrorOf } from './events.ts'
 import type { ControlEvent, ControlListener, LastError } from './events.ts'
 import { assertDiscoveredUnchanged } from './provenance.ts'
 import { Reloader } from './reloader.ts'
+import { RetryTimer } from './retry.ts'
+import { ErrorCode } from '../model/errors.ts'
 import type { ApplyTarget, Cause, ReloadOutcome } from './reloader.ts'
 
 export type { Provenance }
@@ -116,6 +118,7 @@ export class Control {
   #sources: readonly string[] = []
   /** The last refusal and whether it came from the store's content (cleared by the next good read or write). */
   #error: { error: LastError; fromStore: boolean } | null = null
+  readonly #retry = new RetryTimer()
 
   constructor(o: ControlOptions) {
     this.#store = o.store
@@ -250,6 +253,16 @@ export class Control {
     return this.#reloader.settled()
   }
 
+  /** True while what the store and discovery ask for is refused and an older configuration serves (GET /status lastError says why). */
+  behind(): boolean {
+    return this.#error !== null
+  }
+
+  /** Stops retrying a refused state (shutdown). */
+  stop(): void {
+    this.#retry.stop()
+  }
+
   #submit(cause: Cause): Promise<ReloadOutcome> {
     this.#served = this.#merge(this.#stored.config, this.#stored.revision)
     return this.#reloader.submit(this.#served.config, this.#served.revision, cause)
@@ -269,11 +282,17 @@ export class Control {
     if (!out.changed) return
     const at = new Date()
     if (out.error === null) {
+      this.#retry.clear()
       this.#error = null
       this.#emit({ type: 'applied', at: at.toISOString(), revision: out.revision, version: out.version, causes: out.causes })
       return
     }
     const error = lastErrorOf(out.error, at)
+    // The engine could not listen (a port in use, descriptors short): that
+    // may clear without any change (the other process exits), so the same
+    // state is tried again, backing off, until it or a newer one applies.
+    if (error.code === ErrorCode.Listen) this.#retry.schedule(() => void this.#submit('retry'))
+    else this.#retry.clear()
     this.#error = { error, fromStore: false }
     this.#emit({ type: 'refused', at: error.at, revision: out.revision, version: out.version, causes: out.causes, error })
   }

@@ -26,8 +26,8 @@ export function engineTarget(engine: { apply(snap: RoutingSnapshot): Promise<voi
   return { apply: (config, version) => engine.apply(compile(config, version)) }
 }
 
-/** What asked for a state: the first apply, an API write, the store (watch), a discovery source. */
-export type Cause = 'start' | 'api' | 'store' | 'discovery'
+/** What asked for a state: the first apply, an API write, the store (watch), a discovery source, a retry of a refused one (control.ts). */
+export type Cause = 'start' | 'api' | 'store' | 'discovery' | 'retry'
 
 export interface ReloadOutcome {
   /** The snapshot version serving after this outcome (unchanged when refused). */

@@ -181,6 +181,7 @@ export class Engine {
       l.tls = tls.get(key) ?? null
     }
     for (const l of fresh) this.#listeners.set(l.key, l)
+    if (fresh.length > 0) this.#budget = null // counted again with the new listeners on the next stats()
     for (const [key, l] of this.#listeners) {
       if (runtimes.has(key)) continue
       this.#listeners.delete(key)

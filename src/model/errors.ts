@@ -22,6 +22,7 @@ export const ErrorCode = {
   ReadOnly: 'E_READ_ONLY', // 409: the object was discovered (Docker, ...) and is read-only in the API
   StoreUnavailable: 'E_STORE_UNAVAILABLE', // 503: the store cannot be read or written now
   Listen: 'E_LISTEN', // the engine could not bind an address (in use, permission)
+  CannotListen: 'E_CANNOT_LISTEN', // 409: a write adds an address this instance cannot listen on; nothing stored
   TlsCert: 'E_TLS_CERT', // 400: a certificate or key cannot be read, parsed or used (names it)
   Internal: 'E_INTERNAL', // 500
 } as const
@@ -43,6 +44,7 @@ const STATUS: Record<ErrorCode, number> = {
   E_READ_ONLY: 409,
   E_STORE_UNAVAILABLE: 503,
   E_LISTEN: 409,
+  E_CANNOT_LISTEN: 409,
   E_TLS_CERT: 400,
   E_INTERNAL: 500,
 }

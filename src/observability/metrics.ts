@@ -27,6 +27,8 @@ const STATES: readonly UpstreamState[] = ['healthy', 'pending', 'unhealthy', 'ej
 export interface ControlFacts {
   configVersion(): number
   reloads(): { applied: number; refused: number }
+  /** True while the configuration asked for is refused and an older one serves (a port in use: retried). */
+  refused?(): boolean
   /** The store's kind and whether it is reachable (the file store always is). */
   store(): { kind: string; up: boolean }
   /** Each discovery source and whether it is in sync. */
@@ -174,6 +176,16 @@ export class Metrics {
       return [
         { labels: { result: 'applied' }, value: r.applied },
         { labels: { result: 'refused' }, value: r.refused },
+      ]
+    })
+    this.#family('balancer_config_refused', 'Whether the configuration asked for (by the store, the API with ?force=true, discovery) is refused and an older one serves (1), e.g. a port in use, retried until it can be bound; GET /status lastError says why.', 'gauge', () => [{ labels: {}, value: facts.refused?.() === true ? 1 : 0 }])
+    this.#family('balancer_descriptors', 'File descriptors of the engine process (with workers, the one with the fewest free): the limit, open now, and the reserve kept for client and upstream connections.', 'gauge', (s) => {
+      const d = s.stats.descriptors
+      if (d === undefined || d.limit === null || d.open === null) return []
+      return [
+        { labels: { kind: 'limit' }, value: d.limit },
+        { labels: { kind: 'open' }, value: d.open },
+        { labels: { kind: 'reserve' }, value: d.reserve },
       ]
     })
     this.#family('balancer_config_version', 'Version of the routing snapshot applied; increases with every applied change.', 'gauge', () => [{ labels: {}, value: facts.configVersion() }])
