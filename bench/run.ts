@@ -10,9 +10,10 @@ import { resolve } from 'node:path'
 import { parseDuration } from '../src/model/duration.ts'
 import { acceptBurst, closedLoop, fixedRate, largeBodies, memory, reloadUnderLoad, soak } from './macro/scenarios.ts'
 import type { Settings } from './macro/scenarios.ts'
+import { scale } from './macro/scale.ts'
 
 const USAGE = `Usage: npm run bench -- [flags]
-  --only LIST        micro,closed,large,open,reload,memory,accept,soak (default: all but soak)
+  --only LIST        micro,closed,large,open,reload,memory,accept,scale,soak (default: all but scale and soak)
   --workers LIST     balancer worker counts to compare (default 1,2)
   --duration D       per measurement (default 10s)
   --rate N           fixed-rate requests per second (default 2000)
@@ -83,4 +84,5 @@ if (s.only.has('open') || s.only.has('reload')) baseline = await step('fixed rat
 if (s.only.has('reload')) await step('reload under load', () => reloadUnderLoad(s, baseline), undefined)
 if (s.only.has('memory')) await step('memory', () => memory(s), undefined)
 if (s.only.has('accept')) await step('accept burst', () => acceptBurst(s), undefined)
+if (s.only.has('scale')) await step('scale', () => scale(), undefined)
 if (s.only.has('soak')) await step('soak', () => soak(s), undefined)

@@ -18,7 +18,7 @@ export interface Settings {
   haproxy: boolean
 }
 
-function table(title: string, head: string[], rows: Array<Array<string | number>>): void {
+export function table(title: string, head: string[], rows: Array<Array<string | number>>): void {
   const cells = [head, ...rows.map((r) => r.map((c) => (typeof c === 'number' ? fmt(c) : c)))]
   const w = head.map((_, i) => Math.max(...cells.map((r) => String(r[i] ?? '').length)))
   console.log(`\n## ${title}\n`)
