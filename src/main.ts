@@ -153,7 +153,7 @@ async function main(): Promise<void> {
       reloads.applied++
       log.info({ version: e.version, revision: e.revision, causes: e.causes }, 'configuration applied')
       live?.record('config', 'info', `configuration applied (version ${e.version})`)
-      void live?.once().catch(() => undefined)
+      live?.changed()
     } else if (e.revision === null) {
       log.error({ error: e.error, store: store.location }, 'configuration in the store is invalid; the last good one keeps serving')
       live?.record('store', 'error', `configuration in the store is invalid: ${e.error.message}`)

@@ -5,8 +5,8 @@
 // request and error rates over the last 15 minutes; and a timeline of recent
 // changes. GET /events streams it (admin/routes/events.ts).
 //
-// The loop is split from its step: run(signal) ticks once a second and calls
-// once(); tests and the API (after a change was applied) call once() to get
+// The loop is split from its step: run(signal) ticks once a second (less
+// often when a reading is slow: run()) and calls once(); tests and the API (after a change was applied) call once() to get
 // a fresh view without waiting for the clock. Counters that went down (a
 // worker restarted) count as zero for that step.
 
@@ -16,6 +16,8 @@ import type { UpstreamState } from '../engine/types.ts'
 import type { PlaneSample, Sampler } from './sample.ts'
 
 const TICK_MS = 1000
+/** A reading taking d ms is followed by at least BUDGET * d ms without one. */
+const BUDGET = 20
 /** Rates, error rate and p99 are over this window. */
 const WINDOW_MS = 60_000
 /** Per-server plot length. */
@@ -109,11 +111,27 @@ export class LiveView {
     this.#in = inputs
   }
 
-  /** Ticks until the signal aborts. */
+  /**
+   * Ticks until the signal aborts: every TICK_MS, or, when a reading takes
+   * long (tens of thousands of upstreams), BUDGET times as long as the last
+   * one took, so the view never takes more than 1/BUDGET of the main
+   * process's time from the API and the store.
+   */
   run(signal: AbortSignal): void {
-    const timer = setInterval(() => void this.once().catch(() => undefined), TICK_MS)
+    let timer: NodeJS.Timeout | null = null
+    const tick = (): void => {
+      const t0 = performance.now()
+      void this.once()
+        .catch(() => undefined)
+        .then(() => {
+          if (signal.aborted) return
+          timer = setTimeout(tick, Math.max(TICK_MS, (performance.now() - t0) * BUDGET))
+          timer.unref()
+        })
+    }
+    timer = setTimeout(tick, TICK_MS)
     timer.unref()
-    signal.addEventListener('abort', () => clearInterval(timer), { once: true })
+    signal.addEventListener('abort', () => void (timer !== null && clearTimeout(timer)), { once: true })
   }
 
   subscribe(fn: (e: LiveEvent) => void): () => void {
@@ -131,6 +149,15 @@ export class LiveView {
     this.#timeline.push(entry)
     if (this.#timeline.length > TIMELINE_MAX) this.#timeline.splice(0, this.#timeline.length - TIMELINE_MAX)
     this.#emit({ type: 'timeline', entry })
+  }
+
+  /**
+   * The served configuration changed: a dashboard watching gets a reading
+   * now; without one, the next tick shows it (a reading walks every
+   * upstream, too much to repeat after each of many writes).
+   */
+  changed(): void {
+    if (this.#subscribers.size > 0) void this.once().catch(() => undefined)
   }
 
   /**
@@ -247,17 +274,21 @@ function sum(a: readonly number[]): number {
 
 /** to - from, element by element, never below zero (a restarted worker's counters start again). */
 function delta(from: UpstreamTraffic | undefined, to: UpstreamTraffic): UpstreamTraffic {
-  if (from === undefined) return to
+  // The engine shares one set of zero arrays among idle upstreams: nothing to subtract.
+  if (from === undefined || from.codes === to.codes) return to
   const sub = (a: readonly number[], b: readonly number[]): number[] => a.map((x, i) => Math.max(0, x - (b[i] ?? 0)))
   return { key: to.key, codes: sub(to.codes, from.codes), buckets: sub(to.buckets, from.buckets), sum: Math.max(0, to.sum - from.sum) }
 }
 
+const NO_TRAFFIC: Figures = Object.freeze({ rps: 0, errorRate: null, p99Ms: null })
+
 function figures(ds: readonly UpstreamTraffic[], seconds: number): Figures {
   let total = 0
+  for (const d of ds) total += sum(d.codes)
+  if (total === 0) return NO_TRAFFIC
   let errors = 0
   const buckets = new Array<number>(DURATION_BUCKETS.length + 1).fill(0)
   for (const d of ds) {
-    total += sum(d.codes)
     for (const c of ERROR_CLASSES) errors += d.codes[c] ?? 0
     d.buckets.forEach((n, i) => (buckets[i] = (buckets[i] ?? 0) + n))
   }
