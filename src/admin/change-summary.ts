@@ -21,7 +21,8 @@ export function summarizeChange(before: Config, after: Config): string[] {
   for (const [address, s] of now) {
     const was = old.get(address)
     if (was === undefined) out.push(`server ${address} created`)
-    else if (JSON.stringify(was) !== JSON.stringify(s)) serverChanges(was, s, out)
+    // An edit keeps the servers it does not change as the same objects: no need to compare them.
+    else if (was !== s && JSON.stringify(was) !== JSON.stringify(s)) serverChanges(was, s, out)
   }
   if (out.length > MAX_ENTRIES) return [...out.slice(0, MAX_ENTRIES), `and ${out.length - MAX_ENTRIES} more changes`]
   return out.length === 0 ? ['no change'] : out

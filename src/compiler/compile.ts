@@ -15,27 +15,64 @@ import { rulesOf } from '../model/rules.ts'
 import { targetKey } from '../model/address.ts'
 import type { CertFileRef, CheckPlan, LimitsPlan, TlsPlan, ListenerPlan, PassivePlan, RetryPlan, RoutePlan, RoutingSnapshot, SchemeMask, TargetRef, Tier } from './snapshot.ts'
 
-type Targets = Map<string, { host: string; port: number; protocol?: string }>
+type Target = { host: string; port: number; protocol?: string }
+type Targets = Map<string, Target>
+
+/** A server compiled on its own: its listen key, its plan and the targets its routes reference. */
+interface ServerPart {
+  key: string
+  plan: ListenerPlan
+  targets: ReadonlyArray<readonly [string, Target]>
+}
+
+/**
+ * Servers of a ValidConfig are never mutated, and an edit keeps the servers
+ * it does not change as the same objects (control/control.ts): a server
+ * seen before compiles to the part it compiled to then, so a write that
+ * changes one server of 1,000 compiles one. The part is a function of the
+ * server alone; what it is given across servers (targets, address clashes)
+ * is checked again on every compile.
+ */
+const parts = new WeakMap<Server, ServerPart>()
 
 export function compile(cfg: ValidConfig, version: number): RoutingSnapshot {
   const listeners = new Map<string, ListenerPlan>()
   const targets: Targets = new Map()
   cfg.servers.forEach((server, i) => {
-    const listen = parseListenAddress(server.address)
-    // Unreachable for a ValidConfig; kept so a gap in the parser cannot produce a half-built snapshot.
-    if ('error' in listen) throw new BalancerError(ErrorCode.Validation, `servers[${i}].address: ${listen.error}`)
-    if (listeners.has(listen.key)) throw new BalancerError(ErrorCode.Conflict, `servers[${i}].address: ${listen.key} is used twice`)
-    listeners.set(
-      listen.key,
-      Object.freeze({
-        listen: Object.freeze({ key: listen.key, host: listen.host, port: listen.port }),
-        tls: server.tls === undefined ? null : tlsPlan(server.tls),
-        h2c: server.tls === undefined && (server.Protocols ?? []).includes('h2c'),
-        routes: Object.freeze(orderRoutes(serverRoutes(server, targets))),
-      }),
-    )
+    let part = parts.get(server)
+    if (part === undefined) {
+      part = compileServer(server, i)
+      parts.set(server, part)
+    }
+    if (listeners.has(part.key)) throw new BalancerError(ErrorCode.Conflict, `servers[${i}].address: ${part.key} is used twice`)
+    listeners.set(part.key, part.plan)
+    for (const [key, t] of part.targets) {
+      const known = targets.get(key)
+      if (known === undefined) targets.set(key, t)
+      else if (known.protocol !== t.protocol) throw twoProtocols(t.host, t.port, known.protocol, t.protocol)
+    }
   })
   return Object.freeze({ version, listeners, targets })
+}
+
+function compileServer(server: Server, i: number): ServerPart {
+  const listen = parseListenAddress(server.address)
+  // Unreachable for a ValidConfig; kept so a gap in the parser cannot produce a half-built snapshot.
+  if ('error' in listen) throw new BalancerError(ErrorCode.Validation, `servers[${i}].address: ${listen.error}`)
+  const targets: Targets = new Map()
+  const plan: ListenerPlan = Object.freeze({
+    listen: Object.freeze({ key: listen.key, host: listen.host, port: listen.port }),
+    tls: server.tls === undefined ? null : tlsPlan(server.tls),
+    h2c: server.tls === undefined && (server.Protocols ?? []).includes('h2c'),
+    routes: Object.freeze(orderRoutes(serverRoutes(server, targets))),
+  })
+  return { key: listen.key, plan, targets: [...targets] }
+}
+
+function twoProtocols(host: string, port: number, a: string | undefined, b: string | undefined): BalancerError {
+  return new BalancerError(ErrorCode.Validation, `upstream ${host}-${port} is given two protocols (${a ?? 'http/1.1'} and ${b ?? 'http/1.1'}): one upstream speaks one`, [
+    { path: `${host}-${port}`, message: 'one upstream has one Protocol everywhere it is used' },
+  ])
 }
 
 /** The CertEntry id of a pair of certificate files (src/tls/files.ts makes the entries). */
@@ -201,10 +238,7 @@ function tiersOf(list: readonly Upstream[], targets: Targets): readonly Tier[] {
     const key = targetKey(u.Target, u.Port)
     const known = targets.get(key)
     if (known === undefined) targets.set(key, Object.freeze({ host: u.Target, port: u.Port, ...(u.Protocol === undefined ? {} : { protocol: u.Protocol }) }))
-    else if (known.protocol !== u.Protocol)
-      throw new BalancerError(ErrorCode.Validation, `upstream ${u.Target}-${u.Port} is given two protocols (${known.protocol ?? 'http/1.1'} and ${u.Protocol ?? 'http/1.1'}): one upstream speaks one`, [
-        { path: `${u.Target}-${u.Port}`, message: 'one upstream has one Protocol everywhere it is used' },
-      ])
+    else if (known.protocol !== u.Protocol) throw twoProtocols(u.Target, u.Port, known.protocol, u.Protocol)
     const ref: TargetRef = Object.freeze({ key, host: u.Target, port: u.Port, weight: u.Weight })
     const tier = byPriority.get(u.Priority)
     if (tier === undefined) byPriority.set(u.Priority, [ref])

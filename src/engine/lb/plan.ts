@@ -71,8 +71,13 @@ export function buildRuntimes(
   const out = new Map<string, ListenerRuntime>()
   for (const [key, plan] of listeners) {
     const routes = plan.routes.map((r) => {
-      const sig = signature(r)
       const prev = known.get(r.id)
+      // The compiler hands an unchanged server's plans over as the same objects: keep their runtime as it is.
+      if (prev !== undefined && prev.plan === r && sameRecords(prev, registry, checks)) {
+        next.set(r.id, prev)
+        return prev
+      }
+      const sig = signature(r)
       const budget = prev?.budget ?? new RetryBudget()
       const meter = prev?.meter ?? new RouteMeter()
       const keep = prev !== undefined && prev.signature === sig && sameRecords(prev, registry, checks)
