@@ -59,6 +59,28 @@ export function serializeConfig(cfg: Config): string {
 }
 
 /**
+ * serializeConfig of a ValidConfig, each server's text remembered: a
+ * ValidConfig and its servers are never mutated (types.ts), so after a
+ * write that changed one server of 1,000 the file store and GET / indent
+ * one server again, not all of them. The same bytes as serializeConfig.
+ */
+export function serializeValidConfig(cfg: ValidConfig): string {
+  if (cfg.servers.length === 0) return serializeConfig(cfg)
+  const parts = cfg.servers.map((s) => {
+    let text = textOf.get(s)
+    if (text === undefined) {
+      // JSON strings hold no raw newline: every line of the server's text is one line of the file, 4 spaces deeper.
+      text = `    ${JSON.stringify(canonicalServer(s), null, 2).replaceAll('\n', '\n    ')}`
+      textOf.set(s, text)
+    }
+    return text
+  })
+  return `{\n  "servers": [\n${parts.join(',\n')}\n  ]\n}\n`
+}
+
+const textOf = new WeakMap<Server, string>()
+
+/**
  * sha256 (base64url, first 16 chars) of the value's canonical JSON: object
  * keys sorted, so equal data gives an equal hash whatever the key order. Used
  * for ETags and store revisions; 96 bits make an accidental collision moot.

@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto'
 import { open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
-import { configHash, serializeConfig, validConfigHash } from '../model/canonical.ts'
+import { configHash, serializeValidConfig, validConfigHash } from '../model/canonical.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import { EMPTY_CONFIG, parseConfigText } from '../model/parse.ts'
 import { watchFileChanges } from './file-watch.ts'
@@ -64,10 +64,10 @@ export class FileStore implements ConfigStore {
       const next = mutate(current.config)
       if (next === current.config) return current
       const known = this.#known as Known
-      known.canonical ??= serializeConfig(current.config)
+      known.canonical ??= serializeValidConfig(current.config)
       // The canonical text of a ValidConfig parses back to the same config
       // (test/model/golden.test.ts), so the config is kept, not re-read.
-      const text = serializeConfig(next)
+      const text = serializeValidConfig(next)
       if (text === known.canonical) return current
       await this.#write(text)
       const state = { config: next, revision: validConfigHash(next) }

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { BalancerError } from '../../src/model/errors.ts'
 import { parseConfigText } from '../../src/model/parse.ts'
-import { serializeConfig } from '../../src/model/canonical.ts'
+import { serializeConfig, serializeValidConfig } from '../../src/model/canonical.ts'
 
 const DIR = resolve(import.meta.dirname, '../golden/model')
 const UPDATE = process.env.UPDATE_GOLDEN === '1'
@@ -39,7 +39,13 @@ describe('model golden files', () => {
       const want = readFileSync(outPath, 'utf8')
       expect(got).toBe(want)
       // The canonical form is a fixed point: reading it back writes the same bytes.
-      if (!want.startsWith('{\n  "error"')) expect(render(want)).toBe(want)
+      if (!want.startsWith('{\n  "error"')) {
+        expect(render(want)).toBe(want)
+        // The file store's and GET /'s serializer (each server's text remembered) writes the same bytes, twice.
+        const cfg = parseConfigText(want)
+        expect(serializeValidConfig(cfg)).toBe(want)
+        expect(serializeValidConfig(cfg)).toBe(want)
+      }
     })
   }
 })
