@@ -65,6 +65,8 @@ export function serializeConfig(cfg: Config): string {
  * one server again, not all of them. The same bytes as serializeConfig.
  */
 export function serializeValidConfig(cfg: ValidConfig): string {
+  const known = fileTextOf.get(cfg)
+  if (known !== undefined) return known
   if (cfg.servers.length === 0) return serializeConfig(cfg)
   const parts = cfg.servers.map((s) => {
     let text = textOf.get(s)
@@ -75,10 +77,14 @@ export function serializeValidConfig(cfg: ValidConfig): string {
     }
     return text
   })
-  return `{\n  "servers": [\n${parts.join(',\n')}\n  ]\n}\n`
+  const text = `{\n  "servers": [\n${parts.join(',\n')}\n  ]\n}\n`
+  // The store writes it, then GET / asks for the same configuration's text.
+  fileTextOf.set(cfg, text)
+  return text
 }
 
 const textOf = new WeakMap<Server, string>()
+const fileTextOf = new WeakMap<ValidConfig, string>()
 
 /**
  * sha256 (base64url, first 16 chars) of the value's canonical JSON: object
