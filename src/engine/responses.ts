@@ -27,24 +27,31 @@ const EXTRA: Record<number, string> = {
   503: 'retry-after: 1\r\n',
 }
 
-function render(status: number, close: boolean): Buffer {
+function render(status: number, close: boolean, headOnly: boolean): Buffer {
   const reason = TEXT[status] ?? 'Error'
   const body = `${status} ${reason}\n`
   const extra = EXTRA[status] ?? ''
   const conn = close ? 'connection: close\r\n' : ''
   return Buffer.from(
-    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\n${extra}${conn}\r\n${body}`,
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\n${extra}${conn}\r\n${headOnly ? '' : body}`,
     'latin1',
   )
 }
 
 const KEEP = new Map<number, Buffer>()
 const CLOSE = new Map<number, Buffer>()
+// For HEAD requests: the same heads without the body (RFC 9110 section 9.3.2),
+// or a keep-alive client would read the body as the next response.
+const KEEP_HEAD = new Map<number, Buffer>()
+const CLOSE_HEAD = new Map<number, Buffer>()
 for (const s of Object.keys(TEXT)) {
-  KEEP.set(Number(s), render(Number(s), false))
-  CLOSE.set(Number(s), render(Number(s), true))
+  KEEP.set(Number(s), render(Number(s), false, false))
+  CLOSE.set(Number(s), render(Number(s), true, false))
+  KEEP_HEAD.set(Number(s), render(Number(s), false, true))
+  CLOSE_HEAD.set(Number(s), render(Number(s), true, true))
 }
-const FALLBACK_CLOSE = render(502, true)
+const FALLBACK_CLOSE = render(502, true, false)
+const FALLBACK_CLOSE_HEAD = render(502, true, true)
 
 /**
  * A response with fields and a body of its own (route rules: 429 with its
@@ -57,7 +64,11 @@ export function customResponse(status: number, close: boolean, fields: string, b
   return body.length === 0 || headOnly ? Buffer.from(head, 'latin1') : Buffer.concat([Buffer.from(head, 'latin1'), body])
 }
 
-/** The pre-rendered response for `status` (one of TEXT's); unknown statuses give 502 + close. */
-export function errorResponse(status: number, close: boolean): Buffer {
+/**
+ * The pre-rendered response for `status` (one of TEXT's); unknown statuses
+ * give 502 + close. `headOnly` (a HEAD request): the head alone.
+ */
+export function errorResponse(status: number, close: boolean, headOnly = false): Buffer {
+  if (headOnly) return (close ? CLOSE_HEAD.get(status) : KEEP_HEAD.get(status)) ?? FALLBACK_CLOSE_HEAD
   return (close ? CLOSE.get(status) : KEEP.get(status)) ?? FALLBACK_CLOSE
 }

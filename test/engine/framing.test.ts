@@ -73,6 +73,7 @@ beforeAll(async () => {
         routes: [
           { upstreams: [{ host: '127.0.0.1', port: up.port }] },
           { hosts: ['closer.test'], upstreams: [{ host: '127.0.0.1', port: closer.port }] },
+          { hosts: ['empty.test'], upstreams: [] },
         ],
       },
       1,
@@ -97,6 +98,22 @@ describe('bodiless responses keep the connection usable', () => {
       const r = await c.read({ head: true })
       expect(r.status).toBe(200)
       expect(header(r, 'content-length')).toBe('1234')
+      c.write('GET /next HTTP/1.1\r\nHost: a\r\n\r\n')
+      const n = await c.read()
+      expect(n.status).toBe(200)
+      expect(n.body.toString()).toBe('/next')
+    } finally {
+      c.destroy()
+    }
+  })
+
+  it("HEAD answered by the balancer itself (503, no upstream): the head alone, and the next request works", async () => {
+    const c = await client()
+    try {
+      c.write('HEAD /gone HTTP/1.1\r\nHost: empty.test\r\n\r\n')
+      const r = await c.read({ head: true })
+      expect(r.status).toBe(503)
+      expect(Number(header(r, 'content-length'))).toBeGreaterThan(0)
       c.write('GET /next HTTP/1.1\r\nHost: a\r\n\r\n')
       const n = await c.read()
       expect(n.status).toBe(200)

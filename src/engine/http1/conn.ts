@@ -360,7 +360,7 @@ export function respondWith(conn: ClientConn, status: number, fields: string | n
     discard(uc)
   }
   if (!conn.reqDone || conn.version === 10) conn.closeAfter = true
-  const res = fields === null ? errorResponse(status, conn.closeAfter) : customResponse(status, conn.closeAfter, fields, body ?? EMPTY, conn.method === Method.Head)
+  const res = fields === null ? errorResponse(status, conn.closeAfter, conn.method === Method.Head) : customResponse(status, conn.closeAfter, fields, body ?? EMPTY, conn.method === Method.Head)
   conn.status = status
   conn.bytesOut += res.length
   conn.sock.write(res)
