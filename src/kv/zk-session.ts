@@ -18,6 +18,24 @@
 import { ACL, createClient, Exception, Id, Permission, State } from 'node-zookeeper-client'
 import type { Client, Stat, Transaction } from 'node-zookeeper-client'
 
+// node-zookeeper-client 1.1.3 knows ZooKeeper 3.4's error codes only. A newer
+// server answers some requests with others (seen during a server restart),
+// and the library's Exception.create then throws inside its socket's data
+// handler: an uncaught exception that ends the process. Here an unknown code
+// becomes a SYSTEM_ERROR exception naming the server's code, which the
+// callers treat as any other failed call.
+const Codes = Exception as unknown as { create(code: number, path?: string): Error; SYSTEM_ERROR: number }
+const createException = Codes.create
+Codes.create = (code: number, path?: string): Error => {
+  try {
+    return createException(code, path)
+  } catch {
+    const e = createException(Codes.SYSTEM_ERROR, path)
+    e.message = `Exception: unknown ZooKeeper error code ${code}${path === undefined ? '' : `@${path}`}`
+    return e
+  }
+}
+
 export type ZkWatcher = () => void
 
 export interface ZkSessionOptions {
