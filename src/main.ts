@@ -18,6 +18,7 @@ import { Readiness } from './control/readiness.ts'
 import type { ReadyState } from './control/readiness.ts'
 import type { RunningSources } from './sources/start.ts'
 import type { Refusal } from './sources/source.ts'
+import { parseRegistryUrls } from './kv/registry-url.ts'
 import { Engine } from './engine/engine.ts'
 import { DEFAULT_ENGINE_OPTIONS } from './engine/types.ts'
 import { WorkerGroup } from './workers/group.ts'
@@ -126,11 +127,22 @@ async function main(): Promise<void> {
   }
   // Certificate files are read and checked before the configuration naming them is applied, and watched.
   const tls = new TlsTarget(plane instanceof WorkerGroup ? plane : engineTarget(plane), plane, log.child({ component: 'tls' }))
+  // The discovery code (a Docker Engine API client with TLS, the registry
+  // clients) is loaded only when a source is asked for.
+  let sources: RunningSources = { origins: [], registries: [], stop: async () => {} }
+  const registryUrls = parseRegistryUrls(o.registries)
+  if ('errors' in registryUrls) fail(registryUrls.errors.map((e) => `--registry ${e}`).join('\n'))
+  // Service references in the configuration decide which services each registry follows.
+  const follow = (followed: ReadonlyMap<string, ReadonlySet<string>>): void => {
+    for (const r of sources.registries) r.follow(followed.get(r.name) ?? [])
+  }
   const control = new Control({
     store,
     initial,
     target: tls,
     onListenerError: (err) => log.error({ err }, 'a control-plane subscriber failed'),
+    registries: registryUrls.map((u) => u.name),
+    onFollow: (followed) => follow(followed),
   })
   // Each refusal by the merge (store discovery rules, claims) is logged once, when it first appears.
   let loggedRefusals = new Set<string>()
@@ -176,9 +188,6 @@ async function main(): Promise<void> {
   const discoveredNames = new Map<string, Set<string>>()
   // Containers and services the operator's constraints keep out, by source, for GET /status.
   const refusedBy = new Map<string, Refusal[]>()
-  // The discovery code (a Docker Engine API client with TLS, the registry
-  // clients) is loaded only when a source is asked for.
-  let sources: RunningSources = { origins: [], registries: [], stop: async () => {} }
   try {
     if (o.docker !== null || o.swarm || o.registries.length > 0) sources = (await import('./sources/start.ts')).startSources(
       o,
@@ -192,7 +201,7 @@ async function main(): Promise<void> {
         for (const n of before) if (!now.has(n)) live?.record('discovery', 'info', `${origin}: ${n} left`)
         refusedBy.set(origin, detail.refused ?? [])
         // Ready once each source's first set is served (an identical set changes nothing: ready once what is pending settled).
-        const applied = control.discovered(origin, servers, detail.names, detail.meta ?? [])
+        const applied = control.discovered(origin, servers, detail.names, detail.meta ?? [], detail.services)
         if (applied === undefined) void control.settled().then(() => readiness.sourceApplied(origin))
         else
           void applied.then((out) => {
@@ -214,6 +223,7 @@ async function main(): Promise<void> {
     fail((err as Error).message)
   }
   control.setSources(sources.origins)
+  follow(control.followed())
 
   readiness.expect(sources.origins)
 

@@ -7,8 +7,8 @@
 import { policyOf } from '../model/canonical.ts'
 import { POLICY_GROUPS } from '../model/policy.ts'
 import { RULE_GROUPS } from '../model/rules.ts'
-import type { Config, Route, Server, Upstream } from '../model/types.ts'
-import { ROUTE_DEFAULT, upstreamKey } from '../model/types.ts'
+import type { Config, Member, Route, Server } from '../model/types.ts'
+import { isServiceRef, ROUTE_DEFAULT, upstreamKey } from '../model/types.ts'
 
 /** At most this many entries; the rest are counted (`and 12 more changes`). */
 const MAX_ENTRIES = 20
@@ -55,16 +55,22 @@ function routeChanges(where: string, o: Route, r: Route, out: string[]): void {
   if (otherFields(o) !== otherFields(r)) out.push(`settings of ${where} updated`)
 }
 
-function memberChanges(kind: string, where: string, before: readonly Upstream[], after: readonly Upstream[], out: string[]): void {
-  const key = (u: Upstream): string => upstreamKey(u).toLowerCase()
+function memberChanges(kind: string, where: string, before: readonly Member[], after: readonly Member[], out: string[]): void {
+  const key = (u: Member): string => memberName(u).toLowerCase()
   const old = new Map(before.map((u) => [key(u), u]))
   const now = new Map(after.map((u) => [key(u), u]))
-  for (const [k, u] of old) if (!now.has(k)) out.push(`${kind} ${upstreamKey(u)} of ${where} deleted`)
+  for (const [k, u] of old) if (!now.has(k)) out.push(`${kind} ${memberName(u)} of ${where} deleted`)
   for (const [k, u] of now) {
     const o = old.get(k)
-    if (o === undefined) out.push(`${kind} ${upstreamKey(u)} of ${where} created`)
-    else if (o.Priority !== u.Priority || o.Weight !== u.Weight || o.Target !== u.Target) out.push(`${kind} ${upstreamKey(u)} of ${where} updated`)
+    if (o === undefined) out.push(`${kind} ${memberName(u)} of ${where} created`)
+    else if (JSON.stringify(o) !== JSON.stringify(u)) out.push(`${kind} ${memberName(u)} of ${where} updated`)
   }
+}
+
+/** `10.0.0.5-80`, or `service consul/web[v2]` for a service reference. */
+function memberName(u: Member): string {
+  if (!isServiceRef(u)) return upstreamKey(u)
+  return `service ${u.Registry === '' ? '' : `${u.Registry}/`}${u.Service}${u.Tags.length === 0 ? '' : `[${u.Tags.join(',')}]`}`
 }
 
 const NAMED: ReadonlySet<string> = new Set(['name', 'filter', 'upstreams', 'fallbacks', ...POLICY_GROUPS, ...RULE_GROUPS])

@@ -9,7 +9,8 @@ import { describePart, originOf, readOnlyError } from '../control/provenance.ts'
 import { policyOf } from '../model/canonical.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import { ROUTE_DEFAULT } from '../model/types.ts'
-import type { Config, Route, Server, Upstream } from '../model/types.ts'
+import type { Config, Member, Route, Server } from '../model/types.ts'
+import { isServiceRef } from '../model/types.ts'
 import type { MemberRef } from './addressing.ts'
 
 export type MemberList = 'upstreams' | 'fallbacks'
@@ -76,8 +77,9 @@ export function withoutRoute(server: Server, name: string): Server {
   return { ...server, routes: server.routes.filter((r) => r.name !== name) }
 }
 
-/** Host names compare case-insensitively; ports exactly. */
-export function sameMember(u: Upstream, ref: MemberRef): boolean {
+/** Host names compare case-insensitively; ports exactly. A service reference has no target-port: never the same. */
+export function sameMember(u: Member, ref: MemberRef): boolean {
+  if (isServiceRef(u)) return false
   return u.Port === ref.port && u.Target.toLowerCase() === ref.target.toLowerCase()
 }
 

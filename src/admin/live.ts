@@ -9,7 +9,8 @@
 import { targetKey } from '../model/address.ts'
 import type { PlaneView, UpstreamStats } from '../control/plane-view.ts'
 import type { UpstreamState } from '../control/plane-view.ts'
-import type { Route, Server, Upstream } from '../model/types.ts'
+import type { Member, Route, Server } from '../model/types.ts'
+import { isServiceRef } from '../model/types.ts'
 import { upstreamKey } from '../model/types.ts'
 
 /** One upstream's live state as the API shows it; times are ISO 8601. */
@@ -65,8 +66,8 @@ export function upstreamStatus(u: UpstreamStats | undefined): UpstreamStatus {
 /** The state of every upstream and fallback of the given routes, keyed `target-port`. */
 export function membersStatus(routes: readonly Route[], live: ReadonlyMap<string, UpstreamStats>): MembersStatus {
   const out: MembersStatus = { upstreams: {}, fallbacks: {} }
-  const add = (into: Record<string, UpstreamStatus>, list: readonly Upstream[]): void => {
-    for (const u of list) into[upstreamKey(u)] = upstreamStatus(live.get(targetKey(u.Target, u.Port)))
+  const add = (into: Record<string, UpstreamStatus>, list: readonly Member[]): void => {
+    for (const u of list) if (!isServiceRef(u)) into[upstreamKey(u)] = upstreamStatus(live.get(targetKey(u.Target, u.Port)))
   }
   for (const r of routes) {
     add(out.upstreams, r.upstreams)

@@ -16,7 +16,8 @@ import type { MemberList, Provenance } from '../control/provenance.ts'
 import { canonicalServer, policyOf } from '../model/canonical.ts'
 import { BalancerError, ErrorCode, validationError } from '../model/errors.ts'
 import { normalizeRoute, normalizeUpstream } from '../model/parse.ts'
-import type { Route, Server, Upstream } from '../model/types.ts'
+import type { Member, Route, Server, Upstream } from '../model/types.ts'
+import { isServiceRef } from '../model/types.ts'
 
 /** How an origin is written in the API. */
 export interface OriginJson {
@@ -39,8 +40,10 @@ export function wantsStored(req: FastifyRequest): boolean {
 
 type View = Record<string, unknown>
 
-function member(served: Served, address: string, route: string, list: MemberList, u: Upstream): View {
-  const out: View = { Target: u.Target, Port: u.Port, Priority: u.Priority, Weight: u.Weight }
+function member(served: Served, address: string, route: string, list: MemberList, u: Member): View {
+  // A service reference (only where nothing resolved it) is shown as written; its instances carry their registry as origin.
+  if (isServiceRef(u)) return { Service: u.Service, Registry: u.Registry, Tags: [...u.Tags], Priority: u.Priority, Weight: u.Weight, ...(u.Protocol === undefined ? {} : { Protocol: u.Protocol }) }
+  const out: View = { Target: u.Target, Port: u.Port, Priority: u.Priority, Weight: u.Weight, ...(u.Protocol === undefined ? {} : { Protocol: u.Protocol }) }
   const o = originOf(served, address, route, list, u)
   if (o !== null) out.origin = originJson(o)
   return out
@@ -73,7 +76,7 @@ export function serverView(served: Served, s: Server): View {
   }
 }
 
-export function memberView(served: Served, address: string, route: string, list: MemberList, u: Upstream): View {
+export function memberView(served: Served, address: string, route: string, list: MemberList, u: Member): View {
   return member(served, address, route, list, u)
 }
 
@@ -154,7 +157,7 @@ function storedMembers(list: unknown, served: Served, address: string, route: st
     else if (!m.origin) out.push(m.rest)
     else {
       const u = normalizeUpstream(m.rest, `${path}[${i}]`)
-      const now = routeOf(served, address, route)?.[which].find((x) => x.Port === u.Port && x.Target.toLowerCase() === u.Target.toLowerCase())
+      const now = routeOf(served, address, route)?.[which].find((x): x is Upstream => !isServiceRef(x) && x.Port === u.Port && x.Target.toLowerCase() === u.Target.toLowerCase())
       const origin = now === undefined ? null : originOf(served, address, route, which, now)
       // No longer discovered: nothing to store. Discovered and different: read-only.
       if (now !== undefined && origin !== null && (now.Priority !== u.Priority || now.Weight !== u.Weight)) {

@@ -7,7 +7,7 @@ import { parseDuration } from '../model/duration.ts'
 import { constraintErrorText, parseConstraint } from '../model/constraint.ts'
 import type { Constraint } from '../model/constraint.ts'
 import { DEFAULT_DOCKER_ENDPOINT, parseEndpoint } from '../docker/endpoint.ts'
-import { parseRegistryUrl, splitRegistryList } from '../sources/registry-url.ts'
+import { parseRegistryUrl, splitRegistryList } from '../kv/registry-url.ts'
 
 export interface Options {
   apiHost: string

@@ -7,7 +7,8 @@
 import { parseListenAddress } from '../model/address.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import { parseDuration } from '../model/duration.ts'
-import type { Filter, Policy, Server, Tls, Upstream, ValidConfig } from '../model/types.ts'
+import type { Filter, Member, Policy, Server, Tls, Upstream, ValidConfig } from '../model/types.ts'
+import { isServiceRef } from '../model/types.ts'
 import { POLICY_DEFAULTS, ROUTE_DEFAULT } from '../model/types.ts'
 import { Scheme } from './snapshot.ts'
 import { rulesPlan } from './rules.ts'
@@ -187,8 +188,8 @@ function routePlan(
   address: string,
   name: string,
   filter: Filter,
-  upstreams: readonly Upstream[],
-  fallbacks: readonly Upstream[],
+  upstreams: readonly Member[],
+  fallbacks: readonly Member[],
   policy: Policy,
   targets: Targets,
 ): RoutePlan {
@@ -231,10 +232,15 @@ function schemeMask(schemes: readonly string[]): SchemeMask {
 }
 
 
-/** Groups by Priority ascending; members keep their config order inside a tier. */
-function tiersOf(list: readonly Upstream[], targets: Targets): readonly Tier[] {
+/**
+ * Groups by Priority ascending; members keep their config order inside a
+ * tier. Service references are resolved into addresses by the merge before
+ * compiling; one still here (its registry absent) has no address and no traffic.
+ */
+function tiersOf(list: readonly Member[], targets: Targets): readonly Tier[] {
   const byPriority = new Map<number, TargetRef[]>()
   for (const u of list) {
+    if (isServiceRef(u)) continue
     const key = targetKey(u.Target, u.Port)
     const known = targets.get(key)
     if (known === undefined) targets.set(key, Object.freeze({ host: u.Target, port: u.Port, ...(u.Protocol === undefined ? {} : { protocol: u.Protocol }) }))

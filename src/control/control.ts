@@ -23,6 +23,8 @@ import type { ParsedDiscovered } from './merge.ts'
 import type { Provenance } from './merge.ts'
 import { parseEdit, validByConstruction } from '../model/parse.ts'
 import type { Config, Server, ValidConfig } from '../model/types.ts'
+import { isServiceRef } from '../model/types.ts'
+import type { ServiceInstance } from '../model/services.ts'
 import type { ConfigStore, StoreState } from '../store/store.ts'
 import { lastErrorOf } from './events.ts'
 import type { ControlEvent, ControlListener, LastError } from './events.ts'
@@ -45,10 +47,12 @@ export interface Served {
    * Anything not in here is the store's.
    */
   origins: ReadonlyMap<string, Provenance>
-  /** Discovered servers (or parts) left out, each naming its container or service. */
+  /** Discovered servers (or parts) left out, each naming its container or service; service references that resolved with a problem. */
   problems: readonly Problem[]
   /** Discovered members the merge refused (a stored discovery rule, another owner's claim), with why. */
   refused: readonly Refused[]
+  /** The services the configuration refers to (`{"Service": ...}` members), by registry name ('' = any). */
+  services: ReadonlyMap<string, ReadonlySet<string>>
 }
 
 /**
@@ -96,16 +100,23 @@ export interface ControlOptions {
   target: ApplyTarget | null
   /** A subscriber threw; default: rethrown on the next tick (a bug in the subscriber). */
   onListenerError?: (err: unknown) => void
+  /** The configured service registries' names (--registry): service references resolve against their instances. */
+  registries?: readonly string[]
+  /** Told, whenever it changes, which services each registry must follow (those the served configuration refers to). */
+  onFollow?: (followed: ReadonlyMap<string, ReadonlySet<string>>) => void
 }
 
 interface Fragment {
   /** The set as published, each server parsed once (every merge uses it as is). */
   parsed: ParsedDiscovered
+  /** Service registries only: each followed service's current instances. */
+  services: Record<string, ServiceInstance[]> | null
   /** Hash of the published content: an identical publish changes nothing. */
   hash: string
 }
 
 const NO_ORIGINS: ReadonlyMap<string, Provenance> = new Map()
+const NO_SERVICES: ReadonlyMap<string, ReadonlySet<string>> = new Map()
 
 export class Control {
   readonly #store: ConfigStore
@@ -116,12 +127,18 @@ export class Control {
   readonly #found = new Map<string, Fragment>()
   #served: Served
   #sources: readonly string[] = []
+  readonly #registries: readonly string[]
+  readonly #onFollow: (followed: ReadonlyMap<string, ReadonlySet<string>>) => void
+  #followed: ReadonlyMap<string, ReadonlySet<string>> = new Map()
+  #followKey = ''
   /** The last refusal and whether it came from the store's content (cleared by the next good read or write). */
   #error: { error: LastError; fromStore: boolean } | null = null
   readonly #retry = new RetryTimer()
 
   constructor(o: ControlOptions) {
     this.#store = o.store
+    this.#registries = o.registries ?? []
+    this.#onFollow = o.onFollow ?? (() => {})
     this.#stored = o.initial
     this.#served = this.#merge(o.initial.config, o.initial.revision)
     this.#reloader = new Reloader(o.target, (out) => this.#outcome(out))
@@ -238,14 +255,20 @@ export class Control {
 
   /**
    * A discovery source's whole current set (names[i]: the container or service
-   * servers[i] comes from; meta[i]: its owner and what constraints see of it).
-   * An identical set changes nothing.
+   * servers[i] comes from; meta[i]: its owner and what constraints see of it;
+   * services: a registry's instances of every service it follows). An
+   * identical set changes nothing.
    */
-  discovered(origin: string, servers: Server[], names: readonly string[] = [], meta: readonly DiscoveredMeta[] = []): Promise<ReloadOutcome> | undefined {
-    const hash = createHash('sha256').update(JSON.stringify([servers, names, meta])).digest('base64url').slice(0, 16)
+  discovered(origin: string, servers: Server[], names: readonly string[] = [], meta: readonly DiscoveredMeta[] = [], services?: Record<string, ServiceInstance[]>): Promise<ReloadOutcome> | undefined {
+    const hash = createHash('sha256').update(JSON.stringify([servers, names, meta, services ?? null])).digest('base64url').slice(0, 16)
     if (this.#found.get(origin)?.hash === hash) return undefined
-    this.#found.set(origin, { parsed: parseDiscovered({ origin, servers, names: [...names], meta: [...meta] }), hash })
+    this.#found.set(origin, { parsed: parseDiscovered({ origin, servers, names: [...names], meta: [...meta] }), services: services ?? null, hash })
     return this.#submit('discovery')
+  }
+
+  /** Which services each registry follows now (from the served configuration's references). */
+  followed(): ReadonlyMap<string, ReadonlySet<string>> {
+    return this.#followed
   }
 
   /** Resolves when every change submitted so far has been applied or refused. */
@@ -265,17 +288,33 @@ export class Control {
 
   #submit(cause: Cause): Promise<ReloadOutcome> {
     this.#served = this.#merge(this.#stored.config, this.#stored.revision)
+    this.#follow(this.#served.services)
     return this.#reloader.submit(this.#served.config, this.#served.revision, cause)
   }
 
   /** stored merged with every fragment; revision names stored (a candidate's is not known before it is written). */
   #merge(stored: ValidConfig, revision: string): Served {
-    if (this.#found.size === 0) return { config: stored, revision, origins: NO_ORIGINS, problems: [], refused: [] }
+    if (this.#found.size === 0 && this.#registries.length === 0 && !hasServiceRefs(stored)) return { config: stored, revision, origins: NO_ORIGINS, problems: [], refused: [], services: NO_SERVICES }
     const fragments = [...this.#found].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    const m = mergeDiscovered(stored, fragments.map(([, f]) => f.parsed))
+    // Service references resolve against the registries' instances, inside the one merge.
+    const view = new Map(this.#registries.map((r) => [r, this.#found.get(r)?.services ?? {}]))
+    const m = mergeDiscovered(stored, fragments.map(([, f]) => f.parsed), view)
     const found = createHash('sha256').update(fragments.map(([o, f]) => `${o}:${f.hash}`).join(',')).digest('base64url').slice(0, 12)
-    // The merge's rules keep a ValidConfig valid (control/merge.ts).
-    return { config: validByConstruction(m.config), revision: `${revision}+${found}`, origins: m.origins, problems: m.problems, refused: m.refused }
+    // The merge's rules keep a ValidConfig valid (control/merge.ts); resolved instances are checked by their sources.
+    return { config: validByConstruction(m.config), revision: `${revision}+${found}`, origins: m.origins, problems: m.problems, refused: m.refused, services: m.services }
+  }
+
+  /** Each registry follows its own references and those naming no registry; told only on a change. */
+  #follow(services: ReadonlyMap<string, ReadonlySet<string>>): void {
+    const byRegistry = new Map(this.#registries.map((r) => [r, new Set<string>()]))
+    for (const [registry, names] of services) {
+      for (const r of registry === '' ? this.#registries : [registry]) for (const n of names) byRegistry.get(r)?.add(n)
+    }
+    const key = JSON.stringify([...byRegistry].map(([r, s]) => [r, [...s].sort()]))
+    if (key === this.#followKey) return
+    this.#followKey = key
+    this.#followed = byRegistry
+    this.#onFollow(byRegistry)
   }
 
   #outcome(out: ReloadOutcome): void {
@@ -306,4 +345,8 @@ export class Control {
       }
     }
   }
+}
+
+function hasServiceRefs(cfg: Config): boolean {
+  return cfg.servers.some((s) => [s, ...s.routes].some((r) => r.upstreams.some(isServiceRef) || r.fallbacks.some(isServiceRef)))
 }

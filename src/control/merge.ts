@@ -22,6 +22,10 @@
 //    differ from them are reported and ignored. A discovered route on a
 //    discovered server never inherits another set's groups through the
 //    server: the groups it does not set are its own defaults (`health: null`).
+//  - Service references (`{"Service": "web"}`, from the store or from
+//    `balancer.service` labels) are merged like any member, then resolved
+//    last into the service's live instances (services.ts), each shown with
+//    its registry as origin.
 //
 //  - Trust (admission.ts): a stored server's or route's `discovery` rule can
 //    refuse discovered members, and two owners (Compose projects, stacks)
@@ -41,8 +45,10 @@ import type { PolicyGroup } from '../model/policy.ts'
 import { POLICY_GROUPS, defaultsOf } from '../model/policy.ts'
 import type { RuleGroup } from '../model/rules.ts'
 import { RULE_GROUPS, copyRule } from '../model/rules.ts'
-import type { Config, Filter, Policy, Route, Server, Upstream } from '../model/types.ts'
-import { ROUTE_DEFAULT, upstreamKey } from '../model/types.ts'
+import type { Config, Filter, Member, Policy, Route, Server } from '../model/types.ts'
+import { isServiceRef, ROUTE_DEFAULT, upstreamKey } from '../model/types.ts'
+import type { RegistryView } from '../model/services.ts'
+import { referencedServices, resolveServices } from '../model/services.ts'
 import { filterKey } from '../model/validate.ts'
 import type { Subject } from '../model/constraint.ts'
 import type { Claim, DiscoveredMeta, Refused } from '../model/admission.ts'
@@ -80,6 +86,8 @@ export interface MergeResult {
   origins: Map<string, Provenance>
   /** Discovered servers or routes refused by the store's discovery rules or by another owner's claim. */
   refused: Refused[]
+  /** The services the merged config refers to, by registry name ('' = any), before resolution. */
+  services: Map<string, Set<string>>
 }
 
 /**
@@ -155,8 +163,10 @@ function whoOf(origin: string, name: string | null, i: number, meta: DiscoveredM
 /**
  * base (valid) plus every parsed set. Its rules keep the result valid (the
  * golden tests check every output), so nothing is validated again here.
+ * view: the registries' current instances; service references resolve
+ * against it (no view: no registry is configured).
  */
-export function mergeDiscovered(base: Config, found: ReadonlyArray<ParsedDiscovered>): MergeResult {
+export function mergeDiscovered(base: Config, found: ReadonlyArray<ParsedDiscovered>, view: RegistryView = new Map()): MergeResult {
   const m = new Merge(base.servers.map(copyServer))
   const ordered = [...found].sort((a, b) => (a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : 0))
   const entries: Array<{ d: Server | Problem[]; who: Who }> = []
@@ -170,7 +180,20 @@ export function mergeDiscovered(base: Config, found: ReadonlyArray<ParsedDiscove
     else m.add(d, who)
   }
   m.isolateDiscoveredRoutes()
-  return { config: { servers: m.servers }, problems: m.problems, origins: m.origins, refused: m.refused }
+  return resolved({ servers: m.servers }, view, m)
+}
+
+/**
+ * Resolves the service references of a merged config; every resolved member
+ * is recorded with its registry. Instances come checked by their sources, and
+ * one at a target-port already in the list is skipped, so the result stays valid.
+ */
+function resolved(config: Config, view: RegistryView, m: Merge): MergeResult {
+  const services = referencedServices(config)
+  if (services.size === 0) return { config, problems: m.problems, origins: m.origins, refused: m.refused, services }
+  const r = resolveServices(config, view)
+  for (const x of r.members) m.origins.set(originKey(x.address, x.route, x.list, x.member), { origin: x.registry, name: x.name })
+  return { config: r.config, problems: [...m.problems, ...r.problems], origins: m.origins, refused: m.refused, services }
 }
 
 class Merge {
@@ -319,18 +342,19 @@ class Merge {
     for (let n = 2; ; n++) if (!taken.has(`${want}-${n}`)) return `${want}-${n}`
   }
 
-  #addMembers(address: string, route: string, list: MemberList, into: Upstream[], add: readonly Upstream[], own: Provenance): void {
+  #addMembers(address: string, route: string, list: MemberList, into: Member[], add: readonly Member[], own: Provenance): void {
     for (const u of add) {
       const id = memberId(u)
       if (into.some((x) => memberId(x) === id)) continue
       const copy = copyUpstream(u)
       into.push(copy)
-      this.origins.set(originKey(address, route, list, copy), own)
+      // A reference's origin is recorded on the instances it resolves to.
+      if (!isServiceRef(copy)) this.origins.set(originKey(address, route, list, copy), own)
     }
   }
 
-  #markMembers(address: string, route: string, list: MemberList, members: readonly Upstream[], own: Provenance): void {
-    for (const u of members) this.origins.set(originKey(address, route, list, u), own)
+  #markMembers(address: string, route: string, list: MemberList, members: readonly Member[], own: Provenance): void {
+    for (const u of members) if (!isServiceRef(u)) this.origins.set(originKey(address, route, list, u), own)
   }
 
   /** A stored route of `into` that does not admit `who` and whose hosts overlap dr's: dr would take part of its traffic. */
@@ -403,11 +427,13 @@ function setGroup(to: Policy, g: Group, from: Policy): void {
   else if (g === 'limits' && v.limits !== undefined) to.limits = v.limits
 }
 
-function memberId(u: Upstream): string {
+function memberId(u: Member): string {
+  if (isServiceRef(u)) return `service:${u.Registry}/${u.Service}/${[...u.Tags].sort().join(',')}`
   return `${u.Target.toLowerCase()}-${u.Port}`
 }
 
-function copyUpstream(u: Upstream): Upstream {
+function copyUpstream(u: Member): Member {
+  if (isServiceRef(u)) return { Service: u.Service, Registry: u.Registry, Tags: [...u.Tags], Priority: u.Priority, Weight: u.Weight, ...(u.Protocol === undefined ? {} : { Protocol: u.Protocol }) }
   return { Target: u.Target, Port: u.Port, Priority: u.Priority, Weight: u.Weight, ...(u.Protocol === undefined ? {} : { Protocol: u.Protocol }) }
 }
 

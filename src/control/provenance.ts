@@ -8,8 +8,8 @@ import { canonicalServer, policyOf } from '../model/canonical.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import { originKey } from './merge.ts'
 import type { MemberList, Provenance } from './merge.ts'
-import type { Route, Server, Upstream } from '../model/types.ts'
-import { ROUTE_DEFAULT, upstreamKey } from '../model/types.ts'
+import type { Member, Route, Server, Upstream } from '../model/types.ts'
+import { isServiceRef, ROUTE_DEFAULT, upstreamKey } from '../model/types.ts'
 
 export type { MemberList, Provenance }
 export { originKey }
@@ -90,6 +90,7 @@ function discoveredParts(served: WithOrigins): Map<string, Part> {
       add(originKey(a, r.name), originKey(a, r.name), () => describePart(a, r.name), () => canonicalRoute(r))
       for (const list of ['upstreams', 'fallbacks'] as const) {
         for (const u of r[list]) {
+          if (isServiceRef(u)) continue
           const member = `${a}##${list}#${u.Target.toLowerCase()}-${u.Port}`
           add(originKey(a, r.name, list, u), member, () => describePart(a, r.name, list, u), () => canonicalMember(u))
         }
@@ -109,6 +110,7 @@ export function canonicalRoute(r: Route): unknown {
   return { name: r.name, filter: r.filter, upstreams: r.upstreams.map(canonicalMember), fallbacks: r.fallbacks.map(canonicalMember), ...policyOf(r, 'route') }
 }
 
-export function canonicalMember(u: Upstream): Upstream {
-  return { Target: u.Target, Port: u.Port, Priority: u.Priority, Weight: u.Weight }
+export function canonicalMember(u: Member): Member {
+  if (isServiceRef(u)) return { Service: u.Service, Registry: u.Registry, Tags: [...u.Tags], Priority: u.Priority, Weight: u.Weight, ...(u.Protocol === undefined ? {} : { Protocol: u.Protocol }) }
+  return { Target: u.Target, Port: u.Port, Priority: u.Priority, Weight: u.Weight, ...(u.Protocol === undefined ? {} : { Protocol: u.Protocol }) }
 }

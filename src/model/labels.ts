@@ -7,14 +7,14 @@
 import type { Problem } from './errors.ts'
 import { BalancerError } from './errors.ts'
 import { parseListenAddress } from './address.ts'
-import { normalizeFilter } from './normalize.ts'
+import { normalizeFilter, normalizeServiceRef } from './normalize.ts'
 import type { Found } from './fields.ts'
 import { GROUP_FIELDS, POLICY_GROUPS, readPolicy } from './policy.ts'
 import type { PolicyGroup } from './policy.ts'
 import { readProtocols } from './protocols.ts'
 import { RULE_FIELDS, RULE_GROUPS } from './rules.ts'
 import type { RuleGroup } from './rules.ts'
-import type { Filter, Policy, Server } from './types.ts'
+import type { Filter, Policy, Server, ServiceRef } from './types.ts'
 
 export const LABEL_PREFIX = 'balancer.'
 export const DEFAULT_LABEL_ADDRESS = ':80'
@@ -34,6 +34,12 @@ export interface LabelSettings {
   network: string | null
   /** balancer.fallback=true: the target is a fallback of its route, not an upstream. */
   fallback: boolean
+  /**
+   * balancer.service (+ balancer.registry, balancer.tags): the route's member
+   * is that registry service, resolved like any service reference, instead of
+   * the labelled target itself. null: the target.
+   */
+  service: Pick<ServiceRef, 'Service' | 'Registry' | 'Tags'> | null
   /** balancer.swarm.mode: `tasks` (each task's IP, default) or `vip` (the service's virtual IP). */
   swarmMode: 'tasks' | 'vip'
   /** balancer.protocol: `h2c` for an HTTP/2 (gRPC) service; null: HTTP/1.1. */
@@ -52,7 +58,7 @@ export type LabelResult =
   /** settings is null when a problem makes the labels unusable; notes never do (unknown labels, ignored). */
   | { enabled: true; settings: LabelSettings | null; problems: Problem[]; notes: Problem[] }
 
-const KNOWN = new Set(['enable', 'address', 'port', 'hosts', 'pathprefix', 'schemes', 'priority', 'weight', 'network', 'fallback', 'swarm.mode', 'protocol', 'protocols'])
+const KNOWN = new Set(['enable', 'address', 'port', 'hosts', 'pathprefix', 'schemes', 'priority', 'weight', 'network', 'fallback', 'swarm.mode', 'protocol', 'protocols', 'service', 'registry', 'tags'])
 /** `balancer.health.path` -> ['health', 'path']; rule groups too (`balancer.rewrite.stripprefix`). */
 const POLICY_LABEL = new RegExp(`^(${[...POLICY_GROUPS, ...RULE_GROUPS].join('|')})\\.(.+)$`)
 /** The name reserved for health checks before they existed; a note points to the real one. */
@@ -135,8 +141,22 @@ export function readLabels(raw: Readonly<Record<string, string>> | null | undefi
   const protosText = labels.get('protocols')
   const protocols = protosText === undefined || protosText.trim() === '' ? null : (readProtocols({ value: protosText, path: `${LABEL_PREFIX}protocols` }, false, problems) ?? null)
 
+  let service: LabelSettings['service'] = null
+  const serviceName = labels.get('service')?.trim()
+  if (serviceName !== undefined && serviceName !== '') {
+    try {
+      const ref = normalizeServiceRef({ Service: serviceName, Registry: labels.get('registry')?.trim() ?? '', Tags: labels.get('tags') ?? '' }, 'labels')
+      service = { Service: ref.Service, Registry: ref.Registry, Tags: ref.Tags }
+    } catch (err) {
+      if (!(err instanceof BalancerError)) throw err
+      for (const p of err.problems) problems.push({ path: `${LABEL_PREFIX}${p.path.slice('labels.'.length).toLowerCase()}`, message: p.message })
+    }
+  } else if (labels.has('registry') || labels.has('tags')) {
+    notes.push({ path: `${LABEL_PREFIX}${labels.has('registry') ? 'registry' : 'tags'}`, message: 'ignored without balancer.service' })
+  }
+
   const settings: LabelSettings | null =
-    problems.length > 0 ? null : { address, filter, priority, weight, port: port === 0 ? null : port, network, fallback, swarmMode, protocol, protocols, policy }
+    problems.length > 0 ? null : { address, filter, priority, weight, port: port === 0 ? null : port, network, fallback, service, swarmMode, protocol, protocols, policy }
   return { enabled: true, settings, problems, notes }
 }
 
@@ -208,9 +228,17 @@ function labelOfFilterPath(path: string): string {
   return path
 }
 
-/** The one-route server a labelled target contributes; the merge combines those that share address and filter. */
+/**
+ * The one-route server a labelled target contributes; the merge combines
+ * those that share address and filter. With balancer.service, its member is
+ * that service reference, and targets are not used.
+ */
 export function labelServer(s: LabelSettings, targets: ReadonlyArray<{ Target: string; Port: number }>): Server {
-  const members = targets.map((t) => ({ Target: t.Target, Port: t.Port, Priority: s.priority, Weight: s.weight, ...(s.protocol === null ? {} : { Protocol: s.protocol }) }))
+  const proto = s.protocol === null ? {} : { Protocol: s.protocol }
+  const members =
+    s.service !== null
+      ? [{ Service: s.service.Service, Registry: s.service.Registry, Tags: [...s.service.Tags], Priority: s.priority, Weight: s.weight, ...proto }]
+      : targets.map((t) => ({ Target: t.Target, Port: t.Port, Priority: s.priority, Weight: s.weight, ...proto }))
   return {
     address: s.address,
     ...(s.protocols === null ? {} : { Protocols: [...s.protocols] }),

@@ -7,7 +7,7 @@
 
 import type { Problem } from './errors.ts'
 import { validationError } from './errors.ts'
-import type { Config, Filter, HealthCheck, Limits, Passive, Retry, Route, Server, Upstream } from './types.ts'
+import type { Config, Filter, HealthCheck, Limits, Member, Passive, Retry, Route, Server, ServiceRef, Upstream } from './types.ts'
 import { ROUTE_DEFAULT } from './types.ts'
 import { parseListenAddress } from './address.ts'
 import { checkFilterHost, checkTarget } from './hostnames.ts'
@@ -23,6 +23,7 @@ import { readProtocols } from './protocols.ts'
 import { RULE_GROUPS } from './rules.ts'
 
 const UPSTREAM_FIELDS = ['Target', 'Port', 'Priority', 'Weight', 'Protocol'] as const
+const SERVICE_FIELDS = ['Service', 'Registry', 'Tags', 'Priority', 'Weight', 'Protocol'] as const
 const FILTER_FIELDS = ['Hosts', 'Schemes', 'PathPrefix'] as const
 const ROUTE_FIELDS = ['name', 'filter', 'upstreams', 'fallbacks', ...POLICY_GROUPS, ...RULE_GROUPS, 'discovery'] as const
 const SERVER_FIELDS = ['address', 'filter', 'upstreams', 'fallbacks', 'routes', ...POLICY_GROUPS, ...RULE_GROUPS, 'tls', 'discovery', 'Protocols'] as const
@@ -37,6 +38,12 @@ function orThrow<T>(value: T, problems: Problem[]): T {
 export function normalizeUpstream(raw: unknown, path = 'body'): Upstream {
   const problems: Problem[] = []
   return orThrow(readUpstream(raw, path, problems, null), problems)?.upstream as Upstream
+}
+
+/** A service reference on its own (`balancer.service` labels); every problem at once. */
+export function normalizeServiceRef(raw: unknown, path = 'body'): ServiceRef {
+  const problems: Problem[] = []
+  return orThrow(readServiceRef(raw, path, problems), problems) as ServiceRef
 }
 
 export function normalizeFilter(raw: unknown, path = 'body'): Filter {
@@ -226,17 +233,26 @@ function readPathPrefix(found: Found | undefined, problems: Problem[]): string {
 /**
  * A list of upstreams, or an object keyed `target-port` (the seed's fallback
  * map) whose values may omit Target and Port. The same target-port twice in
- * one list is a problem: it would double its weight by accident.
+ * one list is a problem: it would double its weight by accident. A list entry
+ * with a `Service` field is a service reference (services.ts resolves it).
  */
-function readUpstreamList(found: Found | undefined, problems: Problem[]): Upstream[] {
+function readUpstreamList(found: Found | undefined, problems: Problem[]): Member[] {
   if (found === undefined || isMissing(found)) return []
   const { value, path } = found
-  const items: Array<{ u: ReadUpstream; path: string }> = []
+  const items: Array<{ u: ReadUpstream; path: string } | { ref: ServiceRef | null; path: string }> = []
   if (Array.isArray(value)) {
-    value.forEach((v: unknown, i) => items.push({ u: readUpstream(v, `${path}[${i}]`, problems, null), path: `${path}[${i}]` }))
+    value.forEach((v: unknown, i) => {
+      const at = `${path}[${i}]`
+      if (isServiceShape(v)) items.push({ ref: readServiceRef(v, at, problems), path: at })
+      else items.push({ u: readUpstream(v, at, problems, null), path: at })
+    })
   } else if (isPlainObject(value)) {
     for (const [key, v] of Object.entries(value)) {
       const at = joinPath(path, key)
+      if (isServiceShape(v)) {
+        problems.push({ path: at, message: 'a service reference has no "target-port" key: write the list form, [{"Service": ...}]' })
+        continue
+      }
       const fromKey = parseUpstreamKey(key)
       if (fromKey === null) {
         problems.push({ path: at, message: `key must be "target-port", e.g. "127.0.0.1-80", got ${JSON.stringify(key)}` })
@@ -249,8 +265,22 @@ function readUpstreamList(found: Found | undefined, problems: Problem[]): Upstre
     return []
   }
   const seen = new Map<string, string>()
-  const out: Upstream[] = []
-  for (const { u: read, path: at } of items) {
+  const out: Member[] = []
+  for (const item of items) {
+    const at = item.path
+    if ('ref' in item) {
+      const r = item.ref
+      if (r === null) continue
+      const id = `service:${r.Registry}/${r.Service}/${[...r.Tags].sort().join(',')}`
+      const first = seen.get(id)
+      if (first !== undefined) problems.push({ path: at, message: `duplicate service reference ${JSON.stringify(r.Service)} (also ${first})` })
+      else {
+        seen.set(id, at)
+        out.push(r)
+      }
+      continue
+    }
+    const read = item.u
     if (read === null) continue
     const u = read.upstream
     const id = `${u.Target.toLowerCase()}-${u.Port}`
@@ -259,6 +289,59 @@ function readUpstreamList(found: Found | undefined, problems: Problem[]): Upstre
     else seen.set(id, at)
     if (read.ok) out.push(u)
   }
+  return out
+}
+
+function isServiceShape(v: unknown): boolean {
+  return isPlainObject(v) && Object.keys(v).some((k) => k.toLowerCase() === 'service')
+}
+
+/** A service name as registries spell them: 1-128 characters, no `/`, no whitespace or control characters. */
+const SERVICE_NAME = /^[^\s/\u0000-\u001f\u007f]{1,128}$/
+const REGISTRY_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/
+
+/** `{"Service", "Registry", "Tags", "Priority", "Weight", "Protocol"}`; null after a problem that leaves nothing usable. */
+function readServiceRef(raw: unknown, path: string, problems: Problem[]): ServiceRef | null {
+  const before = problems.length
+  const obj = raw as Record<string, unknown>
+  const address = Object.keys(obj).filter((k) => ['target', 'port'].includes(k.toLowerCase()))
+  if (address.length > 0) {
+    problems.push({ path, message: `an entry is either an address (Target, Port) or a service reference (Service), not both; remove ${address.join(', ')}` })
+  }
+  const rest = Object.fromEntries(Object.entries(obj).filter(([k]) => !address.includes(k)))
+  const f = readFields(rest, path, SERVICE_FIELDS, problems)
+  if (f === null) return null
+  const service = readString(f.Service, joinPath(path, 'Service'), null, problems)
+  if (service !== null && (!SERVICE_NAME.test(service) || service === '.' || service === '..')) {
+    problems.push({ path: f.Service?.path ?? joinPath(path, 'Service'), message: `must be a service name (1-128 characters, no "/" or whitespace), got ${JSON.stringify(service)}` })
+  }
+  const written = readString(f.Registry, joinPath(path, 'Registry'), '', problems) ?? ''
+  const registry = written.trim().toLowerCase()
+  if (registry !== '' && !REGISTRY_NAME.test(registry)) {
+    problems.push({ path: f.Registry?.path ?? joinPath(path, 'Registry'), message: `must be a --registry name ([a-z0-9][a-z0-9_.-]*) or empty for any, got ${JSON.stringify(written)}` })
+  }
+  const tags = readTags(f.Tags, problems)
+  const priority = readInt(f.Priority, joinPath(path, 'Priority'), 0, 1000, 1, problems)
+  const weight = readInt(f.Weight, joinPath(path, 'Weight'), 1, 1000, 1, problems)
+  const protocol = readUpstreamProtocol(f.Protocol, problems)
+  if (service === null || problems.length > before) return null
+  return { Service: service, Registry: registry, Tags: tags, Priority: priority ?? 1, Weight: weight ?? 1, ...(protocol === undefined ? {} : { Protocol: protocol }) }
+}
+
+/** A list of tags, or one comma-separated string (as labels and KV values carry them); duplicates dropped. */
+function readTags(found: Found | undefined, problems: Problem[]): string[] {
+  if (found === undefined || isMissing(found)) return []
+  const v = found.value
+  const list = typeof v === 'string' ? v.split(',').map((t) => t.trim()).filter((t) => t !== '') : v
+  if (!Array.isArray(list)) {
+    problems.push({ path: found.path, message: `must be a list of tags, got ${describeValue(v)}` })
+    return []
+  }
+  const out: string[] = []
+  list.forEach((t: unknown, i) => {
+    if (typeof t !== 'string' || t.trim() === '') problems.push({ path: `${found.path}[${i}]`, message: `must be a non-empty string, got ${describeValue(t)}` })
+    else if (!out.includes(t.trim())) out.push(t.trim())
+  })
   return out
 }
 
@@ -310,15 +393,18 @@ function readUpstream(
       })
     }
   }
-  let protocol: 'h2c' | undefined
-  const pf = f.Protocol
-  if (pf !== undefined && !isMissing(pf)) {
-    const v = typeof pf.value === 'string' ? pf.value.trim().toLowerCase() : null
-    if (v === 'h2c') protocol = 'h2c'
-    else if (v !== 'http/1.1') problems.push({ path: pf.path, message: `must be "http/1.1" or "h2c" (HTTP/2 with prior knowledge), got ${describeValue(pf.value)}` })
-  }
+  const protocol = readUpstreamProtocol(f.Protocol, problems)
   if (target === null || port === null) return null
   return { upstream: { Target: target, Port: port, Priority: priority ?? 1, Weight: weight ?? 1, ...(protocol === undefined ? {} : { Protocol: protocol }) }, ok: problems.length === before }
+}
+
+/** An upstream's (or a service reference's) Protocol: undefined for HTTP/1.1. */
+function readUpstreamProtocol(pf: Found | undefined, problems: Problem[]): 'h2c' | undefined {
+  if (pf === undefined || isMissing(pf)) return undefined
+  const v = typeof pf.value === 'string' ? pf.value.trim().toLowerCase() : null
+  if (v === 'h2c') return 'h2c'
+  if (v !== 'http/1.1') problems.push({ path: pf.path, message: `must be "http/1.1" or "h2c" (HTTP/2 with prior knowledge), got ${describeValue(pf.value)}` })
+  return undefined
 }
 
 /** One policy group on its own (an API body under `/health`, `/retry`, ...); every problem at once. */

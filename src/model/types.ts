@@ -16,6 +16,36 @@ export interface Upstream {
   Protocol?: 'h2c'
 }
 
+/**
+ * An upstream or fallback entry that names a service in a registry instead of
+ * an address; resolved into the service's live instances by the merge
+ * (model/services.ts). Stored as written.
+ */
+export interface ServiceRef {
+  /** The service's name in its registry. */
+  Service: string
+  /** A --registry name; '' = every configured registry that has the service. */
+  Registry: string
+  /** Only instances carrying every one of these tags. */
+  Tags: string[]
+  /** For every instance, unless its metadata says balancer.priority. Integer 0..1000, default 1. */
+  Priority: number
+  /** For every instance, unless its metadata says balancer.weight. Integer 1..1000, default 1. */
+  Weight: number
+  /** What every instance speaks; absent = HTTP/1.1 (as Upstream.Protocol). */
+  Protocol?: 'h2c'
+  /** Never present: lets code read `m.Target` off any member (undefined for a reference). */
+  Target?: never
+  Port?: never
+}
+
+/** One entry of an upstream or fallback list. */
+export type Member = Upstream | ServiceRef
+
+export function isServiceRef(m: Member): m is ServiceRef {
+  return typeof (m as Partial<ServiceRef>).Service === 'string'
+}
+
 /** Which requests a route takes. Empty lists / empty string match everything. */
 export interface Filter {
   /** Exact names or `*.domain` wildcards, lower-cased, no port. */
@@ -201,8 +231,8 @@ export interface Route extends Policy {
   /** Unique on its server, `[a-z0-9][a-z0-9_.-]{0,62}`; `default` is reserved for the server's own route. */
   name: string
   filter: Filter
-  upstreams: Upstream[]
-  fallbacks: Upstream[]
+  upstreams: Member[]
+  fallbacks: Member[]
 }
 
 /** A certificate chain and its private key, as PEM files on the balancer's host. */
@@ -240,8 +270,8 @@ export interface Server extends Policy {
    */
   Protocols?: string[]
   filter: Filter
-  upstreams: Upstream[]
-  fallbacks: Upstream[]
+  upstreams: Member[]
+  fallbacks: Member[]
   routes: Route[]
 }
 

@@ -8,6 +8,7 @@ import type { Provenance } from '../control/merge.ts'
 import { originKey } from '../control/merge.ts'
 import { ROUTE_DEFAULT } from '../model/types.ts'
 import type { Server } from '../model/types.ts'
+import { isServiceRef } from '../model/types.ts'
 
 export function discoveredOrigins(
   served: { config: { servers: readonly Server[] }; origins: ReadonlyMap<string, Provenance> },
@@ -19,6 +20,7 @@ export function discoveredOrigins(
     for (const route of [{ ...s, name: ROUTE_DEFAULT }, ...s.routes]) {
       for (const list of ['upstreams', 'fallbacks'] as const) {
         for (const u of route[list]) {
+          if (isServiceRef(u)) continue
           const p = served.origins.get(originKey(s.address, route.name, list, u))
           if (p !== undefined) byKey.set(`${s.address} ${targetKey(u.Target, u.Port)}`, `${p.origin}: ${p.name ?? s.address}`)
         }

@@ -17,7 +17,7 @@ import type { PublishedSet } from './loop.ts'
 import type { DampingOptions } from './damping.ts'
 import { Damper, DEFAULT_DAMPING } from './damping.ts'
 import type { Instance, RegistryDriver, RegistryHealth } from './registry.ts'
-import type { RegistryUrl } from './registry-url.ts'
+import type { RegistryUrl } from '../kv/registry-url.ts'
 
 export interface RegistrySourceOptions {
   /** Arrivals within this window are one publish. Default 20 ms. */

@@ -8,19 +8,15 @@
 import type { Problem } from '../model/errors.ts'
 import { checkTarget } from '../model/hostnames.ts'
 import type { Server } from '../model/types.ts'
+import type { ServiceInstance } from '../model/services.ts'
 
-/** One instance of a service, as its registry reports it. */
-export interface Instance {
-  /** The registry's id for it: Consul `node/service-id`, etcd key below the service, ZooKeeper node name. */
-  id: string
-  /** Where to send traffic. */
-  Target: string
-  Port: number
-  /** Consul tags; etcd JSON `tags`; Curator payload `tags`. */
-  tags: string[]
-  /** Consul Meta; etcd JSON `meta`; Curator payload (its `metadata` map, or its own string fields). */
-  meta: Record<string, string>
-}
+/**
+ * One instance of a service, as its registry reports it (the model's type:
+ * service references resolve against it). tags: Consul tags, etcd JSON
+ * `tags`, Curator payload `tags`; meta: Consul Meta, etcd JSON `meta`, Curator
+ * payload (its `metadata` map, or its own string fields).
+ */
+export type Instance = ServiceInstance
 
 export interface InstanceListener {
   /** The service's whole current set of usable instances, and why others were left out. */

@@ -14,7 +14,7 @@ import { DockerSource } from './docker/source.ts'
 import { SwarmSource } from './swarm/source.ts'
 import type { RegistrySource } from './registry-source.ts'
 import { openRegistry } from './registry-open.ts'
-import { parseRegistryUrls } from './registry-url.ts'
+import { parseRegistryUrls } from '../kv/registry-url.ts'
 
 export interface SourceOptions {
   /** Endpoint for container discovery; null: off. */

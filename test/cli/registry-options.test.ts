@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { parseOptions } from '../../src/cli/options.ts'
-import { parseRegistryUrl, parseRegistryUrls, splitRegistryList } from '../../src/sources/registry-url.ts'
+import { parseRegistryUrl, parseRegistryUrls, splitRegistryList } from '../../src/kv/registry-url.ts'
 
 describe('--registry', () => {
   it('repeats; on the command line it replaces BALANCER_REGISTRY, which is comma separated', () => {

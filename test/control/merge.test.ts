@@ -9,7 +9,7 @@ import type { Discovered } from '../../src/control/merge.ts'
 import { discoveredRouteName, mergeDiscovered, originKey, parseDiscovered } from '../../src/control/merge.ts'
 import { normalizeConfig } from '../../src/model/parse.ts'
 import { assertValidConfig, validateConfig } from '../../src/model/validate.ts'
-import type { Config, Server } from '../../src/model/types.ts'
+import type { Config, Server, Upstream } from '../../src/model/types.ts'
 
 const DIR = resolve(import.meta.dirname, '../golden/merge')
 const UPDATE = process.env.UPDATE_GOLDEN === '1'
@@ -57,7 +57,7 @@ describe('mergeDiscovered golden files', () => {
   }
 })
 
-const up = (Target: string, Port: number): Server['upstreams'][number] => ({ Target, Port, Priority: 1, Weight: 1 })
+const up = (Target: string, Port: number): Upstream => ({ Target, Port, Priority: 1, Weight: 1 })
 const server = (address: string, hosts: string[], ups: Server['upstreams']): Server => ({
   address,
   filter: { Hosts: hosts, Schemes: [], PathPrefix: '' },

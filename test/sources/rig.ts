@@ -14,8 +14,9 @@ import { DEFAULT_ENGINE_OPTIONS } from '../../src/engine/types.ts'
 import { serializeConfig } from '../../src/model/canonical.ts'
 import type { Config } from '../../src/model/types.ts'
 import { FileStore } from '../../src/store/file.ts'
-import type { SourceOptions } from '../../src/sources/start.ts'
+import type { RunningSources, SourceOptions } from '../../src/sources/start.ts'
 import { startSources } from '../../src/sources/start.ts'
+import { parseRegistryUrls } from '../../src/kv/registry-url.ts'
 
 export interface Rig {
   engine: Engine
@@ -31,23 +32,31 @@ export async function startRig(opts: SourceOptions, base: Config = { servers: []
   const dir = mkdtempSync(join(tmpdir(), 'balancer-rig-'))
   writeFileSync(join(dir, 'balancer.json'), serializeConfig(base))
   const store = new FileStore(join(dir, 'balancer.json'))
-  const control = new Control({ store, initial: await store.load(), target: engineTarget(engine) })
+  const urls = parseRegistryUrls(opts.registries ?? [])
+  if ('errors' in urls) throw new Error(urls.errors.join('; '))
+  let sources: RunningSources | null = null
+  const follow = (m: ReadonlyMap<string, ReadonlySet<string>>): void => {
+    for (const r of sources?.registries ?? []) r.follow(m.get(r.name) ?? [])
+  }
+  const control = new Control({ store, initial: await store.load(), target: engineTarget(engine), registries: urls.map((u) => u.name), onFollow: follow })
   control.subscribe((e) => outcomes.push({ at: Date.now(), version: e.version, error: e.type === 'refused' ? new Error(e.error.message) : null }))
   await control.start()
-  const sources = startSources(
+  sources = startSources(
     opts,
     log,
-    (origin, servers, detail) => void control.discovered(origin, servers, detail.names, detail.meta),
+    (origin, servers, detail) => void control.discovered(origin, servers, detail.names, detail.meta, detail.services),
     (origin, err) => {
       if (err !== null) log.warn({ origin, err: err.message }, 'source error')
     },
   )
+  follow(control.followed())
+  const running = sources
   return {
     engine,
     control,
     outcomes,
     async stop() {
-      await sources.stop()
+      await running.stop()
       await engine.shutdown(2000)
       rmSync(dir, { recursive: true, force: true })
     },

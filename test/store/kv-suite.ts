@@ -184,7 +184,7 @@ export function kvSuite(h: KvHarness): void {
       await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? a : b).update(addUpstream(7000 + i))))
       const final = await open().load()
       const ports = final.config.servers.find((s) => s.address === ':8085')?.upstreams.map((u) => u.Port)
-      expect(ports?.sort((x, y) => x - y)).toEqual([...Array.from({ length: 10 }, (_, i) => 7000 + i), 7777, 9000])
+      expect(ports?.sort((x, y) => (x ?? 0) - (y ?? 0))).toEqual([...Array.from({ length: 10 }, (_, i) => 7000 + i), 7777, 9000])
     })
 
     it('refuses a stale If-Match-like check: exactly one of two concurrent writers wins', async () => {

@@ -46,6 +46,11 @@ export function translateContainer(c: ContainerInspect, self: SelfInfo | null): 
   if (s === null) return out
   out.skipped = notServing(c, self)
   if (out.skipped !== null) return out
+  // balancer.service: the route goes to that registry service, not to this container's address.
+  if (s.service !== null) {
+    out.server = labelServer(s, [])
+    return out
+  }
   let port = s.port
   if (port === null) {
     const single = singleExposedPort(c)

@@ -48,6 +48,11 @@ export function translateService(svc: SwarmService, tasks: readonly SwarmTask[],
   const out: ServiceTranslated = { id: svc.ID, name: svc.Spec?.Name ?? svc.ID, server: null, via: null, problems: read.problems, notes: read.notes }
   const s = read.settings
   if (s === null) return out
+  // balancer.service: the route goes to that registry service, not to this service's tasks.
+  if (s.service !== null) {
+    out.server = labelServer(s, [])
+    return out
+  }
   const port = s.port ?? singleTargetPort(svc)
   if (typeof port !== 'number') {
     out.problems.push({ path: 'balancer.port', message: port.error })

@@ -5,8 +5,8 @@
 // "Registry", and the origin shown in the API; default: the kind, `consul`,
 // `etcd`, `zookeeper`). Pure: text in, the parsed registry or a message out.
 
-import type { HostPort } from '../kv/endpoint.ts'
-import { parseHostPort } from '../kv/endpoint.ts'
+import type { HostPort } from './endpoint.ts'
+import { parseHostPort } from './endpoint.ts'
 
 export type RegistryKind = 'consul' | 'etcd' | 'zookeeper'
 
