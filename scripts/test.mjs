@@ -37,9 +37,13 @@ run('tsc', ['--noEmit', '-p', '.'])
 if (extra.length > 0) {
   run('vitest', ['run', ...extra])
 } else {
-  // Everything but Docker, two files at a time; then the Docker and Swarm
-  // tests one file at a time: they share one daemon and one Swarm. The
+  // Everything but Docker and the registries, two files at a time; then the
+  // registry tests one file at a time (they stop and restart their etcd and
+  // ZooKeeper under load, so a port a restarting server left free for a
+  // moment is never taken by another file's new server); then the Docker and
+  // Swarm tests one file at a time: they share one daemon and one Swarm. The
   // deployment tests (test/deploy) build the image once for all of them.
-  run('vitest', ['run', '--exclude', 'test/sources/**', '--exclude', 'test/deploy/**'])
+  run('vitest', ['run', '--exclude', 'test/sources/**', '--exclude', 'test/deploy/**', '--exclude', 'test/registry/**'])
+  run('vitest', ['run', 'test/registry', '--no-file-parallelism'])
   run('vitest', ['run', 'test/sources', 'test/deploy', '--no-file-parallelism'])
 }

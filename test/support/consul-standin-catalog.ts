@@ -15,7 +15,8 @@
 // - Indexes: every change takes the next raft index. A service's query index
 //   is the last index at which anything in its answer changed; a service no
 //   longer (or never) registered answers with the index of the last change to
-//   any service, as Consul falls back to the services table's index.
+//   any service, as Consul falls back to the services table's index; never
+//   0 (Consul raises a zero index to 1).
 
 export interface CatalogCheck {
   CheckID: string
@@ -153,7 +154,8 @@ export class Catalog {
     for (const n of this.#nodes.values()) for (const s of n.services.values()) for (const t of s.Tags) (out[s.Service] ??= new Set()).add(t)
     for (const n of this.#nodes.values()) for (const s of n.services.values()) out[s.Service] ??= new Set()
     const body = Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, [...v].sort()]))
-    return { index: this.#servicesIndex, body }
+    // Consul never answers a blocking query with index 0 (it raises it to 1).
+    return { index: Math.max(1, this.#servicesIndex), body }
   }
 
   health(name: string, passing: boolean, tags: readonly string[]): { index: number; body: unknown[] } {
@@ -171,7 +173,7 @@ export class Catalog {
         })
       }
     }
-    return { index: this.#serviceIndex.get(name) ?? this.#servicesIndex, body }
+    return { index: Math.max(1, this.#serviceIndex.get(name) ?? this.#servicesIndex), body }
   }
 
   snapshot(): CatalogSnapshot {
