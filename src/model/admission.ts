@@ -20,6 +20,12 @@
 //    balancer never flips it; the other is refused and reported. A stored
 //    route with a constraint admits every matching owner (the operator chose
 //    them).
+//
+// Service registries' tag-driven servers (Consul) take part too: the owner is
+// the registered service in its registry (`consul:shop`: its instances are
+// its scaling), the constraint subject its name with its tags and Meta as
+// labels. A registry tells no creation time: such an owner claims after any
+// owner whose creation time is known, then by name.
 
 import type { Subject } from './constraint.ts'
 import { ruleConstraint } from './discovery-rule.ts'
@@ -51,6 +57,11 @@ export function ownerOf(origin: 'docker' | 'swarm', name: string, labels: Readon
   const stack = labels[STACK_NAMESPACE]
   if (stack !== undefined && stack !== '') return `stack:${stack}`
   return origin === 'docker' ? 'docker' : `service:${name}`
+}
+
+/** The owner of a registry's tag-driven service: `consul:shop`. */
+export function registryOwner(registry: string, service: string): string {
+  return `${registry}:${service}`
 }
 
 export interface Claim {

@@ -10,6 +10,7 @@
 // coalescing window); arrivals within coalesceMs are one publish.
 
 import type { Problem } from '../model/errors.ts'
+import type { DiscoveredMeta } from '../model/admission.ts'
 import type { Server } from '../model/types.ts'
 import type { DiscoverySource, PublishDetail } from './source.ts'
 import { Publisher } from './loop.ts'
@@ -130,6 +131,7 @@ export class RegistrySource implements DiscoverySource {
     this.#scheduleRelease(release, now)
     let servers: Server[] = []
     let names: string[] = []
+    let meta: DiscoveredMeta[] | undefined
     if (this.#driver.servers !== undefined) {
       const tagged = new Map<string, Instance[]>()
       for (const s of [...this.#tagged].sort()) {
@@ -139,9 +141,10 @@ export class RegistrySource implements DiscoverySource {
       const out = this.#driver.servers(tagged)
       servers = out.servers
       names = out.names
+      meta = out.meta
       problems.push(...out.problems)
     }
-    return { servers, names, problems, services }
+    return { servers, names, problems, services, ...(meta === undefined ? {} : { meta }) }
   }
 
   health(): RegistryHealth {

@@ -8,6 +8,7 @@
 import type { Problem } from '../model/errors.ts'
 import { checkTarget } from '../model/hostnames.ts'
 import type { Server } from '../model/types.ts'
+import type { DiscoveredMeta } from '../model/admission.ts'
 import type { ServiceInstance } from '../model/services.ts'
 
 /**
@@ -39,7 +40,7 @@ export interface RegistryDriver {
    */
   discover?(signal: AbortSignal, on: ServiceListListener): Promise<void>
   /** The servers to publish from the instances of discover()'s services (Consul's tag-driven servers). */
-  servers?(instances: ReadonlyMap<string, readonly Instance[]>): { servers: Server[]; names: string[]; problems: Problem[] }
+  servers?(instances: ReadonlyMap<string, readonly Instance[]>): { servers: Server[]; names: string[]; problems: Problem[]; meta: DiscoveredMeta[] }
   close(): void
 }
 

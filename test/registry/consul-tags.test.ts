@@ -12,22 +12,25 @@ import { freePort } from '../e2e/harness.ts'
 import { startRig } from '../sources/rig.ts'
 import type { Rig } from '../sources/rig.ts'
 import { labelsOf, taggedServers } from '../../src/sources/consul/translate.ts'
+import { normalizeConfig } from '../../src/model/parse.ts'
 
 let consul: ConsulStandIn
 let rig: Rig
 let a: HttpUpstream
 let b: HttpUpstream
+let c: HttpUpstream
 
 beforeAll(async () => {
   consul = new ConsulStandIn()
   await consul.start()
   a = await httpUpstream(undefined, { name: 'shop-a' })
   b = await httpUpstream(undefined, { name: 'shop-b' })
+  c = await httpUpstream(undefined, { name: 'other' })
   rig = await startRig({ docker: null, swarm: false, dockerResyncMs: 30_000, registries: [`consul://127.0.0.1:${consul.port}`] })
 })
 afterAll(async () => {
   await rig?.stop()
-  await Promise.all([a?.close(), b?.close(), consul?.close()])
+  await Promise.all([a?.close(), b?.close(), c?.close(), consul?.close()])
 })
 
 describe('Consul tag-driven servers', () => {
@@ -48,6 +51,45 @@ describe('Consul tag-driven servers', () => {
     consul.deregister({ Node: 'n1' })
     consul.deregister({ Node: 'n2' })
     await until(async () => (await httpGet(port, '/', { host: 'shop.example.com' }).catch(() => ({ status: 0 }))).status !== 200, 5000, 'the route to go')
+  })
+
+  it('Meta balancer_enable=true alone publishes too (found through Consul\'s filter on the services list)', async () => {
+    const port = await freePort()
+    const meta = { balancer_enable: 'true', balancer_address: `127.0.0.1:${port}`, balancer_hosts: 'meta.example.com' }
+    consul.register({ Node: 'n1', Address: '127.0.0.1', Service: { ID: 'meta-a', Service: 'meta-only', Port: a.port, Meta: meta } })
+    await until(async () => (await httpGet(port, '/', { host: 'meta.example.com' }).catch(() => ({ text: '' }))).text === 'shop-a', 5000, 'the Meta-enabled route to answer')
+    // Meta balancer_enable=false on the only instance: the service no longer matches the filter and leaves.
+    consul.register({ Node: 'n1', Address: '127.0.0.1', Service: { ID: 'meta-a', Service: 'meta-only', Port: a.port, Meta: { ...meta, balancer_enable: 'false' } } })
+    await until(async () => (await httpGet(port, '/', { host: 'meta.example.com' }).catch(() => ({ status: 0 }))).status !== 200, 5000, 'the route to go')
+    consul.deregister({ Node: 'n1' })
+  })
+
+  it('the discovery rules apply to them: a stored constraint sees tags and Meta as labels; two services claiming one route: the first keeps it', async () => {
+    const port = await freePort()
+    const address = `127.0.0.1:${port}`
+    await rig.control.write(() =>
+      normalizeConfig({ servers: [{ address, routes: [{ name: 'shop', filter: { Hosts: ['shop.example.com'] }, discovery: { Constraint: 'label:team=shop && name:shop' } }] }] }),
+    )
+    const on = (host: string): string[] => ['balancer.enable=true', `balancer.address=${address}`, `balancer.hosts=${host}`]
+    consul.register({ Node: 'n1', Address: '127.0.0.1', Service: { ID: 'shop-a', Service: 'shop', Port: a.port, Tags: [...on('shop.example.com'), 'team=shop'] } })
+    consul.register({ Node: 'n2', Address: '127.0.0.1', Service: { ID: 'intruder', Service: 'intruder', Port: c.port, Tags: on('shop.example.com'), Meta: { team: 'shop' } } })
+    consul.register({ Node: 'n3', Address: '127.0.0.1', Service: { ID: 'alpha', Service: 'alpha', Port: b.port, Tags: on('claim.example.com') } })
+    consul.register({ Node: 'n4', Address: '127.0.0.1', Service: { ID: 'beta', Service: 'beta', Port: c.port, Tags: on('claim.example.com') } })
+    const refused = (): string[] => rig.control.served().refused.map((r) => `${r.origin} ${r.name}: ${r.reason}`).sort()
+    await until(() => refused().length === 2, 5000, `two refusals (now ${JSON.stringify(refused())})`)
+    expect(refused()).toEqual([
+      `consul beta/n4/beta: ${address} claim.example.com is claimed by consul:alpha; consul:beta may not join it (give it another host or path, or let a stored route admit both with a discovery constraint)`,
+      'consul intruder/n2/intruder: does not match the constraint "label:team=shop && name:shop" of route "shop" of server ' + JSON.stringify(address),
+    ])
+    await until(async () => (await httpGet(port, '/', { host: 'claim.example.com' }).catch(() => ({ text: '' }))).text === 'shop-b', 5000, 'alpha to serve its route')
+    const seen = new Set<string>()
+    for (let i = 0; i < 10; i++) {
+      seen.add((await httpGet(port, '/', { host: 'shop.example.com' })).text)
+      seen.add((await httpGet(port, '/', { host: 'claim.example.com' })).text)
+    }
+    expect([...seen].sort()).toEqual(['shop-a', 'shop-b'])
+    for (const n of ['n1', 'n2', 'n3', 'n4']) consul.deregister({ Node: n })
+    await until(() => refused().length === 0, 5000, 'the refusals to go with the services')
   })
 
   it('instances without balancer.enable=true are not published; bad settings are reported with the instance', () => {

@@ -7,7 +7,11 @@
 //   service name) and the checks. Meta keys must match [A-Za-z0-9_-]+ (Consul
 //   refuses dots: "Key contains invalid characters"), 400 otherwise.
 // - PUT /v1/catalog/deregister {Node[, ServiceID | CheckID]}.
-// - GET /v1/catalog/services: {name: [tags of every instance]}.
+// - GET /v1/catalog/services: {name: [tags of every instance]}; `?filter=`
+//   is evaluated against each service instance and only matching ones are
+//   listed (Consul's filtering). The stand-in knows one expression form,
+//   `ServiceMeta.<key> == "<value>"` (and `or` of such); any other filter
+//   is a 400 naming the stand-in, never silently ignored.
 // - GET /v1/health/service/<name>: [{Node, Service, Checks}] with the node's
 //   own checks (ServiceID "") and the instance's; `?passing` keeps entries
 //   whose every check is passing; `?tag=` (repeatable) keeps those with all
@@ -55,6 +59,19 @@ export interface CatalogSnapshot {
 }
 
 const META_KEY = /^[A-Za-z0-9_-]+$/
+
+/** `ServiceMeta.key == "value"` (or several joined by `or`) -> a predicate; anything else: the stand-in cannot evaluate it. */
+export function parseFilter(text: string): ((s: CatalogService) => boolean) | { error: string } {
+  const terms = text.split(/\s+or\s+/)
+  const tests: Array<(s: CatalogService) => boolean> = []
+  for (const t of terms) {
+    const m = /^\s*ServiceMeta\.([A-Za-z0-9_-]+)\s*==\s*"([^"\\]*)"\s*$/.exec(t)
+    if (m === null) return { error: `stand-in: filter ${JSON.stringify(text)} is not of the one form it evaluates, ServiceMeta.<key> == "<value>"` }
+    const [, key, value] = m as unknown as [string, string, string]
+    tests.push((s) => s.Meta[key] === value)
+  }
+  return (s) => tests.some((f) => f(s))
+}
 
 export class Catalog {
   #nodes = new Map<string, CatalogNode>()
@@ -149,10 +166,10 @@ export class Catalog {
     return null
   }
 
-  services(): { index: number; body: Record<string, string[]> } {
+  services(match: (s: CatalogService) => boolean = () => true): { index: number; body: Record<string, string[]> } {
     const out: Record<string, Set<string>> = {}
-    for (const n of this.#nodes.values()) for (const s of n.services.values()) for (const t of s.Tags) (out[s.Service] ??= new Set()).add(t)
-    for (const n of this.#nodes.values()) for (const s of n.services.values()) out[s.Service] ??= new Set()
+    for (const n of this.#nodes.values()) for (const s of n.services.values()) if (match(s)) for (const t of s.Tags) (out[s.Service] ??= new Set()).add(t)
+    for (const n of this.#nodes.values()) for (const s of n.services.values()) if (match(s)) out[s.Service] ??= new Set()
     const body = Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, [...v].sort()]))
     // Consul never answers a blocking query with index 0 (it raises it to 1).
     return { index: Math.max(1, this.#servicesIndex), body }

@@ -32,7 +32,7 @@ import type { Socket } from 'node:net'
 import type { Entry, TxnOp } from './consul-standin-txn.ts'
 import { MAX_TXN_OPS, runTxn, toJson } from './consul-standin-txn.ts'
 import type { CatalogSnapshot } from './consul-standin-catalog.ts'
-import { Catalog } from './consul-standin-catalog.ts'
+import { Catalog, parseFilter } from './consul-standin-catalog.ts'
 
 export type { Entry }
 
@@ -195,7 +195,12 @@ export class ConsulStandIn {
       }
       return send(res, 200, 'true', this.#index)
     }
-    if (url.pathname === '/v1/catalog/services' && req.method === 'GET') return this.#blocking(q, res, () => this.#catalog.services())
+    if (url.pathname === '/v1/catalog/services' && req.method === 'GET') {
+      const filter = q.get('filter')
+      const match = filter === null ? null : parseFilter(filter)
+      if (match !== null && 'error' in match) return send(res, 400, match.error, this.#index, 'text/plain')
+      return this.#blocking(q, res, () => this.#catalog.services(match ?? undefined))
+    }
     if (url.pathname.startsWith('/v1/health/service/') && req.method === 'GET') {
       const name = decodeURIComponent(url.pathname.slice('/v1/health/service/'.length))
       return this.#blocking(q, res, () => this.#catalog.health(name, q.has('passing') && q.get('passing') !== 'false', q.getAll('tag')))

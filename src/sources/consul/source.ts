@@ -1,7 +1,7 @@
 // Consul as a service registry, over its HTTP API (kv/consul-http.ts, the
 // client the Consul store uses). One blocking query per followed service on
-// /v1/health/service/<name>?passing, and one on /v1/catalog/services for the
-// tag-driven servers. Blocking queries follow Consul's documented rules, as
+// /v1/health/service/<name>?passing, and two on /v1/catalog/services for the
+// tag-driven servers (by tag, and by Meta through Consul's filter). Blocking queries follow Consul's documented rules, as
 // the store's watch does: an unchanged X-Consul-Index is a timeout, not a
 // change; an index that went backwards (snapshot restore, new cluster) resets
 // to 0 and reads again; a query that wakes early with nothing new is not
@@ -12,7 +12,7 @@ import { consulIndex, describeFailure } from '../../kv/consul-http.ts'
 import { Backoff, sleep } from '../../kv/backoff.ts'
 import type { Instance, InstanceListener, RegistryDriver, ServiceListListener } from '../registry.ts'
 import type { HealthEntry } from './translate.ts'
-import { instancesOf, taggedServers, taggedServices } from './translate.ts'
+import { ENABLE_META_FILTER, instancesOf, taggedServers, taggedServices } from './translate.ts'
 
 export interface ConsulDriverOptions {
   http: ConsulHttp
@@ -44,8 +44,29 @@ export class ConsulDriver implements RegistryDriver {
     })
   }
 
-  discover(signal: AbortSignal, on: ServiceListListener): Promise<void> {
-    return this.#blocking('/v1/catalog/services', signal, on.error, (body) => on.set(taggedServices(JSON.parse(body) as Record<string, string[]>)))
+  /**
+   * Two blocking queries on the services list: every service with its tags
+   * (the tag balancer.enable=true, in any case), and those Consul's own filter
+   * finds with Meta balancer_enable=true (the list shows tags, not Meta).
+   * Each answer reports the union with the other's last one, so a failing
+   * filter never holds back the tagged services.
+   */
+  async discover(signal: AbortSignal, on: ServiceListListener): Promise<void> {
+    let byTag: string[] | null = null
+    let byMeta: string[] | null = null
+    const report = (): void => {
+      on.set([...new Set([...(byTag ?? []), ...(byMeta ?? [])])].sort())
+    }
+    await Promise.all([
+      this.#blocking('/v1/catalog/services', signal, on.error, (body) => {
+        byTag = taggedServices(JSON.parse(body) as Record<string, string[]>)
+        report()
+      }),
+      this.#blocking(`/v1/catalog/services?filter=${encodeURIComponent(ENABLE_META_FILTER)}`, signal, on.error, (body) => {
+        byMeta = Object.keys(JSON.parse(body) as Record<string, string[]>).sort()
+        report()
+      }),
+    ])
   }
 
   servers(instances: ReadonlyMap<string, readonly Instance[]>): ReturnType<typeof taggedServers> {

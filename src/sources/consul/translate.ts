@@ -7,6 +7,8 @@
 // its Meta `balancer_<name>` (Consul refuses dots in Meta keys, so
 // underscores stand for them: `balancer_health_path`); a tag wins over Meta.
 
+import type { DiscoveredMeta } from '../../model/admission.ts'
+import { registryOwner } from '../../model/admission.ts'
 import type { Problem } from '../../model/errors.ts'
 import { labelServer, readLabels } from '../../model/labels.ts'
 import type { Server } from '../../model/types.ts'
@@ -21,6 +23,8 @@ export interface HealthEntry {
 }
 
 export const ENABLE_TAG = 'balancer.enable=true'
+/** Consul's filter for the services with Meta balancer_enable=true (/v1/catalog/services lists tags only). */
+export const ENABLE_META_FILTER = 'ServiceMeta.balancer_enable == "true"'
 
 /** Instances that pass every check; the address falls back to the node's. */
 export function instancesOf(registry: string, service: string, entries: readonly HealthEntry[]): { instances: Instance[]; problems: Problem[] } {
@@ -63,11 +67,27 @@ export function labelsOf(i: Instance): Record<string, string> {
   return out
 }
 
+/**
+ * What the discovery rules see of an instance (model/admission.ts): its
+ * service's name, its tags (`k=v` as label k, a bare tag as a label with an
+ * empty value) and its Meta as labels; the owner is the service in this registry.
+ */
+export function metaOf(registry: string, service: string, i: Instance): DiscoveredMeta {
+  const labels: Record<string, string> = { ...i.meta }
+  for (const t of i.tags) {
+    const eq = t.indexOf('=')
+    if (eq < 0) labels[t] ??= ''
+    else labels[t.slice(0, eq)] = t.slice(eq + 1)
+  }
+  return { subject: { name: service, labels, networks: [] }, owner: registryOwner(registry, service), created: '' }
+}
+
 /** The server each enabled instance contributes (the merge groups those with one address and filter into one upstream set). */
-export function taggedServers(registry: string, instances: ReadonlyMap<string, readonly Instance[]>): { servers: Server[]; names: string[]; problems: Problem[] } {
+export function taggedServers(registry: string, instances: ReadonlyMap<string, readonly Instance[]>): { servers: Server[]; names: string[]; problems: Problem[]; meta: DiscoveredMeta[] } {
   const servers: Server[] = []
   const names: string[] = []
   const problems: Problem[] = []
+  const meta: DiscoveredMeta[] = []
   for (const [service, list] of instances) {
     for (const i of list) {
       const read = readLabels(labelsOf(i))
@@ -77,7 +97,8 @@ export function taggedServers(registry: string, instances: ReadonlyMap<string, r
       if (read.settings === null) continue
       servers.push(labelServer(read.settings, [{ Target: i.Target, Port: read.settings.port ?? i.Port }]))
       names.push(`${service}/${i.id}`)
+      meta.push(metaOf(registry, service, i))
     }
   }
-  return { servers, names, problems }
+  return { servers, names, problems, meta }
 }
