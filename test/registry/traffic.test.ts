@@ -6,7 +6,8 @@
 // (and one whose lease expires / whose session ends / whose check turns
 // critical) gets none within 1 s after, its in-flight requests finishing;
 // the registry restarted under load changes nothing; 0 failed requests, as a
-// live instance always remains. Times printed as [measure].
+// live instance always remains: wrk runs beside the counting load the whole
+// time and sees no socket error and no non-2xx answer. Times printed as [measure].
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -17,6 +18,7 @@ import type { Running } from '../e2e/harness.ts'
 import { ConsulStandIn } from '../support/consul-standin.ts'
 import { CuratorClient } from '../support/curator.ts'
 import { Load } from '../support/load.ts'
+import { Wrk } from '../support/wrk.ts'
 import { httpGet } from '../support/client.ts'
 import { until } from '../support/poll.ts'
 import type { Etcd } from '../support/services/etcd.ts'
@@ -71,6 +73,7 @@ beforeAll(async () => {
 }, 60_000)
 
 afterAll(async () => {
+  for (const w of running) w.kill()
   await bal?.stop()
   for (const a of apps) a.close()
   await Promise.all(nodes.map((n) => n.up.close()))
@@ -83,12 +86,27 @@ async function nodesFor(prefix: string, n: number): Promise<Node[]> {
   return out
 }
 
-/** Waits until the route answers, then starts load on it; resolves once each of `names` answered under load. */
-async function loadUntilServed(port: number, names: string[]): Promise<Load> {
+const running: Wrk[] = []
+
+/**
+ * Waits until the route answers, then starts load on it (the counting load,
+ * and wrk beside it); resolves once each of `names` answered under load.
+ */
+async function loadUntilServed(port: number, names: string[]): Promise<{ load: Load; wrk: Wrk }> {
   await until(async () => (await httpGet(port, '/').catch(() => ({ status: 0 }))).status === 200, 10_000, 'the route to answer')
   const load = new Load(port, { concurrency: 4, gapMs: 2, max: 100_000 })
+  const wrk = new Wrk(`http://127.0.0.1:${port}/`, { connections: 4 })
+  running.push(wrk)
   await until(() => names.every((n) => load.servedBy(n) > 0), 10_000, `${names.join(', ')} to answer`)
-  return load
+  return { load, wrk }
+}
+
+/** wrk's summary once stopped: it ran, and nothing failed. */
+async function expectNoWrkFailure(registry: string, wrk: Wrk): Promise<void> {
+  const r = await wrk.stop()
+  console.log(`[measure] ${registry}: wrk ${r.requests} requests, ${r.socketErrors} socket errors, ${r.non2xx} non-2xx`)
+  expect(r.requests, r.out).toBeGreaterThan(100)
+  expect([r.socketErrors, r.non2xx], r.out).toEqual([0, 0])
 }
 
 function report(registry: string, what: string, ms: number): void {
@@ -102,7 +120,7 @@ describe('service references under load', () => {
       consul.register({ Node: id, Address: '127.0.0.1', Service: { ID: id, Service: 'web', Port: n.up.port }, Checks: checks })
     reg(a, 'a')
     reg(b, 'b')
-    const load = await loadUntilServed(ports.consul, [a.name, b.name])
+    const { load, wrk } = await loadUntilServed(ports.consul, [a.name, b.name])
 
     const t1 = Date.now()
     reg(c, 'c', [{ CheckID: 'c-http', Name: 'http', Status: 'passing', ServiceID: 'c' }])
@@ -127,6 +145,7 @@ describe('service references under load', () => {
     await consul.start()
     await load.more(200)
     const out = await load.stop()
+    await expectNoWrkFailure('consul', wrk)
     expect(load.failures().map((f) => f.error || `${f.status} ${f.body}`)).toEqual([])
     expect(out.length).toBeGreaterThan(800)
     expect(first).toBeLessThan(1000)
@@ -139,9 +158,13 @@ describe('service references under load', () => {
     try {
       await raw.put('/services/web/a').value(`127.0.0.1:${a.up.port}`)
       await raw.put('/services/web/b').value(JSON.stringify({ host: '127.0.0.1', port: b.up.port }))
-      const load = await loadUntilServed(ports.etcd, [a.name, b.name])
+      const { load, wrk } = await loadUntilServed(ports.etcd, [a.name, b.name])
 
-      // A lease nobody keeps alive: etcd expires it after its TTL and deletes the key.
+      // A lease nobody keeps alive: etcd expires it after its TTL and deletes
+      // the key; the test's own watch sees that moment.
+      let expired = 0
+      const watcher = await raw.watch().key('/services/web/c').create()
+      watcher.on('delete', () => (expired = Date.now()))
       const lease = raw.lease(2, { autoKeepAlive: false })
       const t1 = Date.now()
       await lease.put('/services/web/c').value(`127.0.0.1:${c.up.port}`)
@@ -155,14 +178,18 @@ describe('service references under load', () => {
       const last = lastOf(b) - t2
       report('etcd', 'deleted -> last request', last)
 
-      await until(() => Date.now() - lastOf(c) > 1500, 10_000, 'c to stop getting traffic after its lease expired')
-      report('etcd', 'put with a 2 s lease -> last request after the lease expired', lastOf(c) - t1)
+      await until(() => expired > 0, 10_000, "c's lease to expire")
+      await watcher.cancel()
+      await load.more(200)
+      report('etcd', 'lease expired (key deleted) -> last request', lastOf(c) - expired)
+      expect(lastOf(c) - expired).toBeLessThan(1000)
 
       await etcd.stop()
       await load.more(200)
       await etcd.proc.start()
       await load.more(200)
       await load.stop()
+      await expectNoWrkFailure('etcd', wrk)
       expect(load.failures()).toEqual([])
       expect(load.servedBy(a.name)).toBeGreaterThan(0)
       expect(first).toBeLessThan(1000)
@@ -178,7 +205,7 @@ describe('service references under load', () => {
     apps.push(app)
     await app.register({ name: 'web', id: 'a', address: '127.0.0.1', port: a.up.port, serviceType: 'STATIC' })
     await app.register({ name: 'web', id: 'b', address: '127.0.0.1', port: b.up.port, serviceType: 'STATIC' })
-    const load = await loadUntilServed(ports.zk, [a.name, b.name])
+    const { load, wrk } = await loadUntilServed(ports.zk, [a.name, b.name])
 
     const owner = await CuratorClient.connect(zk.endpoint, '/services')
     const t1 = Date.now()
@@ -204,6 +231,7 @@ describe('service references under load', () => {
     await zk.proc.start()
     await load.more(200)
     await load.stop()
+    await expectNoWrkFailure('zookeeper', wrk)
     expect(load.failures()).toEqual([])
     expect(first).toBeLessThan(1000)
     expect(last).toBeLessThan(1000)
