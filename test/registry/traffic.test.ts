@@ -237,6 +237,40 @@ describe('service references under load', () => {
     expect(last).toBeLessThan(1000)
   }, 90_000)
 
+  it('a deregistered instance finishes the request it holds: it gets no new ones, the one in flight completes', async () => {
+    const port = await freePort()
+    const held: ServerResponse[] = []
+    const x = await httpUpstream((req: IncomingMessage, res: ServerResponse) => (req.url === '/hold' ? held.push(res) : res.end('x')), { name: 'x' })
+    const [y] = (await nodesFor('drain', 1)) as [Node]
+    try {
+      const post = await fetch(`${bal.api}/server`, { method: 'POST', body: JSON.stringify({ address: `127.0.0.1:${port}`, upstreams: [{ Service: 'drain', Registry: 'consul' }] }) })
+      expect(post.status).toBe(201)
+      consul.register({ Node: 'dx', Address: '127.0.0.1', Service: { ID: 'dx', Service: 'drain', Port: x.port } })
+      consul.register({ Node: 'dy', Address: '127.0.0.1', Service: { ID: 'dy', Service: 'drain', Port: y.up.port } })
+      await until(async () => (await httpGet(port, '/').catch(() => ({ text: '' }))).text === 'x', 5000, 'x to get traffic')
+      // y answers /hold at once; x holds it: send until x holds one.
+      const pending: Array<Promise<{ status: number; text: string }>> = []
+      await until(() => {
+        if (held.length === 0) pending.push(httpGet(port, '/hold'))
+        return held.length > 0
+      }, 5000, 'x to hold a request')
+      consul.deregister({ Node: 'dx' })
+      await until(async () => {
+        const r = await Promise.all(Array.from({ length: 4 }, () => httpGet(port, '/')))
+        return r.every((a) => a.text === 'drain-1')
+      }, 5000, 'x to get no new requests')
+      for (const r of held) r.end('x held')
+      const done = await Promise.all(pending)
+      expect(done.map((r) => `${r.status} ${r.text}`)).toContain('200 x held')
+      expect(done.every((r) => r.status === 200)).toBe(true)
+    } finally {
+      for (const r of held) if (!r.writableEnded) r.end()
+      consul.deregister({ Node: 'dy' })
+      await fetch(`${bal.api}/server/127.0.0.1:${port}`, { method: 'DELETE' })
+      await x.close()
+    }
+  })
+
   it('GET shows the reference as written and each instance it resolves to with its registry as origin; a GET put back keeps the reference', async () => {
     const address = `127.0.0.1:${ports.etcd}`
     const served = (await (await fetch(`${bal.api}/server/${address}`)).json()) as { upstreams: Array<Record<string, unknown>> }
