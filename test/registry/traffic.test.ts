@@ -3,8 +3,9 @@
 // "Registry": ...}` in the config file, instances registered in a real etcd,
 // a real ZooKeeper (as Curator writes them) and the Consul stand-in. For each
 // registry: an instance registered gets traffic within 1 s; one deregistered
-// (and one whose lease expires / whose session ends / whose check turns
-// critical) gets none within 1 s after, its in-flight requests finishing;
+// (and one whose lease expires / whose session ends or whose owner is
+// killed with SIGKILL / whose check turns critical) gets none within 1 s
+// after, its in-flight requests finishing;
 // the registry restarted under load changes nothing; 0 failed requests, as a
 // live instance always remains: wrk runs beside the counting load the whole
 // time and sees no socket error and no non-2xx answer. Times printed as [measure].
@@ -16,7 +17,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort, startBalancer, tempDir } from '../e2e/harness.ts'
 import type { Running } from '../e2e/harness.ts'
 import { ConsulStandIn } from '../support/consul-standin.ts'
-import { CuratorClient } from '../support/curator.ts'
+import { createClient } from 'node-zookeeper-client'
+import { CuratorClient, CuratorProcess } from '../support/curator.ts'
 import { Load } from '../support/load.ts'
 import { Wrk } from '../support/wrk.ts'
 import { httpGet } from '../support/client.ts'
@@ -199,8 +201,8 @@ describe('service references under load', () => {
     }
   }, 90_000)
 
-  it('zookeeper: register, unregister, an ephemeral node whose session ends, a ZooKeeper restart: 0 failed', async () => {
-    const [a, b, c] = (await nodesFor('zk', 3)) as [Node, Node, Node]
+  it('zookeeper: register, unregister, an ephemeral node whose session is closed or whose owner is killed, a ZooKeeper restart: 0 failed', async () => {
+    const [a, b, c, d] = (await nodesFor('zk', 4)) as [Node, Node, Node, Node]
     const app = await CuratorClient.connect(zk.endpoint, '/services')
     apps.push(app)
     await app.register({ name: 'web', id: 'a', address: '127.0.0.1', port: a.up.port, serviceType: 'STATIC' })
@@ -225,6 +227,37 @@ describe('service references under load', () => {
     await load.more(200)
     report('zookeeper', 'ephemeral owner session closed -> last request', lastOf(c) - t3)
     expect(lastOf(c) - t3).toBeLessThan(1000)
+
+    // An application killed (SIGKILL) without closing its session: ZooKeeper
+    // expires the session after its timeout and deletes the node; the test's
+    // own watch times the deletion.
+    const killed = await CuratorProcess.register(zk.endpoint, '/services', { name: 'web', id: 'd', address: '127.0.0.1', port: d.up.port })
+    const t4 = Date.now()
+    await until(() => firstAfter(d, t4) !== undefined, 5000, 'd to get traffic')
+    const watch = createClient(zk.endpoint)
+    try {
+      let deleted: Promise<number> = Promise.resolve(0)
+      // Armed (the watch set on the existing node) before the kill.
+      await new Promise<void>((armed, reject) => {
+        deleted = new Promise<number>((resolve) => {
+          watch.once('connected', () =>
+            watch.exists('/services/web/d', () => resolve(Date.now()), (err, stat) => {
+              if (err) reject(err)
+              else if (!stat) reject(new Error('d is not registered'))
+              else armed()
+            }),
+          )
+        })
+        watch.connect()
+      })
+      await killed.kill()
+      const gone = await deleted
+      await load.more(200)
+      report('zookeeper', 'owner killed, session expired (node deleted) -> last request', lastOf(d) - gone)
+      expect(lastOf(d) - gone).toBeLessThan(1000)
+    } finally {
+      watch.close()
+    }
 
     await zk.stop()
     await load.more(200)

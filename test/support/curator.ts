@@ -6,7 +6,10 @@
 // name, id, address, port (int or null), sslPort (int or null), payload
 // (Jackson type id `@class` on an object payload), registrationTimeUTC (long),
 // serviceType, uriSpec ({"parts":[{"value","variable"}]} or null), enabled.
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
 import { createClient, CreateMode, Exception } from 'node-zookeeper-client'
 import type { Client } from 'node-zookeeper-client'
 
@@ -97,5 +100,51 @@ export class CuratorClient {
   /** Ends the session: ZooKeeper deletes its ephemeral nodes at once. */
   close(): void {
     this.#client.close()
+  }
+}
+
+const CHILD = fileURLToPath(new URL('./services/curator-child.ts', import.meta.url))
+const children = new Set<ChildProcess>()
+process.on('exit', () => {
+  for (const p of children) p.kill('SIGKILL')
+})
+
+/** An application registered from its own process (services/curator-child.ts), to be killed without closing its session. */
+export class CuratorProcess {
+  readonly #p: ChildProcess
+
+  private constructor(p: ChildProcess) {
+    this.#p = p
+  }
+
+  /** Starts the process and resolves once its instance is registered (a DYNAMIC one: ephemeral). */
+  static async register(endpoint: string, base: string, i: CuratorInstance, sessionTimeoutMs = 1000): Promise<CuratorProcess> {
+    const p = spawn(process.execPath, [CHILD, endpoint, base, String(sessionTimeoutMs), JSON.stringify(i)], { stdio: ['ignore', 'pipe', 'inherit'] })
+    children.add(p)
+    p.once('exit', () => children.delete(p))
+    await new Promise<void>((resolve, reject) => {
+      let out = ''
+      const t = setTimeout(() => reject(new Error('curator child: not registered within 15 s')), 15_000)
+      p.stdout?.on('data', (d: Buffer) => {
+        out += d.toString()
+        if (out.includes('REGISTERED ')) {
+          clearTimeout(t)
+          resolve()
+        }
+      })
+      p.once('exit', (code, sig) => {
+        clearTimeout(t)
+        reject(new Error(`curator child exited before registering (${code ?? sig})`))
+      })
+    })
+    return new CuratorProcess(p)
+  }
+
+  /** SIGKILL: the session is left to expire; resolves once the process is gone. */
+  async kill(): Promise<void> {
+    if (this.#p.exitCode !== null || this.#p.signalCode !== null) return
+    const gone = new Promise<void>((r) => this.#p.once('exit', () => r()))
+    this.#p.kill('SIGKILL')
+    await gone
   }
 }
