@@ -92,6 +92,9 @@ describe('service references', () => {
     const settings = read.enabled ? read.settings : null
     expect(settings?.service).toEqual({ Service: 'shop', Registry: 'consul', Tags: ['v2', 'eu'] })
     expect(labelServer(settings!, [{ Target: '172.17.0.5', Port: 80 }]).upstreams).toEqual([{ Service: 'shop', Registry: 'consul', Tags: ['v2', 'eu'], Priority: 1, Weight: 4 }])
+    const grpc = readLabels({ 'balancer.enable': 'true', 'balancer.service': 'greeter', 'balancer.protocol': 'h2c' })
+    const g = grpc.enabled ? grpc.settings : null
+    expect(labelServer(g!, []).upstreams).toEqual([{ Service: 'greeter', Registry: '', Tags: [], Priority: 1, Weight: 1, Protocol: 'h2c' }])
     const bad = readLabels({ 'balancer.enable': 'true', 'balancer.service': 'a/b' })
     expect(bad.enabled && bad.problems).toEqual([{ path: 'balancer.service', message: 'must be a service name (1-128 characters, no "/" or whitespace), got "a/b"' }])
   })
