@@ -8,6 +8,13 @@
 // set, so an outage keeps the last known instances. A removal is published at
 // once (traffic leaves a removed instance within the publish, not after a
 // coalescing window); arrivals within coalesceMs are one publish.
+//
+// The first publish is the registry's first complete set (what readiness
+// waits for, main.ts): once the configuration said what to follow, the
+// registry's own listing (Consul's tag-driven services) answered, and every
+// followed service was read once. With nothing to follow, that is an empty
+// set at once. A registry unreachable at start holds it back, as Docker
+// unreachable does: what it would serve is unknown.
 
 import type { Problem } from '../model/errors.ts'
 import type { DiscoveredMeta } from '../model/admission.ts'
@@ -55,6 +62,12 @@ export class RegistrySource implements DiscoverySource {
   #state: { state: RegistryHealth['state']; since: number; detail: string | null } = { state: 'connecting', since: Date.now(), detail: null }
   #releaseTimer: NodeJS.Timeout | null = null
   #discoverError: string | null = null
+  /** follow() was called: the configuration's references are known. */
+  #told = false
+  /** The registry's own listing answered once (true without one). */
+  #listed: boolean
+  /** The first complete set went out; publishing is gated until then. */
+  #complete = false
 
   constructor(url: Pick<RegistryUrl, 'name' | 'kind' | 'location'>, driver: RegistryDriver, opts: RegistrySourceOptions = {}) {
     this.name = url.name
@@ -63,11 +76,13 @@ export class RegistrySource implements DiscoverySource {
     this.#driver = driver
     this.#coalesceMs = opts.coalesceMs ?? 20
     this.#damper = new Damper(opts.damping ?? DEFAULT_DAMPING)
+    this.#listed = driver.discover === undefined
   }
 
   /** The services the configuration refers to in this registry; the runner follows exactly these (plus tagged ones). */
   follow(services: Iterable<string>): void {
     this.#wanted = new Set(services)
+    this.#told = true
     this.#sync()
   }
 
@@ -83,9 +98,10 @@ export class RegistrySource implements DiscoverySource {
           set: (services) => {
             this.#discoverError = null
             this.#tagged = new Set(services)
+            this.#listed = true
             this.#sync()
             this.#settle()
-            pub.changed(false)
+            this.#changed(false)
           },
           error: (err) => {
             this.#discoverError = err.message
@@ -168,7 +184,7 @@ export class RegistrySource implements DiscoverySource {
       if (want.has(name)) continue
       f.ctl.abort()
       this.#followed.delete(name)
-      this.#pub?.changed(true)
+      this.#changed(true)
     }
     for (const name of want) {
       if (this.#followed.has(name)) continue
@@ -194,6 +210,7 @@ export class RegistrySource implements DiscoverySource {
         })
     }
     this.#settle()
+    this.#changed(false)
   }
 
   #apply(name: string, f: Followed, instances: Instance[], problems: Problem[]): void {
@@ -213,7 +230,19 @@ export class RegistrySource implements DiscoverySource {
     f.failing = null
     this.#settle()
     // The first read of a service and every removal go out at once.
-    this.#pub?.changed(removed || first)
+    this.#changed(removed || first)
+  }
+
+  /** Publishes (urgent: at once), from the first complete set on; the first complete set goes out at once. */
+  #changed(urgent: boolean): void {
+    const pub = this.#pub
+    if (pub === null) return
+    if (!this.#complete) {
+      if (!this.#told || !this.#listed || [...this.#followed.values()].some((f) => f.instances === null)) return
+      this.#complete = true
+      urgent = true
+    }
+    pub.changed(urgent)
   }
 
   /** Connected when every followed service (and the tag listing) was last read fine; reports each change of state once. */
@@ -238,7 +267,7 @@ export class RegistrySource implements DiscoverySource {
     if (at === null) return
     this.#releaseTimer = setTimeout(() => {
       this.#releaseTimer = null
-      this.#pub?.changed(false)
+      this.#changed(false)
     }, Math.max(10, at - now))
   }
 }

@@ -50,6 +50,17 @@ describe('etcd registry: <prefix>/<service>/<instance-id>', () => {
     await r.waitFor('web', ['127.0.0.12:9082', '::1:8083'])
   })
 
+  it('the first publish is the first complete set: every followed service read once; with nothing to follow, an empty set', async () => {
+    await etcd.ctl('put', '/reg5/a/1', '127.0.0.51:8001')
+    await etcd.ctl('put', '/reg5/b/1', '127.0.0.52:8002')
+    const r = start('/reg5', ['a', 'b'])
+    await until(() => r.publishes.length > 0, 5000, 'a first publish')
+    expect(Object.keys(r.publishes[0]?.detail.services ?? {}).sort()).toEqual(['a', 'b'])
+    const idle = start('/reg5', [])
+    await until(() => idle.publishes.length > 0, 5000, 'a first publish with nothing to follow')
+    expect(idle.publishes[0]?.detail.services).toEqual({})
+  })
+
   it('an instance written with a lease disappears when the lease expires', async () => {
     await etcd.ctl('put', '/reg2/api/keep', '127.0.0.21:9001')
     const r = start('/reg2', ['api'])

@@ -71,7 +71,9 @@ beforeAll(async () => {
   const cfg = join(dir, 'balancer.json')
   const route = (port: number, registry: string) => ({ address: `127.0.0.1:${port}`, upstreams: [{ Service: 'web', Registry: registry }] })
   writeFileSync(cfg, JSON.stringify({ servers: [route(ports.consul, 'consul'), route(ports.etcd, 'etcd'), route(ports.zk, 'apps')] }))
-  bal = await startBalancer(['--config', cfg, '--registry', `consul://127.0.0.1:${consul.port}`, '--registry', `etcd://${etcd.endpoint}/services`, '--registry', `apps=zk://${zk.endpoint}/services`])
+  bal = await startBalancer(['--config', cfg, '--registry', `consul://127.0.0.1:${consul.port}`, '--registry', `etcd://${etcd.endpoint}/services`, '--registry', `apps=zk://${zk.endpoint}/services`,
+    // A registry nothing refers to: its first complete set is empty, and readiness does not wait for more.
+    '--registry', `idle=etcd://${etcd.endpoint}/idle`])
 }, 60_000)
 
 afterAll(async () => {
@@ -332,6 +334,10 @@ describe('service references under load', () => {
     expect((await fetch(`${bal.api}/server/127.0.0.1:${port}`, { method: 'DELETE' })).status).toBe(204)
   })
 
+  it('GET /ready answers 200 once every registry\'s first complete set is served (the idle one: empty)', async () => {
+    await until(async () => (await fetch(`${bal.api}/ready`)).status === 200, 20_000, 'GET /ready to answer 200')
+  })
+
   it('GET /status shows every registry, connected, with its followed services', async () => {
     const res = await fetch(`${bal.api}/status`)
     const body = (await res.json()) as { discovery: { registries: Array<{ name: string; state: string; services: Record<string, number> }> } }
@@ -343,6 +349,7 @@ describe('service references under load', () => {
       ['consul', ['web']],
       ['etcd', ['web']],
       ['apps', ['web']],
+      ['idle', []],
     ])
   })
 })
