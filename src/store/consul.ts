@@ -30,6 +30,8 @@ import { resolveKvOptions } from './kv-options.ts'
 import { Backoff, sleep, WatchReporter } from './kv-watch.ts'
 import { AsyncLock } from './lock.ts'
 import type { ConfigStore, Mutation, StoreState, WatchHandlers } from './store.ts'
+import { ConsulShared } from './shared-consul.ts'
+import type { SharedSpace } from './shared.ts'
 
 export interface ConsulStoreOptions extends KvStoreOptions {
   token?: string | null
@@ -50,6 +52,7 @@ export class ConsulStore implements ConfigStore {
   readonly #lock = new AsyncLock()
   readonly #backend: KvBackend
   #last: { index: number; state: StoreState } | null = null
+  #shared: ConsulShared | null = null
 
   constructor(opts: ConsulStoreOptions) {
     this.#o = resolveKvOptions(opts)
@@ -92,11 +95,17 @@ export class ConsulStore implements ConfigStore {
     void this.#run(signal, reporter).catch((err: unknown) => reporter.unreachable(err))
   }
 
+  shared(): SharedSpace {
+    this.#shared ??= new ConsulShared(this.#http, this.#o.prefix, this.#ctx)
+    return this.#shared
+  }
+
   health(): StoreHealth {
     return this.#ctx.health.get()
   }
 
   async close(): Promise<void> {
+    await this.#shared?.close()
     await this.#lock.run(() => undefined)
     this.#http.close()
   }

@@ -25,6 +25,8 @@ import { resolveKvOptions } from './kv-options.ts'
 import { Backoff, ChangeBell, sleep, startProbe, WatchReporter } from './kv-watch.ts'
 import { AsyncLock } from './lock.ts'
 import type { ConfigStore, Mutation, StoreState, WatchHandlers } from './store.ts'
+import { EtcdShared } from './shared-etcd.ts'
+import type { SharedSpace } from './shared.ts'
 
 export interface EtcdStoreOptions extends KvStoreOptions {
   user?: string | null
@@ -44,6 +46,7 @@ export class EtcdStore implements ConfigStore {
   readonly #backend: KvBackend
   /** Store revision and state of the last read or write, where a watch starts. */
   #last: { revision: string; state: StoreState } | null = null
+  #shared: EtcdShared | null = null
 
   constructor(opts: EtcdStoreOptions) {
     this.#o = resolveKvOptions(opts)
@@ -76,11 +79,17 @@ export class EtcdStore implements ConfigStore {
     void this.#run(signal, reporter).catch((err: unknown) => reporter.unreachable(err))
   }
 
+  shared(): SharedSpace {
+    this.#shared ??= new EtcdShared(this.#client, this.#o.prefix, this.#ctx)
+    return this.#shared
+  }
+
   health(): StoreHealth {
     return this.#ctx.health.get()
   }
 
   async close(): Promise<void> {
+    await this.#shared?.close()
     await this.#lock.run(() => undefined)
     this.#client.close()
   }

@@ -15,6 +15,8 @@ export interface FileChangeOptions {
   dir: string
   /** The file's name inside dir; directory events for other names are ignored. */
   base: string
+  /** Every event in dir counts, whatever the name (watching a directory's content). */
+  anyName?: boolean
   path: string
   pollMs: number
   /** A burst of events closer together than this is one trigger. */
@@ -37,7 +39,7 @@ export function watchFileChanges(o: FileChangeOptions): void {
   try {
     const w = watch(o.dir, { persistent: false, signal: o.signal }, (_event, name) => {
       // Some platforms report no file name; then any event in the directory counts.
-      if (name === null || name === o.base) fire()
+      if (name === null || o.anyName === true || name === o.base) fire()
     })
     // The directory vanished or inotify ran out of watches: the poll still covers it.
     w.on('error', () => undefined)

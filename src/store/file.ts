@@ -18,6 +18,8 @@ import { EMPTY_CONFIG, parseConfigText } from '../model/parse.ts'
 import { watchFileChanges } from './file-watch.ts'
 import { AsyncLock } from './lock.ts'
 import type { ConfigStore, Mutation, StoreState, WatchHandlers } from './store.ts'
+import { FileShared } from './shared-file.ts'
+import type { SharedSpace } from './shared.ts'
 
 export interface FileStoreOptions {
   /** Stat poll period of watch(), the fallback when fs.watch misses a change. Default 500 ms. */
@@ -44,6 +46,7 @@ export class FileStore implements ConfigStore {
   readonly #debounceMs: number
   readonly #lock = new AsyncLock()
   #known: Known | null = null
+  #shared: FileShared | null = null
 
   constructor(path: string, opts: FileStoreOptions = {}) {
     this.location = resolve(path)
@@ -103,8 +106,15 @@ export class FileStore implements ConfigStore {
     if (!signal.aborted) check()
   }
 
+  /** Beside the file: `<config>.d/` (store/shared-file.ts). */
+  shared(): SharedSpace {
+    this.#shared ??= new FileShared(this.location, { pollMs: this.#pollMs })
+    return this.#shared
+  }
+
   async close(): Promise<void> {
     // Watchers stop with their AbortSignal; wait for a write in progress.
+    await this.#shared?.close()
     await this.#lock.run(() => undefined)
   }
 

@@ -6,6 +6,7 @@
 // again.
 
 import type { ValidConfig } from '../model/types.ts'
+import type { SharedSpace } from './shared.ts'
 
 export interface StoreState {
   config: ValidConfig
@@ -41,6 +42,11 @@ export interface ConfigStore {
   /** Watches until the signal aborts. Own writes may or may not be reported; callers compare revisions. */
   watch(signal: AbortSignal, handlers: WatchHandlers): void
   close(): Promise<void>
+  /**
+   * The store's space for what instances share beside the configuration
+   * (certificates, ACME state, leases): store/shared.ts. Made once, on first use.
+   */
+  shared?(): SharedSpace
   /** Connection to a networked store (etcd, Consul, ZooKeeper): `connected`, `connecting` or `unreachable`, since when (epoch ms), and why. */
   health?(): { state: string; since: number; detail: string | null }
 }

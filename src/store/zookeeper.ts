@@ -31,6 +31,8 @@ import { hostPortText, resolveKvOptions } from './kv-options.ts'
 import { Backoff, ChangeBell, sleep, startProbe, WatchReporter } from './kv-watch.ts'
 import { AsyncLock } from './lock.ts'
 import type { ConfigStore, Mutation, StoreState, WatchHandlers } from './store.ts'
+import { ZkShared } from './shared-zk.ts'
+import type { SharedSpace } from './shared.ts'
 import type { ZkWatcher } from '../kv/zk-session.ts'
 import { checked, commit, exists, getChildren, getData, mkdirp, ZkSession, zxid } from '../kv/zk-session.ts'
 
@@ -53,6 +55,7 @@ export class ZooKeeperStore implements ConfigStore {
   readonly #session: ZkSession
   readonly #backend: KvBackend
   #last: StoreState | null = null
+  #shared: ZkShared | null = null
   #bell: ChangeBell | null = null
   /** One watcher function for the store's life: the client library keeps one registration per path for it. */
   readonly #ring: ZkWatcher = () => this.#bell?.ring()
@@ -96,11 +99,17 @@ export class ZooKeeperStore implements ConfigStore {
     void this.#run(signal, reporter).catch((err: unknown) => reporter.unreachable(err))
   }
 
+  shared(): SharedSpace {
+    this.#shared ??= new ZkShared(this.#session, this.#o.prefix, this.#ctx)
+    return this.#shared
+  }
+
   health(): StoreHealth {
     return this.#ctx.health.get()
   }
 
   async close(): Promise<void> {
+    await this.#shared?.close()
     await this.#lock.run(() => undefined)
     this.#session.close()
   }

@@ -10,6 +10,8 @@ import { serverValue } from '../../src/store/kv-layout.ts'
 import { ConsulStandIn } from '../support/consul-standin.ts'
 import { until } from '../support/poll.ts'
 import { kvSuite, Recorder, server, TEST_TIMING, withServer } from './kv-suite.ts'
+import { sharedSuite } from './shared-suite.ts'
+import type { SharedSpace } from '../../src/store/shared.ts'
 
 const consul = new ConsulStandIn()
 const key = (prefix: string, address: string): string => `${prefix.slice(1)}/servers/${encodeURIComponent(address)}`
@@ -117,4 +119,20 @@ describe('consul specifics (against the stand-in)', () => {
       await secured.close()
     }
   })
+})
+
+const consulSpaces = new Map<SharedSpace, ConsulStore>()
+sharedSuite({
+  name: 'consul',
+  open(prefix) {
+    const store = open(prefix)
+    const space = store.shared()
+    consulSpaces.set(space, store)
+    return { space, close: () => store.close() }
+  },
+  // Consul's shortest session TTL.
+  leaseMs: 10_000,
+  // No more renewals reach the stand-in: it invalidates the session after its TTL.
+  kill: async (space) => consulSpaces.get(space)?.close(),
+  expiryMs: 25_000,
 })

@@ -9,6 +9,8 @@ import type { Etcd } from '../support/services/etcd.ts'
 import { startEtcd } from '../support/services/etcd.ts'
 import { until } from '../support/poll.ts'
 import { kvSuite, Recorder, server, TEST_TIMING } from './kv-suite.ts'
+import { sharedSuite } from './shared-suite.ts'
+import type { SharedSpace } from '../../src/store/shared.ts'
 
 let etcd: Etcd
 let raw: Etcd3
@@ -67,4 +69,19 @@ describe('etcd specifics', () => {
       await store.close()
     }
   })
+})
+
+const etcdSpaces = new Map<SharedSpace, EtcdStore>()
+sharedSuite({
+  name: 'etcd',
+  open(prefix) {
+    const store = new EtcdStore({ hosts: hosts(), prefix, location: `etcd://${etcd.endpoint}${prefix}`, ...TEST_TIMING })
+    const space = store.shared()
+    etcdSpaces.set(space, store)
+    return { space, close: () => store.close() }
+  },
+  leaseMs: 2000,
+  // A dead holder sends no more keep-alives: closing its client without revoking does the same.
+  kill: async (space) => etcdSpaces.get(space)?.close(),
+  expiryMs: 8000,
 })

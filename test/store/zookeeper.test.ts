@@ -12,6 +12,8 @@ import type { ZooKeeper } from '../support/services/zookeeper.ts'
 import { startZooKeeper } from '../support/services/zookeeper.ts'
 import { startTcpProxy } from '../support/services/tcp-proxy.ts'
 import { kvSuite, Recorder, server, TEST_TIMING } from './kv-suite.ts'
+import { sharedSuite } from './shared-suite.ts'
+import type { SharedSpace } from '../../src/store/shared.ts'
 
 let zk: ZooKeeper
 let raw: Client
@@ -154,4 +156,19 @@ describe('zookeeper sessions', () => {
       await proxy.close()
     }
   })
+})
+
+const zkSpaces = new Map<SharedSpace, ZooKeeperStore>()
+sharedSuite({
+  name: 'zookeeper',
+  open(prefix) {
+    const store = open(prefix, zk.port)
+    const space = store.shared()
+    zkSpaces.set(space, store)
+    return { space, close: () => store.close() }
+  },
+  leaseMs: 2000,
+  // The session ends: ZooKeeper removes its ephemeral nodes.
+  kill: async (space) => zkSpaces.get(space)?.close(),
+  expiryMs: 8000,
 })

@@ -8,6 +8,9 @@ export interface Entry {
   flags: number
   createIndex: number
   modifyIndex: number
+  /** The session holding the key's lock (sessions: consul-standin.ts). */
+  session?: string
+  lockIndex?: number
 }
 
 export interface TxnOp {
@@ -31,12 +34,13 @@ export interface TxnOutcome {
 /** Entry as Consul's JSON shows it (Value base64, null when empty). */
 export function toJson(e: Entry): Record<string, unknown> {
   return {
-    LockIndex: 0,
+    LockIndex: e.lockIndex ?? 0,
     Key: e.key,
     Flags: e.flags,
     Value: e.value === null ? null : e.value.toString('base64'),
     CreateIndex: e.createIndex,
     ModifyIndex: e.modifyIndex,
+    ...(e.session === undefined ? {} : { Session: e.session }),
   }
 }
 

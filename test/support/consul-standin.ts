@@ -17,6 +17,12 @@
 //   check-not-exists, delete, delete-tree, delete-cas: all or nothing at one
 //   index; a failed check is 409 {"Results":null,"Errors":[{OpIndex,What}]}
 //   with Consul's messages; more than 64 operations is 413.
+// - Sessions (what the balancer's leases use): PUT /v1/session/create
+//   ({Name, TTL, Behavior, LockDelay} -> {ID}), /v1/session/renew/<id>
+//   (404 once invalid), /v1/session/destroy/<id>; PUT /v1/kv/<key>?acquire=<id>
+//   and ?release=<id> (true/false; an invalid session is a 500, as in
+//   Consul). A session not renewed within its TTL is invalidated: its locks
+//   are released, or its keys deleted with Behavior "delete".
 // - ACLs: with a token configured, requests without it (X-Consul-Token or
 //   ?token=) get 403.
 // - Test controls: stop/start (data kept, as Consul's raft log keeps it),
@@ -58,6 +64,8 @@ export class ConsulStandIn {
   #waiters = new Set<(all: boolean) => void>()
   #held: Array<() => void> = []
   #frozen = false
+  readonly #sessions = new Map<string, { ttlMs: number; behavior: string; timer: NodeJS.Timeout | null }>()
+  #sessionSeq = 0
   #server: Server | null = null
   readonly #sockets = new Set<Socket>()
 
@@ -181,6 +189,7 @@ export class ConsulStandIn {
       if (given !== this.#token) return send(res, 403, given === undefined ? 'Permission denied' : 'ACL not found', this.#index)
     }
     if (url.pathname === '/v1/txn' && req.method === 'PUT') return this.#txn(body, res)
+    if (url.pathname.startsWith('/v1/session/') && req.method === 'PUT') return this.#session(url.pathname.slice('/v1/session/'.length), body, res)
     if ((url.pathname === '/v1/catalog/register' || url.pathname === '/v1/catalog/deregister') && req.method === 'PUT') {
       let parsed: unknown
       try {
@@ -208,6 +217,7 @@ export class ConsulStandIn {
     if (!url.pathname.startsWith('/v1/kv/')) return send(res, 404, 'stand-in: not implemented', this.#index)
     const key = decodeURIComponent(url.pathname.slice('/v1/kv/'.length))
     if (req.method === 'GET') return this.#get(key, q, res)
+    if (req.method === 'PUT' && (q.has('acquire') || q.has('release'))) return this.#lock(key, q, body, res)
     if (req.method === 'PUT') {
       const cas = q.get('cas')
       let ok = false
@@ -240,6 +250,84 @@ export class ConsulStandIn {
       return send(res, 200, JSON.stringify(ok), this.#index)
     }
     send(res, 405, 'method not allowed', this.#index)
+  }
+
+  #session(path: string, body: Buffer, res: ServerResponse): void {
+    const [verb, id = ''] = path.split('/')
+    if (verb === 'create') {
+      let spec: { TTL?: string; Behavior?: string } = {}
+      try {
+        spec = body.length === 0 ? {} : (JSON.parse(body.toString('utf8')) as typeof spec)
+      } catch (err) {
+        return send(res, 400, `Request decode failed: ${String(err)}`, this.#index, 'text/plain')
+      }
+      const ttlMs = parseWait(spec.TTL ?? '') ?? 0
+      if (spec.TTL !== undefined && (ttlMs < 10_000 || ttlMs > 86_400_000)) return send(res, 400, `Invalid Session TTL '${ttlMs}', must be between [10s=24h0m0s]`, this.#index, 'text/plain')
+      const sid = `00000000-0000-0000-0000-${String(++this.#sessionSeq).padStart(12, '0')}`
+      this.#sessions.set(sid, { ttlMs, behavior: spec.Behavior ?? 'release', timer: null })
+      this.#arm(sid)
+      return send(res, 200, JSON.stringify({ ID: sid }), ++this.#index)
+    }
+    if (verb === 'renew') {
+      if (!this.#sessions.has(id)) return send(res, 404, `Session id '${id}' not found`, this.#index, 'text/plain')
+      this.#arm(id)
+      return send(res, 200, JSON.stringify([{ ID: id }]), this.#index)
+    }
+    if (verb === 'destroy') {
+      this.#invalidate(id)
+      return send(res, 200, 'true', this.#index)
+    }
+    send(res, 404, 'stand-in: not implemented', this.#index)
+  }
+
+  #arm(id: string): void {
+    const s = this.#sessions.get(id)
+    if (s === undefined || s.ttlMs === 0) return
+    if (s.timer !== null) clearTimeout(s.timer)
+    s.timer = setTimeout(() => this.#invalidate(id), s.ttlMs)
+    s.timer.unref()
+  }
+
+  /** The session ends (destroyed, or its TTL ran out): its locks are released, or its keys deleted. */
+  #invalidate(id: string): void {
+    const s = this.#sessions.get(id)
+    if (s === undefined) return
+    if (s.timer !== null) clearTimeout(s.timer)
+    this.#sessions.delete(id)
+    this.#write(() => {
+      for (const e of [...this.#kv.values()]) {
+        if (e.session !== id) continue
+        const at = ++this.#index
+        if (s.behavior === 'delete') this.#delete(e.key, at)
+        else {
+          const { session: _gone, ...rest } = e
+          this.#kv.set(e.key, { ...rest, modifyIndex: at })
+        }
+      }
+    })
+  }
+
+  #lock(key: string, q: URLSearchParams, body: Buffer, res: ServerResponse): void {
+    const id = q.get('acquire') ?? q.get('release') ?? ''
+    if (!this.#sessions.has(id)) return send(res, 500, `invalid session "${id}"`, this.#index, 'text/plain')
+    const cur = this.#kv.get(key)
+    let ok = false
+    this.#write(() => {
+      if (q.has('acquire')) {
+        if (cur?.session !== undefined && cur.session !== id) return
+        const at = ++this.#index
+        this.#set(key, body.length === 0 ? null : body, cur?.flags ?? 0, at)
+        const e = this.#kv.get(key) as Entry
+        this.#kv.set(key, { ...e, session: id, lockIndex: (cur?.lockIndex ?? 0) + (cur?.session === id ? 0 : 1) })
+        ok = true
+      } else {
+        if (cur === undefined || cur.session !== id) return
+        const { session: _drop, ...rest } = cur
+        this.#kv.set(key, { ...rest, modifyIndex: ++this.#index })
+        ok = true
+      }
+    })
+    send(res, 200, JSON.stringify(ok), this.#index)
   }
 
   #get(key: string, q: URLSearchParams, res: ServerResponse): void {
