@@ -23,6 +23,7 @@ import { Engine } from './engine/engine.ts'
 import { DEFAULT_ENGINE_OPTIONS } from './engine/types.ts'
 import { WorkerGroup } from './workers/group.ts'
 import { TlsTarget } from './tls/target.ts'
+import { StoredCerts } from './tls/stored.ts'
 import { buildAdmin, startAdmin } from './admin/server.ts'
 import { hostCheck } from './admin/host-check.ts'
 import { listenReadySocket } from './admin/ready-socket.ts'
@@ -175,6 +176,15 @@ async function main(): Promise<void> {
       live?.record('config', 'error', `configuration refused, the last good one keeps serving: ${e.error.message}`)
     }
   })
+  // Certificates kept in the store (uploaded, ACME): read before the first
+  // snapshot is applied, then watched; every TLS listener may serve them.
+  const tlsWatch = new AbortController()
+  const sharedSpace = store.shared?.() ?? null
+  const stored = sharedSpace === null ? null : new StoredCerts(sharedSpace, log.child({ component: 'tls' }), () => void tls.push())
+  if (stored !== null) {
+    tls.addSource(stored)
+    await stored.start(tlsWatch.signal)
+  }
   const first = await control.start()
   if (first.error !== null) {
     if (plane instanceof WorkerGroup) plane.kill()
@@ -259,6 +269,7 @@ async function main(): Promise<void> {
   const admin = await buildAdmin({
     control,
     plane: planeViewOf(plane),
+    ...(stored === null ? {} : { certs: { stored, files: () => tls.files.status() } }),
     token,
     // The --api host counts as a name the API is reached by when it is one
     // (IP literals are allowed anyway).
@@ -314,6 +325,7 @@ async function main(): Promise<void> {
     // already refused.
     const drained = plane.shutdown(o.graceMs)
     watching.abort()
+    tlsWatch.abort()
     tls.close()
     void (async () => {
       if (plane instanceof WorkerGroup) await plane.refusing()

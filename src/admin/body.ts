@@ -2,7 +2,10 @@
 //   curl -X POST localhost:9123/server --data '{"address":":8080",...}'
 // and curl's --data sends `Content-Type: application/x-www-form-urlencoded`
 // with the raw JSON as the body, so form, text/plain, JSON and a missing
-// content type are all read as JSON text (comments allowed). Any other
+// content type are all read as JSON text (comments allowed). PEM text (a
+// certificate and its key, for PUT /cert/{name}) is taken as such: with
+// `application/x-pem-file`, or any of those types when the body starts
+// with `-----BEGIN` (what `curl --data-binary @site.pem` sends). Any other
 // content type is refused with 415 rather than guessed at.
 
 import type { FastifyInstance } from 'fastify'
@@ -10,6 +13,15 @@ import { BalancerError, ErrorCode } from '../model/errors.ts'
 import { parseJsonLoose } from '../model/parse.ts'
 
 const JSON_TEXT_TYPES = new Set(['application/json', 'application/x-www-form-urlencoded', 'text/plain'])
+const PEM_TYPES = new Set(['application/x-pem-file', 'application/pem-certificate-chain'])
+
+/** A request body of PEM text (handlers that take PEM check for it; others refuse it as not an object). */
+export class PemText {
+  readonly text: string
+  constructor(text: string) {
+    this.text = text
+  }
+}
 
 export function registerBodyParsers(app: FastifyInstance): void {
   app.removeAllContentTypeParsers()
@@ -18,12 +30,20 @@ export function registerBodyParsers(app: FastifyInstance): void {
   app.addContentTypeParser('*', { parseAs: 'string' }, (req, body, done) => {
     const header = req.headers['content-type']
     const media = header === undefined ? '' : (header.split(';')[0] ?? '').trim().toLowerCase()
+    if (PEM_TYPES.has(media)) {
+      done(null, new PemText(typeof body === 'string' ? body : body.toString('utf8')))
+      return
+    }
     if (media !== '' && !JSON_TEXT_TYPES.has(media) && !media.endsWith('+json')) {
       done(new BalancerError(ErrorCode.UnsupportedMedia, `content type "${media}" is not accepted; send JSON`), undefined)
       return
     }
     try {
       const text = typeof body === 'string' ? body : body.toString('utf8')
+      if (text.trimStart().startsWith('-----BEGIN')) {
+        done(null, new PemText(text))
+        return
+      }
       // An empty body is "no body": handlers treat it like an absent one.
       done(null, text.trim() === '' ? undefined : parseJsonLoose(text))
     } catch (err) {

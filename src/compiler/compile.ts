@@ -63,7 +63,7 @@ function compileServer(server: Server, i: number): ServerPart {
   const targets: Targets = new Map()
   const plan: ListenerPlan = Object.freeze({
     listen: Object.freeze({ key: listen.key, host: listen.host, port: listen.port }),
-    tls: server.tls === undefined ? null : tlsPlan(server.tls),
+    tls: server.tls === undefined ? null : tlsPlan(server, server.tls),
     h2c: server.tls === undefined && (server.Protocols ?? []).includes('h2c'),
     routes: Object.freeze(orderRoutes(serverRoutes(server, targets))),
   })
@@ -84,9 +84,10 @@ export function certFileId(certFile: string, keyFile: string): string {
 /** HTTP/2 first, then HTTP/1.1, unless tls.Alpn narrows it; the protocol handlers the engine knows are in src/engine/tls/alpn.ts. */
 const ALPN: readonly string[] = Object.freeze(['h2', 'http/1.1'])
 
-function tlsPlan(t: Tls): TlsPlan {
+function tlsPlan(server: Server, t: Tls): TlsPlan {
   const files: CertFileRef[] = t.Certificates.map((c) => Object.freeze({ id: certFileId(c.CertFile, c.KeyFile), certFile: c.CertFile, keyFile: c.KeyFile }))
-  return Object.freeze({ files: Object.freeze(files), alpn: t.Alpn === undefined ? ALPN : Object.freeze([...t.Alpn]) })
+  const exact = [...server.filter.Hosts, ...server.routes.flatMap((r) => r.filter.Hosts)].find((h) => !h.startsWith('*.'))
+  return Object.freeze({ files: Object.freeze(files), alpn: t.Alpn === undefined ? ALPN : Object.freeze([...t.Alpn]), defaultHost: exact ?? null })
 }
 
 /** The server's own filter is route `default`, then its named routes, in config order. */

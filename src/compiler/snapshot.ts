@@ -203,6 +203,12 @@ export interface TlsPlan {
   files: readonly CertFileRef[]
   /** ALPN protocols offered, in server preference order (`h2`, `http/1.1`). */
   alpn: readonly string[]
+  /**
+   * Without certificate files, the default certificate (no SNI, a name none
+   * covers) is the stored one covering this host: the server's first exact
+   * filter host; null when it names none.
+   */
+  defaultHost: string | null
 }
 
 export interface ListenerPlan {

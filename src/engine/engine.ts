@@ -48,7 +48,7 @@ const NO_SNAPSHOT: RoutingSnapshot = Object.freeze({ version: 0, listeners: new 
 function tlsRuntimes(snap: RoutingSnapshot, certs: CertSet, set?: ReadonlyMap<string, BuiltCert>): Map<string, TlsRuntime> {
   const out = new Map<string, TlsRuntime>()
   for (const [key, plan] of snap.listeners) {
-    if (plan.tls !== null) out.set(key, tlsRuntime(plan.tls, certs.resolve(plan.tls, key, set), () => certs.none()))
+    if (plan.tls !== null) out.set(key, tlsRuntime(plan.tls, certs.resolve(plan.tls, key, set), certs.stored(set), () => certs.none()))
   }
   return out
 }

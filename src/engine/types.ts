@@ -82,13 +82,15 @@ export interface AccessLogSink {
  * Whoever builds them has already checked them (src/tls/).
  */
 export interface CertEntry {
-  /** TlsPlan's reference to it: `file:<cert>\0<key>` (compiler's certFileId). */
+  /** TlsPlan's reference to it: `file:<cert>\0<key>` (compiler's certFileId), or `store:<name>` for a certificate kept in the store (every TLS listener may serve those). */
   id: string
   /** The certificate, then its chain. */
   cert: string
   key: string
   /** DNS names it covers, lower-case (`*.example.com` for a wildcard): what SNI selects it by. */
   names: readonly string[]
+  /** Epoch ms the certificate expires: among stored certificates naming the same name, the later one is served. */
+  notAfter: number
 }
 
 export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'log'> = {

@@ -131,7 +131,7 @@ export class CertFiles {
   }
 
   #add(ref: CertFileRef, cert: string, key: string, info: CertInfo): void {
-    const l: Loaded = { ref, cert, key, info, entry: { id: ref.id, cert, key, names: info.names }, error: null, stop: new AbortController() }
+    const l: Loaded = { ref, cert, key, info, entry: { id: ref.id, cert, key, names: info.names, notAfter: info.notAfter }, error: null, stop: new AbortController() }
     this.#loaded.set(ref.id, l)
     const onTrigger = (): void => void this.#reload(l)
     for (const file of new Set([ref.certFile, ref.keyFile])) {
@@ -158,7 +158,7 @@ export class CertFiles {
     l.cert = next.cert
     l.key = next.key
     l.info = next.info
-    l.entry = { id: l.ref.id, cert: next.cert, key: next.key, names: next.info.names }
+    l.entry = { id: l.ref.id, cert: next.cert, key: next.key, names: next.info.names, notAfter: next.info.notAfter }
     this.#o.log.info({ certFile: l.ref.certFile, names: next.info.names, notAfter: new Date(next.info.notAfter).toISOString() }, 'certificate files reloaded')
     this.#o.onChange()
   }

@@ -40,9 +40,10 @@ function refuse(path: string, message: string): BalancerError {
 
 /**
  * Checks a chain and key; returns what the leaf says. `now`: epoch ms the
- * validity is checked at. Throws E_TLS_CERT.
+ * validity is checked at; null: the dates are not checked (a stored
+ * certificate that expired is still listed). Throws E_TLS_CERT.
  */
-export function inspectPair(certPem: string, keyPem: string, src: PemSource, now = Date.now()): CertInfo {
+export function inspectPair(certPem: string, keyPem: string, src: PemSource, now: number | null = Date.now()): CertInfo {
   const blocks = certPem.match(BLOCK) ?? []
   if (blocks.length === 0) throw refuse(src.certPath, `${src.certName} holds no PEM certificate ("-----BEGIN CERTIFICATE-----")`)
   const chain: X509Certificate[] = []
@@ -63,8 +64,8 @@ export function inspectPair(certPem: string, keyPem: string, src: PemSource, now
   if (!leaf.checkPrivateKey(key)) throw refuse(src.keyPath, `${src.keyName} is not the key of the certificate in ${src.certName} (${leaf.subject.replaceAll('\n', ', ')})`)
   const notBefore = Date.parse(leaf.validFrom)
   const notAfter = Date.parse(leaf.validTo)
-  if (now > notAfter) throw refuse(src.certPath, `${src.certName}: the certificate expired on ${new Date(notAfter).toISOString()}`)
-  if (now < notBefore) throw refuse(src.certPath, `${src.certName}: the certificate is not valid before ${new Date(notBefore).toISOString()}`)
+  if (now !== null && now > notAfter) throw refuse(src.certPath, `${src.certName}: the certificate expired on ${new Date(notAfter).toISOString()}`)
+  if (now !== null && now < notBefore) throw refuse(src.certPath, `${src.certName}: the certificate is not valid before ${new Date(notBefore).toISOString()}`)
   try {
     serverContext(certPem, keyPem, Buffer.alloc(48))
   } catch (err) {

@@ -26,11 +26,17 @@ export function fileRefs(config: ValidConfig): CertFileRef[] {
   return out
 }
 
+/** Other certificates every TLS listener may serve (the store's): their entries, and a way to hear they changed. */
+export interface CertSource {
+  entries(): CertEntry[]
+}
+
 export class TlsTarget implements ApplyTarget {
   readonly #next: ApplyTarget
   readonly #plane: CertPlane
   readonly #log: CertFilesLog
   readonly files: CertFiles
+  #sources: CertSource[] = []
   #applied: CertFileRef[] = []
 
   /** next: where the configuration goes once its certificates are in place (engineTarget(engine), or the worker group). */
@@ -38,14 +44,23 @@ export class TlsTarget implements ApplyTarget {
     this.#next = next
     this.#plane = plane
     this.#log = log
-    this.files = new CertFiles({ log, onChange: () => void this.#push(), ...(pollMs === undefined ? {} : { pollMs }) })
+    this.files = new CertFiles({ log, onChange: () => void this.push(), ...(pollMs === undefined ? {} : { pollMs }) })
+  }
+
+  /** Adds a source of certificates (stored, ACME challenges); call push() when it changes. */
+  addSource(s: CertSource): void {
+    this.#sources.push(s)
+  }
+
+  #entries(): CertEntry[] {
+    return [...this.files.entries(), ...this.#sources.flatMap((s) => s.entries())]
   }
 
   async apply(config: ValidConfig, version: number): Promise<void> {
     const refs = fileRefs(config)
     try {
       await this.files.ensure(refs)
-      await this.#plane.setCertificates(this.files.entries())
+      await this.#plane.setCertificates(this.#entries())
       await this.#next.apply(config, version)
     } catch (err) {
       this.files.retain(this.#applied)
@@ -55,9 +70,10 @@ export class TlsTarget implements ApplyTarget {
     this.files.retain(refs)
   }
 
-  async #push(): Promise<void> {
+  /** Hands the current certificates to the engine (a file or the store changed). */
+  async push(): Promise<void> {
     try {
-      await this.#plane.setCertificates(this.files.entries())
+      await this.#plane.setCertificates(this.#entries())
     } catch (err) {
       this.#log.error({ err: (err as Error).message }, 'the engine refused the reloaded certificates; the last good ones keep serving')
     }

@@ -7,6 +7,7 @@
 // certificates from openssl.
 
 import { spawn } from 'node:child_process'
+import { X509Certificate } from 'node:crypto'
 import { connect as netConnect } from 'node:net'
 import type { Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
@@ -334,6 +335,45 @@ describe('certificates replaced at run time', () => {
   it('refuses a set that lacks a certificate a listener serves', async () => {
     expect(() => eng.engine.setCertificates([certEntry(other)])).toThrow(/not loaded/)
     expect((await handshake({ servername: 'wild.test', checkServerIdentity: () => undefined })).cert.subjectaltname).toContain('DNS:main.test')
+  })
+})
+
+describe('certificates kept in the store', () => {
+  it('serve names the own files do not cover, the latest to expire first; without files the default covers the default host', async () => {
+    const older = ca.issue(['shop.test', 'main.test'], { notAfter: new Date(Date.now() + 5 * 86_400_000) })
+    const newer = ca.issue(['shop.test'], { notAfter: new Date(Date.now() + 9 * 86_400_000) })
+    const api = ca.issue(['api.test'])
+    const stored = (c: IssuedCert, name: string) => ({ ...certEntry(c), id: `store:${name}` })
+    const spec = { tls: [{ certFile: main.certFile, keyFile: main.keyFile }], routes: [{ upstreams: [{ host: '127.0.0.1', port: up.port }] }] }
+    const snap = snapshotWith([spec, { host: '127.0.0.3', tls: [], routes: [{ hosts: ['api.test'], upstreams: [{ host: '127.0.0.1', port: up.port }] }] }], 1)
+    // The second listener names no files; its default is the stored certificate covering its first host.
+    const withDefault = { ...snap, listeners: new Map([...snap.listeners].map(([k, l]) => [k, l.tls !== null && l.tls.files.length === 0 ? { ...l, tls: { ...l.tls, defaultHost: 'api.test' } } : l])) }
+    const local = await startEngine(withDefault, {}, [certEntry(main), stored(older, 'older'), stored(newer, 'newer'), stored(api, 'api')])
+    try {
+      const at = (port: number, host: string, servername: string) =>
+        within(
+          new Promise<string>((resolve, reject) => {
+            const s = tlsConnect({ port, host, ca: ca.caPem, servername, checkServerIdentity: () => undefined })
+            s.once('error', reject)
+            s.once('secureConnect', () => {
+              resolve(s.getPeerCertificate().fingerprint256)
+              s.destroy()
+            })
+          }),
+          5000,
+          'handshake',
+        )
+      const fp = (c: IssuedCert) => new X509Certificate(c.cert).fingerprint256
+      const first = local.portOf(listenKey('127.0.0.1', 0))
+      expect(await at(first, '127.0.0.1', 'shop.test')).toBe(fp(newer))
+      expect(await at(first, '127.0.0.1', 'main.test')).toBe(fp(main)) // the listener's own file wins over the store
+      expect(await at(first, '127.0.0.1', 'api.test')).toBe(fp(api))
+      const second = local.portOf(listenKey('127.0.0.3', 0))
+      expect(await at(second, '127.0.0.3', '')).toBe(fp(api))
+      expect(await at(second, '127.0.0.3', 'shop.test')).toBe(fp(newer))
+    } finally {
+      await local.stop()
+    }
   })
 })
 

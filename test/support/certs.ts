@@ -12,6 +12,8 @@ import { certFileId } from '../../src/compiler/compile.ts'
 import type { CertEntry } from '../../src/engine/types.ts'
 
 export interface IssuedCert {
+  /** Epoch ms. */
+  notAfter: number
   certFile: string
   keyFile: string
   /** PEM: the leaf then the CA (a chain as a server sends it). */
@@ -79,7 +81,7 @@ export class TestCa {
     const certFile = join(this.dir, `${base}.pem`)
     writeFileSync(certFile, cert)
     const keyFile = join(this.dir, `${base}.key`)
-    return { certFile, keyFile, cert, key: readFileSync(keyFile, 'utf8'), names: names.map((x) => x.toLowerCase()) }
+    return { certFile, keyFile, cert, key: readFileSync(keyFile, 'utf8'), names: names.map((x) => x.toLowerCase()), notAfter: Math.floor(to.getTime() / 1000) * 1000 }
   }
 
   remove(): void {
@@ -89,5 +91,5 @@ export class TestCa {
 
 /** The engine's view of an issued certificate, under the id a listener's TlsPlan uses for its files. */
 export function certEntry(c: IssuedCert): CertEntry {
-  return { id: certFileId(c.certFile, c.keyFile), cert: c.cert, key: c.key, names: c.names }
+  return { id: certFileId(c.certFile, c.keyFile), cert: c.cert, key: c.key, names: c.names, notAfter: c.notAfter }
 }

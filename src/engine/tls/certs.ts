@@ -55,11 +55,16 @@ export class CertSet {
     this.#byId = next
   }
 
+  /** The certificates kept in the store (ids `store:...`) of `set` (default: the current one), latest expiry first. */
+  stored(set: ReadonlyMap<string, BuiltCert> = this.#byId): BuiltCert[] {
+    return [...set.values()].filter((c) => c.entry.id.startsWith('store:')).sort((a, b) => b.entry.notAfter - a.entry.notAfter)
+  }
+
   /** A context without a certificate (built on first use). */
   none(): BuiltCert {
     if (this.#none === null) {
       const sc = serverContext(null, null, this.#ticketKey())
-      this.#none = { entry: { id: 'none', cert: '', key: '', names: [] }, sc, native: sc.context as NativeContext }
+      this.#none = { entry: { id: 'none', cert: '', key: '', names: [], notAfter: 0 }, sc, native: sc.context as NativeContext }
     }
     return this.#none
   }

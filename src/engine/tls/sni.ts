@@ -1,9 +1,10 @@
 // Which certificate a handshake gets: the one naming the SNI server name
 // exactly, else the wildcard one label up (`*.example.com` for
 // `www.example.com`: the only wildcard a client accepts for that name, and
-// so the longest that can match), else the listener's default (its first
-// certificate). No SNI: the default. Among certificates naming the same
-// name, the first in the listener's order wins.
+// so the longest that can match), else the listener's default. No SNI: the
+// default. The listener's own certificates (files) come first, in order;
+// then the ones kept in the store (uploaded, ACME), the latest to expire
+// first, for names its own do not cover.
 //
 // Built when a snapshot or the certificates change, never per handshake.
 // With one certificate there is nothing to choose: no callback runs during
@@ -24,21 +25,36 @@ export interface TlsRuntime {
   readonly alpn: Buffer
 }
 
-export function tlsRuntime(plan: TlsPlan, certs: readonly BuiltCert[], none: () => BuiltCert): TlsRuntime {
+/**
+ * The runtime of a listener: its own certificates (files, in order) first,
+ * then the certificates kept in the store (latest expiry first) for names
+ * its own do not cover. The default is its first certificate; without
+ * files, the stored one covering plan.defaultHost, else the first stored.
+ */
+export function tlsRuntime(plan: TlsPlan, own: readonly BuiltCert[], stored: readonly BuiltCert[], none: () => BuiltCert): TlsRuntime {
   const alpn = Buffer.concat(plan.alpn.map((p) => Buffer.concat([Buffer.from([p.length]), Buffer.from(p, 'latin1')])))
-  const first = certs[0]
-  if (first === undefined) return { plan, fallback: none(), exact: null, wild: new Map(), alpn }
-  if (certs.length === 1) return { plan, fallback: first, exact: null, wild: new Map(), alpn }
+  const all = [...own, ...stored]
   const exact = new Map<string, BuiltCert>()
   const wild = new Map<string, BuiltCert>()
-  for (const c of certs) {
+  for (const c of all) {
     for (const name of c.entry.names) {
       if (name.startsWith('*.')) {
         if (!wild.has(name.slice(2))) wild.set(name.slice(2), c)
       } else if (!exact.has(name)) exact.set(name, c)
     }
   }
-  return { plan, fallback: first, exact, wild, alpn }
+  let fallback = own[0]
+  if (fallback === undefined && plan.defaultHost !== null) fallback = pick(exact, wild, plan.defaultHost)
+  fallback ??= stored[0] ?? none()
+  if (all.length <= 1) return { plan, fallback, exact: null, wild: new Map(), alpn }
+  return { plan, fallback, exact, wild, alpn }
+}
+
+function pick(exact: ReadonlyMap<string, BuiltCert>, wild: ReadonlyMap<string, BuiltCert>, name: string): BuiltCert | undefined {
+  const hit = exact.get(name)
+  if (hit !== undefined) return hit
+  const dot = name.indexOf('.')
+  return dot > 0 ? wild.get(name.slice(dot + 1)) : undefined
 }
 
 /** The certificate for `servername` as the client sent it (any case, maybe a trailing dot); '' for no SNI. */
@@ -47,12 +63,5 @@ export function selectCert(rt: TlsRuntime, servername: string): BuiltCert {
   if (exact === null || servername === '') return rt.fallback
   let name = servername.toLowerCase()
   if (name.endsWith('.')) name = name.slice(0, -1)
-  const hit = exact.get(name)
-  if (hit !== undefined) return hit
-  const dot = name.indexOf('.')
-  if (dot > 0) {
-    const w = rt.wild.get(name.slice(dot + 1))
-    if (w !== undefined) return w
-  }
-  return rt.fallback
+  return pick(exact, rt.wild, name) ?? rt.fallback
 }
