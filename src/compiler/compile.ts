@@ -10,6 +10,7 @@ import { parseDuration } from '../model/duration.ts'
 import type { Filter, Member, Policy, Server, Tls, Upstream, ValidConfig } from '../model/types.ts'
 import { isServiceRef } from '../model/types.ts'
 import { POLICY_DEFAULTS, ROUTE_DEFAULT } from '../model/types.ts'
+import { hstsHeader } from '../model/hsts.ts'
 import { Scheme } from './snapshot.ts'
 import { rulesPlan } from './rules.ts'
 import { rulesOf } from '../model/rules.ts'
@@ -53,6 +54,7 @@ export function compile(cfg: ValidConfig, version: number): RoutingSnapshot {
       else if (known.protocol !== t.protocol) throw twoProtocols(t.host, t.port, known.protocol, t.protocol)
     }
   })
+  withRedirects(listeners)
   return Object.freeze({ version, listeners, targets })
 }
 
@@ -74,6 +76,38 @@ function twoProtocols(host: string, port: number, a: string | undefined, b: stri
   return new BalancerError(ErrorCode.Validation, `upstream ${host}-${port} is given two protocols (${a ?? 'http/1.1'} and ${b ?? 'http/1.1'}): one upstream speaks one`, [
     { path: `${host}-${port}`, message: 'one upstream has one Protocol everywhere it is used' },
   ])
+}
+
+/** Sets RoutePlan.httpsPort on every route that takes https only. */
+function withRedirects(listeners: Map<string, ListenerPlan>): void {
+  const secure = [...listeners.values()].filter((l) => l.tls !== null)
+  for (const [key, l] of listeners) {
+    if (!l.routes.some((r) => r.schemes === Scheme.Https)) continue
+    const routes = l.routes.map((r) => (r.schemes !== Scheme.Https ? r : Object.freeze({ ...r, httpsPort: httpsPortOf(r, secure) })))
+    listeners.set(key, Object.freeze({ ...l, routes: Object.freeze(routes) }))
+  }
+}
+
+/** The port of a TLS server that routes the route's host (443 when one of them is on 443, or none does). */
+function httpsPortOf(r: RoutePlan, secure: readonly ListenerPlan[]): number {
+  const host = r.hostsExact.values().next().value ?? (r.hostSuffixes[0] !== undefined ? `x${r.hostSuffixes[0]}` : '')
+  const path = r.pathPrefix === '' ? '/' : r.pathPrefix
+  const ports = secure.filter((l) => routesOver(l, host, path)).map((l) => l.listen.port)
+  return ports.includes(443) ? 443 : (ports[0] ?? 443)
+}
+
+/**
+ * Whether some route of the listener takes `host` and `path` over https (at
+ * compile time, once per redirecting route: the same rules as the engine's
+ * matcher, src/engine/match.ts, which the compiler does not import).
+ */
+function routesOver(l: ListenerPlan, host: string, path: string): boolean {
+  return l.routes.some(
+    (r) =>
+      (r.schemes & Scheme.Https) !== 0 &&
+      (r.pathPrefix === '' || path.startsWith(r.pathPrefix)) &&
+      (r.anyHost || r.hostsExact.has(host) || r.hostSuffixes.some((s) => host.length > s.length && host.endsWith(s))),
+  )
 }
 
 /** The CertEntry id of a pair of certificate files (src/tls/files.ts makes the entries). */
@@ -108,6 +142,7 @@ function pickPolicy(p: Policy): Policy {
   if (p.passive !== undefined) out.passive = p.passive
   if (p.retry !== undefined) out.retry = p.retry
   if (p.limits !== undefined) out.limits = p.limits
+  if (p.hsts !== undefined) out.hsts = p.hsts
   // Rule groups the object sets, null ("none") included.
   return { ...out, ...rulesOf(p, 'route') }
 }
@@ -219,6 +254,8 @@ function routePlan(
     retry: retryPlan(policy),
     limits: limitsPlan(policy),
     rules: rulesPlan(policy, filter.PathPrefix),
+    hsts: policy.hsts == null ? '' : hstsHeader(policy.hsts),
+    httpsPort: 0,
   })
 }
 

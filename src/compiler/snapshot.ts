@@ -187,6 +187,14 @@ export interface RoutePlan {
   limits: LimitsPlan
   /** null: the route has no rule group (the common case costs one test per request). */
   rules: RulesPlan | null
+  /** `strict-transport-security: ...\r\n` added to its responses over TLS; '' for none. */
+  hsts: string
+  /**
+   * A route that takes https only (Schemes ["https"]): plain HTTP requests
+   * it would take get a 308 to https on this port (that of a TLS server
+   * routing the route's host; 443 when none does). 0 for other routes.
+   */
+  httpsPort: number
 }
 
 /** A certificate the listener serves from files: read and watched outside the engine, handed to it as a CertEntry with this id. */

@@ -26,6 +26,9 @@ export function policyOf(p: Policy, owner: 'server' | 'route'): Policy {
   if (p.passive !== undefined) out.passive = { Failures: p.passive.Failures, Ejection: p.passive.Ejection, MaxEjection: p.passive.MaxEjection, EjectOn5xx: p.passive.EjectOn5xx }
   if (p.retry !== undefined) out.retry = { Statuses: [...p.retry.Statuses], Attempts: p.retry.Attempts, Budget: p.retry.Budget }
   if (p.limits !== undefined) out.limits = { MaxConnections: p.limits.MaxConnections, MaxPending: p.limits.MaxPending }
+  const hsts = p.hsts
+  if (hsts === null && owner === 'route') out.hsts = null
+  else if (hsts != null) out.hsts = { MaxAge: hsts.MaxAge, IncludeSubDomains: hsts.IncludeSubDomains, Preload: hsts.Preload }
   // Not a policy group (no defaults, no sub-resource), but copied wherever the groups are.
   const d = p.discovery
   if (d !== undefined) out.discovery = typeof d === 'string' ? d : { Constraint: d.Constraint }

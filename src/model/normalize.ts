@@ -25,8 +25,8 @@ import { RULE_GROUPS } from './rules.ts'
 const UPSTREAM_FIELDS = ['Target', 'Port', 'Priority', 'Weight', 'Protocol'] as const
 const SERVICE_FIELDS = ['Service', 'Registry', 'Tags', 'Priority', 'Weight', 'Protocol'] as const
 const FILTER_FIELDS = ['Hosts', 'Schemes', 'PathPrefix'] as const
-const ROUTE_FIELDS = ['name', 'filter', 'upstreams', 'fallbacks', ...POLICY_GROUPS, ...RULE_GROUPS, 'discovery'] as const
-const SERVER_FIELDS = ['address', 'filter', 'upstreams', 'fallbacks', 'routes', ...POLICY_GROUPS, ...RULE_GROUPS, 'tls', 'discovery', 'Protocols'] as const
+const ROUTE_FIELDS = ['name', 'filter', 'upstreams', 'fallbacks', ...POLICY_GROUPS, ...RULE_GROUPS, 'hsts', 'discovery'] as const
+const SERVER_FIELDS = ['address', 'filter', 'upstreams', 'fallbacks', 'routes', ...POLICY_GROUPS, ...RULE_GROUPS, 'hsts', 'tls', 'discovery', 'Protocols'] as const
 
 const ROUTE_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/
 

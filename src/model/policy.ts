@@ -29,6 +29,7 @@ import { describeValue, isMissing, joinPath, readFields, readInt } from './field
 import { formatDuration, parseDuration } from './duration.ts'
 import { readRules } from './rules.ts'
 import type { RuleGroup } from './rules.ts'
+import { readHsts } from './hsts.ts'
 
 export const POLICY_GROUPS = ['health', 'passive', 'retry', 'limits'] as const
 export type PolicyGroup = (typeof POLICY_GROUPS)[number]
@@ -71,6 +72,8 @@ export function readPolicy(
     const v = readHealth(h.value, h.path, problems)
     if (v !== null) out.health = v
   }
+  const hsts = readHsts((f as Partial<Record<PolicyGroup | 'hsts', Found>>).hsts, owner, problems)
+  if (hsts !== undefined) out.hsts = hsts
   const groups = [
     ['passive', readPassive],
     ['retry', readRetry],

@@ -196,6 +196,14 @@ export interface Rules {
   errors?: ErrorPages | null
 }
 
+/** Strict-Transport-Security added to responses relayed over TLS (src/model/hsts.ts). */
+export interface Hsts {
+  /** Seconds browsers keep to HTTPS. */
+  MaxAge: number
+  IncludeSubDomains: boolean
+  Preload: boolean
+}
+
 /**
  * Health, retry and limit policy. Set on a server it applies to all its
  * routes; a route's own value replaces the server's, field group by field
@@ -217,6 +225,8 @@ export interface Policy extends Rules {
    * only by the store, never by labels. On a route, absent means its server's.
    */
   discovery?: DiscoveryRule
+  /** On a route, `null` means "no header, whatever the server sets"; a server never holds `null`. */
+  hsts?: Hsts | null
 }
 
 export const POLICY_DEFAULTS = {

@@ -377,6 +377,52 @@ describe('certificates kept in the store', () => {
   })
 })
 
+describe('redirects to https and Strict-Transport-Security', () => {
+  it('answers a plain request for an https-only route with 308 to the same URL on https, keeping the connection', async () => {
+    const local = await startEngine(
+      snapshotWith(
+        [
+          { host: '127.0.0.1', routes: [{ hosts: ['shop.test'], schemes: ['https'], httpsPort: 8443, upstreams: [] }, { hosts: ['std.test'], schemes: ['https'], httpsPort: 443, upstreams: [] }, { hosts: ['plain.test'], upstreams: [{ host: '127.0.0.1', port: up.port }] }] },
+          { host: '127.0.0.4', tls: [{ certFile: main.certFile, keyFile: main.keyFile }], routes: [{ hsts: 'strict-transport-security: max-age=600\r\n', upstreams: [{ host: '127.0.0.1', port: up.port }] }] },
+        ],
+        1,
+      ),
+      {},
+      [certEntry(main)],
+    )
+    try {
+      const c = await RawClient.connect(local.portOf(listenKey('127.0.0.1', 0)))
+      c.write('GET /cart?id=7 HTTP/1.1\r\nHost: Shop.Test:8080\r\n\r\n')
+      const r = await c.read()
+      expect(r.status).toBe(308)
+      expect(r.headers.find(([k]) => k === 'location')?.[1]).toBe('https://shop.test:8443/cart?id=7')
+      c.write('GET / HTTP/1.1\r\nHost: std.test\r\n\r\n')
+      expect((await c.read()).headers.find(([k]) => k === 'location')?.[1]).toBe('https://std.test/')
+      // Other routes are served as before; a host no route takes is still 404.
+      c.write('GET / HTTP/1.1\r\nHost: plain.test\r\n\r\n')
+      const plain = await c.read()
+      expect(plain.status).toBe(200)
+      expect(plain.headers.some(([k]) => k === 'strict-transport-security')).toBe(false)
+      c.write('GET / HTTP/1.1\r\nHost: nobody.test\r\n\r\n')
+      expect((await c.read()).status).toBe(404)
+      // A body it did not read: the redirect closes the connection.
+      c.write('POST /pay HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 5\r\n\r\n')
+      const post = await c.read()
+      expect(post.status).toBe(308)
+      expect(post.headers.find(([k]) => k === 'connection')?.[1]).toBe('close')
+      expect(await c.whenClosed()).toBe(true)
+      // Over TLS, the route's Strict-Transport-Security is added.
+      const t = await RawClient.connectTls(local.portOf(listenKey('127.0.0.4', 0)), { ca: ca.caPem, servername: 'main.test' }, '127.0.0.4')
+      t.write('GET / HTTP/1.1\r\nHost: main.test\r\n\r\n')
+      const sec = await t.read().finally(() => t.destroy())
+      expect(sec.status).toBe(200)
+      expect(sec.headers.find(([k]) => k === 'strict-transport-security')?.[1]).toBe('max-age=600')
+    } finally {
+      await local.stop()
+    }
+  })
+})
+
 describe('session resumption', () => {
   it('resumes a session by ticket on another engine with the same ticket secret, not with another secret', async () => {
     const secret = 'ab'.repeat(32)

@@ -60,3 +60,26 @@ describe('the tls group', () => {
     expect(serializeConfig(parseConfigText(text))).toBe(text)
   })
 })
+
+describe('the hsts group', () => {
+  it('reads a number as MaxAge, durations in whole seconds, defaults the rest; a route may say null', () => {
+    expect(normalizeServer({ address: ':443', hsts: 600 }).hsts).toEqual({ MaxAge: 600, IncludeSubDomains: false, Preload: false })
+    expect(normalizeServer({ address: ':443', hsts: {} }).hsts).toEqual({ MaxAge: 31536000, IncludeSubDomains: false, Preload: false })
+    expect(normalizeServer({ address: ':443', hsts: { maxage: '8760h', includesubdomains: 'true', preload: true } }).hsts).toEqual({ MaxAge: 31536000, IncludeSubDomains: true, Preload: true })
+    expect('hsts' in normalizeServer({ address: ':443', hsts: null })).toBe(false)
+    const route = normalizeServer({ address: ':443', hsts: 60, routes: [{ name: 'r', filter: { Hosts: ['r.test'] }, hsts: null }] }).routes[0]
+    expect(route?.hsts).toBeNull()
+  })
+
+  it('reports every problem with its path', () => {
+    expect(problems(() => normalizeServer({ address: ':443', hsts: { MaxAge: -1, IncludeSubDomains: 'yes' } }))).toEqual([
+      { path: 'body.hsts.MaxAge', message: 'must be seconds 0-63072000 (or a duration like 8760h), got -1' },
+      { path: 'body.hsts.IncludeSubDomains', message: 'must be true or false, got "yes"' },
+    ])
+    expect(problems(() => normalizeServer({ address: ':443', hsts: { MaxAge: 600, Preload: true } }))).toEqual([
+      { path: 'body.hsts.Preload', message: 'needs IncludeSubDomains: true and a MaxAge of at least a year (31536000)' },
+    ])
+    expect(problems(() => normalizeServer({ address: ':443', hsts: '1.5s' }))).toEqual([{ path: 'body.hsts', message: 'must be seconds 0-63072000 (or a duration like 8760h), got "1.5s"' }])
+  })
+})
+

@@ -31,6 +31,10 @@ export interface RouteSpec {
   limits?: Partial<LimitsPlan>
   /** Compiled route rules (compiler/rules.ts rulesPlan); absent: none. */
   rules?: RulesPlan | null
+  /** The Strict-Transport-Security line (RoutePlan.hsts). */
+  hsts?: string
+  /** RoutePlan.httpsPort: plain requests get a 308 to https on this port. */
+  httpsPort?: number
 }
 
 export interface ListenerSpec {
@@ -105,6 +109,8 @@ function routePlan(server: string, r: RouteSpec, i: number, targets: Map<string,
     retry: Object.freeze({ ...DEFAULT_PLANS.retry, ...r.retry }),
     limits: Object.freeze({ ...DEFAULT_PLANS.limits, ...r.limits }),
     rules: r.rules ?? null,
+    hsts: r.hsts ?? '',
+    httpsPort: r.httpsPort ?? 0,
   })
 }
 

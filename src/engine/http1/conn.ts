@@ -367,6 +367,28 @@ export function respondWith(conn: ClientConn, status: number, fields: string | n
   finishRequest(conn)
 }
 
+/**
+ * A 308 to `location` (https for a route that takes https only), with the
+ * same keep-alive rule as respond(); built per redirect, which is not a hot
+ * path.
+ */
+export function redirect(conn: ClientConn, location: string): void {
+  const uc = conn.uc
+  if (uc !== null) {
+    conn.uc = null
+    discard(uc)
+  }
+  if (!conn.reqDone || conn.version === 10) conn.closeAfter = true
+  const res = Buffer.from(
+    `HTTP/1.1 308 Permanent Redirect\r\nlocation: ${location}\r\ncontent-length: 0\r\n${conn.closeAfter ? 'connection: close\r\n' : ''}\r\n`,
+    'latin1',
+  )
+  conn.status = 308
+  conn.bytesOut += res.length
+  conn.sock.write(res)
+  finishRequest(conn)
+}
+
 /** The current request is over (response written or abandoned): next request, or close. */
 export function finishRequest(conn: ClientConn): void {
   if (conn.state !== St.Upstream) return

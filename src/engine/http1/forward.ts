@@ -193,9 +193,11 @@ const CONN_BYTES = CONN_LINE.map((l) => Buffer.from(`${l}\r\n`, 'latin1'))
  * keepTe: the body is relayed chunked as received, so Transfer-Encoding stays.
  * keepUpgrade: a 101 to an upgrade request.
  * requestId: added as `x-request-id` when not '' (the upstream sent none).
- * edits: the route's headers.Response (null for most routes).
+ * edits: the route's headers.Response (null for most routes). hsts: header
+ * lines added as they are (the route's Strict-Transport-Security over TLS);
+ * null for none.
  */
-export function responseHead(buf: Buffer, r: ResponseHead, conn: number, keepTe: boolean, keepUpgrade: boolean, bodyAt: number, bodyLen: number, requestId: string, edits: HeaderEditPlan | null = null): Buffer {
+export function responseHead(buf: Buffer, r: ResponseHead, conn: number, keepTe: boolean, keepUpgrade: boolean, bodyAt: number, bodyLen: number, requestId: string, edits: HeaderEditPlan | null = null, hsts: Buffer | null = null): Buffer {
   let nRuns = 0
   let runStart = r.start
   let runEnd = r.headersStart
@@ -240,7 +242,8 @@ export function responseHead(buf: Buffer, r: ResponseHead, conn: number, keepTe:
   const ridLen = requestId === '' ? 0 : RID_NAME.length + requestId.length + 2
   // Edited values are visible ASCII (model/header-rules.ts): one byte per character.
   const extra = edits === null ? '' : edits.lines
-  const out = Buffer.allocUnsafe(size + ridLen + extra.length + tail.length + bodyLen)
+  const hstsLen = hsts === null ? 0 : hsts.length
+  const out = Buffer.allocUnsafe(size + ridLen + extra.length + hstsLen + tail.length + bodyLen)
   let p = 0
   for (let i = 0; i < nRuns; i += 2) p += buf.copy(out, p, RUNS[i] as number, RUNS[i + 1] as number)
   if (ridLen !== 0) {
@@ -250,6 +253,7 @@ export function responseHead(buf: Buffer, r: ResponseHead, conn: number, keepTe:
     out[p++] = 0x0a
   }
   if (extra !== '') p += out.write(extra, p, 'latin1')
+  if (hsts !== null) p += hsts.copy(out, p)
   p += tail.copy(out, p)
   if (bodyLen !== 0) buf.copy(out, p, bodyAt, bodyAt + bodyLen)
   return out

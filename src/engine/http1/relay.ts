@@ -205,11 +205,13 @@ function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: n
   // The client gets the request id back, unless the upstream's response carries one.
   const rid = r.ridCount === 0 ? conn.requestId : ''
   const mode = rechunk ? (close ? Conn.ChunkedClose : Conn.Chunked) : close ? Conn.Close : conn.version === 10 ? Conn.KeepAlive : Conn.None
+  // Over TLS, the route's Strict-Transport-Security is added.
+  const hsts = conn.tls && conn.route !== null ? conn.route.hsts : null
   // A whole Content-Length body that came with the head goes out in the same write.
   let inline = framing === Framing.Length && r.contentLength <= buf.length - end ? r.contentLength : 0
   const rt = conn.route
   const edits = rt === null || rt.plan.rules === null ? null : rt.plan.rules.response
-  if (mode === Conn.None && r.hopCount === 0 && edits === null) {
+  if (mode === Conn.None && r.hopCount === 0 && edits === null && hsts === null) {
     if (rid === '') {
       corkIfMore(conn, buf, end + inline)
       toClient(conn, uc, buf.subarray(start, end + inline))
@@ -221,7 +223,7 @@ function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: n
   } else {
     if (inline > INLINE_MAX) inline = 0
     corkIfMore(conn, buf, end + inline)
-    toClient(conn, uc, responseHead(buf, r, mode, framing === Framing.Chunked && !conn.dechunk, false, end, inline, rid, edits))
+    toClient(conn, uc, responseHead(buf, r, mode, framing === Framing.Chunked && !conn.dechunk, false, end, inline, rid, edits, hsts))
   }
   conn.resStarted = true
   conn.framing = framing

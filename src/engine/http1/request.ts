@@ -7,7 +7,7 @@ import { matchRoute } from '../match.ts'
 import { Scheme } from '../../compiler/snapshot.ts'
 import { CR, LF, equalsLower } from './chars.ts'
 import type { ClientConn } from './conn.ts'
-import { BodyKind, ResPhase, St, Timer, arm, reject, respond, syncReading } from './conn.ts'
+import { BodyKind, ResPhase, St, Timer, arm, redirect, reject, respond, syncReading } from './conn.ts'
 import { startExchange } from '../exchange.ts'
 import { takeH2c } from './h2c.ts'
 import { hostless, requestHead } from './forward.ts'
@@ -86,6 +86,18 @@ function routingHost(buf: Buffer, h: RequestHead): string {
   return upper ? host.toLowerCase() : host
 }
 
+/**
+ * A plain request no route takes: when a route that takes https only
+ * would take it over TLS, a 308 to the same URL on https (the port of the
+ * TLS server that routes it, left out when 443); else 404.
+ */
+function toHttps(conn: ClientConn, buf: Buffer, h: RequestHead, host: string, path: string): void {
+  const secure = matchRoute(conn.listener.plan.plan, host, path, Scheme.Https)
+  if (secure === null || secure.httpsPort === 0 || host === '') return respond(conn, 404)
+  const target = h.form === Form.Absolute ? (h.pathStart === h.targetEnd ? '/' : buf.latin1Slice(h.pathStart, h.targetEnd)) : buf.latin1Slice(h.targetStart, h.targetEnd)
+  redirect(conn, `https://${host}${secure.httpsPort === 443 ? '' : `:${secure.httpsPort}`}${target.startsWith('/') ? target : `/${target}`}`)
+}
+
 /** The Upgrade value mentions h2c in any case (deliberately broad: only upgrade requests get here). */
 function isH2c(buf: Buffer, h: RequestHead): boolean {
   for (let p = h.upgradeStart; p + 3 <= h.upgradeEnd; p++) if (equalsLower(buf, p, p + 3, 'h2c')) return true
@@ -148,8 +160,9 @@ function dispatch(conn: ClientConn, buf: Buffer): void {
 
   const lr = conn.listener.plan
   const path = lr.anyPath ? '' : h.pathStart === h.pathEnd ? '/' : buf.latin1Slice(h.pathStart, h.pathEnd)
-  const route = matchRoute(lr.plan, routingHost(buf, h), path, conn.tls ? Scheme.Https : Scheme.Http)
-  if (route === null) return respond(conn, 404)
+  const host = routingHost(buf, h)
+  const route = matchRoute(lr.plan, host, path, conn.tls ? Scheme.Https : Scheme.Http)
+  if (route === null) return conn.tls ? respond(conn, 404) : toHttps(conn, buf, h, host, path)
   conn.route = lr.routes[lr.plan.routes.indexOf(route)] ?? null
   if (conn.route === null) return respond(conn, 404)
   const rules = route.rules

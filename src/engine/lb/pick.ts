@@ -63,11 +63,14 @@ export class RouteRuntime {
   readonly tallies: readonly Tally[]
   /** The route rules with their state; null (most routes): none. */
   readonly rules: RulesRuntime | null
+  /** plan.hsts as bytes, added to responses over TLS; null for none. */
+  readonly hsts: Buffer | null
 
   constructor(plan: RoutePlan, tiers: readonly TierRuntime[], fallbacks: readonly TierRuntime[], signature: string, budget: RetryBudget, meter: RouteMeter, rules: RulesRuntime | null = null) {
     this.id = plan.id
     this.rules = rules
     this.plan = plan
+    this.hsts = plan.hsts === '' ? null : Buffer.from(plan.hsts, 'latin1')
     this.tiers = tiers
     this.fallbacks = fallbacks
     this.signature = signature
