@@ -63,6 +63,18 @@ function resolveToken(o: Options, store: ConfigStore, log: Logger): string | nul
   return t
 }
 
+/** The --upstream-ca file's PEM; a file that cannot be read or holds no certificate stops the start. */
+function readUpstreamCa(file: string): string {
+  let pem: string
+  try {
+    pem = readFileSync(file, 'utf8')
+  } catch (err) {
+    fail(`--upstream-ca: cannot read ${file}: ${(err as Error).message}`)
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) fail(`--upstream-ca: ${file} holds no PEM certificate`)
+  return pem
+}
+
 async function main(): Promise<void> {
   const parsed = parseOptions(process.argv.slice(2), process.env)
   if ('errors' in parsed) fail(`${parsed.errors.join('\n')}\n\n${usage()}`)
@@ -96,6 +108,7 @@ async function main(): Promise<void> {
     // One secret for every worker: a session ticket one issued resumes on any other.
     ticketSecret: randomBytes(32).toString('hex'),
     trustedProxies: o.trustedProxies,
+    upstreamCa: o.upstreamCa === null ? '' : readUpstreamCa(o.upstreamCa),
   }
   // One worker: the engine runs in this process, no IPC. More: engine
   // processes sharing the ports; the API, the store, discovery and the

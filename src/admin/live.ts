@@ -1,12 +1,12 @@
 // Live upstream state next to the configuration. The engine reports one
 // UpstreamStats per target (`target:port`, lower-cased, IPv6 in brackets:
-// targetKey in compile.ts) through the PlaneView the composition root hands
+// upstreamRefKey in model/address.ts, `https://` first for Scheme https) through the PlaneView the composition root hands
 // the API. The API shows it keyed the way its URLs name members
 // (`target-port`), in a read-only `status` object beside the configuration,
 // never inside it: a client that PUTs back what it GETs sends `status` along,
 // and the API ignores it (body.ts).
 
-import { targetKey } from '../model/address.ts'
+import { upstreamRefKey } from '../model/address.ts'
 import type { PlaneView, UpstreamStats } from '../control/plane-view.ts'
 import type { UpstreamState } from '../control/plane-view.ts'
 import type { Member, Route, Server } from '../model/types.ts'
@@ -67,7 +67,7 @@ export function upstreamStatus(u: UpstreamStats | undefined): UpstreamStatus {
 export function membersStatus(routes: readonly Route[], live: ReadonlyMap<string, UpstreamStats>): MembersStatus {
   const out: MembersStatus = { upstreams: {}, fallbacks: {} }
   const add = (into: Record<string, UpstreamStatus>, list: readonly Member[]): void => {
-    for (const u of list) if (!isServiceRef(u)) into[upstreamKey(u)] = upstreamStatus(live.get(targetKey(u.Target, u.Port)))
+    for (const u of list) if (!isServiceRef(u)) into[upstreamKey(u)] = upstreamStatus(live.get(upstreamRefKey(u)))
   }
   for (const r of routes) {
     add(out.upstreams, r.upstreams)

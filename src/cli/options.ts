@@ -51,6 +51,8 @@ export interface Options {
   accessLogSample: number
   /** Unix socket answering GET /ready for this process only (the container HEALTHCHECK); null: none. */
   healthSocket: string | null
+  /** CA file (PEM) upstreams with Scheme `https` are verified against instead of the system's CAs; null: the system's. */
+  upstreamCa: string | null
   help: boolean
   version: boolean
 }
@@ -158,6 +160,15 @@ const FLAGS: FlagSpec[] = [
   { flag: '--idle-timeout', env: 'BALANCER_IDLE_TIMEOUT', arg: 'DURATION', defaultText: '60s', help: 'Idle client keep-alive connections are closed after this.', set: durationFlag('idleTimeoutMs') },
   { flag: '--response-timeout', env: 'BALANCER_RESPONSE_TIMEOUT', arg: 'DURATION', defaultText: '60s', help: 'An upstream must start its response within this (else 504).', set: durationFlag('responseTimeoutMs') },
   { flag: '--upstream-idle', env: 'BALANCER_UPSTREAM_IDLE', arg: 'DURATION', defaultText: '30s', help: 'Pooled idle upstream connections are closed after this.', set: durationFlag('upstreamIdleMs') },
+  {
+    flag: '--upstream-ca', env: 'BALANCER_UPSTREAM_CA', arg: 'FILE', defaultText: "the system's CAs",
+    help: 'PEM CA certificates that upstreams with "Scheme": "https" are verified against, instead of the system\'s.',
+    set(o, v) {
+      if (v.trim() === '') return 'must be a file path'
+      o.upstreamCa = v.trim()
+      return null
+    },
+  },
   {
     flag: '--docker', env: 'BALANCER_DOCKER', arg: '[=ENDPOINT]', defaultText: `off; ${DEFAULT_DOCKER_ENDPOINT} when given alone`, bare: DEFAULT_DOCKER_ENDPOINT,
     help: 'Discover labelled containers (balancer.enable=true) through the Docker Engine API: unix:///path or tcp://host:port (TLS from DOCKER_TLS_VERIFY / DOCKER_CERT_PATH).',
@@ -308,7 +319,7 @@ export function defaults(): Options {
   return {
     apiHost: '127.0.0.1', apiPort: 9123, apiHostNames: [], store: `file://${DEFAULT_CONFIG_PATH}`, token: null, tokenFile: null,
     graceMs: 30_000, logLevel: 'info', connectTimeoutMs: 5000, headersTimeoutMs: 10_000, idleTimeoutMs: 60_000,
-    responseTimeoutMs: 60_000, upstreamIdleMs: 30_000, docker: null, swarm: false, dockerConstraint: null, swarmConstraint: null, dockerResyncMs: 30_000, registries: [], trustedProxies: [], workers: usableCpus(), metrics: null, accessLog: null, accessLogSample: 1, healthSocket: null, help: false, version: false,
+    responseTimeoutMs: 60_000, upstreamIdleMs: 30_000, docker: null, swarm: false, dockerConstraint: null, swarmConstraint: null, dockerResyncMs: 30_000, registries: [], trustedProxies: [], workers: usableCpus(), metrics: null, accessLog: null, accessLogSample: 1, healthSocket: null, upstreamCa: null, help: false, version: false,
   }
 }
 

@@ -14,10 +14,10 @@ import { hstsHeader } from '../model/hsts.ts'
 import { Scheme } from './snapshot.ts'
 import { rulesPlan } from './rules.ts'
 import { rulesOf } from '../model/rules.ts'
-import { targetKey } from '../model/address.ts'
+import { targetKey, upstreamRefKey } from '../model/address.ts'
 import type { CertFileRef, CheckPlan, LimitsPlan, TlsPlan, ListenerPlan, PassivePlan, RetryPlan, RoutePlan, RoutingSnapshot, SchemeMask, TargetRef, Tier } from './snapshot.ts'
 
-type Target = { host: string; port: number; protocol?: string }
+type Target = { host: string; port: number; protocol?: string; tls?: boolean }
 type Targets = Map<string, Target>
 
 /** A server compiled on its own: its listen key, its plan and the targets its routes reference. */
@@ -279,11 +279,12 @@ function tiersOf(list: readonly Member[], targets: Targets): readonly Tier[] {
   const byPriority = new Map<number, TargetRef[]>()
   for (const u of list) {
     if (isServiceRef(u)) continue
-    const key = targetKey(u.Target, u.Port)
+    const tls = u.Scheme === 'https'
+    const key = upstreamRefKey(u)
     const known = targets.get(key)
-    if (known === undefined) targets.set(key, Object.freeze({ host: u.Target, port: u.Port, ...(u.Protocol === undefined ? {} : { protocol: u.Protocol }) }))
+    if (known === undefined) targets.set(key, Object.freeze({ host: u.Target, port: u.Port, ...(u.Protocol === undefined ? {} : { protocol: u.Protocol }), ...(tls ? { tls } : {}) }))
     else if (known.protocol !== u.Protocol) throw twoProtocols(u.Target, u.Port, known.protocol, u.Protocol)
-    const ref: TargetRef = Object.freeze({ key, host: u.Target, port: u.Port, weight: u.Weight })
+    const ref: TargetRef = Object.freeze(tls ? { key, host: u.Target, port: u.Port, weight: u.Weight, tls } : { key, host: u.Target, port: u.Port, weight: u.Weight })
     const tier = byPriority.get(u.Priority)
     if (tier === undefined) byPriority.set(u.Priority, [ref])
     else tier.push(ref)

@@ -16,11 +16,13 @@ export interface ListenAddress {
 
 /** One upstream or fallback endpoint as a route sees it. */
 export interface TargetRef {
-  /** Registry key shared by every route and snapshot: `target:port`, target lower-cased. */
+  /** Registry key shared by every route and snapshot: `target:port`, target lower-cased; `https://target:port` for a TLS upstream. */
   key: string
   host: string
   port: number
   weight: number
+  /** The balancer speaks TLS to it (Upstream.Scheme `https`); absent for plain HTTP. */
+  tls?: true
 }
 
 /** One priority group: all its members share traffic by weight. */
@@ -233,6 +235,6 @@ export interface RoutingSnapshot {
   /** Increases with every compiled snapshot the process has applied. */
   version: number
   listeners: ReadonlyMap<string, ListenerPlan>
-  /** Every endpoint any route references, by TargetRef.key; `protocol` `h2c` for HTTP/2 upstreams (absent: HTTP/1.1). */
-  targets: ReadonlyMap<string, { host: string; port: number; protocol?: string }>
+  /** Every endpoint any route references, by TargetRef.key; `protocol` `h2c` for HTTP/2 upstreams (absent: HTTP/1.1), `tls` for Scheme https. */
+  targets: ReadonlyMap<string, { host: string; port: number; protocol?: string; tls?: boolean }>
 }

@@ -434,7 +434,7 @@ function memberId(u: Member): string {
 
 function copyUpstream(u: Member): Member {
   if (isServiceRef(u)) return { Service: u.Service, Registry: u.Registry, Tags: [...u.Tags], Priority: u.Priority, Weight: u.Weight, ...(u.Protocol === undefined ? {} : { Protocol: u.Protocol }) }
-  return { Target: u.Target, Port: u.Port, Priority: u.Priority, Weight: u.Weight, ...(u.Protocol === undefined ? {} : { Protocol: u.Protocol }) }
+  return { Target: u.Target, Port: u.Port, Priority: u.Priority, Weight: u.Weight, ...(u.Protocol === undefined ? {} : { Protocol: u.Protocol }), ...(u.Scheme === 'https' ? { Scheme: 'https' as const } : {}) }
 }
 
 function copyFilter(f: Filter): Filter {

@@ -3,6 +3,8 @@
 // several engines in one process), passed to each connection record once.
 
 import { BlockList, isIPv6 } from 'node:net'
+import { createSecureContext } from 'node:tls'
+import type { SecureContext } from 'node:tls'
 import type { AccessLogSink, EngineOptions } from './types.ts'
 import { Registry } from './upstream/registry.ts'
 import { Verifier } from './rules/verifier.ts'
@@ -35,9 +37,12 @@ export class EngineCtx {
 
   /** opts.trustedProxies as a lookup; null when none is trusted (the default). */
   readonly trusted: BlockList | null
+  /** Client context for upstreams with Scheme `https`: the system's CAs, or opts.upstreamCa's. Built once. */
+  readonly upstreamTls: SecureContext
 
   constructor(opts: EngineOptions) {
     this.opts = opts
+    this.upstreamTls = createSecureContext(opts.upstreamCa === '' ? {} : { ca: opts.upstreamCa })
     this.lineMax = Math.min(REQUEST_LINE_MAX, opts.maxHeaderBytes)
     this.accessLog = opts.accessLog ?? null
     this.trusted = trustedList(opts.trustedProxies)

@@ -111,7 +111,7 @@ export class Engine {
         if (up !== undefined && up.downUntil !== 0) readmit(up, Date.now(), ctx.opts.log, cs.probe)
       },
     }
-    this.#checker = new Checker(events, { mode: opts.checks ?? 'probe', ...(opts.onCheck === undefined ? {} : { onResult: opts.onCheck }) })
+    this.#checker = new Checker(events, { mode: opts.checks ?? 'probe', ...(opts.onCheck === undefined ? {} : { onResult: opts.onCheck }), tls: this.#ctx.upstreamTls })
     const shortest = Math.min(opts.connectTimeoutMs, opts.headersTimeoutMs, opts.idleTimeoutMs, opts.responseTimeoutMs, opts.upstreamIdleMs)
     this.#tickMs = Math.max(10, Math.min(250, Math.floor(shortest / 4)))
     this.#tickets = new TicketKeys(opts.ticketSecret)

@@ -45,6 +45,11 @@ export interface EngineOptions {
    * believed and appended to; from anyone else they are replaced. Default none.
    */
   trustedProxies: readonly string[]
+  /**
+   * CA certificates (PEM) that upstreams with Scheme `https` are verified
+   * against, instead of the system's; '' = the system's CAs.
+   */
+  upstreamCa: string
   log: EngineLog
   /**
    * Descriptors kept free for client and upstream connections: a snapshot
@@ -104,6 +109,7 @@ export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'log'> = {
   retryBodyBytes: 65536,
   ticketSecret: '',
   trustedProxies: [],
+  upstreamCa: '',
 }
 
 export interface UpstreamStats {

@@ -20,6 +20,7 @@
 import type { CheckPlan, RoutingSnapshot } from '../compiler/snapshot.ts'
 import { probe } from './probe.ts'
 import type { ProbeTarget } from './probe.ts'
+import type { SecureContext } from 'node:tls'
 import { CheckState, Health } from './state.ts'
 
 export interface CheckEvents {
@@ -45,6 +46,8 @@ export interface CheckerOptions {
   mode?: 'probe' | 'follow'
   /** Every completed check of this process, for the followers. */
   onResult?: (r: CheckResult) => void
+  /** The client context https upstreams are checked over (the engine's, with its CAs). */
+  tls?: SecureContext | null
 }
 
 /** Checks start within ±JITTER of their interval, so many upstreams do not fire together. */
@@ -61,8 +64,8 @@ export function pairId(key: string, probeText: string): string {
   return `${key}\n${probeText}`
 }
 
-/** Every pair a snapshot references, with the plan it runs on. */
-function wanted(snap: RoutingSnapshot): Map<string, Wanted> {
+/** Every pair a snapshot references, with the plan it runs on; `tls` is what https upstreams are checked over. */
+function wanted(snap: RoutingSnapshot, tls: SecureContext | null): Map<string, Wanted> {
   const out = new Map<string, Wanted>()
   for (const l of snap.listeners.values()) {
     for (const r of l.routes) {
@@ -74,7 +77,8 @@ function wanted(snap: RoutingSnapshot): Map<string, Wanted> {
             const id = pairId(ref.key, plan.probe)
             const have = out.get(id)
             if (have !== undefined && have.plan.intervalMs <= plan.intervalMs) continue
-            out.set(id, { key: ref.key, target: { host: ref.host, port: ref.port, authority: ref.key }, plan })
+            const authority = ref.tls ? ref.key.slice('https://'.length) : ref.key
+            out.set(id, { key: ref.key, target: { host: ref.host, port: ref.port, authority, tls: ref.tls ? tls : null }, plan })
           }
         }
       }
@@ -90,11 +94,13 @@ export class Checker {
   readonly #pairs = new Map<string, CheckState>()
   readonly #targets = new Map<CheckState, ProbeTarget>()
   #closed = false
+  readonly #tls: SecureContext | null
 
   constructor(events: CheckEvents, o: CheckerOptions = {}) {
     this.#events = events
     this.#follow = o.mode === 'follow'
     this.#onResult = o.onResult ?? null
+    this.#tls = o.tls ?? null
   }
 
   /**
@@ -131,7 +137,7 @@ export class Checker {
   /** Adds (and starts) the pairs `snap` references that are not running yet; touches nothing else. */
   ensure(snap: RoutingSnapshot): void {
     if (this.#closed) return
-    for (const [id, w] of wanted(snap)) {
+    for (const [id, w] of wanted(snap, this.#tls)) {
       if (this.#pairs.has(id)) continue
       const cs = new CheckState(w.key, w.plan.probe, w.plan, Health.Pending)
       this.#pairs.set(id, cs)
@@ -142,7 +148,7 @@ export class Checker {
 
   /** Stops every pair `snap` does not reference; the kept ones take its plan (a shorter interval applies now). */
   retainOnly(snap: RoutingSnapshot): void {
-    const want = wanted(snap)
+    const want = wanted(snap, this.#tls)
     for (const [id, cs] of this.#pairs) {
       const w = want.get(id)
       if (w === undefined) {

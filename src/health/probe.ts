@@ -7,8 +7,10 @@
 // status line, so an upstream that accepts and then never answers fails.
 // Checks are not on the request path: a closure and a timer per check is fine.
 
-import { connect } from 'node:net'
+import { connect, isIP } from 'node:net'
 import type { Socket } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
+import type { SecureContext } from 'node:tls'
 import type { CheckPlan } from '../compiler/snapshot.ts'
 import { grpcProbe } from './grpc-probe.ts'
 
@@ -17,6 +19,8 @@ export interface ProbeTarget {
   port: number
   /** `host:port` as it goes into a Host header (IPv6 in brackets). */
   authority: string
+  /** Checked over TLS with this context (an upstream with Scheme `https`): verified, SNI its host; null: plain. */
+  tls?: SecureContext | null
 }
 
 /** The status line is all a check reads; a longer first line is not HTTP. */
@@ -37,7 +41,11 @@ export function probe(plan: CheckPlan, t: ProbeTarget, done: (ok: boolean, resul
   if (plan.type === 'grpc') return grpcProbe(plan, t, done)
   let settled = false
   let head = ''
-  const sock: Socket = connect({ host: t.host, port: t.port, noDelay: true })
+  const tls = t.tls ?? null
+  const sock: Socket =
+    tls === null
+      ? connect({ host: t.host, port: t.port, noDelay: true })
+      : tlsConnect({ host: t.host, port: t.port, secureContext: tls, ALPNProtocols: ['http/1.1'], ...(isIP(t.host) === 0 ? { servername: t.host } : {}) })
   const finish = (ok: boolean, result: string): void => {
     if (settled) return
     settled = true
@@ -48,7 +56,7 @@ export function probe(plan: CheckPlan, t: ProbeTarget, done: (ok: boolean, resul
   const timer = setTimeout(() => finish(false, 'timeout'), plan.timeoutMs)
   sock.on('error', (err: NodeJS.ErrnoException) => finish(false, err.code ?? 'error'))
   sock.on('close', () => finish(false, 'closed'))
-  sock.once('connect', () => {
+  sock.once(tls === null ? 'connect' : 'secureConnect', () => {
     if (plan.type === 'tcp') return finish(true, 'connected')
     sock.write(requestBytes(plan, t), 'latin1')
   })

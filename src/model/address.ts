@@ -115,3 +115,8 @@ export function targetKey(target: string, port: number): string {
   const host = target.toLowerCase()
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 }
+
+/** An upstream's key in the snapshot and the engine: targetKey, prefixed `https://` when the balancer speaks TLS to it. */
+export function upstreamRefKey(u: { Target: string; Port: number; Scheme?: string }): string {
+  return u.Scheme === 'https' ? `https://${targetKey(u.Target, u.Port)}` : targetKey(u.Target, u.Port)
+}

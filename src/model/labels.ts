@@ -46,6 +46,8 @@ export interface LabelSettings {
   protocol: 'h2c' | null
   /** balancer.protocols: the server's Protocols (`http/1.1,h2c`); null: not set. */
   protocols: string[] | null
+  /** balancer.scheme: `https` when the balancer speaks TLS to the target; default `http`. */
+  scheme: 'http' | 'https'
   /**
    * balancer.<group>.<field>, e.g. balancer.health.path, balancer.retry.attempts:
    * a group is present when any of its labels is, completed with its defaults.
@@ -58,7 +60,7 @@ export type LabelResult =
   /** settings is null when a problem makes the labels unusable; notes never do (unknown labels, ignored). */
   | { enabled: true; settings: LabelSettings | null; problems: Problem[]; notes: Problem[] }
 
-const KNOWN = new Set(['enable', 'address', 'port', 'hosts', 'pathprefix', 'schemes', 'priority', 'weight', 'network', 'fallback', 'swarm.mode', 'protocol', 'protocols', 'service', 'registry', 'tags'])
+const KNOWN = new Set(['enable', 'address', 'port', 'hosts', 'pathprefix', 'schemes', 'priority', 'weight', 'network', 'fallback', 'swarm.mode', 'protocol', 'protocols', 'service', 'registry', 'tags', 'scheme'])
 /** `balancer.health.path` -> ['health', 'path']; rule groups too (`balancer.rewrite.stripprefix`). */
 const POLICY_LABEL = new RegExp(`^(${[...POLICY_GROUPS, ...RULE_GROUPS].join('|')})\\.(.+)$`)
 /** The name reserved for health checks before they existed; a note points to the real one. */
@@ -155,8 +157,15 @@ export function readLabels(raw: Readonly<Record<string, string>> | null | undefi
     notes.push({ path: `${LABEL_PREFIX}${labels.has('registry') ? 'registry' : 'tags'}`, message: 'ignored without balancer.service' })
   }
 
+  let scheme: 'http' | 'https' = 'http'
+  const sch = labels.get('scheme')?.trim().toLowerCase()
+  if (sch === 'http' || sch === 'https') scheme = sch
+  else if (sch !== undefined && sch !== '') problems.push({ path: `${LABEL_PREFIX}scheme`, message: `must be "http" or "https", got ${JSON.stringify(sch)}` })
+
+  if (protocol === 'h2c' && scheme === 'https') problems.push({ path: `${LABEL_PREFIX}protocol`, message: 'h2c is HTTP/2 without TLS; it cannot be combined with balancer.scheme=https' })
+
   const settings: LabelSettings | null =
-    problems.length > 0 ? null : { address, filter, priority, weight, port: port === 0 ? null : port, network, fallback, service, swarmMode, protocol, protocols, policy }
+    problems.length > 0 ? null : { address, filter, priority, weight, port: port === 0 ? null : port, network, fallback, service, swarmMode, protocol, protocols, scheme, policy }
   return { enabled: true, settings, problems, notes }
 }
 
@@ -238,7 +247,7 @@ export function labelServer(s: LabelSettings, targets: ReadonlyArray<{ Target: s
   const members =
     s.service !== null
       ? [{ Service: s.service.Service, Registry: s.service.Registry, Tags: [...s.service.Tags], Priority: s.priority, Weight: s.weight, ...proto }]
-      : targets.map((t) => ({ Target: t.Target, Port: t.Port, Priority: s.priority, Weight: s.weight, ...proto }))
+      : targets.map((t) => ({ Target: t.Target, Port: t.Port, Priority: s.priority, Weight: s.weight, ...proto, ...(s.scheme === 'https' ? { Scheme: 'https' as const } : {}) }))
   return {
     address: s.address,
     ...(s.protocols === null ? {} : { Protocols: [...s.protocols] }),

@@ -22,7 +22,7 @@ import { readTls } from './tls.ts'
 import { readProtocols } from './protocols.ts'
 import { RULE_GROUPS } from './rules.ts'
 
-const UPSTREAM_FIELDS = ['Target', 'Port', 'Priority', 'Weight', 'Protocol'] as const
+const UPSTREAM_FIELDS = ['Target', 'Port', 'Priority', 'Weight', 'Protocol', 'Scheme'] as const
 const SERVICE_FIELDS = ['Service', 'Registry', 'Tags', 'Priority', 'Weight', 'Protocol'] as const
 const FILTER_FIELDS = ['Hosts', 'Schemes', 'PathPrefix'] as const
 const ROUTE_FIELDS = ['name', 'filter', 'upstreams', 'fallbacks', ...POLICY_GROUPS, ...RULE_GROUPS, 'hsts', 'discovery'] as const
@@ -385,6 +385,8 @@ function readUpstream(
   const port = fromKey !== null && isMissing(f.Port) ? fromKey.Port : readInt(f.Port, joinPath(path, 'Port'), 1, 65535, null, problems)
   const priority = readInt(f.Priority, joinPath(path, 'Priority'), 0, 1000, 1, problems)
   const weight = readInt(f.Weight, joinPath(path, 'Weight'), 1, 1000, 1, problems)
+  const scheme = readString(f.Scheme, joinPath(path, 'Scheme'), 'http', problems)?.trim().toLowerCase() ?? 'http'
+  if (scheme !== 'http' && scheme !== 'https') problems.push({ path: f.Scheme?.path ?? joinPath(path, 'Scheme'), message: `must be "http" or "https", got ${describeValue(f.Scheme?.value)}` })
   if (fromKey !== null && target !== null && port !== null) {
     if (target.toLowerCase() !== fromKey.Target.toLowerCase() || port !== fromKey.Port) {
       problems.push({
@@ -394,8 +396,10 @@ function readUpstream(
     }
   }
   const protocol = readUpstreamProtocol(f.Protocol, problems)
+  // h2c is HTTP/2 in clear text: TLS to an HTTP/2 upstream would be a protocol of its own.
+  if (protocol === 'h2c' && scheme === 'https') problems.push({ path: f.Protocol?.path ?? joinPath(path, 'Protocol'), message: 'h2c is HTTP/2 without TLS; it cannot be combined with Scheme "https"' })
   if (target === null || port === null) return null
-  return { upstream: { Target: target, Port: port, Priority: priority ?? 1, Weight: weight ?? 1, ...(protocol === undefined ? {} : { Protocol: protocol }) }, ok: problems.length === before }
+  return { upstream: { Target: target, Port: port, Priority: priority ?? 1, Weight: weight ?? 1, ...(protocol === undefined ? {} : { Protocol: protocol }), ...(scheme === 'https' ? { Scheme: 'https' as const } : {}) }, ok: problems.length === before }
 }
 
 /** An upstream's (or a service reference's) Protocol: undefined for HTTP/1.1. */

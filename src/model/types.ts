@@ -14,6 +14,8 @@ export interface Upstream {
   Weight: number
   /** `h2c`: the upstream speaks HTTP/2 with prior knowledge (gRPC services). Absent: HTTP/1.1. */
   Protocol?: 'h2c'
+  /** `https`: the balancer speaks TLS to it (verified, SNI its Target). Absent: plain HTTP. */
+  Scheme?: 'https'
 }
 
 /**

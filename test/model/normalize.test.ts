@@ -45,7 +45,7 @@ describe('normalizeUpstream', () => {
   it('reports every problem with a body.* path', () => {
     const ps = problems(() => normalizeUpstream({ Target: 'http://x', Port: 'http', Priority: -1, Weight: 1.5, Extra: 1 }))
     expect(ps).toEqual([
-      { path: 'body.Extra', message: 'unknown field (expected one of Target, Port, Priority, Weight, Protocol)' },
+      { path: 'body.Extra', message: 'unknown field (expected one of Target, Port, Priority, Weight, Protocol, Scheme)' },
       { path: 'body.Target', message: 'must be a host name or IP address without a scheme, got "http://x"; write "x"' },
       { path: 'body.Port', message: 'must be an integer 1-65535, got "http"' },
       { path: 'body.Priority', message: 'must be an integer 0-1000, got -1' },

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { BalancerError } from '../../src/model/errors.ts'
 import { serializeConfig } from '../../src/model/canonical.ts'
 import { normalizeServer, parseConfigText } from '../../src/model/parse.ts'
+import { labelServer, readLabels } from '../../src/model/labels.ts'
 
 function problems(fn: () => unknown): Array<{ path: string; message: string }> {
   try {
@@ -83,3 +84,27 @@ describe('the hsts group', () => {
   })
 })
 
+
+describe('upstreams over TLS', () => {
+  it('reads Scheme https (any case) and writes it back; http is the default, written as nothing', () => {
+    const s = normalizeServer({ address: ':80', upstreams: [{ Target: 'a', Port: 443, scheme: 'HTTPS' }, { Target: 'b', Port: 80, Scheme: 'http' }] })
+    expect(s.upstreams).toEqual([
+      { Target: 'a', Port: 443, Priority: 1, Weight: 1, Scheme: 'https' },
+      { Target: 'b', Port: 80, Priority: 1, Weight: 1 },
+    ])
+    const text = serializeConfig({ servers: [s] })
+    expect(text).toContain('"Scheme": "https"')
+    expect(serializeConfig(parseConfigText(text))).toBe(text)
+    expect(problems(() => normalizeServer({ address: ':80', upstreams: [{ Target: 'a', Port: 1, Scheme: 'ftp' }] }))).toEqual([
+      { path: 'body.upstreams[0].Scheme', message: 'must be "http" or "https", got "ftp"' },
+    ])
+  })
+
+  it('the label balancer.scheme=https makes a discovered target an https upstream', () => {
+    const r = readLabels({ 'balancer.enable': 'true', 'balancer.scheme': 'https', 'balancer.port': '8443' })
+    if (!r.enabled || r.settings === null) throw new Error('labels refused')
+    expect(labelServer(r.settings, [{ Target: '10.0.0.5', Port: 8443 }]).upstreams).toEqual([{ Target: '10.0.0.5', Port: 8443, Priority: 1, Weight: 1, Scheme: 'https' }])
+    const bad = readLabels({ 'balancer.enable': 'true', 'balancer.scheme': 'tls' })
+    expect(bad.enabled && bad.problems).toEqual([{ path: 'balancer.scheme', message: 'must be "http" or "https", got "tls"' }])
+  })
+})

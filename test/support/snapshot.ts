@@ -12,6 +12,8 @@ export interface TargetSpec {
   port: number
   /** `h2c`: an HTTP/2 upstream. */
   protocol?: 'h2c'
+  /** The balancer speaks TLS to it. */
+  tls?: boolean
   weight?: number
   priority?: number
 }
@@ -64,7 +66,7 @@ export function snapshotFor(spec: { routes: RouteSpec[] }, version: number): Rou
 
 /** Several listeners; each needs a distinct host:port key (use 127.0.0.2, 127.0.0.3, ... for more port-0 listeners). */
 export function snapshotWith(listeners: ListenerSpec[], version: number): RoutingSnapshot {
-  const targets = new Map<string, { host: string; port: number }>()
+  const targets = new Map<string, { host: string; port: number; protocol?: string; tls?: boolean }>()
   const plans = new Map<string, ListenerPlan>()
   for (const l of listeners) {
     const host = l.host ?? '127.0.0.1'
@@ -83,7 +85,7 @@ export function targetKey(host: string, port: number): string {
   return h.includes(':') ? `[${h}]:${port}` : `${h}:${port}`
 }
 
-function routePlan(server: string, r: RouteSpec, i: number, targets: Map<string, { host: string; port: number }>): RoutePlan {
+function routePlan(server: string, r: RouteSpec, i: number, targets: Map<string, { host: string; port: number; protocol?: string; tls?: boolean }>): RoutePlan {
   const name = r.name ?? (i === 0 ? 'default' : `r${i}`)
   const exact = new Set<string>()
   const suffixes: string[] = []
@@ -120,12 +122,13 @@ function schemeMask(schemes: readonly string[]): SchemeMask {
   return mask === 0 ? Scheme.Any : mask
 }
 
-function tiersOf(list: readonly TargetSpec[], targets: Map<string, { host: string; port: number }>): readonly Tier[] {
+function tiersOf(list: readonly TargetSpec[], targets: Map<string, { host: string; port: number; protocol?: string; tls?: boolean }>): readonly Tier[] {
   const byPriority = new Map<number, TargetRef[]>()
   for (const t of list) {
-    const key = targetKey(t.host, t.port)
-    if (!targets.has(key)) targets.set(key, Object.freeze({ host: t.host, port: t.port, ...(t.protocol === undefined ? {} : { protocol: t.protocol }) }))
-    const ref: TargetRef = Object.freeze({ key, host: t.host, port: t.port, weight: t.weight ?? 1 })
+    const tls = t.tls === true
+    const key = tls ? `https://${targetKey(t.host, t.port)}` : targetKey(t.host, t.port)
+    if (!targets.has(key)) targets.set(key, Object.freeze({ host: t.host, port: t.port, ...(t.protocol === undefined ? {} : { protocol: t.protocol }), ...(tls ? { tls } : {}) }))
+    const ref: TargetRef = Object.freeze(tls ? { key, host: t.host, port: t.port, weight: t.weight ?? 1, tls: true as const } : { key, host: t.host, port: t.port, weight: t.weight ?? 1 })
     const p = t.priority ?? 1
     const tier = byPriority.get(p)
     if (tier === undefined) byPriority.set(p, [ref])

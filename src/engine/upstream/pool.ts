@@ -13,8 +13,10 @@
 // with the pending write. This keeps large bodies from churning external
 // memory, which otherwise forces frequent full garbage collections.
 
-import { connect } from 'node:net'
+import { connect, isIP } from 'node:net'
 import type { Socket } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
+import type { ConnectionOptions, SecureContext } from 'node:tls'
 import type { Upstream } from './registry.ts'
 
 export const UpState = { Connecting: 0, Busy: 1, Idle: 2, Closed: 3 } as const
@@ -118,26 +120,38 @@ function onClose(uc: UpConn): void {
   uc.state = UpState.Closed
 }
 
-/** Opens a new connection for `owner`. Connect timeouts are the owner's (it destroys the socket). */
-export function open(up: Upstream, events: UpEvents, owner: object): UpConn {
+/**
+ * Opens a new connection for `owner`. Connect timeouts are the owner's (it
+ * destroys the socket). An upstream with Scheme `https` is reached over TLS
+ * with `tls` (its certificate verified against those CAs, SNI its host
+ * name): the connection counts as connected once the handshake is done.
+ */
+export function open(up: Upstream, events: UpEvents, owner: object, tls: SecureContext): UpConn {
   // net asks for the first buffer while connect() runs, before uc exists.
   let uc: UpConn | null = null
   let first: Buffer | null = null
-  const sock = connect({
-    host: up.host,
-    port: up.port,
-    allowHalfOpen: true,
-    noDelay: true,
-    onread: {
-      buffer: () => (uc !== null ? readBuffer(uc) : (first = Buffer.allocUnsafeSlow(READ_BYTES))),
-      callback: (n, buf) => onRead(uc as UpConn, n, buf as Buffer),
-    },
-  })
+  const onread = {
+    buffer: () => (uc !== null ? readBuffer(uc) : (first = Buffer.allocUnsafeSlow(READ_BYTES))),
+    callback: (n: number, buf: Uint8Array) => onRead(uc as UpConn, n, buf as Buffer),
+  }
+  const sock: Socket = up.tls
+    ? tlsConnect({
+        host: up.host,
+        port: up.port,
+        ...(isIP(up.host) === 0 ? { servername: up.host } : {}),
+        secureContext: tls,
+        ALPNProtocols: ['http/1.1'],
+        allowHalfOpen: true,
+        noDelay: true,
+        // tls.connect passes onread on to its net.Socket; its option types do not say so.
+        onread,
+      } as ConnectionOptions)
+    : connect({ host: up.host, port: up.port, allowHalfOpen: true, noDelay: true, onread })
   uc = new UpConn(sock, up, events)
   uc.rbuf = first
   uc.owner = owner
   up.active++
-  sock.once('connect', onConnect.bind(null, uc))
+  sock.once(up.tls ? 'secureConnect' : 'connect', onConnect.bind(null, uc))
   sock.on('drain', onDrain.bind(null, uc))
   sock.on('end', onEnd.bind(null, uc))
   sock.on('error', onError.bind(null, uc))

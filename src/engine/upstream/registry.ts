@@ -50,10 +50,14 @@ export class Upstream {
   /** An operator drained it (Engine.setDrained): no new requests, in-flight ones finish. Outlives snapshots. */
   drained = false
 
-  constructor(key: string, host: string, port: number) {
+  /** Connections to it speak TLS (pool.ts). */
+  readonly tls: boolean
+
+  constructor(key: string, host: string, port: number, tls = false) {
     this.key = key
     this.host = host
     this.port = port
+    this.tls = tls
   }
 }
 
@@ -65,11 +69,11 @@ export class Registry {
   }
 
   /** Adds records for new targets and revives retired ones still in the map; existing records keep their state. */
-  ensure(targets: ReadonlyMap<string, { host: string; port: number; protocol?: string }>): void {
+  ensure(targets: ReadonlyMap<string, { host: string; port: number; protocol?: string; tls?: boolean }>): void {
     for (const [key, t] of targets) {
       let up = this.#byKey.get(key)
       if (up === undefined) {
-        up = new Upstream(key, t.host, t.port)
+        up = new Upstream(key, t.host, t.port, t.tls === true)
         this.#byKey.set(key, up)
       } else up.retired = false
       up.protocol = t.protocol === 'h2c' ? UpProto.H2c : UpProto.Http1
