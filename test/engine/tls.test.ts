@@ -8,6 +8,7 @@
 
 import { spawn } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
+import { connect as http2Connect } from 'node:http2'
 import { connect as netConnect } from 'node:net'
 import type { Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
@@ -417,6 +418,21 @@ describe('redirects to https and Strict-Transport-Security', () => {
       const sec = await t.read().finally(() => t.destroy())
       expect(sec.status).toBe(200)
       expect(sec.headers.find(([k]) => k === 'strict-transport-security')?.[1]).toBe('max-age=600')
+      // And over HTTP/2 (ALPN h2) alike.
+      const h2 = http2Connect(`https://main.test:${local.portOf(listenKey('127.0.0.4', 0))}`, { ca: ca.caPem, host: '127.0.0.4', servername: 'main.test' })
+      try {
+        const head = await new Promise<Record<string, unknown>>((resolve, reject) => {
+          const req = h2.request({ ':path': '/' })
+          req.once('response', (h) => resolve(h as Record<string, unknown>))
+          req.once('error', reject)
+          req.resume()
+          req.end()
+        })
+        expect(head[':status']).toBe(200)
+        expect(head['strict-transport-security']).toBe('max-age=600')
+      } finally {
+        h2.close()
+      }
     } finally {
       await local.stop()
     }

@@ -98,6 +98,12 @@ describe('an upstream Protocol', () => {
     expect(JSON.parse(text).servers[0].upstreams).toEqual([{ Target: 'g', Port: 1, Priority: 1, Weight: 1, Protocol: 'h2c' }])
   })
 
+  it('h2c (clear text) cannot be combined with Scheme https', () => {
+    expect(problems(() => normalizeServer({ address: ':80', upstreams: [{ Target: 'a', Port: 1, Protocol: 'h2c', Scheme: 'https' }] }))).toEqual([
+      { path: 'body.upstreams[0].Protocol', message: 'h2c is HTTP/2 without TLS; it cannot be combined with Scheme "https"' },
+    ])
+  })
+
   it('compiles into the snapshot target; one upstream with two protocols is refused', () => {
     const snap = compile(parseConfigText(JSON.stringify([{ address: '127.0.0.1:8080', upstreams: [{ Target: 'g', Port: 1, Protocol: 'h2c' }] }])), 1)
     expect(snap.targets.get('g:1')).toEqual({ host: 'g', port: 1, protocol: 'h2c' })

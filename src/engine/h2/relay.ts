@@ -136,7 +136,7 @@ function headers(st: H2Stream, buf: Buffer, status: number, endStream: boolean, 
   const rt = st.route
   // The route's headers.Response, on final responses only (as HTTP/1.1's responseHead).
   const edits = status < 200 || rt === null || rt.plan.rules === null ? null : rt.plan.rules.response
-  const hb = blockScratch(2 * (r.end - r.start) + 64 + st.requestId.length + (edits === null ? 0 : 2 * edits.lines.length + 8 * edits.fields.length))
+  const hb = blockScratch(2 * (r.end - r.start) + 160 + st.requestId.length + (edits === null ? 0 : 2 * edits.lines.length + 8 * edits.fields.length))
   let p = writeStatus(hb, 0, status)
   const n = r.nHeaders
   for (let i = 0; i < n; i++) {
@@ -160,6 +160,8 @@ function headers(st: H2Stream, buf: Buffer, status: number, endStream: boolean, 
   }
   if (edits !== null) p = writeEdits(hb, p, edits)
   if (addId && status >= 200) p = writeLiteral(hb, p, 'x-request-id', st.requestId)
+  // Over TLS, the route's Strict-Transport-Security is added (as on HTTP/1.1).
+  if (status >= 200 && st.conn.tls && rt !== null && rt.hstsValue !== '') p = writeLiteral(hb, p, 'strict-transport-security', rt.hstsValue)
   sendBlock(st, p, endStream)
   if (endStream) st.resDone = true
 }

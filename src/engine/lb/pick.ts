@@ -65,12 +65,15 @@ export class RouteRuntime {
   readonly rules: RulesRuntime | null
   /** plan.hsts as bytes, added to responses over TLS; null for none. */
   readonly hsts: Buffer | null
+  /** The same header's value alone (HTTP/2 header blocks); '' for none. */
+  readonly hstsValue: string
 
   constructor(plan: RoutePlan, tiers: readonly TierRuntime[], fallbacks: readonly TierRuntime[], signature: string, budget: RetryBudget, meter: RouteMeter, rules: RulesRuntime | null = null) {
     this.id = plan.id
     this.rules = rules
     this.plan = plan
     this.hsts = plan.hsts === '' ? null : Buffer.from(plan.hsts, 'latin1')
+    this.hstsValue = plan.hsts === '' ? '' : plan.hsts.slice(plan.hsts.indexOf(':') + 2, -2)
     this.tiers = tiers
     this.fallbacks = fallbacks
     this.signature = signature
