@@ -115,13 +115,18 @@ export function certFileId(certFile: string, keyFile: string): string {
   return `file:${certFile}\u0000${keyFile}`
 }
 
-/** HTTP/2 first, then HTTP/1.1, unless tls.Alpn narrows it; the protocol handlers the engine knows are in src/engine/tls/alpn.ts. */
-const ALPN: readonly string[] = Object.freeze(['h2', 'http/1.1'])
+/**
+ * HTTP/2 first, then HTTP/1.1, unless tls.Alpn narrows it; `acme-tls/1`
+ * (RFC 8737: offered only by an ACME CA validating a tls-alpn-01
+ * challenge, answered with the challenge certificate) always last. The
+ * protocol handlers the engine knows are in src/engine/tls/alpn.ts.
+ */
+const ALPN: readonly string[] = Object.freeze(['h2', 'http/1.1', 'acme-tls/1'])
 
 function tlsPlan(server: Server, t: Tls): TlsPlan {
   const files: CertFileRef[] = t.Certificates.map((c) => Object.freeze({ id: certFileId(c.CertFile, c.KeyFile), certFile: c.CertFile, keyFile: c.KeyFile }))
-  const exact = [...server.filter.Hosts, ...server.routes.flatMap((r) => r.filter.Hosts)].find((h) => !h.startsWith('*.'))
-  return Object.freeze({ files: Object.freeze(files), alpn: t.Alpn === undefined ? ALPN : Object.freeze([...t.Alpn]), defaultHost: exact ?? null })
+  const exact = [...server.filter.Hosts, ...server.routes.flatMap((r) => r.filter.Hosts)].find((h) => !h.startsWith('*.')) ?? t.Acme?.Hosts[0]
+  return Object.freeze({ files: Object.freeze(files), alpn: t.Alpn === undefined ? ALPN : Object.freeze([...t.Alpn, 'acme-tls/1']), defaultHost: exact ?? null })
 }
 
 /** The server's own filter is route `default`, then its named routes, in config order. */

@@ -253,6 +253,7 @@ class Merge {
 
   #mergeInto(into: Server, listenKey: string, d: Server, who: Who): void {
     const own: Provenance = { origin: who.origin, name: who.name }
+    this.#joinTls(into, d, who)
     const storeServer = !this.origins.has(originKey(into.address))
     for (const dr of routesOf(d)) {
       const key = filterKey(dr.filter)
@@ -294,6 +295,24 @@ class Merge {
       this.#addMembers(into.address, name, 'upstreams', route.upstreams, dr.upstreams, own)
       this.#addMembers(into.address, name, 'fallbacks', route.fallbacks, dr.fallbacks, own)
     }
+  }
+
+  /**
+   * A discovered server that asks for TLS (balancer.tls=true) joining an
+   * address: the ACME hosts it asks for join the server's (one certificate
+   * names them all); an address served as plain HTTP stays so, reported.
+   */
+  #joinTls(into: Server, d: Server, who: Who): void {
+    if (d.tls === undefined) return
+    if (into.tls === undefined) {
+      this.#problem(who, `asks for TLS on ${JSON.stringify(into.address)}, which is served as plain HTTP; its routes join it as plain HTTP`)
+      return
+    }
+    const want = d.tls.Acme
+    if (want === undefined) return
+    const have = into.tls.Acme
+    if (have === undefined) into.tls = { ...into.tls, Acme: { Hosts: [...want.Hosts], Email: want.Email, Challenge: want.Challenge } }
+    else for (const h of want.Hosts) if (!have.Hosts.includes(h)) have.Hosts.push(h)
   }
 
   /** The policy groups `dr` sets, checked against (or adopted by) the set it joins. */

@@ -37,7 +37,10 @@ export function policyOf(p: Policy, owner: 'server' | 'route'): Policy {
 
 /** A copy of a server's `tls` group, fields in declared order. */
 export function tlsOf(t: Tls): Tls {
-  return { Certificates: t.Certificates.map((c) => ({ CertFile: c.CertFile, KeyFile: c.KeyFile })), ...(t.Alpn === undefined ? {} : { Alpn: [...t.Alpn] }) }
+  const out: Tls = { Certificates: t.Certificates.map((c) => ({ CertFile: c.CertFile, KeyFile: c.KeyFile })) }
+  if (t.Acme !== undefined) out.Acme = { Hosts: [...t.Acme.Hosts], Email: t.Acme.Email, Challenge: t.Acme.Challenge }
+  if (t.Alpn !== undefined) out.Alpn = [...t.Alpn]
+  return out
 }
 
 function route(r: Route): Route {

@@ -18,9 +18,11 @@ import type { Filter, Policy, Server, ServiceRef } from './types.ts'
 
 export const LABEL_PREFIX = 'balancer.'
 export const DEFAULT_LABEL_ADDRESS = ':80'
+/** balancer.address with balancer.tls=true. */
+export const DEFAULT_LABEL_TLS_ADDRESS = ':443'
 
 export interface LabelSettings {
-  /** balancer.address, default `:80`. */
+  /** balancer.address, default `:80` (`:443` with balancer.tls=true). */
   address: string
   /** balancer.hosts, balancer.schemes, balancer.pathprefix. */
   filter: Filter
@@ -49,6 +51,13 @@ export interface LabelSettings {
   /** balancer.scheme: `https` when the balancer speaks TLS to the target; default `http`. */
   scheme: 'http' | 'https'
   /**
+   * balancer.tls=true: the address speaks HTTPS, with an ACME certificate
+   * for the exact balancer.hosts (balancer.tls.acme=false: none; a stored
+   * certificate covering them is served instead of ordering), contact
+   * balancer.tls.email, challenge balancer.tls.challenge. null: plain HTTP.
+   */
+  tls: { acme: boolean; email: string; challenge: 'http-01' | 'tls-alpn-01' } | null
+  /**
    * balancer.<group>.<field>, e.g. balancer.health.path, balancer.retry.attempts:
    * a group is present when any of its labels is, completed with its defaults.
    */
@@ -60,7 +69,7 @@ export type LabelResult =
   /** settings is null when a problem makes the labels unusable; notes never do (unknown labels, ignored). */
   | { enabled: true; settings: LabelSettings | null; problems: Problem[]; notes: Problem[] }
 
-const KNOWN = new Set(['enable', 'address', 'port', 'hosts', 'pathprefix', 'schemes', 'priority', 'weight', 'network', 'fallback', 'swarm.mode', 'protocol', 'protocols', 'service', 'registry', 'tags', 'scheme'])
+const KNOWN = new Set(['enable', 'address', 'port', 'hosts', 'pathprefix', 'schemes', 'priority', 'weight', 'network', 'fallback', 'swarm.mode', 'protocol', 'protocols', 'service', 'registry', 'tags', 'scheme', 'tls', 'tls.acme', 'tls.email', 'tls.challenge'])
 /** `balancer.health.path` -> ['health', 'path']; rule groups too (`balancer.rewrite.stripprefix`). */
 const POLICY_LABEL = new RegExp(`^(${[...POLICY_GROUPS, ...RULE_GROUPS].join('|')})\\.(.+)$`)
 /** The name reserved for health checks before they existed; a note points to the real one. */
@@ -105,7 +114,8 @@ export function readLabels(raw: Readonly<Record<string, string>> | null | undefi
   }
   const policy = readPolicyLabels(labels, problems)
 
-  const address = (labels.get('address') ?? DEFAULT_LABEL_ADDRESS).trim()
+  const tls = readTlsLabels(labels, problems)
+  const address = (labels.get('address') ?? (tls === null ? DEFAULT_LABEL_ADDRESS : DEFAULT_LABEL_TLS_ADDRESS)).trim()
   const listen = parseListenAddress(address)
   if ('error' in listen) problems.push({ path: `${LABEL_PREFIX}address`, message: listen.error })
 
@@ -165,8 +175,24 @@ export function readLabels(raw: Readonly<Record<string, string>> | null | undefi
   if (protocol === 'h2c' && scheme === 'https') problems.push({ path: `${LABEL_PREFIX}protocol`, message: 'h2c is HTTP/2 without TLS; it cannot be combined with balancer.scheme=https' })
 
   const settings: LabelSettings | null =
-    problems.length > 0 ? null : { address, filter, priority, weight, port: port === 0 ? null : port, network, fallback, service, swarmMode, protocol, protocols, scheme, policy }
+    problems.length > 0 ? null : { address, filter, priority, weight, port: port === 0 ? null : port, network, fallback, service, swarmMode, protocol, protocols, scheme, tls, policy }
   return { enabled: true, settings, problems, notes }
+}
+
+function readTlsLabels(labels: ReadonlyMap<string, string>, problems: Problem[]): LabelSettings['tls'] {
+  const on = labels.get('tls')
+  if (on === undefined) return null
+  const b = bool(on)
+  if (b === null) problems.push({ path: `${LABEL_PREFIX}tls`, message: `must be "true" or "false", got ${JSON.stringify(on)}` })
+  if (b !== true) return null
+  const acmeText = labels.get('tls.acme')
+  const acme = acmeText === undefined ? true : bool(acmeText)
+  if (acme === null) problems.push({ path: `${LABEL_PREFIX}tls.acme`, message: `must be "true" or "false", got ${JSON.stringify(acmeText)}` })
+  const email = (labels.get('tls.email') ?? '').trim()
+  if (email !== '' && !/^[^\s@]+@[^\s@]+$/.test(email)) problems.push({ path: `${LABEL_PREFIX}tls.email`, message: `must be an e-mail address, got ${JSON.stringify(email)}` })
+  const ch = (labels.get('tls.challenge') ?? 'http-01').trim().toLowerCase()
+  if (ch !== 'http-01' && ch !== 'tls-alpn-01') problems.push({ path: `${LABEL_PREFIX}tls.challenge`, message: `must be "http-01" or "tls-alpn-01", got ${JSON.stringify(ch)}` })
+  return { acme: acme !== false, email, challenge: ch === 'tls-alpn-01' ? 'tls-alpn-01' : 'http-01' }
 }
 
 /**
@@ -248,8 +274,11 @@ export function labelServer(s: LabelSettings, targets: ReadonlyArray<{ Target: s
     s.service !== null
       ? [{ Service: s.service.Service, Registry: s.service.Registry, Tags: [...s.service.Tags], Priority: s.priority, Weight: s.weight, ...proto }]
       : targets.map((t) => ({ Target: t.Target, Port: t.Port, Priority: s.priority, Weight: s.weight, ...proto, ...(s.scheme === 'https' ? { Scheme: 'https' as const } : {}) }))
+  const exact = s.filter.Hosts.filter((h) => !h.startsWith('*.') && !/^[0-9.]+$/.test(h) && !h.startsWith('['))
+  const tls = s.tls === null ? undefined : { Certificates: [], ...(s.tls.acme && exact.length > 0 ? { Acme: { Hosts: exact, Email: s.tls.email, Challenge: s.tls.challenge } } : {}) }
   return {
     address: s.address,
+    ...(tls === undefined ? {} : { tls }),
     ...(s.protocols === null ? {} : { Protocols: [...s.protocols] }),
     filter: { Hosts: [...s.filter.Hosts], Schemes: [...s.filter.Schemes], PathPrefix: s.filter.PathPrefix },
     upstreams: s.fallback ? [] : members,

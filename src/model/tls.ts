@@ -7,6 +7,8 @@
 //   Certificates  a list of {CertFile, KeyFile}; a single object is taken as
 //                 a list of one. Paths are non-empty, without control
 //                 characters; the same pair twice is a problem.
+//   Acme          {Hosts, Email, Challenge}: a certificate for Hosts ordered
+//                 from the ACME CA (src/tls/acme/); see readAcme.
 //   Alpn          the protocols offered by ALPN, in preference order
 //                 (protocols.ts); absent: h2, then http/1.1.
 
@@ -14,9 +16,11 @@ import type { Problem } from './errors.ts'
 import type { Found } from './fields.ts'
 import { describeValue, isMissing, isPlainObject, joinPath, readFields, readString } from './fields.ts'
 import { readAlpn } from './protocols.ts'
-import type { CertFiles, Tls } from './types.ts'
+import type { Acme, CertFiles, Tls } from './types.ts'
+import { checkFilterHost } from './hostnames.ts'
 
-const TLS_FIELDS = ['Certificates', 'Alpn'] as const
+const TLS_FIELDS = ['Certificates', 'Acme', 'Alpn'] as const
+const ACME_FIELDS = ['Hosts', 'Email', 'Challenge'] as const
 const CERT_FIELDS = ['CertFile', 'KeyFile'] as const
 
 /** The server's `tls` field: undefined when absent, null or false. */
@@ -26,7 +30,41 @@ export function readTls(found: Found | undefined, problems: Problem[]): Tls | un
   const f = readFields(found.value, found.path, TLS_FIELDS, problems)
   if (f === null) return undefined
   const alpn = readAlpn(f.Alpn, problems)
-  return { Certificates: readCertificates(f.Certificates, problems), ...(alpn === undefined ? {} : { Alpn: alpn }) }
+  const acme = readAcme(f.Acme, problems)
+  return { Certificates: readCertificates(f.Certificates, problems), ...(acme === undefined ? {} : { Acme: acme }), ...(alpn === undefined ? {} : { Alpn: alpn }) }
+}
+
+/**
+ * `Acme`: Hosts (required, at least one DNS name; no wildcard, which
+ * neither challenge can prove; no IP address), Email (optional, with an
+ * `@`), Challenge (`http-01`, the default, or `tls-alpn-01`).
+ */
+function readAcme(found: Found | undefined, problems: Problem[]): Acme | undefined {
+  if (found === undefined || isMissing(found)) return undefined
+  const before = problems.length
+  const f = readFields(found.value, found.path, ACME_FIELDS, problems)
+  if (f === null) return undefined
+  const hosts: string[] = []
+  const hf = f.Hosts
+  if (hf === undefined || isMissing(hf)) problems.push({ path: joinPath(found.path, 'Hosts'), message: 'required: the host names to order a certificate for' })
+  else if (!Array.isArray(hf.value)) problems.push({ path: hf.path, message: `must be a list of host names, got ${describeValue(hf.value)}` })
+  else {
+    hf.value.forEach((v: unknown, i) => {
+      const at = `${hf.path}[${i}]`
+      const c = typeof v === 'string' ? checkFilterHost(v) : { error: `must be a host name, got ${describeValue(v)}` }
+      if ('error' in c) problems.push({ path: at, message: c.error })
+      else if (c.value.startsWith('*.')) problems.push({ path: at, message: `a wildcard cannot be proved by http-01 or tls-alpn-01, got ${JSON.stringify(v)}; list the names, or upload a wildcard certificate` })
+      else if (/^[0-9.]+$/.test(c.value) || c.value.startsWith('[')) problems.push({ path: at, message: `must be a DNS name, not an IP address, got ${JSON.stringify(v)}` })
+      else if (!hosts.includes(c.value)) hosts.push(c.value)
+    })
+    if (hf.value.length === 0) problems.push({ path: hf.path, message: 'must list at least one host name' })
+  }
+  const email = (readString(f.Email, joinPath(found.path, 'Email'), '', problems) ?? '').trim()
+  if (email !== '' && !/^[^\s@]+@[^\s@]+$/.test(email)) problems.push({ path: f.Email?.path ?? joinPath(found.path, 'Email'), message: `must be an e-mail address, got ${JSON.stringify(email)}` })
+  const ch = (readString(f.Challenge, joinPath(found.path, 'Challenge'), 'http-01', problems) ?? 'http-01').trim().toLowerCase()
+  if (ch !== 'http-01' && ch !== 'tls-alpn-01') problems.push({ path: f.Challenge?.path ?? joinPath(found.path, 'Challenge'), message: `must be "http-01" or "tls-alpn-01", got ${JSON.stringify(ch)}` })
+  if (problems.length > before) return undefined
+  return { Hosts: hosts, Email: email, Challenge: ch as Acme['Challenge'] }
 }
 
 function readCertificates(found: Found | undefined, problems: Problem[]): CertFiles[] {

@@ -264,6 +264,18 @@ export interface Tls {
   Certificates: CertFiles[]
   /** ALPN protocols offered, in preference order: `h2`, `http/1.1`. Absent: both, h2 first. */
   Alpn?: string[]
+  /** A certificate for these hosts ordered (and renewed) from the ACME CA; absent: none. */
+  Acme?: Acme
+}
+
+/** What to order from the ACME CA (src/tls/acme/). */
+export interface Acme {
+  /** DNS names, no wildcard: one certificate names them all (the first is its name in the store). */
+  Hosts: string[]
+  /** The account's contact; '' for none. */
+  Email: string
+  /** How the CA validates: `http-01` (port 80 of every host) or `tls-alpn-01` (port 443). */
+  Challenge: 'http-01' | 'tls-alpn-01'
 }
 
 /**

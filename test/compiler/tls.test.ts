@@ -20,10 +20,10 @@ describe('compile: TLS', () => {
         { id: certFileId('/a.pem', '/a.key'), certFile: '/a.pem', keyFile: '/a.key' },
         { id: certFileId('/b.pem', '/b.key'), certFile: '/b.pem', keyFile: '/b.key' },
       ],
-      alpn: ['h2', 'http/1.1'],
+      alpn: ['h2', 'http/1.1', 'acme-tls/1'],
       defaultHost: 'www.x.test',
     })
-    expect(s.listeners.get('*:8444')?.tls).toEqual({ files: [], alpn: ['h2', 'http/1.1'], defaultHost: 'api.test' })
+    expect(s.listeners.get('*:8444')?.tls).toEqual({ files: [], alpn: ['h2', 'http/1.1', 'acme-tls/1'], defaultHost: 'api.test' })
     expect(s.listeners.get('*:8080')?.tls).toBeNull()
   })
 

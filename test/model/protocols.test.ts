@@ -77,8 +77,9 @@ describe('tls.Alpn', () => {
       ),
       1,
     )
-    expect(snap.listeners.get('127.0.0.1:8443')?.tls?.alpn).toEqual(['h2', 'http/1.1'])
-    expect(snap.listeners.get('127.0.0.1:8444')?.tls?.alpn).toEqual(['http/1.1'])
+    // acme-tls/1 always last: only an ACME CA validating tls-alpn-01 offers it.
+    expect(snap.listeners.get('127.0.0.1:8443')?.tls?.alpn).toEqual(['h2', 'http/1.1', 'acme-tls/1'])
+    expect(snap.listeners.get('127.0.0.1:8444')?.tls?.alpn).toEqual(['http/1.1', 'acme-tls/1'])
     expect(snap.listeners.get('127.0.0.1:8080')?.h2c).toBe(true)
     expect(snap.listeners.get('127.0.0.1:8081')?.h2c).toBe(false)
   })

@@ -6,6 +6,7 @@ import { BalancerError } from '../../src/model/errors.ts'
 import { serializeConfig } from '../../src/model/canonical.ts'
 import { normalizeServer, parseConfigText } from '../../src/model/parse.ts'
 import { labelServer, readLabels } from '../../src/model/labels.ts'
+import { mergeDiscovered } from '../../src/model/merge.ts'
 
 function problems(fn: () => unknown): Array<{ path: string; message: string }> {
   try {
@@ -106,5 +107,86 @@ describe('upstreams over TLS', () => {
     expect(labelServer(r.settings, [{ Target: '10.0.0.5', Port: 8443 }]).upstreams).toEqual([{ Target: '10.0.0.5', Port: 8443, Priority: 1, Weight: 1, Scheme: 'https' }])
     const bad = readLabels({ 'balancer.enable': 'true', 'balancer.scheme': 'tls' })
     expect(bad.enabled && bad.problems).toEqual([{ path: 'balancer.scheme', message: 'must be "http" or "https", got "tls"' }])
+  })
+})
+
+describe('the Acme group', () => {
+  it('reads Hosts (lower-cased, once each), Email and Challenge; http-01 by default', () => {
+    expect(normalizeServer({ address: ':443', tls: { acme: { hosts: ['WWW.Example.com', 'www.example.com', 'api.example.com'] } } }).tls).toEqual({
+      Certificates: [],
+      Acme: { Hosts: ['www.example.com', 'api.example.com'], Email: '', Challenge: 'http-01' },
+    })
+    expect(normalizeServer({ address: ':443', tls: { Acme: { Hosts: ['a.test'], Email: ' ops@a.test ', Challenge: 'TLS-ALPN-01' } } }).tls?.Acme).toEqual({ Hosts: ['a.test'], Email: 'ops@a.test', Challenge: 'tls-alpn-01' })
+  })
+
+  it('refuses what neither challenge can prove, and reports every problem with its path', () => {
+    expect(problems(() => normalizeServer({ address: ':443', tls: { Acme: { Hosts: ['*.a.test', '10.0.0.1', 'ok.test', 3], Email: 'nobody', Challenge: 'dns-01' } } }))).toEqual([
+      { path: 'body.tls.Acme.Hosts[0]', message: 'a wildcard cannot be proved by http-01 or tls-alpn-01, got "*.a.test"; list the names, or upload a wildcard certificate' },
+      { path: 'body.tls.Acme.Hosts[1]', message: 'must be a DNS name, not an IP address, got "10.0.0.1"' },
+      { path: 'body.tls.Acme.Hosts[3]', message: 'must be a host name, got 3' },
+      { path: 'body.tls.Acme.Email', message: 'must be an e-mail address, got "nobody"' },
+      { path: 'body.tls.Acme.Challenge', message: 'must be "http-01" or "tls-alpn-01", got "dns-01"' },
+    ])
+    expect(problems(() => normalizeServer({ address: ':443', tls: { Acme: {} } }))).toEqual([{ path: 'body.tls.Acme.Hosts', message: 'required: the host names to order a certificate for' }])
+    expect(problems(() => normalizeServer({ address: ':443', tls: { Acme: { Hosts: [] } } }))).toEqual([{ path: 'body.tls.Acme.Hosts', message: 'must list at least one host name' }])
+  })
+
+  it('is written back in its canonical form', () => {
+    const text = serializeConfig(parseConfigText(JSON.stringify({ servers: [{ address: ':443', tls: { acme: { challenge: 'tls-alpn-01', hosts: ['a.test'] }, certificates: [pair] } }] })))
+    const cfg = JSON.parse(text) as { servers: Array<{ tls: Record<string, unknown> }> }
+    expect(cfg.servers[0]?.tls).toEqual({ Certificates: [pair], Acme: { Hosts: ['a.test'], Email: '', Challenge: 'tls-alpn-01' } })
+    expect(Object.keys(cfg.servers[0]?.tls ?? {})).toEqual(['Certificates', 'Acme'])
+    expect(serializeConfig(parseConfigText(text))).toBe(text)
+  })
+})
+
+describe('the balancer.tls labels', () => {
+  const settingsOf = (labels: Record<string, string>) => {
+    const r = readLabels({ 'balancer.enable': 'true', ...labels })
+    if (!r.enabled || r.settings === null) throw new Error(`labels refused: ${JSON.stringify(r.enabled && r.problems)}`)
+    return r.settings
+  }
+
+  it('balancer.tls=true serves the hosts over TLS on :443 unless balancer.address says otherwise, with an ACME certificate for the exact names', () => {
+    const s = labelServer(settingsOf({ 'balancer.tls': 'true', 'balancer.hosts': 'a.test, *.b.test', 'balancer.tls.email': 'ops@a.test' }), [{ Target: '10.0.0.5', Port: 80 }])
+    expect(s.address).toBe(':443')
+    expect(s.tls).toEqual({ Certificates: [], Acme: { Hosts: ['a.test'], Email: 'ops@a.test', Challenge: 'http-01' } })
+    expect(labelServer(settingsOf({ 'balancer.tls': 'true', 'balancer.hosts': 'a.test', 'balancer.address': ':8443', 'balancer.tls.challenge': 'tls-alpn-01' }), []).tls?.Acme?.Challenge).toBe('tls-alpn-01')
+    expect(labelServer(settingsOf({ 'balancer.tls': 'true', 'balancer.hosts': 'a.test', 'balancer.address': ':8443' }), []).address).toBe(':8443')
+  })
+
+  it('balancer.tls.acme=false never orders (stored certificates serve); balancer.tls=false or absent is plain HTTP on :80', () => {
+    expect(labelServer(settingsOf({ 'balancer.tls': 'true', 'balancer.tls.acme': 'false', 'balancer.hosts': 'a.test' }), []).tls).toEqual({ Certificates: [] })
+    const plain = labelServer(settingsOf({ 'balancer.tls': 'false', 'balancer.hosts': 'a.test' }), [])
+    expect(plain.address).toBe(':80')
+    expect('tls' in plain).toBe(false)
+  })
+
+  it('reports bad values with the label named', () => {
+    const r = readLabels({ 'balancer.enable': 'true', 'balancer.tls': 'yes' })
+    expect(r.enabled && r.problems).toEqual([{ path: 'balancer.tls', message: 'must be "true" or "false", got "yes"' }])
+    const r2 = readLabels({ 'balancer.enable': 'true', 'balancer.tls': 'true', 'balancer.tls.acme': 'maybe', 'balancer.tls.email': 'x', 'balancer.tls.challenge': 'dns-01' })
+    expect(r2.enabled && r2.problems).toEqual([
+      { path: 'balancer.tls.acme', message: 'must be "true" or "false", got "maybe"' },
+      { path: 'balancer.tls.email', message: 'must be an e-mail address, got "x"' },
+      { path: 'balancer.tls.challenge', message: 'must be "http-01" or "tls-alpn-01", got "dns-01"' },
+    ])
+  })
+
+  it('discovered TLS servers on one address join their ACME hosts; TLS asked of a plain address is reported', () => {
+    const one = labelServer(settingsOf({ 'balancer.tls': 'true', 'balancer.hosts': 'a.test' }), [{ Target: '10.0.0.5', Port: 80 }])
+    const two = labelServer(settingsOf({ 'balancer.tls': 'true', 'balancer.hosts': 'b.test' }), [{ Target: '10.0.0.6', Port: 80 }])
+    const merged = mergeDiscovered({ servers: [] }, [{ origin: 'docker', servers: [one, two], names: ['a', 'b'] }])
+    expect(merged.problems).toEqual([])
+    expect(merged.config.servers.map((s) => [s.address, s.tls])).toEqual([[':443', { Certificates: [], Acme: { Hosts: ['a.test', 'b.test'], Email: '', Challenge: 'http-01' } }]])
+    const base = { servers: [normalizeServer({ address: ':443' })] }
+    const plain = mergeDiscovered(base, [{ origin: 'docker', servers: [one], names: ['a'] }])
+    expect(plain.config.servers[0]?.tls).toBeUndefined()
+    expect(plain.problems.map((p) => p.message)).toEqual([expect.stringContaining('asks for TLS on ":443", which is served as plain HTTP')])
+    // The base configuration is not changed by the merge.
+    const stored = { servers: [normalizeServer({ address: ':443', tls: { Acme: { Hosts: ['s.test'] } } })] }
+    const joined = mergeDiscovered(stored, [{ origin: 'docker', servers: [one], names: ['a'] }])
+    expect(joined.config.servers[0]?.tls?.Acme?.Hosts).toEqual(['s.test', 'a.test'])
+    expect(stored.servers[0]?.tls?.Acme?.Hosts).toEqual(['s.test'])
   })
 })

@@ -74,7 +74,7 @@ export function snapshotWith(listeners: ListenerSpec[], version: number): Routin
     const key = listenKey(host, port)
     if (plans.has(key)) throw new Error(`snapshot builder: listener ${key} given twice`)
     const routes = l.routes.map((r, i) => routePlan(key, r, i, targets))
-    const tls = l.tls === undefined ? null : Object.freeze({ files: Object.freeze(l.tls.map((f) => Object.freeze({ id: certFileId(f.certFile, f.keyFile), ...f }))), alpn: Object.freeze(l.alpn ?? ['h2', 'http/1.1']), defaultHost: null })
+    const tls = l.tls === undefined ? null : Object.freeze({ files: Object.freeze(l.tls.map((f) => Object.freeze({ id: certFileId(f.certFile, f.keyFile), ...f }))), alpn: Object.freeze(l.alpn ?? ['h2', 'http/1.1', 'acme-tls/1']), defaultHost: null })
     plans.set(key, Object.freeze({ listen: Object.freeze({ key, host, port }), tls, h2c: l.h2c === true, routes: Object.freeze(orderRoutes(routes)) }))
   }
   return Object.freeze({ version, listeners: plans, targets })
