@@ -37,6 +37,10 @@ export class EngineCtx {
 
   /** opts.trustedProxies as a lookup; null when none is trusted (the default). */
   readonly trusted: BlockList | null
+  /** ACME http-01 answers by token, whole responses rendered once, keep-alive and closing (empty: no challenge pending, nothing is looked up). */
+  acmeTokens = new Map<string, { keep: Buffer; close: Buffer }>()
+  /** ACME tls-alpn-01 certificates by host name (lower-case). */
+  acmeAlpn = new Map<string, object>()
   /** Client context for upstreams with Scheme `https`: the system's CAs, or opts.upstreamCa's. Built once. */
   readonly upstreamTls: SecureContext
 

@@ -39,7 +39,8 @@ import type { BuiltCert } from './tls/certs.ts'
 import { tlsRuntime } from './tls/sni.ts'
 import type { TlsRuntime } from './tls/sni.ts'
 import { TicketKeys } from './tls/tickets.ts'
-import type { CertEntry, CheckStats, EngineOptions, EngineStats } from './types.ts'
+import type { AcmeChallenges, CertEntry, CheckStats, EngineOptions, EngineStats } from './types.ts'
+import { createSecureContext } from 'node:tls'
 import { readmit } from './upstream/passive.ts'
 
 const NO_SNAPSHOT: RoutingSnapshot = Object.freeze({ version: 0, listeners: new Map(), targets: new Map() })
@@ -124,6 +125,30 @@ export class Engine {
   /** Check results of the engine that probes (with checks: 'follow'); see health/checker.ts. */
   adoptChecks(results: readonly CheckResult[]): void {
     for (const r of results) this.#checker.adopt(r)
+  }
+
+  /**
+   * Replaces the pending ACME challenges (every instance answers them,
+   * whichever ordered): http-01 tokens on plain listeners, tls-alpn-01
+   * certificates on TLS listeners. Nothing is looked up while there are none.
+   */
+  setChallenges(c: AcmeChallenges): void {
+    const ctx = this.#ctx
+    const tokens = new Map<string, { keep: Buffer; close: Buffer }>()
+    for (const [token, keyAuth] of c.http01) {
+      const head = `HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: ${Buffer.byteLength(keyAuth)}\r\n`
+      tokens.set(token, { keep: Buffer.from(`${head}\r\n${keyAuth}`), close: Buffer.from(`${head}connection: close\r\n\r\n${keyAuth}`) })
+    }
+    const alpn = new Map<string, object>()
+    for (const a of c.tlsAlpn01) {
+      try {
+        alpn.set(a.host.toLowerCase(), createSecureContext({ cert: a.cert, key: a.key }).context as object)
+      } catch (err) {
+        ctx.opts.log.error({ host: a.host, err: (err as Error).message }, 'ACME tls-alpn-01 certificate refused')
+      }
+    }
+    ctx.acmeTokens = tokens
+    ctx.acmeAlpn = alpn
   }
 
   /**

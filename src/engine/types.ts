@@ -112,6 +112,14 @@ export const DEFAULT_ENGINE_OPTIONS: Omit<EngineOptions, 'log'> = {
   upstreamCa: '',
 }
 
+/** What an ACME CA's validation asks of every instance (src/tls/acme/): wire-safe. */
+export interface AcmeChallenges {
+  /** http-01: token -> key authorization, answered on every plain listener at /.well-known/acme-challenge/<token>. */
+  http01: Array<[string, string]>
+  /** tls-alpn-01: the challenge certificate per host, served to a handshake offering ALPN acme-tls/1 for that name. */
+  tlsAlpn01: Array<{ host: string; cert: string; key: string }>
+}
+
 export interface UpstreamStats {
   key: string
   host: string

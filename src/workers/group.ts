@@ -27,7 +27,7 @@
 
 import { fork } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import type { CertEntry, EngineStats } from '../engine/types.ts'
+import type { AcmeChallenges, CertEntry, EngineStats } from '../engine/types.ts'
 import type { ValidConfig } from '../model/types.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import type { Logger } from '../observability/log.ts'
@@ -110,6 +110,7 @@ export class WorkerGroup {
   #seq = 0
   /** The certificates every worker holds: sent to each, and to a replacement before its first apply. */
   #certs: CertEntry[] = []
+  #challenges: AcmeChallenges = { http01: [], tlsAlpn01: [] }
   #stopping = false
   #stopped: Promise<void> | null = null
   #refusing: Promise<void> | null = null
@@ -133,6 +134,12 @@ export class WorkerGroup {
   setCertificates(entries: readonly CertEntry[]): void {
     this.#certs = [...entries]
     for (const s of this.#slots) s.proc?.send({ t: 'certs', certs: this.#certs } satisfies ToWorker)
+  }
+
+  /** Sends the pending ACME challenges to every worker (and to a replacement when it starts). */
+  setChallenges(c: AcmeChallenges): void {
+    this.#challenges = c
+    for (const s of this.#slots) s.proc?.send({ t: 'challenges', challenges: c } satisfies ToWorker)
   }
 
   /** Sends config to every worker, which compiles it as snapshot `version`; resolves once all serve it. */
@@ -239,6 +246,7 @@ export class WorkerGroup {
     const o = this.#o
     proc.send({ t: 'init', id: s.id, logLevel: o.logLevel, engine: o.engine, statsMs: o.statsMs ?? 500, graceMs: o.graceMs, accessLog: o.accessLog ?? null, probes: s.id === PROBER } satisfies ToWorker)
     if (this.#certs.length > 0) proc.send({ t: 'certs', certs: this.#certs } satisfies ToWorker)
+    if (this.#challenges.http01.length + this.#challenges.tlsAlpn01.length > 0) proc.send({ t: 'challenges', challenges: this.#challenges } satisfies ToWorker)
     return ready
   }
 

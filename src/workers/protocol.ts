@@ -10,7 +10,7 @@
 
 import type { ValidConfig } from '../model/types.ts'
 import type { Problem } from '../model/errors.ts'
-import type { CertEntry, EngineOptions, EngineStats } from '../engine/types.ts'
+import type { AcmeChallenges, CertEntry, EngineOptions, EngineStats } from '../engine/types.ts'
 import type { Traffic } from '../engine/meter.ts'
 import type { CheckResult } from '../health/checker.ts'
 
@@ -49,6 +49,8 @@ export type ToWorker =
   | { t: 'apply'; seq: number; config: ValidConfig; version: number }
   /** The certificates TLS listeners choose from (before the apply that needs them); not answered. */
   | { t: 'certs'; certs: CertEntry[] }
+  /** The pending ACME challenges every worker answers; not answered. */
+  | { t: 'challenges'; challenges: AcmeChallenges }
   /** Go back to the snapshot served before apply `seq` (another worker refused it); answered by `applied`. */
   | { t: 'rollback'; seq: number }
   /** Stop accepting (answered by `refusing`), drain within graceMs, exit 0. */

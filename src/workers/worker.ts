@@ -91,6 +91,11 @@ async function onMessage(m: ToWorker): Promise<void> {
       }
       return
     }
+    case 'challenges': {
+      if (engine === null) throw new Error('challenges before init')
+      engine.setChallenges(m.challenges)
+      return
+    }
     case 'rollback': {
       if (engine === null) throw new Error('rollback before init')
       if (before !== null && before.seq === m.seq) {

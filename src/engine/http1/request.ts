@@ -7,7 +7,7 @@ import { matchRoute } from '../match.ts'
 import { Scheme } from '../../compiler/snapshot.ts'
 import { CR, LF, equalsLower } from './chars.ts'
 import type { ClientConn } from './conn.ts'
-import { BodyKind, ResPhase, St, Timer, arm, redirect, reject, respond, syncReading } from './conn.ts'
+import { BodyKind, ResPhase, St, Timer, arm, redirect, reject, respond, respondWith, syncReading } from './conn.ts'
 import { startExchange } from '../exchange.ts'
 import { takeH2c } from './h2c.ts'
 import { hostless, requestHead } from './forward.ts'
@@ -86,6 +86,18 @@ function routingHost(buf: Buffer, h: RequestHead): string {
   return upper ? host.toLowerCase() : host
 }
 
+const ACME_PATH = '/.well-known/acme-challenge/'
+
+/** Answers an http-01 validation request for a pending token; false when the path is something else. */
+function acmeAnswer(conn: ClientConn, buf: Buffer, h: RequestHead): boolean {
+  const s = h.pathStart
+  if (h.pathEnd - s <= ACME_PATH.length || buf.latin1Slice(s, s + ACME_PATH.length) !== ACME_PATH) return false
+  const a = conn.ctx.acmeTokens.get(buf.latin1Slice(s + ACME_PATH.length, h.pathEnd))
+  if (a === undefined) return false
+  respondWith(conn, 200, a.keep, a.close)
+  return true
+}
+
 /**
  * A plain request no route takes: when a route that takes https only
  * would take it over TLS, a 308 to the same URL on https (the port of the
@@ -158,6 +170,8 @@ function dispatch(conn: ClientConn, buf: Buffer): void {
   }
   syncReading(conn)
 
+  // ACME http-01 validation, before any routing: the token's key authorization, if it is ours.
+  if (!conn.tls && ctx.acmeTokens.size !== 0 && acmeAnswer(conn, buf, h)) return
   const lr = conn.listener.plan
   const path = lr.anyPath ? '' : h.pathStart === h.pathEnd ? '/' : buf.latin1Slice(h.pathStart, h.pathEnd)
   const host = routingHost(buf, h)

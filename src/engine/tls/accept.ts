@@ -12,6 +12,7 @@ import { handlerFor } from './alpn.ts'
 import { selectCert } from './sni.ts'
 import type { HandshakeSink, tlsBindings } from './socket.ts'
 import { TlsClientSocket } from './socket.ts'
+import type { NativeContext } from './profile.ts'
 
 type Bindings = NonNullable<ReturnType<typeof tlsBindings>>
 
@@ -27,9 +28,14 @@ export function handshakeSink(listener: Listener, ctx: EngineCtx): HandshakeSink
       }
       h.raw(sock, sock.remoteAddress(), listener, ctx)
     },
-    certFor(_sock, servername) {
+    certFor(sock, servername) {
+      // ALPN is agreed before the certificate is chosen: a CA validating tls-alpn-01 gets the challenge certificate.
+      if (ctx.acmeAlpn.size !== 0 && sock.alpnProtocol() === 'acme-tls/1') {
+        const c = ctx.acmeAlpn.get(servername.toLowerCase())
+        if (c !== undefined) return c as NativeContext
+      }
       const rt = listener.tls
-      if (rt === null) return _sock.defaultContext
+      if (rt === null) return sock.defaultContext
       return selectCert(rt, servername).native
     },
     plainHttp() {
@@ -47,7 +53,7 @@ export function acceptTlsHandle(handle: Handle, listener: Listener, ctx: EngineC
   if (rt === null) return
   const wrap = b.tls.wrap(handle, rt.fallback.native, true, false)
   const sock = new TlsClientSocket(b.stream, handle, wrap, sink, rt.fallback.native)
-  if (rt.exact !== null) sock.enableSni()
+  if (rt.exact !== null || ctx.acmeAlpn.size !== 0) sock.enableSni()
   sock.setAlpn(rt.alpn)
   ctx.now = Date.now()
   sock.deadline = ctx.now + ctx.opts.headersTimeoutMs

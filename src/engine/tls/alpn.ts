@@ -41,10 +41,17 @@ const h2: ProtocolHandler = {
   socket: (sock, listener, ctx) => startH2Socket(sock, listener, ctx, true, null),
 }
 
+/** RFC 8737: the handshake itself, with the challenge certificate, is the whole validation; the CA sends nothing after it. */
+const acmeTls: ProtocolHandler = {
+  raw: (sock) => sock.destroySoon(),
+  socket: (sock) => sock.end(),
+}
+
 /** By ALPN protocol name. */
 export const PROTOCOLS: ReadonlyMap<string, ProtocolHandler> = new Map([
   [HTTP1, http1],
   [H2, h2],
+  ['acme-tls/1', acmeTls],
 ])
 
 /** The handler for what ALPN agreed on ('' or false: none offered, HTTP/1.1); undefined for a protocol nobody handles. */

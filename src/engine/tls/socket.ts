@@ -131,6 +131,9 @@ function onCertCb(this: TlsHandle, info: { servername: string }): void {
   this.certCbDone()
 }
 
+/** The TCP handle under TLS never reads to JavaScript itself; a read reaching it (after destroySSL) is dropped, not an abort. */
+function ignoreRead(): void {}
+
 function drainSoon(s: TlsClientSocket): void {
   s.drained()
 }
@@ -200,6 +203,7 @@ export class TlsClientSocket implements ClientSocket {
     this.handshake = handshake
     setOwner(tcp, this)
     setOwner(tls, this)
+    tcp.onread = ignoreRead
     tls.onhandshakedone = onHandshakeDone
     tls.onerror = onTlsError
     tls.onread = onRead
