@@ -24,6 +24,8 @@ import { DEFAULT_ENGINE_OPTIONS } from './engine/types.ts'
 import { WorkerGroup } from './workers/group.ts'
 import { TlsTarget } from './tls/target.ts'
 import { StoredCerts } from './tls/stored.ts'
+import { ChallengeBook } from './tls/acme/challenges.ts'
+import { AcmeManager } from './tls/acme/manager.ts'
 import { buildAdmin, startAdmin } from './admin/server.ts'
 import { hostCheck } from './admin/host-check.ts'
 import { listenReadySocket } from './admin/ready-socket.ts'
@@ -63,15 +65,15 @@ function resolveToken(o: Options, store: ConfigStore, log: Logger): string | nul
   return t
 }
 
-/** The --upstream-ca file's PEM; a file that cannot be read or holds no certificate stops the start. */
-function readUpstreamCa(file: string): string {
+/** A CA file's PEM (--upstream-ca, --acme-ca); a file that cannot be read or holds no certificate stops the start. */
+function readPem(file: string, flag: string): string {
   let pem: string
   try {
     pem = readFileSync(file, 'utf8')
   } catch (err) {
-    fail(`--upstream-ca: cannot read ${file}: ${(err as Error).message}`)
+    fail(`${flag}: cannot read ${file}: ${(err as Error).message}`)
   }
-  if (!pem.includes('-----BEGIN CERTIFICATE-----')) fail(`--upstream-ca: ${file} holds no PEM certificate`)
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) fail(`${flag}: ${file} holds no PEM certificate`)
   return pem
 }
 
@@ -108,7 +110,7 @@ async function main(): Promise<void> {
     // One secret for every worker: a session ticket one issued resumes on any other.
     ticketSecret: randomBytes(32).toString('hex'),
     trustedProxies: o.trustedProxies,
-    upstreamCa: o.upstreamCa === null ? '' : readUpstreamCa(o.upstreamCa),
+    upstreamCa: o.upstreamCa === null ? '' : readPem(o.upstreamCa, '--upstream-ca'),
   }
   // One worker: the engine runs in this process, no IPC. More: engine
   // processes sharing the ports; the API, the store, discovery and the
@@ -193,10 +195,31 @@ async function main(): Promise<void> {
   // snapshot is applied, then watched; every TLS listener may serve them.
   const tlsWatch = new AbortController()
   const sharedSpace = store.shared?.() ?? null
-  const stored = sharedSpace === null ? null : new StoredCerts(sharedSpace, log.child({ component: 'tls' }), () => void tls.push())
-  if (stored !== null) {
+  let acme: AcmeManager | null = null
+  const stored = sharedSpace === null ? null : new StoredCerts(sharedSpace, log.child({ component: 'tls' }), () => {
+    void tls.push()
+    acme?.storedChanged()
+  })
+  if (stored !== null && sharedSpace !== null) {
     tls.addSource(stored)
     await stored.start(tlsWatch.signal)
+    // ACME: challenges every instance answers, and the orders (one instance at a time per certificate).
+    const acmeLog = log.child({ component: 'acme' })
+    const book = new ChallengeBook(sharedSpace, (c) => plane.setChallenges(c), acmeLog)
+    await book.start(tlsWatch.signal)
+    if (o.acmeDirectory !== null) {
+      const manager = new AcmeManager({
+        directory: { url: o.acmeDirectory, ca: o.acmeCa === null ? null : readPem(o.acmeCa, '--acme-ca') },
+        space: sharedSpace,
+        stored,
+        book,
+        log: acmeLog,
+        retryMinMs: o.acmeRetryMs,
+        defaultEmail: o.acmeEmail,
+      })
+      acme = manager
+      tls.onApplied((config) => manager.setWanted(config))
+    }
   }
   const first = await control.start()
   if (first.error !== null) {
@@ -282,7 +305,7 @@ async function main(): Promise<void> {
   const admin = await buildAdmin({
     control,
     plane: planeViewOf(plane),
-    ...(stored === null ? {} : { certs: { stored, files: () => tls.files.status() } }),
+    ...(stored === null ? {} : { certs: { stored, files: () => tls.files.status(), acme: () => acme?.status() ?? [] } }),
     token,
     // The --api host counts as a name the API is reached by when it is one
     // (IP literals are allowed anyway).
@@ -339,6 +362,7 @@ async function main(): Promise<void> {
     const drained = plane.shutdown(o.graceMs)
     watching.abort()
     tlsWatch.abort()
+    acme?.stop()
     tls.close()
     void (async () => {
       if (plane instanceof WorkerGroup) await plane.refusing()

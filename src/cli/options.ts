@@ -53,6 +53,14 @@ export interface Options {
   healthSocket: string | null
   /** CA file (PEM) upstreams with Scheme `https` are verified against instead of the system's CAs; null: the system's. */
   upstreamCa: string | null
+  /** The ACME directory certificates are ordered from (tls.Acme, balancer.tls labels); null (`off`): this instance never orders. */
+  acmeDirectory: string | null
+  /** PEM CA file trusted for the ACME directory's HTTPS (a test CA); null: the system's CAs. */
+  acmeCa: string | null
+  /** Contact for ACME groups that name none ('' for none). */
+  acmeEmail: string
+  /** First wait after a failed order; doubles with each failure in a row (up to 6 h). */
+  acmeRetryMs: number
   help: boolean
   version: boolean
 }
@@ -72,7 +80,7 @@ export const DEFAULT_CONFIG_PATH = 'balancer.json'
 
 const duration = parseDuration
 
-function durationFlag(key: 'graceMs' | 'connectTimeoutMs' | 'headersTimeoutMs' | 'idleTimeoutMs' | 'responseTimeoutMs' | 'upstreamIdleMs' | 'dockerResyncMs') {
+function durationFlag(key: 'graceMs' | 'connectTimeoutMs' | 'headersTimeoutMs' | 'idleTimeoutMs' | 'responseTimeoutMs' | 'upstreamIdleMs' | 'dockerResyncMs' | 'acmeRetryMs') {
   return (o: Options, v: string): string | null => {
     const ms = duration(v)
     if (ms === null) return `must be a duration like 30s, 500ms or 2m, got "${v}"`
@@ -160,6 +168,45 @@ const FLAGS: FlagSpec[] = [
   { flag: '--idle-timeout', env: 'BALANCER_IDLE_TIMEOUT', arg: 'DURATION', defaultText: '60s', help: 'Idle client keep-alive connections are closed after this.', set: durationFlag('idleTimeoutMs') },
   { flag: '--response-timeout', env: 'BALANCER_RESPONSE_TIMEOUT', arg: 'DURATION', defaultText: '60s', help: 'An upstream must start its response within this (else 504).', set: durationFlag('responseTimeoutMs') },
   { flag: '--upstream-idle', env: 'BALANCER_UPSTREAM_IDLE', arg: 'DURATION', defaultText: '30s', help: 'Pooled idle upstream connections are closed after this.', set: durationFlag('upstreamIdleMs') },
+  {
+    flag: '--acme-directory', env: 'BALANCER_ACME_DIRECTORY', arg: 'URL', defaultText: "Let's Encrypt: https://acme-v02.api.letsencrypt.org/directory",
+    help: 'The ACME directory certificates are ordered from (servers with tls.Acme, containers labelled balancer.tls=true). "off": this instance never orders; it still serves the certificates other instances order and answers their challenges.',
+    set(o, v) {
+      if (v.trim().toLowerCase() === 'off') {
+        o.acmeDirectory = null
+        return null
+      }
+      let u: URL
+      try {
+        u = new URL(v.trim())
+      } catch {
+        return `must be a URL, got ${JSON.stringify(v)}`
+      }
+      if (u.protocol !== 'https:' && u.protocol !== 'http:') return `must be an https:// URL, got ${JSON.stringify(v)}`
+      o.acmeDirectory = u.toString()
+      return null
+    },
+  },
+  {
+    flag: '--acme-ca', env: 'BALANCER_ACME_CA', arg: 'FILE', defaultText: "the system's CAs",
+    help: "PEM CA certificates trusted for the ACME directory's HTTPS (a test CA such as Pebble's).",
+    set(o, v) {
+      if (v.trim() === '') return 'must be a file path'
+      o.acmeCa = v.trim()
+      return null
+    },
+  },
+  {
+    flag: '--acme-email', env: 'BALANCER_ACME_EMAIL', arg: 'ADDRESS', defaultText: 'none',
+    help: 'Contact address of the ACME account for groups that name no Email.',
+    set(o, v) {
+      const t = v.trim()
+      if (t !== '' && !/^[^\s@]+@[^\s@]+$/.test(t)) return `must be an e-mail address, got ${JSON.stringify(v)}`
+      o.acmeEmail = t
+      return null
+    },
+  },
+  { flag: '--acme-retry', env: 'BALANCER_ACME_RETRY', arg: 'DURATION', defaultText: '1m', help: 'First wait after a failed ACME order; doubles with each failure in a row, up to 6h, with jitter.', set: durationFlag('acmeRetryMs') },
   {
     flag: '--upstream-ca', env: 'BALANCER_UPSTREAM_CA', arg: 'FILE', defaultText: "the system's CAs",
     help: 'PEM CA certificates that upstreams with "Scheme": "https" are verified against, instead of the system\'s.',
@@ -319,7 +366,7 @@ export function defaults(): Options {
   return {
     apiHost: '127.0.0.1', apiPort: 9123, apiHostNames: [], store: `file://${DEFAULT_CONFIG_PATH}`, token: null, tokenFile: null,
     graceMs: 30_000, logLevel: 'info', connectTimeoutMs: 5000, headersTimeoutMs: 10_000, idleTimeoutMs: 60_000,
-    responseTimeoutMs: 60_000, upstreamIdleMs: 30_000, docker: null, swarm: false, dockerConstraint: null, swarmConstraint: null, dockerResyncMs: 30_000, registries: [], trustedProxies: [], workers: usableCpus(), metrics: null, accessLog: null, accessLogSample: 1, healthSocket: null, upstreamCa: null, help: false, version: false,
+    responseTimeoutMs: 60_000, upstreamIdleMs: 30_000, docker: null, swarm: false, dockerConstraint: null, swarmConstraint: null, dockerResyncMs: 30_000, registries: [], trustedProxies: [], workers: usableCpus(), metrics: null, accessLog: null, accessLogSample: 1, healthSocket: null, upstreamCa: null, acmeDirectory: 'https://acme-v02.api.letsencrypt.org/directory', acmeCa: null, acmeEmail: '', acmeRetryMs: 60_000, help: false, version: false,
   }
 }
 

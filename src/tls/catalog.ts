@@ -5,6 +5,7 @@
 import type { FileCertStatus } from './files.ts'
 import type { CertInfo } from './pem.ts'
 import type { StoredCerts } from './stored.ts'
+import type { AcmeView } from './acme/manager.ts'
 
 /** A certificate expiring within this is shown `expiring`. */
 export const EXPIRING_MS = 14 * 86_400_000
@@ -29,11 +30,19 @@ export interface CertView {
   updated: string | null
   /** Files only. */
   keyFile?: string
+  /**
+   * Certificates the configuration asks ACME for: its hosts, phase
+   * (`pending`, `ordering`, `ordering elsewhere`, `valid`, `covered` by an
+   * uploaded certificate, `waiting` after a failure), next renewal, last
+   * error and next attempt.
+   */
+  acme?: AcmeView
 }
 
 export interface CertCatalog {
   stored: StoredCerts
   files(): FileCertStatus[]
+  acme?(): AcmeView[]
 }
 
 function stateOf(info: CertInfo | null, now: number): string {
@@ -61,7 +70,15 @@ function view(name: string, origin: CertView['origin'], info: CertInfo | null, e
 }
 
 export function listCerts(c: CertCatalog, now = Date.now()): CertView[] {
-  const stored = c.stored.status().map((s) => view(s.name, s.origin, s.info, s.error, s.updated, now))
+  const acme = new Map((c.acme?.() ?? []).map((a) => [a.name, a]))
+  const stored = c.stored.status().map((s) => {
+    const v = view(s.name, s.origin, s.info, s.error, s.updated, now)
+    const a = acme.get(s.name)
+    acme.delete(s.name)
+    return a === undefined ? v : { ...v, acme: a }
+  })
+  // Wanted from ACME and not stored yet.
+  const waiting = [...acme.values()].map((a) => ({ ...view(a.name, 'acme', null, a.lastError, null, now), state: a.phase, names: [...a.hosts], acme: a }))
   const files = c.files().map((f) => ({ ...view(f.certFile, 'file', f.info, f.error?.message ?? null, null, now), keyFile: f.keyFile }))
-  return [...stored, ...files]
+  return [...stored, ...waiting, ...files]
 }

@@ -38,6 +38,7 @@ export class TlsTarget implements ApplyTarget {
   readonly files: CertFiles
   #sources: CertSource[] = []
   #applied: CertFileRef[] = []
+  #onApplied: Array<(config: ValidConfig) => void> = []
 
   /** next: where the configuration goes once its certificates are in place (engineTarget(engine), or the worker group). */
   constructor(next: ApplyTarget, plane: CertPlane, log: CertFilesLog, pollMs?: number) {
@@ -45,6 +46,11 @@ export class TlsTarget implements ApplyTarget {
     this.#plane = plane
     this.#log = log
     this.files = new CertFiles({ log, onChange: () => void this.push(), ...(pollMs === undefined ? {} : { pollMs }) })
+  }
+
+  /** Hears every configuration applied (ACME learns which certificates are wanted). */
+  onApplied(fn: (config: ValidConfig) => void): void {
+    this.#onApplied.push(fn)
   }
 
   /** Adds a source of certificates (stored, ACME challenges); call push() when it changes. */
@@ -68,6 +74,7 @@ export class TlsTarget implements ApplyTarget {
     }
     this.#applied = refs
     this.files.retain(refs)
+    for (const fn of this.#onApplied) fn(config)
   }
 
   /** Hands the current certificates to the engine (a file or the store changed). */

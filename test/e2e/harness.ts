@@ -20,6 +20,14 @@ export interface Running {
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
+// Every balancer a test file started; whatever is still running when the test
+// process exits (a failed beforeAll, a test that threw before its stop) is
+// killed with it.
+const live = new Set<ChildProcess>()
+process.on('exit', () => {
+  for (const p of live) p.kill('SIGKILL')
+})
+
 export function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'balancer-e2e-'))
 }
@@ -40,13 +48,24 @@ export async function freePort(): Promise<number> {
 /**
  * Runs `--workers 1` (the engine in the main process) unless args ask for
  * more. `nofile`: the process's descriptor limit (soft and hard, as
- * `ulimit -n` sets it).
+ * `ulimit -n` sets it). `prefix`: a command the balancer runs under (`ip
+ * netns exec NAME`, to run it on a test host of its own). `startMs`: how long
+ * it may take to start (longer where a test starts many at once).
  */
-export async function startBalancer(args: string[], env: Record<string, string> = {}, opts: { nofile?: number } = {}): Promise<Running> {
+export async function startBalancer(
+  args: string[],
+  env: Record<string, string> = {},
+  opts: { nofile?: number; prefix?: string[]; startMs?: number } = {},
+): Promise<Running> {
+  const prefix = opts.prefix ?? []
+  const startMs = opts.startMs ?? 60_000
   const workers = args.includes('--workers') || args.some((a) => a.startsWith('--workers=')) ? [] : ['--workers', '1']
-  const argv = [BIN, '--api', '127.0.0.1:0', ...workers, ...args]
-  const [cmd, cmdArgs] = opts.nofile === undefined ? [process.execPath, argv] : ['bash', ['-c', `ulimit -n ${opts.nofile} && exec "$0" "$@"`, process.execPath, ...argv]]
-  const proc = spawn(cmd, cmdArgs, {
+  const apiArgs = args.includes('--api') ? [] : ['--api', '127.0.0.1:0']
+  const argv = [BIN, ...apiArgs, ...workers, ...args]
+  const [cmd, ...rest] = (
+    opts.nofile === undefined ? [...prefix, process.execPath, ...argv] : [...prefix, 'bash', '-c', `ulimit -n ${opts.nofile} && exec "$0" "$@"`, process.execPath, ...argv]
+  ) as [string, ...string[]]
+  const proc = spawn(cmd, rest, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -108,8 +127,10 @@ export async function startBalancer(args: string[], env: Record<string, string> 
       watchers.push(w)
     })
 
+  live.add(proc)
+  void exited.then(() => live.delete(proc))
   // A balancer that did not start in time is killed, not left running after the test.
-  const started = await waitLog((l) => l.msg === 'balancer started', 60_000).catch((err: unknown) => {
+  const started = await waitLog((l) => l.msg === 'balancer started', startMs).catch((err: unknown) => {
     proc.kill('SIGKILL')
     throw err
   })

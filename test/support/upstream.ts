@@ -28,6 +28,8 @@ export interface HttpUpstreamOptions {
   streaming?: boolean
   /** node:http keepAliveTimeout in ms (1 makes pooled connections go stale at once). */
   keepAliveTimeout?: number
+  /** Listen on this address instead of 127.0.0.1 (a test host's link, test/support/netns.ts). */
+  host?: string
 }
 
 export interface HttpUpstream {
@@ -51,7 +53,7 @@ export async function httpUpstream(handler?: Handler, opts: HttpUpstreamOptions 
   const sockets = new Set<Socket>()
   const up: HttpUpstream = {
     name: opts.name ?? '',
-    host: '127.0.0.1',
+    host: opts.host ?? '127.0.0.1',
     port: 0,
     key: '',
     server,
@@ -94,9 +96,9 @@ export async function httpUpstream(handler?: Handler, opts: HttpUpstreamOptions 
       h(req, res, rec.body)
     })
   })
-  const port = await listen(server)
+  const port = await listen(server, up.host)
   up.port = port
-  up.key = `127.0.0.1:${port}`
+  up.key = `${up.host}:${port}`
   if (up.name === '') up.name = `up-${port}`
   return up
 }
@@ -181,10 +183,10 @@ export async function refusedPort(): Promise<number> {
   return port
 }
 
-async function listen(server: Server | NetServer): Promise<number> {
+async function listen(server: Server | NetServer, host = '127.0.0.1'): Promise<number> {
   await new Promise<void>((res, rej) => {
     server.once('error', rej)
-    server.listen(0, '127.0.0.1', () => res())
+    server.listen(0, host, () => res())
   })
   return (server.address() as AddressInfo).port
 }

@@ -28,7 +28,8 @@ export interface Etcd {
   close(): Promise<void>
 }
 
-export async function startEtcd(): Promise<Etcd> {
+/** alsoListenOn: one more address etcd answers clients on (a test host's link, test/support/netns.ts). */
+export async function startEtcd(o: { alsoListenOn?: string } = {}): Promise<Etcd> {
   requireBinary(ETCDCTL, 'etcd-client', 'etcdctl')
   const dir = mkdtempSync(join(tmpdir(), 'balancer-etcd-'))
   const [client, peer] = (await freePorts(2)) as [number, number]
@@ -44,7 +45,7 @@ export async function startEtcd(): Promise<Etcd> {
     args: [
       '--name', 'test',
       '--data-dir', dataDir,
-      '--listen-client-urls', clientUrl,
+      '--listen-client-urls', o.alsoListenOn === undefined ? clientUrl : `${clientUrl},http://${o.alsoListenOn}:${client}`,
       '--advertise-client-urls', clientUrl,
       '--listen-peer-urls', peerUrl,
       '--initial-advertise-peer-urls', peerUrl,
