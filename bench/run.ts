@@ -8,17 +8,18 @@ import { spawnSync } from 'node:child_process'
 import { readdirSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parseDuration } from '../src/model/duration.ts'
-import { acceptBurst, closedLoop, fixedRate, largeBodies, memory, reloadUnderLoad, soak } from './macro/scenarios.ts'
+import { acceptBurst, closedLoop, fixedRate, largeBodies, memory, reloadUnderLoad, soak, tlsMemory } from './macro/scenarios.ts'
 import type { Settings } from './macro/scenarios.ts'
 import { scale } from './macro/scale.ts'
 
 const USAGE = `Usage: npm run bench -- [flags]
-  --only LIST        micro,closed,large,open,reload,memory,accept,scale,soak (default: all but scale and soak)
+  --only LIST        micro,closed,large,open,reload,memory,accept,scale,tls-memory,soak
+                     (default: all but scale, tls-memory and soak)
   --workers LIST     balancer worker counts to compare (default 1,2)
   --duration D       per measurement (default 10s)
   --rate N           fixed-rate requests per second (default 2000)
   --conns N          connections for closed and fixed-rate runs (default 64)
-  --idle-conns N     idle keep-alive connections for the memory scenario (default 10000)
+  --idle-conns N     idle keep-alive connections for the memory scenarios (default 10000)
   --soak D           soak length (default 3m; the soak runs only when asked: --only soak or --soak D)
   --proxy-cpus LIST  pin the proxies with taskset (e.g. 1); default: not pinned
   --load-cpus LIST   pin the load generator and the upstream (e.g. 0); default: not pinned
@@ -85,4 +86,5 @@ if (s.only.has('reload')) await step('reload under load', () => reloadUnderLoad(
 if (s.only.has('memory')) await step('memory', () => memory(s), undefined)
 if (s.only.has('accept')) await step('accept burst', () => acceptBurst(s), undefined)
 if (s.only.has('scale')) await step('scale', () => scale(), undefined)
+if (s.only.has('tls-memory')) await step('TLS memory', () => tlsMemory(s), undefined)
 if (s.only.has('soak')) await step('soak', () => soak(s), undefined)

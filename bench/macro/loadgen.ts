@@ -20,11 +20,14 @@
 //   response, so time spent in the proxy's accept queue counts (`lastMs`:
 //   when the last answer came, from the first connect call).
 //
+// `"tls": true` in the spec: the same over TLS (any certificate accepted).
+//
 // With LOADGEN_DEBUG=1 in the environment, an open run lists on stderr every
 // request still unanswered at its end (connection state, bytes received).
 
 import { connect } from 'node:net'
 import type { Socket } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
 import { performance } from 'node:perf_hooks'
 
 interface Spec {
@@ -38,9 +41,11 @@ interface Spec {
   rate: number
   /** Results of requests due in the first warmupMs are not recorded. */
   warmupMs: number
+  /** Over TLS (any certificate accepted: the bench's own, self-signed). */
+  tls: boolean
 }
 
-const spec = { host: '127.0.0.1', path: '/', conns: 64, durationMs: 10_000, rate: 1000, warmupMs: 1000, ...(JSON.parse(process.argv[2] ?? '{}') as Partial<Spec>) } as Spec
+const spec = { host: '127.0.0.1', path: '/', conns: 64, durationMs: 10_000, rate: 1000, warmupMs: 1000, tls: false, ...(JSON.parse(process.argv[2] ?? '{}') as Partial<Spec>) } as Spec
 const REQ = Buffer.from(`GET ${spec.path} HTTP/1.1\r\nhost: bench.local\r\nuser-agent: balancer-bench\r\n\r\n`, 'latin1')
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1')
 
@@ -119,10 +124,10 @@ function complete(c: Conn): void {
 
 function open(onReady: (c: Conn) => void): Promise<Conn> {
   return new Promise((resolve, reject) => {
-    const sock = connect({ host: spec.host, port: spec.port, noDelay: true })
+    const sock = spec.tls ? tlsConnect({ host: spec.host, port: spec.port, servername: 'bench.local', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }) : connect({ host: spec.host, port: spec.port, noDelay: true })
     const c = new Conn(sock)
     live.add(c)
-    sock.once('connect', () => resolve(c))
+    sock.once(spec.tls ? 'secureConnect' : 'connect', () => resolve(c))
     sock.once('error', reject)
     let why = 'closed by the server'
     sock.on('data', (d: Buffer) => onData(c, d))

@@ -1,5 +1,5 @@
 // Processes of a macro benchmark: the real balancer, the upstream, HAProxy
-// when installed, the load generators, wrk when installed; and what /proc
+// when installed, nginx (the TLS memory scenario), the load generators, wrk when installed; and what /proc
 // says about them (RSS and CPU time of a process and its descendants).
 
 import { spawn, spawnSync } from 'node:child_process'
@@ -89,8 +89,18 @@ export interface Target extends Proc {
   api: string | null
 }
 
+/** A self-signed P-256 certificate for the TLS scenarios (what the peers get too). */
+export function benchCert(): { certFile: string; keyFile: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'balancer-bench-cert-'))
+  const certFile = join(dir, 'cert.pem')
+  const keyFile = join(dir, 'key.pem')
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=bench.local', '-addext', 'subjectAltName=DNS:bench.local', '-keyout', keyFile, '-out', certFile], { stdio: 'ignore' })
+  if (r.status !== 0) throw new Error('openssl could not make the bench certificate')
+  return { certFile, keyFile }
+}
+
 /** With no upstreams, the balancer starts with an empty configuration and no server is added. */
-export async function startBalancer(workers: number, upstreams: number[], cpus: string | null, extra: string[] = []): Promise<Target> {
+export async function startBalancer(workers: number, upstreams: number[], cpus: string | null, extra: string[] = [], tls: { certFile: string; keyFile: string } | null = null): Promise<Target> {
   const dir = mkdtempSync(join(tmpdir(), 'balancer-bench-'))
   const [apiPort, port] = [await freePort(), await freePort()]
   const args = [NODE, 'bin/balancer.js', '--api', `127.0.0.1:${apiPort}`, '--config', join(dir, 'b.json'), '--workers', String(workers), '--log-level', 'warn', ...extra]
@@ -111,7 +121,11 @@ export async function startBalancer(workers: number, upstreams: number[], cpus: 
   const res = await fetch(`${api}/server`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ address: `127.0.0.1:${port}`, upstreams: upstreams.map((p) => ({ Target: '127.0.0.1', Port: p })) }),
+    body: JSON.stringify({
+      address: `127.0.0.1:${port}`,
+      ...(tls === null ? {} : { tls: { Certificates: [{ CertFile: tls.certFile, KeyFile: tls.keyFile }], Alpn: ['http/1.1'] } }),
+      upstreams: upstreams.map((p) => ({ Target: '127.0.0.1', Port: p })),
+    }),
   })
   if (res.status !== 201) throw new Error(`POST /server answered ${res.status}: ${await res.text()}`)
   return { name: `balancer w${workers}`, child, pid: child.pid ?? 0, port, api, log, stop: stopper(child) }
@@ -142,6 +156,38 @@ export async function startHaproxy(upstreams: number[], cpus: string | null): Pr
   return { name: 'haproxy', child, pid: child.pid ?? 0, port, api: null, log: null, stop: stopper(child) }
 }
 
+/** nginx terminating TLS with the same certificate, one worker, keep-alive to the upstreams (the TLS memory scenario's peer). */
+export async function startNginx(upstreams: number[], cpus: string | null, tls: { certFile: string; keyFile: string }): Promise<Target> {
+  const dir = mkdtempSync(join(tmpdir(), 'balancer-bench-'))
+  const port = await freePort()
+  const cfg = join(dir, 'nginx.conf')
+  writeFileSync(cfg, [
+    'daemon off;', 'master_process on;', 'worker_processes 1;', `pid ${join(dir, 'nginx.pid')};`, `error_log ${join(dir, 'error.log')} warn;`,
+    'worker_rlimit_nofile 65536;', 'events { worker_connections 20000; }',
+    'http {', '  access_log off;', `  client_body_temp_path ${dir}/body;`, `  proxy_temp_path ${dir}/proxy;`, `  fastcgi_temp_path ${dir}/fcgi;`, `  uwsgi_temp_path ${dir}/uwsgi;`, `  scgi_temp_path ${dir}/scgi;`,
+    '  keepalive_timeout 10m;', '  keepalive_requests 1000000;',
+    `  upstream be { ${upstreams.map((p) => `server 127.0.0.1:${p};`).join(' ')} keepalive 64; }`,
+    '  server {', `    listen 127.0.0.1:${port} ssl;`, `    ssl_certificate ${tls.certFile};`, `    ssl_certificate_key ${tls.keyFile};`,
+    '    ssl_protocols TLSv1.2 TLSv1.3;', '    ssl_session_cache shared:SSL:10m;',
+    '    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host;',
+    '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto https; }',
+    '  }', '}', '',
+  ].join('\n'))
+  const child = start(['nginx', '-p', dir, '-c', cfg], cpus, 'ignore')
+  const end = Date.now() + 10_000
+  for (;;) {
+    const ok = await new Promise<boolean>((res) => {
+      const s = createServer()
+      s.once('error', () => res(true)) // taken: nginx listens
+      s.listen(port, '127.0.0.1', () => s.close(() => res(false)))
+    })
+    if (ok) break
+    if (Date.now() > end || child.exitCode !== null) throw new Error('nginx did not start')
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return { name: 'nginx', child, pid: child.pid ?? 0, port, api: null, log: null, stop: stopper(child) }
+}
+
 /** Runs the load generator to completion and returns its JSON result. */
 export async function load(spec: Record<string, unknown>, cpus: string | null): Promise<Record<string, unknown>> {
   const child = start([NODE, 'bench/macro/loadgen.ts', JSON.stringify(spec)], cpus)
@@ -151,8 +197,8 @@ export async function load(spec: Record<string, unknown>, cpus: string | null): 
 }
 
 /** Opens and keeps `conns` idle keep-alive connections (one request each); stop() closes them. */
-export async function hold(port: number, conns: number, cpus: string | null): Promise<Proc & { held: number; errors: number }> {
-  const child = start([NODE, 'bench/macro/loadgen.ts', JSON.stringify({ mode: 'hold', port, conns })], cpus)
+export async function hold(port: number, conns: number, cpus: string | null, tls = false): Promise<Proc & { held: number; errors: number }> {
+  const child = start([NODE, 'bench/macro/loadgen.ts', JSON.stringify({ mode: 'hold', port, conns, tls })], cpus)
   const r = JSON.parse(await firstLine(child, 120_000)) as { held: number; errors: number }
   return { child, pid: child.pid ?? 0, held: r.held, errors: r.errors, stop: stopper(child) }
 }

@@ -2,7 +2,7 @@
 // stops everything it started. Figures from one run compare with each other;
 // across machines or runs, compare ratios.
 
-import { CLK_TCK, has, hold, load, processRss, startBalancer, startHaproxy, startUpstream, treeUsage, wrk } from './procs.ts'
+import { CLK_TCK, benchCert, has, hold, load, processRss, startBalancer, startHaproxy, startNginx, startUpstream, treeUsage, wrk } from './procs.ts'
 import type { Target } from './procs.ts'
 import { spawn, spawnSync } from 'node:child_process'
 
@@ -221,6 +221,41 @@ export async function memory(s: Settings): Promise<void> {
     }, { extra: ['--idle-timeout', '10m'], haproxy: false }),
   )
   table(`Memory: ${s.idleConns} idle keep-alive client connections (one request each), RSS of every process of the proxy (goal: <= 2 KiB/conn)`, ['target', 'procs', 'idle MiB', 'held', 'proxy conns', 'held MiB', 'delta MiB', 'KiB/conn', 'errors'], rows)
+}
+
+/**
+ * RSS per idle TLS keep-alive client connection (one request each) of the
+ * balancer and of nginx (one worker), terminating TLS with the same P-256
+ * certificate: what each connection costs once its handshake is done.
+ */
+export async function tlsMemory(s: Settings): Promise<void> {
+  if (!has('nginx')) throw new Error('nginx is not installed')
+  const cert = benchCert()
+  const rows: Array<Array<string | number>> = []
+  await withUpstream(s, async (ups) => {
+    const starts: Array<() => Promise<Target>> = [
+      ...s.workers.map((w) => () => startBalancer(w, ups, s.proxyCpus, ['--idle-timeout', '10m', '--header-timeout', '10m'], cert)),
+      () => startNginx(ups, s.proxyCpus, cert),
+    ]
+    for (const begin of starts) {
+      const t = await begin()
+      try {
+        const warm = await hold(t.port, 16, s.loadCpus, true)
+        await warm.stop()
+        await sleep(2000)
+        const idle = treeUsage(t.pid)
+        const h = await hold(t.port, s.idleConns, s.loadCpus, true)
+        await sleep(3000)
+        const busy = treeUsage(t.pid)
+        await h.stop()
+        const delta = busy.rssMiB - idle.rssMiB
+        rows.push([t.name, idle.procs, idle.rssMiB, h.held, busy.rssMiB, delta, (delta * 1024) / Math.max(1, h.held), h.errors])
+      } finally {
+        await t.stop()
+      }
+    }
+  })
+  table(`TLS memory: ${s.idleConns} idle TLS keep-alive client connections (one request each), RSS of every process of the proxy`, ['target', 'procs', 'idle MiB', 'held', 'held MiB', 'delta MiB', 'KiB/conn', 'errors'], rows)
 }
 
 /** Fixed-rate load for soakMs on the first worker count, RSS sampled throughout. */
