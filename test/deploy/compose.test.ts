@@ -43,6 +43,8 @@ beforeAll(async () => {
     BALANCER_TOKEN: TOKEN,
     BALANCER_HTTP_PORT: String(httpPort),
     BALANCER_API_PORT: String(apiPort),
+    // The file's HTTPS example (hello-tls) listens here, not on 443/8443.
+    BALANCER_HTTPS_PORT: String(await freePort()),
     BALANCER_METRICS_PORT: String(await freePort()),
     // Only this project's containers: the daemon is shared, and another
     // test's labelled containers would otherwise join the :80 route.

@@ -46,6 +46,8 @@ beforeAll(async () => {
     DOCKER_GID: await socketGroup(),
     BALANCER_HTTP_PORT: String(httpPort),
     BALANCER_API_PORT: String(apiPort),
+    // The file's HTTPS example (hello-tls) listens here, not on 443/8443.
+    BALANCER_HTTPS_PORT: String(await freePort()),
     BALANCER_METRICS_PORT: String(await freePort()),
     BALANCER_LOCAL_NETWORK: `${RUN}-local`,
     BALANCER_TOKEN_SECRET: `${RUN}-token`,

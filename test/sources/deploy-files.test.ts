@@ -43,6 +43,8 @@ describe('deployment files', () => {
     expect(b?.environment?.BALANCER_DOCKER).toBe('1')
     expect(JSON.stringify(b?.volumes)).toContain('/var/run/docker.sock')
     expect(readLabels(c.services.hello?.labels)).toMatchObject({ enabled: true, problems: [], notes: [] })
+    // The HTTPS example: TLS on :443, a stored certificate unless ACME is asked for.
+    expect(readLabels(c.services['hello-tls']?.labels)).toMatchObject({ enabled: true, problems: [], notes: [], settings: { address: ':443', tls: { acme: false } } })
   })
 
   it('swarm-stack.yml: a global balancer on the host network, updated start-first, non-root and read-only; the demo on the node-local bridge', () => {
@@ -58,5 +60,6 @@ describe('deployment files', () => {
     const labels = readLabels(c.services.hello?.labels)
     expect(labels).toMatchObject({ enabled: true, problems: [], notes: [] })
     expect(c.services.hello?.labels?.['balancer.network']).toBe('balancer_local')
+    expect(readLabels(c.services['hello-tls']?.labels)).toMatchObject({ enabled: true, problems: [], notes: [], settings: { address: ':443', tls: { acme: false } } })
   })
 })
