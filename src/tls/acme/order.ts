@@ -11,13 +11,26 @@
 
 import { createHash } from 'node:crypto'
 import { Agent, request } from 'node:https'
-import acme from 'acme-client'
+import type { Client } from 'acme-client'
 import type { SharedSpace } from '../../store/shared.ts'
 import { sharedKey } from '../../store/shared.ts'
 import { sleep } from '../../kv/backoff.ts'
 import type { ChallengeBook } from './challenges.ts'
 
 export const ACCOUNT_DIR = 'acme-account'
+
+type AcmeLib = typeof import('acme-client')
+let lib: AcmeLib | null = null
+/**
+ * acme-client (with axios under it) takes about 0.3 s of CPU to load:
+ * loaded by the first order, not at every start of every instance.
+ */
+async function acmeLib(): Promise<AcmeLib> {
+  // A CommonJS module: its exports are the namespace's default.
+  const m = (await import('acme-client')) as AcmeLib & { default?: AcmeLib }
+  lib ??= m.default ?? m
+  return lib
+}
 
 export interface AcmeDirectory {
   /** The directory URL. */
@@ -52,7 +65,7 @@ let configuredCa: string | null | undefined
  * Bad nonces are still retried at once (a different mechanism). No request
  * waits more than 30 s.
  */
-function trust(ca: string | null): void {
+function trust(acme: AcmeLib, ca: string | null): void {
   if (configuredCa === ca) return
   configuredCa = ca
   acme.axios.defaults.httpsAgent = ca === null ? undefined : new Agent({ ca, keepAlive: true })
@@ -84,6 +97,7 @@ export async function account(space: SharedSpace, directoryUrl: string, email: s
       const v = JSON.parse(have.value) as Partial<Account>
       if (typeof v.key === 'string') return { value: { directory: directoryUrl, email, key: v.key, url: typeof v.url === 'string' ? v.url : null, created: v.created ?? '' }, version: have.version }
     }
+    const acme = await acmeLib()
     const fresh: Account = { directory: directoryUrl, email, key: (await acme.crypto.createPrivateEcdsaKey('P-256')).toString(), url: null, created: new Date().toISOString() }
     // Created once: an instance that loses the race uses the winner's key.
     const version = await space.put(id, JSON.stringify(fresh), have?.version ?? null)
@@ -97,7 +111,7 @@ async function saveAccountUrl(space: SharedSpace, a: Account, url: string | null
   await space.put(accountId(a.directory, a.email), JSON.stringify({ ...a, url }), '*')
 }
 
-function hasAccountUrl(client: acme.Client): boolean {
+function hasAccountUrl(client: Client): boolean {
   try {
     client.getAccountUrl()
     return true
@@ -130,7 +144,8 @@ async function explained(err: unknown, dir: AcmeDirectory): Promise<unknown> {
 
 /** Orders a certificate for req.hosts; resolves with its chain and key (PEM). */
 export async function order(req: OrderRequest, deps: OrderDeps): Promise<{ cert: string; key: string }> {
-  trust(deps.directory.ca)
+  const acme = await acmeLib()
+  trust(acme, deps.directory.ca)
   const acct = (await account(deps.space, deps.directory.url, req.email)).value
   const client = new acme.Client({
     directoryUrl: deps.directory.url,
