@@ -27,8 +27,6 @@ import { routeRoutes } from './routes/routes.ts'
 import { serverRoutes } from './routes/servers.ts'
 import { certRoutes } from './routes/certs.ts'
 import type { CertCatalog } from '../tls/catalog.ts'
-import type { ConfigStore } from '../store/store.ts'
-import { StoredCerts } from '../tls/stored.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 
 export interface AdminOptions {
@@ -63,10 +61,8 @@ export interface AdminOptions {
   drain?: (key: string, on: boolean) => boolean
   /** GET /ready's answer (src/control/readiness.ts); always 'ready' when not given. */
   ready?: () => ReadyState
-  /** The certificates /cert shows and stores; default: `store`'s, read on demand, and no files. */
+  /** The certificates /cert shows and stores (the store's, and the files servers name); absent: /cert answers 503. */
   certs?: CertCatalog
-  /** Where certificates live when `certs` is not given; absent too, /cert answers 503. */
-  store?: Pick<ConfigStore, 'kind' | 'shared'>
 }
 
 export interface RouteEntry {
@@ -113,13 +109,9 @@ export async function buildAdmin(opts: AdminOptions): Promise<FastifyInstance> {
   eventRoutes(app, opts.live, opts.drain)
   uiRoutes(app)
   readyRoute(app, opts.ready ?? (() => 'ready'))
-  let own: CertCatalog | null = opts.certs ?? null
   certRoutes(app, () => {
-    if (own !== null) return own
-    const shared = opts.store?.shared?.()
-    if (shared === undefined) throw new BalancerError(ErrorCode.StoreUnavailable, opts.store === undefined ? 'no store keeps certificates here' : `the ${opts.store.kind} store keeps no certificates`)
-    own = { stored: new StoredCerts(shared, { info: () => undefined, error: () => undefined }, () => undefined), files: () => [] }
-    return own
+    if (opts.certs === undefined) throw new BalancerError(ErrorCode.StoreUnavailable, 'no store keeps certificates here')
+    return opts.certs
   })
   return app
 }

@@ -311,8 +311,9 @@ class Merge {
     const want = d.tls.Acme
     if (want === undefined) return
     const have = into.tls.Acme
+    // A new group object: the server may still share its tls with the stored configuration.
     if (have === undefined) into.tls = { ...into.tls, Acme: { Hosts: [...want.Hosts], Email: want.Email, Challenge: want.Challenge } }
-    else for (const h of want.Hosts) if (!have.Hosts.includes(h)) have.Hosts.push(h)
+    else into.tls = { ...into.tls, Acme: { ...have, Hosts: [...have.Hosts, ...want.Hosts.filter((h) => !have.Hosts.includes(h))] } }
   }
 
   /** The policy groups `dr` sets, checked against (or adopted by) the set it joins. */

@@ -3,7 +3,6 @@
 // several engines in one process), passed to each connection record once.
 
 import { BlockList, isIPv6 } from 'node:net'
-import { createSecureContext } from 'node:tls'
 import type { SecureContext } from 'node:tls'
 import type { AccessLogSink, EngineOptions } from './types.ts'
 import { Registry } from './upstream/registry.ts'
@@ -41,12 +40,23 @@ export class EngineCtx {
   acmeTokens = new Map<string, { keep: Buffer; close: Buffer }>()
   /** ACME tls-alpn-01 certificates by host name (lower-case). */
   acmeAlpn = new Map<string, object>()
-  /** Client context for upstreams with Scheme `https`: the system's CAs, or opts.upstreamCa's. Built once. */
-  readonly upstreamTls: SecureContext
+  #upstreamTls: SecureContext | null = null
+
+  /**
+   * Client context for upstreams with Scheme `https`: the system's CAs, or
+   * opts.upstreamCa's. Built on first use (node:tls and OpenSSL's state load
+   * then: a worker with no https upstream never loads them).
+   */
+  get upstreamTls(): SecureContext {
+    this.#upstreamTls ??= process.getBuiltinModule('node:tls').createSecureContext(this.opts.upstreamCa === '' ? {} : { ca: this.opts.upstreamCa })
+    return this.#upstreamTls
+  }
+
+  /** upstreamTls as a function, made once: what a connection to an https upstream is opened with. */
+  readonly tlsContextOf = (): SecureContext => this.upstreamTls
 
   constructor(opts: EngineOptions) {
     this.opts = opts
-    this.upstreamTls = createSecureContext(opts.upstreamCa === '' ? {} : { ca: opts.upstreamCa })
     this.lineMax = Math.min(REQUEST_LINE_MAX, opts.maxHeaderBytes)
     this.accessLog = opts.accessLog ?? null
     this.trusted = trustedList(opts.trustedProxies)

@@ -40,7 +40,6 @@ import { tlsRuntime } from './tls/sni.ts'
 import type { TlsRuntime } from './tls/sni.ts'
 import { TicketKeys } from './tls/tickets.ts'
 import type { AcmeChallenges, CertEntry, CheckStats, EngineOptions, EngineStats } from './types.ts'
-import { createSecureContext } from 'node:tls'
 import { readmit } from './upstream/passive.ts'
 
 const NO_SNAPSHOT: RoutingSnapshot = Object.freeze({ version: 0, listeners: new Map(), targets: new Map() })
@@ -112,7 +111,7 @@ export class Engine {
         if (up !== undefined && up.downUntil !== 0) readmit(up, Date.now(), ctx.opts.log, cs.probe)
       },
     }
-    this.#checker = new Checker(events, { mode: opts.checks ?? 'probe', ...(opts.onCheck === undefined ? {} : { onResult: opts.onCheck }), tls: this.#ctx.upstreamTls })
+    this.#checker = new Checker(events, { mode: opts.checks ?? 'probe', ...(opts.onCheck === undefined ? {} : { onResult: opts.onCheck }), tls: () => this.#ctx.upstreamTls })
     const shortest = Math.min(opts.connectTimeoutMs, opts.headersTimeoutMs, opts.idleTimeoutMs, opts.responseTimeoutMs, opts.upstreamIdleMs)
     this.#tickMs = Math.max(10, Math.min(250, Math.floor(shortest / 4)))
     this.#tickets = new TicketKeys(opts.ticketSecret)
@@ -142,7 +141,7 @@ export class Engine {
     const alpn = new Map<string, object>()
     for (const a of c.tlsAlpn01) {
       try {
-        alpn.set(a.host.toLowerCase(), createSecureContext({ cert: a.cert, key: a.key }).context as object)
+        alpn.set(a.host.toLowerCase(), process.getBuiltinModule('node:tls').createSecureContext({ cert: a.cert, key: a.key }).context as object)
       } catch (err) {
         ctx.opts.log.error({ host: a.host, err: (err as Error).message }, 'ACME tls-alpn-01 certificate refused')
       }

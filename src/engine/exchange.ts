@@ -204,7 +204,7 @@ function attach(conn: Exchange, up: Upstream, fresh: boolean): void {
     send(conn)
     return
   }
-  conn.uc = open(up, UP_EVENTS, conn, conn.ctx.upstreamTls)
+  conn.uc = open(up, UP_EVENTS, conn, conn.ctx.tlsContextOf)
   arm(conn, Timer.Connect, conn.ctx.opts.connectTimeoutMs)
 }
 

@@ -47,7 +47,7 @@ export interface CheckerOptions {
   /** Every completed check of this process, for the followers. */
   onResult?: (r: CheckResult) => void
   /** The client context https upstreams are checked over (the engine's, with its CAs). */
-  tls?: SecureContext | null
+  tls?: () => SecureContext
 }
 
 /** Checks start within ±JITTER of their interval, so many upstreams do not fire together. */
@@ -65,7 +65,7 @@ export function pairId(key: string, probeText: string): string {
 }
 
 /** Every pair a snapshot references, with the plan it runs on; `tls` is what https upstreams are checked over. */
-function wanted(snap: RoutingSnapshot, tls: SecureContext | null): Map<string, Wanted> {
+function wanted(snap: RoutingSnapshot, tls: (() => SecureContext) | null): Map<string, Wanted> {
   const out = new Map<string, Wanted>()
   for (const l of snap.listeners.values()) {
     for (const r of l.routes) {
@@ -78,7 +78,7 @@ function wanted(snap: RoutingSnapshot, tls: SecureContext | null): Map<string, W
             const have = out.get(id)
             if (have !== undefined && have.plan.intervalMs <= plan.intervalMs) continue
             const authority = ref.tls ? ref.key.slice('https://'.length) : ref.key
-            out.set(id, { key: ref.key, target: { host: ref.host, port: ref.port, authority, tls: ref.tls ? tls : null }, plan })
+            out.set(id, { key: ref.key, target: { host: ref.host, port: ref.port, authority, tls: ref.tls && tls !== null ? tls() : null }, plan })
           }
         }
       }
@@ -94,7 +94,7 @@ export class Checker {
   readonly #pairs = new Map<string, CheckState>()
   readonly #targets = new Map<CheckState, ProbeTarget>()
   #closed = false
-  readonly #tls: SecureContext | null
+  readonly #tls: (() => SecureContext) | null
 
   constructor(events: CheckEvents, o: CheckerOptions = {}) {
     this.#events = events

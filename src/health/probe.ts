@@ -9,7 +9,6 @@
 
 import { connect, isIP } from 'node:net'
 import type { Socket } from 'node:net'
-import { connect as tlsConnect } from 'node:tls'
 import type { SecureContext } from 'node:tls'
 import type { CheckPlan } from '../compiler/snapshot.ts'
 import { grpcProbe } from './grpc-probe.ts'
@@ -45,7 +44,7 @@ export function probe(plan: CheckPlan, t: ProbeTarget, done: (ok: boolean, resul
   const sock: Socket =
     tls === null
       ? connect({ host: t.host, port: t.port, noDelay: true })
-      : tlsConnect({ host: t.host, port: t.port, secureContext: tls, ALPNProtocols: ['http/1.1'], ...(isIP(t.host) === 0 ? { servername: t.host } : {}) })
+      : process.getBuiltinModule('node:tls').connect({ host: t.host, port: t.port, secureContext: tls, ALPNProtocols: ['http/1.1'], ...(isIP(t.host) === 0 ? { servername: t.host } : {}) })
   const finish = (ok: boolean, result: string): void => {
     if (settled) return
     settled = true

@@ -174,18 +174,19 @@ describe('the balancer.tls labels', () => {
   })
 
   it('discovered TLS servers on one address join their ACME hosts; TLS asked of a plain address is reported', () => {
-    const one = labelServer(settingsOf({ 'balancer.tls': 'true', 'balancer.hosts': 'a.test' }), [{ Target: '10.0.0.5', Port: 80 }])
+    const labelled = (): ReturnType<typeof labelServer> => labelServer(settingsOf({ 'balancer.tls': 'true', 'balancer.hosts': 'a.test' }), [{ Target: '10.0.0.5', Port: 80 }])
+    const one = labelled()
     const two = labelServer(settingsOf({ 'balancer.tls': 'true', 'balancer.hosts': 'b.test' }), [{ Target: '10.0.0.6', Port: 80 }])
     const merged = mergeDiscovered({ servers: [] }, [{ origin: 'docker', servers: [one, two], names: ['a', 'b'], meta: [] }])
     expect(merged.problems).toEqual([])
     expect(merged.config.servers.map((s) => [s.address, s.tls])).toEqual([[':443', { Certificates: [], Acme: { Hosts: ['a.test', 'b.test'], Email: '', Challenge: 'http-01' } }]])
     const base = { servers: [normalizeServer({ address: ':443' })] }
-    const plain = mergeDiscovered(base, [{ origin: 'docker', servers: [one], names: ['a'], meta: [] }])
+    const plain = mergeDiscovered(base, [{ origin: 'docker', servers: [labelled()], names: ['a'], meta: [] }])
     expect(plain.config.servers[0]?.tls).toBeUndefined()
     expect(plain.problems.map((p) => p.message)).toEqual([expect.stringContaining('asks for TLS on ":443", which is served as plain HTTP')])
     // The base configuration is not changed by the merge.
     const stored = { servers: [normalizeServer({ address: ':443', tls: { Acme: { Hosts: ['s.test'] } } })] }
-    const joined = mergeDiscovered(stored, [{ origin: 'docker', servers: [one], names: ['a'], meta: [] }])
+    const joined = mergeDiscovered(stored, [{ origin: 'docker', servers: [labelled()], names: ['a'], meta: [] }])
     expect(joined.config.servers[0]?.tls?.Acme?.Hosts).toEqual(['s.test', 'a.test'])
     expect(stored.servers[0]?.tls?.Acme?.Hosts).toEqual(['s.test'])
   })

@@ -15,7 +15,6 @@
 
 import { connect, isIP } from 'node:net'
 import type { Socket } from 'node:net'
-import { connect as tlsConnect } from 'node:tls'
 import type { ConnectionOptions, SecureContext } from 'node:tls'
 import type { Upstream } from './registry.ts'
 
@@ -126,7 +125,7 @@ function onClose(uc: UpConn): void {
  * with `tls` (its certificate verified against those CAs, SNI its host
  * name): the connection counts as connected once the handshake is done.
  */
-export function open(up: Upstream, events: UpEvents, owner: object, tls: SecureContext): UpConn {
+export function open(up: Upstream, events: UpEvents, owner: object, tls: () => SecureContext): UpConn {
   // net asks for the first buffer while connect() runs, before uc exists.
   let uc: UpConn | null = null
   let first: Buffer | null = null
@@ -135,11 +134,11 @@ export function open(up: Upstream, events: UpEvents, owner: object, tls: SecureC
     callback: (n: number, buf: Uint8Array) => onRead(uc as UpConn, n, buf as Buffer),
   }
   const sock: Socket = up.tls
-    ? tlsConnect({
+    ? process.getBuiltinModule('node:tls').connect({
         host: up.host,
         port: up.port,
         ...(isIP(up.host) === 0 ? { servername: up.host } : {}),
-        secureContext: tls,
+        secureContext: tls(),
         ALPNProtocols: ['http/1.1'],
         allowHalfOpen: true,
         noDelay: true,
