@@ -374,11 +374,11 @@ export function respondWith(conn: ClientConn, status: number, fields: string | n
  */
 export function redirect(conn: ClientConn, location: string): void {
   const head = `HTTP/1.1 308 Permanent Redirect\r\nlocation: ${location}\r\ncontent-length: 0\r\n`
-  respondWith(conn, 308, Buffer.from(`${head}\r\n`, 'latin1'), Buffer.from(`${head}connection: close\r\n\r\n`, 'latin1'))
+  respondWhole(conn, 308, Buffer.from(`${head}\r\n`, 'latin1'), Buffer.from(`${head}connection: close\r\n\r\n`, 'latin1'))
 }
 
 /** A whole response of our own, in its keep-alive and closing forms (same rule as respond()). */
-export function respondWith(conn: ClientConn, status: number, keep: Buffer, close: Buffer): void {
+export function respondWhole(conn: ClientConn, status: number, keep: Buffer, close: Buffer): void {
   const uc = conn.uc
   if (uc !== null) {
     conn.uc = null

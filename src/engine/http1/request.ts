@@ -7,7 +7,7 @@ import { matchRoute } from '../match.ts'
 import { Scheme } from '../../compiler/snapshot.ts'
 import { CR, LF, equalsLower } from './chars.ts'
 import type { ClientConn } from './conn.ts'
-import { BodyKind, ResPhase, St, Timer, arm, redirect, reject, respond, respondWith, syncReading } from './conn.ts'
+import { BodyKind, ResPhase, St, Timer, arm, redirect, reject, respond, respondWhole, syncReading } from './conn.ts'
 import { startExchange } from '../exchange.ts'
 import { takeH2c } from './h2c.ts'
 import { hostless, requestHead } from './forward.ts'
@@ -94,7 +94,7 @@ function acmeAnswer(conn: ClientConn, buf: Buffer, h: RequestHead): boolean {
   if (h.pathEnd - s <= ACME_PATH.length || buf.latin1Slice(s, s + ACME_PATH.length) !== ACME_PATH) return false
   const a = conn.ctx.acmeTokens.get(buf.latin1Slice(s + ACME_PATH.length, h.pathEnd))
   if (a === undefined) return false
-  respondWith(conn, 200, a.keep, a.close)
+  respondWhole(conn, 200, a.keep, a.close)
   return true
 }
 
