@@ -101,12 +101,13 @@ describe('swarm-stack.yml, deployed as written', () => {
     const api = `127.0.0.1:${apiPort}`
     expect((await curl(`${api}/`)).status).toBe(401)
     expect((await curl('-H', 'Authorization: Bearer not-the-token-at-all', `${api}/`)).status).toBe(401)
-    // This node's balancer: its listener on the published port and the three tasks it reaches on the node's bridge.
+    // This node's balancer: its listener on the published port and the tasks it reaches on the node's bridge:
+    // the three demo tasks, and the one task of the HTTPS example (hello-tls, global: one per node).
     const status = await curl('-H', `Authorization: Bearer ${TOKEN}`, `${api}/status`)
     expect(status.status).toBe(200)
     const s = JSON.parse(status.body) as { engine: { listeners: Array<{ port: number }>; upstreams: Array<{ port: number; state: string }> } }
     expect(s.engine.listeners.map((l) => l.port)).toContain(httpPort)
-    expect(s.engine.upstreams.filter((u) => u.port === 80 && u.state === 'healthy')).toHaveLength(3)
+    expect(s.engine.upstreams.filter((u) => u.port === 80 && u.state === 'healthy')).toHaveLength(3 + 1)
   })
 
   it('a rolling update of the demo service under load loses no request', async () => {
