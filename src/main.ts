@@ -14,6 +14,9 @@ import type { Options } from './cli/options.ts'
 import { Control } from './control/control.ts'
 import { planeViewOf } from './control/plane-view.ts'
 import { engineTarget } from './control/reloader.ts'
+import { hasRateLimit } from './model/rules.ts'
+import type { ValidConfig } from './model/types.ts'
+import { Presence } from './store/presence.ts'
 import { Readiness } from './control/readiness.ts'
 import type { ReadyState } from './control/readiness.ts'
 import type { RunningSources } from './sources/start.ts'
@@ -152,10 +155,19 @@ async function main(): Promise<void> {
   const follow = (followed: ReadonlyMap<string, ReadonlySet<string>>): void => {
     for (const r of sources.registries) r.follow(followed.get(r.name) ?? [])
   }
+  // Rate limits are for the whole cluster: while some route has one, the
+  // instances sharing the store count each other (store/presence.ts).
+  const sharing = limitSharing(store, o.workers, (n) => plane.setLimitShare(n), log.child({ component: 'presence' }))
+  const target = {
+    async apply(config: ValidConfig, version: number): Promise<void> {
+      await tls.apply(config, version)
+      sharing.want(hasRateLimit(config))
+    },
+  }
   const control = new Control({
     store,
     initial,
-    target: tls,
+    target,
     onListenerError: (err) => log.error({ err }, 'a control-plane subscriber failed'),
     registries: registryUrls.map((u) => u.name),
     onFollow: (followed) => follow(followed),
@@ -368,7 +380,7 @@ async function main(): Promise<void> {
       if (plane instanceof WorkerGroup) await plane.refusing()
       log.info({ signal, graceMs: o.graceMs, workers: o.workers }, 'draining')
       const metricsClosed = new Promise<void>((resolve) => (metricsServer === null ? resolve() : metricsServer.server.close(() => resolve())))
-      await Promise.allSettled([admin.close(), metricsClosed, sources.stop(), drained, store.close()])
+      await Promise.allSettled([admin.close(), metricsClosed, sources.stop(), drained, sharing.stop().then(() => store.close())])
       await accessLog?.close()
       log.info({}, 'stopped')
       log.flush()
@@ -390,3 +402,45 @@ main().catch((err: unknown) => {
   process.stderr.write(`balancer: fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
   process.exit(1)
 })
+
+/**
+ * Runs the store's presence keys while `want(true)`: the engines then enforce
+ * 1/(live instances x workers) of each rate limit. A store without a shared
+ * space counts this instance alone.
+ */
+function limitSharing(store: ConfigStore, workers: number, setShare: (n: number) => void, log: Logger): { want(on: boolean): void; stop(): Promise<void> } {
+  let running: { abort: AbortController; done: Promise<void> } | null = null
+  return {
+    want(on: boolean): void {
+      if (on === (running !== null)) return
+      if (!on) {
+        const r = running
+        running = null
+        r?.abort.abort()
+        setShare(workers)
+        return
+      }
+      setShare(workers)
+      const space = store.shared?.() ?? null
+      if (space === null) return
+      const presence = new Presence(space, {
+        onCount: (n) => {
+          setShare(n * workers)
+          log.info({ instances: n, id: presence.id }, 'rate limits shared by the live instances')
+        },
+        onError: (err) => {
+          if (err === null) log.info({}, 'presence keys written again')
+          else log.error({ err }, 'presence keys cannot be written; rate limit shares stay as they were')
+        },
+      })
+      const abort = new AbortController()
+      running = { abort, done: presence.run(abort.signal) }
+    },
+    async stop(): Promise<void> {
+      const r = running
+      running = null
+      r?.abort.abort()
+      await r?.done
+    },
+  }
+}

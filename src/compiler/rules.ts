@@ -10,14 +10,16 @@ import type { AccessPlan, HeaderEditPlan, RequestRulesPlan, RulesPlan } from './
 
 export function rulesPlan(p: Policy, pathPrefix: string): RulesPlan | null {
   const access = accessPlan(p.access ?? null)
+  const rl = p.ratelimit ?? null
+  const ratelimit = rl === null ? null : Object.freeze({ average: rl.Average, burst: rl.Burst, sourceHeader: rl.SourceHeader, signature: `${rl.Average}/${rl.Burst}/${rl.SourceHeader}` })
   const b = p.body ?? null
   const body = b === null || b.MaxRequestBytes === 0 ? null : Object.freeze({ maxRequestBytes: b.MaxRequestBytes })
   const request = requestPlan(p, pathPrefix)
   const response = responsePlan(p)
   const e = p.errors ?? null
   const errors = e === null ? null : Object.freeze({ page: e.Page, statuses: Object.freeze([...e.Statuses]), timeoutMs: parseDuration(e.Timeout) ?? 2000 })
-  if (access === null && body === null && request === null && response === null && errors === null) return null
-  return Object.freeze({ gated: access !== null || body !== null, access, body, request, response, errors })
+  if (access === null && ratelimit === null && body === null && request === null && response === null && errors === null) return null
+  return Object.freeze({ gated: access !== null || ratelimit !== null || body !== null, access, ratelimit, body, request, response, errors })
 }
 
 function accessPlan(a: Access | null): AccessPlan | null {

@@ -121,6 +121,17 @@ export interface AccessPlan {
   signature: string
 }
 
+/** The ratelimit group, compiled: the cluster-wide figures; each engine enforces its share (EngineCtx.limitShare). */
+export interface RateLimitPlan {
+  /** Requests per second. */
+  average: number
+  burst: number
+  /** Lower-case header name; '' = the client address. */
+  sourceHeader: string
+  /** The engine keeps a route's buckets while this stays the same. */
+  signature: string
+}
+
 /** The body group, compiled; absent when it sets no limit. */
 export interface BodyPlan {
   /** Request body bytes allowed (> 0). */
@@ -145,9 +156,10 @@ export interface ForwardAuthPlan {
  * Order of application: README "Route rules".
  */
 export interface RulesPlan {
-  /** Something must be decided before the request may go upstream (access, body): the engine's gate (rules/gate.ts) runs. */
+  /** Something must be decided before the request may go upstream (access, ratelimit, body): the engine's gate (rules/gate.ts) runs. */
   gated: boolean
   access: AccessPlan | null
+  ratelimit: RateLimitPlan | null
   body: BodyPlan | null
   request: RequestRulesPlan | null
   /** headers.Response and its shortcuts, applied to responses relayed from upstream. */

@@ -31,6 +31,13 @@ export class EngineCtx {
   /** opts.accessLog, or null: per request, one null check when off. */
   readonly accessLog: AccessLogSink | null
 
+  /**
+   * How many engines enforce the routes' rate limits together: live
+   * instances sharing the store times worker processes per instance
+   * (Engine.setLimitShare). Each takes Average / limitShare.
+   */
+  limitShare = 1
+
   /** BasicAuth password checks, off the serving thread (started at the first check). */
   readonly verifier = new Verifier()
 

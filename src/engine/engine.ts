@@ -384,6 +384,15 @@ export class Engine {
     return true
   }
 
+  /**
+   * Rate limits: `n` engines enforce each route's limit together (live
+   * instances sharing the store times worker processes each); this one
+   * allows Average / n, with Burst / n (at least 1) at once.
+   */
+  setLimitShare(n: number): void {
+    this.#ctx.limitShare = Math.max(1, Math.floor(n))
+  }
+
   boundPort(listenKey: string): number | null {
     return this.#listeners.get(listenKey)?.port ?? null
   }

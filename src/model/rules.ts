@@ -16,14 +16,16 @@ import { readRewrite, REWRITE_FIELDS } from './rewrite.ts'
 import { ACCESS_FIELDS, readAccess } from './access.ts'
 import { BODY_FIELDS, readBody } from './body.ts'
 import { ERROR_PAGE_FIELDS, readErrorPages } from './error-pages.ts'
-import type { Access, Body, ErrorPages, HeaderEdits, HeaderRules, Rewrite, Rules } from './types.ts'
+import { RATELIMIT_FIELDS, readRateLimit } from './ratelimit.ts'
+import type { Access, Body, Config, ErrorPages, HeaderEdits, HeaderRules, RateLimit, Rewrite, Rules } from './types.ts'
 
 /** In the order the engine applies them. */
-export const RULE_GROUPS = ['access', 'body', 'rewrite', 'headers', 'errors'] as const
+export const RULE_GROUPS = ['access', 'ratelimit', 'body', 'rewrite', 'headers', 'errors'] as const
 export type RuleGroup = (typeof RULE_GROUPS)[number]
 
 export const RULE_FIELDS: Readonly<Record<RuleGroup, readonly string[]>> = {
   access: ACCESS_FIELDS,
+  ratelimit: RATELIMIT_FIELDS,
   body: BODY_FIELDS,
   rewrite: REWRITE_FIELDS,
   headers: HEADERS_FIELDS,
@@ -46,12 +48,14 @@ export function readRules(f: Partial<Record<RuleGroup, Found>>, owner: 'server' 
   return out
 }
 
-type RuleValue = Access | Body | Rewrite | HeaderRules | ErrorPages
+type RuleValue = Access | RateLimit | Body | Rewrite | HeaderRules | ErrorPages
 
 export function readRule(g: RuleGroup, raw: unknown, path: string, problems: Problem[]): RuleValue | null {
   switch (g) {
     case 'access':
       return readAccess(raw, path, problems)
+    case 'ratelimit':
+      return readRateLimit(raw, path, problems)
     case 'body':
       return readBody(raw, path, problems)
     case 'rewrite':
@@ -65,6 +69,7 @@ export function readRule(g: RuleGroup, raw: unknown, path: string, problems: Pro
 
 function setRule(out: Rules, g: RuleGroup, v: RuleValue): void {
   if (g === 'access') out.access = v as Access
+  else if (g === 'ratelimit') out.ratelimit = v as RateLimit
   else if (g === 'body') out.body = v as Body
   else if (g === 'errors') out.errors = v as ErrorPages
   else if (g === 'rewrite') out.rewrite = v as Rewrite
@@ -84,6 +89,9 @@ export function rulesOf(p: Rules, owner: 'server' | 'route'): Rules {
     const fa = a.ForwardAuth
     out.access = { Allow: [...a.Allow], Deny: [...a.Deny], BasicAuth: [...a.BasicAuth], ForwardAuth: fa === null ? null : { Address: fa.Address, ResponseHeaders: [...fa.ResponseHeaders], Timeout: fa.Timeout } }
   }
+  const rl = p.ratelimit
+  if (rl === null && owner === 'route') out.ratelimit = null
+  else if (rl != null) out.ratelimit = { Average: rl.Average, Burst: rl.Burst, SourceHeader: rl.SourceHeader }
   const b = p.body
   if (b === null && owner === 'route') out.body = null
   else if (b != null) out.body = { MaxRequestBytes: b.MaxRequestBytes }
@@ -106,8 +114,14 @@ export function rulesOf(p: Rules, owner: 'server' | 'route'): Rules {
 export function copyRule(to: Rules, from: Rules, g: RuleGroup): void {
   const v = rulesOf(from, 'route')
   if (g === 'access') to.access = v.access ?? null
+  else if (g === 'ratelimit') to.ratelimit = v.ratelimit ?? null
   else if (g === 'body') to.body = v.body ?? null
   else if (g === 'errors') to.errors = v.errors ?? null
   else if (g === 'rewrite') to.rewrite = v.rewrite ?? null
   else to.headers = v.headers ?? null
+}
+
+/** Some server or route of `cfg` has a rate limit (then the instances sharing the store count each other: store/presence.ts). */
+export function hasRateLimit(cfg: Config): boolean {
+  return cfg.servers.some((s) => s.ratelimit != null || s.routes.some((r) => r.ratelimit != null))
 }

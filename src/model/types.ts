@@ -170,6 +170,15 @@ export interface ForwardAuth {
   Timeout: string
 }
 
+/** `ratelimit`: a token bucket per client, shared by the instances (src/model/ratelimit.ts). */
+export interface RateLimit {
+  /** Requests per second. */
+  Average: number
+  Burst: number
+  /** Lower-case header name identifying the client; '' = its address. */
+  SourceHeader: string
+}
+
 /** `errors`: custom error pages (src/model/error-pages.ts). */
 export interface ErrorPages {
   /** `http://host:port/path` or `file:///path`; `{status}` is replaced by the status. */
@@ -192,6 +201,7 @@ export interface Body {
  */
 export interface Rules {
   access?: Access | null
+  ratelimit?: RateLimit | null
   body?: Body | null
   rewrite?: Rewrite | null
   headers?: HeaderRules | null

@@ -118,6 +118,8 @@ export class WorkerGroup {
   readonly #drained = new Set<string>()
   /** The latest check result of every pair the probing worker runs, by pairId. */
   readonly #checks = new Map<string, CheckResult>()
+  /** Engines enforcing the rate limits together (setLimitShare); a restarted worker gets it too. */
+  #limitShare = 1
 
   constructor(o: WorkerGroupOptions) {
     this.#o = o
@@ -331,6 +333,7 @@ export class WorkerGroup {
       }
       for (const key of this.#drained) s.proc.send({ t: 'drain', key, on: true } satisfies ToWorker)
       this.#handChecks([s])
+      if (this.#limitShare !== 1) s.proc.send({ t: 'share', n: this.#limitShare } satisfies ToWorker)
       s.serving = true
       s.restarts++
       this.#o.log.info({ worker: s.id, pid: s.proc.pid, version: cur?.version ?? 0 }, 'worker restarted')
@@ -379,6 +382,12 @@ export class WorkerGroup {
     else this.#drained.delete(key)
     for (const s of this.#slots) s.proc?.send({ t: 'drain', key, on } satisfies ToWorker)
     return true
+  }
+
+  /** Rate limits: `n` engines share each limit (live instances times workers); every worker takes 1/n. */
+  setLimitShare(n: number): void {
+    this.#limitShare = n
+    for (const s of this.#slots) s.proc?.send({ t: 'share', n } satisfies ToWorker)
   }
 
   /** Every worker reopens its access log file (SIGUSR1, after logrotate moved it). */

@@ -43,6 +43,8 @@ export type ToWorker =
   | { t: 'sample'; seq: number }
   /** Reopen the access log file (logrotate moved it). */
   | { t: 'reopen' }
+  /** Rate limits are shared by `n` engines (Engine.setLimitShare); no answer. */
+  | { t: 'share'; n: number }
   /** Drain (on) or restore an upstream by key; no answer. */
   | { t: 'drain'; key: string; on: boolean }
   /** Apply this config as snapshot `version`; answered by `applied` or `refused` with the same seq. */

@@ -141,6 +141,9 @@ async function onMessage(m: ToWorker): Promise<void> {
     case 'checks':
       engine?.adoptChecks(m.results)
       return
+    case 'share':
+      engine?.setLimitShare(m.n)
+      return
     case 'shutdown':
       stop(m.graceMs)
       return

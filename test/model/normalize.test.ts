@@ -191,7 +191,7 @@ describe('normalizeServer', () => {
 
   it('catches typos in field names instead of ignoring them', () => {
     expect(problems(() => normalizeServer({ address: ':80', upstream: [] }))).toEqual([
-      { path: 'body.upstream', message: 'unknown field (expected one of address, filter, upstreams, fallbacks, routes, health, passive, retry, limits, access, body, rewrite, headers, errors, hsts, tls, discovery, Protocols)' },
+      { path: 'body.upstream', message: 'unknown field (expected one of address, filter, upstreams, fallbacks, routes, health, passive, retry, limits, access, ratelimit, body, rewrite, headers, errors, hsts, tls, discovery, Protocols)' },
     ])
   })
 

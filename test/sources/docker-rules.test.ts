@@ -67,4 +67,19 @@ describe('route rules from container labels', () => {
     expect(ok.text.trim()).toBe(name)
     expect((await httpGet(port, '/', { authorization: `Basic ${Buffer.from('alice:nope').toString('base64')}` })).status).toBe(401)
   })
+
+  it('balancer.ratelimit.* limits the container\'s route: Burst through, then 429 with Retry-After', async () => {
+    const port = await freePort()
+    const name = `${RUN}-limit`
+    await web(name, port, { 'balancer.ratelimit.average': '0.01', 'balancer.ratelimit.burst': '2' })
+    let first = 0
+    await until(async () => {
+      first = (await httpGet(port, '/').catch(() => ({ status: 0 }))).status
+      return first === 200
+    }, 10_000, 'the container\'s route to be served')
+    expect((await httpGet(port, '/')).status).toBe(200)
+    const over = await httpGet(port, '/')
+    expect(over.status).toBe(429)
+    expect(Number(over.headers['retry-after'])).toBeGreaterThan(0)
+  })
 })

@@ -302,6 +302,8 @@ export function dispatchStream(st: H2Stream): void {
   // ForwardAuth gets the client's fields as received, before rewrite and headers.Request.
   const rr = st.route.rules
   const auth = rr !== null && rr.access !== null && rr.access.plan.forward !== null ? authRequest(st) : null
+  const rlPlan = rr === null || rr.limiter === null ? null : rr.limiter.plan
+  const source = rlPlan === null || rlPlan.sourceHeader === '' ? null : fieldOf(st.outHead, rlPlan.sourceHeader)
   if (rules.request !== null) {
     st.outHead = rewriteHead(rules.request, st.outHead)
     st.hostless = rules.request.host === HostMode.Upstream
@@ -309,10 +311,18 @@ export function dispatchStream(st: H2Stream): void {
   // Access and body rules decide before anything goes upstream; they may answer or wait.
   if (rr !== null && rules.gated) {
     const conn = st.conn
-    const req = { clientIp: conn.clientIp, trusted: conn.trusted, xff: st.clientXff, authorization: st.authorization, contentLength: Math.max(st.clLeft + st.bodySeen, st.bodySeen), auth }
+    const req = { clientIp: conn.clientIp, trusted: conn.trusted, xff: st.clientXff, authorization: st.authorization, source, contentLength: Math.max(st.clLeft + st.bodySeen, st.bodySeen), auth }
     if (!gate(st, rr, req)) return
   }
   startExchange(st)
+}
+
+/** The first value of field `lower` in a head of our own making (lower-case names), or null. */
+function fieldOf(head: string, lower: string): string | null {
+  const at = head.indexOf(`\r\n${lower}: `)
+  if (at < 0) return null
+  const start = at + lower.length + 4
+  return head.slice(start, head.indexOf('\r\n', start))
 }
 
 /** What ForwardAuth sends of a stream's request: its fields as received (from the HTTP/1.1 head built of them, before any rule). */

@@ -1,6 +1,7 @@
 // What the gating route rules (rules/gate.ts) need of an HTTP/1 request,
 // read from the parse's scratch table before anything waits: the
 // Authorization value, the X-Forwarded-For values (from a trusted proxy),
+// the rate limit's SourceHeader value,
 // the declared body length, and for ForwardAuth the whole list of fields.
 // Runs only for routes whose rules are gated.
 
@@ -16,11 +17,13 @@ import type { RequestHead } from './parse.ts'
 /** true: the request goes on now; false: it was answered, or a check is running and will resume it. */
 export function gateH1(conn: ClientConn, buf: Buffer, h: RequestHead, rules: RulesRuntime): boolean {
   const a = rules.access
-  const xff = conn.trusted && a !== null && (a.allow !== null || a.deny !== null) ? values(buf, h, Kind.XForwardedFor) : ''
+  const rl = rules.limiter === null ? null : rules.limiter.plan
+  const xff = conn.trusted && ((a !== null && (a.allow !== null || a.deny !== null)) || rl !== null) ? values(buf, h, Kind.XForwardedFor) : ''
   const authorization = a !== null && a.plan.users.size !== 0 ? authorizationOf(buf, h) : null
+  const source = rl === null || rl.sourceHeader === '' ? null : valueOf(buf, h, rl.sourceHeader)
   const auth = a !== null && a.plan.forward !== null ? authRequest(conn, buf, h) : null
   const contentLength = h.teChunked === 0 && h.clCount === 1 ? h.contentLength : -1
-  return gate(conn, rules, { clientIp: conn.clientIp, trusted: conn.trusted, xff, authorization, contentLength, auth })
+  return gate(conn, rules, { clientIp: conn.clientIp, trusted: conn.trusted, xff, authorization, source, contentLength, auth })
 }
 
 /** The values of every field of `kind`, joined by `, ` ('' when none). */
@@ -37,10 +40,16 @@ function values(buf: Buffer, h: RequestHead, kind: number): string {
 
 /** The first Authorization value, or null. */
 function authorizationOf(buf: Buffer, h: RequestHead): string | null {
+  return valueOf(buf, h, 'authorization')
+}
+
+/** The first value of the field named `lower` (lower-case), or null. */
+function valueOf(buf: Buffer, h: RequestHead, lower: string): string | null {
+  const len = lower.length
   for (let i = 0; i < h.nHeaders; i++) {
     const o = i * HF
     const ns = HDR[o] as number
-    if ((HDR[o + 1] as number) - ns === 13 && equalsLower(buf, ns, ns + 13, 'authorization')) return buf.latin1Slice(HDR[o + 2] as number, HDR[o + 3] as number)
+    if ((HDR[o + 1] as number) - ns === len && equalsLower(buf, ns, ns + len, lower)) return buf.latin1Slice(HDR[o + 2] as number, HDR[o + 3] as number)
   }
   return null
 }

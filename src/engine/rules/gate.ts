@@ -1,7 +1,8 @@
 // The route rules that decide whether a request may go upstream at all
 // (RulesPlan.gated), for every client protocol: access (Deny/Allow,
-// BasicAuth, ForwardAuth), then body (a declared Content-Length over
-// MaxRequestBytes), in the order README "Route rules" gives. The protocol
+// BasicAuth, ForwardAuth), then the rate limit (429 with Retry-After), then
+// body (a declared Content-Length over MaxRequestBytes), in the order README
+// "Route rules" gives. The protocol
 // (http1/rules-gate.ts, h2/request.ts) reads what the rules need of the
 // request into a GateRequest, synchronously, before anything waits; a route
 // without such rules never gets here.
@@ -29,6 +30,8 @@ export interface GateRequest {
   xff: string
   /** The Authorization value, or null. */
   authorization: string | null
+  /** The value of the rate limit's SourceHeader (null: none, or no such header sent). */
+  source: string | null
   /** The declared body length; -1 when none (chunked, or no body). */
   contentLength: number
   auth: AuthRequest | null
@@ -39,32 +42,52 @@ const EMPTY = Buffer.alloc(0)
 
 /** true: the request goes on now (the caller starts the exchange); false: it was answered, or a check runs and will resume it. */
 export function gate(ex: Exchange, rules: RulesRuntime, req: GateRequest): boolean {
-  const body = rules.plan.body
-  if (body !== null) {
-    const max = body.maxRequestBytes
-    ex.bodyMax = max
-    if (max >= 0 && req.contentLength > max) return refuse(ex, 413)
-  }
   const a = rules.access
-  if (a === null) return true
+  if (a === null) return afterAccess(ex, rules, req)
   if (a.allow !== null || a.deny !== null) {
-    const ip = req.trusted ? accessAddress(req.clientIp, true, req.xff, ex.ctx.isTrusted) : req.clientIp
-    if (!a.addressAllowed(ip)) return refuse(ex, 403)
+    if (!a.addressAllowed(clientAddress(ex, req))) return refuse(ex, 403)
   }
   const fwd = a.plan.forward
   if (a.plan.users.size !== 0) {
     const seq = ex.reqSeq
-    const v = a.basic(req.authorization, ex.ctx.verifier, (ok) => afterBasic(ex, seq, ok, fwd, req.auth))
+    const v = a.basic(req.authorization, ex.ctx.verifier, (ok) => afterBasic(ex, seq, ok, fwd, rules, req))
     if (v === Verdict.Refuse) return refuse(ex, 401)
     if (v === Verdict.Busy) return refuse(ex, 503)
     if (v === Verdict.Pending) return false
   }
   if (fwd !== null && req.auth !== null) {
-    askAuth(ex, fwd, req.auth)
+    askAuth(ex, fwd, rules, req)
     return false
+  }
+  return afterAccess(ex, rules, req)
+}
+
+/** The address access and the rate limit see: the peer's, or behind a trusted proxy its last untrusted X-Forwarded-For address. */
+function clientAddress(ex: Exchange, req: GateRequest): string {
+  return req.trusted ? accessAddress(req.clientIp, true, req.xff, ex.ctx.isTrusted) : req.clientIp
+}
+
+/** The rate limit, then the body's declared length; true: the request goes on. */
+function afterAccess(ex: Exchange, rules: RulesRuntime, req: GateRequest): boolean {
+  const limiter = rules.limiter
+  if (limiter !== null) {
+    const key = req.source !== null ? `h:${req.source}` : clientAddress(ex, req)
+    const wait = limiter.take(key, ex.ctx.now, ex.ctx.limitShare)
+    if (wait !== 0) {
+      ex.front.respondWith(ex, 429, [['content-type', 'text/plain; charset=utf-8'], ['retry-after', String(wait)]], TOO_MANY)
+      return false
+    }
+  }
+  const body = rules.plan.body
+  if (body !== null) {
+    const max = body.maxRequestBytes
+    ex.bodyMax = max
+    if (req.contentLength > max) return refuse(ex, 413)
   }
   return true
 }
+
+const TOO_MANY = Buffer.from('429 Too Many Requests\n', 'latin1')
 
 function refuse(ex: Exchange, status: number): false {
   if (status === 401) ex.front.respondWith(ex, 401, CHALLENGE, EMPTY)
@@ -76,23 +99,23 @@ function current(ex: Exchange, seq: number): boolean {
   return ex.front.live(ex) && ex.reqSeq === seq && ex.uc === null && !ex.resStarted
 }
 
-function afterBasic(ex: Exchange, seq: number, ok: boolean, fwd: ForwardAuthPlan | null, auth: AuthRequest | null): void {
+function afterBasic(ex: Exchange, seq: number, ok: boolean, fwd: ForwardAuthPlan | null, rules: RulesRuntime, req: GateRequest): void {
   if (!current(ex, seq)) return
   ex.ctx.now = Date.now()
   if (!ok) {
     refuse(ex, 401)
     return
   }
-  if (fwd !== null && auth !== null) return askAuth(ex, fwd, auth)
-  startExchange(ex)
+  if (fwd !== null && req.auth !== null) return askAuth(ex, fwd, rules, req)
+  if (afterAccess(ex, rules, req)) startExchange(ex)
 }
 
-function askAuth(ex: Exchange, fwd: ForwardAuthPlan, req: AuthRequest): void {
+function askAuth(ex: Exchange, fwd: ForwardAuthPlan, rules: RulesRuntime, req: GateRequest): void {
   const seq = ex.reqSeq
-  forwardAuth(fwd, req, (ans) => afterAuth(ex, seq, ans))
+  forwardAuth(fwd, req.auth as AuthRequest, (ans) => afterAuth(ex, seq, ans, rules, req))
 }
 
-function afterAuth(ex: Exchange, seq: number, ans: AuthAnswer): void {
+function afterAuth(ex: Exchange, seq: number, ans: AuthAnswer, rules: RulesRuntime, req: GateRequest): void {
   if (!current(ex, seq)) return
   ex.ctx.now = Date.now()
   if (!ans.pass) {
@@ -105,5 +128,5 @@ function afterAuth(ex: Exchange, seq: number, ans: AuthAnswer): void {
     for (const [n, v] of ans.fields) extra += `${n}: ${v}\r\n`
     ex.outHead = ex.hostless ? ex.outHead + extra : `${ex.outHead.slice(0, -2)}${extra}\r\n`
   }
-  startExchange(ex)
+  if (afterAccess(ex, rules, req)) startExchange(ex)
 }
