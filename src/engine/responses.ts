@@ -4,7 +4,8 @@
 // draining). No Date header: like HAProxy's error pages, these are constant
 // bytes.
 
-const TEXT: Record<number, string> = {
+/** Reason phrases of the statuses the proxy answers itself (HTTP/2 error bodies use them too). */
+export const REASON_PHRASES: Readonly<Record<number, string>> = {
   400: 'Bad Request',
   401: 'Unauthorized',
   403: 'Forbidden',
@@ -28,7 +29,7 @@ const EXTRA: Record<number, string> = {
 }
 
 function render(status: number, close: boolean, headOnly: boolean): Buffer {
-  const reason = TEXT[status] ?? 'Error'
+  const reason = REASON_PHRASES[status] ?? 'Error'
   const body = `${status} ${reason}\n`
   const extra = EXTRA[status] ?? ''
   const conn = close ? 'connection: close\r\n' : ''
@@ -44,7 +45,7 @@ const CLOSE = new Map<number, Buffer>()
 // or a keep-alive client would read the body as the next response.
 const KEEP_HEAD = new Map<number, Buffer>()
 const CLOSE_HEAD = new Map<number, Buffer>()
-for (const s of Object.keys(TEXT)) {
+for (const s of Object.keys(REASON_PHRASES)) {
   KEEP.set(Number(s), render(Number(s), false, false))
   CLOSE.set(Number(s), render(Number(s), true, false))
   KEEP_HEAD.set(Number(s), render(Number(s), false, true))
@@ -60,12 +61,12 @@ const FALLBACK_CLOSE_HEAD = render(502, true, true)
  * not sent.
  */
 export function customResponse(status: number, close: boolean, fields: string, body: Buffer, headOnly = false): Buffer {
-  const head = `HTTP/1.1 ${status} ${TEXT[status] ?? 'Status'}\r\n${fields}content-length: ${body.length}\r\n${close ? 'connection: close\r\n' : ''}\r\n`
+  const head = `HTTP/1.1 ${status} ${REASON_PHRASES[status] ?? 'Status'}\r\n${fields}content-length: ${body.length}\r\n${close ? 'connection: close\r\n' : ''}\r\n`
   return body.length === 0 || headOnly ? Buffer.from(head, 'latin1') : Buffer.concat([Buffer.from(head, 'latin1'), body])
 }
 
 /**
- * The pre-rendered response for `status` (one of TEXT's); unknown statuses
+ * The pre-rendered response for `status` (one of REASON_PHRASES'); unknown statuses
  * give 502 + close. `headOnly` (a HEAD request): the head alone.
  */
 export function errorResponse(status: number, close: boolean, headOnly = false): Buffer {

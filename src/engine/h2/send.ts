@@ -14,6 +14,7 @@ import { requestEnded } from '../http1/ended.ts'
 import { leaveQueue } from '../exchange.ts'
 import { Method } from '../http1/parse.ts'
 import { discard } from '../upstream/pool.ts'
+import { REASON_PHRASES } from '../responses.ts'
 import type { H2Conn } from './conn.ts'
 import { FRAME_HEADER, Flag, FrameType, H2Error, appendRef, at, done, frame32, header, reserve } from './frames.ts'
 import { literalBound, writeLiteral, writeStatus } from './hpack.ts'
@@ -63,7 +64,7 @@ export function respondLocal(st: H2Stream, status: number): void {
   }
   if (st.waitingOn !== null) leaveQueue(st)
   if (st.phase === Phase.Done) return
-  const reason = REASONS[status] ?? 'Error'
+  const reason = REASON_PHRASES[status] ?? 'Error'
   const body = `${status} ${reason}\n`
   const hb = blockScratch(256 + st.requestId.length)
   let p = writeStatus(hb, 0, status)
@@ -116,21 +117,6 @@ export function respondLocalWith(st: H2Stream, status: number, fields: ReadonlyA
 /** Fields an HTTP/2 response never carries (RFC 9113 §8.2.2), and content-length, which is written from the body. */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'content-length'])
 
-const REASONS: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  408: 'Request Timeout',
-  413: 'Content Too Large',
-  414: 'URI Too Long',
-  429: 'Too Many Requests',
-  431: 'Request Header Fields Too Large',
-  501: 'Not Implemented',
-  502: 'Bad Gateway',
-  503: 'Service Unavailable',
-  504: 'Gateway Timeout',
-}
 
 /** Writes one DATA frame of data[off, off+n). */
 function dataFrame(conn: H2Conn, st: H2Stream, data: Buffer, off: number, n: number, end: boolean): void {
