@@ -106,13 +106,13 @@ describe('module boundaries', () => {
     expect(cycles()).toEqual([])
   })
   it('engine imports nothing from store, sources, admin, control or their libraries', () => {
-    expect(violations('engine/', (d) => /^(store|sources|admin|control|cli|docker|kv|workers|observability)\/|^(fastify|@fastify\/|dockerode|pino|etcd3|node-zookeeper-client|consul|yaml|prom-client)/.test(d) || d === 'main.ts')).toEqual([])
+    expect(violations('engine/', (d) => /^(store|sources|admin|control|cli|docker-api|kv|workers|observability)\/|^(fastify|@fastify\/|dockerode|pino|etcd3|node-zookeeper-client|consul|yaml|prom-client)/.test(d) || d === 'main.ts')).toEqual([])
   })
   it('engine takes from the compiler only the snapshot it is handed (its types and constants)', () => {
     expect(violations('engine/', (d) => d.startsWith('compiler/') && d !== 'compiler/snapshot.ts')).toEqual([])
   })
   it('health checks import nothing of the engine, the API, the store or discovery', () => {
-    expect(violations('health/', (d) => /^(engine|admin|store|sources|control|cli|docker|kv|workers)\//.test(d) || d === 'main.ts')).toEqual([])
+    expect(violations('health/', (d) => /^(engine|admin|store|sources|control|cli|docker-api|kv|workers)\//.test(d) || d === 'main.ts')).toEqual([])
   })
   it('the admin API reaches the data plane only through the control plane (control/plane-view.ts): no engine, no compiler', () => {
     expect(violations('admin/', (d) => /^(engine|compiler|workers|health)\//.test(d))).toEqual([])
@@ -143,10 +143,10 @@ describe('module boundaries', () => {
     ).toEqual([])
   })
   it('the Docker API client is a library: it imports nothing of the balancer but itself', () => {
-    expect(violations('docker/', (d) => !d.startsWith('node:') && !d.startsWith('docker/'))).toEqual([])
+    expect(violations('docker-api/', (d) => !d.startsWith('node:') && !d.startsWith('docker-api/'))).toEqual([])
   })
   it('the KV clients (kv/) shared by stores and registry sources import nothing of the balancer but themselves', () => {
-    expect(violations('kv/', (d) => /^(model|store|sources|admin|control|engine|compiler|cli|docker|health|workers|observability)\/|^main\.ts$/.test(d))).toEqual([])
+    expect(violations('kv/', (d) => /^(model|store|sources|admin|control|engine|compiler|cli|docker-api|health|workers|observability)\/|^main\.ts$/.test(d))).toEqual([])
   })
   it('desired state has one owner: only control/ (and main.ts, which wires it) imports the store', () => {
     // store/file-watch.ts watches a file and holds no state: the certificate files use it too.
@@ -160,13 +160,13 @@ describe('module boundaries', () => {
     expect(loaded).toEqual(expect.arrayContaining(['engine/engine.ts', 'compiler/compile.ts', 'node:net']))
     // OpenSSL's state (node:tls, node:crypto) loads with the first TLS listener, not with the engine.
     expect(loaded.filter((d) => d === 'node:tls' || d === 'node:crypto')).toEqual([])
-    expect(loaded.filter((d) => /^(store|sources|admin|control|cli|docker|kv)\/|^(fastify|@fastify\/|pino|etcd3|node-zookeeper-client|consul|yaml|prom-client|cockatiel)/.test(d) || d === 'main.ts')).toEqual([])
+    expect(loaded.filter((d) => /^(store|sources|admin|control|cli|docker-api|kv)\/|^(fastify|@fastify\/|pino|etcd3|node-zookeeper-client|consul|yaml|prom-client|cockatiel)/.test(d) || d === 'main.ts')).toEqual([])
   })
   it('the main process loads store backends, discovery and the API docs only when asked for', () => {
     const loaded = [...loadedBy('main.ts')]
     expect(loaded).toEqual(expect.arrayContaining(['control/control.ts', 'store/file.ts', 'fastify', 'pino']))
-    // The flag parser reads --registry URLs and --docker endpoints (sources/registry-url.ts, docker/endpoint.ts: pure); the clients load with their source.
-    const heavy = (d: string): boolean => /^(etcd3|node-zookeeper-client|cockatiel|yaml|@fastify\/swagger)/.test(d) || /^store\/(etcd|consul|zookeeper)/.test(d) || /^docker\/(?!endpoint\.ts)|^sources\/(start|registry-open|registry-source)\.ts$|^sources\/[a-z]+\//.test(d)
+    // The flag parser reads --registry URLs and --docker endpoints (sources/registry-url.ts, docker-api/endpoint.ts: pure); the clients load with their source.
+    const heavy = (d: string): boolean => /^(etcd3|node-zookeeper-client|cockatiel|yaml|@fastify\/swagger)/.test(d) || /^store\/(etcd|consul|zookeeper)/.test(d) || /^docker-api\/(?!endpoint\.ts)|^sources\/(start|registry-open|registry-source)\.ts$|^sources\/[a-z]+\//.test(d)
     expect(loaded.filter(heavy)).toEqual([])
   })
   it('nothing imports main.ts', () => {

@@ -5,7 +5,7 @@
 import { compile } from '../../src/compiler/compile.ts'
 import { pick } from '../../src/engine/lb/pick.ts'
 import type { RouteRuntime } from '../../src/engine/lb/pick.ts'
-import { buildRuntimes } from '../../src/engine/lb/plan.ts'
+import { buildRuntimes } from '../../src/engine/lb/runtimes.ts'
 import { Registry } from '../../src/engine/upstream/registry.ts'
 import type { Upstream } from '../../src/engine/upstream/registry.ts'
 import { parseConfig } from '../../src/model/parse.ts'

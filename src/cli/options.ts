@@ -6,7 +6,7 @@ import { usableCpus } from './cpus.ts'
 import { parseDuration } from '../model/duration.ts'
 import { constraintErrorText, parseConstraint } from '../model/constraint.ts'
 import type { Constraint } from '../model/constraint.ts'
-import { DEFAULT_DOCKER_ENDPOINT, parseEndpoint } from '../docker/endpoint.ts'
+import { DEFAULT_DOCKER_ENDPOINT, parseEndpoint } from '../docker-api/endpoint.ts'
 import { parseRegistryUrl, splitRegistryList } from '../kv/registry-url.ts'
 
 export interface Options {

@@ -8,7 +8,7 @@
 // delays the bind by at most a second and stays pending as before.
 
 import type { CheckState } from '../health/state.ts'
-import type { ListenerRuntime } from './lb/plan.ts'
+import type { ListenerRuntime } from './lb/runtimes.ts'
 
 const POLL_MS = 5
 /** The longest a bind waits for first check results (a check may be allowed up to its Interval). */

@@ -12,7 +12,7 @@ import type { AddressInfo, Server } from 'node:net'
 import type { ListenAddress } from '../compiler/snapshot.ts'
 import type { H2Conn } from './h2/conn.ts'
 import type { ClientConn } from './http1/conn.ts'
-import type { ListenerRuntime } from './lb/plan.ts'
+import type { ListenerRuntime } from './lb/runtimes.ts'
 import { CODE_CLASSES } from './meter.ts'
 import type { TlsRuntime } from './tls/sni.ts'
 

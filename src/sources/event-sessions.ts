@@ -5,8 +5,8 @@
 // loop reconnects with backoff and lists everything again. A listing every
 // resyncMs is the backstop while a session lasts.
 
-import type { DockerClient } from '../docker/client.ts'
-import type { DockerEvent } from '../docker/types.ts'
+import type { DockerClient } from '../docker-api/client.ts'
+import type { DockerEvent } from '../docker-api/types.ts'
 import { sleep } from '../kv/backoff.ts'
 import type { Backoff } from '../kv/backoff.ts'
 import type { Publisher } from './loop.ts'

@@ -6,8 +6,8 @@
 
 import type { Logger } from '../observability/log.ts'
 import type { Server } from '../model/types.ts'
-import { DockerClient } from '../docker/client.ts'
-import { DEFAULT_DOCKER_ENDPOINT, loadTls, parseEndpoint } from '../docker/endpoint.ts'
+import { DockerClient } from '../docker-api/client.ts'
+import { DEFAULT_DOCKER_ENDPOINT, loadTls, parseEndpoint } from '../docker-api/endpoint.ts'
 import type { Constraint } from '../model/constraint.ts'
 import type { DiscoverySource, PublishDetail } from './source.ts'
 import { DockerSource } from './docker/source.ts'

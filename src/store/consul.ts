@@ -1,5 +1,5 @@
 // The Consul store, over Consul's HTTP API (kv/consul-http.ts). Layout:
-// kv-layout.ts, with Consul's key form (no leading slash):
+// kv/layout.ts, with Consul's key form (no leading slash):
 // <prefix>/servers/<encodeURIComponent(address)>.
 //
 // - Reads: GET /v1/kv/<prefix>/servers/?recurse; X-Consul-Index is the
@@ -17,17 +17,17 @@
 //   re-read per burst), which also rate-limits the loop.
 
 import { BalancerError, ErrorCode } from '../model/errors.ts'
-import type { KvEntry, KvOp, KvRead } from './kv-layout.ts'
-import { KvLayout } from './kv-layout.ts'
-import type { KvBackend } from './kv-cas.ts'
-import { casUpdate, stateOf } from './kv-cas.ts'
-import type { CallContext, StoreHealth } from './kv-call.ts'
-import { call, ConnectionHealth } from './kv-call.ts'
+import type { KvEntry, KvOp, KvRead } from './kv/layout.ts'
+import { KvLayout } from './kv/layout.ts'
+import type { KvBackend } from './kv/cas.ts'
+import { casUpdate, stateOf } from './kv/cas.ts'
+import type { CallContext, StoreHealth } from './kv/call.ts'
+import { call, ConnectionHealth } from './kv/call.ts'
 import type { ConsulKv, ConsulResponse } from '../kv/consul-http.ts'
 import { ConsulHttp, consulIndex, describeFailure, kvPath } from '../kv/consul-http.ts'
-import type { KvStoreOptions, ResolvedKvOptions, TlsFiles } from './kv-options.ts'
-import { resolveKvOptions } from './kv-options.ts'
-import { Backoff, sleep, WatchReporter } from './kv-watch.ts'
+import type { KvStoreOptions, ResolvedKvOptions, TlsFiles } from './kv/options.ts'
+import { resolveKvOptions } from './kv/options.ts'
+import { Backoff, sleep, WatchReporter } from './kv/watch.ts'
 import { AsyncLock } from './lock.ts'
 import type { ConfigStore, Mutation, StoreState, WatchHandlers } from './store.ts'
 import { ConsulShared } from './shared-consul.ts'

@@ -1,4 +1,4 @@
-// The etcd store (v3 API over gRPC, the `etcd3` client). Layout: kv-layout.ts.
+// The etcd store (v3 API over gRPC, the `etcd3` client). Layout: kv/layout.ts.
 //
 // - load(): one range read of <prefix>/servers/ (linearizable).
 // - update(): one Txn per write: compares mod_revision of every key it updates
@@ -14,15 +14,15 @@
 
 import type { Etcd3, Watcher } from 'etcd3'
 import { createEtcdClient } from '../kv/etcd-client.ts'
-import type { KvEntry, KvOp, KvRead } from './kv-layout.ts'
-import { KvLayout } from './kv-layout.ts'
-import type { KvBackend } from './kv-cas.ts'
-import { casUpdate, stateOf } from './kv-cas.ts'
-import type { CallContext, StoreHealth } from './kv-call.ts'
-import { call, ConnectionHealth } from './kv-call.ts'
-import type { KvStoreOptions, ResolvedKvOptions, TlsFiles } from './kv-options.ts'
-import { resolveKvOptions } from './kv-options.ts'
-import { Backoff, ChangeBell, sleep, startProbe, WatchReporter } from './kv-watch.ts'
+import type { KvEntry, KvOp, KvRead } from './kv/layout.ts'
+import { KvLayout } from './kv/layout.ts'
+import type { KvBackend } from './kv/cas.ts'
+import { casUpdate, stateOf } from './kv/cas.ts'
+import type { CallContext, StoreHealth } from './kv/call.ts'
+import { call, ConnectionHealth } from './kv/call.ts'
+import type { KvStoreOptions, ResolvedKvOptions, TlsFiles } from './kv/options.ts'
+import { resolveKvOptions } from './kv/options.ts'
+import { Backoff, ChangeBell, sleep, startProbe, WatchReporter } from './kv/watch.ts'
 import { AsyncLock } from './lock.ts'
 import type { ConfigStore, Mutation, StoreState, WatchHandlers } from './store.ts'
 import { EtcdShared } from './shared-etcd.ts'

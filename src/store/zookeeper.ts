@@ -1,5 +1,5 @@
 // The ZooKeeper store (node-zookeeper-client, pure JavaScript). Layout:
-// kv-layout.ts, as znodes: <path>/servers is the directory node and each
+// kv/layout.ts, as znodes: <path>/servers is the directory node and each
 // server is one child, <path>/servers/<encodeURIComponent(address)>.
 //
 // - Reads: getChildren of the directory, then getData of every child. Within
@@ -20,15 +20,15 @@
 
 import type { Client } from 'node-zookeeper-client'
 import { CreateMode } from 'node-zookeeper-client'
-import type { KvEntry, KvOp, KvRead } from './kv-layout.ts'
-import { KvLayout } from './kv-layout.ts'
-import type { KvBackend } from './kv-cas.ts'
-import { casUpdate, stateOf } from './kv-cas.ts'
-import type { CallContext, StoreHealth } from './kv-call.ts'
-import { call, ConnectionHealth } from './kv-call.ts'
-import type { KvStoreOptions, ResolvedKvOptions } from './kv-options.ts'
-import { hostPortText, resolveKvOptions } from './kv-options.ts'
-import { Backoff, ChangeBell, sleep, startProbe, WatchReporter } from './kv-watch.ts'
+import type { KvEntry, KvOp, KvRead } from './kv/layout.ts'
+import { KvLayout } from './kv/layout.ts'
+import type { KvBackend } from './kv/cas.ts'
+import { casUpdate, stateOf } from './kv/cas.ts'
+import type { CallContext, StoreHealth } from './kv/call.ts'
+import { call, ConnectionHealth } from './kv/call.ts'
+import type { KvStoreOptions, ResolvedKvOptions } from './kv/options.ts'
+import { hostPortText, resolveKvOptions } from './kv/options.ts'
+import { Backoff, ChangeBell, sleep, startProbe, WatchReporter } from './kv/watch.ts'
 import { AsyncLock } from './lock.ts'
 import type { ConfigStore, Mutation, StoreState, WatchHandlers } from './store.ts'
 import { ZkShared } from './shared-zk.ts'

@@ -8,8 +8,8 @@ import { existsSync, mkdtempSync, writeFileSync, copyFileSync, chmodSync } from 
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
-import { DockerClient } from '../../src/docker/client.ts'
-import { parseEndpoint } from '../../src/docker/endpoint.ts'
+import { DockerClient } from '../../src/docker-api/client.ts'
+import { parseEndpoint } from '../../src/docker-api/endpoint.ts'
 
 const run = promisify(execFile)
 const ROOT = resolve(import.meta.dirname, '../..')

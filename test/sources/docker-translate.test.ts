@@ -5,7 +5,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import type { ContainerInspect } from '../../src/docker/types.ts'
+import type { ContainerInspect } from '../../src/docker-api/types.ts'
 import { translateContainer } from '../../src/sources/docker/translate.ts'
 import { validateConfig } from '../../src/model/validate.ts'
 import { mergeDiscovered, parseDiscovered } from '../../src/control/merge.ts'

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { JsonObjectSplitter } from '../../src/docker/json-stream.ts'
+import { JsonObjectSplitter } from '../../src/docker-api/json-stream.ts'
 
 const events = [
   { Type: 'container', Action: 'start', Actor: { ID: 'a', Attributes: { name: 'wéb}{"', 'balancer.hosts': 'x\\"y' } } },

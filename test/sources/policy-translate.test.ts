@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import type { ContainerInspect, SwarmService, SwarmTask } from '../../src/docker/types.ts'
+import type { ContainerInspect, SwarmService, SwarmTask } from '../../src/docker-api/types.ts'
 import { readLabels } from '../../src/model/labels.ts'
 import { mergeDiscovered, parseDiscovered } from '../../src/control/merge.ts'
 import { validateConfig } from '../../src/model/validate.ts'

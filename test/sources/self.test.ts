@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { selfHint } from '../../src/docker/self.ts'
-import type { SelfProbe } from '../../src/docker/self.ts'
+import { selfHint } from '../../src/docker-api/self.ts'
+import type { SelfProbe } from '../../src/docker-api/self.ts'
 
 const ID = '504623c96a761ddf5a76dad76f500bc13b5e15991ccf73bde460199bb8204bca'
 

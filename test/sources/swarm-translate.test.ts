@@ -5,7 +5,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import type { SwarmService, SwarmTask } from '../../src/docker/types.ts'
+import type { SwarmService, SwarmTask } from '../../src/docker-api/types.ts'
 import { translateService } from '../../src/sources/swarm/translate.ts'
 import { mergeDiscovered, parseDiscovered } from '../../src/control/merge.ts'
 import { validateConfig } from '../../src/model/validate.ts'

@@ -3,8 +3,8 @@
 // what the daemon reports; it sends no traffic to the overlay network (the
 // traffic test runs the balancer in a container on it: swarm-traffic.test.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { DockerClient } from '../../src/docker/client.ts'
-import type { DockerEvent, SwarmService, SwarmTask } from '../../src/docker/types.ts'
+import type { DockerClient } from '../../src/docker-api/client.ts'
+import type { DockerEvent, SwarmService, SwarmTask } from '../../src/docker-api/types.ts'
 import { SwarmSource } from '../../src/sources/swarm/source.ts'
 import { freePort } from '../e2e/harness.ts'
 import { WEB_IMAGE, buildImages, cleanup, client, docker, ensureDocker, runId } from './docker-env.ts'

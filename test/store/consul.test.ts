@@ -5,8 +5,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConsulStore } from '../../src/store/consul.ts'
-import type { KvStoreOptions } from '../../src/store/kv-options.ts'
-import { serverValue } from '../../src/store/kv-layout.ts'
+import type { KvStoreOptions } from '../../src/store/kv/options.ts'
+import { serverValue } from '../../src/store/kv/layout.ts'
 import { ConsulStandIn } from '../support/consul-standin.ts'
 import { until } from '../support/poll.ts'
 import { kvSuite, Recorder, server, TEST_TIMING, withServer } from './kv-suite.ts'

@@ -13,7 +13,7 @@
 //  5. The lexicographically first network (by name) on which the container
 //     has an IP address.
 
-import type { ContainerInspect, EndpointSettings } from '../../docker/types.ts'
+import type { ContainerInspect, EndpointSettings } from '../../docker-api/types.ts'
 
 /** The balancer's own container: never an upstream, and the networks rule 3 looks at. */
 export interface SelfInfo {

@@ -9,11 +9,11 @@
 // status other than healthy, so traffic drains off it while its process is
 // still shutting down. Arrivals are coalesced (coalesceMs).
 
-import type { DockerClient } from '../../docker/client.ts'
-import { DockerApiError } from '../../docker/client.ts'
-import type { SelfProbe } from '../../docker/self.ts'
-import { procProbe, selfHint } from '../../docker/self.ts'
-import type { ContainerInspect, ContainerSummary, DockerEvent } from '../../docker/types.ts'
+import type { DockerClient } from '../../docker-api/client.ts'
+import { DockerApiError } from '../../docker-api/client.ts'
+import type { SelfProbe } from '../../docker-api/self.ts'
+import { procProbe, selfHint } from '../../docker-api/self.ts'
+import type { ContainerInspect, ContainerSummary, DockerEvent } from '../../docker-api/types.ts'
 import type { Server } from '../../model/types.ts'
 import type { DiscoverySource, PublishDetail } from '../source.ts'
 import type { PublishedSet } from '../loop.ts'

@@ -9,7 +9,7 @@ import type { Subject } from '../../model/constraint.ts'
 import type { Problem } from '../../model/errors.ts'
 import { labelServer, readLabels } from '../../model/labels.ts'
 import type { Server } from '../../model/types.ts'
-import type { ContainerInspect } from '../../docker/types.ts'
+import type { ContainerInspect } from '../../docker-api/types.ts'
 import type { SelfInfo } from './address.ts'
 import { chooseAddress, singleExposedPort } from './address.ts'
 

@@ -16,11 +16,11 @@
 // Tasks not `running`, or whose desired state is not `running` (an update
 // or scale-down is retiring them), are out.
 
-import type { DockerClient } from '../../docker/client.ts'
-import { DockerApiError } from '../../docker/client.ts'
-import type { SelfProbe } from '../../docker/self.ts'
-import { procProbe, selfHint } from '../../docker/self.ts'
-import type { ContainerInspect, DockerEvent, SwarmService, SwarmTask } from '../../docker/types.ts'
+import type { DockerClient } from '../../docker-api/client.ts'
+import { DockerApiError } from '../../docker-api/client.ts'
+import type { SelfProbe } from '../../docker-api/self.ts'
+import { procProbe, selfHint } from '../../docker-api/self.ts'
+import type { ContainerInspect, DockerEvent, SwarmService, SwarmTask } from '../../docker-api/types.ts'
 import type { Server } from '../../model/types.ts'
 import type { DiscoverySource, PublishDetail } from '../source.ts'
 import type { PublishedSet } from '../loop.ts'

@@ -19,7 +19,7 @@ import type { Problem } from '../../model/errors.ts'
 import { labelServer, readLabels } from '../../model/labels.ts'
 import type { LabelSettings } from '../../model/labels.ts'
 import type { Server } from '../../model/types.ts'
-import type { SwarmService, SwarmTask } from '../../docker/types.ts'
+import type { SwarmService, SwarmTask } from '../../docker-api/types.ts'
 
 export interface SwarmSelf {
   id: string

@@ -8,11 +8,11 @@
 // instances never overwrite each other: the loser's mutation runs again on the
 // winner's config, where its If-Match fails (412) or its change is re-applied.
 
-import { validConfigHash } from '../model/canonical.ts'
-import { BalancerError, ErrorCode } from '../model/errors.ts'
-import type { ValidConfig } from '../model/types.ts'
-import type { KvLayout, KvOp, KvRead } from './kv-layout.ts'
-import type { Mutation, StoreState } from './store.ts'
+import { validConfigHash } from '../../model/canonical.ts'
+import { BalancerError, ErrorCode } from '../../model/errors.ts'
+import type { ValidConfig } from '../../model/types.ts'
+import type { KvLayout, KvOp, KvRead } from './layout.ts'
+import type { Mutation, StoreState } from '../store.ts'
 
 /** What a backend gives the shared read/write logic. */
 export interface KvBackend {

@@ -1,9 +1,9 @@
 // Settings every KV store takes, with their defaults. open.ts fills them from
 // the URL and the environment; tests pass small timings.
 
-import type { HostPort } from '../kv/endpoint.ts'
-import type { WatchTiming } from './kv-watch.ts'
-import { DEFAULT_TIMING } from './kv-watch.ts'
+import type { HostPort } from '../../kv/endpoint.ts'
+import type { WatchTiming } from './watch.ts'
+import { DEFAULT_TIMING } from './watch.ts'
 
 export interface KvStoreOptions {
   hosts: HostPort[]
@@ -38,5 +38,5 @@ export function resolveKvOptions(o: KvStoreOptions): ResolvedKvOptions {
   }
 }
 
-export { hostPortText } from '../kv/endpoint.ts'
-export type { TlsFiles } from '../kv/endpoint.ts'
+export { hostPortText } from '../../kv/endpoint.ts'
+export type { TlsFiles } from '../../kv/endpoint.ts'

@@ -17,12 +17,12 @@
 // held and the server it read from it, so a re-read after a write (or after
 // another instance changed one key) parses only the keys whose value changed.
 
-import { canonicalServer } from '../model/canonical.ts'
-import type { Problem } from '../model/errors.ts'
-import { BalancerError, validationError } from '../model/errors.ts'
-import { normalizeServer, parseJsonLoose, validByConstruction } from '../model/parse.ts'
-import type { Server, ValidConfig } from '../model/types.ts'
-import { filterProblems, found, listenProblems, throwProblems } from '../model/validate.ts'
+import { canonicalServer } from '../../model/canonical.ts'
+import type { Problem } from '../../model/errors.ts'
+import { BalancerError, validationError } from '../../model/errors.ts'
+import { normalizeServer, parseJsonLoose, validByConstruction } from '../../model/parse.ts'
+import type { Server, ValidConfig } from '../../model/types.ts'
+import { filterProblems, found, listenProblems, throwProblems } from '../../model/validate.ts'
 
 /** One key under `<prefix>/servers/` as the backend read it. */
 export interface KvEntry {

@@ -2,7 +2,7 @@
 // deadline, failures turned into E_STORE_UNAVAILABLE naming the store (never
 // its credentials), and the outcome recorded in the store's health.
 
-import { BalancerError, ErrorCode } from '../model/errors.ts'
+import { BalancerError, ErrorCode } from '../../model/errors.ts'
 
 export type ConnectionState = 'connecting' | 'connected' | 'unreachable'
 

@@ -3,15 +3,15 @@
 // failures into the owner's onChange/onError exactly as often as they should;
 // the backoff between reconnection attempts comes from kv/backoff.ts.
 
-import { validConfigHash } from '../model/canonical.ts'
-import { BalancerError, ErrorCode } from '../model/errors.ts'
-import type { StoreState, WatchHandlers } from './store.ts'
-import type { CallContext } from './kv-call.ts'
-import { unavailable } from './kv-call.ts'
+import { validConfigHash } from '../../model/canonical.ts'
+import { BalancerError, ErrorCode } from '../../model/errors.ts'
+import type { StoreState, WatchHandlers } from '../store.ts'
+import type { CallContext } from './call.ts'
+import { unavailable } from './call.ts'
 
-import { sleep } from '../kv/backoff.ts'
+import { sleep } from '../../kv/backoff.ts'
 
-export { Backoff, sleep } from '../kv/backoff.ts'
+export { Backoff, sleep } from '../../kv/backoff.ts'
 
 export interface WatchTiming {
   /** A burst of changes closer together than this is one re-read. */
