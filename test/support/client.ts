@@ -8,7 +8,7 @@ import { connect } from 'node:net'
 import type { Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import type { ConnectionOptions } from 'node:tls'
-import { parseResponse, parseResponses } from './responses.ts'
+import { parseResponse } from './responses.ts'
 import type { ParsedResponse } from './responses.ts'
 
 export interface RawResult {
