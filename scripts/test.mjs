@@ -34,6 +34,9 @@ if (extra.length === 0 && process.env.BALANCER_TEST_LOCKED !== '1') {
 run('bash', ['scripts/system-deps.sh'])
 run('bash', ['scripts/docker-up.sh'])
 run('tsc', ['--noEmit', '-p', '.'])
+// The linter (type-aware: floating and misused promises) and the formatter, on
+// full runs (biome.json; `npm run format` rewrites, `npm run lint` checks).
+if (extra.length === 0) run('biome', ['check', '.'])
 if (extra.length > 0) {
   run('vitest', ['run', ...extra])
 } else {

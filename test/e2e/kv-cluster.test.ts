@@ -217,7 +217,7 @@ describe.each(fixtures)('two balancers on one %s store', (name, makeStore) => {
     b = await startBalancer(['--store', store.url], ENV)
     const [ca, cb] = await Promise.all([api(a, 'GET', '/'), api(b, 'GET', '/')])
     expect(cb.json).toEqual(ca.json)
-    expect((cb.json?.servers as Array<{ address: string }>).map((s) => s.address).sort()).toEqual([address(), ':2'].sort())
+    expect(((cb.json?.servers ?? []) as Array<{ address: string }>).map((s) => s.address).sort()).toEqual([address(), ':2'].sort())
     // A leaves: B alone serves the port.
     await a.stop()
     await until(async () => (await hit(port).catch(() => ({ status: 0 }))).status === 200, 2000, 'B serving alone')
