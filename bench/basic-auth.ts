@@ -41,7 +41,13 @@ async function main(): Promise<void> {
     const line = execFileSync('htpasswd', ['-nbB', '-C', String(cost), 'alice', 'secret'], { encoding: 'utf8' }).trim()
     // compile() refuses port 0: compile on a placeholder port, then bind the engine on a free one by hand.
     const cfg = parseConfig({
-      servers: [{ address: '127.0.0.1:1', upstreams: [{ Target: '127.0.0.1', Port: upPort }], routes: [{ name: 'auth', filter: { PathPrefix: '/auth' }, upstreams: [{ Target: '127.0.0.1', Port: upPort }], access: { BasicAuth: [line] } }] }],
+      servers: [
+        {
+          address: '127.0.0.1:1',
+          upstreams: [{ Target: '127.0.0.1', Port: upPort }],
+          routes: [{ name: 'auth', filter: { PathPrefix: '/auth' }, upstreams: [{ Target: '127.0.0.1', Port: upPort }], access: { BasicAuth: [line] } }],
+        },
+      ],
     })
     const snap = compile(cfg, 1)
     const plan = [...snap.listeners.values()][0]
@@ -53,13 +59,18 @@ async function main(): Promise<void> {
     const agent = new Agent({ keepAlive: true, maxSockets: 8 })
     const good = basic('alice', 'secret')
     await get(port, '/auth', good, agent) // the one verification
-    for (const [name, path, auth] of [['open route', '/', null], ['BasicAuth, cached', '/auth', good]] as const) {
+    for (const [name, path, auth] of [
+      ['open route', '/', null],
+      ['BasicAuth, cached', '/auth', good],
+    ] as const) {
       const n = 4000
       const t0 = performance.now()
       let i = 0
-      await Promise.all(Array.from({ length: 8 }, async () => {
-        while (i++ < n) await get(port, path, auth, agent)
-      }))
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          while (i++ < n) await get(port, path, auth, agent)
+        }),
+      )
       const ms = performance.now() - t0
       rows.push(`cost ${cost}  ${name.padEnd(20)} ${Math.round((n / ms) * 1000)} req/s`)
     }
@@ -69,9 +80,11 @@ async function main(): Promise<void> {
     const wrong = basic('alice', 'wrong')
     const t1 = performance.now()
     let refused = 0
-    const floodDone = Promise.all(Array.from({ length: 16 }, async () => {
-      for (let k = 0; k < (cost === 5 ? 25 : 4); k++) if ((await get(port, '/auth', wrong, flood)) === 401) refused++
-    }))
+    const floodDone = Promise.all(
+      Array.from({ length: 16 }, async () => {
+        for (let k = 0; k < (cost === 5 ? 25 : 4); k++) if ((await get(port, '/auth', wrong, flood)) === 401) refused++
+      }),
+    )
     const lat: number[] = []
     let stop = false
     const valid = (async () => {
@@ -87,7 +100,9 @@ async function main(): Promise<void> {
     await valid
     loop.disable()
     lat.sort((a, b) => a - b)
-    rows.push(`cost ${cost}  wrong-password flood  ${refused} bcrypt checks in ${Math.round(floodMs)} ms; event loop delay p99 ${(loop.percentile(99) / 1e6).toFixed(1)} ms, max ${(loop.max / 1e6).toFixed(1)} ms; valid client meanwhile: ${lat.length} requests, p50 ${lat[Math.floor(lat.length / 2)]?.toFixed(2)} ms, p99 ${lat[Math.floor(lat.length * 0.99)]?.toFixed(2)} ms`)
+    rows.push(
+      `cost ${cost}  wrong-password flood  ${refused} bcrypt checks in ${Math.round(floodMs)} ms; event loop delay p99 ${(loop.percentile(99) / 1e6).toFixed(1)} ms, max ${(loop.max / 1e6).toFixed(1)} ms; valid client meanwhile: ${lat.length} requests, p50 ${lat[Math.floor(lat.length / 2)]?.toFixed(2)} ms, p99 ${lat[Math.floor(lat.length * 0.99)]?.toFixed(2)} ms`,
+    )
     agent.destroy()
     flood.destroy()
     await engine.shutdown(0)

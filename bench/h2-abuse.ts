@@ -224,7 +224,8 @@ const CASES: Case[] = [
       const refs = Buffer.concat(Array.from({ length: 1000 }, () => indexed(62)))
       for (const p of peers) {
         const bufs: Buffer[] = []
-        for (let i = 0; i < 100; i++) bufs.push(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1 + 2 * i, Buffer.concat([block([...REQ, [':path', '/hold']]), block([['x-big', 'b'.repeat(4000)]], true), refs])))
+        for (let i = 0; i < 100; i++)
+          bufs.push(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1 + 2 * i, Buffer.concat([block([...REQ, [':path', '/hold']]), block([['x-big', 'b'.repeat(4000)]], true), refs])))
         p.write(...bufs)
       }
       await settled(peers, (p) => p.frames.filter((f) => f.type === T.HEADERS).length >= 100)

@@ -28,8 +28,15 @@ const USAGE = `Usage: npm run bench -- [flags]
 function parse(argv: string[]): Settings & { only: Set<string> } {
   const s = {
     only: new Set(['micro', 'closed', 'large', 'open', 'reload', 'memory', 'accept']),
-    workers: [1, 2], durationMs: 10_000, rate: 2000, conns: 64, idleConns: 10_000, soakMs: 180_000,
-    proxyCpus: null as string | null, loadCpus: null as string | null, haproxy: true,
+    workers: [1, 2],
+    durationMs: 10_000,
+    rate: 2000,
+    conns: 64,
+    idleConns: 10_000,
+    soakMs: 180_000,
+    proxyCpus: null as string | null,
+    loadCpus: null as string | null,
+    haproxy: true,
   }
   const dur = (v: string | undefined): number => {
     const ms = parseDuration(v ?? '')
@@ -40,19 +47,54 @@ function parse(argv: string[]): Settings & { only: Set<string> } {
     const a = argv[i]
     const v = argv[i + 1]
     switch (a) {
-      case '--only': s.only = new Set((v ?? '').split(',')); i++; break
-      case '--workers': s.workers = (v ?? '').split(',').map(Number); i++; break
-      case '--duration': s.durationMs = dur(v); i++; break
-      case '--rate': s.rate = Number(v); i++; break
-      case '--conns': s.conns = Number(v); i++; break
-      case '--idle-conns': s.idleConns = Number(v); i++; break
-      case '--soak': s.soakMs = dur(v); s.only.add('soak'); i++; break
-      case '--proxy-cpus': s.proxyCpus = v ?? null; i++; break
-      case '--load-cpus': s.loadCpus = v ?? null; i++; break
-      case '--no-haproxy': s.haproxy = false; break
-      case '--help': case '-h': console.log(USAGE); process.exit(0)
+      case '--only':
+        s.only = new Set((v ?? '').split(','))
+        i++
+        break
+      case '--workers':
+        s.workers = (v ?? '').split(',').map(Number)
+        i++
+        break
+      case '--duration':
+        s.durationMs = dur(v)
+        i++
+        break
+      case '--rate':
+        s.rate = Number(v)
+        i++
+        break
+      case '--conns':
+        s.conns = Number(v)
+        i++
+        break
+      case '--idle-conns':
+        s.idleConns = Number(v)
+        i++
+        break
+      case '--soak':
+        s.soakMs = dur(v)
+        s.only.add('soak')
+        i++
+        break
+      case '--proxy-cpus':
+        s.proxyCpus = v ?? null
+        i++
+        break
+      case '--load-cpus':
+        s.loadCpus = v ?? null
+        i++
+        break
+      case '--no-haproxy':
+        s.haproxy = false
+        break
+      case '--help':
+      case '-h':
+        console.log(USAGE)
+        process.exit(0)
       // falls through (exit)
-      default: console.error(`bench: unknown flag ${a}\n${USAGE}`); process.exit(2)
+      default:
+        console.error(`bench: unknown flag ${a}\n${USAGE}`)
+        process.exit(2)
     }
   }
   return s
@@ -63,7 +105,9 @@ const s = parse(process.argv.slice(2))
 if (s.only.has('micro')) {
   console.log('\n## Micro (ns per call, one core, no I/O)\n')
   const dir = resolve(import.meta.dirname, 'micro')
-  for (const f of readdirSync(dir).filter((x) => x.endsWith('.bench.ts')).sort()) {
+  for (const f of readdirSync(dir)
+    .filter((x) => x.endsWith('.bench.ts'))
+    .sort()) {
     spawnSync(process.execPath, [resolve(dir, f)], { stdio: 'inherit' })
   }
 }

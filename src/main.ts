@@ -208,10 +208,13 @@ async function main(): Promise<void> {
   const tlsWatch = new AbortController()
   const sharedSpace = store.shared?.() ?? null
   let acme: AcmeManager | null = null
-  const stored = sharedSpace === null ? null : new StoredCerts(sharedSpace, log.child({ component: 'tls' }), () => {
-    void tls.push()
-    acme?.storedChanged()
-  })
+  const stored =
+    sharedSpace === null
+      ? null
+      : new StoredCerts(sharedSpace, log.child({ component: 'tls' }), () => {
+          void tls.push()
+          acme?.storedChanged()
+        })
   if (stored !== null && sharedSpace !== null) {
     tls.addSource(stored)
     await stored.start(tlsWatch.signal)
@@ -247,36 +250,37 @@ async function main(): Promise<void> {
   // Containers and services the operator's constraints keep out, by source, for GET /status.
   const refusedBy = new Map<string, Refusal[]>()
   try {
-    if (o.docker !== null || o.swarm || o.registries.length > 0) sources = (await import('./sources/start.ts')).startSources(
-      o,
-      log,
-      (origin, servers, detail) => {
-        // Containers or services joining and leaving, for the dashboard's timeline.
-        const before = discoveredNames.get(origin) ?? new Set<string>()
-        const now = new Set(detail.names)
-        discoveredNames.set(origin, now)
-        for (const n of now) if (!before.has(n)) live?.record('discovery', 'info', `${origin}: ${n} joined`)
-        for (const n of before) if (!now.has(n)) live?.record('discovery', 'info', `${origin}: ${n} left`)
-        refusedBy.set(origin, detail.refused ?? [])
-        // Ready once each source's first set is served (an identical set changes nothing: ready once what is pending settled).
-        const applied = control.discovered(origin, servers, detail.names, detail.meta ?? [], detail.services)
-        if (applied === undefined) void control.settled().then(() => readiness.sourceApplied(origin))
-        else
-          void applied.then((out) => {
-            if (out.error === null) readiness.sourceApplied(origin)
-          })
-      },
-      (origin, err) => {
-        if (discoveryUp.get(origin) !== (err === null)) {
-          const prev = discoveryHealth.get(origin)
-          discoveryHealth.set(origin, { since: Date.now(), lastError: err === null ? (prev?.lastError ?? null) : err.message })
-          live?.record('discovery', err === null ? 'info' : 'error', err === null ? `${origin} in sync` : `${origin} failing: ${err.message}`)
-        } else if (err !== null) discoveryHealth.set(origin, { since: discoveryHealth.get(origin)?.since ?? Date.now(), lastError: err.message })
-        discoveryUp.set(origin, err === null)
-        if (err === null) log.info({ source: origin }, 'discovery source in sync')
-        else log.error({ source: origin, err }, 'discovery source failing; retrying with backoff')
-      },
-    )
+    if (o.docker !== null || o.swarm || o.registries.length > 0)
+      sources = (await import('./sources/start.ts')).startSources(
+        o,
+        log,
+        (origin, servers, detail) => {
+          // Containers or services joining and leaving, for the dashboard's timeline.
+          const before = discoveredNames.get(origin) ?? new Set<string>()
+          const now = new Set(detail.names)
+          discoveredNames.set(origin, now)
+          for (const n of now) if (!before.has(n)) live?.record('discovery', 'info', `${origin}: ${n} joined`)
+          for (const n of before) if (!now.has(n)) live?.record('discovery', 'info', `${origin}: ${n} left`)
+          refusedBy.set(origin, detail.refused ?? [])
+          // Ready once each source's first set is served (an identical set changes nothing: ready once what is pending settled).
+          const applied = control.discovered(origin, servers, detail.names, detail.meta ?? [], detail.services)
+          if (applied === undefined) void control.settled().then(() => readiness.sourceApplied(origin))
+          else
+            void applied.then((out) => {
+              if (out.error === null) readiness.sourceApplied(origin)
+            })
+        },
+        (origin, err) => {
+          if (discoveryUp.get(origin) !== (err === null)) {
+            const prev = discoveryHealth.get(origin)
+            discoveryHealth.set(origin, { since: Date.now(), lastError: err === null ? (prev?.lastError ?? null) : err.message })
+            live?.record('discovery', err === null ? 'info' : 'error', err === null ? `${origin} in sync` : `${origin} failing: ${err.message}`)
+          } else if (err !== null) discoveryHealth.set(origin, { since: discoveryHealth.get(origin)?.since ?? Date.now(), lastError: err.message })
+          discoveryUp.set(origin, err === null)
+          if (err === null) log.info({ source: origin }, 'discovery source in sync')
+          else log.error({ source: origin, err }, 'discovery source failing; retrying with backoff')
+        },
+      )
   } catch (err) {
     fail((err as Error).message)
   }
@@ -329,10 +333,7 @@ async function main(): Promise<void> {
     writeLog: log.child({ component: 'admin' }),
     discovery: () => ({
       registries: sources.registries.map((r) => r.health()),
-      refused: [
-        ...[...refusedBy].flatMap(([origin, list]) => list.map((r) => ({ origin, name: r.name, reason: r.reason }))),
-        ...control.served().refused,
-      ],
+      refused: [...[...refusedBy].flatMap(([origin, list]) => list.map((r) => ({ origin, name: r.name, reason: r.reason }))), ...control.served().refused],
     }),
     ready,
   })
@@ -342,7 +343,13 @@ async function main(): Promise<void> {
     try {
       // The same Host check as the API: a rebound page must not read the metrics either.
       const hosts = hostCheck([...o.apiHostNames, o.apiHost, o.metrics.host])
-      metricsServer = await startMetricsServer(o.metrics.host, o.metrics.port, () => metrics.render(), (err) => log.error({ err }, 'metrics scrape failed'), (h) => hosts.refusal(h))
+      metricsServer = await startMetricsServer(
+        o.metrics.host,
+        o.metrics.port,
+        () => metrics.render(),
+        (err) => log.error({ err }, 'metrics scrape failed'),
+        (h) => hosts.refusal(h),
+      )
     } catch (err) {
       fail(`cannot serve metrics on ${o.metrics.host}:${o.metrics.port}: ${(err as Error).message}`)
     }
@@ -355,7 +362,7 @@ async function main(): Promise<void> {
       fail(`--health-socket ${o.healthSocket}: ${(err as Error).message}`)
     }
   }
-  log.info({ api: o.apiHost.includes(":") ? `[${o.apiHost}]:${bound.port}` : `${o.apiHost}:${bound.port}`, store: `${store.kind}:${store.location}`, auth: token !== null }, 'balancer started')
+  log.info({ api: o.apiHost.includes(':') ? `[${o.apiHost}]:${bound.port}` : `${o.apiHost}:${bound.port}`, store: `${store.kind}:${store.location}`, auth: token !== null }, 'balancer started')
   // Every module the main process runs is loaded now: keep their compiled code for the next start (bin/balancer.js).
   module.flushCompileCache?.()
 

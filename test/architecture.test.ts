@@ -106,7 +106,14 @@ describe('module boundaries', () => {
     expect(cycles()).toEqual([])
   })
   it('engine imports nothing from store, sources, admin, control or their libraries', () => {
-    expect(violations('engine/', (d) => /^(store|sources|admin|control|cli|docker-api|kv|workers|observability)\/|^(fastify|@fastify\/|dockerode|pino|etcd3|node-zookeeper-client|consul|yaml|prom-client)/.test(d) || d === 'main.ts')).toEqual([])
+    expect(
+      violations(
+        'engine/',
+        (d) =>
+          /^(store|sources|admin|control|cli|docker-api|kv|workers|observability)\/|^(fastify|@fastify\/|dockerode|pino|etcd3|node-zookeeper-client|consul|yaml|prom-client)/.test(d) ||
+          d === 'main.ts',
+      ),
+    ).toEqual([])
   })
   it('engine takes from the compiler only the snapshot it is handed (its types and constants)', () => {
     expect(violations('engine/', (d) => d.startsWith('compiler/') && d !== 'compiler/snapshot.ts')).toEqual([])
@@ -160,13 +167,18 @@ describe('module boundaries', () => {
     expect(loaded).toEqual(expect.arrayContaining(['engine/engine.ts', 'compiler/compile.ts', 'node:net']))
     // OpenSSL's state (node:tls, node:crypto) loads with the first TLS listener, not with the engine.
     expect(loaded.filter((d) => d === 'node:tls' || d === 'node:crypto')).toEqual([])
-    expect(loaded.filter((d) => /^(store|sources|admin|control|cli|docker-api|kv)\/|^(fastify|@fastify\/|pino|etcd3|node-zookeeper-client|consul|yaml|prom-client|cockatiel)/.test(d) || d === 'main.ts')).toEqual([])
+    expect(
+      loaded.filter((d) => /^(store|sources|admin|control|cli|docker-api|kv)\/|^(fastify|@fastify\/|pino|etcd3|node-zookeeper-client|consul|yaml|prom-client|cockatiel)/.test(d) || d === 'main.ts'),
+    ).toEqual([])
   })
   it('the main process loads store backends, discovery and the API docs only when asked for', () => {
     const loaded = [...loadedBy('main.ts')]
     expect(loaded).toEqual(expect.arrayContaining(['control/control.ts', 'store/file.ts', 'fastify', 'pino']))
     // The flag parser reads --registry URLs and --docker endpoints (sources/registry-url.ts, docker-api/endpoint.ts: pure); the clients load with their source.
-    const heavy = (d: string): boolean => /^(etcd3|node-zookeeper-client|cockatiel|yaml|@fastify\/swagger)/.test(d) || /^store\/(etcd|consul|zookeeper)/.test(d) || /^docker-api\/(?!endpoint\.ts)|^sources\/(start|registry-open|registry-source)\.ts$|^sources\/[a-z]+\//.test(d)
+    const heavy = (d: string): boolean =>
+      /^(etcd3|node-zookeeper-client|cockatiel|yaml|@fastify\/swagger)/.test(d) ||
+      /^store\/(etcd|consul|zookeeper)/.test(d) ||
+      /^docker-api\/(?!endpoint\.ts)|^sources\/(start|registry-open|registry-source)\.ts$|^sources\/[a-z]+\//.test(d)
     expect(loaded.filter(heavy)).toEqual([])
   })
   it('nothing imports main.ts', () => {

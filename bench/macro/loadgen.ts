@@ -124,7 +124,9 @@ function complete(c: Conn): void {
 
 function open(onReady: (c: Conn) => void): Promise<Conn> {
   return new Promise((resolve, reject) => {
-    const sock = spec.tls ? tlsConnect({ host: spec.host, port: spec.port, servername: 'bench.local', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }) : connect({ host: spec.host, port: spec.port, noDelay: true })
+    const sock = spec.tls
+      ? tlsConnect({ host: spec.host, port: spec.port, servername: 'bench.local', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] })
+      : connect({ host: spec.host, port: spec.port, noDelay: true })
     const c = new Conn(sock)
     live.add(c)
     sock.once(spec.tls ? 'secureConnect' : 'connect', () => resolve(c))
@@ -208,14 +210,29 @@ async function runOpen(): Promise<object> {
   const busy = (): Conn[] => [...live].filter((c) => c.busy)
   while ((head < backlog.length || busy().length > 0) && performance.now() < end) await new Promise((r) => setTimeout(r, 5))
   const unanswered = backlog.length - head + busy().length
-  if (process.env.LOADGEN_DEBUG) for (const c of busy()) process.stderr.write(`busy: need ${c.need} buf ${c.buf?.length ?? 0} ${JSON.stringify(c.buf?.toString('latin1') ?? '')} sentAgo ${(performance.now() - c.sentAt).toFixed(0)} local ${c.sock.localPort} backlog ${backlog.length - head}\n`)
+  if (process.env.LOADGEN_DEBUG)
+    for (const c of busy())
+      process.stderr.write(
+        `busy: need ${c.need} buf ${c.buf?.length ?? 0} ${JSON.stringify(c.buf?.toString('latin1') ?? '')} sentAgo ${(performance.now() - c.sentAt).toFixed(0)} local ${c.sock.localPort} backlog ${backlog.length - head}\n`,
+      )
   stopAt = 0
   for (const c of live) c.sock.destroy()
   const sent = lags.length
   return {
-    mode: 'open', targetRate: spec.rate, conns: spec.conns, durationMs: spec.durationMs,
-    sentRate: Math.round((sent * 1000) / spec.durationMs), recorded: latencies.length, errors: errors + unanswered, non2xx, unanswered, statuses, closes,
-    latencyMs: percentiles(latencies), sendLagMs: percentiles(lags), maxBacklog,
+    mode: 'open',
+    targetRate: spec.rate,
+    conns: spec.conns,
+    durationMs: spec.durationMs,
+    sentRate: Math.round((sent * 1000) / spec.durationMs),
+    recorded: latencies.length,
+    errors: errors + unanswered,
+    non2xx,
+    unanswered,
+    statuses,
+    closes,
+    latencyMs: percentiles(latencies),
+    sendLagMs: percentiles(lags),
+    maxBacklog,
   }
 }
 
@@ -300,8 +317,7 @@ if (spec.mode === 'hold') await runHold()
 else if (spec.mode === 'burst') {
   process.stdout.write(`${JSON.stringify(await runBurst())}\n`)
   process.exit(0)
-}
-else {
+} else {
   const result = spec.mode === 'open' ? await runOpen() : await runClosed()
   process.stdout.write(`${JSON.stringify(result)}\n`)
   process.exit(0)

@@ -94,7 +94,29 @@ export function benchCert(): { certFile: string; keyFile: string } {
   const dir = mkdtempSync(join(tmpdir(), 'balancer-bench-cert-'))
   const certFile = join(dir, 'cert.pem')
   const keyFile = join(dir, 'key.pem')
-  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=bench.local', '-addext', 'subjectAltName=DNS:bench.local', '-keyout', keyFile, '-out', certFile], { stdio: 'ignore' })
+  const r = spawnSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=bench.local',
+      '-addext',
+      'subjectAltName=DNS:bench.local',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+    ],
+    { stdio: 'ignore' },
+  )
   if (r.status !== 0) throw new Error('openssl could not make the bench certificate')
   return { certFile, keyFile }
 }
@@ -136,12 +158,29 @@ export async function startHaproxy(upstreams: number[], cpus: string | null): Pr
   const dir = mkdtempSync(join(tmpdir(), 'balancer-bench-'))
   const port = await freePort()
   const cfg = join(dir, 'haproxy.cfg')
-  writeFileSync(cfg, [
-    'global', '  nbthread 1', '  maxconn 9000',
-    'defaults', '  mode http', '  timeout connect 5s', '  timeout client 10m', '  timeout server 60s', '  http-reuse always', '  option forwardfor',
-    'frontend fe', `  bind 127.0.0.1:${port}`, '  http-request set-header X-Forwarded-Proto http', '  default_backend be',
-    'backend be', '  balance roundrobin', ...upstreams.map((p, i) => `  server s${i} 127.0.0.1:${p}`), '',
-  ].join('\n'))
+  writeFileSync(
+    cfg,
+    [
+      'global',
+      '  nbthread 1',
+      '  maxconn 9000',
+      'defaults',
+      '  mode http',
+      '  timeout connect 5s',
+      '  timeout client 10m',
+      '  timeout server 60s',
+      '  http-reuse always',
+      '  option forwardfor',
+      'frontend fe',
+      `  bind 127.0.0.1:${port}`,
+      '  http-request set-header X-Forwarded-Proto http',
+      '  default_backend be',
+      'backend be',
+      '  balance roundrobin',
+      ...upstreams.map((p, i) => `  server s${i} 127.0.0.1:${p}`),
+      '',
+    ].join('\n'),
+  )
   const child = start(['haproxy', '-q', '-f', cfg], cpus, 'ignore')
   const end = Date.now() + 10_000
   for (;;) {
@@ -161,18 +200,39 @@ export async function startNginx(upstreams: number[], cpus: string | null, tls: 
   const dir = mkdtempSync(join(tmpdir(), 'balancer-bench-'))
   const port = await freePort()
   const cfg = join(dir, 'nginx.conf')
-  writeFileSync(cfg, [
-    'daemon off;', 'master_process on;', 'worker_processes 1;', `pid ${join(dir, 'nginx.pid')};`, `error_log ${join(dir, 'error.log')} warn;`,
-    'worker_rlimit_nofile 65536;', 'events { worker_connections 20000; }',
-    'http {', '  access_log off;', `  client_body_temp_path ${dir}/body;`, `  proxy_temp_path ${dir}/proxy;`, `  fastcgi_temp_path ${dir}/fcgi;`, `  uwsgi_temp_path ${dir}/uwsgi;`, `  scgi_temp_path ${dir}/scgi;`,
-    '  keepalive_timeout 10m;', '  keepalive_requests 1000000;',
-    `  upstream be { ${upstreams.map((p) => `server 127.0.0.1:${p};`).join(' ')} keepalive 64; }`,
-    '  server {', `    listen 127.0.0.1:${port} ssl;`, `    ssl_certificate ${tls.certFile};`, `    ssl_certificate_key ${tls.keyFile};`,
-    '    ssl_protocols TLSv1.2 TLSv1.3;', '    ssl_session_cache shared:SSL:10m;',
-    '    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host;',
-    '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto https; }',
-    '  }', '}', '',
-  ].join('\n'))
+  writeFileSync(
+    cfg,
+    [
+      'daemon off;',
+      'master_process on;',
+      'worker_processes 1;',
+      `pid ${join(dir, 'nginx.pid')};`,
+      `error_log ${join(dir, 'error.log')} warn;`,
+      'worker_rlimit_nofile 65536;',
+      'events { worker_connections 20000; }',
+      'http {',
+      '  access_log off;',
+      `  client_body_temp_path ${dir}/body;`,
+      `  proxy_temp_path ${dir}/proxy;`,
+      `  fastcgi_temp_path ${dir}/fcgi;`,
+      `  uwsgi_temp_path ${dir}/uwsgi;`,
+      `  scgi_temp_path ${dir}/scgi;`,
+      '  keepalive_timeout 10m;',
+      '  keepalive_requests 1000000;',
+      `  upstream be { ${upstreams.map((p) => `server 127.0.0.1:${p};`).join(' ')} keepalive 64; }`,
+      '  server {',
+      `    listen 127.0.0.1:${port} ssl;`,
+      `    ssl_certificate ${tls.certFile};`,
+      `    ssl_certificate_key ${tls.keyFile};`,
+      '    ssl_protocols TLSv1.2 TLSv1.3;',
+      '    ssl_session_cache shared:SSL:10m;',
+      '    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host;',
+      '      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto https; }',
+      '  }',
+      '}',
+      '',
+    ].join('\n'),
+  )
   const child = start(['nginx', '-p', dir, '-c', cfg], cpus, 'ignore')
   const end = Date.now() + 10_000
   for (;;) {
@@ -218,7 +278,11 @@ export function wrk(port: number, conns: number, seconds: number, cpus: string |
   return { rps: Math.round(rps), p50: ms(/\n\s+50%\s+(\S+)/.exec(out)?.[1]), p99: ms(/\n\s+99%\s+(\S+)/.exec(out)?.[1]), errors: errs }
 }
 
-interface ProcStat { ppid: number; ticks: number; rssKiB: number }
+interface ProcStat {
+  ppid: number
+  ticks: number
+  rssKiB: number
+}
 
 function procTable(): Map<number, ProcStat> {
   const out = new Map<number, ProcStat>()

@@ -110,12 +110,18 @@ async function measure(sh: Shape): Promise<Array<string | number>> {
 export async function scale(): Promise<void> {
   const rows: Array<Array<string | number>> = []
   for (const sh of SHAPES) rows.push(await measure(sh))
-  table(`Configuration at scale: --workers 1, file store; ${WRITES} API writes each changing one upstream of one server`, ['configuration', 'routes', 'upstreams', 'start s', 'RSS MiB', 'GET / p50 ms', 'write p50 ms', 'write p99 ms', 'file KiB'], rows)
+  table(
+    `Configuration at scale: --workers 1, file store; ${WRITES} API writes each changing one upstream of one server`,
+    ['configuration', 'routes', 'upstreams', 'start s', 'RSS MiB', 'GET / p50 ms', 'write p50 ms', 'write p99 ms', 'file KiB'],
+    rows,
+  )
   const [small, one, five] = rows
   if (small !== undefined && one !== undefined && five !== undefined) {
     const n = (r: Array<string | number>, i: number): number => Number(r[i])
     const perUpstream = ((n(five, 4) - n(one, 4)) * 1024) / (n(five, 2) - n(one, 2))
     const perRoute = ((n(one, 4) - n(small, 4)) * 1024 - perUpstream * (n(one, 2) - n(small, 2))) / (n(one, 1) - n(small, 1))
-    console.log(`\nmemory at rest: ${perUpstream.toFixed(2)} KiB per upstream, ${perRoute.toFixed(2)} KiB per route (with its share of its server and listener); write p50 at 1,000 servers / at 10: ${(n(five, 6) / n(small, 6)).toFixed(2)}x`)
+    console.log(
+      `\nmemory at rest: ${perUpstream.toFixed(2)} KiB per upstream, ${perRoute.toFixed(2)} KiB per route (with its share of its server and listener); write p50 at 1,000 servers / at 10: ${(n(five, 6) / n(small, 6)).toFixed(2)}x`,
+    )
   }
 }

@@ -59,7 +59,14 @@ async function withUpstream<T>(s: Settings, fn: (ports: number[]) => Promise<T>,
   }
 }
 
-interface ClosedRun { rps: number; p50: number; p99: number; errors: number; cpuUsPerReq: number; cpuPct: number }
+interface ClosedRun {
+  rps: number
+  p50: number
+  p99: number
+  errors: number
+  cpuUsPerReq: number
+  cpuPct: number
+}
 
 /** A warm-up, then one closed-loop run on `conns` connections, with the proxy's CPU time from /proc. */
 async function measureClosed(s: Settings, t: Target, conns: number): Promise<ClosedRun> {
@@ -109,7 +116,11 @@ export async function largeBodies(s: Settings): Promise<void> {
       }),
     LARGE_BYTES,
   )
-  table(`Large bodies: 1 MiB responses, ${LARGE_CONNS} keep-alive connections, ${Math.round(s.durationMs / 1000)}s, ${generator()}`, ['target', 'req/s', 'GB/s', 'p99 ms', 'cpu µs/req', 'GB per cpu s', 'cpu', 'errors'], rows)
+  table(
+    `Large bodies: 1 MiB responses, ${LARGE_CONNS} keep-alive connections, ${Math.round(s.durationMs / 1000)}s, ${generator()}`,
+    ['target', 'req/s', 'GB/s', 'p99 ms', 'cpu µs/req', 'GB per cpu s', 'cpu', 'errors'],
+    rows,
+  )
 }
 
 function openRow(name: string, r: Record<string, unknown>): Array<string | number> {
@@ -146,33 +157,44 @@ export async function fixedRate(s: Settings): Promise<Map<string, Record<string,
 export async function reloadUnderLoad(s: Settings, baseline: Map<string, Record<string, number>>): Promise<void> {
   const rows: Array<Array<string | number>> = []
   await withUpstream(s, (ups) =>
-    eachTarget(s, ups, async (t) => {
-      await load({ mode: 'closed', port: t.port, conns: s.conns, durationMs: 2000, warmupMs: 0 }, s.loadCpus)
-      let writes = 0
-      let failed = 0
-      let running = true
-      const writer = (async () => {
-        await sleep(1000)
-        while (running) {
-          const res = await fetch(`${t.api}/server/127.0.0.1:${t.port}/upstream/127.0.0.1-${ups[0]}`, {
-            method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ Weight: 1 + (writes % 3) }),
-          })
-          await res.arrayBuffer()
-          if (res.status >= 300) failed++
-          writes++
-          await sleep(250)
-        }
-      })()
-      const r = await load({ mode: 'open', port: t.port, conns: s.conns, rate: s.rate, durationMs: s.durationMs, warmupMs: 1000 }, s.loadCpus)
-      running = false
-      await writer
-      explain(t, r)
-      const l = r.latencyMs as Record<string, number>
-      const b = baseline.get(t.name) ?? {}
-      rows.push([t.name, writes, failed, b.p50 ?? NaN, l.p50 ?? NaN, b.p99 ?? NaN, l.p99 ?? NaN, b.p999 ?? NaN, l.p999 ?? NaN, (r.errors as number) + (r.non2xx as number)])
-    }, { haproxy: false }),
+    eachTarget(
+      s,
+      ups,
+      async (t) => {
+        await load({ mode: 'closed', port: t.port, conns: s.conns, durationMs: 2000, warmupMs: 0 }, s.loadCpus)
+        let writes = 0
+        let failed = 0
+        let running = true
+        const writer = (async () => {
+          await sleep(1000)
+          while (running) {
+            const res = await fetch(`${t.api}/server/127.0.0.1:${t.port}/upstream/127.0.0.1-${ups[0]}`, {
+              method: 'PUT',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ Weight: 1 + (writes % 3) }),
+            })
+            await res.arrayBuffer()
+            if (res.status >= 300) failed++
+            writes++
+            await sleep(250)
+          }
+        })()
+        const r = await load({ mode: 'open', port: t.port, conns: s.conns, rate: s.rate, durationMs: s.durationMs, warmupMs: 1000 }, s.loadCpus)
+        running = false
+        await writer
+        explain(t, r)
+        const l = r.latencyMs as Record<string, number>
+        const b = baseline.get(t.name) ?? {}
+        rows.push([t.name, writes, failed, b.p50 ?? NaN, l.p50 ?? NaN, b.p99 ?? NaN, l.p99 ?? NaN, b.p999 ?? NaN, l.p999 ?? NaN, (r.errors as number) + (r.non2xx as number)])
+      },
+      { haproxy: false },
+    ),
   )
-  table(`Reload under load: ${s.rate} req/s, an API write every 250 ms (without -> during)`, ['target', 'writes', 'refused', 'p50 w/o', 'p50 during', 'p99 w/o', 'p99 during', 'p99.9 w/o', 'p99.9 during', 'errors'], rows)
+  table(
+    `Reload under load: ${s.rate} req/s, an API write every 250 ms (without -> during)`,
+    ['target', 'writes', 'refused', 'p50 w/o', 'p50 during', 'p99 w/o', 'p99 during', 'p99.9 w/o', 'p99.9 during', 'errors'],
+    rows,
+  )
 }
 
 /**
@@ -203,24 +225,33 @@ export async function memory(s: Settings): Promise<void> {
   await atRest(s)
   const rows: Array<Array<string | number>> = []
   await withUpstream(s, (ups) =>
-    eachTarget(s, ups, async (t) => {
-      await load({ mode: 'closed', port: t.port, conns: 16, durationMs: 1000, warmupMs: 0 }, s.loadCpus)
-      await sleep(2000)
-      const idle = treeUsage(t.pid)
-      const h = await hold(t.port, s.idleConns, s.loadCpus)
-      await sleep(3000)
-      const busy = treeUsage(t.pid)
-      let conns = NaN
-      if (t.api !== null) {
-        const st = (await (await fetch(`${t.api}/status`)).json()) as { engine: { listeners: Array<{ connections: number }> } }
-        conns = st.engine.listeners.reduce((n, l) => n + l.connections, 0)
-      }
-      await h.stop()
-      const delta = busy.rssMiB - idle.rssMiB
-      rows.push([t.name, idle.procs, idle.rssMiB, h.held, conns, busy.rssMiB, delta, (delta * 1024) / Math.max(1, h.held), h.errors])
-    }, { extra: ['--idle-timeout', '10m'], haproxy: false }),
+    eachTarget(
+      s,
+      ups,
+      async (t) => {
+        await load({ mode: 'closed', port: t.port, conns: 16, durationMs: 1000, warmupMs: 0 }, s.loadCpus)
+        await sleep(2000)
+        const idle = treeUsage(t.pid)
+        const h = await hold(t.port, s.idleConns, s.loadCpus)
+        await sleep(3000)
+        const busy = treeUsage(t.pid)
+        let conns = NaN
+        if (t.api !== null) {
+          const st = (await (await fetch(`${t.api}/status`)).json()) as { engine: { listeners: Array<{ connections: number }> } }
+          conns = st.engine.listeners.reduce((n, l) => n + l.connections, 0)
+        }
+        await h.stop()
+        const delta = busy.rssMiB - idle.rssMiB
+        rows.push([t.name, idle.procs, idle.rssMiB, h.held, conns, busy.rssMiB, delta, (delta * 1024) / Math.max(1, h.held), h.errors])
+      },
+      { extra: ['--idle-timeout', '10m'], haproxy: false },
+    ),
   )
-  table(`Memory: ${s.idleConns} idle keep-alive client connections (one request each), RSS of every process of the proxy (goal: <= 2 KiB/conn)`, ['target', 'procs', 'idle MiB', 'held', 'proxy conns', 'held MiB', 'delta MiB', 'KiB/conn', 'errors'], rows)
+  table(
+    `Memory: ${s.idleConns} idle keep-alive client connections (one request each), RSS of every process of the proxy (goal: <= 2 KiB/conn)`,
+    ['target', 'procs', 'idle MiB', 'held', 'proxy conns', 'held MiB', 'delta MiB', 'KiB/conn', 'errors'],
+    rows,
+  )
 }
 
 /**
@@ -255,7 +286,11 @@ export async function tlsMemory(s: Settings): Promise<void> {
       }
     }
   })
-  table(`TLS memory: ${s.idleConns} idle TLS keep-alive client connections (one request each), RSS of every process of the proxy`, ['target', 'procs', 'idle MiB', 'held', 'held MiB', 'delta MiB', 'KiB/conn', 'errors'], rows)
+  table(
+    `TLS memory: ${s.idleConns} idle TLS keep-alive client connections (one request each), RSS of every process of the proxy`,
+    ['target', 'procs', 'idle MiB', 'held', 'held MiB', 'delta MiB', 'KiB/conn', 'errors'],
+    rows,
+  )
 }
 
 /** Fixed-rate load for soakMs on the first worker count, RSS sampled throughout. */
@@ -270,7 +305,10 @@ export async function soak(s: Settings): Promise<void> {
       const t0 = Date.now()
       const run = load({ mode: 'open', port: t.port, conns: s.conns, rate: s.rate, durationMs: s.soakMs, warmupMs: 0 }, s.loadCpus)
       let done = false
-      void run.then(() => (done = true), () => (done = true))
+      void run.then(
+        () => (done = true),
+        () => (done = true),
+      )
       let u0 = treeUsage(t.pid)
       while (!done) {
         await sleep(every)
@@ -289,8 +327,10 @@ export async function soak(s: Settings): Promise<void> {
   const q = Math.max(1, Math.floor(rss.length / 4))
   const avg = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
   const l = result.latencyMs as Record<string, number> | undefined
-  console.log(`\nRSS first quarter avg ${fmt(avg(rss.slice(0, q)))} MiB, last quarter avg ${fmt(avg(rss.slice(-q)))} MiB, min ${fmt(Math.min(...rss))}, max ${fmt(Math.max(...rss))}; ` +
-    `sent ${String(result.sentRate)} req/s, p99 ${fmt(l?.p99 ?? NaN)} ms, errors ${String(result.errors)}`)
+  console.log(
+    `\nRSS first quarter avg ${fmt(avg(rss.slice(0, q)))} MiB, last quarter avg ${fmt(avg(rss.slice(-q)))} MiB, min ${fmt(Math.min(...rss))}, max ${fmt(Math.max(...rss))}; ` +
+      `sent ${String(result.sentRate)} req/s, p99 ${fmt(l?.p99 ?? NaN)} ms, errors ${String(result.errors)}`,
+  )
 }
 
 const BUSY_CONNS = 500
@@ -310,17 +350,28 @@ export async function acceptBurst(s: Settings): Promise<void> {
   const native = has('h2load') && has('wrk')
   await withUpstream(s, (ups) =>
     eachTarget(s, ups, async (t) => {
-      const busy = native ? wrkAsync(t.port, BUSY_CONNS, 6, s.loadCpus) : load({ mode: 'closed', port: t.port, conns: BUSY_CONNS, durationMs: 6000, warmupMs: 0 }, s.loadCpus).then((r) => ({ rps: r.rps as number }))
+      const busy = native
+        ? wrkAsync(t.port, BUSY_CONNS, 6, s.loadCpus)
+        : load({ mode: 'closed', port: t.port, conns: BUSY_CONNS, durationMs: 6000, warmupMs: 0 }, s.loadCpus).then((r) => ({ rps: r.rps as number }))
       await sleep(2000)
       const b = native ? h2loadBurst(t.port, BURST_CONNS, s.loadCpus) : burstFigures(await load({ mode: 'burst', port: t.port, conns: BURST_CONNS, durationMs: 10_000, warmupMs: 0 }, s.loadCpus))
       const r = await busy
       rows.push([t.name, b.answered, b.errors, b.meanMs, b.maxMs, r.rps])
     }),
   )
-  table(`Accept burst: ${BURST_CONNS} clients connecting at once, one request each, while ${BUSY_CONNS} keep-alive connections load the proxy (${native ? 'h2load --h1, wrk' : 'loadgen'})`, ['target', 'answered', 'errors', 'mean ms', 'last ms', 'busy req/s'], rows)
+  table(
+    `Accept burst: ${BURST_CONNS} clients connecting at once, one request each, while ${BUSY_CONNS} keep-alive connections load the proxy (${native ? 'h2load --h1, wrk' : 'loadgen'})`,
+    ['target', 'answered', 'errors', 'mean ms', 'last ms', 'busy req/s'],
+    rows,
+  )
 }
 
-interface Burst { answered: number; errors: number; meanMs: number; maxMs: number }
+interface Burst {
+  answered: number
+  errors: number
+  meanMs: number
+  maxMs: number
+}
 
 function burstFigures(r: Record<string, unknown>): Burst {
   const l = r.latencyMs as Record<string, number>

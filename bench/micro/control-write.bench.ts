@@ -28,7 +28,10 @@ const file = join(dir, 'balancer.json')
 const servers = Array.from({ length: SERVERS }, (_, i) => ({
   address: `127.0.0.1:${20000 + i}`,
   filter: { Hosts: [`app${i}.example.com`] },
-  upstreams: [{ Target: '10.0.0.1', Port: 8080 }, { Target: '10.0.0.2', Port: 8080 }],
+  upstreams: [
+    { Target: '10.0.0.1', Port: 8080 },
+    { Target: '10.0.0.2', Port: 8080 },
+  ],
 }))
 writeFileSync(file, JSON.stringify({ servers }))
 

@@ -47,7 +47,11 @@ function bench(name: string, fn: () => unknown, n: number): void {
 const N = 1_000_000
 const PEER = { clientIp: '203.0.113.7', trusted: false, forNode: forNode('203.0.113.7') }
 bench('scan + parse', parseOnce, N)
-bench('scan + parse + rewrite', () => {
-  parseOnce()
-  return requestHead(HEAD, h, PEER, XFP, false, false, 'b7f3a9c1d2e4-1')
-}, N)
+bench(
+  'scan + parse + rewrite',
+  () => {
+    parseOnce()
+    return requestHead(HEAD, h, PEER, XFP, false, false, 'b7f3a9c1d2e4-1')
+  },
+  N,
+)

@@ -39,10 +39,7 @@ export function registerAccessChecks(app: FastifyInstance, token: string | null,
     const given = bearer(req.headers.authorization)
     // Both sides are hashed to equal length first, so the comparison leaks neither content nor length.
     if (given === null || !timingSafeEqual(digest(given), expected)) {
-      throw new BalancerError(
-        ErrorCode.Unauthorized,
-        given === null ? 'this API needs "Authorization: Bearer <token>"' : 'the bearer token is not valid',
-      )
+      throw new BalancerError(ErrorCode.Unauthorized, given === null ? 'this API needs "Authorization: Bearer <token>"' : 'the bearer token is not valid')
     }
   })
 }
@@ -69,8 +66,7 @@ function crossOriginReason(req: FastifyRequest): string | null {
 /** Uses the matched route pattern, not the raw URL, so no path trick reaches the API through the exemption. */
 function isDocs(req: FastifyRequest): boolean {
   const url = req.routeOptions.url
-  return (req.method === 'GET' || req.method === 'HEAD') && url !== undefined &&
-    (url === DOCS_PREFIX || url.startsWith(`${DOCS_PREFIX}/`) || url === UI_PREFIX || url.startsWith(`${UI_PREFIX}/`))
+  return (req.method === 'GET' || req.method === 'HEAD') && url !== undefined && (url === DOCS_PREFIX || url.startsWith(`${DOCS_PREFIX}/`) || url === UI_PREFIX || url.startsWith(`${UI_PREFIX}/`))
 }
 
 function isReady(req: FastifyRequest): boolean {

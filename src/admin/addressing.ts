@@ -23,9 +23,7 @@ export function parseMemberKey(key: string): MemberRef {
   const portText = dash > 0 ? key.slice(dash + 1) : ''
   const port = /^[0-9]{1,5}$/.test(portText) ? Number(portText) : NaN
   if (target === '' || !(port >= 1 && port <= 65535)) {
-    throw new BalancerError(ErrorCode.Validation, `"${key}" is not {target}-{port}`, [
-      { path: 'path.member', message: `expected {target}-{port} with a port 1-65535, got "${key}"` },
-    ])
+    throw new BalancerError(ErrorCode.Validation, `"${key}" is not {target}-{port}`, [{ path: 'path.member', message: `expected {target}-{port} with a port 1-65535, got "${key}"` }])
   }
   return { target, port }
 }

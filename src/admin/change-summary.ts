@@ -76,7 +76,11 @@ function memberName(u: Member): string {
 const NAMED: ReadonlySet<string> = new Set(['name', 'filter', 'upstreams', 'fallbacks', ...POLICY_GROUPS, ...RULE_GROUPS])
 
 function otherFields(r: Route): string {
-  return JSON.stringify(Object.entries(r).filter(([k]) => !NAMED.has(k)).sort(([a], [b]) => (a < b ? -1 : 1)))
+  return JSON.stringify(
+    Object.entries(r)
+      .filter(([k]) => !NAMED.has(k))
+      .sort(([a], [b]) => (a < b ? -1 : 1)),
+  )
 }
 
 /** The server's own route (`default`, carrying the server's policy) and its named routes. */

@@ -67,7 +67,16 @@ export function defaultRoute(server: Server): Route {
 export function withRoute(server: Server, route: Route): Server {
   if (route.name === ROUTE_DEFAULT) {
     const { address, tls, Protocols, routes } = server
-    return { address, ...(tls === undefined ? {} : { tls }), ...(Protocols === undefined ? {} : { Protocols }), filter: route.filter, upstreams: route.upstreams, fallbacks: route.fallbacks, ...policyOf(route, 'server'), routes }
+    return {
+      address,
+      ...(tls === undefined ? {} : { tls }),
+      ...(Protocols === undefined ? {} : { Protocols }),
+      filter: route.filter,
+      upstreams: route.upstreams,
+      fallbacks: route.fallbacks,
+      ...policyOf(route, 'server'),
+      routes,
+    }
   }
   const i = server.routes.findIndex((r) => r.name === route.name)
   return { ...server, routes: i < 0 ? [...server.routes, route] : server.routes.with(i, route) }

@@ -34,18 +34,14 @@ export function checkIfMatch(header: string | undefined, target: unknown, enclos
     .filter((t) => t !== '')
   if (tags.includes('*')) {
     if (target !== undefined) return
-    throw new BalancerError(ErrorCode.Precondition, 'If-Match: * requires the resource to exist, and it does not', [
-      { path: 'If-Match', message: 'the resource does not exist' },
-    ])
+    throw new BalancerError(ErrorCode.Precondition, 'If-Match: * requires the resource to exist, and it does not', [{ path: 'If-Match', message: 'the resource does not exist' }])
   }
   const current = (target === undefined ? enclosing : [target, ...enclosing]).map(etagOf)
   // Strong comparison: weak tags (W/"...") never match.
   if (tags.some((t) => current.includes(t))) return
-  throw new BalancerError(
-    ErrorCode.Precondition,
-    'the resource changed since it was read (If-Match does not match its current ETag); GET it again and retry',
-    [{ path: 'If-Match', message: `current ETag is ${current[0] ?? 'none'}` }],
-  )
+  throw new BalancerError(ErrorCode.Precondition, 'the resource changed since it was read (If-Match does not match its current ETag); GET it again and retry', [
+    { path: 'If-Match', message: `current ETag is ${current[0] ?? 'none'}` },
+  ])
 }
 
 /**

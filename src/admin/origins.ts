@@ -249,4 +249,3 @@ function readOnlyOrGone(served: Served, address: string, route: string | undefin
 export function withoutOrigin(body: unknown): unknown {
   return unmark(body)?.rest ?? body
 }
-

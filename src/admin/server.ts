@@ -80,10 +80,7 @@ export function listRoutes(app: FastifyInstance): readonly RouteEntry[] {
 /** Builds the API; not yet listening (startAdmin) and still open to more plugins. */
 export async function buildAdmin(opts: AdminOptions): Promise<FastifyInstance> {
   const bodyLimit = opts.bodyLimit ?? 1024 * 1024
-  const app: FastifyInstance =
-    opts.logger === false
-      ? fastify({ logger: false, bodyLimit })
-      : (fastify({ loggerInstance: opts.logger, bodyLimit }) as unknown as FastifyInstance)
+  const app: FastifyInstance = opts.logger === false ? fastify({ logger: false, bodyLimit }) : (fastify({ loggerInstance: opts.logger, bodyLimit }) as unknown as FastifyInstance)
 
   const routes: RouteEntry[] = []
   routeTables.set(app, routes)

@@ -103,7 +103,10 @@ const API_HOST_NAME = /^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0
 
 const FLAGS: FlagSpec[] = [
   {
-    flag: '--api', env: 'BALANCER_API', arg: 'HOST:PORT', defaultText: '127.0.0.1:9123',
+    flag: '--api',
+    env: 'BALANCER_API',
+    arg: 'HOST:PORT',
+    defaultText: '127.0.0.1:9123',
     help: 'Admin REST API address. Any non-loopback address requires a token.',
     set(o, v) {
       const hp = splitHostPort(v)
@@ -114,7 +117,10 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
-    flag: '--api-host', env: 'BALANCER_API_HOST', arg: 'NAME', defaultText: 'none (localhost and IP addresses always work)',
+    flag: '--api-host',
+    env: 'BALANCER_API_HOST',
+    arg: 'NAME',
+    defaultText: 'none (localhost and IP addresses always work)',
     help: 'A DNS name the admin API is reached by (a reverse proxy or a name in front of it); repeatable, or comma separated. Requests with any other Host name are refused (DNS rebinding).',
     set(o, v) {
       // Flags and the environment add up: a name is only ever an allowance.
@@ -128,7 +134,10 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
-    flag: '--config', env: 'BALANCER_CONFIG', arg: 'FILE', defaultText: `./${DEFAULT_CONFIG_PATH}`,
+    flag: '--config',
+    env: 'BALANCER_CONFIG',
+    arg: 'FILE',
+    defaultText: `./${DEFAULT_CONFIG_PATH}`,
     help: 'JSON configuration file (the file store); created on the first write.',
     set(o, v) {
       if (v === '') return 'must be a file path'
@@ -137,7 +146,10 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
-    flag: '--store', env: 'BALANCER_STORE', arg: 'URL', defaultText: 'file://./balancer.json',
+    flag: '--store',
+    env: 'BALANCER_STORE',
+    arg: 'URL',
+    defaultText: 'file://./balancer.json',
     help: 'Configuration store URL. file://PATH is the embedded default.',
     set(o, v) {
       if (!/^[a-z][a-z0-9+.-]*:\/\//.test(v)) return `must be a URL like file:///etc/balancer.json, got "${v}"`
@@ -146,7 +158,10 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
-    flag: '--token', env: 'BALANCER_TOKEN', arg: 'TOKEN', defaultText: 'none on loopback; generated otherwise',
+    flag: '--token',
+    env: 'BALANCER_TOKEN',
+    arg: 'TOKEN',
+    defaultText: 'none on loopback; generated otherwise',
     help: 'Bearer token the admin API requires (Authorization: Bearer TOKEN).',
     set(o, v) {
       if (v.length < 16) return 'must be at least 16 characters'
@@ -155,7 +170,10 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
-    flag: '--token-file', env: 'BALANCER_TOKEN_FILE', arg: 'FILE', defaultText: '<config>.token when generated',
+    flag: '--token-file',
+    env: 'BALANCER_TOKEN_FILE',
+    arg: 'FILE',
+    defaultText: '<config>.token when generated',
     help: 'File holding the token; a generated token is written here (mode 0600).',
     set(o, v) {
       o.tokenFile = v
@@ -164,12 +182,29 @@ const FLAGS: FlagSpec[] = [
   },
   { flag: '--grace', env: 'BALANCER_GRACE', arg: 'DURATION', defaultText: '30s', help: 'How long in-flight requests may take to finish on SIGTERM/SIGINT.', set: durationFlag('graceMs') },
   { flag: '--connect-timeout', env: 'BALANCER_CONNECT_TIMEOUT', arg: 'DURATION', defaultText: '5s', help: 'Upstream TCP connect timeout.', set: durationFlag('connectTimeoutMs') },
-  { flag: '--header-timeout', env: 'BALANCER_HEADER_TIMEOUT', arg: 'DURATION', defaultText: '10s', help: 'A client must send a whole request head within this; also how long a new connection may wait for its first request.', set: durationFlag('headersTimeoutMs') },
+  {
+    flag: '--header-timeout',
+    env: 'BALANCER_HEADER_TIMEOUT',
+    arg: 'DURATION',
+    defaultText: '10s',
+    help: 'A client must send a whole request head within this; also how long a new connection may wait for its first request.',
+    set: durationFlag('headersTimeoutMs'),
+  },
   { flag: '--idle-timeout', env: 'BALANCER_IDLE_TIMEOUT', arg: 'DURATION', defaultText: '60s', help: 'Idle client keep-alive connections are closed after this.', set: durationFlag('idleTimeoutMs') },
-  { flag: '--response-timeout', env: 'BALANCER_RESPONSE_TIMEOUT', arg: 'DURATION', defaultText: '60s', help: 'An upstream must start its response within this (else 504).', set: durationFlag('responseTimeoutMs') },
+  {
+    flag: '--response-timeout',
+    env: 'BALANCER_RESPONSE_TIMEOUT',
+    arg: 'DURATION',
+    defaultText: '60s',
+    help: 'An upstream must start its response within this (else 504).',
+    set: durationFlag('responseTimeoutMs'),
+  },
   { flag: '--upstream-idle', env: 'BALANCER_UPSTREAM_IDLE', arg: 'DURATION', defaultText: '30s', help: 'Pooled idle upstream connections are closed after this.', set: durationFlag('upstreamIdleMs') },
   {
-    flag: '--acme-directory', env: 'BALANCER_ACME_DIRECTORY', arg: 'URL', defaultText: "Let's Encrypt: https://acme-v02.api.letsencrypt.org/directory",
+    flag: '--acme-directory',
+    env: 'BALANCER_ACME_DIRECTORY',
+    arg: 'URL',
+    defaultText: "Let's Encrypt: https://acme-v02.api.letsencrypt.org/directory",
     help: 'The ACME directory certificates are ordered from (servers with tls.Acme, containers labelled balancer.tls=true). "off": this instance never orders; it still serves the certificates other instances order and answers their challenges.',
     set(o, v) {
       if (v.trim().toLowerCase() === 'off') {
@@ -188,7 +223,10 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
-    flag: '--acme-ca', env: 'BALANCER_ACME_CA', arg: 'FILE', defaultText: "the system's CAs",
+    flag: '--acme-ca',
+    env: 'BALANCER_ACME_CA',
+    arg: 'FILE',
+    defaultText: "the system's CAs",
     help: "PEM CA certificates trusted for the ACME directory's HTTPS (a test CA such as Pebble's).",
     set(o, v) {
       if (v.trim() === '') return 'must be a file path'
@@ -197,7 +235,10 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
-    flag: '--acme-email', env: 'BALANCER_ACME_EMAIL', arg: 'ADDRESS', defaultText: 'none',
+    flag: '--acme-email',
+    env: 'BALANCER_ACME_EMAIL',
+    arg: 'ADDRESS',
+    defaultText: 'none',
     help: 'Contact address of the ACME account for groups that name no Email.',
     set(o, v) {
       const t = v.trim()
@@ -206,9 +247,19 @@ const FLAGS: FlagSpec[] = [
       return null
     },
   },
-  { flag: '--acme-retry', env: 'BALANCER_ACME_RETRY', arg: 'DURATION', defaultText: '1m', help: 'First wait after a failed ACME order; doubles with each failure in a row, up to 6h, with jitter.', set: durationFlag('acmeRetryMs') },
   {
-    flag: '--upstream-ca', env: 'BALANCER_UPSTREAM_CA', arg: 'FILE', defaultText: "the system's CAs",
+    flag: '--acme-retry',
+    env: 'BALANCER_ACME_RETRY',
+    arg: 'DURATION',
+    defaultText: '1m',
+    help: 'First wait after a failed ACME order; doubles with each failure in a row, up to 6h, with jitter.',
+    set: durationFlag('acmeRetryMs'),
+  },
+  {
+    flag: '--upstream-ca',
+    env: 'BALANCER_UPSTREAM_CA',
+    arg: 'FILE',
+    defaultText: "the system's CAs",
     help: 'PEM CA certificates that upstreams with "Scheme": "https" are verified against, instead of the system\'s.',
     set(o, v) {
       if (v.trim() === '') return 'must be a file path'
@@ -217,7 +268,11 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
-    flag: '--docker', env: 'BALANCER_DOCKER', arg: '[=ENDPOINT]', defaultText: `off; ${DEFAULT_DOCKER_ENDPOINT} when given alone`, bare: DEFAULT_DOCKER_ENDPOINT,
+    flag: '--docker',
+    env: 'BALANCER_DOCKER',
+    arg: '[=ENDPOINT]',
+    defaultText: `off; ${DEFAULT_DOCKER_ENDPOINT} when given alone`,
+    bare: DEFAULT_DOCKER_ENDPOINT,
     help: 'Discover labelled containers (balancer.enable=true) through the Docker Engine API: unix:///path or tcp://host:port (TLS from DOCKER_TLS_VERIFY / DOCKER_CERT_PATH).',
     set(o, v) {
       const t = v.trim().toLowerCase()
@@ -233,7 +288,11 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
-    flag: '--swarm', env: 'BALANCER_SWARM', arg: '', defaultText: 'off', bare: 'true',
+    flag: '--swarm',
+    env: 'BALANCER_SWARM',
+    arg: '',
+    defaultText: 'off',
+    bare: 'true',
     help: 'Discover Swarm services labelled balancer.enable=true (deploy.labels) and their tasks; needs a manager node.',
     set(o, v) {
       const t = v.trim().toLowerCase()
@@ -244,7 +303,10 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
-    flag: '--registry', env: 'BALANCER_REGISTRY', arg: 'URL', defaultText: 'none',
+    flag: '--registry',
+    env: 'BALANCER_REGISTRY',
+    arg: 'URL',
+    defaultText: 'none',
     help: 'Service registry to resolve {"Service": ...} upstreams from, repeatable: consul://HOST:PORT, etcd://HOST:PORT/PREFIX, zk://HOST:PORT/BASE; NAME=URL names it (env: comma separated).',
     set(o, v) {
       const errors: string[] = []
@@ -257,8 +319,11 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
-    flag: '--docker-constraint', env: 'BALANCER_DOCKER_CONSTRAINT', arg: 'EXPR', defaultText: 'every labelled container',
-    help: 'Discover only containers matching EXPR, e.g. \'project:shop && label:tenant=payments\' (label:K[=V], network:N, project:N, stack:N, name:GLOB; &&, ||, !, parentheses). Refused ones are listed in GET /status.',
+    flag: '--docker-constraint',
+    env: 'BALANCER_DOCKER_CONSTRAINT',
+    arg: 'EXPR',
+    defaultText: 'every labelled container',
+    help: "Discover only containers matching EXPR, e.g. 'project:shop && label:tenant=payments' (label:K[=V], network:N, project:N, stack:N, name:GLOB; &&, ||, !, parentheses). Refused ones are listed in GET /status.",
     set(o, v) {
       const c = parseConstraint(v)
       if ('error' in c) return constraintErrorText(c)
@@ -267,7 +332,10 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
-    flag: '--swarm-constraint', env: 'BALANCER_SWARM_CONSTRAINT', arg: 'EXPR', defaultText: 'every labelled service',
+    flag: '--swarm-constraint',
+    env: 'BALANCER_SWARM_CONSTRAINT',
+    arg: 'EXPR',
+    defaultText: 'every labelled service',
     help: 'Discover only Swarm services matching EXPR (same language; stack:NAME is the stack).',
     set(o, v) {
       const c = parseConstraint(v)
@@ -276,9 +344,19 @@ const FLAGS: FlagSpec[] = [
       return null
     },
   },
-  { flag: '--docker-resync', env: 'BALANCER_DOCKER_RESYNC', arg: 'DURATION', defaultText: '30s', help: 'Full Docker/Swarm listing period, a safety net under the events stream.', set: durationFlag('dockerResyncMs') },
   {
-    flag: '--trusted-proxies', env: 'BALANCER_TRUSTED_PROXIES', arg: 'CIDR,...', defaultText: 'none',
+    flag: '--docker-resync',
+    env: 'BALANCER_DOCKER_RESYNC',
+    arg: 'DURATION',
+    defaultText: '30s',
+    help: 'Full Docker/Swarm listing period, a safety net under the events stream.',
+    set: durationFlag('dockerResyncMs'),
+  },
+  {
+    flag: '--trusted-proxies',
+    env: 'BALANCER_TRUSTED_PROXIES',
+    arg: 'CIDR,...',
+    defaultText: 'none',
     help: 'Proxies in front of the balancer (IPv4/IPv6 CIDRs or addresses) whose X-Forwarded-For, X-Real-IP and Forwarded are kept and appended to; from any other client they are replaced.',
     set(o, v) {
       const out: string[] = []
@@ -294,7 +372,10 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
-    flag: '--workers', env: 'BALANCER_WORKERS', arg: 'N', defaultText: 'the CPUs this process may use (cgroup CPU quota, rounded up)',
+    flag: '--workers',
+    env: 'BALANCER_WORKERS',
+    arg: 'N',
+    defaultText: 'the CPUs this process may use (cgroup CPU quota, rounded up)',
     help: 'Engine processes sharing the listening ports; 1 runs the engine inside the main process.',
     set(o, v) {
       const n = Number(v)
@@ -304,7 +385,10 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
-    flag: '--fd-reserve', env: 'BALANCER_FD_RESERVE', arg: 'N', defaultText: 'a quarter of the descriptor limit, 64-4096',
+    flag: '--fd-reserve',
+    env: 'BALANCER_FD_RESERVE',
+    arg: 'N',
+    defaultText: 'a quarter of the descriptor limit, 64-4096',
     help: 'File descriptors kept free for client and upstream connections: a change whose new listening addresses would leave fewer is refused.',
     set(o, v) {
       const n = Number(v)
@@ -314,7 +398,10 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
-    flag: '--metrics', env: 'BALANCER_METRICS', arg: 'HOST:PORT', defaultText: 'off (GET /metrics on the admin API only)',
+    flag: '--metrics',
+    env: 'BALANCER_METRICS',
+    arg: 'HOST:PORT',
+    defaultText: 'off (GET /metrics on the admin API only)',
     help: 'Also serve GET /metrics here, without a token: for a Prometheus scraper on a private network.',
     set(o, v) {
       const hp = splitHostPort(v)
@@ -324,7 +411,10 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
-    flag: '--access-log', env: 'BALANCER_ACCESS_LOG', arg: 'FILE|-', defaultText: 'off',
+    flag: '--access-log',
+    env: 'BALANCER_ACCESS_LOG',
+    arg: 'FILE|-',
+    defaultText: 'off',
     help: 'Write one JSON line per request to FILE (appended; reopened on SIGUSR1), or to standard output with -.',
     set(o, v) {
       if (v.trim() === '') return 'must be a file path or -'
@@ -333,7 +423,10 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
-    flag: '--access-log-sample', env: 'BALANCER_ACCESS_LOG_SAMPLE', arg: 'FRACTION', defaultText: '1',
+    flag: '--access-log-sample',
+    env: 'BALANCER_ACCESS_LOG_SAMPLE',
+    arg: 'FRACTION',
+    defaultText: '1',
     help: 'Fraction of requests written to the access log, e.g. 0.1 for one in ten.',
     set(o, v) {
       const n = Number(v)
@@ -343,7 +436,10 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
-    flag: '--health-socket', env: 'BALANCER_HEALTH_SOCKET', arg: 'PATH', defaultText: 'none (the image: /dev/shm/balancer-ready.sock)',
+    flag: '--health-socket',
+    env: 'BALANCER_HEALTH_SOCKET',
+    arg: 'PATH',
+    defaultText: 'none (the image: /dev/shm/balancer-ready.sock)',
     help: 'Unix socket answering GET /ready for this process only, for `balancer healthcheck` (the API port may be shared with another balancer starting beside this one).',
     set(o, v) {
       if (v === '') return 'must be a file path'
@@ -352,7 +448,10 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
-    flag: '--log-level', env: 'BALANCER_LOG_LEVEL', arg: 'LEVEL', defaultText: 'info',
+    flag: '--log-level',
+    env: 'BALANCER_LOG_LEVEL',
+    arg: 'LEVEL',
+    defaultText: 'info',
     help: 'fatal, error, warn, info, debug or trace.',
     set(o, v) {
       if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(v)) return `must be one of fatal, error, warn, info, debug, trace, silent; got "${v}"`
@@ -364,9 +463,38 @@ const FLAGS: FlagSpec[] = [
 
 export function defaults(): Options {
   return {
-    apiHost: '127.0.0.1', apiPort: 9123, apiHostNames: [], store: `file://${DEFAULT_CONFIG_PATH}`, token: null, tokenFile: null,
-    graceMs: 30_000, logLevel: 'info', connectTimeoutMs: 5000, headersTimeoutMs: 10_000, idleTimeoutMs: 60_000,
-    responseTimeoutMs: 60_000, upstreamIdleMs: 30_000, docker: null, swarm: false, dockerConstraint: null, swarmConstraint: null, dockerResyncMs: 30_000, registries: [], trustedProxies: [], workers: usableCpus(), metrics: null, accessLog: null, accessLogSample: 1, healthSocket: null, upstreamCa: null, acmeDirectory: 'https://acme-v02.api.letsencrypt.org/directory', acmeCa: null, acmeEmail: '', acmeRetryMs: 60_000, help: false, version: false,
+    apiHost: '127.0.0.1',
+    apiPort: 9123,
+    apiHostNames: [],
+    store: `file://${DEFAULT_CONFIG_PATH}`,
+    token: null,
+    tokenFile: null,
+    graceMs: 30_000,
+    logLevel: 'info',
+    connectTimeoutMs: 5000,
+    headersTimeoutMs: 10_000,
+    idleTimeoutMs: 60_000,
+    responseTimeoutMs: 60_000,
+    upstreamIdleMs: 30_000,
+    docker: null,
+    swarm: false,
+    dockerConstraint: null,
+    swarmConstraint: null,
+    dockerResyncMs: 30_000,
+    registries: [],
+    trustedProxies: [],
+    workers: usableCpus(),
+    metrics: null,
+    accessLog: null,
+    accessLogSample: 1,
+    healthSocket: null,
+    upstreamCa: null,
+    acmeDirectory: 'https://acme-v02.api.letsencrypt.org/directory',
+    acmeCa: null,
+    acmeEmail: '',
+    acmeRetryMs: 60_000,
+    help: false,
+    version: false,
   }
 }
 
@@ -384,18 +512,36 @@ export function parseOptions(argv: readonly string[], env: Readonly<Record<strin
   let registryFlag = false
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? ''
-    if (a === '--help' || a === '-h') { o.help = true; continue }
-    if (a === '--version') { o.version = true; continue }
+    if (a === '--help' || a === '-h') {
+      o.help = true
+      continue
+    }
+    if (a === '--version') {
+      o.version = true
+      continue
+    }
     const eq = a.indexOf('=')
     const name = eq > 0 ? a.slice(0, eq) : a
     const spec = FLAGS.find((f) => f.flag === name)
-    if (spec === undefined) { errors.push(`${a}: unknown flag (see --help)`); continue }
+    if (spec === undefined) {
+      errors.push(`${a}: unknown flag (see --help)`)
+      continue
+    }
     let v: string | undefined
     if (eq > 0) v = a.slice(eq + 1)
     else if (spec.bare !== undefined) v = spec.bare
-    else { v = argv[i + 1]; i++ }
-    if (v === undefined) { errors.push(`${name}: needs a value (${spec.arg})`); continue }
-    if (spec.flag === '--registry' && !registryFlag) { registryFlag = true; o.registries = [] }
+    else {
+      v = argv[i + 1]
+      i++
+    }
+    if (v === undefined) {
+      errors.push(`${name}: needs a value (${spec.arg})`)
+      continue
+    }
+    if (spec.flag === '--registry' && !registryFlag) {
+      registryFlag = true
+      o.registries = []
+    }
     const err = spec.set(o, v)
     if (err !== null) errors.push(`${name}: ${err}`)
   }

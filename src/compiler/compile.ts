@@ -7,14 +7,14 @@
 import { parseListenAddress } from '../model/address.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import { parseDuration } from '../model/duration.ts'
-import type { Filter, Member, Policy, Server, Tls, Upstream, ValidConfig } from '../model/types.ts'
+import type { Filter, Member, Policy, Server, Tls, ValidConfig } from '../model/types.ts'
 import { isServiceRef } from '../model/types.ts'
 import { POLICY_DEFAULTS, ROUTE_DEFAULT } from '../model/types.ts'
 import { hstsHeader } from '../model/hsts.ts'
 import { Scheme } from './snapshot.ts'
 import { rulesPlan } from './rules.ts'
 import { rulesOf } from '../model/rules.ts'
-import { targetKey, upstreamRefKey } from '../model/address.ts'
+import { upstreamRefKey } from '../model/address.ts'
 import type { CertFileRef, CheckPlan, LimitsPlan, TlsPlan, ListenerPlan, PassivePlan, RetryPlan, RoutePlan, RoutingSnapshot, SchemeMask, TargetRef, Tier } from './snapshot.ts'
 
 type Target = { host: string; port: number; protocol?: string; tls?: boolean }
@@ -132,12 +132,7 @@ function tlsPlan(server: Server, t: Tls): TlsPlan {
 /** The server's own filter is route `default`, then its named routes, in config order. */
 function serverRoutes(server: Server, targets: Targets): RoutePlan[] {
   const own = routePlan(server.address, ROUTE_DEFAULT, server.filter, server.upstreams, server.fallbacks, server, targets)
-  return [
-    own,
-    ...server.routes.map((r) =>
-      routePlan(server.address, r.name, r.filter, r.upstreams, r.fallbacks, { ...pickPolicy(server), ...pickPolicy(r) }, targets),
-    ),
-  ]
+  return [own, ...server.routes.map((r) => routePlan(server.address, r.name, r.filter, r.upstreams, r.fallbacks, { ...pickPolicy(server), ...pickPolicy(r) }, targets))]
 }
 
 /** The policy groups `p` sets itself (a route's own groups replace its server's). */
@@ -183,12 +178,7 @@ function checkPlan(p: Policy): CheckPlan | null {
     timeoutMs: ms(h.Timeout, 'health.Timeout'),
     rise: h.Rise,
     fall: h.Fall,
-    probe:
-      h.Type === 'tcp'
-        ? 'tcp'
-        : h.Type === 'grpc'
-          ? `grpc ${host} ${h.Path}`
-          : `http ${h.Method} ${host} ${h.Path} ${statuses.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(',')}`,
+    probe: h.Type === 'tcp' ? 'tcp' : h.Type === 'grpc' ? `grpc ${host} ${h.Path}` : `http ${h.Method} ${host} ${h.Path} ${statuses.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(',')}`,
   })
 }
 
@@ -225,15 +215,7 @@ export const DEFAULT_PLANS = Object.freeze({
   check: checkPlan({ health: { ...POLICY_DEFAULTS.health, Statuses: [...POLICY_DEFAULTS.health.Statuses] } }) as CheckPlan,
 })
 
-function routePlan(
-  address: string,
-  name: string,
-  filter: Filter,
-  upstreams: readonly Member[],
-  fallbacks: readonly Member[],
-  policy: Policy,
-  targets: Targets,
-): RoutePlan {
+function routePlan(address: string, name: string, filter: Filter, upstreams: readonly Member[], fallbacks: readonly Member[], policy: Policy, targets: Targets): RoutePlan {
   const exact = new Set<string>()
   const suffixes: string[] = []
   for (const h of filter.Hosts) {
@@ -273,7 +255,6 @@ function schemeMask(schemes: readonly string[]): SchemeMask {
   }
   return mask === 0 ? Scheme.Any : mask
 }
-
 
 /**
  * Groups by Priority ascending; members keep their config order inside a

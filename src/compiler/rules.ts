@@ -35,7 +35,14 @@ function accessPlan(a: Access | null): AccessPlan | null {
   if (f !== null) {
     const u = new URL(f.Address)
     const port = u.port === '' ? 80 : Number(u.port)
-    forward = Object.freeze({ host: u.hostname.replace(/^\[|\]$/g, ''), port, path: `${u.pathname}${u.search}`, authority: u.host, responseHeaders: Object.freeze([...f.ResponseHeaders]), timeoutMs: parseDuration(f.Timeout) ?? 5000 })
+    forward = Object.freeze({
+      host: u.hostname.replace(/^\[|\]$/g, ''),
+      port,
+      path: `${u.pathname}${u.search}`,
+      authority: u.host,
+      responseHeaders: Object.freeze([...f.ResponseHeaders]),
+      timeoutMs: parseDuration(f.Timeout) ?? 5000,
+    })
   }
   return Object.freeze({ allow: Object.freeze([...a.Allow]), deny: Object.freeze([...a.Deny]), users, forward, signature: JSON.stringify(a) })
 }

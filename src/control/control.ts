@@ -142,7 +142,12 @@ export class Control {
     this.#stored = o.initial
     this.#served = this.#merge(o.initial.config, o.initial.revision)
     this.#reloader = new Reloader(o.target, (out) => this.#outcome(out))
-    this.#onListenerError = o.onListenerError ?? ((err) => process.nextTick(() => { throw err }))
+    this.#onListenerError =
+      o.onListenerError ??
+      ((err) =>
+        process.nextTick(() => {
+          throw err
+        }))
   }
 
   /** Which store holds the configuration, and its connection (networked stores). */
@@ -260,7 +265,10 @@ export class Control {
    * identical set changes nothing.
    */
   discovered(origin: string, servers: Server[], names: readonly string[] = [], meta: readonly DiscoveredMeta[] = [], services?: Record<string, ServiceInstance[]>): Promise<ReloadOutcome> | undefined {
-    const hash = createHash('sha256').update(JSON.stringify([servers, names, meta, services ?? null])).digest('base64url').slice(0, 16)
+    const hash = createHash('sha256')
+      .update(JSON.stringify([servers, names, meta, services ?? null]))
+      .digest('base64url')
+      .slice(0, 16)
     if (this.#found.get(origin)?.hash === hash) return undefined
     this.#found.set(origin, { parsed: parseDiscovered({ origin, servers, names: [...names], meta: [...meta] }), services: services ?? null, hash })
     return this.#submit('discovery')
@@ -298,8 +306,15 @@ export class Control {
     const fragments = [...this.#found].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     // Service references resolve against the registries' instances, inside the one merge.
     const view = new Map(this.#registries.map((r) => [r, this.#found.get(r)?.services ?? {}]))
-    const m = mergeDiscovered(stored, fragments.map(([, f]) => f.parsed), view)
-    const found = createHash('sha256').update(fragments.map(([o, f]) => `${o}:${f.hash}`).join(',')).digest('base64url').slice(0, 12)
+    const m = mergeDiscovered(
+      stored,
+      fragments.map(([, f]) => f.parsed),
+      view,
+    )
+    const found = createHash('sha256')
+      .update(fragments.map(([o, f]) => `${o}:${f.hash}`).join(','))
+      .digest('base64url')
+      .slice(0, 12)
     // The merge's rules keep a ValidConfig valid (control/merge.ts); resolved instances are checked by their sources.
     return { config: validByConstruction(m.config), revision: `${revision}+${found}`, origins: m.origins, problems: m.problems, refused: m.refused, services: m.services }
   }

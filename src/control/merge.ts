@@ -103,9 +103,15 @@ export function originKey(address: string, route?: string, list?: MemberList, me
 
 /** A route name valid per the model (`[a-z0-9][a-z0-9_.-]{0,62}`), stable for one origin and filter. */
 export function discoveredRouteName(origin: string, filter: Filter): string {
-  let slug = origin.toLowerCase().replace(/[^a-z0-9_.-]+/g, '-').slice(0, 40)
+  let slug = origin
+    .toLowerCase()
+    .replace(/[^a-z0-9_.-]+/g, '-')
+    .slice(0, 40)
   if (!/^[a-z0-9]/.test(slug)) slug = `d${slug}`.slice(0, 40)
-  const hash = createHash('sha256').update(`${origin}\n${filterKey(filter)}`).digest('hex').slice(0, 8)
+  const hash = createHash('sha256')
+    .update(`${origin}\n${filterKey(filter)}`)
+    .digest('hex')
+    .slice(0, 8)
   return `${slug}-${hash}`
 }
 
@@ -280,7 +286,8 @@ class Merge {
         this.#addMembers(into.address, hit.name, 'fallbacks', hit.fallbacks, dr.fallbacks, own)
         continue
       }
-      const why = (storeServer ? ruleRefusal(into.discovery, `server ${JSON.stringify(into.address)}`, subjectOf(who)) : null) ??
+      const why =
+        (storeServer ? ruleRefusal(into.discovery, `server ${JSON.stringify(into.address)}`, subjectOf(who)) : null) ??
         this.#deniedOverlap(into, dr, who) ??
         this.#claimRefusal(listenKey, into.address, dr.filter, who)
       if (why !== null) {
@@ -454,7 +461,14 @@ function memberId(u: Member): string {
 
 function copyUpstream(u: Member): Member {
   if (isServiceRef(u)) return { Service: u.Service, Registry: u.Registry, Tags: [...u.Tags], Priority: u.Priority, Weight: u.Weight, ...(u.Protocol === undefined ? {} : { Protocol: u.Protocol }) }
-  return { Target: u.Target, Port: u.Port, Priority: u.Priority, Weight: u.Weight, ...(u.Protocol === undefined ? {} : { Protocol: u.Protocol }), ...(u.Scheme === 'https' ? { Scheme: 'https' as const } : {}) }
+  return {
+    Target: u.Target,
+    Port: u.Port,
+    Priority: u.Priority,
+    Weight: u.Weight,
+    ...(u.Protocol === undefined ? {} : { Protocol: u.Protocol }),
+    ...(u.Scheme === 'https' ? { Scheme: 'https' as const } : {}),
+  }
 }
 
 function copyFilter(f: Filter): Filter {

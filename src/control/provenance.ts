@@ -8,7 +8,7 @@ import { canonicalServer, policyOf } from '../model/canonical.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import { originKey } from './merge.ts'
 import type { MemberList, Provenance } from './merge.ts'
-import type { Member, Route, Server, Upstream } from '../model/types.ts'
+import type { Member, Route, Server } from '../model/types.ts'
 import { isServiceRef, ROUTE_DEFAULT, upstreamKey } from '../model/types.ts'
 
 export type { MemberList, Provenance }
@@ -85,14 +85,29 @@ function discoveredParts(served: WithOrigins): Map<string, Part> {
   }
   for (const s of served.config.servers) {
     const a = s.address
-    add(originKey(a), originKey(a), () => describePart(a), () => canonicalServer(s))
+    add(
+      originKey(a),
+      originKey(a),
+      () => describePart(a),
+      () => canonicalServer(s),
+    )
     for (const r of routesOf(s)) {
-      add(originKey(a, r.name), originKey(a, r.name), () => describePart(a, r.name), () => canonicalRoute(r))
+      add(
+        originKey(a, r.name),
+        originKey(a, r.name),
+        () => describePart(a, r.name),
+        () => canonicalRoute(r),
+      )
       for (const list of ['upstreams', 'fallbacks'] as const) {
         for (const u of r[list]) {
           if (isServiceRef(u)) continue
           const member = `${a}##${list}#${u.Target.toLowerCase()}-${u.Port}`
-          add(originKey(a, r.name, list, u), member, () => describePart(a, r.name, list, u), () => canonicalMember(u))
+          add(
+            originKey(a, r.name, list, u),
+            member,
+            () => describePart(a, r.name, list, u),
+            () => canonicalMember(u),
+          )
         }
       }
     }

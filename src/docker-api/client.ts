@@ -45,7 +45,14 @@ export class DockerClient {
     const ep = opts.endpoint
     this.#agent =
       ep.kind === 'tcp' && ep.tls !== null
-        ? new https.Agent({ keepAlive: true, keepAliveMsecs: 5000, ...(ep.tls.ca ? { ca: ep.tls.ca } : {}), ...(ep.tls.cert ? { cert: ep.tls.cert } : {}), ...(ep.tls.key ? { key: ep.tls.key } : {}), rejectUnauthorized: ep.tls.verify })
+        ? new https.Agent({
+            keepAlive: true,
+            keepAliveMsecs: 5000,
+            ...(ep.tls.ca ? { ca: ep.tls.ca } : {}),
+            ...(ep.tls.cert ? { cert: ep.tls.cert } : {}),
+            ...(ep.tls.key ? { key: ep.tls.key } : {}),
+            rejectUnauthorized: ep.tls.verify,
+          })
         : new http.Agent({ keepAlive: true, keepAliveMsecs: 5000 })
   }
 
@@ -125,9 +132,7 @@ export class DockerClient {
       agent: this.#agent,
       signal,
       // TLS checks the daemon's certificate against the host we dialled (node takes the name from the Host header otherwise).
-      ...(ep.kind === 'unix'
-        ? { socketPath: ep.socketPath, headers: { host: 'docker', accept: 'application/json' } }
-        : { host: ep.host, port: ep.port, headers: { accept: 'application/json' } }),
+      ...(ep.kind === 'unix' ? { socketPath: ep.socketPath, headers: { host: 'docker', accept: 'application/json' } } : { host: ep.host, port: ep.port, headers: { accept: 'application/json' } }),
     }
     return new Promise((resolve, reject) => {
       const req = (ep.kind === 'tcp' && ep.tls !== null ? https : http).request(opts, (res) => {

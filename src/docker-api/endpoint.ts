@@ -17,9 +17,7 @@ export interface TlsMaterial {
   verify: boolean
 }
 
-export type Endpoint =
-  | { kind: 'unix'; socketPath: string; text: string }
-  | { kind: 'tcp'; host: string; port: number; tls: TlsMaterial | null; text: string }
+export type Endpoint = { kind: 'unix'; socketPath: string; text: string } | { kind: 'tcp'; host: string; port: number; tls: TlsMaterial | null; text: string }
 
 /** Parses without touching the disk; TLS files are read by loadTls(). */
 export function parseEndpoint(text: string, env: Readonly<Record<string, string | undefined>>): Endpoint | { error: string } {

@@ -48,7 +48,11 @@ const NO_SNAPSHOT: RoutingSnapshot = Object.freeze({ version: 0, listeners: new 
 function tlsRuntimes(snap: RoutingSnapshot, certs: CertSet, set?: ReadonlyMap<string, BuiltCert>): Map<string, TlsRuntime> {
   const out = new Map<string, TlsRuntime>()
   for (const [key, plan] of snap.listeners) {
-    if (plan.tls !== null) out.set(key, tlsRuntime(plan.tls, certs.resolve(plan.tls, key, set), certs.stored(set), () => certs.none()))
+    if (plan.tls !== null)
+      out.set(
+        key,
+        tlsRuntime(plan.tls, certs.resolve(plan.tls, key, set), certs.stored(set), () => certs.none()),
+      )
   }
   return out
 }
@@ -241,7 +245,11 @@ export class Engine {
     const short = budgetShortfall(budget, adding.length)
     if (short === null) return
     const what = adding.length === 1 ? (adding[0] as string) : `${adding.length} new addresses (${adding.slice(0, 3).join(', ')}${adding.length > 3 ? ', ...' : ''})`
-    throw new BalancerError(ErrorCode.Listen, `cannot listen on ${what}: ${short}`, adding.map((path) => ({ path, message: short })))
+    throw new BalancerError(
+      ErrorCode.Listen,
+      `cannot listen on ${what}: ${short}`,
+      adding.map((path) => ({ path, message: short })),
+    )
   }
 
   /** The descriptor budget, counted at most every BUDGET_TTL_MS (stats() runs every second). */
@@ -359,7 +367,9 @@ export class Engine {
    */
   traffic(): Traffic {
     const routes = [...this.#routes.values()].map((rt) => {
-      const upstreams = [...rt.tallies, rt.meter.none].map((t) => (idle(t) ? { key: t.key, codes: ZERO_CODES, buckets: ZERO_BUCKETS, sum: 0 } : { key: t.key, codes: Array.from(t.codes), buckets: Array.from(t.buckets), sum: t.sum }))
+      const upstreams = [...rt.tallies, rt.meter.none].map((t) =>
+        idle(t) ? { key: t.key, codes: ZERO_CODES, buckets: ZERO_BUCKETS, sum: 0 } : { key: t.key, codes: Array.from(t.codes), buckets: Array.from(t.buckets), sum: t.sum },
+      )
       return { id: rt.id, server: rt.plan.server, route: rt.plan.name, upstreams }
     })
     const listeners = [...this.#listeners.values()].map((l) => ({

@@ -38,7 +38,9 @@ export function descriptorLimits(): [number, number] | null {
   const fromLibc = libc()?.getNofile() ?? null
   if (fromLibc !== null) return fromLibc
   try {
-    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'))
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'))
     const m = line === undefined ? null : /^Max open files\s+(\S+)\s+(\S+)/.exec(line)
     if (m === null) return null
     const n = (s: string | undefined): number => (s === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(s))

@@ -35,10 +35,7 @@ export function matchRoute(listener: ListenerPlan, host: string, path: string, s
       const s = suffixes[j] as string
       if (s.length < bestLen) break
       if (host.length > s.length && host.endsWith(s)) {
-        if (
-          accepts(r, path, scheme) &&
-          (best === null || s.length > bestLen || r.pathPrefix.length > best.pathPrefix.length)
-        ) {
+        if (accepts(r, path, scheme) && (best === null || s.length > bestLen || r.pathPrefix.length > best.pathPrefix.length)) {
           best = r
           bestLen = s.length
         }

@@ -33,10 +33,7 @@ function render(status: number, close: boolean, headOnly: boolean): Buffer {
   const body = `${status} ${reason}\n`
   const extra = EXTRA[status] ?? ''
   const conn = close ? 'connection: close\r\n' : ''
-  return Buffer.from(
-    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\n${extra}${conn}\r\n${headOnly ? '' : body}`,
-    'latin1',
-  )
+  return Buffer.from(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\n${extra}${conn}\r\n${headOnly ? '' : body}`, 'latin1')
 }
 
 const KEEP = new Map<number, Buffer>()

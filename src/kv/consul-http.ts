@@ -59,15 +59,12 @@ export class ConsulHttp {
     if (this.#o.token !== null) headers['x-consul-token'] = this.#o.token
     if (body !== null) headers['content-type'] = 'application/json'
     return new Promise((resolve, reject) => {
-      const req = send(
-        { host: this.#o.host.host, port: this.#o.host.port, method, path, headers, agent: this.#agent, timeout: timeoutMs, ...(signal === undefined ? {} : { signal }) },
-        (res) => {
-          const chunks: Buffer[] = []
-          res.on('data', (c: Buffer) => chunks.push(c))
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }))
-          res.on('error', reject)
-        },
-      )
+      const req = send({ host: this.#o.host.host, port: this.#o.host.port, method, path, headers, agent: this.#agent, timeout: timeoutMs, ...(signal === undefined ? {} : { signal }) }, (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }))
+        res.on('error', reject)
+      })
       // Bounds the whole exchange, not only socket inactivity.
       const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
       req.on('close', () => clearTimeout(timer))

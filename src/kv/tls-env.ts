@@ -28,4 +28,3 @@ export function tlsFiles(store: 'ETCD' | 'CONSUL', env: Env, problems: Array<{ p
   const on = flag === 'true' || flag === '1' || files.ca !== null || files.cert !== null
   return on ? files : null
 }
-

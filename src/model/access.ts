@@ -51,7 +51,12 @@ export function readAccess(raw: unknown, path: string, problems: Problem[]): Acc
 /** A list, or one comma-separated string (labels). */
 function items(f: Found, split: RegExp, what: string, problems: Problem[]): Array<{ v: unknown; path: string }> | null {
   const v = f.value
-  if (typeof v === 'string') return v.split(split).map((s) => s.trim()).filter((s) => s !== '').map((s) => ({ v: s, path: f.path }))
+  if (typeof v === 'string')
+    return v
+      .split(split)
+      .map((s) => s.trim())
+      .filter((s) => s !== '')
+      .map((s) => ({ v: s, path: f.path }))
   if (Array.isArray(v)) return v.map((x: unknown, i) => ({ v: x, path: `${f.path}[${i}]` }))
   problems.push({ path: f.path, message: `must be a list of ${what}, got ${describeValue(v)}` })
   return null

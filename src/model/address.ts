@@ -7,7 +7,6 @@
 // bind changes with DNS, and two of them cannot be checked for a conflict
 // before the engine tries to bind.
 
-
 /** Same shape as the compiler's ListenAddress; key is canonical (IPv6 compressed and lower-cased). */
 export interface ParsedListenAddress {
   host: string

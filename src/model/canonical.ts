@@ -3,13 +3,20 @@
 // order or extra properties the objects in memory have.
 
 import { createHash } from 'node:crypto'
-import type { Config, Filter, Member, Policy, Route, Server, Tls, Upstream, ValidConfig } from './types.ts'
+import type { Config, Filter, Member, Policy, Route, Server, Tls, ValidConfig } from './types.ts'
 import { isServiceRef } from './types.ts'
 import { rulesOf } from './rules.ts'
 
 function upstream(u: Member): Member {
   if (isServiceRef(u)) return { Service: u.Service, Registry: u.Registry, Tags: [...u.Tags], Priority: u.Priority, Weight: u.Weight, ...(u.Protocol === undefined ? {} : { Protocol: u.Protocol }) }
-  return { Target: u.Target, Port: u.Port, Priority: u.Priority, Weight: u.Weight, ...(u.Protocol === undefined ? {} : { Protocol: u.Protocol }), ...(u.Scheme === 'https' ? { Scheme: 'https' as const } : {}) }
+  return {
+    Target: u.Target,
+    Port: u.Port,
+    Priority: u.Priority,
+    Weight: u.Weight,
+    ...(u.Protocol === undefined ? {} : { Protocol: u.Protocol }),
+    ...(u.Scheme === 'https' ? { Scheme: 'https' as const } : {}),
+  }
 }
 
 function filter(f: Filter): Filter {

@@ -70,7 +70,15 @@ function readPage(f: Found | undefined, missingPath: string, problems: Problem[]
 function readStatuses(f: Found | undefined, problems: Problem[]): number[] | null {
   if (f === undefined || isMissing(f)) return [...DEFAULT_STATUSES]
   const v = f.value
-  const list: unknown[] | null = typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter((x) => x !== '') : Array.isArray(v) ? v : null
+  const list: unknown[] | null =
+    typeof v === 'string'
+      ? v
+          .split(',')
+          .map((x) => x.trim())
+          .filter((x) => x !== '')
+      : Array.isArray(v)
+        ? v
+        : null
   if (list === null || list.length === 0) {
     problems.push({ path: f.path, message: `must be a list of statuses 400-599, got ${describeValue(v)}` })
     return null

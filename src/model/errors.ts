@@ -67,9 +67,5 @@ export class BalancerError extends Error {
 
 /** Builds one E_VALIDATION error listing every problem; message is the problems joined. */
 export function validationError(problems: Problem[]): BalancerError {
-  return new BalancerError(
-    ErrorCode.Validation,
-    problems.map((p) => `${p.path}: ${p.message}`).join('; '),
-    problems,
-  )
+  return new BalancerError(ErrorCode.Validation, problems.map((p) => `${p.path}: ${p.message}`).join('; '), problems)
 }

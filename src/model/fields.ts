@@ -35,12 +35,7 @@ export function describeValue(v: unknown): string {
  * repeated fields become problems. Returns null, with a problem, when `raw` is
  * not an object.
  */
-export function readFields<F extends string>(
-  raw: unknown,
-  path: string,
-  fields: readonly F[],
-  problems: Problem[],
-): Partial<Record<F, Found>> | null {
+export function readFields<F extends string>(raw: unknown, path: string, fields: readonly F[], problems: Problem[]): Partial<Record<F, Found>> | null {
   if (!isPlainObject(raw)) {
     problems.push({ path, message: `must be an object, got ${describeValue(raw)}` })
     return null
@@ -76,14 +71,7 @@ export function isMissing(f: Found | undefined): boolean {
  * labels carry numbers as strings). Missing or null yields `fallback`, or a
  * "required" problem when there is none. Returns null after a problem.
  */
-export function readInt(
-  f: Found | undefined,
-  missingPath: string,
-  min: number,
-  max: number,
-  fallback: number | null,
-  problems: Problem[],
-): number | null {
+export function readInt(f: Found | undefined, missingPath: string, min: number, max: number, fallback: number | null, problems: Problem[]): number | null {
   if (f === undefined || isMissing(f)) {
     if (fallback !== null) return fallback
     problems.push({ path: f?.path ?? missingPath, message: `required: an integer ${min}-${max}` })
@@ -101,12 +89,7 @@ export function readInt(
 }
 
 /** A string field; null after a problem. Missing gives `fallback`, or "required" when it is null. */
-export function readString(
-  f: Found | undefined,
-  missingPath: string,
-  fallback: string | null,
-  problems: Problem[],
-): string | null {
+export function readString(f: Found | undefined, missingPath: string, fallback: string | null, problems: Problem[]): string | null {
   if (f === undefined || isMissing(f)) {
     if (fallback !== null) return fallback
     problems.push({ path: f?.path ?? missingPath, message: 'required' })

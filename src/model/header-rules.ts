@@ -75,7 +75,7 @@ function nameProblem(name: string, side: Side): string | null {
   const n = name.toLowerCase()
   if (HOP.has(n)) return `${name} is a hop-by-hop or framing field, written by the proxy for each connection: it cannot be edited`
   if (side === 'request' && REQUEST_OWN.has(n)) return n === 'host' ? 'Host is set by rewrite.Host' : `${name} is written by the balancer itself (docs: forwarding headers)`
-  if (side === 'response' && RESPONSE_OWN.has(n)) return 'Strict-Transport-Security is the hsts group\'s (docs/tls.md): set it there'
+  if (side === 'response' && RESPONSE_OWN.has(n)) return "Strict-Transport-Security is the hsts group's (docs/tls.md): set it there"
   return null
 }
 
@@ -132,7 +132,15 @@ function readValues(found: Found | undefined, side: Side, problems: Problem[]): 
 function readNames(found: Found | undefined, side: Side, problems: Problem[]): string[] | null {
   if (found === undefined || isMissing(found)) return []
   const v = found.value
-  const items = typeof v === 'string' ? v.split(',').map((s) => ({ v: s.trim() as unknown, path: found.path })).filter((x) => x.v !== '') : Array.isArray(v) ? v.map((x: unknown, i) => ({ v: x, path: `${found.path}[${i}]` })) : null
+  const items =
+    typeof v === 'string'
+      ? v
+          .split(',')
+          .map((s) => ({ v: s.trim() as unknown, path: found.path }))
+          .filter((x) => x.v !== '')
+      : Array.isArray(v)
+        ? v.map((x: unknown, i) => ({ v: x, path: `${found.path}[${i}]` }))
+        : null
   if (items === null) {
     problems.push({ path: found.path, message: `must be a list of header names, got ${describeValue(v)}` })
     return null

@@ -69,7 +69,29 @@ export type LabelResult =
   /** settings is null when a problem makes the labels unusable; notes never do (unknown labels, ignored). */
   | { enabled: true; settings: LabelSettings | null; problems: Problem[]; notes: Problem[] }
 
-const KNOWN = new Set(['enable', 'address', 'port', 'hosts', 'pathprefix', 'schemes', 'priority', 'weight', 'network', 'fallback', 'swarm.mode', 'protocol', 'protocols', 'service', 'registry', 'tags', 'scheme', 'tls', 'tls.acme', 'tls.email', 'tls.challenge'])
+const KNOWN = new Set([
+  'enable',
+  'address',
+  'port',
+  'hosts',
+  'pathprefix',
+  'schemes',
+  'priority',
+  'weight',
+  'network',
+  'fallback',
+  'swarm.mode',
+  'protocol',
+  'protocols',
+  'service',
+  'registry',
+  'tags',
+  'scheme',
+  'tls',
+  'tls.acme',
+  'tls.email',
+  'tls.challenge',
+])
 /** `balancer.health.path` -> ['health', 'path']; rule groups too (`balancer.rewrite.stripprefix`). */
 const POLICY_LABEL = new RegExp(`^(${[...POLICY_GROUPS, ...RULE_GROUPS].join('|')})\\.(.+)$`)
 /** The name reserved for health checks before they existed; a note points to the real one. */
@@ -81,7 +103,12 @@ function bool(v: string): boolean | null {
 }
 
 function list(v: string | undefined): string[] {
-  return v === undefined ? [] : v.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  return v === undefined
+    ? []
+    : v
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '')
 }
 
 function int(v: string | undefined, key: string, min: number, max: number, fallback: number, problems: Problem[]): number {
@@ -109,7 +136,8 @@ export function readLabels(raw: Readonly<Record<string, string>> | null | undefi
   if (on === null) problems.push({ path: `${LABEL_PREFIX}enable`, message: `must be "true" or "false", got ${JSON.stringify(enable)}` })
 
   for (const key of labels.keys()) {
-    if (OLD_HEALTH.test(key)) notes.push({ path: `${LABEL_PREFIX}${key}`, message: `ignored: health check labels are balancer.health.* (${GROUP_FIELDS.health.map((f) => f.toLowerCase()).join(', ')})` })
+    if (OLD_HEALTH.test(key))
+      notes.push({ path: `${LABEL_PREFIX}${key}`, message: `ignored: health check labels are balancer.health.* (${GROUP_FIELDS.health.map((f) => f.toLowerCase()).join(', ')})` })
     else if (!KNOWN.has(key) && !POLICY_LABEL.test(key)) notes.push({ path: `${LABEL_PREFIX}${key}`, message: 'unknown label, ignored (see docs/discovery.md)' })
   }
   const policy = readPolicyLabels(labels, problems)

@@ -332,7 +332,13 @@ function readServiceRef(raw: unknown, path: string, problems: Problem[]): Servic
 function readTags(found: Found | undefined, problems: Problem[]): string[] {
   if (found === undefined || isMissing(found)) return []
   const v = found.value
-  const list = typeof v === 'string' ? v.split(',').map((t) => t.trim()).filter((t) => t !== '') : v
+  const list =
+    typeof v === 'string'
+      ? v
+          .split(',')
+          .map((t) => t.trim())
+          .filter((t) => t !== '')
+      : v
   if (!Array.isArray(list)) {
     problems.push({ path: found.path, message: `must be a list of tags, got ${describeValue(v)}` })
     return []
@@ -363,12 +369,7 @@ function parseUpstreamKey(key: string): { Target: string; Port: number } | null 
  */
 type ReadUpstream = { upstream: Upstream; ok: boolean } | null
 
-function readUpstream(
-  raw: unknown,
-  path: string,
-  problems: Problem[],
-  fromKey: { Target: string; Port: number } | null,
-): ReadUpstream {
+function readUpstream(raw: unknown, path: string, problems: Problem[], fromKey: { Target: string; Port: number } | null): ReadUpstream {
   const before = problems.length
   const f = readFields(raw, path, UPSTREAM_FIELDS, problems)
   if (f === null) return null
@@ -399,7 +400,17 @@ function readUpstream(
   // h2c is HTTP/2 in clear text: TLS to an HTTP/2 upstream would be a protocol of its own.
   if (protocol === 'h2c' && scheme === 'https') problems.push({ path: f.Protocol?.path ?? joinPath(path, 'Protocol'), message: 'h2c is HTTP/2 without TLS; it cannot be combined with Scheme "https"' })
   if (target === null || port === null) return null
-  return { upstream: { Target: target, Port: port, Priority: priority ?? 1, Weight: weight ?? 1, ...(protocol === undefined ? {} : { Protocol: protocol }), ...(scheme === 'https' ? { Scheme: 'https' as const } : {}) }, ok: problems.length === before }
+  return {
+    upstream: {
+      Target: target,
+      Port: port,
+      Priority: priority ?? 1,
+      Weight: weight ?? 1,
+      ...(protocol === undefined ? {} : { Protocol: protocol }),
+      ...(scheme === 'https' ? { Scheme: 'https' as const } : {}),
+    },
+    ok: problems.length === before,
+  }
 }
 
 /** An upstream's (or a service reference's) Protocol: undefined for HTTP/1.1. */

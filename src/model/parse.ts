@@ -22,7 +22,13 @@ export const EMPTY_CONFIG: ValidConfig = Object.freeze({ servers: Object.freeze(
  */
 export function parseConfig(raw: unknown): ValidConfig {
   const cfg = normalizeConfig(raw)
-  throwProblems(found([], listenProblems(cfg.servers), cfg.servers.flatMap((s, i) => filterProblems(s, `servers[${i}]`))))
+  throwProblems(
+    found(
+      [],
+      listenProblems(cfg.servers),
+      cfg.servers.flatMap((s, i) => filterProblems(s, `servers[${i}]`)),
+    ),
+  )
   return cfg as ValidConfig
 }
 

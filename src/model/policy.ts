@@ -60,11 +60,7 @@ export const BOUNDS = {
 export type PolicyOwner = 'server' | 'route'
 
 /** The four groups of a server or route, and its rule groups (rules.ts), from its found fields; problems are collected, not thrown. */
-export function readPolicy(
-  f: Partial<Record<PolicyGroup | RuleGroup, Found>>,
-  owner: PolicyOwner,
-  problems: Problem[],
-): Policy {
+export function readPolicy(f: Partial<Record<PolicyGroup | RuleGroup, Found>>, owner: PolicyOwner, problems: Problem[]): Policy {
   const out: Policy = readRules(f, owner, problems)
   const h = f.health
   if (h !== undefined && h.value === null && owner === 'route') out.health = null
@@ -140,7 +136,7 @@ function readHealth(raw: unknown, path: string, problems: Problem[]): HealthChec
   const type = readChoice(f.Type, ['http', 'tcp', 'grpc'] as const, d.Type, problems)
   const method = readChoice(f.Method, ['GET', 'HEAD'] as const, d.Method, problems)
   const hPath = readText(f.Path, d.Path, problems, (s) =>
-    !s.startsWith('/') ? `must start with "/", got ${JSON.stringify(s)}` : headTextProblem(s) ?? (s.includes('#') ? `must be a path without "#", got ${JSON.stringify(s)}` : null),
+    !s.startsWith('/') ? `must start with "/", got ${JSON.stringify(s)}` : (headTextProblem(s) ?? (s.includes('#') ? `must be a path without "#", got ${JSON.stringify(s)}` : null)),
   )
   const host = readText(f.Host, d.Host, problems, (s) =>
     /^[A-Za-z0-9._-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$/.test(s) || s === '' ? null : `must be empty or a host name with an optional :port, got ${JSON.stringify(s)}`,
@@ -156,7 +152,8 @@ function readHealth(raw: unknown, path: string, problems: Problem[]): HealthChec
   }
   const rise = readInt(f.Rise, at('Rise'), 1, 100, d.Rise, problems)
   const fall = readInt(f.Fall, at('Fall'), 1, 100, d.Fall, problems)
-  if (problems.length > before || type === null || method === null || hPath === null || host === null || statuses === null || interval === null || timeout === null || rise === null || fall === null) return null
+  if (problems.length > before || type === null || method === null || hPath === null || host === null || statuses === null || interval === null || timeout === null || rise === null || fall === null)
+    return null
   return { Type: type, Path: hPath, Method: method, Host: host.toLowerCase(), Statuses: statuses, Interval: interval.text, Timeout: timeout.text, Rise: rise, Fall: fall }
 }
 
@@ -261,7 +258,13 @@ function readDuration(f: Found | undefined, fallback: string, min: number, max: 
 function listOf(f: Found, problems: Problem[]): Array<{ v: unknown; path: string }> | null {
   const v = f.value
   if (typeof v === 'string' || typeof v === 'number') {
-    const parts = typeof v === 'number' ? [v] : v.split(',').map((s) => s.trim()).filter((s) => s !== '')
+    const parts =
+      typeof v === 'number'
+        ? [v]
+        : v
+            .split(',')
+            .map((s) => s.trim())
+            .filter((s) => s !== '')
     return parts.map((p) => ({ v: p, path: f.path }))
   }
   if (!Array.isArray(v)) {

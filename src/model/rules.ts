@@ -87,7 +87,12 @@ export function rulesOf(p: Rules, owner: 'server' | 'route'): Rules {
   if (a === null && owner === 'route') out.access = null
   else if (a != null) {
     const fa = a.ForwardAuth
-    out.access = { Allow: [...a.Allow], Deny: [...a.Deny], BasicAuth: [...a.BasicAuth], ForwardAuth: fa === null ? null : { Address: fa.Address, ResponseHeaders: [...fa.ResponseHeaders], Timeout: fa.Timeout } }
+    out.access = {
+      Allow: [...a.Allow],
+      Deny: [...a.Deny],
+      BasicAuth: [...a.BasicAuth],
+      ForwardAuth: fa === null ? null : { Address: fa.Address, ResponseHeaders: [...fa.ResponseHeaders], Timeout: fa.Timeout },
+    }
   }
   const rl = p.ratelimit
   if (rl === null && owner === 'route') out.ratelimit = null

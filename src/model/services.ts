@@ -122,7 +122,10 @@ function resolveList(address: string, route: string, list: 'upstreams' | 'fallba
     const at = `${address}#${route}.${list}[${i}]`
     const names = m.Registry === '' ? [...view.keys()] : [m.Registry]
     if (m.Registry !== '' && !view.has(m.Registry)) {
-      problems.push({ path: at, message: `service ${JSON.stringify(m.Service)}: no registry named ${JSON.stringify(m.Registry)} is configured (--registry${view.size === 0 ? '' : `; configured: ${[...view.keys()].join(', ')}`})` })
+      problems.push({
+        path: at,
+        message: `service ${JSON.stringify(m.Service)}: no registry named ${JSON.stringify(m.Registry)} is configured (--registry${view.size === 0 ? '' : `; configured: ${[...view.keys()].join(', ')}`})`,
+      })
       return
     }
     if (view.size === 0) {
@@ -158,10 +161,19 @@ function memberOf(ref: ServiceRef, inst: ServiceInstance, at: string, problems: 
     if (v === undefined || v.trim() === '') return fallback
     const n = /^[0-9]{1,10}$/.test(v.trim()) ? Number(v.trim()) : Number.NaN
     if (Number.isInteger(n) && n >= min && n <= max) return n
-    problems.push({ path: at, message: `balancer.${field}: must be an integer ${min}-${max}, got ${JSON.stringify(v)}; the reference's ${field === 'priority' ? 'Priority' : 'Weight'} ${fallback} applies` })
+    problems.push({
+      path: at,
+      message: `balancer.${field}: must be an integer ${min}-${max}, got ${JSON.stringify(v)}; the reference's ${field === 'priority' ? 'Priority' : 'Weight'} ${fallback} applies`,
+    })
     return fallback
   }
-  return { Target: inst.Target, Port: inst.Port, Priority: int('priority', 0, 1000, ref.Priority), Weight: int('weight', 1, 1000, ref.Weight), ...(ref.Protocol === undefined ? {} : { Protocol: ref.Protocol }) }
+  return {
+    Target: inst.Target,
+    Port: inst.Port,
+    Priority: int('priority', 0, 1000, ref.Priority),
+    Weight: int('weight', 1, 1000, ref.Weight),
+    ...(ref.Protocol === undefined ? {} : { Protocol: ref.Protocol }),
+  }
 }
 
 function key(u: Upstream): string {

@@ -53,7 +53,8 @@ function readAcme(found: Found | undefined, problems: Problem[]): Acme | undefin
       const at = `${hf.path}[${i}]`
       const c = typeof v === 'string' ? checkFilterHost(v) : { error: `must be a host name, got ${describeValue(v)}` }
       if ('error' in c) problems.push({ path: at, message: c.error })
-      else if (c.value.startsWith('*.')) problems.push({ path: at, message: `a wildcard cannot be proved by http-01 or tls-alpn-01, got ${JSON.stringify(v)}; list the names, or upload a wildcard certificate` })
+      else if (c.value.startsWith('*.'))
+        problems.push({ path: at, message: `a wildcard cannot be proved by http-01 or tls-alpn-01, got ${JSON.stringify(v)}; list the names, or upload a wildcard certificate` })
       else if (/^[0-9.]+$/.test(c.value) || c.value.startsWith('[')) problems.push({ path: at, message: `must be a DNS name, not an IP address, got ${JSON.stringify(v)}` })
       else if (!hosts.includes(c.value)) hosts.push(c.value)
     })
@@ -62,7 +63,8 @@ function readAcme(found: Found | undefined, problems: Problem[]): Acme | undefin
   const email = (readString(f.Email, joinPath(found.path, 'Email'), '', problems) ?? '').trim()
   if (email !== '' && !/^[^\s@]+@[^\s@]+$/.test(email)) problems.push({ path: f.Email?.path ?? joinPath(found.path, 'Email'), message: `must be an e-mail address, got ${JSON.stringify(email)}` })
   const ch = (readString(f.Challenge, joinPath(found.path, 'Challenge'), 'http-01', problems) ?? 'http-01').trim().toLowerCase()
-  if (ch !== 'http-01' && ch !== 'tls-alpn-01') problems.push({ path: f.Challenge?.path ?? joinPath(found.path, 'Challenge'), message: `must be "http-01" or "tls-alpn-01", got ${JSON.stringify(ch)}` })
+  if (ch !== 'http-01' && ch !== 'tls-alpn-01')
+    problems.push({ path: f.Challenge?.path ?? joinPath(found.path, 'Challenge'), message: `must be "http-01" or "tls-alpn-01", got ${JSON.stringify(ch)}` })
   if (problems.length > before) return undefined
   return { Hosts: hosts, Email: email, Challenge: ch as Acme['Challenge'] }
 }

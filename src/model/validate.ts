@@ -54,7 +54,11 @@ function check(cfg: Config): Found {
     if (!(err instanceof BalancerError)) throw err
     fieldProblems.push(...err.problems)
   }
-  return found(fieldProblems, listenProblems(cfg.servers), cfg.servers.flatMap((s, i) => filterProblems(s, `servers[${i}]`)))
+  return found(
+    fieldProblems,
+    listenProblems(cfg.servers),
+    cfg.servers.flatMap((s, i) => filterProblems(s, `servers[${i}]`)),
+  )
 }
 
 /** The last parse of each server object's address: a write re-checks 500 servers without parsing 500 addresses. */

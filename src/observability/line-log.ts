@@ -30,18 +30,20 @@ export interface LineLogger {
 export function createLineLogger(level: string, bindings: object = {}, fd = 1): LineLogger {
   const min = level in LEVELS ? LEVELS[level as Level] : level === 'silent' ? Infinity : LEVELS.info
   const base = { pid: process.pid, ...bindings }
-  const at = (name: Level) => (obj: object, msg: string): void => {
-    const n = LEVELS[name]
-    if (n < min) return
-    const line: Record<string, unknown> = { level: n, time: new Date().toISOString(), ...base }
-    for (const [k, v] of Object.entries(obj)) line[k] = v instanceof Error ? serializeError(v) : v
-    line.msg = msg
-    try {
-      writeSync(fd, `${JSON.stringify(line)}\n`)
-    } catch {
-      // stdout closed or full: a log line is not worth a crash.
+  const at =
+    (name: Level) =>
+    (obj: object, msg: string): void => {
+      const n = LEVELS[name]
+      if (n < min) return
+      const line: Record<string, unknown> = { level: n, time: new Date().toISOString(), ...base }
+      for (const [k, v] of Object.entries(obj)) line[k] = v instanceof Error ? serializeError(v) : v
+      line.msg = msg
+      try {
+        writeSync(fd, `${JSON.stringify(line)}\n`)
+      } catch {
+        // stdout closed or full: a log line is not worth a crash.
+      }
     }
-  }
   return {
     trace: at('trace'),
     debug: at('debug'),

@@ -170,10 +170,12 @@ export class LiveView {
       this.#running = this.#once().finally(() => (this.#running = null))
       return this.#running
     }
-    this.#next ??= this.#running.catch(() => undefined).then(() => {
-      this.#next = null
-      return this.once()
-    })
+    this.#next ??= this.#running
+      .catch(() => undefined)
+      .then(() => {
+        this.#next = null
+        return this.once()
+      })
     return this.#next
   }
 

@@ -13,7 +13,13 @@ import { METRICS_CONTENT_TYPE } from './metrics.ts'
  * DNS rebinding check, admin/host-check.ts), or null; a refused request gets
  * 421 and nothing else, as on the API.
  */
-export async function startMetricsServer(host: string, port: number, render: () => Promise<string>, onError: (err: Error) => void, misdirected: (host: string | undefined) => string | null = () => null): Promise<{ server: Server; port: number }> {
+export async function startMetricsServer(
+  host: string,
+  port: number,
+  render: () => Promise<string>,
+  onError: (err: Error) => void,
+  misdirected: (host: string | undefined) => string | null = () => null,
+): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     const refusal = misdirected(req.headers.host)
     if (refusal !== null) {

@@ -178,16 +178,26 @@ export class Metrics {
         { labels: { result: 'refused' }, value: r.refused },
       ]
     })
-    this.#family('balancer_config_refused', 'Whether the configuration asked for (by the store, the API with ?force=true, discovery) is refused and an older one serves (1), e.g. a port in use, retried until it can be bound; GET /status lastError says why.', 'gauge', () => [{ labels: {}, value: facts.refused?.() === true ? 1 : 0 }])
-    this.#family('balancer_descriptors', 'File descriptors of the engine process (with workers, the one with the fewest free): the limit, open now, and the reserve kept for client and upstream connections.', 'gauge', (s) => {
-      const d = s.stats.descriptors
-      if (d === undefined || d.limit === null || d.open === null) return []
-      return [
-        { labels: { kind: 'limit' }, value: d.limit },
-        { labels: { kind: 'open' }, value: d.open },
-        { labels: { kind: 'reserve' }, value: d.reserve },
-      ]
-    })
+    this.#family(
+      'balancer_config_refused',
+      'Whether the configuration asked for (by the store, the API with ?force=true, discovery) is refused and an older one serves (1), e.g. a port in use, retried until it can be bound; GET /status lastError says why.',
+      'gauge',
+      () => [{ labels: {}, value: facts.refused?.() === true ? 1 : 0 }],
+    )
+    this.#family(
+      'balancer_descriptors',
+      'File descriptors of the engine process (with workers, the one with the fewest free): the limit, open now, and the reserve kept for client and upstream connections.',
+      'gauge',
+      (s) => {
+        const d = s.stats.descriptors
+        if (d === undefined || d.limit === null || d.open === null) return []
+        return [
+          { labels: { kind: 'limit' }, value: d.limit },
+          { labels: { kind: 'open' }, value: d.open },
+          { labels: { kind: 'reserve' }, value: d.reserve },
+        ]
+      },
+    )
     this.#family('balancer_config_version', 'Version of the routing snapshot applied; increases with every applied change.', 'gauge', () => [{ labels: {}, value: facts.configVersion() }])
     this.#family('balancer_store_up', 'Whether the configuration store is reachable (1) or not (0).', 'gauge', () => {
       const st = facts.store()
@@ -201,9 +211,7 @@ export class Metrics {
       s.accessLog === null ? [] : [{ labels: {}, value: s.accessLog.dropped }],
     )
     this.#family('balancer_workers', 'Engine worker processes running.', 'gauge', (s) => (s.workers.length === 0 ? [] : [{ labels: {}, value: s.workers.length }]))
-    this.#family('balancer_worker_resident_memory_bytes', 'Resident memory of each engine worker process.', 'gauge', (s) =>
-      s.workers.map((w) => ({ labels: { worker: w.id }, value: w.rssBytes })),
-    )
+    this.#family('balancer_worker_resident_memory_bytes', 'Resident memory of each engine worker process.', 'gauge', (s) => s.workers.map((w) => ({ labels: { worker: w.id }, value: w.rssBytes })))
     this.#family('balancer_worker_cpu_seconds_total', 'CPU time (user and system) of each engine worker process.', 'counter', (s) =>
       s.workers.map((w) => ({ labels: { worker: w.id }, value: w.cpuSeconds })),
     )

@@ -69,7 +69,15 @@ async function session(f: EventFollower, signal: AbortSignal): Promise<void> {
   for (const e of queued) f.onEvent(e, signal)
   f.backoff.reset()
   f.report(null)
-  const timer = setInterval(() => inBackground(f.resync(signal).then(() => f.pub.changed(false)), signal, f.report), f.resyncMs)
+  const timer = setInterval(
+    () =>
+      inBackground(
+        f.resync(signal).then(() => f.pub.changed(false)),
+        signal,
+        f.report,
+      ),
+    f.resyncMs,
+  )
   try {
     await ended
   } finally {

@@ -51,7 +51,13 @@ export class Publisher {
     const key = JSON.stringify(set)
     if (key === this.#last) return
     this.#last = key
-    this.#emit(set.servers, { names: set.names, problems: set.problems, ...(set.services === undefined ? {} : { services: set.services }), ...(set.refused === undefined ? {} : { refused: set.refused }), ...(set.meta === undefined ? {} : { meta: set.meta }) })
+    this.#emit(set.servers, {
+      names: set.names,
+      problems: set.problems,
+      ...(set.services === undefined ? {} : { services: set.services }),
+      ...(set.refused === undefined ? {} : { refused: set.refused }),
+      ...(set.meta === undefined ? {} : { meta: set.meta }),
+    })
   }
 
   close(): void {

@@ -26,7 +26,13 @@ export function openRegistry(u: RegistryUrl, env: Env = process.env, opts: Regis
   if (u.kind === 'consul') {
     const tls = tlsFiles('CONSUL', env, problems)
     const token = u.password ?? u.user ?? env.BALANCER_CONSUL_TOKEN ?? null
-    make = () => new ConsulDriver({ http: new ConsulHttp({ host: u.hosts[0] ?? { host: '127.0.0.1', port: 8500 }, token, tls }), name: u.name, timeoutMs, ...(opts.waitMs === undefined ? {} : { waitMs: opts.waitMs }) })
+    make = () =>
+      new ConsulDriver({
+        http: new ConsulHttp({ host: u.hosts[0] ?? { host: '127.0.0.1', port: 8500 }, token, tls }),
+        name: u.name,
+        timeoutMs,
+        ...(opts.waitMs === undefined ? {} : { waitMs: opts.waitMs }),
+      })
   } else if (u.kind === 'etcd') {
     const tls = tlsFiles('ETCD', env, problems)
     const user = u.user ?? env.BALANCER_ETCD_USER ?? null

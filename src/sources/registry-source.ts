@@ -265,10 +265,13 @@ export class RegistrySource implements DiscoverySource {
     if (this.#releaseTimer !== null) clearTimeout(this.#releaseTimer)
     this.#releaseTimer = null
     if (at === null) return
-    this.#releaseTimer = setTimeout(() => {
-      this.#releaseTimer = null
-      this.#changed(false)
-    }, Math.max(10, at - now))
+    this.#releaseTimer = setTimeout(
+      () => {
+        this.#releaseTimer = null
+        this.#changed(false)
+      },
+      Math.max(10, at - now),
+    )
   }
 }
 

@@ -88,7 +88,10 @@ export function startSources(
     }
     return s.run(ctl.signal, publish, (err) => onReport(s.name, err)).catch((err: unknown) => onReport(s.name, err instanceof Error ? err : new Error(String(err))))
   })
-  log.info({ sources: sources.map((s) => s.name), ...(endpoint === null ? {} : { endpoint }), ...(registries.length === 0 ? {} : { registries: registries.map((r) => `${r.name}=${r.location}`) }) }, 'discovery started')
+  log.info(
+    { sources: sources.map((s) => s.name), ...(endpoint === null ? {} : { endpoint }), ...(registries.length === 0 ? {} : { registries: registries.map((r) => `${r.name}=${r.location}`) }) },
+    'discovery started',
+  )
   return {
     origins: sources.map((s) => s.name),
     registries,

@@ -185,11 +185,7 @@ export class EtcdStore implements ConfigStore {
       const dir = Buffer.from(this.#layout.dir)
       compare.push({ key: dir, range_end: prefixEnd(dir), target: 'Mod', result: 'Less', mod_revision: (BigInt(read.revision) + 1n).toString() } as never)
     }
-    const success = ops.map((op) =>
-      op.op === 'delete'
-        ? { request_delete_range: { key: Buffer.from(op.key) } }
-        : { request_put: { key: Buffer.from(op.key), value: Buffer.from(op.value) } },
-    )
+    const success = ops.map((op) => (op.op === 'delete' ? { request_delete_range: { key: Buffer.from(op.key) } } : { request_put: { key: Buffer.from(op.key), value: Buffer.from(op.value) } }))
     return call(this.#ctx, 'write', async () => {
       const res = await this.#client.kv.txn({ compare, success, failure: [] })
       return res.succeeded ? res.header.revision : null

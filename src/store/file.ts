@@ -89,10 +89,12 @@ export class FileStore implements ConfigStore {
   watch(signal: AbortSignal, handlers: WatchHandlers): void {
     const seen: WatchCursor = { revision: null, bad: null }
     const check = (): void => {
-      void this.#lock.run(() => this.#check(seen, handlers)).catch((err: unknown) => {
-        // A handler threw; the watcher keeps running and the failure is reported once here.
-        safeOnError(handlers, err)
-      })
+      void this.#lock
+        .run(() => this.#check(seen, handlers))
+        .catch((err: unknown) => {
+          // A handler threw; the watcher keeps running and the failure is reported once here.
+          safeOnError(handlers, err)
+        })
     }
     watchFileChanges({
       dir: this.#dir,
@@ -181,7 +183,10 @@ export class FileStore implements ConfigStore {
     const dir = dirname(target)
     const tmp = join(dir, `.${basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
     try {
-      const mode = await stat(target).then((s) => s.mode & 0o777, () => 0o644)
+      const mode = await stat(target).then(
+        (s) => s.mode & 0o777,
+        () => 0o644,
+      )
       const fh = await open(tmp, 'wx', mode)
       try {
         await fh.writeFile(text, 'utf8')

@@ -8,8 +8,8 @@
 import { Backoff, sleep } from '../kv/backoff.ts'
 import type { ConsulHttp, ConsulKv } from '../kv/consul-http.ts'
 import { consulIndex, describeFailure, kvPath } from '../kv/consul-http.ts'
-import type { CallContext } from './kv-call.ts'
-import { call } from './kv-call.ts'
+import type { CallContext } from './kv/call.ts'
+import { call } from './kv/call.ts'
 import type { Lease, SharedItem, SharedSpace } from './shared.ts'
 import { ANY_VERSION } from './shared.ts'
 
@@ -98,7 +98,8 @@ export class ConsulShared implements SharedSpace {
       while (!signal.aborted) {
         try {
           const r = await this.#list(dir, index, 30_000, signal)
-          if (r.index < index) index = 0 // went backwards: a restore; read everything again
+          if (r.index < index)
+            index = 0 // went backwards: a restore; read everything again
           else index = Math.max(1, r.index)
           backoff.reset()
           const sig = r.items.map((i) => `${i.key}=${i.version}`).join('\n')
@@ -148,17 +149,20 @@ export class ConsulShared implements SharedSpace {
       return null
     }
     const ac = new AbortController()
-    const renew = setInterval(() => {
-      void this.#http.request('PUT', `/v1/session/renew/${id}`, null, this.#ctx.timeoutMs).then(
-        (res) => {
-          if (res.status === 404) {
-            clearInterval(renew)
-            ac.abort(new Error('Consul session invalidated'))
-          }
-        },
-        () => undefined, // a missed renewal: the TTL covers two more
-      )
-    }, Math.max(100, Math.floor((ttl * 1000) / 3)))
+    const renew = setInterval(
+      () => {
+        void this.#http.request('PUT', `/v1/session/renew/${id}`, null, this.#ctx.timeoutMs).then(
+          (res) => {
+            if (res.status === 404) {
+              clearInterval(renew)
+              ac.abort(new Error('Consul session invalidated'))
+            }
+          },
+          () => undefined, // a missed renewal: the TTL covers two more
+        )
+      },
+      Math.max(100, Math.floor((ttl * 1000) / 3)),
+    )
     renew.unref()
     this.#renewals.add(renew)
     return {

@@ -7,8 +7,8 @@
 
 import type { Etcd3, Watcher } from 'etcd3'
 import { Backoff, sleep } from '../kv/backoff.ts'
-import type { CallContext } from './kv-call.ts'
-import { call } from './kv-call.ts'
+import type { CallContext } from './kv/call.ts'
+import { call } from './kv/call.ts'
 import type { Lease, SharedItem, SharedSpace } from './shared.ts'
 import { ANY_VERSION } from './shared.ts'
 
@@ -71,7 +71,10 @@ export class EtcdShared implements SharedSpace {
   delete(key: string, expect?: string): Promise<boolean> {
     if (expect !== undefined && !/^\d+$/.test(expect)) return Promise.resolve(false)
     const k = Buffer.from(this.#key(key))
-    const compare = expect === undefined ? [{ key: k, target: 'Create' as const, result: 'Greater' as const, create_revision: '0' }] : [{ key: k, target: 'Mod' as const, result: 'Equal' as const, mod_revision: expect }]
+    const compare =
+      expect === undefined
+        ? [{ key: k, target: 'Create' as const, result: 'Greater' as const, create_revision: '0' }]
+        : [{ key: k, target: 'Mod' as const, result: 'Equal' as const, mod_revision: expect }]
     return call(this.#ctx, 'write', async () => {
       const res = await this.#client.kv.txn({ compare, success: [{ request_delete_range: { key: k } }], failure: [] })
       return res.succeeded

@@ -191,18 +191,21 @@ export class FileShared implements SharedSpace {
 
   #held(path: string, mine: string, ttlMs: number): Lease {
     const ac = new AbortController()
-    const touch = setInterval(() => {
-      void (async () => {
-        const now = await readFile(path, 'utf8').catch(() => null)
-        if (now !== mine) {
-          clearInterval(touch)
-          ac.abort(new Error('lease lock file taken over or removed'))
-          return
-        }
-        const t = new Date()
-        await utimes(path, t, t).catch(() => undefined)
-      })()
-    }, Math.max(50, Math.floor(ttlMs / 3)))
+    const touch = setInterval(
+      () => {
+        void (async () => {
+          const now = await readFile(path, 'utf8').catch(() => null)
+          if (now !== mine) {
+            clearInterval(touch)
+            ac.abort(new Error('lease lock file taken over or removed'))
+            return
+          }
+          const t = new Date()
+          await utimes(path, t, t).catch(() => undefined)
+        })()
+      },
+      Math.max(50, Math.floor(ttlMs / 3)),
+    )
     touch.unref()
     this.#renewals.add(touch)
     return {

@@ -12,9 +12,9 @@ import { CreateMode, Exception } from 'node-zookeeper-client'
 import { Backoff, sleep } from '../kv/backoff.ts'
 import type { ZkSession, ZkWatcher } from '../kv/zk-session.ts'
 import { exists, getChildren, getData, mkdirp } from '../kv/zk-session.ts'
-import type { CallContext } from './kv-call.ts'
-import { call } from './kv-call.ts'
-import { ChangeBell } from './kv-watch.ts'
+import type { CallContext } from './kv/call.ts'
+import { call } from './kv/call.ts'
+import { ChangeBell } from './kv/watch.ts'
 import type { Lease, SharedItem, SharedSpace } from './shared.ts'
 import { ANY_VERSION } from './shared.ts'
 
@@ -102,14 +102,16 @@ export class ZkShared implements SharedSpace {
 
   delete(key: string, expect?: string): Promise<boolean> {
     if (expect !== undefined && !/^\d+$/.test(expect)) return Promise.resolve(false)
-    return this.#call('write', (c) =>
-      new Promise<boolean>((resolve, reject) =>
-        c.remove(this.#path(key), expect === undefined ? -1 : Number(expect), (err) => {
-          if (err === null || err === undefined) resolve(true)
-          else if (code(err) === Exception.BAD_VERSION || code(err) === Exception.NO_NODE) resolve(false)
-          else reject(err)
-        }),
-      ),
+    return this.#call(
+      'write',
+      (c) =>
+        new Promise<boolean>((resolve, reject) =>
+          c.remove(this.#path(key), expect === undefined ? -1 : Number(expect), (err) => {
+            if (err === null || err === undefined) resolve(true)
+            else if (code(err) === Exception.BAD_VERSION || code(err) === Exception.NO_NODE) resolve(false)
+            else reject(err)
+          }),
+        ),
     )
   }
 

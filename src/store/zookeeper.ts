@@ -136,7 +136,11 @@ export class ZooKeeperStore implements ConfigStore {
     const bell = new ChangeBell()
     this.#bell = bell
     const off = this.#session.onTrouble((err) => bell.fail(err))
-    const stopProbe = startProbe(this.#o.timing.probeMs, () => this.#call('probe', (c) => exists(c, '/', null)), (err) => bell.fail(err))
+    const stopProbe = startProbe(
+      this.#o.timing.probeMs,
+      () => this.#call('probe', (c) => exists(c, '/', null)),
+      (err) => bell.fail(err),
+    )
     try {
       await this.once(reporter)
       synced()

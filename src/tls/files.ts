@@ -148,7 +148,8 @@ export class CertFiles {
     } catch (err) {
       if (l.stop.signal.aborted) return
       const be = err instanceof BalancerError ? err : new BalancerError(ErrorCode.TlsCert, String(err))
-      if (l.error?.message !== be.message) this.#o.log.error({ certFile: l.ref.certFile, keyFile: l.ref.keyFile, err: be.message }, 'certificate files changed but cannot be used; the last good certificate keeps serving')
+      if (l.error?.message !== be.message)
+        this.#o.log.error({ certFile: l.ref.certFile, keyFile: l.ref.keyFile, err: be.message }, 'certificate files changed but cannot be used; the last good certificate keeps serving')
       l.error = { code: be.code, message: be.message, at: new Date().toISOString() }
       return
     }

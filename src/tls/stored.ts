@@ -75,7 +75,12 @@ export class StoredCerts {
 
   /** Watches the store from now on and reads it once; a failure to read is logged and retried by the watch. */
   async start(signal: AbortSignal): Promise<void> {
-    await this.#space.watch(CERTS_DIR, signal, () => void this.refresh().catch((err: unknown) => this.#fail(err)), (err) => this.#fail(err))
+    await this.#space.watch(
+      CERTS_DIR,
+      signal,
+      () => void this.refresh().catch((err: unknown) => this.#fail(err)),
+      (err) => this.#fail(err),
+    )
     await this.refresh().catch((err: unknown) => this.#fail(err))
   }
 

@@ -246,7 +246,16 @@ export class WorkerGroup {
     proc.on('error', (err) => this.#o.log.error({ worker: s.id, err }, 'worker process error'))
     proc.once('exit', (code, signal) => this.#onExit(s, proc, code, signal))
     const o = this.#o
-    proc.send({ t: 'init', id: s.id, logLevel: o.logLevel, engine: o.engine, statsMs: o.statsMs ?? 500, graceMs: o.graceMs, accessLog: o.accessLog ?? null, probes: s.id === PROBER } satisfies ToWorker)
+    proc.send({
+      t: 'init',
+      id: s.id,
+      logLevel: o.logLevel,
+      engine: o.engine,
+      statsMs: o.statsMs ?? 500,
+      graceMs: o.graceMs,
+      accessLog: o.accessLog ?? null,
+      probes: s.id === PROBER,
+    } satisfies ToWorker)
     if (this.#certs.length > 0) proc.send({ t: 'certs', certs: this.#certs } satisfies ToWorker)
     if (this.#challenges.http01.length + this.#challenges.tlsAlpn01.length > 0) proc.send({ t: 'challenges', challenges: this.#challenges } satisfies ToWorker)
     return ready

@@ -68,7 +68,7 @@ async function attempt(origin: string, url: string, init: Record<string, unknown
 const WRITE = { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{"address":":9000","upstreams":[{"Target":"10.1.2.3","Port":80}]}' }
 
 describe('a real browser', () => {
-  it('the API\'s own pages work in it (Swagger UI, and same-origin calls from it)', async () => {
+  it("the API's own pages work in it (Swagger UI, and same-origin calls from it)", async () => {
     const page = await context.newPage()
     try {
       const nav = await page.goto(`http://localhost:${api.port}/docs/static/index.html`)
@@ -84,7 +84,7 @@ describe('a real browser', () => {
     }
   })
 
-  it('after DNS rebinding (evil.test:P served the page, then evil.test:P is the API) the page\'s reads and writes get 421 and change nothing', async () => {
+  it("after DNS rebinding (evil.test:P served the page, then evil.test:P is the API) the page's reads and writes get 421 and change nothing", async () => {
     // Rebinding in time, as it happens: the attacker's server answers at
     // evil.test:P for the page load; then what answers there is the API
     // (here: the same loopback address and port, handed over), so the page's
@@ -104,7 +104,13 @@ describe('a real browser', () => {
       const results = await page.evaluate(
         async ([write]) => {
           const out: Array<{ status: number; body: string }> = []
-          for (const [url, init] of [['/', {}], ['/status', {}], ['/docs/json', {}], ['/server', write], ['/server/:8080', { method: 'DELETE' }]] as const) {
+          for (const [url, init] of [
+            ['/', {}],
+            ['/status', {}],
+            ['/docs/json', {}],
+            ['/server', write],
+            ['/server/:8080', { method: 'DELETE' }],
+          ] as const) {
             const r = await fetch(url, init as RequestInit)
             out.push({ status: r.status, body: await r.text() })
           }

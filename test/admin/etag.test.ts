@@ -24,15 +24,7 @@ const etag = async (path: string): Promise<string> => {
 
 describe('ETag / If-Match', () => {
   it('every resource has an ETag that changes only when the resource does', async () => {
-    const paths = [
-      '/',
-      '/server/:8080',
-      '/server/:8080/upstream/127.0.0.1-9000',
-      '/server/:8080/filter',
-      '/server/:8080/route',
-      '/server/:8080/route/app',
-      '/server/:8080/route/app/filter',
-    ]
+    const paths = ['/', '/server/:8080', '/server/:8080/upstream/127.0.0.1-9000', '/server/:8080/filter', '/server/:8080/route', '/server/:8080/route/app', '/server/:8080/route/app/filter']
     const before = await Promise.all(paths.map(etag))
     expect(new Set(before).size).toBe(paths.length)
     // Changing the route's filter leaves the default route's upstream and filter tags alone.

@@ -42,7 +42,9 @@ export interface Reply {
   json: any
 }
 
-export async function startApi(opts: { token?: string | null; bodyLimit?: number; fileText?: string; plane?: PlaneView; hostNames?: string[]; port?: number; writeLog?: Logger; drain?: (key: string, on: boolean) => boolean } = {}): Promise<Api> {
+export async function startApi(
+  opts: { token?: string | null; bodyLimit?: number; fileText?: string; plane?: PlaneView; hostNames?: string[]; port?: number; writeLog?: Logger; drain?: (key: string, on: boolean) => boolean } = {},
+): Promise<Api> {
   const dir = await mkdtemp(join(tmpdir(), 'balancer-admin-'))
   const file = join(dir, 'balancer.json')
   if (opts.fileText !== undefined) writeFileSync(file, opts.fileText)

@@ -25,7 +25,7 @@ function rebinding(port: number): Record<string, string> {
 }
 
 describe('DNS rebinding', () => {
-  it('GET /, POST /server and /docs with an attacker\'s Host and Origin: 421 E_MISDIRECTED, file byte-identical', async () => {
+  it("GET /, POST /server and /docs with an attacker's Host and Origin: 421 E_MISDIRECTED, file byte-identical", async () => {
     api = await startApi({ fileText: STORED })
     const h = rebinding(api.port)
     const get = await api.send('GET', '/', { headers: h })
@@ -53,12 +53,17 @@ describe('DNS rebinding', () => {
     expect(api.fileText()).toBe(STORED)
   })
 
-  it('every route the API registers refuses the attacker\'s Host, whatever the method', async () => {
+  it("every route the API registers refuses the attacker's Host, whatever the method", async () => {
     api = await startApi({ fileText: STORED })
     const routes = listRoutes(api.app)
     expect(routes.length).toBeGreaterThan(30)
     for (const { method, url } of routes) {
-      const path = url.replace(/:address/g, ':8080').replace(/:name/g, 'default').replace(/:member/g, '127.0.0.1-8081').replace(/\*$/, 'x').replace(/:[a-z]+/gi, 'x')
+      const path = url
+        .replace(/:address/g, ':8080')
+        .replace(/:name/g, 'default')
+        .replace(/:member/g, '127.0.0.1-8081')
+        .replace(/\*$/, 'x')
+        .replace(/:[a-z]+/gi, 'x')
       const r = await api.send(method, path, { headers: { host: 'attacker.example' }, ...(method === 'GET' || method === 'HEAD' ? {} : { body: '{}' }) })
       expect([method, url, r.status]).toEqual([method, url, 421])
     }
@@ -114,7 +119,13 @@ describe('the --metrics listener', () => {
     const { startMetricsServer } = await import('../../src/observability/metrics-server.ts')
     const { hostCheck } = await import('../../src/admin/host-check.ts')
     const hosts = hostCheck([])
-    const m = await startMetricsServer('127.0.0.1', 0, async () => 'balancer_up 1\n', () => {}, (h) => hosts.refusal(h))
+    const m = await startMetricsServer(
+      '127.0.0.1',
+      0,
+      async () => 'balancer_up 1\n',
+      () => {},
+      (h) => hosts.refusal(h),
+    )
     api = await startApi()
     try {
       const { request } = await import('node:http')

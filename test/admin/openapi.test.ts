@@ -61,7 +61,10 @@ describe('openapi.yaml', () => {
     for (const name of ['Server', 'Route', 'Upstream', 'Filter', 'Error', 'Config']) expect(doc.components.schemas[name]).toBeDefined()
     const refs = JSON.stringify(doc).match(/"#\/components\/[^"]+"/g) ?? []
     for (const ref of new Set(refs)) {
-      const target = ref.slice(3, -1).split('/').reduce((o: any, k) => o?.[k], doc)
+      const target = ref
+        .slice(3, -1)
+        .split('/')
+        .reduce((o: any, k) => o?.[k], doc)
       expect(target, ref).toBeDefined()
     }
     // Every path parameter in a template is declared.

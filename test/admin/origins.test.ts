@@ -24,9 +24,16 @@ const WEB2 = { source: 'docker', name: 'web-2' }
 beforeEach(async () => {
   api = await startApi()
   // A stored server on :8080 with one upstream and a named route.
-  expect((await api.send('POST', '/server', { body: { address: ':8080', upstreams: [up('10.0.0.1', 80)], routes: [{ name: 'api', filter: { PathPrefix: '/api' }, upstreams: [up('10.0.0.9', 80)] }] } })).status).toBe(201)
+  expect(
+    (await api.send('POST', '/server', { body: { address: ':8080', upstreams: [up('10.0.0.1', 80)], routes: [{ name: 'api', filter: { PathPrefix: '/api' }, upstreams: [up('10.0.0.9', 80)] }] } }))
+      .status,
+  ).toBe(201)
   // Discovery: web-1 joins :8080's own route (same filter), web-2 brings a route for shop.test to :8080, web-3 a server of its own on :9090.
-  await api.control.discovered('docker', [found(':8080', [up('172.17.0.2', 80)]), found(':8080', [up('172.17.0.3', 80)], ['shop.test']), found(':9090', [up('172.17.0.4', 8080)])], ['web-1', 'web-2', 'web-3'])
+  await api.control.discovered(
+    'docker',
+    [found(':8080', [up('172.17.0.2', 80)]), found(':8080', [up('172.17.0.3', 80)], ['shop.test']), found(':9090', [up('172.17.0.4', 8080)])],
+    ['web-1', 'web-2', 'web-3'],
+  )
 })
 afterEach(async () => {
   await api.close()
@@ -44,7 +51,10 @@ describe('what is served, with origins', () => {
     const [s8080, s9090] = r.json.servers
     expect(s8080).not.toHaveProperty('origin')
     expect(s8080.upstreams).toEqual([up('10.0.0.1', 80), { ...up('172.17.0.2', 80), origin: WEB1 }])
-    expect(s8080.routes.map((x: { name: string; origin?: unknown }) => [x.name, x.origin])).toEqual([['api', undefined], [expect.stringMatching(/^docker-[0-9a-f]{8}$/), WEB2]])
+    expect(s8080.routes.map((x: { name: string; origin?: unknown }) => [x.name, x.origin])).toEqual([
+      ['api', undefined],
+      [expect.stringMatching(/^docker-[0-9a-f]{8}$/), WEB2],
+    ])
     expect(s8080.routes[1].upstreams).toEqual([{ ...up('172.17.0.3', 80), origin: WEB2 }])
     expect(s9090).toMatchObject({ address: ':9090', origin: { source: 'docker', name: 'web-3' }, upstreams: [{ ...up('172.17.0.4', 8080), origin: { source: 'docker', name: 'web-3' } }] })
     // The ETag is the stored configuration's, and a view with discovered parts is never 304.
@@ -64,7 +74,10 @@ describe('what is served, with origins', () => {
   })
 
   it('GET /server lists every served server; a discovered one has a weak ETag of what is served', async () => {
-    expect((await api.send('GET', '/server')).json.map((s: { address: string; origin?: unknown }) => [s.address, s.origin])).toEqual([[':8080', undefined], [':9090', { source: 'docker', name: 'web-3' }]])
+    expect((await api.send('GET', '/server')).json.map((s: { address: string; origin?: unknown }) => [s.address, s.origin])).toEqual([
+      [':8080', undefined],
+      [':9090', { source: 'docker', name: 'web-3' }],
+    ])
     const d = await api.send('GET', '/server/:9090')
     expect(d.status).toBe(200)
     expect(d.headers.etag).toMatch(/^W\/"/)

@@ -51,9 +51,7 @@ describe('routes', () => {
   it('lists default first, then named routes', async () => {
     const list0 = await api.send('GET', '/server/:8080/route')
     expect(list0.status).toBe(200)
-    expect(list0.json).toEqual([
-      { name: 'default', filter: EMPTY_FILTER, upstreams: [{ Target: '127.0.0.1', Port: 9000, Priority: 1, Weight: 1 }], fallbacks: [] },
-    ])
+    expect(list0.json).toEqual([{ name: 'default', filter: EMPTY_FILTER, upstreams: [{ Target: '127.0.0.1', Port: 9000, Priority: 1, Weight: 1 }], fallbacks: [] }])
     await api.send('POST', '/server/:8080/route/web', { body: { filter: { Hosts: ['web.example.com'] } } })
     const list1 = await api.send('GET', '/server/:8080/route')
     expect(list1.json.map((r: { name: string }) => r.name)).toEqual(['default', 'web'])

@@ -20,7 +20,14 @@ beforeEach(async () => {
   api = await startApi({
     plane: { engine: (): EngineStats => ({ snapshotVersion: 1, listeners: [], upstreams, inFlight: 0 }), workers: () => null },
   })
-  const body = { address: ':8080', upstreams: [{ Target: '127.0.0.1', Port: 9000 }, { Target: 'App.local', Port: 9001 }], fallbacks: [{ Target: '::1', Port: 9009 }] }
+  const body = {
+    address: ':8080',
+    upstreams: [
+      { Target: '127.0.0.1', Port: 9000 },
+      { Target: 'App.local', Port: 9001 },
+    ],
+    fallbacks: [{ Target: '::1', Port: 9009 }],
+  }
   expect((await api.send('POST', '/server', { body })).status).toBe(201)
   expect((await api.send('PUT', '/server/:8080/route/app', { body: { filter: { Hosts: ['app.example.com'] }, upstreams: [{ Target: '127.0.0.1', Port: 9002 }] } })).status).toBe(201)
 })
@@ -50,7 +57,17 @@ describe('status beside the configuration', () => {
     ])
     expect(Object.keys(r.json.status.upstreams)).toEqual(['127.0.0.1-9000', 'App.local-9001', '127.0.0.1-9002'])
     expect(r.json.status.upstreams['127.0.0.1-9000']).toEqual({
-      state: 'healthy', ejectedUntil: null, checks: [], active: 0, idle: 1, pending: 0, requests: 7, failures: 0, consecutiveFailures: 0, retries: 0, ejections: 0,
+      state: 'healthy',
+      ejectedUntil: null,
+      checks: [],
+      active: 0,
+      idle: 1,
+      pending: 0,
+      requests: 7,
+      failures: 0,
+      consecutiveFailures: 0,
+      retries: 0,
+      ejections: 0,
     })
     expect(r.json.status.upstreams['App.local-9001']).toMatchObject({
       state: 'ejected',

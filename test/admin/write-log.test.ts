@@ -25,7 +25,15 @@ function capture(): { lines: () => Array<Record<string, any>>; text: () => strin
     },
   })
   const log = pino({ level: 'info' }, sink)
-  return { log, text: () => text, lines: () => text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, any>) }
+  return {
+    log,
+    text: () => text,
+    lines: () =>
+      text
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as Record<string, any>),
+  }
 }
 
 describe('write log', () => {

@@ -13,8 +13,12 @@ describe('--api-host', () => {
     expect(ok([]).apiHostNames).toEqual([])
   })
   it('is repeatable, takes commas, lower-cases, and adds to BALANCER_API_HOST', () => {
-    expect(ok(['--api-host', 'Admin.Example.com', '--api-host=b.example,c.example'], { BALANCER_API_HOST: 'env.example, b.example' }).apiHostNames)
-      .toEqual(['env.example', 'b.example', 'admin.example.com', 'c.example'])
+    expect(ok(['--api-host', 'Admin.Example.com', '--api-host=b.example,c.example'], { BALANCER_API_HOST: 'env.example, b.example' }).apiHostNames).toEqual([
+      'env.example',
+      'b.example',
+      'admin.example.com',
+      'c.example',
+    ])
   })
   it('refuses a port, a scheme, a trailing dot or spaces, naming the flag', () => {
     for (const bad of ['a.example:9123', 'http://a.example', 'a.example.', 'a b', '[::1]']) {

@@ -52,7 +52,9 @@ describe('--docker-constraint and --swarm-constraint', () => {
     expect(ok([]).dockerConstraint).toBeNull()
   })
   it('a parse error is a startup error naming the flag and the column', () => {
-    expect(parseOptions(['--docker-constraint', 'project:shop &&'], {})).toEqual({ errors: ['--docker-constraint: column 16: expected a term: label:KEY[=VALUE], network:NAME, project:NAME, stack:NAME or name:GLOB'] })
+    expect(parseOptions(['--docker-constraint', 'project:shop &&'], {})).toEqual({
+      errors: ['--docker-constraint: column 16: expected a term: label:KEY[=VALUE], network:NAME, project:NAME, stack:NAME or name:GLOB'],
+    })
     expect(parseOptions([], { BALANCER_SWARM_CONSTRAINT: '(stack:a' })).toEqual({ errors: ['BALANCER_SWARM_CONSTRAINT: column 9: expected ")"'] })
   })
 })

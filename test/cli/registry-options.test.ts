@@ -22,8 +22,24 @@ describe('--registry', () => {
 
 describe('registry URLs', () => {
   it('names default to the kind; NAME=URL names one; names are unique and not docker/swarm', () => {
-    expect(parseRegistryUrl('consul://TOKEN@127.0.0.1')).toEqual({ name: 'consul', kind: 'consul', hosts: [{ host: '127.0.0.1', port: 8500 }], prefix: '', user: 'TOKEN', password: null, location: 'consul://127.0.0.1:8500' })
-    expect(parseRegistryUrl('apps=zk://a:2181,b/base/path')).toMatchObject({ name: 'apps', kind: 'zookeeper', hosts: [{ host: 'a', port: 2181 }, { host: 'b', port: 2181 }], prefix: '/base/path' })
+    expect(parseRegistryUrl('consul://TOKEN@127.0.0.1')).toEqual({
+      name: 'consul',
+      kind: 'consul',
+      hosts: [{ host: '127.0.0.1', port: 8500 }],
+      prefix: '',
+      user: 'TOKEN',
+      password: null,
+      location: 'consul://127.0.0.1:8500',
+    })
+    expect(parseRegistryUrl('apps=zk://a:2181,b/base/path')).toMatchObject({
+      name: 'apps',
+      kind: 'zookeeper',
+      hosts: [
+        { host: 'a', port: 2181 },
+        { host: 'b', port: 2181 },
+      ],
+      prefix: '/base/path',
+    })
     expect(parseRegistryUrl('consul://h:8500/x')).toEqual({ error: 'consul:// takes no path: services come from the catalog' })
     expect(parseRegistryUrls(['consul://a', 'consul://b'])).toEqual({ errors: ['consul://b: a registry named "consul" is already configured; name one of them: NAME=consul://b:8500'] })
     expect(parseRegistryUrls(['docker=consul://a'])).toMatchObject({ errors: [expect.stringContaining('"docker" is the origin of another discovery source')] })

@@ -75,8 +75,7 @@ describe('compile: listeners and targets', () => {
   })
 
   it('compiles hosts into exact names and wildcard suffixes, and schemes into a mask', () => {
-    const r = listener(cfg('{"address":":80","filter":{"Hosts":["A.com","*.x.io","*.deep.x.io"],"Schemes":["https"],"PathPrefix":"/p"}}'), '*:80')
-      .routes[0] as RoutePlan
+    const r = listener(cfg('{"address":":80","filter":{"Hosts":["A.com","*.x.io","*.deep.x.io"],"Schemes":["https"],"PathPrefix":"/p"}}'), '*:80').routes[0] as RoutePlan
     expect([...r.hostsExact]).toEqual(['a.com'])
     expect(r.hostSuffixes).toEqual(['.deep.x.io', '.x.io'])
     expect(r.anyHost).toBe(false)
@@ -118,17 +117,7 @@ describe('compile: route order', () => {
       ]}`),
       '*:80',
     )
-    expect(l.routes.map((r) => r.name)).toEqual([
-      'exact-path',
-      'exact',
-      'wild-long',
-      'wild-short-path',
-      'wild-short',
-      'any-long',
-      'any-1',
-      'any-2',
-      'default',
-    ])
+    expect(l.routes.map((r) => r.name)).toEqual(['exact-path', 'exact', 'wild-long', 'wild-short-path', 'wild-short', 'any-long', 'any-1', 'any-2', 'default'])
   })
 })
 

@@ -30,7 +30,17 @@ describe('compile: policy groups', () => {
   it('the server groups apply to its own route and to routes that set none', () => {
     for (const name of ['default', 'inherits']) {
       const p = r.get(name)
-      expect(p?.check).toMatchObject({ type: 'http', method: 'HEAD', path: '/healthz', intervalMs: 1500, timeoutMs: 1500, statuses: [[200, 200], [300, 304]] })
+      expect(p?.check).toMatchObject({
+        type: 'http',
+        method: 'HEAD',
+        path: '/healthz',
+        intervalMs: 1500,
+        timeoutMs: 1500,
+        statuses: [
+          [200, 200],
+          [300, 304],
+        ],
+      })
       expect(p?.retry).toEqual({ statuses: [502, 504], attempts: 2, budgetPercent: 20 })
       expect(p?.passive).toEqual({ failures: 3, ejectionMs: 2000, maxEjectionMs: 60_000, on5xx: false })
       expect(p?.limits).toEqual(DEFAULT_PLANS.limits)

@@ -11,7 +11,16 @@ const snap = (servers: unknown[]) => compile(parseConfigText(JSON.stringify({ se
 describe('compile: TLS', () => {
   it('gives a TLS listener its files (in order), its ALPN offer and its first exact host; a plain one none', () => {
     const s = snap([
-      { address: ':8443', tls: { Certificates: [{ CertFile: '/a.pem', KeyFile: '/a.key' }, { CertFile: '/b.pem', KeyFile: '/b.key' }] }, filter: { Hosts: ['*.x.test', 'www.x.test'] } },
+      {
+        address: ':8443',
+        tls: {
+          Certificates: [
+            { CertFile: '/a.pem', KeyFile: '/a.key' },
+            { CertFile: '/b.pem', KeyFile: '/b.key' },
+          ],
+        },
+        filter: { Hosts: ['*.x.test', 'www.x.test'] },
+      },
       { address: ':8444', tls: {}, routes: [{ name: 'r', filter: { Hosts: ['api.test'] } }] },
       { address: ':8080' },
     ])
@@ -49,12 +58,15 @@ describe('compile: TLS', () => {
 
   it('points an https-only route at the port of the TLS server routing its host, else 443', () => {
     const s = snap([
-      { address: ':8080', routes: [
-        { name: 'shop', filter: { Hosts: ['shop.test'], Schemes: ['https'] } },
-        { name: 'wild', filter: { Hosts: ['*.w.test'], Schemes: ['https'] } },
-        { name: 'elsewhere', filter: { Hosts: ['other.test'], Schemes: ['https'] } },
-        { name: 'both', filter: { Hosts: ['both.test'] } },
-      ] },
+      {
+        address: ':8080',
+        routes: [
+          { name: 'shop', filter: { Hosts: ['shop.test'], Schemes: ['https'] } },
+          { name: 'wild', filter: { Hosts: ['*.w.test'], Schemes: ['https'] } },
+          { name: 'elsewhere', filter: { Hosts: ['other.test'], Schemes: ['https'] } },
+          { name: 'both', filter: { Hosts: ['both.test'] } },
+        ],
+      },
       { address: ':8443', tls: {}, filter: { Hosts: ['shop.test', '*.w.test'] } },
     ])
     const byName = new Map((s.listeners.get('*:8080')?.routes ?? []).map((r) => [r.name, r.httpsPort]))

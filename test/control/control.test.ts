@@ -27,7 +27,9 @@ function server(port: number, upstreams: number[] = []): Server {
   }
 }
 
-const addServer = (port: number) => (cfg: ValidConfig): Config => ({ servers: [...cfg.servers, server(port)] })
+const addServer =
+  (port: number) =>
+  (cfg: ValidConfig): Config => ({ servers: [...cfg.servers, server(port)] })
 const addresses = (cfg: Config): string[] => cfg.servers.map((s) => s.address)
 
 /** Records every apply; while held, applies wait until released (a slow engine, a worker group mid-apply). */
@@ -128,7 +130,13 @@ describe('ordering', () => {
     await until(() => target.started === 5, 1000, 'the held apply to start')
     for (let i = 4; i < 12; i++) {
       work.push(control.write(addServer(8100 + i)))
-      if (i % 3 === 0) work.push(control.discovered('swarm', Array.from({ length: i }, (_, k) => server(9100 + k))))
+      if (i % 3 === 0)
+        work.push(
+          control.discovered(
+            'swarm',
+            Array.from({ length: i }, (_, k) => server(9100 + k)),
+          ),
+        )
     }
     await until(() => addresses(control.stored().config).length === 12, 2000, 'every write to be stored')
     target.release()
@@ -205,8 +213,10 @@ describe('refusals', () => {
     await control.write(addServer(8001))
     const before = control.stored()
     await expect(control.write(addServer(8001))).rejects.toMatchObject({ code: 'E_CONFLICT' })
-    await expect(control.write((cfg) => ({ servers: [...cfg.servers, { ...server(8002), upstreams: [{ Target: '', Port: 0, Priority: 1, Weight: 1 }] }] })))
-      .rejects.toMatchObject({ code: 'E_VALIDATION', problems: [{ path: 'servers[1].upstreams[0].Target' }, { path: 'servers[1].upstreams[0].Port' }] })
+    await expect(control.write((cfg) => ({ servers: [...cfg.servers, { ...server(8002), upstreams: [{ Target: '', Port: 0, Priority: 1, Weight: 1 }] }] }))).rejects.toMatchObject({
+      code: 'E_VALIDATION',
+      problems: [{ path: 'servers[1].upstreams[0].Target' }, { path: 'servers[1].upstreams[0].Port' }],
+    })
     expect(control.stored()).toBe(before)
     expect(target.applied).toHaveLength(2)
     expect(events).toHaveLength(2)

@@ -32,7 +32,9 @@ function render(c: Case): string {
   return `${JSON.stringify({ config: JSON.parse(serializeConfig(r.config)) as unknown, problems: r.problems, origins, ...(r.refused.length > 0 ? { refused: r.refused } : {}) }, null, 2)}\n`
 }
 
-const inputs = readdirSync(DIR).filter((n) => n.endsWith('.in.json')).sort()
+const inputs = readdirSync(DIR)
+  .filter((n) => n.endsWith('.in.json'))
+  .sort()
 
 describe('mergeDiscovered golden files', () => {
   it('has the expected cases', () => {

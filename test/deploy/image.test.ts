@@ -132,7 +132,11 @@ describe('the image in production', () => {
     await curl('-H', auth, '-X', 'PUT', `${api}/server/:80`, '--data', body)
     await until(async () => (await curl(`localhost:${c.getMappedPort(80)}/`).catch(() => ({ status: 0, body: '' }))).body === 'upstream /\n', 10_000, 'the route to the host upstream')
     const inflight = curl(`localhost:${c.getMappedPort(80)}/slow`)
-    await until(async () => (await docker('exec', c.getId(), 'sh', '-c', 'cat /proc/net/tcp /proc/net/tcp6')).includes(`:${upPort.toString(16).toUpperCase().padStart(4, '0')} 01`), 5000, 'the slow request at the upstream')
+    await until(
+      async () => (await docker('exec', c.getId(), 'sh', '-c', 'cat /proc/net/tcp /proc/net/tcp6')).includes(`:${upPort.toString(16).toUpperCase().padStart(4, '0')} 01`),
+      5000,
+      'the slow request at the upstream',
+    )
     const t0 = Date.now()
     await docker('stop', '-t', '30', c.getId())
     const took = Date.now() - t0

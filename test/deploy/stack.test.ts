@@ -89,7 +89,8 @@ async function diagnostics(): Promise<string> {
 }
 
 function report(what: string, r: { keepAlive: LoadResult; perRequest: LoadResult; ms: number }): void {
-  const f = (x: LoadResult): string => `${x.ok} ok, ${x.failed} failed${x.failed > 0 ? ` ${JSON.stringify(x.failures)} first at ${x.firstFailures.map(([t, k]) => `${new Date(t).toISOString()} ${k}`).join(', ')}` : ''}`
+  const f = (x: LoadResult): string =>
+    `${x.ok} ok, ${x.failed} failed${x.failed > 0 ? ` ${JSON.stringify(x.failures)} first at ${x.firstFailures.map(([t, k]) => `${new Date(t).toISOString()} ${k}`).join(', ')}` : ''}`
   console.log(`[measure] ${what} (${r.ms} ms) under load: keep-alive ${f(r.keepAlive)}; new connection per request ${f(r.perRequest)}`)
 }
 

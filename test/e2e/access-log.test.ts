@@ -15,7 +15,11 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { freePort, startBalancer, tempDir, until } from './harness.ts'
 import type { Running } from './harness.ts'
 
-interface Up { server: Server; port: number; seen: IncomingHttpHeaders[] }
+interface Up {
+  server: Server
+  port: number
+  seen: IncomingHttpHeaders[]
+}
 
 async function upstream(echo: string[] = []): Promise<Up> {
   const up: Up = {
@@ -63,7 +67,10 @@ async function metric(bal: Running, name: string): Promise<number | null> {
 function lines(file: string): Array<Record<string, unknown>> {
   if (!existsSync(file)) return []
   const text = readFileSync(file, 'utf8')
-  return text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>)
+  return text
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
 }
 
 const cleanup: Array<() => unknown> = []
@@ -198,7 +205,11 @@ describe('--access-log', () => {
     const port = await freePort()
     const bal = await startBalancer(['--config', join(tempDir(), 'balancer.json'), '--access-log', file])
     cleanup.push(() => bal.stop('SIGKILL'))
-    const created = await call(bal, 'POST', '/server', { address: `127.0.0.1:${port}`, tls: { Certificates: [{ CertFile: cert.certFile, KeyFile: cert.keyFile }] }, upstreams: [{ Target: '127.0.0.1', Port: up.port }] })
+    const created = await call(bal, 'POST', '/server', {
+      address: `127.0.0.1:${port}`,
+      tls: { Certificates: [{ CertFile: cert.certFile, KeyFile: cert.keyFile }] },
+      upstreams: [{ Target: '127.0.0.1', Port: up.port }],
+    })
     expect(created).toBe(201)
     const status = await new Promise<number>((res, rej) => {
       const req = httpsRequest({ host: '127.0.0.1', port, path: '/secure', ca: ca.caPem, agent: false, maxVersion: 'TLSv1.2' }, (r) => {

@@ -132,10 +132,14 @@ describe('ACME Renewal Information', () => {
     const first = await bal.waitLog((l) => l.msg === 'ACME certificate issued', 60_000)
     // Pebble's certificates live for years: only the CA's window makes this renewal come now.
     await bal.waitLog((l) => l.msg === 'ACME certificate renewed', 60_000)
-    await until(async () => {
-      const c = ((await api('GET', '/cert')).json as Array<{ name: string; acme?: { renewalBy: string | null; nextRenewal: string | null } }>).find((x) => x.name === 'ari.test')
-      return c?.acme?.renewalBy === 'ari' && c.acme.nextRenewal !== null && c.acme.nextRenewal >= later.start
-    }, 30_000, 'the renewal planned in the suggested window')
+    await until(
+      async () => {
+        const c = ((await api('GET', '/cert')).json as Array<{ name: string; acme?: { renewalBy: string | null; nextRenewal: string | null } }>).find((x) => x.name === 'ari.test')
+        return c?.acme?.renewalBy === 'ari' && c.acme.nextRenewal !== null && c.acme.nextRenewal >= later.start
+      },
+      30_000,
+      'the renewal planned in the suggested window',
+    )
     const c = ((await api('GET', '/cert')).json as Array<{ name: string; notAfter: string; acme: { nextRenewal: string; renewalBy: string; phase: string } }>).find((x) => x.name === 'ari.test')
     expect(c?.acme.phase).toBe('valid')
     expect(c?.acme.renewalBy).toBe('ari')

@@ -34,7 +34,11 @@ let tls: number
 const TOKEN = 'netns-test-token-0123456789'
 
 async function api(bal: Running, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${bal.api}${path}`, { method, headers: { authorization: `Bearer ${TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) })
+  const res = await fetch(`${bal.api}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  })
   const text = await res.text()
   return { status: res.status, json: text === '' ? null : JSON.parse(text) }
 }
@@ -65,7 +69,8 @@ describe('the challenge answered by the instance that did not order', () => {
     const to = [{ Target: host.hostIp, Port: up.port }]
     expect((await api(a, 'POST', '/server', { address: `:${plain}`, upstreams: to })).status).toBe(201)
     expect((await api(a, 'POST', '/server', { address: `:${tls}`, tls: { Acme: { Hosts: ['two-hosts.test'] } }, upstreams: to })).status).toBe(201)
-    const valid = async (bal: Running): Promise<boolean> => ((await api(bal, 'GET', '/cert')).json as Array<{ name: string; state: string }>).some((c) => c.name === 'two-hosts.test' && (c.state === 'valid' || c.state === 'expiring'))
+    const valid = async (bal: Running): Promise<boolean> =>
+      ((await api(bal, 'GET', '/cert')).json as Array<{ name: string; state: string }>).some((c) => c.name === 'two-hosts.test' && (c.state === 'valid' || c.state === 'expiring'))
     await until(async () => (await valid(a)) && (await valid(b)), 90_000, 'the certificate on both hosts')
     await a.waitLog((l) => l.msg === 'ACME certificate issued')
     expect(b.logs.some((l) => String(l.msg).startsWith('ACME'))).toBe(false)

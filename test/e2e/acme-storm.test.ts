@@ -38,9 +38,17 @@ describe('instances started at once, one certificate, a CA that is down', () => 
     // The first writes the configuration; the others start with it there.
     const first = await startBalancer(['--store', store, '--acme-directory', `https://127.0.0.1:${caPort}/dir`, '--acme-retry', '1s'])
     bals.push(first)
-    const put = await fetch(`${first.api}/server`, { method: 'POST', body: JSON.stringify({ address: `127.0.0.1:${tls}`, tls: { Acme: { Hosts: ['storm.test'] } } }), headers: { 'content-type': 'application/json' } })
+    const put = await fetch(`${first.api}/server`, {
+      method: 'POST',
+      body: JSON.stringify({ address: `127.0.0.1:${tls}`, tls: { Acme: { Hosts: ['storm.test'] } } }),
+      headers: { 'content-type': 'application/json' },
+    })
     expect(put.status).toBe(201)
-    bals.push(...(await Promise.all(Array.from({ length: N - 1 }, () => startBalancer(['--store', store, '--acme-directory', `https://127.0.0.1:${caPort}/dir`, '--acme-retry', '1s'], {}, { startMs: 90_000 })))))
+    bals.push(
+      ...(await Promise.all(
+        Array.from({ length: N - 1 }, () => startBalancer(['--store', store, '--acme-directory', `https://127.0.0.1:${caPort}/dir`, '--acme-retry', '1s'], {}, { startMs: 90_000 })),
+      )),
+    )
     const failed = (): Array<Record<string, unknown>> =>
       bals.flatMap((b) => b.logs.filter((l) => l.msg === 'ACME order failed; retrying later')).sort((a, b) => Date.parse(String(a.time)) - Date.parse(String(b.time)))
     // Steps of 1, 2, 4 s (each 50-100% jittered): one attempt per step, whichever instance makes it.
@@ -54,6 +62,10 @@ describe('instances started at once, one certificate, a CA that is down', () => 
       expect(gap).toBeGreaterThanOrEqual(Number(attempts[i - 1]?.retryInMs))
     }
     // Every instance, asked, shows the shared backoff (read from the store), not one of its own.
-    await until(async () => (await Promise.all(bals.map((b) => view(b, 'storm.test')))).every((v) => v?.acme?.failures >= 2 && typeof v.acme.lastError === 'string'), 60_000, 'the shared backoff on every instance')
+    await until(
+      async () => (await Promise.all(bals.map((b) => view(b, 'storm.test')))).every((v) => v?.acme?.failures >= 2 && typeof v.acme.lastError === 'string'),
+      60_000,
+      'the shared backoff on every instance',
+    )
   }, 150_000)
 })

@@ -93,7 +93,7 @@ afterAll(async () => {
 })
 
 describe('ACME with Pebble', () => {
-  it('obtains an http-01 certificate for two names that curl accepts with Pebble\'s root', async () => {
+  it("obtains an http-01 certificate for two names that curl accepts with Pebble's root", async () => {
     await until(async () => (await acmeView('http.test'))?.acme?.phase === 'valid', 60_000, 'the http-01 certificate')
     for (const host of ['http.test', 'www.http.test']) {
       const r = await curl(host, httpPort)
@@ -120,7 +120,11 @@ describe('ACME with Pebble', () => {
   it('keeps the account key and the certificates in the store, and no challenge once done', async () => {
     const shared = join(dir, 'balancer.json.d')
     expect(readdirSync(join(shared, 'acme-account')).filter((n) => !n.startsWith('.'))).toHaveLength(2) // one per contact: none, and ops@http.test
-    expect(readdirSync(join(shared, 'certs')).filter((n) => !n.startsWith('.')).sort()).toEqual(['alpn.test', 'http.test'])
+    expect(
+      readdirSync(join(shared, 'certs'))
+        .filter((n) => !n.startsWith('.'))
+        .sort(),
+    ).toEqual(['alpn.test', 'http.test'])
     for (const d of ['acme-http-01', 'acme-tls-alpn-01']) expect(existsSync(join(shared, d)) ? readdirSync(join(shared, d)).filter((n) => !n.startsWith('.')) : []).toEqual([])
   })
 

@@ -20,13 +20,21 @@ import type { Running } from './harness.ts'
 const TOKEN = 'dashboard-test-token-0123456789'
 const auth = { authorization: `Bearer ${TOKEN}` }
 
-interface Up { server: Server; port: number; hits: number }
+interface Up {
+  server: Server
+  port: number
+  hits: number
+}
 
 async function counting(): Promise<Up> {
-  const up: Up = { server: createServer((_req, res) => {
-    up.hits++
-    res.end('ok')
-  }), port: 0, hits: 0 }
+  const up: Up = {
+    server: createServer((_req, res) => {
+      up.hits++
+      res.end('ok')
+    }),
+    port: 0,
+    hits: 0,
+  }
   await new Promise<void>((r) => up.server.listen(0, '127.0.0.1', r))
   const a = up.server.address()
   up.port = typeof a === 'object' && a !== null ? a.port : 0
@@ -87,14 +95,28 @@ describe('dashboard at /ui/', () => {
     expect(await page.evaluate("sessionStorage.getItem('balancer.token')")).toBe(TOKEN)
 
     const [b, c] = await Promise.all([counting(), counting()])
-    closers.push(() => b.server.close(), () => c.server.close())
+    closers.push(
+      () => b.server.close(),
+      () => c.server.close(),
+    )
     const port = await freePort()
     const address = `127.0.0.1:${port}`
     const navigations: string[] = []
     page.on('framenavigated', (f) => navigations.push(f.url()))
-    expect(await call(bal, 'POST', '/server', { address, upstreams: [{ Target: '127.0.0.1', Port: b.port }, { Target: '127.0.0.1', Port: c.port }] })).toBe(201)
+    expect(
+      await call(bal, 'POST', '/server', {
+        address,
+        upstreams: [
+          { Target: '127.0.0.1', Port: b.port },
+          { Target: '127.0.0.1', Port: c.port },
+        ],
+      }),
+    ).toBe(201)
     const t0 = Date.now()
-    await page.locator(`section[data-server="${address}"]`).getByRole('heading', { name: `Server ${address}` }).waitFor({ timeout: 1000 })
+    await page
+      .locator(`section[data-server="${address}"]`)
+      .getByRole('heading', { name: `Server ${address}` })
+      .waitFor({ timeout: 1000 })
     expect(Date.now() - t0).toBeLessThanOrEqual(1000)
     expect(navigations).toEqual([])
     await row(address, `127.0.0.1:${b.port}`).getByText('healthy').waitFor({ timeout: 2000 })
@@ -113,21 +135,39 @@ describe('dashboard at /ui/', () => {
     // One failed check (Fall 1) within the 1 s interval, and the page's next update.
     await row(address, a.key).locator('.state-unhealthy').waitFor({ timeout: 2500 })
     expect(Date.now() - t0).toBeLessThan(2500)
-    await page.getByRole('listitem').filter({ hasText: `${a.key}: healthy → unhealthy` }).waitFor({ timeout: 2000 })
+    await page
+      .getByRole('listitem')
+      .filter({ hasText: `${a.key}: healthy → unhealthy` })
+      .waitFor({ timeout: 2000 })
   })
 
   it('Drain stops traffic reaching the upstream; Undrain brings it back', async () => {
     const [b, c] = await Promise.all([counting(), counting()])
-    closers.push(() => b.server.close(), () => c.server.close())
+    closers.push(
+      () => b.server.close(),
+      () => c.server.close(),
+    )
     const port = await freePort()
     const address = `127.0.0.1:${port}`
-    expect(await call(bal, 'POST', '/server', { address, upstreams: [{ Target: '127.0.0.1', Port: b.port }, { Target: '127.0.0.1', Port: c.port }] })).toBe(201)
+    expect(
+      await call(bal, 'POST', '/server', {
+        address,
+        upstreams: [
+          { Target: '127.0.0.1', Port: b.port },
+          { Target: '127.0.0.1', Port: c.port },
+        ],
+      }),
+    ).toBe(201)
     for (let i = 0; i < 20; i++) expect(await get(port)).toBe(200)
     expect(b.hits).toBe(10)
     const kb = `127.0.0.1:${b.port}`
-    await row(address, kb).getByRole('button', { name: `Drain ${kb}` }).click()
+    await row(address, kb)
+      .getByRole('button', { name: `Drain ${kb}` })
+      .click()
     await row(address, kb).locator('.state-draining').waitFor({ timeout: 2000 })
-    await row(address, kb).getByRole('button', { name: `Undrain ${kb}` }).waitFor({ timeout: 2000 })
+    await row(address, kb)
+      .getByRole('button', { name: `Undrain ${kb}` })
+      .waitFor({ timeout: 2000 })
     const before = b.hits
     for (let i = 0; i < 30; i++) expect(await get(port)).toBe(200)
     expect(b.hits).toBe(before)
@@ -136,11 +176,16 @@ describe('dashboard at /ui/', () => {
     await page.getByRole('img', { name: new RegExp(`Server ${address}, last 15 minutes: now`) }).waitFor({ timeout: 3000 })
     await page.screenshot({ path: join(shots, 'dashboard.png'), fullPage: true })
 
-    await row(address, kb).getByRole('button', { name: `Undrain ${kb}` }).click()
+    await row(address, kb)
+      .getByRole('button', { name: `Undrain ${kb}` })
+      .click()
     await row(address, kb).locator('.state-healthy').waitFor({ timeout: 2000 })
     for (let i = 0; i < 10; i++) expect(await get(port)).toBe(200)
     expect(b.hits).toBeGreaterThan(before)
-    await page.getByRole('listitem').filter({ hasText: `${kb} drained by an operator` }).waitFor({ timeout: 2000 })
+    await page
+      .getByRole('listitem')
+      .filter({ hasText: `${kb} drained by an operator` })
+      .waitFor({ timeout: 2000 })
   })
 
   it('reads on a phone and in dark mode', async () => {

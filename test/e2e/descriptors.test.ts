@@ -104,13 +104,17 @@ describe('descriptors', () => {
     await until(() => Date.now() - t0 >= 2000, 5000, 'two seconds of exhaustion')
     expect(cpuSeconds(pid) - cpu0).toBeLessThan(0.5)
     for (const c of clients) c.destroy()
-    await until(async () => {
-      try {
-        return (await httpGet(port, '/', {}, { host })).text === 'a'
-      } catch {
-        return false
-      }
-    }, 10_000, 'a client to be served again')
+    await until(
+      async () => {
+        try {
+          return (await httpGet(port, '/', {}, { host })).text === 'a'
+        } catch {
+          return false
+        }
+      },
+      10_000,
+      'a client to be served again',
+    )
   }, 60_000)
 })
 

@@ -48,12 +48,12 @@ async function run(args: string[], path: string): Promise<IncomingHttpHeaders> {
 }
 
 describe('--trusted-proxies', () => {
-  it('by default a client\'s forwarding headers are replaced', async () => {
+  it("by default a client's forwarding headers are replaced", async () => {
     const h = await run([], '/default')
     expect([h['x-forwarded-for'], h['x-real-ip'], h.forwarded]).toEqual(['127.0.0.1', '127.0.0.1', expect.stringMatching(/^for=127\.0\.0\.1;proto=http;host="127\.0\.0\.1:\d+"$/)])
   })
 
-  it('with --workers 2, a trusted proxy\'s headers are appended to in every worker', async () => {
+  it("with --workers 2, a trusted proxy's headers are appended to in every worker", async () => {
     const h = await run(['--workers', '2', '--trusted-proxies', '10.0.0.0/8, 127.0.0.1'], '/trusted')
     expect([h['x-forwarded-for'], h['x-real-ip']]).toEqual(['6.6.6.6, 127.0.0.1', '6.6.6.6'])
     expect(h.forwarded).toMatch(/^for=6\.6\.6\.6;proto=https, for=127\.0\.0\.1;proto=http;host="127\.0\.0\.1:\d+"$/)

@@ -52,19 +52,16 @@ export async function freePort(): Promise<number> {
  * netns exec NAME`, to run it on a test host of its own). `startMs`: how long
  * it may take to start (longer where a test starts many at once).
  */
-export async function startBalancer(
-  args: string[],
-  env: Record<string, string> = {},
-  opts: { nofile?: number; prefix?: string[]; startMs?: number } = {},
-): Promise<Running> {
+export async function startBalancer(args: string[], env: Record<string, string> = {}, opts: { nofile?: number; prefix?: string[]; startMs?: number } = {}): Promise<Running> {
   const prefix = opts.prefix ?? []
   const startMs = opts.startMs ?? 60_000
   const workers = args.includes('--workers') || args.some((a) => a.startsWith('--workers=')) ? [] : ['--workers', '1']
   const apiArgs = args.includes('--api') ? [] : ['--api', '127.0.0.1:0']
   const argv = [BIN, ...apiArgs, ...workers, ...args]
-  const [cmd, ...rest] = (
-    opts.nofile === undefined ? [...prefix, process.execPath, ...argv] : [...prefix, 'bash', '-c', `ulimit -n ${opts.nofile} && exec "$0" "$@"`, process.execPath, ...argv]
-  ) as [string, ...string[]]
+  const [cmd, ...rest] = (opts.nofile === undefined ? [...prefix, process.execPath, ...argv] : [...prefix, 'bash', '-c', `ulimit -n ${opts.nofile} && exec "$0" "$@"`, process.execPath, ...argv]) as [
+    string,
+    ...string[],
+  ]
   const proc = spawn(cmd, rest, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -118,10 +118,14 @@ describe('active health checks in the API (real balancer)', () => {
   it('passing checks make an upstream healthy; 503 on the check path makes it unhealthy', async () => {
     const goodKey = `127.0.0.1-${good.port}`
     const flakyKey = `127.0.0.1-${flaky.port}`
-    await until(async () => {
-      const s = await api(bal, server())
-      return s.status.upstreams[goodKey].state === 'healthy' && s.status.upstreams[flakyKey].state === 'healthy'
-    }, 10_000, 'both upstreams to pass their first check')
+    await until(
+      async () => {
+        const s = await api(bal, server())
+        return s.status.upstreams[goodKey].state === 'healthy' && s.status.upstreams[flakyKey].state === 'healthy'
+      },
+      10_000,
+      'both upstreams to pass their first check',
+    )
 
     flaky.checkStatus = 503
     await until(async () => (await api(bal, server())).status.upstreams[flakyKey].state === 'unhealthy', 10_000, 'the flaky upstream to become unhealthy')

@@ -156,10 +156,14 @@ describe.each(fixtures)('two balancers on one %s store', (name, makeStore) => {
     expect(created.status).toBe(201)
     const t0 = Date.now()
     await until(async () => (await api(b, 'GET', `/server/${address()}`)).status === 200, 1000, 'B to have the server')
-    await until(async () => {
-      const s = (await api(b, 'GET', '/status')).json as { appliedRevision?: string; store?: { revision?: string } }
-      return s.appliedRevision === s.store?.revision
-    }, 1000, 'B to apply it')
+    await until(
+      async () => {
+        const s = (await api(b, 'GET', '/status')).json as { appliedRevision?: string; store?: { revision?: string } }
+        return s.appliedRevision === s.store?.revision
+      },
+      1000,
+      'B to apply it',
+    )
     console.log(`[${name}] POST on A -> applied on B: ${Date.now() - t0} ms`)
     for (let i = 0; i < 20; i++) expect(await hit(port)).toEqual({ status: 200, body: 'up' })
   })
@@ -179,7 +183,7 @@ describe.each(fixtures)('two balancers on one %s store', (name, makeStore) => {
     const stale = await api(b, 'PUT', `/server/${address()}`, body(3), { 'if-match': String(read.etag) })
     expect(stale.status).toBe(412)
     expect(stale.json?.code).toBe('E_PRECONDITION')
-    await until(async () => ((await api(b, 'GET', `/server/${address()}`)).json?.upstreams as Array<{ Weight: number }>)?.[0]?.Weight === 2, 1000, 'A\'s write on B')
+    await until(async () => ((await api(b, 'GET', `/server/${address()}`)).json?.upstreams as Array<{ Weight: number }>)?.[0]?.Weight === 2, 1000, "A's write on B")
   })
 
   it('the store stopped, frozen and restarted never stops traffic and loses no acknowledged write', async () => {

@@ -9,13 +9,21 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { freePort, startBalancer, tempDir } from './harness.ts'
 import type { Running } from './harness.ts'
 
-interface Up { server: Server; port: number; hits: number }
+interface Up {
+  server: Server
+  port: number
+  hits: number
+}
 
 async function upstream(): Promise<Up> {
-  const up: Up = { server: createServer((_req, res) => {
-    up.hits++
-    res.end('ok')
-  }), port: 0, hits: 0 }
+  const up: Up = {
+    server: createServer((_req, res) => {
+      up.hits++
+      res.end('ok')
+    }),
+    port: 0,
+    hits: 0,
+  }
   await new Promise<void>((r) => up.server.listen(0, '127.0.0.1', r))
   const a = up.server.address()
   up.port = typeof a === 'object' && a !== null ? a.port : 0
@@ -86,7 +94,10 @@ async function balancer(workers: number, extra: string[] = []): Promise<Running>
 describe.each([1, 2])('GET /metrics with --workers %i', (workers) => {
   it('counts exactly the requests sent, across a reload, and drops a removed upstream', async () => {
     const [a, b] = await Promise.all([upstream(), upstream()])
-    cleanup.push(() => a.server.close(), () => b.server.close())
+    cleanup.push(
+      () => a.server.close(),
+      () => b.server.close(),
+    )
     const port = await freePort()
     const bal = await balancer(workers)
     const address = `127.0.0.1:${port}`

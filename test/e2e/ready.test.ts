@@ -69,7 +69,10 @@ async function gatedUpstream(): Promise<{ port: number; gate: Gate }> {
 async function configWithCheckedUpstream(upPort: number): Promise<string> {
   const file = join(tempDir(), 'balancer.json')
   const port = await freePort()
-  writeFileSync(file, JSON.stringify({ servers: [{ address: `127.0.0.1:${port}`, upstreams: [{ Target: '127.0.0.1', Port: upPort }], health: { Path: '/h', Interval: '30s', Timeout: '20s', Fall: 100 } }] }))
+  writeFileSync(
+    file,
+    JSON.stringify({ servers: [{ address: `127.0.0.1:${port}`, upstreams: [{ Target: '127.0.0.1', Port: upPort }], health: { Path: '/h', Interval: '30s', Timeout: '20s', Fall: 100 } }] }),
+  )
   return file
 }
 

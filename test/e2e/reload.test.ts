@@ -8,7 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort, startBalancer, tempDir, until } from './harness.ts'
 import type { Running } from './harness.ts'
 
-interface Up { server: Server; port: number; hits: number }
+interface Up {
+  server: Server
+  port: number
+  hits: number
+}
 
 async function upstream(name: string): Promise<Up> {
   const up: Up = { server: createServer(), port: 0, hits: 0 }
@@ -126,10 +130,14 @@ describe('hot reload under keep-alive load', () => {
 
   it('refuses an invalid edit, keeps serving the last good config, and reports the error', async () => {
     writeFileSync(cfg, '{"servers":[{"address":"127.0.0.1:1","upstreams":[{"Target":"127.0.0.1","Port":"http"}]}]}')
-    await until(async () => {
-      const s = (await (await fetch(`${bal.api}/status`)).json()) as { lastError: { message: string } | null }
-      return s.lastError !== null && s.lastError.message.includes('Port')
-    }, 3000, 'the invalid edit to be reported')
+    await until(
+      async () => {
+        const s = (await (await fetch(`${bal.api}/status`)).json()) as { lastError: { message: string } | null }
+        return s.lastError !== null && s.lastError.message.includes('Port')
+      },
+      3000,
+      'the invalid edit to be reported',
+    )
     const agent = new Agent({ keepAlive: false })
     expect(await get(agent, port)).toEqual({ status: 200, body: 'b' })
     expect(bal.logs.some((l) => String(l.msg).includes('invalid'))).toBe(true)

@@ -57,10 +57,14 @@ describe('route rules from the API', () => {
         expect(r.status).toBe(201)
         const path = `/api/v1/items?w=${workers}`
         let res = { status: 0, text: '', headers: {} as IncomingHttpHeaders }
-        await until(async () => {
-          res = await get(port, path).catch(() => res)
-          return res.status === 200
-        }, 10_000, 'the server serving')
+        await until(
+          async () => {
+            res = await get(port, path).catch(() => res)
+            return res.status === 200
+          },
+          10_000,
+          'the server serving',
+        )
         expect(res.text).toBe(`saw /v2/items?w=${workers}`)
         expect(res.headers['x-powered-by']).toBeUndefined()
         expect(res.headers['x-frame-options']).toBe('DENY')

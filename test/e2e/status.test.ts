@@ -82,12 +82,16 @@ describe('upstream state in the API (real balancer)', () => {
 
     // Requests round-robin over both; the one sent to the dead upstream fails
     // over to the live one, so every client gets 200.
-    await until(async () => {
-      const r = await get(listenPort)
-      expect(r).toEqual({ status: 200, body: 'live' })
-      const s = await api(bal, server)
-      return s.status.upstreams[deadKey].state === 'ejected'
-    }, 10_000, 'the dead upstream to be ejected')
+    await until(
+      async () => {
+        const r = await get(listenPort)
+        expect(r).toEqual({ status: 200, body: 'live' })
+        const s = await api(bal, server)
+        return s.status.upstreams[deadKey].state === 'ejected'
+      },
+      10_000,
+      'the dead upstream to be ejected',
+    )
 
     const after = await api(bal, server)
     const dead = after.status.upstreams[deadKey]

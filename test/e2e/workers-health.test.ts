@@ -79,7 +79,11 @@ describe('active health checks with --workers 4', () => {
       }),
     )
     bal = await startBalancer(['--config', cfg, '--workers', '4'])
-    await until(async () => ((await (await fetch(`${bal.api}/status`)).json()) as { workers: Array<{ serving: boolean }> }).workers.filter((w) => w.serving).length === 4, 30_000, 'four serving workers')
+    await until(
+      async () => ((await (await fetch(`${bal.api}/status`)).json()) as { workers: Array<{ serving: boolean }> }).workers.filter((w) => w.serving).length === 4,
+      30_000,
+      'four serving workers',
+    )
   }, 60_000)
 
   afterAll(async () => {

@@ -12,7 +12,11 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { freePort, startBalancer, tempDir, until } from './harness.ts'
 import type { Running } from './harness.ts'
 
-interface Up { server: Server; port: number; received: () => number }
+interface Up {
+  server: Server
+  port: number
+  received: () => number
+}
 
 async function upstream(name: string, delayMs = 0): Promise<Up> {
   let received = 0
@@ -62,7 +66,14 @@ async function call(bal: Running, method: string, path: string, body?: unknown):
   return res.status
 }
 
-interface WorkerStatus { id: number; pid: number | null; serving: boolean; restarts: number; snapshotVersion: number; requests: number }
+interface WorkerStatus {
+  id: number
+  pid: number | null
+  serving: boolean
+  restarts: number
+  snapshotVersion: number
+  requests: number
+}
 interface Status {
   snapshotVersion: number
   lastError: { code: string } | null
@@ -94,12 +105,16 @@ describe('--workers 2', () => {
     const { bal } = await twoWorkers()
     expect(await call(bal, 'POST', '/server', { address: `127.0.0.1:${port}`, upstreams: [{ Target: '127.0.0.1', Port: a.port }] })).toBe(201)
     let sent = 0
-    await until(async () => {
-      for (let i = 0; i < 20; i++) expect(await get(port)).toEqual({ status: 200, body: 'a /' })
-      sent += 20
-      const s = await status(bal)
-      return s.workers.length === 2 && s.workers.every((w) => w.requests > 0)
-    }, 15_000, 'both workers to have served requests')
+    await until(
+      async () => {
+        for (let i = 0; i < 20; i++) expect(await get(port)).toEqual({ status: 200, body: 'a /' })
+        sent += 20
+        const s = await status(bal)
+        return s.workers.length === 2 && s.workers.every((w) => w.requests > 0)
+      },
+      15_000,
+      'both workers to have served requests',
+    )
     const s = await status(bal)
     expect(new Set(s.workers.map((w) => w.pid)).size).toBe(2)
     // Merged figures lag by at most the stats period; they never exceed what was sent.
@@ -108,7 +123,10 @@ describe('--workers 2', () => {
 
   it('answers 201 only once both workers serve the change: no later request sees the old config', async () => {
     const [a, b] = await Promise.all([upstream('a'), upstream('b')])
-    cleanup.push(() => a.server.close(), () => b.server.close())
+    cleanup.push(
+      () => a.server.close(),
+      () => b.server.close(),
+    )
     const port = await freePort()
     const { bal } = await twoWorkers()
     const base = `/server/127.0.0.1:${port}`
@@ -169,7 +187,12 @@ describe('--workers 2', () => {
     const done = await Promise.all(inflight)
     expect(done).toEqual(Array.from({ length: 6 }, (_, i) => ({ status: 200, body: `slow /slow${i}` })))
     expect((await bal.exited).code).toBe(0)
-    expect(bal.logs.filter((l) => l.msg === 'worker stopped').map((l) => l.worker).sort()).toEqual([0, 1])
+    expect(
+      bal.logs
+        .filter((l) => l.msg === 'worker stopped')
+        .map((l) => l.worker)
+        .sort(),
+    ).toEqual([0, 1])
   })
 
   it('replaces a worker killed with SIGKILL with one serving the current snapshot; traffic continues', async () => {
@@ -190,10 +213,14 @@ describe('--workers 2', () => {
     const w1 = s1.workers[1]
     expect(w1).toMatchObject({ serving: true, restarts: 1, snapshotVersion: s0.snapshotVersion })
     expect(w1?.pid).not.toBe(victim.pid)
-    await until(async () => {
-      for (let i = 0; i < 20; i++) expect(await get(port)).toEqual({ status: 200, body: 'a /' })
-      return ((await status(bal)).workers[1]?.requests ?? 0) > 0
-    }, 15_000, 'the new worker to serve')
+    await until(
+      async () => {
+        for (let i = 0; i < 20; i++) expect(await get(port)).toEqual({ status: 200, body: 'a /' })
+        return ((await status(bal)).workers[1]?.requests ?? 0) > 0
+      },
+      15_000,
+      'the new worker to serve',
+    )
     expect(bal.proc.exitCode).toBe(null)
   })
 

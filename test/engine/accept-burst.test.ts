@@ -101,7 +101,12 @@ describe('accepting a burst', () => {
     cleanups.push(() => up.close())
     const route = { routes: [{ upstreams: [{ host: '127.0.0.1', port: up.port }] }] }
     const hosts = Array.from({ length: 20 }, (_, i) => `127.0.77.${i + 1}`)
-    const e = await startEngine(snapshotWith(hosts.map((host) => ({ host, ...route })), 1))
+    const e = await startEngine(
+      snapshotWith(
+        hosts.map((host) => ({ host, ...route })),
+        1,
+      ),
+    )
     cleanups.push(() => e.stop())
     expect(listeningOn('127.0.77.')).toBe(20)
     await e.engine.apply(snapshotWith([{ host: hosts[0] as string, ...route }], 2))

@@ -137,7 +137,7 @@ describe('client connections on raw handles', () => {
     sock.destroy()
   })
 
-  it('small writes go out at once (TCP_NODELAY): a response written in two pieces is not held for the client\'s delayed ACK', async () => {
+  it("small writes go out at once (TCP_NODELAY): a response written in two pieces is not held for the client's delayed ACK", async () => {
     // With Nagle's algorithm the second piece waits until the first is
     // acknowledged, and a client in request/response rhythm delays its ACKs
     // (40 ms on Linux): every such response would take 40 ms more.

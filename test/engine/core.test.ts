@@ -104,7 +104,20 @@ describe('failure handling', () => {
     const d2 = await refusedPort()
     const fb = await upstream('fallback')
     const e = await engineFor(
-      snapshotFor({ routes: [{ upstreams: [{ host: '127.0.0.1', port: d1 }, { host: '127.0.0.1', port: d2, priority: 2 }], fallbacks: [at(fb)] }] }, 1),
+      snapshotFor(
+        {
+          routes: [
+            {
+              upstreams: [
+                { host: '127.0.0.1', port: d1 },
+                { host: '127.0.0.1', port: d2, priority: 2 },
+              ],
+              fallbacks: [at(fb)],
+            },
+          ],
+        },
+        1,
+      ),
     )
     const r = await httpRequest(e.port, '/p', {}, { method: 'POST', body: 'x' })
     expect(r.text).toBe('fallback')
@@ -168,7 +181,15 @@ describe('apply()', () => {
   it('a removed listener stops accepting; the kept one keeps serving', async () => {
     const a = await upstream('a')
     const route = { routes: [{ upstreams: [at(a)] }] }
-    const e = await engineFor(snapshotWith([{ host: '127.0.0.1', ...route }, { host: '127.0.0.2', ...route }], 1))
+    const e = await engineFor(
+      snapshotWith(
+        [
+          { host: '127.0.0.1', ...route },
+          { host: '127.0.0.2', ...route },
+        ],
+        1,
+      ),
+    )
     const gone = e.portOf('127.0.0.2:0')
     expect((await httpGet(e.port, '/')).status).toBe(200)
     await e.engine.apply(snapshotWith([{ host: '127.0.0.1', ...route }], 2))
@@ -186,11 +207,17 @@ describe('apply()', () => {
     // cannot while any of them is still open.
     const a = await upstream('a')
     const route = { routes: [{ upstreams: [at(a)] }] }
-    const e = await engineFor(snapshotWith([{ host: '127.0.0.1', ...route }, { host: '127.0.0.2', ...route }], 1))
-    const port = e.portOf('127.0.0.2:0')
-    const answers = await Promise.all(
-      Array.from({ length: 200 }, () => rawRequest(port, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', { host: '127.0.0.2', timeoutMs: 5000 })),
+    const e = await engineFor(
+      snapshotWith(
+        [
+          { host: '127.0.0.1', ...route },
+          { host: '127.0.0.2', ...route },
+        ],
+        1,
+      ),
     )
+    const port = e.portOf('127.0.0.2:0')
+    const answers = await Promise.all(Array.from({ length: 200 }, () => rawRequest(port, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', { host: '127.0.0.2', timeoutMs: 5000 })))
     expect(answers.filter((r) => r.buf.toString('latin1').startsWith('HTTP/1.1 200')).length).toBe(200)
     await e.engine.apply(snapshotWith([{ host: '127.0.0.1', ...route }], 2))
     const plain = createServer()

@@ -41,7 +41,10 @@ async function through(eng: StartedEngine, path: string, extra: string, host = '
 
 describe('forwarding headers', () => {
   it('from an untrusted client, spoofed X-Forwarded-For, X-Real-IP and Forwarded never reach the upstream', async () => {
-    for (const [eng, path] of [[edge, '/edge'], [other, '/other']] as const) {
+    for (const [eng, path] of [
+      [edge, '/edge'],
+      [other, '/other'],
+    ] as const) {
       const h = await through(eng, path, SPOOF)
       expect(h['x-forwarded-for']).toBe('127.0.0.1')
       expect(h['x-real-ip']).toBe('127.0.0.1')

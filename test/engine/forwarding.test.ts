@@ -18,9 +18,7 @@ let d: HttpUpstream
 let raw: RawUpstream
 let eng: StartedEngine
 
-const RAW_RESPONSE =
-  'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, X-Resp-Hop\r\nKeep-Alive: timeout=99\r\n' +
-  'X-Resp-Hop: secret\r\nX-End: kept\r\n\r\nok'
+const RAW_RESPONSE = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, X-Resp-Hop\r\nKeep-Alive: timeout=99\r\n' + 'X-Resp-Hop: secret\r\nX-End: kept\r\n\r\nok'
 
 beforeAll(async () => {
   a = await httpUpstream(undefined, { name: 'A' })
@@ -131,10 +129,7 @@ describe('routing', () => {
   })
 
   it('a 404 keeps the keep-alive connection usable', async () => {
-    const r = await rawRequest(
-      eng.port,
-      'GET / HTTP/1.1\r\nHost: other.org\r\n\r\nGET /again HTTP/1.1\r\nHost: app.example.com\r\nConnection: close\r\n\r\n',
-    )
+    const r = await rawRequest(eng.port, 'GET / HTTP/1.1\r\nHost: other.org\r\n\r\nGET /again HTTP/1.1\r\nHost: app.example.com\r\nConnection: close\r\n\r\n')
     expect(parseResponses(r.buf).responses.map((x) => x.status)).toEqual([404, 200])
   })
 

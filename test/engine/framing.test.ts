@@ -70,11 +70,7 @@ beforeAll(async () => {
   eng = await startEngine(
     snapshotFor(
       {
-        routes: [
-          { upstreams: [{ host: '127.0.0.1', port: up.port }] },
-          { hosts: ['closer.test'], upstreams: [{ host: '127.0.0.1', port: closer.port }] },
-          { hosts: ['empty.test'], upstreams: [] },
-        ],
+        routes: [{ upstreams: [{ host: '127.0.0.1', port: up.port }] }, { hosts: ['closer.test'], upstreams: [{ host: '127.0.0.1', port: closer.port }] }, { hosts: ['empty.test'], upstreams: [] }],
       },
       1,
     ),
@@ -107,7 +103,7 @@ describe('bodiless responses keep the connection usable', () => {
     }
   })
 
-  it("HEAD answered by the balancer itself (503, no upstream): the head alone, and the next request works", async () => {
+  it('HEAD answered by the balancer itself (503, no upstream): the head alone, and the next request works', async () => {
     const c = await client()
     try {
       c.write('HEAD /gone HTTP/1.1\r\nHost: empty.test\r\n\r\n')
@@ -123,7 +119,10 @@ describe('bodiless responses keep the connection usable', () => {
     }
   })
 
-  it.each([['/204', 204], ['/304', 304]])('%s has no body and the next keep-alive request works', async (path, status) => {
+  it.each([
+    ['/204', 204],
+    ['/304', 304],
+  ])('%s has no body and the next keep-alive request works', async (path, status) => {
     const c = await client()
     try {
       c.write(`GET ${path} HTTP/1.1\r\nHost: a\r\n\r\n`)
@@ -175,9 +174,7 @@ describe('Expect: 100-continue', () => {
 describe('pipelining', () => {
   it('three requests in one write are answered in order', async () => {
     const bytes =
-      'GET /delay/150/a HTTP/1.1\r\nHost: a\r\n\r\n' +
-      'POST /delay/60/b HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nxyz' +
-      'GET /delay/0/c HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'
+      'GET /delay/150/a HTTP/1.1\r\nHost: a\r\n\r\n' + 'POST /delay/60/b HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nxyz' + 'GET /delay/0/c HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'
     const r = await rawRequest(eng.port, bytes, { timeoutMs: 5000 })
     const parsed = parseResponses(r.buf)
     expect(parsed.error).toBeNull()

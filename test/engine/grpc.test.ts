@@ -16,7 +16,15 @@ import { snapshotWith } from '../support/snapshot.ts'
 /** Messages are raw bytes: no protobuf needed to exercise the transport. */
 const raw = { serialize: (b: Buffer): Buffer => b, deserialize: (b: Buffer): Buffer => b }
 function method(name: string, requestStream: boolean, responseStream: boolean): grpc.MethodDefinition<Buffer, Buffer> {
-  return { path: `/test.Echo/${name}`, requestStream, responseStream, requestSerialize: raw.serialize, requestDeserialize: raw.deserialize, responseSerialize: raw.serialize, responseDeserialize: raw.deserialize }
+  return {
+    path: `/test.Echo/${name}`,
+    requestStream,
+    responseStream,
+    requestSerialize: raw.serialize,
+    requestDeserialize: raw.deserialize,
+    responseSerialize: raw.serialize,
+    responseDeserialize: raw.deserialize,
+  }
 }
 const SERVICE = {
   unary: method('Unary', false, false),
@@ -125,15 +133,17 @@ beforeAll(async () => {
       [
         {
           h2c: true,
-          routes: [
-            { hosts: ['limited.test'], upstreams: [{ host: '127.0.0.1', port: h2upPort, protocol: 'h2c' }] },
-            { upstreams: [{ host: '127.0.0.1', port: grpcPort, protocol: 'h2c' }] },
-          ],
+          routes: [{ hosts: ['limited.test'], upstreams: [{ host: '127.0.0.1', port: h2upPort, protocol: 'h2c' }] }, { upstreams: [{ host: '127.0.0.1', port: grpcPort, protocol: 'h2c' }] }],
         },
         {
           host: '127.0.0.2',
           h2c: true,
-          routes: [{ upstreams: [{ host: '127.0.0.1', port: grpcPort, protocol: 'h2c' }], check: { type: 'grpc', path: '/test.Echo', probe: 'grpc  /test.Echo', intervalMs: 100, timeoutMs: 1000, rise: 1, fall: 1 } }],
+          routes: [
+            {
+              upstreams: [{ host: '127.0.0.1', port: grpcPort, protocol: 'h2c' }],
+              check: { type: 'grpc', path: '/test.Echo', probe: 'grpc  /test.Echo', intervalMs: 100, timeoutMs: 1000, rise: 1, fall: 1 },
+            },
+          ],
         },
       ],
       1,
@@ -185,7 +195,9 @@ describe('gRPC through the balancer (grpc-js client and service)', () => {
 
   it('client streaming: many messages in, one reply out', async () => {
     const r = await new Promise<Buffer>((resolve, reject) => {
-      const call = (client.clientStream as (cb: (e: grpc.ServiceError | null, v?: Buffer) => void) => grpc.ClientWritableStream<Buffer>)((err, v) => (err === null ? resolve(v as Buffer) : reject(err)))
+      const call = (client.clientStream as (cb: (e: grpc.ServiceError | null, v?: Buffer) => void) => grpc.ClientWritableStream<Buffer>)((err, v) =>
+        err === null ? resolve(v as Buffer) : reject(err),
+      )
       for (let i = 0; i < 20; i++) call.write(Buffer.from(String(i)))
       call.end()
     })

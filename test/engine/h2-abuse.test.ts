@@ -103,7 +103,19 @@ describe('rapid reset (CVE-2023-44487)', () => {
 describe('CONTINUATION flood (CVE-2024-27316)', () => {
   it('a header block past --max-header-bytes gets GOAWAY ENHANCE_YOUR_CALM before the rest is read', async () => {
     const p = await open()
-    p.write(frame(T.HEADERS, 0, 1, block([[':method', 'GET'], [':scheme', 'http'], [':path', '/'], [':authority', 'a']])))
+    p.write(
+      frame(
+        T.HEADERS,
+        0,
+        1,
+        block([
+          [':method', 'GET'],
+          [':scheme', 'http'],
+          [':path', '/'],
+          [':authority', 'a'],
+        ]),
+      ),
+    )
     const junk = block([['x-filler', 'y'.repeat(1000)]])
     const frames: Buffer[] = []
     for (let i = 0; i < 100; i++) frames.push(frame(T.CONTINUATION, 0, 1, junk))

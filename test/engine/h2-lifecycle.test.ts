@@ -110,7 +110,15 @@ describe('upstream failures', () => {
     const bad = await rawUpstream((sock) => sock.resetAndDestroy())
     cleanup.push(() => bad.close())
     const good = await upstream('good')
-    const eng = await engine([{ upstreams: [{ host: '127.0.0.1', port: bad.port }, { host: '127.0.0.1', port: good.port }], passive: { failures: 0 } }])
+    const eng = await engine([
+      {
+        upstreams: [
+          { host: '127.0.0.1', port: bad.port },
+          { host: '127.0.0.1', port: good.port },
+        ],
+        passive: { failures: 0 },
+      },
+    ])
     const c = http2.connect(`http://127.0.0.1:${eng.port}`)
     c.on('error', () => {})
     cleanup.push(() => void c.close())
@@ -136,7 +144,19 @@ describe('upstream failures', () => {
     const eng = await engine([{ hosts: ['dying.test'], upstreams: [{ host: '127.0.0.1', port: dying.port }] }, { upstreams: [{ host: '127.0.0.1', port: good.port }] }])
     const p = await H2Peer.open(eng.port)
     cleanup.push(() => p.close())
-    p.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 3, block([[':method', 'GET'], [':scheme', 'http'], [':authority', 'dying.test'], [':path', '/d']])))
+    p.write(
+      frame(
+        T.HEADERS,
+        F.END_HEADERS | F.END_STREAM,
+        3,
+        block([
+          [':method', 'GET'],
+          [':scheme', 'http'],
+          [':authority', 'dying.test'],
+          [':path', '/d'],
+        ]),
+      ),
+    )
     const rst = await p.waitFor((f) => f.type === T.RST_STREAM && f.stream === 3)
     expect(rst.payload.readUInt32BE(0)).toBe(2)
     expect(dataOf(p, 3)).toBe('partial')

@@ -97,7 +97,13 @@ beforeAll(async () => {
           host: '127.0.0.5',
           h2c: true,
           routes: [
-            { hosts: ['failover.test'], upstreams: [{ host: '127.0.0.1', port: deadPort, priority: 1 }, { host: '127.0.0.1', port: up.port, priority: 2 }] },
+            {
+              hosts: ['failover.test'],
+              upstreams: [
+                { host: '127.0.0.1', port: deadPort, priority: 1 },
+                { host: '127.0.0.1', port: up.port, priority: 2 },
+              ],
+            },
             { upstreams: [{ host: '127.0.0.1', port: deadPort }] },
           ],
         },
@@ -157,7 +163,16 @@ afterAll(() => h2c?.close())
 
 describe('h2c with prior knowledge', () => {
   it('relays a GET to the HTTP/1.1 upstream: :authority becomes Host, forwarding headers added, connection-specific fields dropped', async () => {
-    const r = await request(h2c, { ':path': '/a?q=1', ':authority': 'shop.test:8080', 'x-forwarded-for': '203.0.113.9', 'x-real-ip': '203.0.113.9', forwarded: 'for=203.0.113.9', 'x-forwarded-proto': 'https', cookie: 'a=1', 'x-custom': 'v' })
+    const r = await request(h2c, {
+      ':path': '/a?q=1',
+      ':authority': 'shop.test:8080',
+      'x-forwarded-for': '203.0.113.9',
+      'x-real-ip': '203.0.113.9',
+      forwarded: 'for=203.0.113.9',
+      'x-forwarded-proto': 'https',
+      cookie: 'a=1',
+      'x-custom': 'v',
+    })
     expect(r.status).toBe(200)
     expect(r.body.toString()).toBe('main /a?q=1')
     const s = seen(r)
@@ -239,8 +254,31 @@ describe('h2c with prior knowledge', () => {
     p.write(p.headers(3, '/bad', { extra: [['X-Upper', 'v']] }))
     p.write(p.headers(5, '/bad', { extra: [['x-nl', 'a\r\nb']] }))
     p.write(p.headers(7, '/bad', { extra: [['te', 'gzip']] }))
-    p.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 9, block([[':method', 'GET'], [':path', '/bad']])))
-    p.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 11, block([[':method', 'GET'], [':scheme', 'http'], [':path', '/bad'], [':authority', 'a.test'], ['host', 'b.test']])))
+    p.write(
+      frame(
+        T.HEADERS,
+        F.END_HEADERS | F.END_STREAM,
+        9,
+        block([
+          [':method', 'GET'],
+          [':path', '/bad'],
+        ]),
+      ),
+    )
+    p.write(
+      frame(
+        T.HEADERS,
+        F.END_HEADERS | F.END_STREAM,
+        11,
+        block([
+          [':method', 'GET'],
+          [':scheme', 'http'],
+          [':path', '/bad'],
+          [':authority', 'a.test'],
+          ['host', 'b.test'],
+        ]),
+      ),
+    )
     for (const id of [1, 3, 5, 7, 9, 11]) {
       const f = await p.waitFor((x) => x.type === T.RST_STREAM && x.stream === id)
       expect(f.payload.readUInt32BE(0)).toBe(E.PROTOCOL_ERROR)

@@ -166,11 +166,7 @@ describe('active checks', () => {
     expect(stat(e, a.key).checks[0]?.streak).toBeGreaterThanOrEqual(2)
     expect(new Set(await bodies(e, 20))).toEqual(new Set(['200 a', '200 b']))
     await until(() => a.checks() > 15, 5000, 'more checks to run')
-    expect(cap.about(a.key)).toEqual([
-      'info upstream healthy: first active check passed',
-      'warn upstream unhealthy: active check failing',
-      'info upstream healthy again: active check passing',
-    ])
+    expect(cap.about(a.key)).toEqual(['info upstream healthy: first active check passed', 'warn upstream unhealthy: active check failing', 'info upstream healthy again: active check passing'])
   })
 
   it('check state survives a new snapshot with the same probe (interval changed) and restarts pending for a changed probe', async () => {
@@ -203,9 +199,7 @@ describe('active checks', () => {
 
   it('a route without a check keeps sending to an upstream another route holds unhealthy', async () => {
     const a = await checked('a', 500)
-    const e = await startEngine(
-      snapshotFor({ routes: [{ hosts: ['checked.test'], upstreams: [at(a.port)], check: CHECK }, { upstreams: [at(a.port)] }] }, 1),
-    )
+    const e = await startEngine(snapshotFor({ routes: [{ hosts: ['checked.test'], upstreams: [at(a.port)], check: CHECK }, { upstreams: [at(a.port)] }] }, 1))
     cleanup.push(() => e.stop())
     await until(() => a.checks() >= 2, 5000, 'checks to run')
     expect((await httpGet(e.port, '/', { host: 'checked.test' })).status).toBe(503)

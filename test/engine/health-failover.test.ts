@@ -48,11 +48,18 @@ function stat(e: StartedEngine, key: string): UpstreamStats {
   return s
 }
 
-const healthy = (e: StartedEngine, ...cs: ChildUpstream[]) => () => cs.every((c) => stat(e, c.key).state === 'healthy')
+const healthy =
+  (e: StartedEngine, ...cs: ChildUpstream[]) =>
+  () =>
+    cs.every((c) => stat(e, c.key).state === 'healthy')
 const ms = (t0: number) => Math.round(performance.now() - t0)
 
 function measure(what: string, figures: Record<string, unknown>): void {
-  console.log(`[measure] ${what}: ${Object.entries(figures).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`)
+  console.log(
+    `[measure] ${what}: ${Object.entries(figures)
+      .map(([k, v]) => `${k}=${String(v)}`)
+      .join(' ')}`,
+  )
 }
 
 describe('failover under keep-alive load', () => {

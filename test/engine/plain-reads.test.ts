@@ -37,9 +37,7 @@ beforeAll(async () => {
     sock.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n')
     if (rest !== '') sock.write(rest)
   })
-  eng = await startEngine(
-    snapshotFor({ routes: [{ hosts: ['ws'], upstreams: [{ host: '127.0.0.1', port: ws.port }] }, { upstreams: [{ host: '127.0.0.1', port: up.port }] }] }, 1),
-  )
+  eng = await startEngine(snapshotFor({ routes: [{ hosts: ['ws'], upstreams: [{ host: '127.0.0.1', port: ws.port }] }, { upstreams: [{ host: '127.0.0.1', port: up.port }] }] }, 1))
 })
 afterAll(async () => {
   await eng?.stop()

@@ -46,7 +46,11 @@ describe('hot reload under load', () => {
   it('120 applies while two keep-alive clients loop: no failure, no client socket closed, last snapshot wins', async () => {
     const [a1, a2, b1, b2, c1] = await Promise.all(['a1', 'a2', 'b1', 'b2', 'c1'].map(named))
     if (a1 === undefined || a2 === undefined || b1 === undefined || b2 === undefined || c1 === undefined) throw new Error('setup')
-    const sets = [[at(a1, 1), at(a2, 3)], [at(b1, 2), at(b2, 1)], [at(a2), at(b1)]]
+    const sets = [
+      [at(a1, 1), at(a2, 3)],
+      [at(b1, 2), at(b2, 1)],
+      [at(a2), at(b1)],
+    ]
     const snap = (v: number, second: boolean, ups: TargetSpec[]) => {
       const ls: ListenerSpec[] = [{ routes: [{ upstreams: ups }] }]
       if (second) ls.push({ host: '127.0.0.2', routes: [{ upstreams: [at(c1)] }] })

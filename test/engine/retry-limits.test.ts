@@ -22,10 +22,13 @@ afterEach(async () => {
 
 /** Answers `status` with `name` as the body. */
 async function answering(name: string, status = 200): Promise<HttpUpstream> {
-  const up = await httpUpstream((_q: IncomingMessage, res: ServerResponse) => {
-    res.statusCode = status
-    res.end(name)
-  }, { name })
+  const up = await httpUpstream(
+    (_q: IncomingMessage, res: ServerResponse) => {
+      res.statusCode = status
+      res.end(name)
+    },
+    { name },
+  )
   cleanup.push(() => up.close())
   return up
 }

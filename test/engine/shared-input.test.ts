@@ -209,9 +209,7 @@ describe('client bytes the proxy still needs after the read that brought them', 
     cleanup.push(() => up.close())
     const sink = await httpUpstream((_q, res) => res.end('ok'))
     cleanup.push(() => sink.close())
-    const e = await startEngine(
-      snapshotFor({ routes: [{ hosts: ['noise'], upstreams: [{ host: '127.0.0.1', port: sink.port }] }, { upstreams: [{ host: '127.0.0.1', port: up.port }] }] }, 1),
-    )
+    const e = await startEngine(snapshotFor({ routes: [{ hosts: ['noise'], upstreams: [{ host: '127.0.0.1', port: sink.port }] }, { upstreams: [{ host: '127.0.0.1', port: up.port }] }] }, 1))
     cleanup.push(() => e.stop())
     const sock = connect({ port: e.port, host: '127.0.0.1' })
     sock.on('error', () => undefined)

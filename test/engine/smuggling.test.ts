@@ -115,7 +115,11 @@ describe('message length ambiguity (RFC 9112 §6)', () => {
     const r = await rawRequest(eng.port, `POST /ows HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length:  5 \r\n\r\nhello`)
     expect(statusCodes(r.buf)).toEqual([200])
     await until(() => since(before).some((d) => d.text.endsWith('hello')), 3000, 'the body at the upstream')
-    expect(since(before).map((d) => d.text).join('')).toMatch(/^POST \/ows HTTP\/1\.1\r\n(?:[^\r\n]+\r\n)*content-length: ?5\r\n(?:[^\r\n]+\r\n)*\r\nhello$/i)
+    expect(
+      since(before)
+        .map((d) => d.text)
+        .join(''),
+    ).toMatch(/^POST \/ows HTTP\/1\.1\r\n(?:[^\r\n]+\r\n)*content-length: ?5\r\n(?:[^\r\n]+\r\n)*\r\nhello$/i)
   })
 })
 
@@ -175,7 +179,9 @@ describe('request line (RFC 9112 §3)', () => {
     const codes = statusCodes(r.buf)
     expect(codes).toHaveLength(1)
     if (codes[0] === 200) {
-      const got = since(before).map((d) => d.text).join('')
+      const got = since(before)
+        .map((d) => d.text)
+        .join('')
       for (let i = 0; i < 300; i++) expect(got).toContain(`X-H${i}: v${i}\r\n`)
     } else {
       expect(codes[0]).toBe(431)
@@ -199,7 +205,11 @@ describe('request line (RFC 9112 §3)', () => {
     const codes = statusCodes(r.buf)
     expect(codes).toHaveLength(1)
     if (codes[0] === 200) {
-      expect(since(before).map((d) => d.text).join('')).toMatch(/^GET \/v12 HTTP\/1\.1\r\n/)
+      expect(
+        since(before)
+          .map((d) => d.text)
+          .join(''),
+      ).toMatch(/^GET \/v12 HTTP\/1\.1\r\n/)
     } else {
       expect([400, 505]).toContain(codes[0])
       expect(r.closed).toBe(true)
@@ -254,7 +264,11 @@ describe('smuggling attempts never deliver a second request', () => {
   ])('%s', async (_name, bytes) => {
     const before = marks()
     await expectRejected(bytes, [400, 501])
-    expect(since(before).map((d) => d.text).join('')).not.toContain('/smuggled')
+    expect(
+      since(before)
+        .map((d) => d.text)
+        .join(''),
+    ).not.toContain('/smuggled')
     expect(up.text()).not.toContain('/smuggled')
   })
 })

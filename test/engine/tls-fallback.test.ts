@@ -46,7 +46,11 @@ afterAll(async () => {
 
 describe('TLS on tls.TLSSocket', () => {
   it('serves HTTP/2 (ALPN h2) on the TLSSocket too, several streams on one connection', async () => {
-    const c = http2.connect('https://a.test', { ca: ca.caPem, servername: 'a.test', createConnection: () => tlsConnect({ port: eng.port, host: '127.0.0.1', servername: 'a.test', ca: ca.caPem, ALPNProtocols: ['h2'] }) })
+    const c = http2.connect('https://a.test', {
+      ca: ca.caPem,
+      servername: 'a.test',
+      createConnection: () => tlsConnect({ port: eng.port, host: '127.0.0.1', servername: 'a.test', ca: ca.caPem, ALPNProtocols: ['h2'] }),
+    })
     c.on('error', () => {})
     try {
       const bodies = await Promise.all(

@@ -178,11 +178,9 @@ describe('what requests over TLS see', () => {
   it('keeps a connection alive across requests, with large bodies both ways', async () => {
     const big = Buffer.alloc(3 * 1024 * 1024, 'x')
     const echo = await httpUpstream((req, res, body) => res.end(`${req.method} ${body.length}`))
-    const local = await startEngine(
-      snapshotWith([{ tls: [{ certFile: main.certFile, keyFile: main.keyFile }], routes: [{ upstreams: [{ host: '127.0.0.1', port: echo.port }] }] }], 1),
-      {},
-      [certEntry(main)],
-    )
+    const local = await startEngine(snapshotWith([{ tls: [{ certFile: main.certFile, keyFile: main.keyFile }], routes: [{ upstreams: [{ host: '127.0.0.1', port: echo.port }] }] }], 1), {}, [
+      certEntry(main),
+    ])
     const c = await RawClient.connectTls(local.port, { ca: ca.caPem, servername: 'main.test' })
     try {
       for (let i = 0; i < 3; i++) {
@@ -197,11 +195,9 @@ describe('what requests over TLS see', () => {
       await echo.close()
     }
     const bigUp = await httpUpstream((_req, res) => res.end(big))
-    const local2 = await startEngine(
-      snapshotWith([{ tls: [{ certFile: main.certFile, keyFile: main.keyFile }], routes: [{ upstreams: [{ host: '127.0.0.1', port: bigUp.port }] }] }], 1),
-      {},
-      [certEntry(main)],
-    )
+    const local2 = await startEngine(snapshotWith([{ tls: [{ certFile: main.certFile, keyFile: main.keyFile }], routes: [{ upstreams: [{ host: '127.0.0.1', port: bigUp.port }] }] }], 1), {}, [
+      certEntry(main),
+    ])
     const d = await RawClient.connectTls(local2.port, { ca: ca.caPem, servername: 'main.test' })
     try {
       d.write('GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n')
@@ -279,18 +275,21 @@ describe('the Mozilla intermediate profile', () => {
 
   it('sslscan finds nothing below TLS 1.2, no weak cipher, no renegotiation (ECDSA and RSA certificates)', async () => {
     const rsa = ca.issue(['rsa.test'], { rsa: true })
-    const local = await startEngine(
-      snapshotWith([{ tls: [{ certFile: rsa.certFile, keyFile: rsa.keyFile }], routes: [{ upstreams: [{ host: '127.0.0.1', port: up.port }] }] }], 1),
-      {},
-      [certEntry(rsa)],
-    )
+    const local = await startEngine(snapshotWith([{ tls: [{ certFile: rsa.certFile, keyFile: rsa.keyFile }], routes: [{ upstreams: [{ host: '127.0.0.1', port: up.port }] }] }], 1), {}, [
+      certEntry(rsa),
+    ])
     try {
       for (const port of [tlsPort(), local.port]) {
         const xml = await sslscan(port)
         const enabled = [...xml.matchAll(/<protocol type="(\w+)" version="([\d.]+)" enabled="1"/g)].map((m) => `${m[1]}${m[2]}`)
         expect(enabled.sort()).toEqual(['tls1.2', 'tls1.3'])
         expect(xml).toMatch(/<renegotiation supported="0"/)
-        const ciphers = [...xml.matchAll(/<cipher status="\w+" sslversion="([^"]+)" bits="(\d+)" cipher="([^"]+)"[^>]* strength="(\w+)"/g)].map((m) => ({ v: m[1], bits: Number(m[2]), name: m[3] ?? '', strength: m[4] }))
+        const ciphers = [...xml.matchAll(/<cipher status="\w+" sslversion="([^"]+)" bits="(\d+)" cipher="([^"]+)"[^>]* strength="(\w+)"/g)].map((m) => ({
+          v: m[1],
+          bits: Number(m[2]),
+          name: m[3] ?? '',
+          strength: m[4],
+        }))
         expect(ciphers.length).toBeGreaterThanOrEqual(5)
         for (const c of ciphers) {
           expect(['strong', 'acceptable'], `${c.name}`).toContain(c.strength)
@@ -383,8 +382,19 @@ describe('redirects to https and Strict-Transport-Security', () => {
     const local = await startEngine(
       snapshotWith(
         [
-          { host: '127.0.0.1', routes: [{ hosts: ['shop.test'], schemes: ['https'], httpsPort: 8443, upstreams: [] }, { hosts: ['std.test'], schemes: ['https'], httpsPort: 443, upstreams: [] }, { hosts: ['plain.test'], upstreams: [{ host: '127.0.0.1', port: up.port }] }] },
-          { host: '127.0.0.4', tls: [{ certFile: main.certFile, keyFile: main.keyFile }], routes: [{ hsts: 'strict-transport-security: max-age=600\r\n', upstreams: [{ host: '127.0.0.1', port: up.port }] }] },
+          {
+            host: '127.0.0.1',
+            routes: [
+              { hosts: ['shop.test'], schemes: ['https'], httpsPort: 8443, upstreams: [] },
+              { hosts: ['std.test'], schemes: ['https'], httpsPort: 443, upstreams: [] },
+              { hosts: ['plain.test'], upstreams: [{ host: '127.0.0.1', port: up.port }] },
+            ],
+          },
+          {
+            host: '127.0.0.4',
+            tls: [{ certFile: main.certFile, keyFile: main.keyFile }],
+            routes: [{ hsts: 'strict-transport-security: max-age=600\r\n', upstreams: [{ host: '127.0.0.1', port: up.port }] }],
+          },
         ],
         1,
       ),
@@ -478,11 +488,9 @@ describe('session resumption', () => {
 
 describe('drain', () => {
   it('shutdown closes idle TLS connections and handshakes in progress', async () => {
-    const local = await startEngine(
-      snapshotWith([{ tls: [{ certFile: main.certFile, keyFile: main.keyFile }], routes: [{ upstreams: [{ host: '127.0.0.1', port: up.port }] }] }], 1),
-      {},
-      [certEntry(main)],
-    )
+    const local = await startEngine(snapshotWith([{ tls: [{ certFile: main.certFile, keyFile: main.keyFile }], routes: [{ upstreams: [{ host: '127.0.0.1', port: up.port }] }] }], 1), {}, [
+      certEntry(main),
+    ])
     const idle = await RawClient.connectTls(local.port, { ca: ca.caPem, servername: 'main.test' })
     idle.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n')
     expect((await idle.read()).status).toBe(200)

@@ -178,14 +178,17 @@ describe('malformed response framing', () => {
     ['split in two writes', true],
   ])('a response head over maxHeaderBytes, %s: 502', async (_name, split) => {
     const head = `HTTP/1.1 200 OK\r\nX-Big: ${'b'.repeat(6000)}\r\nContent-Length: 2\r\n\r\nok`
-    const e = await behind((sock, data, conn) => {
-      conn.pending += data.toString('latin1')
-      if (!conn.pending.includes('\r\n\r\n')) return
-      conn.pending = ''
-      if (!split) return void sock.write(head)
-      sock.write(head.slice(0, 5000))
-      setTimeout(() => sock.write(head.slice(5000)), 50)
-    }, { maxHeaderBytes: 4096 })
+    const e = await behind(
+      (sock, data, conn) => {
+        conn.pending += data.toString('latin1')
+        if (!conn.pending.includes('\r\n\r\n')) return
+        conn.pending = ''
+        if (!split) return void sock.write(head)
+        sock.write(head.slice(0, 5000))
+        setTimeout(() => sock.write(head.slice(5000)), 50)
+      },
+      { maxHeaderBytes: 4096 },
+    )
     const r = await rawRequest(e.port, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
     expect(parseResponses(r.buf).responses.map((x) => x.status)).toEqual([502])
   })

@@ -82,7 +82,9 @@ describe('TLS to upstreams', () => {
 
   it('checks an https upstream over TLS: healthy when its check passes', async () => {
     const port = (good.address() as { port: number }).port
-    const eng = await startEngine(snapshotFor({ routes: [{ upstreams: [{ host: 'localhost', port, tls: true }], check: { intervalMs: 200, timeoutMs: 150, rise: 1, fall: 1 } }] }, 1), { upstreamCa: ca.caPem })
+    const eng = await startEngine(snapshotFor({ routes: [{ upstreams: [{ host: 'localhost', port, tls: true }], check: { intervalMs: 200, timeoutMs: 150, rise: 1, fall: 1 } }] }, 1), {
+      upstreamCa: ca.caPem,
+    })
     try {
       await until(() => eng.engine.stats().upstreams.some((u) => u.port === port && u.state === 'healthy'), 5000, 'the TLS check to pass')
       const c = await RawClient.connect(eng.port)

@@ -59,8 +59,8 @@ afterAll(async () => {
   await up?.close()
 })
 
-describe('the status line carries the balancer\'s version', () => {
-  it('an HTTP/1.0 upstream\'s response reaches an HTTP/1.1 client as HTTP/1.1, keep-alive', async () => {
+describe("the status line carries the balancer's version", () => {
+  it("an HTTP/1.0 upstream's response reaches an HTTP/1.1 client as HTTP/1.1, keep-alive", async () => {
     const c = await RawClient.connect(eng.port)
     try {
       c.write('GET /10-length HTTP/1.1\r\nHost: a\r\n\r\n')

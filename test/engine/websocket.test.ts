@@ -94,10 +94,7 @@ describe('WebSocket through the proxy', () => {
 
   it('an upgrade the upstream refuses comes back as a normal response', async () => {
     const c = await RawClient.connect(eng.port)
-    c.write(
-      'GET /deny HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
-        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
-    )
+    c.write('GET /deny HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' + 'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n')
     const r = await c.read().finally(() => c.destroy())
     expect([r.status, r.body.toString()]).toEqual([403, 'nope'])
   })

@@ -20,7 +20,9 @@ function render(text: string): string {
   }
 }
 
-const inputs = readdirSync(DIR).filter((n) => /\.in\.jsonc?$/.test(n)).sort()
+const inputs = readdirSync(DIR)
+  .filter((n) => /\.in\.jsonc?$/.test(n))
+  .sort()
 
 describe('model golden files', () => {
   it('has the expected cases', () => {

@@ -1,14 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { BalancerError, ErrorCode } from '../../src/model/errors.ts'
 import type { Problem } from '../../src/model/errors.ts'
-import {
-  normalizeConfig,
-  normalizeFilter,
-  normalizeRoute,
-  normalizeServer,
-  normalizeUpstream,
-  parseConfigText,
-} from '../../src/model/parse.ts'
+import { normalizeConfig, normalizeFilter, normalizeRoute, normalizeServer, normalizeUpstream, parseConfigText } from '../../src/model/parse.ts'
 
 function problems(fn: () => unknown): Problem[] {
   try {
@@ -78,10 +71,7 @@ describe('normalizeUpstream', () => {
   })
 
   it('uses the path it is given', () => {
-    expect(paths(problems(() => normalizeUpstream({}, 'servers[2].fallbacks[0]')))).toEqual([
-      'servers[2].fallbacks[0].Target',
-      'servers[2].fallbacks[0].Port',
-    ])
+    expect(paths(problems(() => normalizeUpstream({}, 'servers[2].fallbacks[0]')))).toEqual(['servers[2].fallbacks[0].Target', 'servers[2].fallbacks[0].Port'])
   })
 
   it('accepts Docker and Swarm service names with underscores', () => {
@@ -110,20 +100,8 @@ describe('normalizeFilter', () => {
   })
 
   it('reports every bad entry with its index', () => {
-    const ps = problems(() =>
-      normalizeFilter({ Hosts: ['a.com:8080', '*', 'a.*.com', '', 5, '[::1]:80', '*.x.com:1'], Schemes: ['ftp', 'http'], PathPrefix: 'no-slash' }),
-    )
-    expect(paths(ps)).toEqual([
-      'body.Hosts[4]',
-      'body.Hosts[0]',
-      'body.Hosts[1]',
-      'body.Hosts[2]',
-      'body.Hosts[3]',
-      'body.Hosts[5]',
-      'body.Hosts[6]',
-      'body.Schemes[0]',
-      'body.PathPrefix',
-    ])
+    const ps = problems(() => normalizeFilter({ Hosts: ['a.com:8080', '*', 'a.*.com', '', 5, '[::1]:80', '*.x.com:1'], Schemes: ['ftp', 'http'], PathPrefix: 'no-slash' }))
+    expect(paths(ps)).toEqual(['body.Hosts[4]', 'body.Hosts[0]', 'body.Hosts[1]', 'body.Hosts[2]', 'body.Hosts[3]', 'body.Hosts[5]', 'body.Hosts[6]', 'body.Schemes[0]', 'body.PathPrefix'])
     expect(ps[1]?.message).toContain('must not include a port (the port is ignored in matching); remove it')
     expect(ps[2]?.message).toContain('use an empty Hosts list to match every host')
     expect(ps[3]?.message).toContain('only as a leading "*."')
@@ -176,8 +154,11 @@ describe('normalizeServer', () => {
     const ps = problems(() =>
       normalizeServer({
         address: ':80',
-        upstreams: [{ Target: 'a', Port: 1 }, { Target: 'A', Port: '1', Weight: 2 }],
-        fallbacks: { 'a-1': { Port: 2 }, 'no_port': {}, 'b-0': {}, 'c-2': 'x' },
+        upstreams: [
+          { Target: 'a', Port: 1 },
+          { Target: 'A', Port: '1', Weight: 2 },
+        ],
+        fallbacks: { 'a-1': { Port: 2 }, no_port: {}, 'b-0': {}, 'c-2': 'x' },
       }),
     )
     expect(ps).toEqual([
@@ -191,7 +172,11 @@ describe('normalizeServer', () => {
 
   it('catches typos in field names instead of ignoring them', () => {
     expect(problems(() => normalizeServer({ address: ':80', upstream: [] }))).toEqual([
-      { path: 'body.upstream', message: 'unknown field (expected one of address, filter, upstreams, fallbacks, routes, health, passive, retry, limits, access, ratelimit, body, rewrite, headers, errors, hsts, tls, discovery, Protocols)' },
+      {
+        path: 'body.upstream',
+        message:
+          'unknown field (expected one of address, filter, upstreams, fallbacks, routes, health, passive, retry, limits, access, ratelimit, body, rewrite, headers, errors, hsts, tls, discovery, Protocols)',
+      },
     ])
   })
 
@@ -233,9 +218,7 @@ describe('normalizeRoute', () => {
   it('reads routes keyed by name and refuses a disagreeing name', () => {
     const s = normalizeServer({ address: ':80', routes: { a: {}, b: { name: 'b' } } })
     expect(s.routes.map((r) => r.name)).toEqual(['a', 'b'])
-    expect(problems(() => normalizeServer({ address: ':80', routes: { a: { name: 'b' } } }))).toEqual([
-      { path: 'body.routes.a.name', message: '"b" does not match its key "a"' },
-    ])
+    expect(problems(() => normalizeServer({ address: ':80', routes: { a: { name: 'b' } } }))).toEqual([{ path: 'body.routes.a.name', message: '"b" does not match its key "a"' }])
   })
 
   it('refuses duplicate route names on one server', () => {

@@ -31,9 +31,10 @@ describe('durations', () => {
 
   it('a string without a unit, a negative or fractional number, and other text are refused', () => {
     for (const v of ['500', -5, 1.5, 'fast', '', true]) {
-      expect(problems(() => normalizeGroup('health', { Interval: v })), String(v)).toEqual([
-        { path: 'body.Interval', message: expect.stringMatching(/^must be a duration like 5s or 500ms, got /) },
-      ])
+      expect(
+        problems(() => normalizeGroup('health', { Interval: v })),
+        String(v),
+      ).toEqual([{ path: 'body.Interval', message: expect.stringMatching(/^must be a duration like 5s or 500ms, got /) }])
     }
   })
 
@@ -60,9 +61,7 @@ describe('health', () => {
   it('Timeout left out is 2s or the Interval when that is shorter; given longer than Interval it is a problem', () => {
     expect(normalizeGroup('health', { Interval: '1s' }).Timeout).toBe('1s')
     expect(normalizeGroup('health', { Interval: '10s' }).Timeout).toBe('2s')
-    expect(problems(() => normalizeGroup('health', { Interval: '1s', Timeout: '1001ms' }))).toEqual([
-      { path: 'body.Timeout', message: 'must not be longer than Interval (1s), got "1001ms"' },
-    ])
+    expect(problems(() => normalizeGroup('health', { Interval: '1s', Timeout: '1001ms' }))).toEqual([{ path: 'body.Timeout', message: 'must not be longer than Interval (1s), got "1001ms"' }])
   })
 
   it('bounds: Interval 100ms-1h, Timeout from 10ms, Rise and Fall 1-100, statuses 100-599 and at least one', () => {
@@ -85,19 +84,13 @@ describe('health', () => {
 describe('passive, retry, limits', () => {
   it('passive: EjectOn5xx from a boolean or its text; MaxEjection left out follows a longer Ejection', () => {
     expect(normalizeGroup('passive', { ejectOn5xx: 'TRUE', ejection: '2m' })).toEqual({ Failures: 3, Ejection: '2m', MaxEjection: '2m', EjectOn5xx: true })
-    expect(problems(() => normalizeGroup('passive', { Ejection: '10s', MaxEjection: '5s' }))).toEqual([
-      { path: 'body.MaxEjection', message: 'must not be shorter than Ejection (10s), got "5s"' },
-    ])
+    expect(problems(() => normalizeGroup('passive', { Ejection: '10s', MaxEjection: '5s' }))).toEqual([{ path: 'body.MaxEjection', message: 'must not be shorter than Ejection (10s), got "5s"' }])
   })
 
   it('retry: statuses sorted and unique, may be empty; Attempts 1-10, Budget 0-100', () => {
     expect(normalizeGroup('retry', { Statuses: ['504', 502, 504] })).toEqual({ Statuses: [502, 504], Attempts: 3, Budget: 20 })
     expect(normalizeGroup('retry', { Statuses: [] }).Statuses).toEqual([])
-    expect(problems(() => normalizeGroup('retry', { Attempts: 0, Budget: '101', Statuses: ['5xx'] })).map((p) => p.path)).toEqual([
-      'body.Statuses[0]',
-      'body.Attempts',
-      'body.Budget',
-    ])
+    expect(problems(() => normalizeGroup('retry', { Attempts: 0, Budget: '101', Statuses: ['5xx'] })).map((p) => p.path)).toEqual(['body.Statuses[0]', 'body.Attempts', 'body.Budget'])
   })
 
   it('limits: 0-1000000, digit strings accepted', () => {

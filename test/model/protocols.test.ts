@@ -30,9 +30,7 @@ describe('Protocols of a plain server', () => {
   })
 
   it('refuses unknown names, duplicates, a list without http/1.1, h2c on a TLS server', () => {
-    expect(problems(() => normalizeServer({ address: ':80', Protocols: ['http/1.1', 'h3'] }))).toEqual([
-      { path: 'body.Protocols[1]', message: 'must be one of "http/1.1", "h2c", got "h3"' },
-    ])
+    expect(problems(() => normalizeServer({ address: ':80', Protocols: ['http/1.1', 'h3'] }))).toEqual([{ path: 'body.Protocols[1]', message: 'must be one of "http/1.1", "h2c", got "h3"' }])
     expect(problems(() => normalizeServer({ address: ':80', Protocols: ['h2c', 'h2c'] }))).toEqual([{ path: 'body.Protocols[1]', message: '"h2c" is listed twice' }])
     expect(problems(() => normalizeServer({ address: ':80', Protocols: ['h2c'] }))).toEqual([{ path: 'body.Protocols', message: 'must include "http/1.1"' }])
     expect(problems(() => normalizeServer({ address: ':80', Protocols: [] }))).toEqual([{ path: 'body.Protocols', message: 'must name at least one of "http/1.1", "h2c"' }])
@@ -87,7 +85,13 @@ describe('tls.Alpn', () => {
 
 describe('an upstream Protocol', () => {
   it('h2c is kept and written back; http/1.1 (the default) is dropped; anything else refused', () => {
-    const s = normalizeServer({ address: ':80', upstreams: [{ Target: 'grpc', Port: 50051, protocol: 'H2C' }, { Target: 'web', Port: 80, Protocol: 'http/1.1' }] })
+    const s = normalizeServer({
+      address: ':80',
+      upstreams: [
+        { Target: 'grpc', Port: 50051, protocol: 'H2C' },
+        { Target: 'web', Port: 80, Protocol: 'http/1.1' },
+      ],
+    })
     expect(s.upstreams).toEqual([
       { Target: 'grpc', Port: 50051, Priority: 1, Weight: 1, Protocol: 'h2c' },
       { Target: 'web', Port: 80, Priority: 1, Weight: 1 },
@@ -109,7 +113,14 @@ describe('an upstream Protocol', () => {
     const snap = compile(parseConfigText(JSON.stringify([{ address: '127.0.0.1:8080', upstreams: [{ Target: 'g', Port: 1, Protocol: 'h2c' }] }])), 1)
     expect(snap.targets.get('g:1')).toEqual({ host: 'g', port: 1, protocol: 'h2c' })
     expect(() =>
-      compile(parseConfigText(JSON.stringify([{ address: '127.0.0.1:8080', upstreams: [{ Target: 'g', Port: 1, Protocol: 'h2c' }], routes: [{ name: 'b', filter: { Hosts: ['b'] }, upstreams: [{ Target: 'g', Port: 1 }] }] }])), 1),
+      compile(
+        parseConfigText(
+          JSON.stringify([
+            { address: '127.0.0.1:8080', upstreams: [{ Target: 'g', Port: 1, Protocol: 'h2c' }], routes: [{ name: 'b', filter: { Hosts: ['b'] }, upstreams: [{ Target: 'g', Port: 1 }] }] },
+          ]),
+        ),
+        1,
+      ),
     ).toThrow(/two protocols/)
   })
 })

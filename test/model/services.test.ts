@@ -11,7 +11,10 @@ const cfg = normalizeConfig({
   servers: [
     {
       address: ':80',
-      upstreams: [{ Target: '10.0.0.9', Port: 80 }, { Service: 'web', Tags: ['v2'], Weight: 2 }],
+      upstreams: [
+        { Target: '10.0.0.9', Port: 80 },
+        { Service: 'web', Tags: ['v2'], Weight: 2 },
+      ],
       fallbacks: [{ Service: 'sorry', Registry: 'apps' }],
       routes: [{ name: 'api', filter: { PathPrefix: '/api' }, upstreams: [{ Service: 'api', Registry: 'consul', Priority: 3 }] }],
     },
@@ -19,13 +22,25 @@ const cfg = normalizeConfig({
 })
 
 const view: RegistryView = new Map([
-  ['consul', { web: [inst('n1/web-1', '10.0.0.1', 8080, ['v2']), inst('n2/web-2', '10.0.0.2', 8080, ['v1']), inst('n3/web-3', '10.0.0.9', 80, ['v2'])], api: [inst('n1/api', '10.0.0.1', 9000, [], { balancer_weight: '7', balancer_priority: 'high' })] }],
+  [
+    'consul',
+    {
+      web: [inst('n1/web-1', '10.0.0.1', 8080, ['v2']), inst('n2/web-2', '10.0.0.2', 8080, ['v1']), inst('n3/web-3', '10.0.0.9', 80, ['v2'])],
+      api: [inst('n1/api', '10.0.0.1', 9000, [], { balancer_weight: '7', balancer_priority: 'high' })],
+    },
+  ],
   ['apps', { web: [inst('w', '10.0.1.1', 8080, ['v2', 'x'], { 'balancer.priority': '0' })], sorry: [inst('s', '10.0.2.1', 80)] }],
 ])
 
 describe('service references', () => {
   it('are listed by registry, and each registry follows its own plus the unnamed ones', () => {
-    expect(referencedServices(cfg)).toEqual(new Map([['', new Set(['web'])], ['apps', new Set(['sorry'])], ['consul', new Set(['api'])]]))
+    expect(referencedServices(cfg)).toEqual(
+      new Map([
+        ['', new Set(['web'])],
+        ['apps', new Set(['sorry'])],
+        ['consul', new Set(['api'])],
+      ]),
+    )
     expect(followedBy(cfg, ['consul', 'apps', 'etcd'])).toEqual(
       new Map([
         ['consul', new Set(['web', 'api'])],
@@ -45,8 +60,14 @@ describe('service references', () => {
       { Target: '10.0.0.1', Port: 8080, Priority: 1, Weight: 2 },
       { Target: '10.0.1.1', Port: 8080, Priority: 0, Weight: 2 },
     ])
-    expect(s?.fallbacks).toEqual([{ Service: 'sorry', Registry: 'apps', Tags: [], Priority: 1, Weight: 1 }, { Target: '10.0.2.1', Port: 80, Priority: 1, Weight: 1 }])
-    expect(s?.routes[0]?.upstreams).toEqual([{ Service: 'api', Registry: 'consul', Tags: [], Priority: 3, Weight: 1 }, { Target: '10.0.0.1', Port: 9000, Priority: 3, Weight: 7 }])
+    expect(s?.fallbacks).toEqual([
+      { Service: 'sorry', Registry: 'apps', Tags: [], Priority: 1, Weight: 1 },
+      { Target: '10.0.2.1', Port: 80, Priority: 1, Weight: 1 },
+    ])
+    expect(s?.routes[0]?.upstreams).toEqual([
+      { Service: 'api', Registry: 'consul', Tags: [], Priority: 3, Weight: 1 },
+      { Target: '10.0.0.1', Port: 9000, Priority: 3, Weight: 7 },
+    ])
     expect(r.problems).toEqual([{ path: 'consul:api/n1/api', message: 'balancer.priority: must be an integer 0-1000, got "high"; the reference\'s Priority 3 applies' }])
     expect(r.members.map((m) => [m.route, m.list, `${m.member.Target}:${m.member.Port}`, m.registry, m.name])).toEqual([
       ['default', 'upstreams', '10.0.0.1:8080', 'consul', 'web/n1/web-1'],
@@ -62,7 +83,7 @@ describe('service references', () => {
     expect(r.problems).toEqual([{ path: ':80#default.fallbacks[0]', message: 'service "sorry": no registry named "apps" is configured (--registry; configured: consul)' }])
   })
 
-  it('instances speak the reference\'s Protocol; one whose address speaks another protocol elsewhere is left out, not the whole configuration', () => {
+  it("instances speak the reference's Protocol; one whose address speaks another protocol elsewhere is left out, not the whole configuration", () => {
     const h2 = normalizeConfig({
       servers: [
         { address: ':80', upstreams: [{ Service: 'grpc', Protocol: 'h2c' }] },
@@ -87,7 +108,14 @@ describe('service references', () => {
   })
 
   it('labels balancer.service / registry / tags make the route go to that service', () => {
-    const read = readLabels({ 'balancer.enable': 'true', 'balancer.hosts': 'shop.example.com', 'balancer.service': 'shop', 'balancer.registry': 'Consul', 'balancer.tags': 'v2,eu', 'balancer.weight': '4' })
+    const read = readLabels({
+      'balancer.enable': 'true',
+      'balancer.hosts': 'shop.example.com',
+      'balancer.service': 'shop',
+      'balancer.registry': 'Consul',
+      'balancer.tags': 'v2,eu',
+      'balancer.weight': '4',
+    })
     expect(read).toMatchObject({ enabled: true, problems: [], notes: [] })
     const settings = read.enabled ? read.settings : null
     expect(settings?.service).toEqual({ Service: 'shop', Registry: 'consul', Tags: ['v2', 'eu'] })

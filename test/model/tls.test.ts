@@ -48,9 +48,7 @@ describe('the tls group', () => {
       { path: 'body.tls.Certificates[4].CertFile', message: 'must be a file path without control characters, got "x\\ny"' },
     ])
     expect(problems(() => normalizeServer({ address: ':443', tls: 'yes' }))).toEqual([{ path: 'body.tls', message: 'must be an object, got "yes"' }])
-    expect(problems(() => normalizeServer({ address: ':443', tls: { Certificates: 'a' } }))).toEqual([
-      { path: 'body.tls.Certificates', message: 'must be a list of {"CertFile", "KeyFile"}, got "a"' },
-    ])
+    expect(problems(() => normalizeServer({ address: ':443', tls: { Certificates: 'a' } }))).toEqual([{ path: 'body.tls.Certificates', message: 'must be a list of {"CertFile", "KeyFile"}, got "a"' }])
   })
 
   it('is written right after the address; a server without it is written as before', () => {
@@ -85,10 +83,15 @@ describe('the hsts group', () => {
   })
 })
 
-
 describe('upstreams over TLS', () => {
   it('reads Scheme https (any case) and writes it back; http is the default, written as nothing', () => {
-    const s = normalizeServer({ address: ':80', upstreams: [{ Target: 'a', Port: 443, scheme: 'HTTPS' }, { Target: 'b', Port: 80, Scheme: 'http' }] })
+    const s = normalizeServer({
+      address: ':80',
+      upstreams: [
+        { Target: 'a', Port: 443, scheme: 'HTTPS' },
+        { Target: 'b', Port: 80, Scheme: 'http' },
+      ],
+    })
     expect(s.upstreams).toEqual([
       { Target: 'a', Port: 443, Priority: 1, Weight: 1, Scheme: 'https' },
       { Target: 'b', Port: 80, Priority: 1, Weight: 1 },
@@ -116,7 +119,11 @@ describe('the Acme group', () => {
       Certificates: [],
       Acme: { Hosts: ['www.example.com', 'api.example.com'], Email: '', Challenge: 'http-01' },
     })
-    expect(normalizeServer({ address: ':443', tls: { Acme: { Hosts: ['a.test'], Email: ' ops@a.test ', Challenge: 'TLS-ALPN-01' } } }).tls?.Acme).toEqual({ Hosts: ['a.test'], Email: 'ops@a.test', Challenge: 'tls-alpn-01' })
+    expect(normalizeServer({ address: ':443', tls: { Acme: { Hosts: ['a.test'], Email: ' ops@a.test ', Challenge: 'TLS-ALPN-01' } } }).tls?.Acme).toEqual({
+      Hosts: ['a.test'],
+      Email: 'ops@a.test',
+      Challenge: 'tls-alpn-01',
+    })
   })
 
   it('refuses what neither challenge can prove, and reports every problem with its path', () => {
@@ -151,7 +158,9 @@ describe('the balancer.tls labels', () => {
     const s = labelServer(settingsOf({ 'balancer.tls': 'true', 'balancer.hosts': 'a.test, *.b.test', 'balancer.tls.email': 'ops@a.test' }), [{ Target: '10.0.0.5', Port: 80 }])
     expect(s.address).toBe(':443')
     expect(s.tls).toEqual({ Certificates: [], Acme: { Hosts: ['a.test'], Email: 'ops@a.test', Challenge: 'http-01' } })
-    expect(labelServer(settingsOf({ 'balancer.tls': 'true', 'balancer.hosts': 'a.test', 'balancer.address': ':8443', 'balancer.tls.challenge': 'tls-alpn-01' }), []).tls?.Acme?.Challenge).toBe('tls-alpn-01')
+    expect(labelServer(settingsOf({ 'balancer.tls': 'true', 'balancer.hosts': 'a.test', 'balancer.address': ':8443', 'balancer.tls.challenge': 'tls-alpn-01' }), []).tls?.Acme?.Challenge).toBe(
+      'tls-alpn-01',
+    )
     expect(labelServer(settingsOf({ 'balancer.tls': 'true', 'balancer.hosts': 'a.test', 'balancer.address': ':8443' }), []).address).toBe(':8443')
   })
 

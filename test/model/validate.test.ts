@@ -20,12 +20,7 @@ function thrown(cfg: Config): BalancerError {
 describe('validateConfig', () => {
   it('returns [] for a valid config', () => {
     const cfg: Config = {
-      servers: [
-        server(':80', { upstreams: [{ Target: 'a', Port: 1, Priority: 1, Weight: 1 }] }),
-        server('127.0.0.1:81'),
-        server('127.0.0.1:82'),
-        server('127.0.0.2:82'),
-      ],
+      servers: [server(':80', { upstreams: [{ Target: 'a', Port: 1, Priority: 1, Weight: 1 }] }), server('127.0.0.1:81'), server('127.0.0.1:82'), server('127.0.0.2:82')],
     }
     expect(validateConfig(cfg)).toEqual([])
     expect(() => assertValidConfig(cfg)).not.toThrow()

@@ -17,9 +17,26 @@ function reading(at: number, ok: number, bad: number, state: UpstreamState): Pla
   buckets[DURATION_BUCKETS.indexOf(0.01)] = ok + bad
   return {
     at,
-    stats: { snapshotVersion: 1, listeners: [], inFlight: 0, upstreams: [{ key: 'a:1', host: 'a', port: 1, state, ejectedUntil: null, checks: [], active: 0, idle: 0, pending: 0, requests: ok + bad, failures: 0, consecutiveFailures: 0, retries: 0, ejections: 0 }] },
+    stats: {
+      snapshotVersion: 1,
+      listeners: [],
+      inFlight: 0,
+      upstreams: [
+        { key: 'a:1', host: 'a', port: 1, state, ejectedUntil: null, checks: [], active: 0, idle: 0, pending: 0, requests: ok + bad, failures: 0, consecutiveFailures: 0, retries: 0, ejections: 0 },
+      ],
+    },
     traffic: {
-      routes: [{ id: ':80#default', server: ':80', route: 'default', upstreams: [{ key: 'a:1', codes: [0, ok, 0, 0, bad, 0], buckets, sum: 0 }, { key: '', codes: [0, 0, 0, 0, 0, 0], buckets: new Array<number>(N).fill(0), sum: 0 }] }],
+      routes: [
+        {
+          id: ':80#default',
+          server: ':80',
+          route: 'default',
+          upstreams: [
+            { key: 'a:1', codes: [0, ok, 0, 0, bad, 0], buckets, sum: 0 },
+            { key: '', codes: [0, 0, 0, 0, 0, 0], buckets: new Array<number>(N).fill(0), sum: 0 },
+          ],
+        },
+      ],
       listeners: [],
     },
     workers: [],

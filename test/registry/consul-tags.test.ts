@@ -53,7 +53,7 @@ describe('Consul tag-driven servers', () => {
     await until(async () => (await httpGet(port, '/', { host: 'shop.example.com' }).catch(() => ({ status: 0 }))).status !== 200, 5000, 'the route to go')
   })
 
-  it('Meta balancer_enable=true alone publishes too (found through Consul\'s filter on the services list)', async () => {
+  it("Meta balancer_enable=true alone publishes too (found through Consul's filter on the services list)", async () => {
     const port = await freePort()
     const meta = { balancer_enable: 'true', balancer_address: `127.0.0.1:${port}`, balancer_hosts: 'meta.example.com' }
     consul.register({ Node: 'n1', Address: '127.0.0.1', Service: { ID: 'meta-a', Service: 'meta-only', Port: a.port, Meta: meta } })
@@ -75,7 +75,11 @@ describe('Consul tag-driven servers', () => {
     consul.register({ Node: 'n2', Address: '127.0.0.1', Service: { ID: 'intruder', Service: 'intruder', Port: c.port, Tags: on('shop.example.com'), Meta: { team: 'shop' } } })
     consul.register({ Node: 'n3', Address: '127.0.0.1', Service: { ID: 'alpha', Service: 'alpha', Port: b.port, Tags: on('claim.example.com') } })
     consul.register({ Node: 'n4', Address: '127.0.0.1', Service: { ID: 'beta', Service: 'beta', Port: c.port, Tags: on('claim.example.com') } })
-    const refused = (): string[] => rig.control.served().refused.map((r) => `${r.origin} ${r.name}: ${r.reason}`).sort()
+    const refused = (): string[] =>
+      rig.control
+        .served()
+        .refused.map((r) => `${r.origin} ${r.name}: ${r.reason}`)
+        .sort()
     await until(() => refused().length === 2, 5000, `two refusals (now ${JSON.stringify(refused())})`)
     expect(refused()).toEqual([
       `consul beta/n4/beta: ${address} claim.example.com is claimed by consul:alpha; consul:beta may not join it (give it another host or path, or let a stored route admit both with a discovery constraint)`,
@@ -96,9 +100,7 @@ describe('Consul tag-driven servers', () => {
     const inst = (id: string, tags: string[], meta: Record<string, string> = {}) => ({ id, Target: '10.0.0.1', Port: 80, tags, meta })
     const out = taggedServers(
       'consul',
-      new Map([
-        ['web', [inst('n/web-1', ['balancer.enable=true', 'balancer.weight=heavy']), inst('n/web-2', ['v2']), inst('n/web-3', ['balancer.enable=true'], { balancer_pathprefix: '/api' })]],
-      ]),
+      new Map([['web', [inst('n/web-1', ['balancer.enable=true', 'balancer.weight=heavy']), inst('n/web-2', ['v2']), inst('n/web-3', ['balancer.enable=true'], { balancer_pathprefix: '/api' })]]]),
     )
     expect(out.names).toEqual(['web/n/web-3'])
     expect(out.servers[0]).toMatchObject({ address: ':80', filter: { PathPrefix: '/api' }, upstreams: [{ Target: '10.0.0.1', Port: 80, Priority: 1, Weight: 1 }] })

@@ -81,9 +81,7 @@ describe('etcd registry: <prefix>/<service>/<instance-id>', () => {
     await etcd.ctl('put', '/reg3/db/bad', 'http://127.0.0.32:5432')
     const r = start('/reg3', ['db'])
     await r.waitFor('db', ['127.0.0.31:5432'])
-    expect(r.publishes.at(-1)?.detail.problems).toEqual([
-      { path: 'etcd:db/bad', message: 'value must be host:port or JSON {"host","port","meta"}, got "http://127.0.0.32:5432"; left out' },
-    ])
+    expect(r.publishes.at(-1)?.detail.problems).toEqual([{ path: 'etcd:db/bad', message: 'value must be host:port or JSON {"host","port","meta"}, got "http://127.0.0.32:5432"; left out' }])
   })
 
   it('an etcd outage keeps the last known instances; after the restart changes are followed again', async () => {

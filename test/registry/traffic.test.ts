@@ -71,9 +71,19 @@ beforeAll(async () => {
   const cfg = join(dir, 'balancer.json')
   const route = (port: number, registry: string) => ({ address: `127.0.0.1:${port}`, upstreams: [{ Service: 'web', Registry: registry }] })
   writeFileSync(cfg, JSON.stringify({ servers: [route(ports.consul, 'consul'), route(ports.etcd, 'etcd'), route(ports.zk, 'apps')] }))
-  bal = await startBalancer(['--config', cfg, '--registry', `consul://127.0.0.1:${consul.port}`, '--registry', `etcd://${etcd.endpoint}/services`, '--registry', `apps=zk://${zk.endpoint}/services`,
+  bal = await startBalancer([
+    '--config',
+    cfg,
+    '--registry',
+    `consul://127.0.0.1:${consul.port}`,
+    '--registry',
+    `etcd://${etcd.endpoint}/services`,
+    '--registry',
+    `apps=zk://${zk.endpoint}/services`,
     // A registry nothing refers to: its first complete set is empty, and readiness does not wait for more.
-    '--registry', `idle=etcd://${etcd.endpoint}/idle`])
+    '--registry',
+    `idle=etcd://${etcd.endpoint}/idle`,
+  ])
 }, 60_000)
 
 afterAll(async () => {
@@ -243,11 +253,15 @@ describe('service references under load', () => {
       await new Promise<void>((armed, reject) => {
         deleted = new Promise<number>((resolve) => {
           watch.once('connected', () =>
-            watch.exists('/services/web/d', () => resolve(Date.now()), (err, stat) => {
-              if (err) reject(err)
-              else if (!stat) reject(new Error('d is not registered'))
-              else armed()
-            }),
+            watch.exists(
+              '/services/web/d',
+              () => resolve(Date.now()),
+              (err, stat) => {
+                if (err) reject(err)
+                else if (!stat) reject(new Error('d is not registered'))
+                else armed()
+              },
+            ),
           )
         })
         watch.connect()
@@ -285,15 +299,23 @@ describe('service references under load', () => {
       await until(async () => (await httpGet(port, '/').catch(() => ({ text: '' }))).text === 'x', 5000, 'x to get traffic')
       // y answers /hold at once; x holds it: send until x holds one.
       const pending: Array<Promise<{ status: number; text: string }>> = []
-      await until(() => {
-        if (held.length === 0) pending.push(httpGet(port, '/hold'))
-        return held.length > 0
-      }, 5000, 'x to hold a request')
+      await until(
+        () => {
+          if (held.length === 0) pending.push(httpGet(port, '/hold'))
+          return held.length > 0
+        },
+        5000,
+        'x to hold a request',
+      )
       consul.deregister({ Node: 'dx' })
-      await until(async () => {
-        const r = await Promise.all(Array.from({ length: 4 }, () => httpGet(port, '/')))
-        return r.every((a) => a.text === 'drain-1')
-      }, 5000, 'x to get no new requests')
+      await until(
+        async () => {
+          const r = await Promise.all(Array.from({ length: 4 }, () => httpGet(port, '/')))
+          return r.every((a) => a.text === 'drain-1')
+        },
+        5000,
+        'x to get no new requests',
+      )
       for (const r of held) r.end('x held')
       const done = await Promise.all(pending)
       expect(done.map((r) => `${r.status} ${r.text}`)).toContain('200 x held')
@@ -322,7 +344,10 @@ describe('service references under load', () => {
 
   it('the API stores a reference as written, in canonical form, and refuses a bad one with its path', async () => {
     const port = await freePort()
-    const post = await fetch(`${bal.api}/server`, { method: 'POST', body: JSON.stringify({ address: `127.0.0.1:${port}`, upstreams: [{ service: 'web', registry: 'ETCD', tags: 'a, b', Weight: 3 }] }) })
+    const post = await fetch(`${bal.api}/server`, {
+      method: 'POST',
+      body: JSON.stringify({ address: `127.0.0.1:${port}`, upstreams: [{ service: 'web', registry: 'ETCD', tags: 'a, b', Weight: 3 }] }),
+    })
     expect(post.status).toBe(201)
     const got = (await (await fetch(`${bal.api}/server/127.0.0.1:${port}`)).json()) as { upstreams: unknown[] }
     expect(got.upstreams).toEqual([{ Service: 'web', Registry: 'etcd', Tags: ['a', 'b'], Priority: 1, Weight: 3 }])
@@ -334,17 +359,21 @@ describe('service references under load', () => {
     expect((await fetch(`${bal.api}/server/127.0.0.1:${port}`, { method: 'DELETE' })).status).toBe(204)
   })
 
-  it('GET /ready answers 200 once every registry\'s first complete set is served (the idle one: empty)', async () => {
+  it("GET /ready answers 200 once every registry's first complete set is served (the idle one: empty)", async () => {
     await until(async () => (await fetch(`${bal.api}/ready`)).status === 200, 20_000, 'GET /ready to answer 200')
   })
 
   it('GET /status shows every registry, connected, with its followed services', async () => {
     const res = await fetch(`${bal.api}/status`)
     const body = (await res.json()) as { discovery: { registries: Array<{ name: string; state: string; services: Record<string, number> }> } }
-    await until(async () => {
-      const r = (await (await fetch(`${bal.api}/status`)).json()) as typeof body
-      return r.discovery.registries.every((x) => x.state === 'connected')
-    }, 20_000, 'every registry connected')
+    await until(
+      async () => {
+        const r = (await (await fetch(`${bal.api}/status`)).json()) as typeof body
+        return r.discovery.registries.every((x) => x.state === 'connected')
+      },
+      20_000,
+      'every registry connected',
+    )
     expect(body.discovery.registries.map((r) => [r.name, Object.keys(r.services)])).toEqual([
       ['consul', ['web']],
       ['etcd', ['web']],

@@ -45,7 +45,13 @@ async function app(base: string): Promise<CuratorClient> {
 describe('ZooKeeper registry: Curator service discovery', () => {
   it('reads instances as Curator writes them, payload metadata included; follows registration and removal', async () => {
     const a = await app('/zk1')
-    await a.register({ name: 'web', id: 'w1', address: '127.0.0.11', port: 8081, payload: { '@class': 'org.springframework.cloud.zookeeper.discovery.ZookeeperInstance', id: 'web', name: 'web', metadata: { 'balancer.weight': '3', instance_status: 'UP' } } })
+    await a.register({
+      name: 'web',
+      id: 'w1',
+      address: '127.0.0.11',
+      port: 8081,
+      payload: { '@class': 'org.springframework.cloud.zookeeper.discovery.ZookeeperInstance', id: 'web', name: 'web', metadata: { 'balancer.weight': '3', instance_status: 'UP' } },
+    })
     const r = start('/zk1', ['web'])
     await r.waitFor('web', ['127.0.0.11:8081'])
     expect(r.instances('web')?.[0]).toEqual({ id: 'w1', Target: '127.0.0.11', Port: 8081, tags: [], meta: { id: 'web', name: 'web', 'balancer.weight': '3', instance_status: 'UP' } })

@@ -39,7 +39,12 @@ describe('rule labels', () => {
       'balancer.body.maxrequestbytes': '1048576',
     })
     expect(r.problems).toEqual([])
-    expect(r.settings?.policy.access).toMatchObject({ Allow: ['10.0.0.0/8', '2001:db8::/32'], Deny: [], BasicAuth: [], ForwardAuth: { Address: 'http://auth:9000/check', ResponseHeaders: ['x-user', 'x-groups'] } })
+    expect(r.settings?.policy.access).toMatchObject({
+      Allow: ['10.0.0.0/8', '2001:db8::/32'],
+      Deny: [],
+      BasicAuth: [],
+      ForwardAuth: { Address: 'http://auth:9000/check', ResponseHeaders: ['x-user', 'x-groups'] },
+    })
     expect(r.settings?.policy.body).toEqual({ MaxRequestBytes: 1048576 })
     const bad = settings({ 'balancer.body.maxrequestbytes': '1mb', 'balancer.access.deny': '10.0.0.0/33' })
     expect(bad.problems.map((p) => p.path).sort()).toEqual(['balancer.access.deny', 'balancer.body.maxrequestbytes'])

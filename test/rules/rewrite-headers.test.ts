@@ -30,30 +30,32 @@ beforeAll(async () => {
   const route = (r: Partial<RouteSpec> & { pathPrefix: string }): RouteSpec => ({ hosts: [], upstreams: u, ...r })
   edge = await startEngine(
     snapshotWith(
-      [{
-        h2c: true,
-        routes: [
-          route({ pathPrefix: '/api', rules: rulesOf({ rewrite: { StripPrefix: true } }, '/api') }),
-          route({ pathPrefix: '/both/', rules: rulesOf({ rewrite: { StripPrefix: true, AddPrefix: '/v2', Host: 'upstream' } }, '/both/') }),
-          route({ pathPrefix: '/old', rules: rulesOf({ rewrite: { ReplacePathRegex: { Regex: '^/old/(\\w+)/(.*)$', Replacement: '/new/$2/$1' }, Host: 'internal.example' } }, '/old') }),
-          route({ pathPrefix: '/evil', rules: rulesOf({ rewrite: { ReplacePathRegex: { Regex: '^/evil/(a+)+$', Replacement: '/matched' } } }, '/evil') }),
-          route({
-            pathPrefix: '/h',
-            rules: rulesOf(
-              {
-                headers: {
-                  Request: { Set: { 'X-Env': 'prod' }, Add: { 'X-Tag': 'edge' }, Remove: ['Cookie'] },
-                  Response: { Set: { Server: 'balancer' }, Remove: ['X-Powered-By'] },
-                  FrameDeny: true,
-                  ContentTypeNosniff: true,
+      [
+        {
+          h2c: true,
+          routes: [
+            route({ pathPrefix: '/api', rules: rulesOf({ rewrite: { StripPrefix: true } }, '/api') }),
+            route({ pathPrefix: '/both/', rules: rulesOf({ rewrite: { StripPrefix: true, AddPrefix: '/v2', Host: 'upstream' } }, '/both/') }),
+            route({ pathPrefix: '/old', rules: rulesOf({ rewrite: { ReplacePathRegex: { Regex: '^/old/(\\w+)/(.*)$', Replacement: '/new/$2/$1' }, Host: 'internal.example' } }, '/old') }),
+            route({ pathPrefix: '/evil', rules: rulesOf({ rewrite: { ReplacePathRegex: { Regex: '^/evil/(a+)+$', Replacement: '/matched' } } }, '/evil') }),
+            route({
+              pathPrefix: '/h',
+              rules: rulesOf(
+                {
+                  headers: {
+                    Request: { Set: { 'X-Env': 'prod' }, Add: { 'X-Tag': 'edge' }, Remove: ['Cookie'] },
+                    Response: { Set: { Server: 'balancer' }, Remove: ['X-Powered-By'] },
+                    FrameDeny: true,
+                    ContentTypeNosniff: true,
+                  },
                 },
-              },
-              '/h',
-            ),
-          }),
-          route({ pathPrefix: '/plain' }),
-        ],
-      }],
+                '/h',
+              ),
+            }),
+            route({ pathPrefix: '/plain' }),
+          ],
+        },
+      ],
       1,
     ),
   )
@@ -179,7 +181,21 @@ describe('HTTP/2 streams get the same rules', () => {
     await new Promise<void>((r) => h2up.listen(0, '127.0.0.1', r))
     const port = (h2up.address() as { port: number }).port
     const local = await startEngine(
-      snapshotWith([{ h2c: true, routes: [{ pathPrefix: '/g', upstreams: [{ host: '127.0.0.1', port, protocol: 'h2c' }], rules: rulesOf({ rewrite: { StripPrefix: true, Host: 'upstream' }, headers: { Response: { Remove: ['X-Powered-By'] }, FrameDeny: true } }, '/g') }] }], 1),
+      snapshotWith(
+        [
+          {
+            h2c: true,
+            routes: [
+              {
+                pathPrefix: '/g',
+                upstreams: [{ host: '127.0.0.1', port, protocol: 'h2c' }],
+                rules: rulesOf({ rewrite: { StripPrefix: true, Host: 'upstream' }, headers: { Response: { Remove: ['X-Powered-By'] }, FrameDeny: true } }, '/g'),
+              },
+            ],
+          },
+        ],
+        1,
+      ),
     )
     const c = http2.connect(`http://127.0.0.1:${local.port}`)
     c.on('error', () => {})
@@ -283,9 +299,11 @@ describe('validation', () => {
     expect(got.find((p) => p.path.endsWith('Strict-Transport-Security"]'))?.message).toContain('hsts')
   })
 
-  it('writes the groups back whole, and a route may turn its server\'s group off with null', () => {
+  it("writes the groups back whole, and a route may turn its server's group off with null", () => {
     const cfg = normalizeConfig({
-      servers: [{ address: ':8080', upstreams: [], rewrite: { stripprefix: 'true' }, headers: { framedeny: true }, routes: [{ name: 'r', filter: { PathPrefix: '/r' }, upstreams: [], rewrite: null }] }],
+      servers: [
+        { address: ':8080', upstreams: [], rewrite: { stripprefix: 'true' }, headers: { framedeny: true }, routes: [{ name: 'r', filter: { PathPrefix: '/r' }, upstreams: [], rewrite: null }] },
+      ],
     })
     const s = cfg.servers[0]
     expect(s?.rewrite).toEqual({ StripPrefix: true, AddPrefix: '', ReplacePathRegex: null, Host: 'client' })

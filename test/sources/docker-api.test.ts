@@ -33,7 +33,10 @@ afterAll(async () => {
 }, 120_000)
 
 async function api(method: string, path: string, body?: unknown): Promise<{ status: number; text: string; json: any; etag: string | null }> {
-  const res = await fetch(`${bal.api}${path}`, { method, ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json' } }) })
+  const res = await fetch(`${bal.api}${path}`, {
+    method,
+    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+  })
   const text = await res.text()
   let json: unknown
   try {
@@ -56,15 +59,19 @@ describe('discovered containers in the API', () => {
     const name = `${RUN}-a`
     await web(name, address)
     let seenAt = 0
-    await until(async () => {
-      const r = await api('GET', '/')
-      const s = (r.json?.servers ?? []).find((x: { address: string }) => x.address === address)
-      if (s === undefined) return false
-      seenAt = Date.now()
-      expect(s.origin).toEqual({ source: 'docker', name })
-      expect(s.upstreams).toEqual([expect.objectContaining({ Port: 8080, origin: { source: 'docker', name } })])
-      return true
-    }, 5000, 'the container in GET /')
+    await until(
+      async () => {
+        const r = await api('GET', '/')
+        const s = (r.json?.servers ?? []).find((x: { address: string }) => x.address === address)
+        if (s === undefined) return false
+        seenAt = Date.now()
+        expect(s.origin).toEqual({ source: 'docker', name })
+        expect(s.upstreams).toEqual([expect.objectContaining({ Port: 8080, origin: { source: 'docker', name } })])
+        return true
+      },
+      5000,
+      'the container in GET /',
+    )
     const startedAt = Date.parse(await docker('inspect', '-f', '{{.State.StartedAt}}', name))
     console.log(`[measure] docker container in GET / ${seenAt - startedAt} ms after it started`)
     expect(seenAt - startedAt).toBeLessThan(2000)
@@ -92,15 +99,16 @@ describe('discovered containers in the API', () => {
     const name = `${RUN}-b`
     await web(name, address)
     let server: any
-    await until(async () => {
-      server = (await api('GET', `/server/${address}`)).json
-      return (server?.upstreams ?? []).length === 2
-    }, 5000, 'the container joining the stored server')
+    await until(
+      async () => {
+        server = (await api('GET', `/server/${address}`)).json
+        return (server?.upstreams ?? []).length === 2
+      },
+      5000,
+      'the container joining the stored server',
+    )
     expect(server).not.toHaveProperty('origin')
-    expect(server.upstreams).toEqual([
-      { Target: '127.0.0.1', Port: 9, Priority: 1, Weight: 1 },
-      expect.objectContaining({ Port: 8080, origin: { source: 'docker', name } }),
-    ])
+    expect(server.upstreams).toEqual([{ Target: '127.0.0.1', Port: 9, Priority: 1, Weight: 1 }, expect.objectContaining({ Port: 8080, origin: { source: 'docker', name } })])
     const discovered = server.upstreams[1] as { Target: string }
     expect((await api('DELETE', `/server/${address}/upstream/${discovered.Target}-8080`)).json?.code).toBe('E_READ_ONLY')
     // The stored parts: the filter, the stored upstream.

@@ -31,7 +31,7 @@ async function web(name: string, port: number, extra: Record<string, string>): P
 }
 
 describe('route rules from container labels', () => {
-  it('balancer.rewrite.stripprefix and balancer.headers.* apply to the container\'s route', async () => {
+  it("balancer.rewrite.stripprefix and balancer.headers.* apply to the container's route", async () => {
     const port = await freePort()
     const name = `${RUN}-strip`
     await web(name, port, {
@@ -41,10 +41,14 @@ describe('route rules from container labels', () => {
       'balancer.headers.framedeny': 'true',
     })
     let last = { status: 0, text: '', headers: {} as Record<string, unknown> }
-    await until(async () => {
-      last = await httpGet(port, '/shop/').catch(() => last)
-      return last.status === 200
-    }, 10_000, 'the container answering /shop/ through StripPrefix')
+    await until(
+      async () => {
+        last = await httpGet(port, '/shop/').catch(() => last)
+        return last.status === 200
+      },
+      10_000,
+      'the container answering /shop/ through StripPrefix',
+    )
     expect(last.text.trim()).toBe(name)
     expect(last.headers['x-served-by']).toBe('edge')
     expect(last.headers['x-frame-options']).toBe('DENY')
@@ -57,10 +61,14 @@ describe('route rules from container labels', () => {
     const bob = execFileSync('htpasswd', ['-nbB', 'bob', 'bob-pw'], { encoding: 'utf8' }).trim()
     await web(name, port, { 'balancer.access.basicauth': `${alice},${bob}` })
     let status = 0
-    await until(async () => {
-      status = (await httpGet(port, '/').catch(() => ({ status: 0 }))).status
-      return status !== 0
-    }, 10_000, 'the container\'s route to be served')
+    await until(
+      async () => {
+        status = (await httpGet(port, '/').catch(() => ({ status: 0 }))).status
+        return status !== 0
+      },
+      10_000,
+      "the container's route to be served",
+    )
     expect(status).toBe(401)
     const ok = await httpGet(port, '/', { authorization: `Basic ${Buffer.from('bob:bob-pw').toString('base64')}` })
     expect(ok.status).toBe(200)
@@ -68,15 +76,19 @@ describe('route rules from container labels', () => {
     expect((await httpGet(port, '/', { authorization: `Basic ${Buffer.from('alice:nope').toString('base64')}` })).status).toBe(401)
   })
 
-  it('balancer.ratelimit.* limits the container\'s route: Burst through, then 429 with Retry-After', async () => {
+  it("balancer.ratelimit.* limits the container's route: Burst through, then 429 with Retry-After", async () => {
     const port = await freePort()
     const name = `${RUN}-limit`
     await web(name, port, { 'balancer.ratelimit.average': '0.01', 'balancer.ratelimit.burst': '2' })
     let first = 0
-    await until(async () => {
-      first = (await httpGet(port, '/').catch(() => ({ status: 0 }))).status
-      return first === 200
-    }, 10_000, 'the container\'s route to be served')
+    await until(
+      async () => {
+        first = (await httpGet(port, '/').catch(() => ({ status: 0 }))).status
+        return first === 200
+      },
+      10_000,
+      "the container's route to be served",
+    )
     expect((await httpGet(port, '/')).status).toBe(200)
     const over = await httpGet(port, '/')
     expect(over.status).toBe(429)

@@ -18,7 +18,9 @@ interface Case {
   containers: ContainerInspect[]
 }
 
-const inputs = readdirSync(DIR).filter((n) => n.endsWith('.in.json')).sort()
+const inputs = readdirSync(DIR)
+  .filter((n) => n.endsWith('.in.json'))
+  .sort()
 
 describe('docker labels -> servers (golden)', () => {
   it('has the expected cases', () => {

@@ -63,10 +63,12 @@ beforeAll(async () => {
   const bankPort = typeof a === 'object' && a !== null ? a.port : 0
   cfg = join(tempDir(), 'balancer.json')
   const stored = {
-    servers: [{
-      address: `127.0.0.1:${port}`,
-      routes: [{ name: 'bank', filter: { Hosts: ['bank.example.test'] }, upstreams: [{ Target: '127.0.0.1', Port: bankPort }], discovery: 'deny' }],
-    }],
+    servers: [
+      {
+        address: `127.0.0.1:${port}`,
+        routes: [{ name: 'bank', filter: { Hosts: ['bank.example.test'] }, upstreams: [{ Target: '127.0.0.1', Port: bankPort }], discovery: 'deny' }],
+      },
+    ],
   }
   writeFileSync(cfg, `${JSON.stringify(stored)}\n`)
   bal = await startBalancer(ARGS())
@@ -96,7 +98,7 @@ describe('--docker-constraint', () => {
 })
 
 describe('stored "discovery": "deny"', () => {
-  it('a trusted project\'s container claiming the stored route\'s host gets no traffic and is reported', async () => {
+  it("a trusted project's container claiming the stored route's host gets no traffic and is reported", async () => {
     const name = `${RUN}-bank-thief`
     await web(name, { 'balancer.hosts': 'bank.example.test', 'com.docker.compose.project': `${RUN}-blog` })
     await until(async () => refusedNamed(await status(), name).length === 1, 10_000, 'the thief listed as refused')

@@ -18,17 +18,51 @@ beforeAll(async () => {
   await docker('network', 'create', '--driver', 'overlay', '--attachable', '--label', `balancer-test=${RUN}`, NET)
   const labels = { 'balancer.enable': 'true', 'balancer.address': ':8000', 'balancer.port': '8080', 'balancer-test': RUN }
   await docker(
-    'service', 'create', '--detach', '--quiet', '--no-resolve-image', '--name', SERVICE, '--network', NET, '--replicas', '2',
-    '--env', 'DRAIN=1', '--stop-grace-period', '5s', '--container-label', `balancer-test=${RUN}`,
+    'service',
+    'create',
+    '--detach',
+    '--quiet',
+    '--no-resolve-image',
+    '--name',
+    SERVICE,
+    '--network',
+    NET,
+    '--replicas',
+    '2',
+    '--env',
+    'DRAIN=1',
+    '--stop-grace-period',
+    '5s',
+    '--container-label',
+    `balancer-test=${RUN}`,
     ...Object.entries(labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
     WEB_IMAGE,
   )
   await docker(
-    'run', '-d', '--name', `${RUN}-balancer`, '--label', `balancer-test=${RUN}`, '--network', NET, '--publish', '127.0.0.1::8000',
-    '--volume', '/var/run/docker.sock:/var/run/docker.sock', '--volume', `${REPO}:/app:ro`, '--workdir', '/app',
+    'run',
+    '-d',
+    '--name',
+    `${RUN}-balancer`,
+    '--label',
+    `balancer-test=${RUN}`,
+    '--network',
+    NET,
+    '--publish',
+    '127.0.0.1::8000',
+    '--volume',
+    '/var/run/docker.sock:/var/run/docker.sock',
+    '--volume',
+    `${REPO}:/app:ro`,
+    '--workdir',
+    '/app',
     // Only this run's services: the daemon is shared, and another labelled
     // service on :8000 would otherwise join the route.
-    RUNTIME_IMAGE, NODE_IN_IMAGE, '/app/test/sources/rig-main.ts', '--swarm', '--swarm-constraint', `label:balancer-test=${RUN}`,
+    RUNTIME_IMAGE,
+    NODE_IN_IMAGE,
+    '/app/test/sources/rig-main.ts',
+    '--swarm',
+    '--swarm-constraint',
+    `label:balancer-test=${RUN}`,
   )
   const published = await docker('port', `${RUN}-balancer`, '8000/tcp')
   port = Number(/127\.0\.0\.1:(\d+)/.exec(published)?.[1] ?? 0)

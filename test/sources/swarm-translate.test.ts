@@ -19,7 +19,9 @@ interface Case {
   services: Array<{ service: SwarmService; tasks: SwarmTask[] }>
 }
 
-const inputs = readdirSync(DIR).filter((n) => n.endsWith('.in.json')).sort()
+const inputs = readdirSync(DIR)
+  .filter((n) => n.endsWith('.in.json'))
+  .sort()
 
 describe('swarm services -> servers (golden)', () => {
   it('has the expected cases', () => {

@@ -29,7 +29,26 @@ afterAll(async () => {
 
 async function createService(name: string, addr: string, extra: string[] = [], labels: Record<string, string> = {}): Promise<string> {
   const l = Object.entries({ 'balancer.enable': 'true', 'balancer.address': addr, 'balancer.port': '8080', 'balancer-test': RUN, ...labels }).flatMap(([k, v]) => ['--label', `${k}=${v}`])
-  return docker('service', 'create', '--detach', '--no-resolve-image', '--quiet', '--name', name, '--network', NET, '--stop-grace-period', '5s', '--env', 'DRAIN=1', '--container-label', `balancer-test=${RUN}`, ...l, ...extra, WEB_IMAGE)
+  return docker(
+    'service',
+    'create',
+    '--detach',
+    '--no-resolve-image',
+    '--quiet',
+    '--name',
+    name,
+    '--network',
+    NET,
+    '--stop-grace-period',
+    '5s',
+    '--env',
+    'DRAIN=1',
+    '--container-label',
+    `balancer-test=${RUN}`,
+    ...l,
+    ...extra,
+    WEB_IMAGE,
+  )
 }
 
 async function runningTaskIps(service: string): Promise<string[]> {
@@ -69,7 +88,9 @@ describe('swarm source', () => {
       await docker('service', 'scale', '--detach', `${name}=1`)
       const back = await src.rec.waitFor((p) => targetsOn(p, addr).length === 1, 30_000, 'back to one task')
       const down = back.at - t0
-      console.log(`[measure] swarm: service create -> published ${created} ms; scale 1->3 -> 3 published ${up} ms (${sinceRunning} ms after the last new task was running); scale 3->1 -> 1 published ${down} ms`)
+      console.log(
+        `[measure] swarm: service create -> published ${created} ms; scale 1->3 -> 3 published ${up} ms (${sinceRunning} ms after the last new task was running); scale 3->1 -> 1 published ${down} ms`,
+      )
       expect(sinceRunning).toBeLessThan(1000)
       // Scale-down: the two tasks leave on their kill events, before they stop.
       expect(down).toBeLessThan(1000)

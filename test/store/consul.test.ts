@@ -35,11 +35,7 @@ kvSuite({
     const res = await fetch(`${kvUrl(`${prefix.slice(1)}/servers/`)}?recurse`, { signal: AbortSignal.timeout(1000) })
     if (res.status === 404) return new Map()
     const entries = (await res.json()) as Array<{ Key: string; Value: string | null }>
-    return new Map(
-      entries
-        .filter((e) => !e.Key.endsWith('/'))
-        .map((e) => [decodeURIComponent(e.Key.slice(e.Key.lastIndexOf('/') + 1)), Buffer.from(e.Value ?? '', 'base64').toString('utf8')]),
-    )
+    return new Map(entries.filter((e) => !e.Key.endsWith('/')).map((e) => [decodeURIComponent(e.Key.slice(e.Key.lastIndexOf('/') + 1)), Buffer.from(e.Value ?? '', 'base64').toString('utf8')]))
   },
   stop: () => consul.stop(),
   start: () => consul.start(),

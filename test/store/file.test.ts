@@ -47,8 +47,7 @@ class Recorder {
   }
 }
 
-const server = (port: number, target = '127.0.0.1') =>
-  ({ address: `:${port}`, upstreams: [{ Target: target, Port: 9000 + (port % 1000) }] }) as const
+const server = (port: number, target = '127.0.0.1') => ({ address: `:${port}`, upstreams: [{ Target: target, Port: 9000 + (port % 1000) }] }) as const
 
 let dir: string
 let file: string
@@ -84,10 +83,11 @@ async function expectError(rec: Recorder): Promise<BalancerError> {
   return e.err as BalancerError
 }
 
-const addServer = (port: number) => edit((cfg: Config): Config => {
-  const s = { address: `:${port}`, filter: { Hosts: [], Schemes: [], PathPrefix: '' }, upstreams: [], fallbacks: [], routes: [] }
-  return { servers: [...cfg.servers, s] }
-})
+const addServer = (port: number) =>
+  edit((cfg: Config): Config => {
+    const s = { address: `:${port}`, filter: { Hosts: [], Schemes: [], PathPrefix: '' }, upstreams: [], fallbacks: [], routes: [] }
+    return { servers: [...cfg.servers, s] }
+  })
 
 describe('FileStore load and update', () => {
   it('reads a missing file as the empty config and does not create it', async () => {
@@ -160,9 +160,11 @@ describe('FileStore load and update', () => {
     // Same port as the existing server: a whole-config conflict.
     await expect(store.update(addServer(8080))).rejects.toMatchObject({ code: 'E_CONFLICT' })
     // A field the normalizer refuses.
-    const badPort = edit((cfg: Config): Config => ({
-      servers: cfg.servers.map((s) => ({ ...s, upstreams: [{ Target: '127.0.0.1', Port: 70000, Priority: 1, Weight: 1 }] })),
-    }))
+    const badPort = edit(
+      (cfg: Config): Config => ({
+        servers: cfg.servers.map((s) => ({ ...s, upstreams: [{ Target: '127.0.0.1', Port: 70000, Priority: 1, Weight: 1 }] })),
+      }),
+    )
     const err = (await store.update(badPort).catch((e: unknown) => e)) as BalancerError
     expect(err.code).toBe('E_VALIDATION')
     expect(err.problems[0]?.path).toBe('servers[0].upstreams[0].Port')

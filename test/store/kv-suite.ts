@@ -66,9 +66,12 @@ export function server(port: number, weight = 1): Server {
   }
 }
 
-export const withServer = (s: Server) => edit((cfg: Config): Config => ({
-  servers: [...cfg.servers.filter((x) => x.address !== s.address), s],
-}))
+export const withServer = (s: Server) =>
+  edit(
+    (cfg: Config): Config => ({
+      servers: [...cfg.servers.filter((x) => x.address !== s.address), s],
+    }),
+  )
 
 const addresses = (s: StoreState | undefined): string[] => (s?.config.servers ?? []).map((x) => x.address)
 
@@ -114,14 +117,14 @@ export function kvSuite(h: KvHarness): void {
       expect(b.health().state).toBe('connected')
     })
 
-    it('hears its own and another instance\'s writes through watch', async () => {
+    it("hears its own and another instance's writes through watch", async () => {
       const a = open()
       const b = open()
       await b.load()
       const rec = watch(b)
       const t0 = Date.now()
       await a.update(withServer(server(8081)))
-      await until(() => addresses(rec.last()).includes(':8081'), 1000, 'the other instance\'s write')
+      await until(() => addresses(rec.last()).includes(':8081'), 1000, "the other instance's write")
       console.log(`[${h.name}] write through A -> watch on B: ${Date.now() - t0} ms`)
       expect(rec.errors()).toEqual([])
     })
@@ -142,7 +145,10 @@ export function kvSuite(h: KvHarness): void {
       const a = open()
       const rec = watch(a)
       await until(() => rec.changes().length === 1, 1000, 'the first read')
-      const s = { ...server(8084), routes: [{ name: 'api', filter: { Hosts: ['api.example'], Schemes: [], PathPrefix: '' }, upstreams: [{ Target: '127.0.0.1', Port: 9001, Priority: 1, Weight: 1 }], fallbacks: [] }] }
+      const s = {
+        ...server(8084),
+        routes: [{ name: 'api', filter: { Hosts: ['api.example'], Schemes: [], PathPrefix: '' }, upstreams: [{ Target: '127.0.0.1', Port: 9001, Priority: 1, Weight: 1 }], fallbacks: [] }],
+      }
       await h.put(prefix, ':8084', serverValue(s))
       await until(() => addresses(rec.last()).includes(':8084'), 1000, 'the first key under an empty prefix')
       const edited = { ...s, routes: [{ ...s.routes[0]!, upstreams: [{ Target: '127.0.0.1', Port: 9001, Priority: 1, Weight: 7 }] }] }
@@ -166,10 +172,12 @@ export function kvSuite(h: KvHarness): void {
       const a = open()
       const b = open()
       await a.update(withServer(server(8085)))
-      const addUpstream = (port: number) => (cfg: ValidConfig): ValidConfig => {
-        const s = cfg.servers.find((x) => x.address === ':8085') as Server
-        return withServer({ ...s, upstreams: [...s.upstreams, { Target: '127.0.0.1', Port: port, Priority: 1, Weight: 1 }] })(cfg)
-      }
+      const addUpstream =
+        (port: number) =>
+        (cfg: ValidConfig): ValidConfig => {
+          const s = cfg.servers.find((x) => x.address === ':8085') as Server
+          return withServer({ ...s, upstreams: [...s.upstreams, { Target: '127.0.0.1', Port: port, Priority: 1, Weight: 1 }] })(cfg)
+        }
       // Another writer changes the same server between B's read and B's write:
       // B's check-and-set fails and its mutation runs again on that writer's result.
       let calls = 0
@@ -179,7 +187,10 @@ export function kvSuite(h: KvHarness): void {
         return addUpstream(7777)(cfg)
       })
       expect(calls).toBe(2)
-      expect(result.config.servers[0]?.upstreams.map((u) => [u.Port, u.Weight])).toEqual([[9000, 5], [7777, 1]])
+      expect(result.config.servers[0]?.upstreams.map((u) => [u.Port, u.Weight])).toEqual([
+        [9000, 5],
+        [7777, 1],
+      ])
       // Many writers through two instances, all on one server: nothing is lost.
       await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? a : b).update(addUpstream(7000 + i))))
       const final = await open().load()
@@ -192,11 +203,13 @@ export function kvSuite(h: KvHarness): void {
       const b = open()
       const base = await a.update(withServer(server(8088)))
       const tag = configHash(base.config.servers[0])
-      const guarded = (weight: number) => (cfg: ValidConfig): ValidConfig => {
-        const cur = cfg.servers.find((s) => s.address === ':8088')
-        if (configHash(cur) !== tag) throw new BalancerError('E_PRECONDITION', 'If-Match does not match')
-        return withServer(server(8088, weight))(cfg)
-      }
+      const guarded =
+        (weight: number) =>
+        (cfg: ValidConfig): ValidConfig => {
+          const cur = cfg.servers.find((s) => s.address === ':8088')
+          if (configHash(cur) !== tag) throw new BalancerError('E_PRECONDITION', 'If-Match does not match')
+          return withServer(server(8088, weight))(cfg)
+        }
       const results = await Promise.allSettled([a.update(guarded(2)), b.update(guarded(3))])
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
       const lost = results.find((r) => r.status === 'rejected')

@@ -21,7 +21,14 @@ describe('presence', () => {
   it('counts the instances writing their keys; one that stops writing drops out after the TTL; a stopped one deletes its key', async () => {
     const counts: Record<string, number[]> = { a: [], b: [] }
     const mk = (id: string): Presence =>
-      new Presence(store.shared(), { id, ttlMs: 2000, onCount: (n) => counts[id]?.push(n), onError: (err) => { if (err !== null) throw err } })
+      new Presence(store.shared(), {
+        id,
+        ttlMs: 2000,
+        onCount: (n) => counts[id]?.push(n),
+        onError: (err) => {
+          if (err !== null) throw err
+        },
+      })
     const a = mk('a')
     const b = mk('b')
     const t0 = 1_000_000

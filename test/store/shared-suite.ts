@@ -61,7 +61,12 @@ export function sharedSuite(h: SharedHarness): void {
       const ac = new AbortController()
       try {
         let changes = 0
-        await a.space.watch('certs', ac.signal, () => changes++, () => undefined)
+        await a.space.watch(
+          'certs',
+          ac.signal,
+          () => changes++,
+          () => undefined,
+        )
         expect(changes).toBe(0)
         const base = changes
         const k = sharedKey('certs', 'w.example.com')

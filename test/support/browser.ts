@@ -22,7 +22,13 @@ export function launchChromium(opts: LaunchOptions = {}): Promise<Browser> {
     executablePath: CHROMIUM,
     headless: true,
     args: [
-      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
       ...(rules.length > 0 ? [`--host-resolver-rules=${rules.join(',')}`] : []),
     ],
   })

@@ -75,7 +75,27 @@ export class TestCa {
     run(this.dir, ['req', '-new', ...key, '-nodes', '-subj', `/CN=${names[0] ?? 'none'}`, '-addext', `subjectAltName=${san}`, '-keyout', `${base}.key`, '-out', `${base}.csr`])
     const from = opts.notBefore ?? new Date(Date.now() - 3_600_000)
     const to = opts.notAfter ?? new Date(Date.now() + 2 * 86_400_000)
-    run(this.dir, ['ca', '-batch', '-config', 'ca.cnf', '-extensions', 'leaf', '-cert', 'ca.pem', '-keyfile', 'ca.key', '-in', `${base}.csr`, '-out', `${base}.crt`, '-startdate', caDate(from), '-enddate', caDate(to), '-notext'])
+    run(this.dir, [
+      'ca',
+      '-batch',
+      '-config',
+      'ca.cnf',
+      '-extensions',
+      'leaf',
+      '-cert',
+      'ca.pem',
+      '-keyfile',
+      'ca.key',
+      '-in',
+      `${base}.csr`,
+      '-out',
+      `${base}.crt`,
+      '-startdate',
+      caDate(from),
+      '-enddate',
+      caDate(to),
+      '-notext',
+    ])
     const leaf = readFileSync(join(this.dir, `${base}.crt`), 'utf8')
     const cert = `${leaf.trim()}\n${this.caPem.trim()}\n`
     const certFile = join(this.dir, `${base}.pem`)

@@ -58,7 +58,9 @@ export class ChildUpstream {
 
   /** Changes what it answers: health status of /healthz, status and delay of everything else. */
   async set(mode: { health?: number; status?: number; delay?: number }): Promise<void> {
-    const q = Object.entries(mode).map(([k, v]) => `${k}=${v}`).join('&')
+    const q = Object.entries(mode)
+      .map(([k, v]) => `${k}=${v}`)
+      .join('&')
     const r = await httpGet(this.port, `/__set?${q}`)
     if (r.status !== 200) throw new Error(`${this.name}: /__set answered ${r.status}`)
   }

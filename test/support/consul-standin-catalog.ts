@@ -170,7 +170,11 @@ export class Catalog {
     const out: Record<string, Set<string>> = {}
     for (const n of this.#nodes.values()) for (const s of n.services.values()) if (match(s)) for (const t of s.Tags) (out[s.Service] ??= new Set()).add(t)
     for (const n of this.#nodes.values()) for (const s of n.services.values()) if (match(s)) out[s.Service] ??= new Set()
-    const body = Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, [...v].sort()]))
+    const body = Object.fromEntries(
+      Object.entries(out)
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([k, v]) => [k, [...v].sort()]),
+    )
     // Consul never answers a blocking query with index 0 (it raises it to 1).
     return { index: Math.max(1, this.#servicesIndex), body }
   }

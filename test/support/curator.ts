@@ -79,9 +79,7 @@ export class CuratorClient {
     const path = `${this.#base}/${i.name}/${id}`
     await new Promise<void>((resolve, reject) => this.#client.mkdirp(`${this.#base}/${i.name}`, (err) => (err ? reject(err) : resolve())))
     const mode = (i.serviceType ?? 'DYNAMIC') === 'DYNAMIC' ? CreateMode.EPHEMERAL : CreateMode.PERSISTENT
-    await new Promise<void>((resolve, reject) =>
-      this.#client.create(path, Buffer.from(curatorJson({ ...i, id })), mode, (err) => (err ? reject(err) : resolve())),
-    )
+    await new Promise<void>((resolve, reject) => this.#client.create(path, Buffer.from(curatorJson({ ...i, id })), mode, (err) => (err ? reject(err) : resolve())))
     return id
   }
 

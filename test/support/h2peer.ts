@@ -118,13 +118,7 @@ export class H2Peer {
 
   /** A request head on `stream` (a GET of `path` by default). */
   headers(stream: number, path: string, opts: { end?: boolean; extra?: Array<[string, string]>; method?: string } = {}): Buffer {
-    const fields: Array<[string, string]> = [
-      [':method', opts.method ?? 'GET'],
-      [':scheme', 'http'],
-      [':authority', 'peer.test'],
-      [':path', path],
-      ...(opts.extra ?? []),
-    ]
+    const fields: Array<[string, string]> = [[':method', opts.method ?? 'GET'], [':scheme', 'http'], [':authority', 'peer.test'], [':path', path], ...(opts.extra ?? [])]
     return frame(T.HEADERS, F.END_HEADERS | (opts.end === false ? 0 : F.END_STREAM), stream, block(fields))
   }
 

@@ -74,7 +74,14 @@ export function snapshotWith(listeners: ListenerSpec[], version: number): Routin
     const key = listenKey(host, port)
     if (plans.has(key)) throw new Error(`snapshot builder: listener ${key} given twice`)
     const routes = l.routes.map((r, i) => routePlan(key, r, i, targets))
-    const tls = l.tls === undefined ? null : Object.freeze({ files: Object.freeze(l.tls.map((f) => Object.freeze({ id: certFileId(f.certFile, f.keyFile), ...f }))), alpn: Object.freeze(l.alpn ?? ['h2', 'http/1.1', 'acme-tls/1']), defaultHost: null })
+    const tls =
+      l.tls === undefined
+        ? null
+        : Object.freeze({
+            files: Object.freeze(l.tls.map((f) => Object.freeze({ id: certFileId(f.certFile, f.keyFile), ...f }))),
+            alpn: Object.freeze(l.alpn ?? ['h2', 'http/1.1', 'acme-tls/1']),
+            defaultHost: null,
+          })
     plans.set(key, Object.freeze({ listen: Object.freeze({ key, host, port }), tls, h2c: l.h2c === true, routes: Object.freeze(orderRoutes(routes)) }))
   }
   return Object.freeze({ version, listeners: plans, targets })
@@ -134,9 +141,7 @@ function tiersOf(list: readonly TargetSpec[], targets: Map<string, { host: strin
     if (tier === undefined) byPriority.set(p, [ref])
     else tier.push(ref)
   }
-  return Object.freeze(
-    [...byPriority.keys()].sort((a, b) => a - b).map((priority) => Object.freeze({ priority, targets: Object.freeze(byPriority.get(priority) ?? []) })),
-  )
+  return Object.freeze([...byPriority.keys()].sort((a, b) => a - b).map((priority) => Object.freeze({ priority, targets: Object.freeze(byPriority.get(priority) ?? []) })))
 }
 
 /** ListenerPlan.routes order: exact hosts, then longest wildcard, then any host; longer PathPrefix first in each. */

@@ -12,7 +12,9 @@ import type { HttpUpstream } from './upstream.ts'
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
 
 export function acceptKey(key: string): string {
-  return createHash('sha1').update(key + GUID).digest('base64')
+  return createHash('sha1')
+    .update(key + GUID)
+    .digest('base64')
 }
 
 export interface EchoServer extends HttpUpstream {
@@ -33,9 +35,7 @@ export async function wsEchoUpstream(): Promise<EchoServer> {
       sock.end('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope')
       return
     }
-    sock.write(
-      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(key)}\r\n\r\n`,
-    )
+    sock.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(key)}\r\n\r\n`)
     up.upgrades++
     const tunnel = { closed: false }
     up.tunnels.push(tunnel)

@@ -15,7 +15,25 @@ import { certId, RenewalInfo } from '../../src/tls/acme/ari.ts'
 function exampleCert(serial = '0x87654321'): string {
   const dir = mkdtempSync(join(tmpdir(), 'balancer-ari-'))
   const run = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] })
-  run('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=ca', '-addext', 'subjectKeyIdentifier=69:88:5B:6B:87:46:40:41:E1:B3:7B:84:7B:A0:AE:2C:DE:01:C8:D4', '-keyout', 'ca.key', '-out', 'ca.pem')
+  run(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=ca',
+    '-addext',
+    'subjectKeyIdentifier=69:88:5B:6B:87:46:40:41:E1:B3:7B:84:7B:A0:AE:2C:DE:01:C8:D4',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+  )
   run('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=a.test', '-keyout', 'l.key', '-out', 'l.csr')
   writeFileSync(join(dir, 'ext'), 'authorityKeyIdentifier=keyid\nsubjectAltName=DNS:a.test\n')
   run('x509', '-req', '-in', 'l.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', serial, '-days', '1', '-extfile', 'ext', '-out', 'l.pem')
@@ -31,7 +49,31 @@ describe('the ARI certificate identifier', () => {
 
   it('is null for a certificate without an authority key identifier (self-signed without one)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'balancer-ari-'))
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=x', '-addext', 'authorityKeyIdentifier=none', '-addext', 'subjectKeyIdentifier=none', '-keyout', 'k', '-out', 'c'], { cwd: dir, stdio: 'ignore' })
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=x',
+        '-addext',
+        'authorityKeyIdentifier=none',
+        '-addext',
+        'subjectKeyIdentifier=none',
+        '-keyout',
+        'k',
+        '-out',
+        'c',
+      ],
+      { cwd: dir, stdio: 'ignore' },
+    )
     expect(certId(readFileSync(join(dir, 'c'), 'utf8'))).toBeNull()
   })
 })

@@ -4,8 +4,21 @@ import { mergeStats } from '../../src/workers/stats.ts'
 
 function up(key: string, over: Partial<UpstreamStats> = {}): UpstreamStats {
   return {
-    key, host: '127.0.0.1', port: 1, state: 'healthy', ejectedUntil: null, checks: [], active: 0, idle: 0, pending: 0,
-    requests: 0, failures: 0, consecutiveFailures: 0, retries: 0, ejections: 0, ...over,
+    key,
+    host: '127.0.0.1',
+    port: 1,
+    state: 'healthy',
+    ejectedUntil: null,
+    checks: [],
+    active: 0,
+    idle: 0,
+    pending: 0,
+    requests: 0,
+    failures: 0,
+    consecutiveFailures: 0,
+    retries: 0,
+    ejections: 0,
+    ...over,
   }
 }
 
@@ -34,10 +47,7 @@ describe('mergeStats', () => {
       inFlight: 3,
       requests: { http1: 15, h2: 5 },
       listeners: [{ key: '*:80', port: 80, connections: 12, protocols: { http1: 9, h2: 3 }, draining: false }],
-      upstreams: [
-        up('a:1', { requests: 15, failures: 1, active: 1, idle: 3, consecutiveFailures: 4, state: 'ejected', ejectedUntil: 1000, ejections: 1 }),
-        up('b:1', { requests: 1 }),
-      ],
+      upstreams: [up('a:1', { requests: 15, failures: 1, active: 1, idle: 3, consecutiveFailures: 4, state: 'ejected', ejectedUntil: 1000, ejections: 1 }), up('b:1', { requests: 1 })],
     })
   })
 

@@ -63,7 +63,8 @@ export function eventRoutes(app: FastifyInstance, live: LiveView | undefined, dr
     const { member } = req.params as { member: string }
     const ref = parseMemberKey(member)
     const key = targetKey(ref.target, ref.port)
-    if (drain === undefined || !drain(key, on)) throw new BalancerError(ErrorCode.NotFound, `no upstream ${key} is being served`, [{ path: 'path.member', message: `${member} is in no applied route` }])
+    if (drain === undefined || !drain(key, on))
+      throw new BalancerError(ErrorCode.NotFound, `no upstream ${key} is being served`, [{ path: 'path.member', message: `${member} is in no applied route` }])
     live?.record('drain', on ? 'warn' : 'info', on ? `${key} drained by an operator` : `${key} back in service`)
     recordAction(on ? `upstream ${key} drained` : `upstream ${key} back in service`)
     void live?.once().catch(() => undefined)

@@ -36,8 +36,7 @@ export function memberRoutes(app: FastifyInstance, ctx: AdminContext): void {
   for (const { segment, list } of KINDS) {
     for (const base of ['/server/:address', '/server/:address/route/:name']) {
       const url = `${base}/${segment}/:member`
-      const describe = (p: MemberParams): string =>
-        `${segment} "${p.member}" of route "${p.name ?? ROUTE_DEFAULT}" on server "${p.address}"`
+      const describe = (p: MemberParams): string => `${segment} "${p.member}" of route "${p.name ?? ROUTE_DEFAULT}" on server "${p.address}"`
 
       app.get<{ Params: MemberParams }>(url, async (req, reply) => {
         const ref = parseMemberKey(req.params.member)

@@ -74,9 +74,7 @@ export function routeRoutes(app: FastifyInstance, ctx: AdminContext): void {
   app.delete<{ Params: RouteParams }>('/server/:address/route/:name', async (req, reply) => {
     const { address, name } = req.params
     if (name === ROUTE_DEFAULT) {
-      throw validationError([
-        { path: 'path.name', message: 'the default route is part of the server and cannot be deleted; DELETE the server or PUT an empty default route' },
-      ])
+      throw validationError([{ path: 'path.name', message: 'the default route is part of the server and cannot be deleted; DELETE the server or PUT an empty default route' }])
     }
     const ifMatch = ifMatchHeader(req.headers)
     await commit(ctx, (cfg, served) => {

@@ -101,9 +101,7 @@ function addressOf(raw: unknown): string | null {
 function serverFromBody(body: unknown, address: string): Server {
   const server = normalizeServer(completeBody(body, { address }), 'body')
   if (server.address !== address) {
-    throw validationError([
-      { path: 'body.address', message: `must match the address in the URL "${address}", got "${server.address}"` },
-    ])
+    throw validationError([{ path: 'body.address', message: `must match the address in the URL "${address}", got "${server.address}"` }])
   }
   return server
 }

@@ -35,7 +35,10 @@ export function uiRoutes(app: FastifyInstance): void {
   app.get(UI_PREFIX, (_req, reply) => reply.redirect(`${UI_PREFIX}/`))
   app.get(`${UI_PREFIX}/`, (_req, reply) => {
     const f = files.get('index.html')
-    return reply.headers(headers).type(f?.type ?? 'text/plain').send(f?.body ?? '')
+    return reply
+      .headers(headers)
+      .type(f?.type ?? 'text/plain')
+      .send(f?.body ?? '')
   })
   app.get(`${UI_PREFIX}/:file`, (req, reply) => {
     const f = files.get((req.params as { file: string }).file)

@@ -117,7 +117,6 @@ export function respondLocalWith(st: H2Stream, status: number, fields: ReadonlyA
 /** Fields an HTTP/2 response never carries (RFC 9113 §8.2.2), and content-length, which is written from the body. */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'content-length'])
 
-
 /** Writes one DATA frame of data[off, off+n). */
 function dataFrame(conn: H2Conn, st: H2Stream, data: Buffer, off: number, n: number, end: boolean): void {
   const flags = end ? Flag.EndStream : 0

@@ -95,7 +95,15 @@ const EVENTS: UpStreamEvents = {
   head(us, status, end) {
     const st = us.owner as H2Stream
     const d = us.session.hpack
-    if (status >= 200 && !st.resStarted && st.pageState === 0 && st.route !== null && st.route.plan.rules !== null && st.route.plan.rules.errors !== null && st.route.plan.rules.errors.statuses.includes(status)) {
+    if (
+      status >= 200 &&
+      !st.resStarted &&
+      st.pageState === 0 &&
+      st.route !== null &&
+      st.route.plan.rules !== null &&
+      st.route.plan.rules.errors !== null &&
+      st.route.plan.rules.errors.statuses.includes(status)
+    ) {
       // The route's error page answers instead: this upstream stream is given up.
       succeeded(us.session.up)
       st.us = null

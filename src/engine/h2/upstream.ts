@@ -21,7 +21,25 @@ import type { Socket } from 'node:net'
 import type { EngineCtx } from '../context.ts'
 import type { Upstream } from '../upstream/registry.ts'
 import type { Output } from './frames.ts'
-import { DEFAULT_MAX_FRAME, DEFAULT_WINDOW, FRAME_HEADER, Flag, FrameType, H2Error, MAX_WINDOW, PREFACE, Setting, appendRef, at, done, frame32, goAwayFrame, header, reserve, sealFor } from './frames.ts'
+import {
+  DEFAULT_MAX_FRAME,
+  DEFAULT_WINDOW,
+  FRAME_HEADER,
+  Flag,
+  FrameType,
+  H2Error,
+  MAX_WINDOW,
+  PREFACE,
+  Setting,
+  appendRef,
+  at,
+  done,
+  frame32,
+  goAwayFrame,
+  header,
+  reserve,
+  sealFor,
+} from './frames.ts'
 import { HpackDecoder, writeInt } from './hpack.ts'
 import type { H2Stream } from './stream.ts'
 

@@ -29,7 +29,8 @@ export function pumpBody(conn: ClientConn): void {
   const uc = conn.uc
   const buf = conn.buf
   if (uc === null || buf === null || conn.reqDone) {
-    if (buf === null && !conn.reqDone && conn.clientEnded) conn.sock.destroy() // the body can never complete
+    if (buf === null && !conn.reqDone && conn.clientEnded)
+      conn.sock.destroy() // the body can never complete
     else syncReading(conn)
     return
   }

@@ -331,7 +331,8 @@ export class RawClientSocket<O> implements ClientSocket {
     req.handle = this.#handle
     req.oncomplete = afterShutdown
     const err = this.#handle.shutdown(req)
-    if (err === 1) this.afterShutdown(0) // done at once
+    if (err === 1)
+      this.afterShutdown(0) // done at once
     else if (err !== 0) this.#fail(uvError('shutdown', err))
   }
 

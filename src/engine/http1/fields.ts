@@ -85,11 +85,7 @@ function kindOf(buf: Buffer, s: number, e: number): number {
     case 16:
       return equalsLower(buf, s, e, 'proxy-connection') ? Kind.Hop : equalsLower(buf, s, e, 'x-forwarded-host') ? Kind.XForwardedHost : Kind.Other
     case 17:
-      return equalsLower(buf, s, e, 'transfer-encoding')
-        ? Kind.TransferEncoding
-        : equalsLower(buf, s, e, 'x-forwarded-proto')
-          ? Kind.XForwardedProto
-          : Kind.Other
+      return equalsLower(buf, s, e, 'transfer-encoding') ? Kind.TransferEncoding : equalsLower(buf, s, e, 'x-forwarded-proto') ? Kind.XForwardedProto : Kind.Other
     case 18:
       return equalsLower(buf, s, e, 'proxy-authenticate') ? Kind.Hop : Kind.Other
     case 19:

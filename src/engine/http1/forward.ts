@@ -171,14 +171,7 @@ export function withRequestId(buf: Buffer, start: number, end: number, stop: num
 /** What responseHead ends the head with: a Connection field, and Transfer-Encoding for a body the relay chunks itself (Chunked*). */
 export const Conn = { None: 0, Close: 1, KeepAlive: 2, Upgrade: 3, Chunked: 4, ChunkedClose: 5 } as const
 
-const CONN_LINE = [
-  '',
-  'connection: close\r\n',
-  'connection: keep-alive\r\n',
-  'connection: upgrade\r\n',
-  'transfer-encoding: chunked\r\n',
-  'transfer-encoding: chunked\r\nconnection: close\r\n',
-]
+const CONN_LINE = ['', 'connection: close\r\n', 'connection: keep-alive\r\n', 'connection: upgrade\r\n', 'transfer-encoding: chunked\r\n', 'transfer-encoding: chunked\r\nconnection: close\r\n']
 
 /** Runs of kept bytes [start, end) of the head being rebuilt (responseHead). */
 const RUNS = new Int32Array(2 * (MAX_HEADERS + 1))
@@ -197,7 +190,18 @@ const CONN_BYTES = CONN_LINE.map((l) => Buffer.from(`${l}\r\n`, 'latin1'))
  * lines added as they are (the route's Strict-Transport-Security over TLS);
  * null for none.
  */
-export function responseHead(buf: Buffer, r: ResponseHead, conn: number, keepTe: boolean, keepUpgrade: boolean, bodyAt: number, bodyLen: number, requestId: string, edits: HeaderEditPlan | null = null, hsts: Buffer | null = null): Buffer {
+export function responseHead(
+  buf: Buffer,
+  r: ResponseHead,
+  conn: number,
+  keepTe: boolean,
+  keepUpgrade: boolean,
+  bodyAt: number,
+  bodyLen: number,
+  requestId: string,
+  edits: HeaderEditPlan | null = null,
+  hsts: Buffer | null = null,
+): Buffer {
   let nRuns = 0
   let runStart = r.start
   let runEnd = r.headersStart

@@ -17,7 +17,9 @@
 import type { RequestHead } from './parse.ts'
 
 const MAX_ID = 128
-const PREFIX = `${Math.floor(Math.random() * 2 ** 48).toString(16).padStart(12, '0')}-`
+const PREFIX = `${Math.floor(Math.random() * 2 ** 48)
+  .toString(16)
+  .padStart(12, '0')}-`
 let seq = 0
 
 /** The id this request is known by: the client's when valid, else a new one. */

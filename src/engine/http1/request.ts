@@ -78,7 +78,8 @@ function routingHost(buf: Buffer, h: RequestHead): string {
   for (let p = s; p < e; p++) {
     const b = buf[p] as number
     if (b === 0x3a) colon = p
-    else if (b === 0x5d) colon = -1 // `]` closes an IPv6 literal: colons before it are not the port's
+    else if (b === 0x5d)
+      colon = -1 // `]` closes an IPv6 literal: colons before it are not the port's
     else if (b >= 0x41 && b <= 0x5a) upper = true
   }
   if (colon >= 0) e = colon

@@ -26,8 +26,7 @@ export interface ListenerRuntime {
 export type CheckLookup = (key: string, probe: string) => CheckState | undefined
 
 function signature(r: RoutePlan): string {
-  const part = (tiers: readonly Tier[]): string =>
-    tiers.map((t) => `${t.priority}:${t.targets.map((x) => `${x.key}*${x.weight}`).join(',')}`).join('|')
+  const part = (tiers: readonly Tier[]): string => tiers.map((t) => `${t.priority}:${t.targets.map((x) => `${x.key}*${x.weight}`).join(',')}`).join('|')
   return `${part(r.tiers)}/${part(r.fallbacks)}/${r.check === null ? '' : r.check.probe}`
 }
 
@@ -45,7 +44,11 @@ function tiersOf(r: RoutePlan, tiers: readonly Tier[], registry: Registry, check
       if (cs === undefined) throw new Error(`engine: no check runs for ${x.key} (${probe})`)
       return cs
     })
-    return new TierRuntime(members, states, t.targets.map((x) => x.weight))
+    return new TierRuntime(
+      members,
+      states,
+      t.targets.map((x) => x.weight),
+    )
   })
 }
 
@@ -61,12 +64,7 @@ function sameRecords(rt: RouteRuntime, registry: Registry, checks: CheckLookup):
  * Builds the runtime for every listener of a snapshot. `known` holds the
  * previous RouteRuntimes by route id and is replaced by the new set.
  */
-export function buildRuntimes(
-  listeners: ReadonlyMap<string, ListenerPlan>,
-  registry: Registry,
-  checks: CheckLookup,
-  known: Map<string, RouteRuntime>,
-): Map<string, ListenerRuntime> {
+export function buildRuntimes(listeners: ReadonlyMap<string, ListenerPlan>, registry: Registry, checks: CheckLookup, known: Map<string, RouteRuntime>): Map<string, ListenerRuntime> {
   const next = new Map<string, RouteRuntime>()
   const out = new Map<string, ListenerRuntime>()
   for (const [key, plan] of listeners) {

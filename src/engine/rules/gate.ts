@@ -74,7 +74,15 @@ function afterAccess(ex: Exchange, rules: RulesRuntime, req: GateRequest): boole
     const key = req.source !== null ? `h:${req.source}` : clientAddress(ex, req)
     const wait = limiter.take(key, ex.ctx.now, ex.ctx.limitShare)
     if (wait !== 0) {
-      ex.front.respondWith(ex, 429, [['content-type', 'text/plain; charset=utf-8'], ['retry-after', String(wait)]], TOO_MANY)
+      ex.front.respondWith(
+        ex,
+        429,
+        [
+          ['content-type', 'text/plain; charset=utf-8'],
+          ['retry-after', String(wait)],
+        ],
+        TOO_MANY,
+      )
       return false
     }
   }

@@ -46,7 +46,21 @@ interface TlsBindings {
   wrap(handle: Handle, context: NativeContext, isServer: boolean, hasActiveWrite: boolean): TlsHandle
 }
 
-const TLS_METHODS = ['setALPNProtocols', 'enableCertCb', 'certCbDone', 'getALPNNegotiatedProtocol', 'getServername', 'getProtocol', 'destroySSL', 'readStart', 'readStop', 'writeBuffer', 'writev', 'shutdown', 'useUserBuffer']
+const TLS_METHODS = [
+  'setALPNProtocols',
+  'enableCertCb',
+  'certCbDone',
+  'getALPNNegotiatedProtocol',
+  'getServername',
+  'getProtocol',
+  'destroySSL',
+  'readStart',
+  'readStop',
+  'writeBuffer',
+  'writev',
+  'shutdown',
+  'useUserBuffer',
+]
 
 function load(): TlsBindings | null {
   try {
@@ -394,7 +408,8 @@ export class TlsClientSocket implements ClientSocket {
     req.handle = this.#tls
     req.oncomplete = afterShutdown
     const err = this.#tls.shutdown(req)
-    if (err === 1) this.afterShutdown(0) // done at once
+    if (err === 1)
+      this.afterShutdown(0) // done at once
     else if (err !== 0) this.destroy()
   }
 

@@ -88,7 +88,8 @@ function readBuffer(uc: UpConn): Buffer {
 
 /** Always true: pausing is the owner's (sock.pause()), never implied by a read. */
 function onRead(uc: UpConn, n: number, buf: Buffer): true {
-  if (uc.owner === null) uc.sock.destroy() // bytes nobody asked for (idle, or after detach): the connection is out of sync
+  if (uc.owner === null)
+    uc.sock.destroy() // bytes nobody asked for (idle, or after detach): the connection is out of sync
   else if (uc.events.data(uc, buf.subarray(0, n))) uc.rbuf = null
   return true
 }

@@ -87,17 +87,20 @@ export class DockerSource implements DiscoverySource {
     this.#pub = pub
     this.#report = report
     try {
-      await runEventSessions({
-        client: this.#client,
-        filters: EVENT_FILTERS,
-        resyncMs: this.#resyncMs,
-        backoff: this.#backoff,
-        pub,
-        report,
-        list: (s) => this.once(s),
-        resync: (s) => this.#resync(s),
-        onEvent: (e, s) => this.#onEvent(e, s),
-      }, signal)
+      await runEventSessions(
+        {
+          client: this.#client,
+          filters: EVENT_FILTERS,
+          resyncMs: this.#resyncMs,
+          backoff: this.#backoff,
+          pub,
+          report,
+          list: (s) => this.once(s),
+          resync: (s) => this.#resync(s),
+          onEvent: (e, s) => this.#onEvent(e, s),
+        },
+        signal,
+      )
     } finally {
       pub.close()
       this.#pub = null
@@ -134,7 +137,11 @@ export class DockerSource implements DiscoverySource {
       const cid = attrs.container ?? ''
       if (cid === '') return
       // Our own networks changed: which network is shared changes for everyone.
-      if (this.#self !== null && cid === this.#self.id) this.#background(this.once(signal).then(() => this.#pub?.changed(false)), signal)
+      if (this.#self !== null && cid === this.#self.id)
+        this.#background(
+          this.once(signal).then(() => this.#pub?.changed(false)),
+          signal,
+        )
       else this.#background(this.#refresh(cid, signal), signal)
       return
     }

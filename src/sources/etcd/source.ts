@@ -86,13 +86,20 @@ export class EtcdDriver implements RegistryDriver {
     }
     emit()
     synced()
-    const creating = this.#client.watch().prefix(dir).startRevision((BigInt(res.header.revision) + 1n).toString()).create()
+    const creating = this.#client
+      .watch()
+      .prefix(dir)
+      .startRevision((BigInt(res.header.revision) + 1n).toString())
+      .create()
     let watcher: Watcher
     try {
       watcher = await withTimeout(creating, this.#timeoutMs, 'watch not established')
     } catch (err) {
       // It may still be established later: cancel it then.
-      creating.then((w) => void w.cancel().catch(() => undefined), () => undefined)
+      creating.then(
+        (w) => void w.cancel().catch(() => undefined),
+        () => undefined,
+      )
       throw err
     }
     try {

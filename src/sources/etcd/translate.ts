@@ -19,7 +19,14 @@ export function instanceOf(registry: string, service: string, id: string, value:
       return { path: at, message: `value is not valid JSON (${(err as Error).message}); left out` }
     }
     const f = lowerKeys(o)
-    const tags = Array.isArray(f.tags) ? f.tags.filter((t): t is string => typeof t === 'string') : typeof f.tags === 'string' ? f.tags.split(',').map((t) => t.trim()).filter((t) => t !== '') : []
+    const tags = Array.isArray(f.tags)
+      ? f.tags.filter((t): t is string => typeof t === 'string')
+      : typeof f.tags === 'string'
+        ? f.tags
+            .split(',')
+            .map((t) => t.trim())
+            .filter((t) => t !== '')
+        : []
     return checkInstance(at, { id, host: f.host ?? f.address, port: f.port, tags, meta: stringMap(f.meta) })
   }
   const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):([0-9]{1,5})$/.exec(text)

@@ -92,18 +92,21 @@ export class SwarmSource implements DiscoverySource {
     this.#pub = pub
     this.#report = report
     try {
-      await runEventSessions({
-        client: this.#client,
-        filters: EVENT_FILTERS,
-        resyncMs: this.#o.resyncMs,
-        backoff: this.#backoff,
-        pub,
-        report,
-        list: (s) => this.once(s),
-        resync: (s) => this.once(s),
-        onEvent: (e, s) => this.#onEvent(e, s),
-        ended: () => this.#following.clear(),
-      }, signal)
+      await runEventSessions(
+        {
+          client: this.#client,
+          filters: EVENT_FILTERS,
+          resyncMs: this.#o.resyncMs,
+          backoff: this.#backoff,
+          pub,
+          report,
+          list: (s) => this.once(s),
+          resync: (s) => this.once(s),
+          onEvent: (e, s) => this.#onEvent(e, s),
+          ended: () => this.#following.clear(),
+        },
+        signal,
+      )
     } finally {
       pub.close()
       this.#pub = null
@@ -234,7 +237,10 @@ export class SwarmSource implements DiscoverySource {
     }
     const tasks = await this.#get<SwarmTask[]>(`/tasks?filters=${encodeURIComponent(JSON.stringify({ service: [serviceId], 'desired-state': ['running'] }))}`, signal)
     this.#services.set(serviceId, svc)
-    this.#tasks.set(serviceId, tasks.filter((t) => t.ServiceID === serviceId))
+    this.#tasks.set(
+      serviceId,
+      tasks.filter((t) => t.ServiceID === serviceId),
+    )
     this.#pruneGone()
     const updating = svc.UpdateStatus?.State === 'updating' || svc.UpdateStatus?.State === 'rollback_started'
     const want = svc.Spec?.Mode?.Replicated?.Replicas

@@ -154,7 +154,13 @@ function ports(svc: SwarmService): NonNullable<NonNullable<SwarmService['Endpoin
 }
 
 function singleTargetPort(svc: SwarmService): number | { error: string } {
-  const targets = [...new Set(ports(svc).filter((p) => (p.Protocol ?? 'tcp') === 'tcp').map((p) => p.TargetPort ?? 0))].filter((p) => p > 0)
+  const targets = [
+    ...new Set(
+      ports(svc)
+        .filter((p) => (p.Protocol ?? 'tcp') === 'tcp')
+        .map((p) => p.TargetPort ?? 0),
+    ),
+  ].filter((p) => p > 0)
   const only = targets[0]
   if (targets.length === 1 && only !== undefined) return only
   if (targets.length === 0) return { error: 'a service does not tell which port its tasks listen on; set balancer.port' }

@@ -37,7 +37,11 @@ export function instanceOf(registry: string, service: string, node: string, data
     delete meta['@class']
     if (Array.isArray(p.tags)) tags = p.tags.filter((t): t is string => typeof t === 'string')
   }
-  if (tags.length === 0 && meta.tags !== undefined) tags = meta.tags.split(',').map((t) => t.trim()).filter((t) => t !== '')
+  if (tags.length === 0 && meta.tags !== undefined)
+    tags = meta.tags
+      .split(',')
+      .map((t) => t.trim())
+      .filter((t) => t !== '')
   if ((f.port === null || f.port === undefined) && typeof f.sslPort === 'number') {
     return { path: at, message: `registered with sslPort ${f.sslPort} only; TLS to upstreams is not supported, so it is left out` }
   }

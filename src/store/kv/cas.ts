@@ -60,11 +60,9 @@ export async function casUpdate(backend: KvBackend, mutate: Mutation, o: CasOpti
     const ops = backend.layout.plan(read, current.config, next)
     if (ops.length === 0) return unchanged
     if (ops.length > backend.maxOps) {
-      throw new BalancerError(
-        ErrorCode.Validation,
-        `one write may change at most ${backend.maxOps} servers in ${backend.kind} (its transaction limit); this one changes ${ops.length}: split it`,
-        [{ path: 'servers', message: `${ops.length} servers changed, at most ${backend.maxOps} per write` }],
-      )
+      throw new BalancerError(ErrorCode.Validation, `one write may change at most ${backend.maxOps} servers in ${backend.kind} (its transaction limit); this one changes ${ops.length}: split it`, [
+        { path: 'servers', message: `${ops.length} servers changed, at most ${backend.maxOps} per write` },
+      ])
     }
     const position = await backend.commit(ops, read)
     if (position !== null) {
@@ -79,10 +77,7 @@ export async function casUpdate(backend: KvBackend, mutate: Mutation, o: CasOpti
       return { state: { config, revision: revisionOf(position, config) }, position }
     }
     if (attempt >= o.maxAttempts) {
-      throw new BalancerError(
-        ErrorCode.StoreUnavailable,
-        `${backend.kind}: gave up after ${attempt} conflicting concurrent writes; retry`,
-      )
+      throw new BalancerError(ErrorCode.StoreUnavailable, `${backend.kind}: gave up after ${attempt} conflicting concurrent writes; retry`)
     }
     // Jitter, so two writers that keep colliding fall out of step.
     await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt))

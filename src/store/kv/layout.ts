@@ -42,10 +42,7 @@ export interface KvRead {
 }
 
 /** A write the store must apply atomically, each op checked against the version read. */
-export type KvOp =
-  | { op: 'create'; key: string; value: string }
-  | { op: 'update'; key: string; value: string; version: string }
-  | { op: 'delete'; key: string; version: string }
+export type KvOp = { op: 'create'; key: string; value: string } | { op: 'update'; key: string; value: string; version: string } | { op: 'delete'; key: string; version: string }
 
 export class KvLayout {
   /** `<prefix>/servers/`, with the trailing slash. */

@@ -139,9 +139,7 @@ export class WatchReporter {
     this.#ctx.health.down(e.message)
     if (this.#outage) return
     this.#outage = true
-    this.#error(
-      new BalancerError(ErrorCode.StoreUnavailable, `${e.message}; the last good configuration stays in use, reconnecting`),
-    )
+    this.#error(new BalancerError(ErrorCode.StoreUnavailable, `${e.message}; the last good configuration stays in use, reconnecting`))
   }
 
   #error(err: unknown): void {

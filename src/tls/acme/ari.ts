@@ -41,7 +41,8 @@ function authorityKeyId(der: Buffer): Buffer | null {
   if (der[at] === 0x01) at += 3
   if (der[at] !== 0x04) return null
   ;[, at] = derLength(der, at + 1)
-  if (der[at] !== 0x30) return null // AuthorityKeyIdentifier ::= SEQUENCE
+  if (der[at] !== 0x30)
+    return null // AuthorityKeyIdentifier ::= SEQUENCE
   ;[, at] = derLength(der, at + 1)
   if (der[at] !== 0x80) return null // keyIdentifier [0] IMPLICIT OCTET STRING
   const [len, start] = derLength(der, at + 1)

@@ -272,7 +272,10 @@ export class AcmeManager {
     this.#phase(job, 'ordering', { hosts: w.hosts, challenge: w.challenge, renewing })
     const started = Date.now()
     try {
-      const issued = await order({ hosts: w.hosts, email: w.email === '' ? this.#o.defaultEmail : w.email, challenge: w.challenge }, { space: this.#o.space, book: this.#o.book, directory: this.#o.directory, settleMs: this.#o.settleMs, signal: lease.lost, log: this.#o.log })
+      const issued = await order(
+        { hosts: w.hosts, email: w.email === '' ? this.#o.defaultEmail : w.email, challenge: w.challenge },
+        { space: this.#o.space, book: this.#o.book, directory: this.#o.directory, settleMs: this.#o.settleMs, signal: lease.lost, log: this.#o.log },
+      )
       const { info } = await this.#o.stored.put(w.name, issued.cert, issued.key, 'acme', { cert: 'acme', key: 'acme' })
       job.state = { ...EMPTY_STATE, lastAttempt: started }
       await this.#writeState(w.name, job.state)

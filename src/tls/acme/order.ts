@@ -200,7 +200,8 @@ export async function order(req: OrderRequest, deps: OrderDeps): Promise<{ cert:
   } catch (err) {
     if (err instanceof TypeError) throw await explained(err, deps.directory)
     // A CA that no longer knows the account (reset, or another CA at the same URL): register again next time.
-    if (acct.url !== null && /accountDoesNotExist|account does not exist|unknown account|no such account/i.test(`${(err as Error).message} ${String((err as { type?: unknown }).type ?? '')}`)) await saveAccountUrl(deps.space, acct, null)
+    if (acct.url !== null && /accountDoesNotExist|account does not exist|unknown account|no such account/i.test(`${(err as Error).message} ${String((err as { type?: unknown }).type ?? '')}`))
+      await saveAccountUrl(deps.space, acct, null)
     throw err
   }
   await saveAccountUrl(deps.space, acct, client.getAccountUrl())

@@ -62,7 +62,29 @@ export async function startPebble(o: PebbleOptions): Promise<Pebble> {
   const dir = mkdtempSync(join(tmpdir(), 'balancer-pebble-'))
   const [listenFree, management, dns, chall] = (await freePorts(4)) as [number, number, number, number]
   const listen = o.port ?? listenFree
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', 'pebble.key', '-out', 'pebble.pem'], { cwd: dir, stdio: 'ignore' })
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout',
+      'pebble.key',
+      '-out',
+      'pebble.pem',
+    ],
+    { cwd: dir, stdio: 'ignore' },
+  )
   const listenerCaFile = join(dir, 'pebble.pem')
   const ca = readFileSync(listenerCaFile, 'utf8')
   writeFileSync(
@@ -89,15 +111,18 @@ export async function startPebble(o: PebbleOptions): Promise<Pebble> {
     cwd: dir,
     logFile: join(dir, 'challtestsrv.log'),
     ready: () =>
-      retryUntil('pebble-challtestsrv', 10_000, () =>
-        new Promise<boolean>((resolve, reject) => {
-          const r = httpRequest({ host: '127.0.0.1', port: chall, path: '/' }, (res) => {
-            res.resume()
-            resolve(true)
-          })
-          r.on('error', reject)
-          r.end()
-        }),
+      retryUntil(
+        'pebble-challtestsrv',
+        10_000,
+        () =>
+          new Promise<boolean>((resolve, reject) => {
+            const r = httpRequest({ host: '127.0.0.1', port: chall, path: '/' }, (res) => {
+              res.resume()
+              resolve(true)
+            })
+            r.on('error', reject)
+            r.end()
+          }),
       ),
   })
   const env: Record<string, string> = { PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: String(o.nonceReject ?? 0) }

@@ -61,9 +61,7 @@ export class ServiceProcess {
     p.stderr?.pipe(this.#log, { end: false })
     p.on('exit', () => running.delete(p))
     this.#proc = p
-    const exited = new Promise<never>((_, reject) =>
-      p.once('exit', (code, sig) => reject(new Error(`${this.spec.name} exited during start (${code ?? sig}); see ${this.spec.logFile}`))),
-    )
+    const exited = new Promise<never>((_, reject) => p.once('exit', (code, sig) => reject(new Error(`${this.spec.name} exited during start (${code ?? sig}); see ${this.spec.logFile}`))))
     exited.catch(() => undefined)
     await Promise.race([this.spec.ready(), exited])
   }
