@@ -146,12 +146,5 @@ export async function startBalancer(args: string[], env: Record<string, string> 
   }
 }
 
-/** Polls fn until it returns true or the deadline passes; never a fixed sleep. */
-export async function until(fn: () => boolean | Promise<boolean>, ms = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms
-  for (;;) {
-    if (await fn()) return
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
+/** The one bounded wait (test/support/poll.ts), re-exported for the end-to-end tests that import it from here. */
+export { until } from '../support/poll.ts'

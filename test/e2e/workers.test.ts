@@ -160,7 +160,8 @@ describe('--workers 2', () => {
     writeFileSync(`${cfg}.tmp`, JSON.stringify({ servers: [server(good), server(fresh), server(busyPort)] }))
     renameSync(`${cfg}.tmp`, cfg)
     await until(async () => (await status(bal)).lastError?.code === 'E_LISTEN', 5000, 'the refusal to be reported')
-    await new Promise((r) => setTimeout(r, 700)) // two stats periods: a half-applied worker would show
+    // Asserts that no worker applies the refused change: only a stretch of time (two stats periods) can show it.
+    await new Promise((r) => setTimeout(r, 700))
     const after = await status(bal)
     expect(after.snapshotVersion).toBe(before.snapshotVersion)
     expect(after.workers.map((w) => w.snapshotVersion)).toEqual([before.snapshotVersion, before.snapshotVersion])

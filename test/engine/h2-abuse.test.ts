@@ -86,6 +86,7 @@ describe('rapid reset (CVE-2023-44487)', () => {
     for (let i = 0; i < 400 && !p.closed && p.goaway() === undefined; i++) {
       const id = 1 + 2 * i
       p.write(p.headers(id, '/hold'))
+      // Pacing, not waiting: each HEADERS and its RST_STREAM arrive in separate reads, the abuse under test.
       await new Promise((r) => setTimeout(r, 2))
       p.write(frame(T.RST_STREAM, 0, id, u32(E.CANCEL)))
       sent++

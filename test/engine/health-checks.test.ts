@@ -193,6 +193,7 @@ describe('active checks', () => {
     const n = a.checks()
     a.health = 500
     expect(new Set(await bodies(e, 5))).toEqual(new Set(['200 a']))
+    // Asserts that no probe runs any more: only a stretch of time (several check intervals) can show it.
     await new Promise((r) => setTimeout(r, 150))
     expect(a.checks()).toBeLessThanOrEqual(n + 1) // at most the one that was in flight
   })
@@ -281,6 +282,7 @@ describe('check types and failures', () => {
     await until(() => a.checks() >= 3, 5000, 'checks to run')
     await e.stop()
     const n = a.checks()
+    // Asserts that no probe runs after shutdown: only a stretch of time (ten check intervals) can show it.
     await new Promise((r) => setTimeout(r, 200))
     expect(a.checks()).toBeLessThanOrEqual(n + 1) // at most the one in flight at shutdown
     expect(e.engine.stats().upstreams.flatMap((u) => u.checks)).toEqual([])

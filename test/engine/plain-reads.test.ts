@@ -64,6 +64,7 @@ describe("client reads through net's 'data' events", () => {
     try {
       for (const part of ['GE', 'T /split HT', 'TP/1.1\r\nHo', 'st: x\r', '\n\r\n']) {
         c.write(part)
+        // Pacing, not waiting: the parts arrive in separate reads, the case under test.
         await new Promise((r) => setTimeout(r, 5))
       }
       const r = await c.read({ timeoutMs: 5000 })

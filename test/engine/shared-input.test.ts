@@ -56,6 +56,7 @@ function noise(port: number, bytes = 4096): () => void {
   const pump = (): void => {
     if (!on || sock.destroyed) return
     sock.write(`POST /noise HTTP/1.1\r\nHost: noise\r\nContent-Length: ${bytes}\r\n\r\n${'N'.repeat(bytes)}`)
+    // Pacing, not waiting: one request every few ms, interleaved with the other client's reads.
     setTimeout(pump, 2)
   }
   pump()
@@ -121,6 +122,7 @@ describe('client bytes the proxy still needs after the read that brought them', 
     let release: () => void = () => undefined
     const released = new Promise<void>((r) => (release = r))
     let whole = 0
+    let posted = false
     const LEN = 30_000
     const bad = await rawUpstream((sock, data, conn) => {
       conn.pending += data.toString('latin1')
@@ -132,6 +134,7 @@ describe('client bytes the proxy still needs after the read that brought them', 
           sock.write('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nwarm')
           continue
         }
+        posted = true
         if (conn.pending.length - end - 4 < LEN) return
         conn.pending = conn.pending.slice(end + 4 + LEN)
         whole++
@@ -166,7 +169,7 @@ describe('client bytes the proxy still needs after the read that brought them', 
     const others: Socket[] = []
     try {
       first.write(`POST /first HTTP/1.1\r\nHost: a\r\nContent-Length: ${LEN}\r\n\r\n`)
-      await new Promise((r) => setTimeout(r, 20))
+      await until(() => posted, 5000, 'the head of the POST at the first upstream')
       await trickle(first, body)
       await until(() => whole === 1, 5000, 'the first upstream to receive the body')
       // Other bytes, read into the same places the first body was read into.
@@ -207,7 +210,11 @@ describe('client bytes the proxy still needs after the read that brought them', 
       n += chunk.length
     })
     cleanup.push(() => up.close())
-    const sink = await httpUpstream((_q, res) => res.end('ok'))
+    let sunk = 0
+    const sink = await httpUpstream((_q, res) => {
+      sunk++
+      res.end('ok')
+    })
     cleanup.push(() => sink.close())
     const e = await startEngine(snapshotFor({ routes: [{ hosts: ['noise'], upstreams: [{ host: '127.0.0.1', port: sink.port }] }, { upstreams: [{ host: '127.0.0.1', port: up.port }] }] }, 1))
     cleanup.push(() => e.stop())
@@ -258,8 +265,9 @@ describe('client bytes the proxy still needs after the read that brought them', 
         'the tunnel to fill up',
       )
       // Meanwhile other client input is read, into the same buffer, all of it.
+      const sunkBefore = sunk
       stopNoise = noise(e.port, 60 * 1024)
-      await new Promise((r) => setTimeout(r, 300))
+      await until(() => sunk >= sunkBefore + 20, 10_000, 'twenty other requests read and forwarded')
       ;(upSock as Socket | null)?.resume()
       await until(() => n >= total, 30_000, 'the upstream to receive everything')
       expect(n).toBe(total)

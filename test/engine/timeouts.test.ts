@@ -34,6 +34,7 @@ async function trickle(c: RawClient, bytes: string, everyMs: number): Promise<nu
   for (let i = 0; i < bytes.length; i++) {
     if (c.closed) return i
     c.write(bytes[i] ?? '')
+    // Pacing, not waiting: a client this slow is what the timeout under test is for.
     await new Promise((r) => setTimeout(r, everyMs))
   }
   return bytes.length
@@ -105,6 +106,7 @@ describe('idleTimeoutMs', () => {
       for (let i = 0; i < 8; i++) {
         c.write(`GET /k${i} HTTP/1.1\r\nHost: a\r\n\r\n`)
         expect((await c.read()).body.toString()).toBe(`/k${i}:`)
+        // Pacing, not waiting: the requests are spread over longer than the timeout, each gap shorter than it.
         await new Promise((r) => setTimeout(r, 100))
       }
       expect(c.closed).toBe(false)

@@ -83,6 +83,7 @@ describe('consul specifics (against the stand-in)', () => {
       const before = consul.requests.length
       for (let i = 0; i < 40; i++) {
         consul.wakeAll()
+        // Pacing, not waiting: the wake-ups are spread over ~200 ms, as a busy cluster spreads them.
         await new Promise((r) => setTimeout(r, 5))
       }
       const made = consul.requests.length - before

@@ -258,7 +258,8 @@ describe('FileStore watch', () => {
     // Same bytes again, with a new mtime: re-read (the poll sees it), not re-reported.
     writeFileSync(file, '{ not json')
     utimesSync(file, new Date(), new Date(Date.now() + 5000))
-    // Absence can only be shown by waiting: several poll periods plus the debounce.
+    // Asserts that the same bad content is not reported again: only a stretch of time
+    // (several poll periods plus the debounce) can show it.
     await sleep(400)
     writeFileSync(file, '[{"address": "nope"}]')
     expect((await expectError(rec)).code).toBe('E_VALIDATION')
@@ -272,7 +273,8 @@ describe('FileStore watch', () => {
     for (let i = 1; i <= 10; i++) writeFileSync(file, JSON.stringify([server(8080 + i)]))
     const state = await expectChange(rec)
     expect(state.config.servers[0]?.address).toBe(':8090')
-    await sleep(700) // one poll period: nothing more arrives for the same content
+    // Asserts that nothing more arrives for the same content: only a stretch of time (one poll period) can show it.
+    await sleep(700)
     expect(rec.events).toHaveLength(2)
   })
 
@@ -301,6 +303,7 @@ describe('FileStore watch', () => {
     await expectChange(rec)
     ac.abort()
     writeFileSync(file, JSON.stringify([server(9090)]))
+    // Asserts that a stopped watch reports nothing: only a stretch of time (ten poll periods) can show it.
     await sleep(400)
     expect(rec.events).toHaveLength(1)
   })

@@ -133,7 +133,7 @@ export function kvSuite(h: KvHarness): void {
       const a = open()
       await a.update(withServer(server(8082)))
       const rec = watch(a)
-      await new Promise((r) => setTimeout(r, 100))
+      // No wait for the watch to start: its first read sees the edit whether it lands before or after.
       const t0 = Date.now()
       await h.put(prefix, ':8083', '// by hand, address from the key\n{"upstreams": [{"Target": "10.0.0.1", "Port": 80}]}')
       await until(() => addresses(rec.last()).includes(':8083'), 1000, 'the hand edit')
@@ -162,6 +162,7 @@ export function kvSuite(h: KvHarness): void {
       const rec = watch(a)
       await Promise.all(Array.from({ length: 50 }, (_, i) => h.put(prefix, `:${9100 + i}`, serverValue(server(9100 + i)))))
       await until(() => rec.last()?.config.servers.length === 50, 3000, 'all 50 servers')
+      // Asserts that nothing more arrives: only a stretch of time can show it (six debounce periods).
       await new Promise((r) => setTimeout(r, 300))
       console.log(`[${h.name}] 50 writes -> ${rec.changes().length} onChange`)
       expect(rec.changes().length).toBeLessThanOrEqual(8)
@@ -228,6 +229,7 @@ export function kvSuite(h: KvHarness): void {
       await expect(open().load()).rejects.toMatchObject({ code: 'E_VALIDATION' })
       await expect(a.update(withServer(server(8091)))).rejects.toMatchObject({ code: 'E_VALIDATION' })
       await h.put(prefix, ':8092', '{"address": ":9999", "upstreams": []}')
+      // Asserts that the bad key is never applied: only a stretch of time (four debounce periods) can show it.
       await new Promise((r) => setTimeout(r, 200))
       expect(rec.changes().every((s) => s.config.servers.length > 0)).toBe(true)
       await h.put(prefix, ':8090', serverValue(server(8090)))
@@ -261,6 +263,7 @@ export function kvSuite(h: KvHarness): void {
       console.log(`[${h.name}] stop -> onError: ${Date.now() - t0} ms`)
       expect(a.health().state).toBe('unreachable')
       expect(rec.errors()[0]).toMatchObject({ code: 'E_STORE_UNAVAILABLE' })
+      // Asserts that one outage is reported once: only a stretch of time (several retries) can show it.
       await new Promise((r) => setTimeout(r, 700))
       expect(rec.errors()).toHaveLength(1)
       await expect(a.update(withServer(server(8094)))).rejects.toMatchObject({ code: 'E_STORE_UNAVAILABLE' })

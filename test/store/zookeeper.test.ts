@@ -104,6 +104,7 @@ describe('zookeeper specifics', () => {
       // session, and the store gives it up too (the library would keep trying it).
       proxy.cut()
       await until(() => rec.errors().length === 1, 3000, 'the partition reported')
+      // The session timeout is the input here: the partition must outlast it, and only time can.
       await new Promise((r) => setTimeout(r, 2000))
       await write(raw, node('/expiry', ':8202'), serverValue(server(8202)))
       proxy.restore()
@@ -141,8 +142,9 @@ describe('zookeeper sessions', () => {
       await new Promise<void>((resolve) => {
         const twin = createClient(zk.endpoint, { sessionTimeout: 4000, sessionId: id, sessionPassword: first.getSessionPassword() } as never)
         twin.once('connected', () => {
+          // Closed once the server has answered the close: the session is gone from then on.
+          twin.once('disconnected', () => resolve())
           twin.close()
-          setTimeout(resolve, 200)
         })
         twin.connect()
       })

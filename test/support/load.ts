@@ -49,6 +49,7 @@ export class Load {
         }
         o.at = performance.now()
         this.outcomes.push(o)
+        // Pacing, not waiting: the load's request rate.
         if (gap > 0) await new Promise((r) => setTimeout(r, gap))
       }
     }
