@@ -1,8 +1,8 @@
 // The `grpc` active check: the standard gRPC health protocol
 // (grpc.health.v1.Health/Check) over HTTP/2 with prior knowledge, as gRPC
-// services behind an h2c upstream speak it. The check's Path names the
-// service asked about: `/` the server as a whole (service ""), `/pkg.Svc`
-// that service. Healthy when the call ends with grpc-status 0 and the
+// services behind an h2c upstream speak it, or over TLS for an h2 one. The
+// check's Path names the service asked about: `/` the server as a whole
+// (service ""), `/pkg.Svc` that service. Healthy when the call ends with grpc-status 0 and the
 // answer says SERVING; the result is the serving status (`SERVING`,
 // `NOT_SERVING`, `SERVICE_UNKNOWN`, `UNKNOWN`), `grpc-status N`, or what
 // went wrong (`timeout`, `ECONNREFUSED`, `bad response`).
@@ -12,6 +12,7 @@
 // gRPC library's health check interoperates with.
 
 import { connect } from 'node:http2'
+import { isIP } from 'node:net'
 import type { CheckPlan } from '../compiler/snapshot.ts'
 import type { ProbeTarget } from './probe.ts'
 
@@ -59,7 +60,9 @@ function servingStatus(body: Buffer): number {
 /** Runs one gRPC health check; returns a function that aborts it (done is then not called). */
 export function grpcProbe(plan: CheckPlan, t: ProbeTarget, done: (ok: boolean, result: string) => void): () => void {
   let settled = false
-  const session = connect(`http://${t.authority}`)
+  const tls = t.tls ?? null
+  // An h2 upstream (Scheme https) is checked over TLS with the engine's upstream CAs.
+  const session = tls === null ? connect(`http://${t.authority}`) : connect(`https://${t.authority}`, { secureContext: tls, ...(isIP(t.host) === 0 ? { servername: t.host } : {}) })
   const finish = (ok: boolean, result: string): void => {
     if (settled) return
     settled = true

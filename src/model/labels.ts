@@ -44,8 +44,8 @@ export interface LabelSettings {
   service: Pick<ServiceRef, 'Service' | 'Registry' | 'Tags'> | null
   /** balancer.swarm.mode: `tasks` (each task's IP, default) or `vip` (the service's virtual IP). */
   swarmMode: 'tasks' | 'vip'
-  /** balancer.protocol: `h2c` for an HTTP/2 (gRPC) service; null: HTTP/1.1. */
-  protocol: 'h2c' | null
+  /** balancer.protocol: `h2c` for an HTTP/2 (gRPC) service, `h2` for one over TLS (scheme https implied); null: HTTP/1.1. */
+  protocol: 'h2c' | 'h2' | null
   /** balancer.protocols: the server's Protocols (`http/1.1,h2c`); null: not set. */
   protocols: string[] | null
   /** balancer.scheme: `https` when the balancer speaks TLS to the target; default `http`. */
@@ -174,10 +174,10 @@ export function readLabels(raw: Readonly<Record<string, string>> | null | undefi
   if (mode === 'vip' || mode === 'tasks') swarmMode = mode
   else if (mode !== undefined && mode !== '') problems.push({ path: `${LABEL_PREFIX}swarm.mode`, message: `must be "tasks" or "vip", got ${JSON.stringify(mode)}` })
 
-  let protocol: 'h2c' | null = null
+  let protocol: 'h2c' | 'h2' | null = null
   const proto = labels.get('protocol')?.trim().toLowerCase()
-  if (proto === 'h2c') protocol = 'h2c'
-  else if (proto !== undefined && proto !== '' && proto !== 'http/1.1') problems.push({ path: `${LABEL_PREFIX}protocol`, message: `must be "http/1.1" or "h2c", got ${JSON.stringify(proto)}` })
+  if (proto === 'h2c' || proto === 'h2') protocol = proto
+  else if (proto !== undefined && proto !== '' && proto !== 'http/1.1') problems.push({ path: `${LABEL_PREFIX}protocol`, message: `must be "http/1.1", "h2c" or "h2", got ${JSON.stringify(proto)}` })
   const protosText = labels.get('protocols')
   const protocols = protosText === undefined || protosText.trim() === '' ? null : (readProtocols({ value: protosText, path: `${LABEL_PREFIX}protocols` }, false, problems) ?? null)
 
@@ -201,6 +201,7 @@ export function readLabels(raw: Readonly<Record<string, string>> | null | undefi
   else if (sch !== undefined && sch !== '') problems.push({ path: `${LABEL_PREFIX}scheme`, message: `must be "http" or "https", got ${JSON.stringify(sch)}` })
 
   if (protocol === 'h2c' && scheme === 'https') problems.push({ path: `${LABEL_PREFIX}protocol`, message: 'h2c is HTTP/2 without TLS; it cannot be combined with balancer.scheme=https' })
+  if (protocol === 'h2' && sch === 'http') problems.push({ path: `${LABEL_PREFIX}protocol`, message: 'h2 is HTTP/2 over TLS; it cannot be combined with balancer.scheme=http' })
 
   const settings: LabelSettings | null =
     problems.length > 0 ? null : { address, filter, priority, weight, port: port === 0 ? null : port, network, fallback, service, swarmMode, protocol, protocols, scheme, tls, policy }
@@ -301,7 +302,7 @@ export function labelServer(s: LabelSettings, targets: ReadonlyArray<{ Target: s
   const members =
     s.service !== null
       ? [{ Service: s.service.Service, Registry: s.service.Registry, Tags: [...s.service.Tags], Priority: s.priority, Weight: s.weight, ...proto }]
-      : targets.map((t) => ({ Target: t.Target, Port: t.Port, Priority: s.priority, Weight: s.weight, ...proto, ...(s.scheme === 'https' ? { Scheme: 'https' as const } : {}) }))
+      : targets.map((t) => ({ Target: t.Target, Port: t.Port, Priority: s.priority, Weight: s.weight, ...proto, ...(s.scheme === 'https' || s.protocol === 'h2' ? { Scheme: 'https' as const } : {}) }))
   const exact = s.filter.Hosts.filter((h) => !h.startsWith('*.') && !/^[0-9.]+$/.test(h) && !h.startsWith('['))
   const tls = s.tls === null ? undefined : { Certificates: [], ...(s.tls.acme && exact.length > 0 ? { Acme: { Hosts: exact, Email: s.tls.email, Challenge: s.tls.challenge } } : {}) }
   return {

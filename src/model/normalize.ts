@@ -397,8 +397,11 @@ function readUpstream(raw: unknown, path: string, problems: Problem[], fromKey: 
     }
   }
   const protocol = readUpstreamProtocol(f.Protocol, problems)
-  // h2c is HTTP/2 in clear text: TLS to an HTTP/2 upstream would be a protocol of its own.
-  if (protocol === 'h2c' && scheme === 'https') problems.push({ path: f.Protocol?.path ?? joinPath(path, 'Protocol'), message: 'h2c is HTTP/2 without TLS; it cannot be combined with Scheme "https"' })
+  // h2c is HTTP/2 in clear text, h2 is HTTP/2 over TLS (Scheme https implied when left out).
+  if (protocol === 'h2c' && scheme === 'https') problems.push({ path: f.Protocol?.path ?? joinPath(path, 'Protocol'), message: 'h2c is HTTP/2 without TLS; it cannot be combined with Scheme "https" (h2 is HTTP/2 over TLS)' })
+  if (protocol === 'h2' && scheme === 'http' && f.Scheme !== undefined && !isMissing(f.Scheme))
+    problems.push({ path: f.Protocol?.path ?? joinPath(path, 'Protocol'), message: 'h2 is HTTP/2 over TLS; it cannot be combined with Scheme "http" (h2c is HTTP/2 without TLS)' })
+  const tls = scheme === 'https' || protocol === 'h2'
   if (target === null || port === null) return null
   return {
     upstream: {
@@ -407,18 +410,18 @@ function readUpstream(raw: unknown, path: string, problems: Problem[], fromKey: 
       Priority: priority ?? 1,
       Weight: weight ?? 1,
       ...(protocol === undefined ? {} : { Protocol: protocol }),
-      ...(scheme === 'https' ? { Scheme: 'https' as const } : {}),
+      ...(tls ? { Scheme: 'https' as const } : {}),
     },
     ok: problems.length === before,
   }
 }
 
 /** An upstream's (or a service reference's) Protocol: undefined for HTTP/1.1. */
-function readUpstreamProtocol(pf: Found | undefined, problems: Problem[]): 'h2c' | undefined {
+function readUpstreamProtocol(pf: Found | undefined, problems: Problem[]): 'h2c' | 'h2' | undefined {
   if (pf === undefined || isMissing(pf)) return undefined
   const v = typeof pf.value === 'string' ? pf.value.trim().toLowerCase() : null
-  if (v === 'h2c') return 'h2c'
-  if (v !== 'http/1.1') problems.push({ path: pf.path, message: `must be "http/1.1" or "h2c" (HTTP/2 with prior knowledge), got ${describeValue(pf.value)}` })
+  if (v === 'h2c' || v === 'h2') return v
+  if (v !== 'http/1.1') problems.push({ path: pf.path, message: `must be "http/1.1", "h2c" (HTTP/2 with prior knowledge) or "h2" (HTTP/2 over TLS), got ${describeValue(pf.value)}` })
   return undefined
 }
 

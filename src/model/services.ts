@@ -173,6 +173,7 @@ function memberOf(ref: ServiceRef, inst: ServiceInstance, at: string, problems: 
     Priority: int('priority', 0, 1000, ref.Priority),
     Weight: int('weight', 1, 1000, ref.Weight),
     ...(ref.Protocol === undefined ? {} : { Protocol: ref.Protocol }),
+    ...(ref.Protocol === 'h2' ? { Scheme: 'https' as const } : {}),
   }
 }
 

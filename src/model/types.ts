@@ -12,8 +12,8 @@ export interface Upstream {
   Priority: number
   /** Share inside its priority group. Integer 1..1000, default 1. */
   Weight: number
-  /** `h2c`: the upstream speaks HTTP/2 with prior knowledge (gRPC services). Absent: HTTP/1.1. */
-  Protocol?: 'h2c'
+  /** `h2c`: the upstream speaks HTTP/2 with prior knowledge (gRPC services); `h2`: HTTP/2 over TLS (Scheme `https`). Absent: HTTP/1.1. */
+  Protocol?: 'h2c' | 'h2'
   /** `https`: the balancer speaks TLS to it (verified, SNI its Target). Absent: plain HTTP. */
   Scheme?: 'https'
 }
@@ -35,7 +35,7 @@ export interface ServiceRef {
   /** For every instance, unless its metadata says balancer.weight. Integer 1..1000, default 1. */
   Weight: number
   /** What every instance speaks; absent = HTTP/1.1 (as Upstream.Protocol). */
-  Protocol?: 'h2c'
+  Protocol?: 'h2c' | 'h2'
   /** Never present: lets code read `m.Target` off any member (undefined for a reference). */
   Target?: never
   Port?: never

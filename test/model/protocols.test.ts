@@ -97,7 +97,7 @@ describe('an upstream Protocol', () => {
       { Target: 'web', Port: 80, Priority: 1, Weight: 1 },
     ])
     expect(problems(() => normalizeServer({ address: ':80', upstreams: [{ Target: 'a', Port: 1, Protocol: 'h3' }] }))).toEqual([
-      { path: 'body.upstreams[0].Protocol', message: 'must be "http/1.1" or "h2c" (HTTP/2 with prior knowledge), got "h3"' },
+      { path: 'body.upstreams[0].Protocol', message: 'must be "http/1.1", "h2c" (HTTP/2 with prior knowledge) or "h2" (HTTP/2 over TLS), got "h3"' },
     ])
     const text = serializeConfig(parseConfigText(JSON.stringify([{ address: ':80', upstreams: [{ Target: 'g', Port: 1, Protocol: 'h2c' }] }])))
     expect(JSON.parse(text).servers[0].upstreams).toEqual([{ Target: 'g', Port: 1, Priority: 1, Weight: 1, Protocol: 'h2c' }])
@@ -105,8 +105,23 @@ describe('an upstream Protocol', () => {
 
   it('h2c (clear text) cannot be combined with Scheme https', () => {
     expect(problems(() => normalizeServer({ address: ':80', upstreams: [{ Target: 'a', Port: 1, Protocol: 'h2c', Scheme: 'https' }] }))).toEqual([
-      { path: 'body.upstreams[0].Protocol', message: 'h2c is HTTP/2 without TLS; it cannot be combined with Scheme "https"' },
+      { path: 'body.upstreams[0].Protocol', message: 'h2c is HTTP/2 without TLS; it cannot be combined with Scheme "https" (h2 is HTTP/2 over TLS)' },
     ])
+  })
+
+  it('h2 is HTTP/2 over TLS: Scheme https is implied and written back; Scheme http with it is refused', () => {
+    const s = normalizeServer({ address: ':80', upstreams: [{ Target: 'grpc', Port: 443, Protocol: 'H2' }, { Target: 'grpc2', Port: 443, Protocol: 'h2', Scheme: 'https' }] })
+    expect(s.upstreams).toEqual([
+      { Target: 'grpc', Port: 443, Priority: 1, Weight: 1, Protocol: 'h2', Scheme: 'https' },
+      { Target: 'grpc2', Port: 443, Priority: 1, Weight: 1, Protocol: 'h2', Scheme: 'https' },
+    ])
+    expect(problems(() => normalizeServer({ address: ':80', upstreams: [{ Target: 'a', Port: 1, Protocol: 'h2', Scheme: 'http' }] }))).toEqual([
+      { path: 'body.upstreams[0].Protocol', message: 'h2 is HTTP/2 over TLS; it cannot be combined with Scheme "http" (h2c is HTTP/2 without TLS)' },
+    ])
+    const text = serializeConfig(parseConfigText(JSON.stringify([{ address: ':80', upstreams: [{ Target: 'g', Port: 1, Protocol: 'h2' }] }])))
+    expect(JSON.parse(text).servers[0].upstreams).toEqual([{ Target: 'g', Port: 1, Priority: 1, Weight: 1, Protocol: 'h2', Scheme: 'https' }])
+    const snap = compile(parseConfigText(JSON.stringify([{ address: '127.0.0.1:8080', upstreams: [{ Target: 'g', Port: 1, Protocol: 'h2' }] }])), 1)
+    expect(snap.targets.get('https://g:1')).toEqual({ host: 'g', port: 1, protocol: 'h2', tls: true })
   })
 
   it('compiles into the snapshot target; one upstream with two protocols is refused', () => {
@@ -136,8 +151,19 @@ describe('labels', () => {
     expect(s.upstreams).toEqual([{ Target: '10.0.0.7', Port: 50051, Priority: 1, Weight: 1, Protocol: 'h2c' }])
     const bad = readLabels({ 'balancer.enable': 'true', 'balancer.protocol': 'h3', 'balancer.protocols': 'h2c' })
     expect(bad.enabled && bad.problems).toEqual([
-      { path: 'balancer.protocol', message: 'must be "http/1.1" or "h2c", got "h3"' },
+      { path: 'balancer.protocol', message: 'must be "http/1.1", "h2c" or "h2", got "h3"' },
       { path: 'balancer.protocols', message: 'must include "http/1.1"' },
     ])
+  })
+
+  it('balancer.protocol=h2 is HTTP/2 over TLS (scheme https implied); h2c with balancer.scheme=https is refused', async () => {
+    const { readLabels, labelServer } = await import('../../src/model/labels.ts')
+    const r = readLabels({ 'balancer.enable': 'true', 'balancer.address': ':443', 'balancer.protocol': 'h2' })
+    if (!r.enabled || r.settings === null) throw new Error('labels refused')
+    expect(labelServer(r.settings, [{ Target: '10.0.0.7', Port: 8443 }]).upstreams).toEqual([{ Target: '10.0.0.7', Port: 8443, Priority: 1, Weight: 1, Protocol: 'h2', Scheme: 'https' }])
+    const bad = readLabels({ 'balancer.enable': 'true', 'balancer.protocol': 'h2c', 'balancer.scheme': 'https' })
+    expect(bad.enabled && bad.problems).toEqual([{ path: 'balancer.protocol', message: 'h2c is HTTP/2 without TLS; it cannot be combined with balancer.scheme=https' }])
+    const bad2 = readLabels({ 'balancer.enable': 'true', 'balancer.protocol': 'h2', 'balancer.scheme': 'http' })
+    expect(bad2.enabled && bad2.problems).toEqual([{ path: 'balancer.protocol', message: 'h2 is HTTP/2 over TLS; it cannot be combined with balancer.scheme=http' }])
   })
 })

@@ -10,8 +10,8 @@ import { DEFAULT_PLANS, certFileId } from '../../src/compiler/compile.ts'
 export interface TargetSpec {
   host: string
   port: number
-  /** `h2c`: an HTTP/2 upstream. */
-  protocol?: 'h2c'
+  /** `h2c`: an HTTP/2 upstream; `h2`: one over TLS (set `tls` too). */
+  protocol?: 'h2c' | 'h2'
   /** The balancer speaks TLS to it. */
   tls?: boolean
   weight?: number

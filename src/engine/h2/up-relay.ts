@@ -51,7 +51,7 @@ export function attachUp(st: H2Stream, up: Upstream): void {
   if (us.owner === st) st.us = us
 }
 
-/** The request head as a header block, from the HTTP/1.1 head the stream carries. */
+/** The request head as a header block, from the HTTP/1.1 head the stream carries; an h2 upstream (TLS) gets :scheme https. */
 function requestBlock(st: H2Stream, up: Upstream): number {
   const head = st.outHead
   const hb = blockScratch(head.length * 2 + 256)
@@ -60,7 +60,7 @@ function requestBlock(st: H2Stream, up: Upstream): number {
   const sp1 = line.indexOf(' ')
   const sp2 = line.lastIndexOf(' ')
   let p = writeLiteral(hb, 0, ':method', line.slice(0, sp1))
-  p = writeLiteral(hb, p, ':scheme', 'http')
+  p = writeLiteral(hb, p, ':scheme', up.tls ? 'https' : 'http')
   p = writeLiteral(hb, p, ':path', line.slice(sp1 + 1, sp2))
   if (st.hostless) p = writeLiteral(hb, p, ':authority', up.key) // rewrite.Host upstream: the head has no host line
   let at = lineEnd + 2

@@ -1,6 +1,6 @@
-// HTTP/2 upstreams (Protocol "h2c"): client sessions of our own frame
-// layer (the same framing, HPACK decoder and output path as client
-// connections), multiplexed. A stream is opened on the upstream's first
+// HTTP/2 upstreams (Protocol "h2c", or "h2" over TLS): client sessions of
+// our own frame layer (the same framing, HPACK decoder and output path as
+// client connections), multiplexed. A stream is opened on the upstream's first
 // session with room under the peer's SETTINGS_MAX_CONCURRENT_STREAMS; when
 // every session is full (or none is up) another connection is opened. A
 // request on an HTTP/2 stream of a client is relayed stream to stream: its
@@ -16,8 +16,10 @@
 // response head like an HTTP/1.1 reset before any byte (idempotent methods
 // only); after that the client stream is reset.
 
-import { connect } from 'node:net'
+import { connect, isIP } from 'node:net'
 import type { Socket } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
+import type { TLSSocket } from 'node:tls'
 import type { EngineCtx } from '../context.ts'
 import type { Upstream } from '../upstream/registry.ts'
 import type { Output } from './frames.ts'
@@ -115,8 +117,15 @@ export class H2UpSession implements Output {
     this.up = up
     this.ctx = ctx
     this.hpack = new HpackDecoder(4096, 1 << 20)
-    this.sock = connect({ host: up.host, port: up.port, noDelay: true })
-    this.sock.on('connect', () => onConnect(this))
+    // h2: TLS verified against the engine's upstream CAs, SNI the host name, and h2 chosen by ALPN.
+    if (up.tls) {
+      this.sock = tlsConnect({ host: up.host, port: up.port, secureContext: ctx.upstreamTls, ALPNProtocols: ['h2'], ...(isIP(up.host) === 0 ? { servername: up.host } : {}) })
+      this.sock.setNoDelay(true)
+      this.sock.on('secureConnect', () => onSecureConnect(this))
+    } else {
+      this.sock = connect({ host: up.host, port: up.port, noDelay: true })
+      this.sock.on('connect', () => onConnect(this))
+    }
     this.sock.on('data', (d: Buffer) => onData(this, d))
     this.sock.on('error', (e: NodeJS.ErrnoException) => (this.error = e.code ?? 'ERROR'))
     this.sock.on('close', () => onClose(this))
@@ -189,6 +198,16 @@ const START = (() => {
   b.writeUInt32BE(1024 * 1024 - DEFAULT_WINDOW, p + FRAME_HEADER)
   return b
 })()
+
+/** A TLS session is usable once the handshake chose h2; a server that offers only HTTP/1.1 is a connect failure. */
+function onSecureConnect(s: H2UpSession): void {
+  if ((s.sock as TLSSocket).alpnProtocol !== 'h2') {
+    s.error = 'no h2 by ALPN'
+    s.sock.destroy()
+    return
+  }
+  onConnect(s)
+}
 
 function onConnect(s: H2UpSession): void {
   if (s.state !== SessSt.Connecting) return

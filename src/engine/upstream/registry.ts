@@ -10,8 +10,8 @@ import type { H2UpSession } from '../h2/upstream.ts'
 import type { CheckStats, EngineLog, UpstreamState, UpstreamStats } from '../types.ts'
 import type { UpConn } from './pool.ts'
 
-/** How the balancer talks to an upstream: HTTP/1.1, or HTTP/2 with prior knowledge (h2c). */
-export const UpProto = { Http1: 0, H2c: 1 } as const
+/** How the balancer talks to an upstream: HTTP/1.1, or HTTP/2 with prior knowledge (h2c) or over TLS (h2: `tls` is set too). */
+export const UpProto = { Http1: 0, H2c: 1, H2: 2 } as const
 
 /** A request queued for a connection to an upstream at its MaxConnections (see exchange.ts). */
 export interface Waiter {
@@ -76,7 +76,7 @@ export class Registry {
         up = new Upstream(key, t.host, t.port, t.tls === true)
         this.#byKey.set(key, up)
       } else up.retired = false
-      up.protocol = t.protocol === 'h2c' ? UpProto.H2c : UpProto.Http1
+      up.protocol = t.protocol === 'h2c' ? UpProto.H2c : t.protocol === 'h2' ? UpProto.H2 : UpProto.Http1
     }
   }
 
