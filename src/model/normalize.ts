@@ -398,7 +398,8 @@ function readUpstream(raw: unknown, path: string, problems: Problem[], fromKey: 
   }
   const protocol = readUpstreamProtocol(f.Protocol, problems)
   // h2c is HTTP/2 in clear text, h2 is HTTP/2 over TLS (Scheme https implied when left out).
-  if (protocol === 'h2c' && scheme === 'https') problems.push({ path: f.Protocol?.path ?? joinPath(path, 'Protocol'), message: 'h2c is HTTP/2 without TLS; it cannot be combined with Scheme "https" (h2 is HTTP/2 over TLS)' })
+  if (protocol === 'h2c' && scheme === 'https')
+    problems.push({ path: f.Protocol?.path ?? joinPath(path, 'Protocol'), message: 'h2c is HTTP/2 without TLS; it cannot be combined with Scheme "https" (h2 is HTTP/2 over TLS)' })
   if (protocol === 'h2' && scheme === 'http' && f.Scheme !== undefined && !isMissing(f.Scheme))
     problems.push({ path: f.Protocol?.path ?? joinPath(path, 'Protocol'), message: 'h2 is HTTP/2 over TLS; it cannot be combined with Scheme "http" (h2c is HTTP/2 without TLS)' })
   const tls = scheme === 'https' || protocol === 'h2'

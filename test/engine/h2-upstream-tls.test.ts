@@ -29,12 +29,13 @@ const SERVICE = {
   bidi: method('Bidi', true, true),
   fail: method('Fail', false, false),
 }
-const HEALTH = { check: { path: '/grpc.health.v1.Health/Check', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw } }
+const HEALTH = {
+  check: { path: '/grpc.health.v1.Health/Check', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw },
+}
 /** The serving status the health service answers for the server as a whole (1 SERVING, 2 NOT_SERVING). */
 let serving = 1
 
 const GRPC = listenKey('127.0.0.1', 0)
-const CHECKED = listenKey('127.0.0.2', 0)
 
 let ca: TestCa
 let foreign: TestCa
@@ -87,7 +88,7 @@ beforeAll(async () => {
     secureSeen.push({
       scheme: String(headers[':scheme']),
       authority: String(headers[':authority']),
-      sni: String((stream.session?.socket as TLSSocket).servername),
+      sni: String((stream.session?.socket as TLSSocket | undefined)?.servername),
       xff: String(headers['x-forwarded-for']),
     })
     stream.respond({ ':status': 200 })
@@ -176,7 +177,9 @@ function get(authority: string, path: string): Promise<{ status: number; body: s
 
 function unary(name: string, body: string): Promise<{ value?: Buffer; error?: grpc.ServiceError }> {
   return new Promise((resolve) => {
-    ;(client[name] as (req: Buffer, cb: (e: grpc.ServiceError | null, v?: Buffer) => void) => void)(Buffer.from(body), (err, value) => resolve(err === null ? { value: value as Buffer } : { error: err }))
+    ;(client[name] as (req: Buffer, cb: (e: grpc.ServiceError | null, v?: Buffer) => void) => void)(Buffer.from(body), (err, value) =>
+      resolve(err === null ? { value: value as Buffer } : { error: err }),
+    )
   })
 }
 
@@ -201,7 +204,9 @@ describe('HTTP/2 upstreams over TLS (Protocol h2)', () => {
     })
     expect(items).toEqual(Array.from({ length: 20 }, (_, i) => `item ${i}`))
     const joined = await new Promise<Buffer>((resolve, reject) => {
-      const call = (client.clientStream as (cb: (e: grpc.ServiceError | null, v?: Buffer) => void) => grpc.ClientWritableStream<Buffer>)((err, v) => (err === null ? resolve(v as Buffer) : reject(err)))
+      const call = (client.clientStream as (cb: (e: grpc.ServiceError | null, v?: Buffer) => void) => grpc.ClientWritableStream<Buffer>)((err, v) =>
+        err === null ? resolve(v as Buffer) : reject(err),
+      )
       for (let i = 0; i < 10; i++) call.write(Buffer.from(String(i)))
       call.end()
     })

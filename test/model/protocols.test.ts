@@ -110,7 +110,13 @@ describe('an upstream Protocol', () => {
   })
 
   it('h2 is HTTP/2 over TLS: Scheme https is implied and written back; Scheme http with it is refused', () => {
-    const s = normalizeServer({ address: ':80', upstreams: [{ Target: 'grpc', Port: 443, Protocol: 'H2' }, { Target: 'grpc2', Port: 443, Protocol: 'h2', Scheme: 'https' }] })
+    const s = normalizeServer({
+      address: ':80',
+      upstreams: [
+        { Target: 'grpc', Port: 443, Protocol: 'H2' },
+        { Target: 'grpc2', Port: 443, Protocol: 'h2', Scheme: 'https' },
+      ],
+    })
     expect(s.upstreams).toEqual([
       { Target: 'grpc', Port: 443, Priority: 1, Weight: 1, Protocol: 'h2', Scheme: 'https' },
       { Target: 'grpc2', Port: 443, Priority: 1, Weight: 1, Protocol: 'h2', Scheme: 'https' },

@@ -99,6 +99,16 @@ describe('service references', () => {
     expect(() => normalizeConfig({ servers: [{ address: ':80', upstreams: [{ Service: 'grpc', Protocol: 'h3' }] }] })).toThrow(/servers\[0\]\.upstreams\[0\]\.Protocol/)
   })
 
+  it('a reference with Protocol h2 resolves to instances reached over TLS (Scheme https)', () => {
+    const tls = normalizeConfig({ servers: [{ address: ':80', upstreams: [{ Service: 'grpc', Protocol: 'H2' }] }] })
+    const r = resolveServices(tls, new Map([['consul', { grpc: [inst('a', 'grpc.internal', 443)] }]]))
+    expect(r.config.servers[0]?.upstreams).toEqual([
+      { Service: 'grpc', Registry: '', Tags: [], Priority: 1, Weight: 1, Protocol: 'h2' },
+      { Target: 'grpc.internal', Port: 443, Priority: 1, Weight: 1, Protocol: 'h2', Scheme: 'https' },
+    ])
+    expect(r.problems).toEqual([])
+  })
+
   it('the merge resolves them last and records each instance with its registry as origin', () => {
     const m = mergeDiscovered(cfg, [], view)
     expect(m.config.servers[0]?.upstreams).toHaveLength(4)
