@@ -18,7 +18,6 @@
 
 import { connect, isIP } from 'node:net'
 import type { Socket } from 'node:net'
-import { connect as tlsConnect } from 'node:tls'
 import type { TLSSocket } from 'node:tls'
 import type { EngineCtx } from '../context.ts'
 import type { Upstream } from '../upstream/registry.ts'
@@ -119,7 +118,10 @@ export class H2UpSession implements Output {
     this.hpack = new HpackDecoder(4096, 1 << 20)
     // h2: TLS verified against the engine's upstream CAs, SNI the host name, and h2 chosen by ALPN.
     if (up.tls) {
-      this.sock = tlsConnect({ host: up.host, port: up.port, secureContext: ctx.upstreamTls, ALPNProtocols: ['h2'], ...(isIP(up.host) === 0 ? { servername: up.host } : {}) })
+      // node:tls loads with the first TLS upstream, not with the engine (a worker without TLS never loads it).
+      this.sock = process
+        .getBuiltinModule('node:tls')
+        .connect({ host: up.host, port: up.port, secureContext: ctx.upstreamTls, ALPNProtocols: ['h2'], ...(isIP(up.host) === 0 ? { servername: up.host } : {}) })
       this.sock.setNoDelay(true)
       this.sock.on('secureConnect', () => onSecureConnect(this))
     } else {
