@@ -2,11 +2,11 @@
 // pattern is compiled here, once per snapshot, never per request. A route
 // whose rules change nothing (all groups absent or empty) gets `null`.
 
-import type { Access, HeaderEdits, Policy } from '../model/types.ts'
+import type { Access, Compress, HeaderEdits, Policy } from '../model/types.ts'
 import { compilePathRegex } from '../model/rewrite.ts'
 import { parseDuration } from '../model/duration.ts'
-import { HostMode } from './snapshot.ts'
-import type { AccessPlan, HeaderEditPlan, RequestRulesPlan, RulesPlan } from './snapshot.ts'
+import { Enc, HostMode } from './snapshot.ts'
+import type { AccessPlan, CompressPlan, HeaderEditPlan, RequestRulesPlan, RulesPlan } from './snapshot.ts'
 
 export function rulesPlan(p: Policy, pathPrefix: string): RulesPlan | null {
   const access = accessPlan(p.access ?? null)
@@ -18,8 +18,28 @@ export function rulesPlan(p: Policy, pathPrefix: string): RulesPlan | null {
   const response = responsePlan(p)
   const e = p.errors ?? null
   const errors = e === null ? null : Object.freeze({ page: e.Page, statuses: Object.freeze([...e.Statuses]), timeoutMs: parseDuration(e.Timeout) ?? 2000 })
-  if (access === null && ratelimit === null && body === null && request === null && response === null && errors === null) return null
-  return Object.freeze({ gated: access !== null || ratelimit !== null || body !== null, access, ratelimit, body, request, response, errors })
+  const compress = compressPlan(p.compress ?? null, response)
+  if (access === null && ratelimit === null && body === null && request === null && response === null && errors === null && compress === null) return null
+  return Object.freeze({ gated: access !== null || ratelimit !== null || body !== null, access, ratelimit, body, request, response, errors, compress })
+}
+
+const ENC_OF: Readonly<Record<string, Enc>> = { gzip: Enc.Gzip, br: Enc.Br, zstd: Enc.Zstd }
+
+const NO_EDITS: HeaderEditPlan = Object.freeze({ drop: new Set<string>(), lines: '', fields: Object.freeze([]) })
+
+function compressPlan(z: Compress | null, response: HeaderEditPlan | null): CompressPlan | null {
+  if (z === null) return null
+  const exact = z.Types.filter((t) => !t.endsWith('/*'))
+  const prefixes = z.Types.filter((t) => t.endsWith('/*')).map((t) => t.slice(0, -1))
+  const base = response ?? NO_EDITS
+  return Object.freeze({
+    encodings: Object.freeze(z.Encodings.map((e) => ENC_OF[e] ?? Enc.Gzip)),
+    types: new Set(exact),
+    typePrefixes: Object.freeze(prefixes),
+    minBytes: z.MinBytes,
+    base,
+    dropEtag: new Set([...base.drop, 'etag']),
+  })
 }
 
 function accessPlan(a: Access | null): AccessPlan | null {

@@ -165,6 +165,27 @@ export interface RulesPlan {
   /** headers.Response and its shortcuts, applied to responses relayed from upstream. */
   response: HeaderEditPlan | null
   errors: ErrorPagesPlan | null
+  compress: CompressPlan | null
+}
+
+/** Content codings the compress group offers (model/compress.ts ENCODINGS); None: the body is sent as it is. */
+export const Enc = { None: 0, Gzip: 1, Br: 2, Zstd: 3 } as const
+export type Enc = (typeof Enc)[keyof typeof Enc]
+
+/** The compress group, compiled (src/engine/rules/compress.ts applies it). */
+export interface CompressPlan {
+  /** The codings offered, in the order preferred. */
+  encodings: readonly Enc[]
+  /** Lower-case `type/subtype` compressed. */
+  types: ReadonlySet<string>
+  /** `type/` of each `type/*` entry. */
+  typePrefixes: readonly string[]
+  /** A Content-Length below this is sent as it is. */
+  minBytes: number
+  /** The route's headers.Response (empty when none): a compressed response's head is built with it. */
+  base: HeaderEditPlan
+  /** base.drop and `etag`: a strong ETag is replaced by its weak form. */
+  dropEtag: ReadonlySet<string>
 }
 
 /** The errors group, compiled (src/engine/rules/error-page.ts serves it). */

@@ -91,6 +91,7 @@ const KNOWN = new Set([
   'tls.acme',
   'tls.email',
   'tls.challenge',
+  'compress',
 ])
 /** `balancer.health.path` -> ['health', 'path']; rule groups too (`balancer.rewrite.stripprefix`). */
 const POLICY_LABEL = new RegExp(`^(${[...POLICY_GROUPS, ...RULE_GROUPS].join('|')})\\.(.+)$`)
@@ -235,6 +236,13 @@ function readPolicyLabels(labels: ReadonlyMap<string, string>, problems: Problem
   // An empty value means "the default", as for every other label; the group is still present.
   const raw: Partial<Record<PolicyGroup | RuleGroup, LabelTree>> = {}
   for (const [key, value] of labels) {
+    // `balancer.compress=true`: the compress group with its defaults (`"compress": {}`).
+    if (key === 'compress') {
+      const on = bool(value)
+      if (on === null) problems.push({ path: `${LABEL_PREFIX}compress`, message: `must be "true" or "false", got ${JSON.stringify(value)}` })
+      else if (on) raw.compress ??= {}
+      continue
+    }
     const m = POLICY_LABEL.exec(key)
     if (m === null) continue
     const group = m[1] as PolicyGroup | RuleGroup

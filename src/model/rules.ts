@@ -7,7 +7,8 @@
 //
 // The engine applies them in one fixed order (README "Route rules"): access,
 // rate limit, body, rewrite, headers, the proxy itself, then compression on
-// the way out. Each group's fields and bounds are in its own file.
+// the way out (errors, the error pages, replace an answer before it is
+// compressed). Each group's fields and bounds are in its own file.
 
 import type { Problem } from './errors.ts'
 import type { Found } from './fields.ts'
@@ -17,10 +18,11 @@ import { ACCESS_FIELDS, readAccess } from './access.ts'
 import { BODY_FIELDS, readBody } from './body.ts'
 import { ERROR_PAGE_FIELDS, readErrorPages } from './error-pages.ts'
 import { RATELIMIT_FIELDS, readRateLimit } from './ratelimit.ts'
-import type { Access, Body, Config, ErrorPages, HeaderEdits, HeaderRules, RateLimit, Rewrite, Rules } from './types.ts'
+import { COMPRESS_FIELDS, readCompress } from './compress.ts'
+import type { Access, Body, Compress, Config, ErrorPages, HeaderEdits, HeaderRules, RateLimit, Rewrite, Rules } from './types.ts'
 
 /** In the order the engine applies them. */
-export const RULE_GROUPS = ['access', 'ratelimit', 'body', 'rewrite', 'headers', 'errors'] as const
+export const RULE_GROUPS = ['access', 'ratelimit', 'body', 'rewrite', 'headers', 'errors', 'compress'] as const
 export type RuleGroup = (typeof RULE_GROUPS)[number]
 
 export const RULE_FIELDS: Readonly<Record<RuleGroup, readonly string[]>> = {
@@ -30,6 +32,7 @@ export const RULE_FIELDS: Readonly<Record<RuleGroup, readonly string[]>> = {
   rewrite: REWRITE_FIELDS,
   headers: HEADERS_FIELDS,
   errors: ERROR_PAGE_FIELDS,
+  compress: COMPRESS_FIELDS,
 }
 
 /** The rule groups of a server or route, from its found fields; problems are collected, not thrown. */
@@ -48,7 +51,7 @@ export function readRules(f: Partial<Record<RuleGroup, Found>>, owner: 'server' 
   return out
 }
 
-type RuleValue = Access | RateLimit | Body | Rewrite | HeaderRules | ErrorPages
+type RuleValue = Access | RateLimit | Body | Rewrite | HeaderRules | ErrorPages | Compress
 
 export function readRule(g: RuleGroup, raw: unknown, path: string, problems: Problem[]): RuleValue | null {
   switch (g) {
@@ -64,6 +67,8 @@ export function readRule(g: RuleGroup, raw: unknown, path: string, problems: Pro
       return readHeaderRules(raw, path, problems)
     case 'errors':
       return readErrorPages(raw, path, problems)
+    case 'compress':
+      return readCompress(raw, path, problems)
   }
 }
 
@@ -72,6 +77,7 @@ function setRule(out: Rules, g: RuleGroup, v: RuleValue): void {
   else if (g === 'ratelimit') out.ratelimit = v as RateLimit
   else if (g === 'body') out.body = v as Body
   else if (g === 'errors') out.errors = v as ErrorPages
+  else if (g === 'compress') out.compress = v as Compress
   else if (g === 'rewrite') out.rewrite = v as Rewrite
   else out.headers = v as HeaderRules
 }
@@ -112,6 +118,9 @@ export function rulesOf(p: Rules, owner: 'server' | 'route'): Rules {
   const e = p.errors
   if (e === null && owner === 'route') out.errors = null
   else if (e != null) out.errors = { Page: e.Page, Statuses: [...e.Statuses], Timeout: e.Timeout }
+  const z = p.compress
+  if (z === null && owner === 'route') out.compress = null
+  else if (z != null) out.compress = { Encodings: [...z.Encodings], Types: [...z.Types], MinBytes: z.MinBytes }
   return out
 }
 
@@ -122,6 +131,7 @@ export function copyRule(to: Rules, from: Rules, g: RuleGroup): void {
   else if (g === 'ratelimit') to.ratelimit = v.ratelimit ?? null
   else if (g === 'body') to.body = v.body ?? null
   else if (g === 'errors') to.errors = v.errors ?? null
+  else if (g === 'compress') to.compress = v.compress ?? null
   else if (g === 'rewrite') to.rewrite = v.rewrite ?? null
   else to.headers = v.headers ?? null
 }

@@ -194,6 +194,16 @@ export interface Body {
   MaxRequestBytes: number
 }
 
+/** `compress`: responses compressed for clients that ask (src/model/compress.ts). */
+export interface Compress {
+  /** `zstd`, `br`, `gzip`, in the order preferred. */
+  Encodings: string[]
+  /** Lower-case `type/subtype` or `type/*`. */
+  Types: string[]
+  /** A Content-Length below this is sent as it is. */
+  MinBytes: number
+}
+
 /**
  * The route rules (src/model/rules.ts): what a route does to a request
  * besides picking its upstream. On a route, absent means its server's group
@@ -206,6 +216,7 @@ export interface Rules {
   rewrite?: Rewrite | null
   headers?: HeaderRules | null
   errors?: ErrorPages | null
+  compress?: Compress | null
 }
 
 /** Strict-Transport-Security added to responses relayed over TLS (src/model/hsts.ts). */

@@ -5,6 +5,8 @@ import { execFileSync } from 'node:child_process'
 import { createServer, request } from 'node:http'
 import type { IncomingHttpHeaders, Server } from 'node:http'
 import { join } from 'node:path'
+import { brotliDecompressSync } from 'node:zlib'
+import { DEFAULT_TYPES } from '../../src/model/compress.ts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort, startBalancer, tempDir, until } from './harness.ts'
 
@@ -16,6 +18,7 @@ beforeAll(async () => {
   upstream = createServer((req, res) => {
     seen.set(req.url ?? '', req.headers)
     res.setHeader('x-powered-by', 'php')
+    res.setHeader('content-type', 'text/plain')
     res.end(`saw ${req.url}`)
   })
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r))
@@ -38,11 +41,23 @@ function get(port: number, path: string, headers: Record<string, string> = {}, m
   })
 }
 
+function getRaw(port: number, path: string, headers: Record<string, string>): Promise<{ headers: IncomingHttpHeaders; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false, headers: { host: 'shop.example', ...headers } }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (d: Buffer) => chunks.push(d))
+      res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
 describe('route rules from the API', () => {
-  // rewrite and headers on the server, access and body on a route added by PUT.
+  // rewrite, headers and compress on the server, access and body on a route added by PUT.
   {
     const workers = '2'
-    it(`rewrite and headers (POST /server), access and body (PUT, a route) apply with --workers ${workers}; groups are written back whole`, async () => {
+    it(`rewrite, headers and compress (POST /server), access and body (PUT, a route) apply with --workers ${workers}; groups are written back whole`, async () => {
       const port = await freePort()
       const bal = await startBalancer(['--config', join(tempDir(), 'b.json'), '--workers', workers])
       try {
@@ -52,6 +67,7 @@ describe('route rules from the API', () => {
           upstreams: [{ Target: '127.0.0.1', Port: upstreamPort }],
           rewrite: { StripPrefix: true, ReplacePathRegex: { Regex: '^/v1/(.*)$', Replacement: '/v2/$1' }, Host: 'upstream' },
           headers: { Request: { Set: { 'X-Env': 'prod' } }, Response: { Remove: ['X-Powered-By'] }, FrameDeny: true },
+          compress: { Encodings: 'br, gzip', MinBytes: '0' },
         }
         const r = await fetch(`${bal.api}/server`, { method: 'POST', body: JSON.stringify(body) })
         expect(r.status).toBe(201)
@@ -76,6 +92,12 @@ describe('route rules from the API', () => {
         const stored = (await (await fetch(`${bal.api}/server/127.0.0.1:${port}`)).json()) as Record<string, unknown>
         expect(stored.rewrite).toEqual({ StripPrefix: true, AddPrefix: '', ReplacePathRegex: { Regex: '^/v1/(.*)$', Replacement: '/v2/$1' }, Host: 'upstream' })
         expect(stored.headers).toMatchObject({ Response: { Set: {}, Add: {}, Remove: ['x-powered-by'] }, FrameDeny: true, ContentTypeNosniff: false })
+        expect(stored.compress).toEqual({ Encodings: ['br', 'gzip'], Types: [...DEFAULT_TYPES], MinBytes: 0 })
+        // compress: the client's Accept-Encoding picks br; the body decodes to the upstream's.
+        const zipped = await getRaw(port, path, { 'accept-encoding': 'gzip;q=0.5, br' })
+        expect(zipped.headers['content-encoding']).toBe('br')
+        expect(zipped.headers.vary).toBe('accept-encoding')
+        expect(brotliDecompressSync(zipped.body).toString()).toBe(`saw /v2/items?w=${workers}`)
 
         // access and body on a second route of the same address: BasicAuth is checked on the hash thread of each worker.
         const hash = execFileSync('htpasswd', ['-nbB', 'alice', 'alice-pw'], { encoding: 'utf8' }).trim()

@@ -175,7 +175,7 @@ describe('normalizeServer', () => {
       {
         path: 'body.upstream',
         message:
-          'unknown field (expected one of address, filter, upstreams, fallbacks, routes, health, passive, retry, limits, access, ratelimit, body, rewrite, headers, errors, hsts, tls, discovery, Protocols)',
+          'unknown field (expected one of address, filter, upstreams, fallbacks, routes, health, passive, retry, limits, access, ratelimit, body, rewrite, headers, errors, compress, hsts, tls, discovery, Protocols)',
       },
     ])
   })

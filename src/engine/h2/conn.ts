@@ -143,6 +143,8 @@ export class H2Conn implements Output {
   /** Streams whose upstream is paused until the client's socket drains. */
   readonly paused: H2Stream[] = []
   clientFull = false
+  /** Streams whose response is being compressed now (zip-relay.ts; at most ZIP_STREAMS_PER_CONN). */
+  zipping = 0
   /** Streams whose head arrived in the current read: dispatched after it, unless reset in it. */
   readonly fresh: H2Stream[] = []
   calm = CALM_BURST

@@ -21,6 +21,8 @@ import { discard, release } from '../upstream/pool.ts'
 import { writeEdits, writeInt, writeLiteral, writeStatus } from './hpack.ts'
 import { drops } from '../rules/request.ts'
 import { errorPage } from '../rules/error-page.ts'
+import type { HeaderEditPlan } from '../../compiler/snapshot.ts'
+import { ZIP_END, zipFeed, zipHeadH2 } from './zip-relay.ts'
 import { H2Error } from './frames.ts'
 import { blockScratch, pauseForClient, resetStream, respondLocal, sendBlock, sendData, sendTrailers } from './send.ts'
 import type { H2Stream } from './stream.ts'
@@ -87,10 +89,13 @@ export function h2UpstreamData(st: H2Stream, uc: UpConn, chunk: Buffer): boolean
   if (st.resPhase === ResPhase.Done) {
     if (pos < buf.length) uc.reusable = false // bytes after the response: that connection is out of step
     complete(st)
+  } else if (st.zip !== null) {
+    if (st.resPhase === ResPhase.Body) st.zip.flush() // what this read brought reaches the client now
   } else if (conn.clientFull) {
     pauseForClient(st)
   }
-  return conn.refHeld
+  // A coder may still hold the bytes of this read.
+  return conn.refHeld || st.zip !== null
 }
 
 /** Handles a parsed head ending at `end`; false when the exchange left the normal path (retry, error). */
@@ -114,7 +119,10 @@ function onHead(st: H2Stream, uc: UpConn, buf: Buffer, end: number): boolean {
   st.status = status
   st.framing = framing
   st.resStarted = true
-  headers(st, buf, status, framing === Framing.None, r.ridCount === 0)
+  // The route's compress group: the head's edits, and st.zip when the body goes through a coder (zip-relay.ts).
+  const rt = st.route
+  const zedits = rt !== null && rt.plan.rules !== null && rt.plan.rules.compress !== null ? zipHeadH2(st, buf, r, framing === Framing.None) : null
+  headers(st, buf, status, framing === Framing.None, r.ridCount === 0, zedits, st.zip !== null)
   if (framing === Framing.None) st.resPhase = ResPhase.Done
   else {
     st.resPhase = ResPhase.Body
@@ -131,18 +139,18 @@ function namedInConnection(buf: Buffer, nTokens: number, ns: number, ne: number)
 }
 
 /** The response head as a header block: `:status`, then the fields an HTTP/2 response may carry. */
-function headers(st: H2Stream, buf: Buffer, status: number, endStream: boolean, addId: boolean): void {
+function headers(st: H2Stream, buf: Buffer, status: number, endStream: boolean, addId: boolean, zedits: HeaderEditPlan | null = null, dropLength = false): void {
   const r = st.res
   const rt = st.route
-  // The route's headers.Response, on final responses only (as HTTP/1.1's responseHead).
-  const edits = status < 200 || rt === null || rt.plan.rules === null ? null : rt.plan.rules.response
+  // The route's headers.Response, on final responses only (as HTTP/1.1's responseHead); with compression's fields when it applies.
+  const edits = zedits !== null ? zedits : status < 200 || rt === null || rt.plan.rules === null ? null : rt.plan.rules.response
   const hb = blockScratch(2 * (r.end - r.start) + 160 + st.requestId.length + (edits === null ? 0 : 2 * edits.lines.length + 8 * edits.fields.length))
   let p = writeStatus(hb, 0, status)
   const n = r.nHeaders
   for (let i = 0; i < n; i++) {
     const o = i * HF
     const kind = HDR[o + 5] as number
-    if (kind === Kind.Connection || kind === Kind.Hop || kind === Kind.TransferEncoding || kind === Kind.Upgrade) continue
+    if (kind === Kind.Connection || kind === Kind.Hop || kind === Kind.TransferEncoding || kind === Kind.Upgrade || (dropLength && kind === Kind.ContentLength)) continue
     const ns = HDR[o] as number
     const ne = HDR[o + 1] as number
     if (r.nConnTokens !== 0 && namedInConnection(buf, r.nConnTokens, ns, ne)) continue
@@ -219,8 +227,14 @@ function keepTrailer(st: H2Stream, buf: Buffer, end: number, from: number, to: n
 /** Trailer fields an HTTP/2 response must not carry (connection-specific, framing, routing). */
 const NOT_TRAILERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'content-length', 'host', 'trailer'])
 
-/** The last chunk was read: END_STREAM, on the trailers when the upstream sent any. */
+/** The last chunk was read: END_STREAM, on the trailers when the upstream sent any (after a coder's last bytes when compressing). */
 function endChunked(st: H2Stream): void {
+  const zip = st.zip
+  if (zip !== null) return zip.end()
+  endStream(st)
+}
+
+function endStream(st: H2Stream): void {
   const raw = st.resTrailer
   if (raw === null) return send(st, EMPTY, true)
   st.resTrailer = null
@@ -242,8 +256,16 @@ function endChunked(st: H2Stream): void {
 
 function send(st: H2Stream, data: Buffer, end: boolean): void {
   if (end) st.resDone = true
-  sendData(st, data, end)
+  const zip = st.zip
+  if (zip === null) {
+    sendData(st, data, end)
+    return
+  }
+  zipFeed(st, data)
+  if (end) zip.end()
 }
+
+ZIP_END.end = endStream
 
 /** The response has been read completely: the upstream connection goes back to the pool (or closes). */
 function complete(st: H2Stream): void {

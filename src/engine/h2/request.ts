@@ -23,6 +23,7 @@
 import { matchRoute } from '../match.ts'
 import { HostMode, Scheme } from '../../compiler/snapshot.ts'
 import { rewriteHead } from '../rules/request.ts'
+import { zipAcceptedH2 } from './zip-relay.ts'
 import { gate } from '../rules/gate.ts'
 import type { AuthRequest } from '../rules/forward-auth.ts'
 import { startExchange } from '../exchange.ts'
@@ -302,6 +303,7 @@ export function dispatchStream(st: H2Stream): void {
   // ForwardAuth gets the client's fields as received, before rewrite and headers.Request.
   const rr = st.route.rules
   const auth = rr !== null && rr.access !== null && rr.access.plan.forward !== null ? authRequest(st) : null
+  if (rules.compress !== null) st.zipAccept = zipAcceptedH2(st, st.outHead)
   const rlPlan = rr === null || rr.limiter === null ? null : rr.limiter.plan
   const source = rlPlan === null || rlPlan.sourceHeader === '' ? null : fieldOf(st.outHead, rlPlan.sourceHeader)
   if (rules.request !== null) {

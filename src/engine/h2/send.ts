@@ -241,10 +241,13 @@ export function drainBlocked(st: H2Stream): void {
 const EMPTY = Buffer.alloc(0)
 
 function resumeUpstream(st: H2Stream): void {
-  if (!st.upPaused || st.conn.clientFull) return
+  if (st.conn.clientFull) return
+  const zip = st.zip
+  if (zip !== null) zip.resume()
+  if (!st.upPaused) return
   st.upPaused = false
   const uc = st.uc
-  if (uc !== null) uc.sock.resume()
+  if (uc !== null && !st.zipFull) uc.sock.resume()
 }
 
 /** Response bytes of an HTTP/2 upstream the client has now taken: the upstream's stream window gets them back. */
@@ -322,6 +325,14 @@ export function finishStream(st: H2Stream): void {
   if (st.phase === Phase.Done) return
   const routed = st.phase !== Phase.New
   st.phase = Phase.Done
+  const zip = st.zip
+  if (zip !== null) {
+    // A compressed response cut short: its coder is freed (zip-relay.ts).
+    st.zip = null
+    st.zipFull = false
+    st.conn.zipping--
+    zip.destroy()
+  }
   const us = st.us
   if (us !== null) {
     st.us = null

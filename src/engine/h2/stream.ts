@@ -7,6 +7,7 @@
 // the meters need when it ends.
 
 import type { Exchange, Front } from '../exchange.ts'
+import type { Zip } from '../rules/compress.ts'
 import { ResPhase, Timer } from '../exchange.ts'
 import type { EngineCtx } from '../context.ts'
 import { ChunkDecoder } from '../http1/chunked.ts'
@@ -137,6 +138,12 @@ export class H2Stream implements Exchange {
   resTrailer: Buffer | null = null
   /** Response bytes from an HTTP/2 upstream queued for the client: credited to the upstream once sent. */
   upHeld = 0
+  /** The coding the request negotiated on a route with a compress group (compiler Enc; 0: none). */
+  zipAccept = 0
+  /** The coder of a compressed response body (zip-relay.ts); null otherwise. */
+  zip: Zip<H2Stream> | null = null
+  /** The coder's input is full: the upstream waits for its drain. */
+  zipFull = false
 
   // Accounting (http1/ended.ts reads these).
   readonly listener: Listener

@@ -28,6 +28,7 @@ import { RawClientSocket } from './client-socket.ts'
 import { isShared } from './input.ts'
 import { codeClass } from '../meter.ts'
 import { requestEnded } from './ended.ts'
+import type { Zip } from '../rules/compress.ts'
 
 export const St = { Head: 0, Upstream: 1, Tunnel: 2, Closing: 3, Closed: 4 } as const
 export const BodyKind = { None: 0, Length: 1, Chunked: 2 } as const
@@ -170,6 +171,12 @@ export class ClientConn {
   resStarted = false
   /** The client socket is corked for the rest of the current upstream read (relay.ts). */
   corked = false
+  /** The coding the request negotiated on a route with a compress group (compiler Enc; 0: none). */
+  zipAccept = 0
+  /** The coder of a compressed response body (http1/zip-relay.ts); null otherwise. */
+  zip: Zip<ClientConn> | null = null
+  /** The coder's input is full: the upstream waits for its drain. */
+  zipFull = false
 
   constructor(sock: ClientSocket, ip: string, listener: Listener, ctx: EngineCtx, tls: boolean) {
     this.sock = sock
@@ -436,6 +443,7 @@ export function endConn(conn: ClientConn): void {
     conn.ctx.inFlight--
     requestEnded(conn)
   }
+  dropZip(conn)
   const uc = conn.uc
   if (uc !== null) {
     conn.uc = null
@@ -524,11 +532,22 @@ function onEnd(conn: ClientConn): void {
   }
 }
 
+/** A compressed response that will not complete: its coder is freed. */
+function dropZip(conn: ClientConn): void {
+  const zip = conn.zip
+  if (zip === null) return
+  conn.zip = null
+  conn.zipFull = false
+  zip.destroy()
+}
+
 function onDrain(conn: ClientConn): void {
   if (!conn.clientFull) return
   conn.clientFull = false
+  const zip = conn.zip
+  if (zip !== null) zip.resume()
   const uc = conn.uc
-  if (uc !== null) uc.sock.resume()
+  if (uc !== null && !conn.zipFull) uc.sock.resume()
   if (conn.timer === Timer.Response) conn.deadline = conn.ctx.now + conn.ctx.opts.responseTimeoutMs
 }
 
@@ -543,6 +562,7 @@ function onClose(conn: ClientConn): void {
   }
   if (conn.waitingOn !== null) leaveQueue(conn)
   if (st === St.Tunnel) UPPER.tunnelClientClosed(conn)
+  dropZip(conn)
   const uc = conn.uc
   if (uc !== null) {
     conn.uc = null

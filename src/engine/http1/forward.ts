@@ -188,7 +188,8 @@ const CONN_BYTES = CONN_LINE.map((l) => Buffer.from(`${l}\r\n`, 'latin1'))
  * requestId: added as `x-request-id` when not '' (the upstream sent none).
  * edits: the route's headers.Response (null for most routes). hsts: header
  * lines added as they are (the route's Strict-Transport-Security over TLS);
- * null for none.
+ * null for none. dropLength: the body is re-encoded (compress), so the
+ * upstream's Content-Length does not hold.
  */
 export function responseHead(
   buf: Buffer,
@@ -201,6 +202,7 @@ export function responseHead(
   requestId: string,
   edits: HeaderEditPlan | null = null,
   hsts: Buffer | null = null,
+  dropLength = false,
 ): Buffer {
   let nRuns = 0
   let runStart = r.start
@@ -213,7 +215,7 @@ export function responseHead(
     const ns = HDR[o] as number
     let keep =
       kind === Kind.Other ||
-      kind === Kind.ContentLength ||
+      (kind === Kind.ContentLength && !dropLength) ||
       kind === Kind.Host ||
       kind === Kind.XForwardedFor ||
       kind === Kind.XForwardedHost ||

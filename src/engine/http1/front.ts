@@ -28,8 +28,8 @@ export const H1_FRONT: Front = {
   data(ex: Exchange, uc: UpConn, chunk: Buffer): boolean {
     const conn = ex as ClientConn
     onUpstreamData(conn, uc, chunk)
-    // Anything the client socket could not take at once still points into chunk.
-    return conn.sock.writableLength !== 0
+    // Anything the client socket could not take at once, or a coder has not yet read, still points into chunk.
+    return conn.sock.writableLength !== 0 || conn.zip !== null
   },
   ended(ex: Exchange, uc: UpConn, closed: boolean): void {
     const conn = ex as ClientConn

@@ -25,12 +25,13 @@ import type { UpConn } from '../upstream/pool.ts'
 import { discard, release } from '../upstream/pool.ts'
 import { Chunk, advance } from './chunked.ts'
 import type { ClientConn } from './conn.ts'
-import { Framing, ResPhase, St, finishRequest, respond } from './conn.ts'
+import { Framing, ResPhase, St, Timer, arm, finishRequest, respond } from './conn.ts'
 import { Conn, responseHead, withRequestId } from './forward.ts'
 import { Method, parseResponseHead, responseHeadEnd } from './parse.ts'
 import type { ResponseHead } from './parse.ts'
 import { startTunnel, tunnelFromUpstream } from './tunnel.ts'
 import { errorPage } from '../rules/error-page.ts'
+import { zipBody, zipHead } from './zip-relay.ts'
 
 const PAIR: Buffer[] = [Buffer.alloc(0), Buffer.alloc(0)]
 const EMPTY = Buffer.alloc(0)
@@ -100,7 +101,7 @@ export function onUpstreamData(conn: ClientConn, uc: UpConn, chunk: Buffer): voi
   if (conn.resPhase === ResPhase.Done) {
     if (pos < buf.length) uc.reusable = false // bytes after the response: that connection is out of step
     completeResponse(conn)
-  }
+  } else if (conn.zip !== null && conn.resPhase === ResPhase.Body) conn.zip.flush() // what this read brought reaches the client now
 }
 
 function uncorkThen(conn: ClientConn, then: ((c: ClientConn, u: UpConn) => void) | null, uc: UpConn): void {
@@ -182,10 +183,14 @@ function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: n
   if (finalHead(conn, uc, r, framing, end === buf.length)) return -1
   // The route's error page answers instead (nothing of this response has gone to the client).
   if (conn.route !== null && conn.route.plan.rules !== null && errorPage(conn, status)) return -1
+  const rt = conn.route
+  // The route's compress group: the head's edits, and conn.zip when the body goes through a coder (zip-relay.ts).
+  const zipEdits = rt !== null && rt.plan.rules !== null && rt.plan.rules.compress !== null ? zipHead(conn, buf, r, framing) : null
+  const zipped = conn.zip !== null
   // A body delimited by the upstream's close goes to an HTTP/1.1 client chunked, keeping its connection.
-  const rechunk = framing === Framing.Close && conn.version === 11 && r.teCount === 0
-  let close = conn.closeAfter || conn.ctx.closing || conn.listener.draining || (framing === Framing.Close && !rechunk)
-  if (framing === Framing.Chunked && conn.version === 10) {
+  const rechunk = framing === Framing.Close && conn.version === 11 && r.teCount === 0 && !zipped
+  let close = conn.closeAfter || conn.ctx.closing || conn.listener.draining || (framing === Framing.Close && !rechunk && !zipped) || (zipped && conn.version === 10)
+  if (framing === Framing.Chunked && conn.version === 10 && !zipped) {
     if (r.teOther) {
       badResponse(conn, uc) // a coding an HTTP/1.0 client cannot be told about once de-chunked
       return -1
@@ -204,13 +209,13 @@ function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: n
   conn.rechunk = rechunk
   // The client gets the request id back, unless the upstream's response carries one.
   const rid = r.ridCount === 0 ? conn.requestId : ''
-  const mode = rechunk ? (close ? Conn.ChunkedClose : Conn.Chunked) : close ? Conn.Close : conn.version === 10 ? Conn.KeepAlive : Conn.None
+  const chunks = rechunk || (zipped && conn.version === 11)
+  const mode = chunks ? (close ? Conn.ChunkedClose : Conn.Chunked) : close ? Conn.Close : conn.version === 10 ? Conn.KeepAlive : Conn.None
   // Over TLS, the route's Strict-Transport-Security is added.
   const hsts = conn.tls && conn.route !== null ? conn.route.hsts : null
   // A whole Content-Length body that came with the head goes out in the same write.
-  let inline = framing === Framing.Length && r.contentLength <= buf.length - end ? r.contentLength : 0
-  const rt = conn.route
-  const edits = rt === null || rt.plan.rules === null ? null : rt.plan.rules.response
+  let inline = framing === Framing.Length && r.contentLength <= buf.length - end && !zipped ? r.contentLength : 0
+  const edits = zipEdits !== null ? zipEdits : rt === null || rt.plan.rules === null ? null : rt.plan.rules.response
   if (mode === Conn.None && r.hopCount === 0 && edits === null && hsts === null) {
     if (rid === '') {
       corkIfMore(conn, buf, end + inline)
@@ -223,7 +228,7 @@ function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: n
   } else {
     if (inline > INLINE_MAX) inline = 0
     corkIfMore(conn, buf, end + inline)
-    toClient(conn, uc, responseHead(buf, r, mode, framing === Framing.Chunked && !conn.dechunk, false, end, inline, rid, edits, hsts))
+    toClient(conn, uc, responseHead(buf, r, mode, framing === Framing.Chunked && !conn.dechunk && !zipped, false, end, inline, rid, edits, hsts, zipped))
   }
   conn.resStarted = true
   conn.framing = framing
@@ -238,6 +243,8 @@ function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: n
 
 /** Relays body bytes from pos; returns where the response ended (or buf.length), -1 on a framing error. */
 function body(conn: ClientConn, uc: UpConn, buf: Buffer, pos: number): number {
+  const zip = conn.zip
+  if (zip !== null) return zipBody(conn, uc, zip, buf, pos)
   const len = buf.length
   switch (conn.framing) {
     case Framing.Length: {
@@ -303,6 +310,15 @@ export function completeResponse(conn: ClientConn): void {
   if (uc !== null) {
     if (conn.reqDone && uc.reusable) release(uc, ctx.now, ctx.opts.upstreamIdleMs, ctx.opts.maxIdlePerUpstream, ctx.closing)
     else discard(uc)
+  }
+  const zip = conn.zip
+  // A compressed body: the request ends when the coder's last bytes are out
+  // (zip-relay.ts). Meanwhile a client that takes nothing for
+  // responseTimeoutMs is cut, as it would be with the upstream paused for it.
+  if (zip !== null) {
+    conn.zipFull = false
+    arm(conn, Timer.Linger, ctx.opts.responseTimeoutMs)
+    return zip.end()
   }
   finishRequest(conn)
 }

@@ -15,6 +15,7 @@ import { Form, parseRequestHead, scanHead } from './parse.ts'
 import { requestIdOf } from './request-id.ts'
 import type { RequestHead } from './parse.ts'
 import { gateH1 } from './rules-gate.ts'
+import { zipAccepted } from './zip-relay.ts'
 import type { RulesRuntime } from '../rules/runtime.ts'
 
 const XFP_HTTP = 'x-forwarded-proto: http\r\n'
@@ -181,6 +182,7 @@ function dispatch(conn: ClientConn, buf: Buffer): void {
   conn.route = lr.routes[lr.plan.routes.indexOf(route)] ?? null
   if (conn.route === null) return respond(conn, 404)
   const rules = route.rules
+  conn.zipAccept = rules === null || rules.compress === null ? 0 : zipAccepted(conn, buf, h)
   const rq = rules === null ? null : rules.request
   conn.outHead = requestHead(buf, h, conn, conn.tls ? XFP_HTTPS : XFP_HTTP, conn.upgrade, conn.bodyKind === BodyKind.Chunked, conn.requestId, rq)
   conn.hostless = hostless(h, rq)
