@@ -19,8 +19,9 @@ export function rulesPlan(p: Policy, pathPrefix: string): RulesPlan | null {
   const e = p.errors ?? null
   const errors = e === null ? null : Object.freeze({ page: e.Page, statuses: Object.freeze([...e.Statuses]), timeoutMs: parseDuration(e.Timeout) ?? 2000 })
   const compress = compressPlan(p.compress ?? null, response)
-  if (access === null && ratelimit === null && body === null && request === null && response === null && errors === null && compress === null) return null
-  return Object.freeze({ gated: access !== null || ratelimit !== null || body !== null, access, ratelimit, body, request, response, errors, compress })
+  const maxResponseBytes = b === null ? 0 : b.MaxResponseBytes
+  if (access === null && ratelimit === null && body === null && request === null && response === null && errors === null && compress === null && maxResponseBytes === 0) return null
+  return Object.freeze({ gated: access !== null || ratelimit !== null || body !== null, access, ratelimit, body, request, response, errors, compress, maxResponseBytes })
 }
 
 const ENC_OF: Readonly<Record<string, Enc>> = { gzip: Enc.Gzip, br: Enc.Br, zstd: Enc.Zstd }

@@ -166,6 +166,8 @@ export interface RulesPlan {
   response: HeaderEditPlan | null
   errors: ErrorPagesPlan | null
   compress: CompressPlan | null
+  /** body.MaxResponseBytes: the upstream's response body may be at most this; 0: no limit. */
+  maxResponseBytes: number
 }
 
 /** Content codings the compress group offers (model/compress.ts ENCODINGS); None: the body is sent as it is. */

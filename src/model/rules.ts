@@ -105,7 +105,7 @@ export function rulesOf(p: Rules, owner: 'server' | 'route'): Rules {
   else if (rl != null) out.ratelimit = { Average: rl.Average, Burst: rl.Burst, SourceHeader: rl.SourceHeader }
   const b = p.body
   if (b === null && owner === 'route') out.body = null
-  else if (b != null) out.body = { MaxRequestBytes: b.MaxRequestBytes }
+  else if (b != null) out.body = { MaxRequestBytes: b.MaxRequestBytes, MaxResponseBytes: b.MaxResponseBytes }
   const rw = p.rewrite
   if (rw === null && owner === 'route') out.rewrite = null
   else if (rw != null) {

@@ -192,6 +192,8 @@ export interface ErrorPages {
 export interface Body {
   /** Bytes; 0 = no limit. */
   MaxRequestBytes: number
+  /** Bytes of the upstream's response body; 0 = no limit. */
+  MaxResponseBytes: number
 }
 
 /** `compress`: responses compressed for clients that ask (src/model/compress.ts). */

@@ -37,6 +37,7 @@ describe('rule labels', () => {
       'balancer.access.forwardauth.address': 'http://auth:9000/check',
       'balancer.access.forwardauth.responseheaders': 'X-User,X-Groups',
       'balancer.body.maxrequestbytes': '1048576',
+      'balancer.body.maxresponsebytes': '10485760',
     })
     expect(r.problems).toEqual([])
     expect(r.settings?.policy.access).toMatchObject({
@@ -45,9 +46,9 @@ describe('rule labels', () => {
       BasicAuth: [],
       ForwardAuth: { Address: 'http://auth:9000/check', ResponseHeaders: ['x-user', 'x-groups'] },
     })
-    expect(r.settings?.policy.body).toEqual({ MaxRequestBytes: 1048576 })
-    const bad = settings({ 'balancer.body.maxrequestbytes': '1mb', 'balancer.access.deny': '10.0.0.0/33' })
-    expect(bad.problems.map((p) => p.path).sort()).toEqual(['balancer.access.deny', 'balancer.body.maxrequestbytes'])
+    expect(r.settings?.policy.body).toEqual({ MaxRequestBytes: 1048576, MaxResponseBytes: 10485760 })
+    const bad = settings({ 'balancer.body.maxrequestbytes': '1mb', 'balancer.body.maxresponsebytes': '-1', 'balancer.access.deny': '10.0.0.0/33' })
+    expect(bad.problems.map((p) => p.path).sort()).toEqual(['balancer.access.deny', 'balancer.body.maxrequestbytes', 'balancer.body.maxresponsebytes'])
   })
 
   it('a bad rule label keeps the container out, naming the label', () => {

@@ -81,6 +81,13 @@ export function h2UpstreamData(st: H2Stream, uc: UpConn, chunk: Buffer): boolean
   }
   if (st.resPhase === ResPhase.Body && pos < buf.length) {
     pos = body(st, buf, pos)
+    if (pos === TOO_LARGE) {
+      // Past body.MaxResponseBytes after the head went out: the stream is reset, the upstream dropped.
+      st.uc = null
+      discard(uc)
+      resetStream(st, H2Error.InternalError, true)
+      return conn.refHeld
+    }
     if (pos < 0) {
       badResponse(st, uc)
       return conn.refHeld
@@ -114,6 +121,18 @@ function onHead(st: H2Stream, uc: UpConn, buf: Buffer, end: number): boolean {
   if (finalHead(st, uc, r, framing, end === buf.length)) return false
   // The route's error page answers instead (nothing of this response has gone to the client).
   if (st.route !== null && st.route.plan.rules !== null && errorPage(st, status)) return false
+  // body.MaxResponseBytes: a declared length over it is answered 502 before anything of it is sent.
+  const resMax = st.route === null || st.route.plan.rules === null ? 0 : st.route.plan.rules.maxResponseBytes
+  st.resMax = resMax
+  if (resMax !== 0) {
+    st.resSeen = 0
+    if (framing === Framing.Length && r.contentLength > resMax) {
+      st.uc = null
+      discard(uc)
+      st.front.respond(st, 502)
+      return false
+    }
+  }
   if (!st.reqDone) uc.reusable = false // answered before the body was sent: the rest cannot be skipped on that connection
   if (framing === Framing.Close || (r.version === 11 ? r.connClose : !r.connKeepAlive || r.connClose)) uc.reusable = false
   st.status = status
@@ -174,7 +193,7 @@ function headers(st: H2Stream, buf: Buffer, status: number, endStream: boolean, 
   if (endStream) st.resDone = true
 }
 
-/** Relays body bytes from pos; returns where the response ended (or buf.length), -1 on a framing error. */
+/** Relays body bytes from pos; returns where the response ended (or buf.length), -1 on a framing error, TOO_LARGE past body.MaxResponseBytes. */
 function body(st: H2Stream, buf: Buffer, pos: number): number {
   const len = buf.length
   switch (st.framing) {
@@ -192,6 +211,7 @@ function body(st: H2Stream, buf: Buffer, pos: number): number {
         const tb = d.trailerBytes
         const p = advance(d, buf, pos, len, true)
         if (d.state === Chunk.Error) return -1
+        if (st.resMax !== 0 && d.total > st.resMax) return TOO_LARGE
         const done = d.state === Chunk.Done
         if (done) st.resPhase = ResPhase.Done
         if (d.trailerBytes !== tb) keepTrailer(st, buf, done ? p - 1 : p, tb, d.trailerBytes, done || d.state === Chunk.FinalLf)
@@ -204,11 +224,17 @@ function body(st: H2Stream, buf: Buffer, pos: number): number {
       }
       return pos
     }
-    default:
-      send(st, pos === 0 ? buf : buf.subarray(pos), false)
+    default: {
+      const data = pos === 0 ? buf : buf.subarray(pos)
+      if (st.resMax !== 0 && (st.resSeen += data.length) > st.resMax) return TOO_LARGE
+      send(st, data, false)
       return len
+    }
   }
 }
+
+/** body() found the body past body.MaxResponseBytes. */
+const TOO_LARGE = -2
 
 /**
  * Keeps the trailer bytes advance() just walked: the decoder counts, from the

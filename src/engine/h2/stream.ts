@@ -144,6 +144,10 @@ export class H2Stream implements Exchange {
   zip: Zip<H2Stream> | null = null
   /** The coder's input is full: the upstream waits for its drain. */
   zipFull = false
+  /** body.MaxResponseBytes of the response's route (set with its head); 0: no limit. */
+  resMax = 0
+  /** Body bytes read so far where no Content-Length bounds them (close-delimited, HTTP/2 DATA), counted against resMax. */
+  resSeen = 0
 
   // Accounting (http1/ended.ts reads these).
   readonly listener: Listener

@@ -110,6 +110,7 @@ const EVENTS: UpStreamEvents = {
       detachUp(us, true)
       if (errorPage(st, status)) return
     }
+    if (status >= 200 && tooLarge(st, us)) return
     if (status >= 200) {
       succeeded(us.session.up)
       st.status = status
@@ -140,6 +141,11 @@ const EVENTS: UpStreamEvents = {
   },
   data(us, data, end) {
     const st = us.owner as H2Stream
+    if (st.resMax !== 0 && (st.resSeen += data.length) > st.resMax) {
+      // Past body.MaxResponseBytes after the head went out: both streams are reset.
+      resetStream(st, H2Error.InternalError, true)
+      return
+    }
     if (sendData(st, data, end)) creditUp(us, data.length)
     else st.upHeld += data.length
     if (end) done(st, us)
@@ -179,6 +185,29 @@ const EVENTS: UpStreamEvents = {
     const st = us.owner as H2Stream
     if (st !== null && drainUp(us)) pumpUp(st)
   },
+}
+
+/**
+ * body.MaxResponseBytes for a final head from an HTTP/2 upstream: a
+ * content-length over it is answered 502 (the upstream stream cancelled);
+ * true when it was. Otherwise DATA is counted against it (EVENTS.data).
+ */
+function tooLarge(st: H2Stream, us: UpStream): boolean {
+  const rules = st.route === null ? null : st.route.plan.rules
+  const max = rules === null ? 0 : rules.maxResponseBytes
+  st.resMax = max
+  st.resSeen = 0
+  if (max === 0) return false
+  const d = us.session.hpack
+  for (let i = 0; i < d.count; i++) {
+    if (d.names[i] !== 'content-length') continue
+    if (!(Number(d.values[i]) > max)) return false
+    st.us = null
+    detachUp(us, true)
+    st.front.respond(st, 502)
+    return true
+  }
+  return false
 }
 
 /** The response is complete on the upstream side: its stream slot is free. */

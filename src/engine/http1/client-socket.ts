@@ -38,6 +38,8 @@ export interface ClientSocket {
   destroy(): void
   /** No more writes; closed once the pending ones are done (the kernel sends the FIN after them). */
   destroySoon(): void
+  /** Closed at once with a TCP reset, not a FIN: the peer cannot take what it got for a complete response (body.MaxResponseBytes). */
+  resetAndDestroy(): void
   setKeepAlive(enable: boolean, initialDelayMs: number): void
   /** Non-null once the socket failed (reset, write error). */
   readonly errored: Error | null
@@ -74,6 +76,8 @@ export interface Handle {
   writev(req: Req, chunks: Buffer[], allBuffers: boolean): number
   shutdown(req: Req): number
   close(cb: (this: Handle) => void): void
+  /** Closes with a TCP reset (uv_tcp_close_reset); non-zero when it could not (then close()). */
+  reset(cb: (this: Handle) => void): number
   useUserBuffer(buf: Uint8Array): void
   getpeername(out: { address?: string }): number
   setNoDelay(on: boolean): number
@@ -89,7 +93,7 @@ export interface Bindings {
   eof: number
 }
 
-const HANDLE_METHODS = ['readStart', 'readStop', 'writeBuffer', 'writev', 'shutdown', 'close', 'useUserBuffer', 'getpeername', 'setNoDelay', 'setKeepAlive']
+const HANDLE_METHODS = ['readStart', 'readStop', 'writeBuffer', 'writev', 'shutdown', 'close', 'reset', 'useUserBuffer', 'getpeername', 'setNoDelay', 'setKeepAlive']
 
 function load(): Bindings | null {
   try {
@@ -385,6 +389,14 @@ export class RawClientSocket<O> implements ClientSocket {
   }
 
   destroy(): void {
+    this.#close(false)
+  }
+
+  resetAndDestroy(): void {
+    this.#close(true)
+  }
+
+  #close(reset: boolean): void {
     if (this.#closing) return
     this.#closing = true
     this.#corked = null
@@ -393,7 +405,7 @@ export class RawClientSocket<O> implements ClientSocket {
       this.#reading = false
       this.#handle.readStop()
     }
-    this.#handle.close(afterClose)
+    if (!reset || this.#handle.reset(afterClose) !== 0) this.#handle.close(afterClose)
   }
 
   afterClose(): void {

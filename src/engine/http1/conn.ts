@@ -177,6 +177,10 @@ export class ClientConn {
   zip: Zip<ClientConn> | null = null
   /** The coder's input is full: the upstream waits for its drain. */
   zipFull = false
+  /** body.MaxResponseBytes of the response's route (relay.ts onHead); 0: no limit. */
+  resMax = 0
+  /** Body bytes of a close-delimited response read so far, counted against resMax. */
+  resSeen = 0
 
   constructor(sock: ClientSocket, ip: string, listener: Listener, ctx: EngineCtx, tls: boolean) {
     this.sock = sock

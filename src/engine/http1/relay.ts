@@ -31,7 +31,7 @@ import { Method, parseResponseHead, responseHeadEnd } from './parse.ts'
 import type { ResponseHead } from './parse.ts'
 import { startTunnel, tunnelFromUpstream } from './tunnel.ts'
 import { errorPage } from '../rules/error-page.ts'
-import { zipBody, zipHead } from './zip-relay.ts'
+import { TOO_LARGE, zipBody, zipHead } from './zip-relay.ts'
 
 const PAIR: Buffer[] = [Buffer.alloc(0), Buffer.alloc(0)]
 const EMPTY = Buffer.alloc(0)
@@ -50,6 +50,17 @@ function corkIfMore(conn: ClientConn, buf: Buffer, next: number): void {
     conn.corked = true
     conn.sock.cork()
   }
+}
+
+/**
+ * A body past the route's body.MaxResponseBytes, its head already sent:
+ * nothing more of it goes out, and the client's connection is reset (not
+ * closed with a FIN, which would end a close-delimited body as if complete).
+ */
+function cutResponse(conn: ClientConn, uc: UpConn): void {
+  conn.uc = null
+  discard(uc)
+  conn.sock.resetAndDestroy()
 }
 
 /** A response that breaks the rules (bad head, bad chunk, 101 nobody asked for): drop it and the connection. */
@@ -95,6 +106,7 @@ export function onUpstreamData(conn: ClientConn, uc: UpConn, chunk: Buffer): voi
   }
   if (conn.resPhase === ResPhase.Body && pos < buf.length) {
     pos = body(conn, uc, buf, pos)
+    if (pos === TOO_LARGE) return uncorkThen(conn, cutResponse, uc)
     if (pos < 0) return uncorkThen(conn, badResponse, uc)
   }
   uncorkThen(conn, null, uc)
@@ -184,6 +196,18 @@ function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: n
   // The route's error page answers instead (nothing of this response has gone to the client).
   if (conn.route !== null && conn.route.plan.rules !== null && errorPage(conn, status)) return -1
   const rt = conn.route
+  // body.MaxResponseBytes: a declared length over it is answered 502 before anything of it is sent.
+  const resMax = rt === null || rt.plan.rules === null ? 0 : rt.plan.rules.maxResponseBytes
+  conn.resMax = resMax
+  if (resMax !== 0) {
+    conn.resSeen = 0
+    if (framing === Framing.Length && r.contentLength > resMax) {
+      conn.uc = null
+      discard(uc)
+      conn.front.respond(conn, 502)
+      return -1
+    }
+  }
   // The route's compress group: the head's edits, and conn.zip when the body goes through a coder (zip-relay.ts).
   const zipEdits = rt !== null && rt.plan.rules !== null && rt.plan.rules.compress !== null ? zipHead(conn, buf, r, framing) : null
   const zipped = conn.zip !== null
@@ -258,6 +282,7 @@ function body(conn: ClientConn, uc: UpConn, buf: Buffer, pos: number): number {
       const d = conn.resChunk
       if (!conn.dechunk) {
         const p = advance(d, buf, pos, len, false)
+        if (conn.resMax !== 0 && d.total > conn.resMax) return TOO_LARGE
         if (p > pos) toClient(conn, uc, pos === 0 && p === len ? buf : buf.subarray(pos, p))
         if (d.state === Chunk.Error) return -1
         if (d.state === Chunk.Done) conn.resPhase = ResPhase.Done
@@ -266,6 +291,7 @@ function body(conn: ClientConn, uc: UpConn, buf: Buffer, pos: number): number {
       while (pos < len) {
         const p = advance(d, buf, pos, len, true)
         if (d.state === Chunk.Error) return -1
+        if (conn.resMax !== 0 && d.total > conn.resMax) return TOO_LARGE
         if (d.lastWasData && p > pos) toClient(conn, uc, buf.subarray(pos, p))
         pos = p
         if (d.state === Chunk.Done) {
@@ -277,6 +303,7 @@ function body(conn: ClientConn, uc: UpConn, buf: Buffer, pos: number): number {
     }
     default: {
       const data = pos === 0 ? buf : buf.subarray(pos)
+      if (conn.resMax !== 0 && (conn.resSeen += data.length) > conn.resMax) return TOO_LARGE
       if (!conn.rechunk) {
         toClient(conn, uc, data)
         return len

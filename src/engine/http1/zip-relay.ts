@@ -59,7 +59,10 @@ function feed(conn: ClientConn, uc: UpConn, zip: Zip<ClientConn>, data: Buffer):
   }
 }
 
-/** Body bytes from pos into the coder; returns where the response ended (or buf.length), -1 on a framing error. */
+/** body() of relay.ts: the body passed body.MaxResponseBytes. */
+export const TOO_LARGE = -2
+
+/** Body bytes from pos into the coder; returns where the response ended (or buf.length), -1 on a framing error, TOO_LARGE past body.MaxResponseBytes. */
 export function zipBody(conn: ClientConn, uc: UpConn, zip: Zip<ClientConn>, buf: Buffer, pos: number): number {
   const len = buf.length
   switch (conn.framing) {
@@ -75,6 +78,7 @@ export function zipBody(conn: ClientConn, uc: UpConn, zip: Zip<ClientConn>, buf:
       while (pos < len) {
         const p = advance(d, buf, pos, len, true)
         if (d.state === Chunk.Error) return -1
+        if (conn.resMax !== 0 && d.total > conn.resMax) return TOO_LARGE
         if (d.lastWasData && p > pos) feed(conn, uc, zip, buf.subarray(pos, p))
         pos = p
         if (d.state === Chunk.Done) {
@@ -84,9 +88,12 @@ export function zipBody(conn: ClientConn, uc: UpConn, zip: Zip<ClientConn>, buf:
       }
       return pos
     }
-    default:
-      feed(conn, uc, zip, pos === 0 ? buf : buf.subarray(pos))
+    default: {
+      const data = pos === 0 ? buf : buf.subarray(pos)
+      if (conn.resMax !== 0 && (conn.resSeen += data.length) > conn.resMax) return TOO_LARGE
+      feed(conn, uc, zip, data)
       return len
+    }
   }
 }
 

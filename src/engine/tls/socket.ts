@@ -497,6 +497,14 @@ export class TlsClientSocket implements ClientSocket {
   }
 
   destroy(): void {
+    this.#close(false)
+  }
+
+  resetAndDestroy(): void {
+    this.#close(true)
+  }
+
+  #close(reset: boolean): void {
     if (this.#closing) return
     this.#closing = true
     this.#queue.length = 0
@@ -505,7 +513,7 @@ export class TlsClientSocket implements ClientSocket {
       this.#reading = false
       this.#tls.readStop()
     }
-    this.#tcp.close(afterClose)
+    if (!reset || this.#tcp.reset(afterClose) !== 0) this.#tcp.close(afterClose)
   }
 
   afterClose(): void {
