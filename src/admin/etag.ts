@@ -46,11 +46,11 @@ export function checkIfMatch(header: string | undefined, target: unknown, enclos
 
 /**
  * Sends value with its ETag; a GET whose If-None-Match lists that tag gets
- * 304. `body` replaces the serialized value; `live` marks a body that adds
+ * 304. `body` (text, or UTF-8 bytes) replaces the serialized value; `live` marks a body that adds
  * live state to the tagged value: the tag still guards writes, but a 304
  * would hide state that changed, so such a GET always answers in full.
  */
-export function sendTagged(req: FastifyRequest, reply: FastifyReply, status: number, value: unknown, body?: string, live = false, weak = false) {
+export function sendTagged(req: FastifyRequest, reply: FastifyReply, status: number, value: unknown, body?: string | Buffer, live = false, weak = false) {
   const tag = weak ? `W/${etagOf(value)}` : etagOf(value)
   reply.header('etag', tag)
   const inm = req.headers['if-none-match']

@@ -74,61 +74,122 @@ export function serializeConfig(cfg: Config): string {
 }
 
 /**
- * serializeConfig of a ValidConfig, each server's text remembered: a
- * ValidConfig and its servers are never mutated (types.ts), so after a
- * write that changed one server of 1,000 the file store and GET / indent
- * one server again, not all of them. The same bytes as serializeConfig.
+ * serializeConfig of a ValidConfig, as the UTF-8 parts of the file in order
+ * (concatenated, the same bytes as serializeConfig). Each server's part is
+ * remembered: a ValidConfig and its servers are never mutated (types.ts), so
+ * after a write that changed one server of 1,000 the file store indents and
+ * encodes one server again, and writes the parts with one writev(2) without
+ * joining them into one 10 MiB string per write (the garbage of those
+ * strings dominated a write at that size).
  */
-export function serializeValidConfig(cfg: ValidConfig): string {
-  const known = fileTextOf.get(cfg)
-  if (known !== undefined) return known
-  if (cfg.servers.length === 0) return serializeConfig(cfg)
-  const parts = cfg.servers.map((s) => {
-    let text = textOf.get(s)
-    if (text === undefined) {
-      // JSON strings hold no raw newline: every line of the server's text is one line of the file, 4 spaces deeper.
-      text = `    ${JSON.stringify(canonicalServer(s), null, 2).replaceAll('\n', '\n    ')}`
-      textOf.set(s, text)
-    }
-    return text
+export function validConfigParts(cfg: ValidConfig): readonly Buffer[] {
+  if (cfg.servers.length === 0) return [Buffer.from(serializeConfig(cfg))]
+  const out: Buffer[] = [FILE_HEAD]
+  cfg.servers.forEach((s, i) => {
+    if (i > 0) out.push(FILE_SEP)
+    out.push(serverPart(s))
   })
-  const text = `{\n  "servers": [\n${parts.join(',\n')}\n  ]\n}\n`
-  // The store writes it, then GET / asks for the same configuration's text.
-  fileTextOf.set(cfg, text)
-  return text
+  out.push(FILE_TAIL)
+  return out
 }
 
-const textOf = new WeakMap<Server, string>()
-const fileTextOf = new WeakMap<ValidConfig, string>()
+/** The canonical text of one server as it stands in the file (4 spaces deeper), remembered by object. */
+function serverPart(s: Server): Buffer {
+  let part = partOf.get(s)
+  if (part === undefined) {
+    // JSON strings hold no raw newline: every line of the server's text is one line of the file, 4 spaces deeper.
+    part = Buffer.from(`    ${JSON.stringify(canonicalServer(s), null, 2).replaceAll('\n', '\n    ')}`)
+    partOf.set(s, part)
+  }
+  return part
+}
+
+/** Whether two configurations have the same canonical text, comparing only the servers that are not the same objects. */
+export function sameValidConfig(a: ValidConfig, b: ValidConfig): boolean {
+  if (a === b) return true
+  if (a.servers.length !== b.servers.length) return false
+  for (let i = 0; i < a.servers.length; i++) {
+    const x = a.servers[i] as Server
+    const y = b.servers[i] as Server
+    if (x !== y && !serverPart(x).equals(serverPart(y))) return false
+  }
+  return true
+}
+
+/** The whole file's bytes in one Buffer (GET /), remembered with the configuration. */
+export function validConfigBytes(cfg: ValidConfig): Buffer {
+  let bytes = fileOf.get(cfg)
+  if (bytes === undefined) {
+    bytes = Buffer.concat(validConfigParts(cfg))
+    fileOf.set(cfg, bytes)
+  }
+  return bytes
+}
+
+/** serializeConfig of a ValidConfig, from the remembered parts of its servers. */
+export function serializeValidConfig(cfg: ValidConfig): string {
+  return validConfigBytes(cfg).toString('utf8')
+}
+
+const FILE_HEAD = Buffer.from('{\n  "servers": [\n')
+const FILE_SEP = Buffer.from(',\n')
+const FILE_TAIL = Buffer.from('\n  ]\n}\n')
+const partOf = new WeakMap<Server, Buffer>()
+const fileOf = new WeakMap<ValidConfig, Buffer>()
 
 /**
  * sha256 (base64url, first 16 chars) of the value's canonical JSON: object
  * keys sorted, so equal data gives an equal hash whatever the key order. Used
  * for ETags and store revisions; 96 bits make an accidental collision moot.
+ * A configuration (an object whose only key is `servers`, a list) is hashed
+ * as the list of its servers' hashes (configsHash), so that equal
+ * configurations hash equal whether or not they are ValidConfigs.
  */
 export function configHash(x: unknown): string {
-  return (typeof x === 'object' && x !== null ? hashOf.get(x) : undefined) ?? sha(stableJson(x))
+  if (typeof x !== 'object' || x === null) return sha(stableJson(x))
+  const known = hashOf.get(x)
+  if (known !== undefined) return known
+  if (isConfigShape(x)) return serversHash(x.servers, false)
+  return sha(stableJson(x))
 }
 
 /**
- * configHash of a ValidConfig, remembered with the canonical JSON of each of
- * its servers. A ValidConfig and its servers are never mutated (types.ts), so
- * a config that differs from the last one by one server is hashed by
- * serialising that one server: a write on a 500-server configuration does
- * not walk the other 499 (store revisions, GET / and If-Match all ask).
+ * configHash of a ValidConfig, remembered with the hash of each of its
+ * servers. A ValidConfig and its servers are never mutated (types.ts), so a
+ * config that differs from the last one by one server is hashed by hashing
+ * that one server and the list of 1,000 short server hashes: a write does
+ * not serialise or hash the other 999 (store revisions, GET / and If-Match
+ * all ask).
  */
 export function validConfigHash(cfg: ValidConfig): string {
   let h = hashOf.get(cfg)
   if (h === undefined) {
-    for (const s of cfg.servers) if (!jsonOf.has(s)) jsonOf.set(s, stableJson(s))
-    h = sha(stableJson(cfg))
+    h = serversHash(cfg.servers, true)
     hashOf.set(cfg, h)
   }
   return h
 }
 
+function isConfigShape(x: object): x is { servers: readonly unknown[] } {
+  const keys = Object.keys(x)
+  return keys.length === 1 && keys[0] === 'servers' && Array.isArray((x as { servers: unknown }).servers)
+}
+
+/** `remember`: the servers are a ValidConfig's (never mutated), so each one's hash may be kept by object. */
+function serversHash(servers: readonly unknown[], remember: boolean): string {
+  const parts = servers.map((s) => {
+    if (typeof s !== 'object' || s === null) return sha(stableJson(s))
+    let h = hashOf.get(s)
+    if (h === undefined) {
+      h = sha(stableJson(s))
+      if (remember) hashOf.set(s, h)
+    }
+    return h
+  })
+  return sha(`servers:${parts.join(',')}`)
+}
+
 const hashOf = new WeakMap<object, string>()
-const jsonOf = new WeakMap<object, string>()
 
 function sha(text: string): string {
   return createHash('sha256').update(text).digest('base64url').slice(0, 16)
@@ -140,10 +201,6 @@ export function sameConfig(a: Config, b: Config): boolean {
 
 /** JSON.stringify with sorted keys; undefined members are dropped as JSON does. */
 function stableJson(x: unknown): string {
-  if (typeof x === 'object' && x !== null) {
-    const known = jsonOf.get(x)
-    if (known !== undefined) return known
-  }
   if (Array.isArray(x)) return `[${x.map((v: unknown) => (v === undefined ? 'null' : stableJson(v))).join(',')}]`
   if (typeof x === 'object' && x !== null) {
     const obj = x as Record<string, unknown>

@@ -9,6 +9,7 @@
 // compares, so a spurious trigger costs one read.
 
 import { watch } from 'node:fs'
+import type { BigIntStats } from 'node:fs'
 import { stat } from 'node:fs/promises'
 
 export interface FileChangeOptions {
@@ -52,7 +53,7 @@ export function watchFileChanges(o: FileChangeOptions): void {
   const poll = async (): Promise<void> => {
     if (busy) return
     busy = true
-    const sig = await signature(o.path)
+    const sig = await fileSignature(o.path)
     busy = false
     if (last !== null && sig !== last) fire()
     last = sig
@@ -72,12 +73,20 @@ export function watchFileChanges(o: FileChangeOptions): void {
   )
 }
 
-/** Never rejects: an unreadable or missing file is a signature of its own. */
-async function signature(path: string): Promise<string> {
+/**
+ * Inode, size, mtime and ctime: any write, rename over or truncate changes
+ * it (ctime cannot be set back by hand). Never rejects: an unreadable or
+ * missing file is a signature of its own.
+ */
+export async function fileSignature(path: string): Promise<string> {
   try {
-    const s = await stat(path, { bigint: true })
-    return `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`
+    return statSignature(await stat(path, { bigint: true }))
   } catch (err) {
     return `error:${(err as NodeJS.ErrnoException).code ?? 'unknown'}`
   }
+}
+
+/** fileSignature of a stat already taken (an open file's, after it was renamed into place). */
+export function statSignature(s: BigIntStats): string {
+  return `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`
 }

@@ -1,7 +1,7 @@
 // FileStore against real files in a temp directory: durability, hand edits
 // (in place and save-by-rename), invalid edits, serialised concurrent updates.
 
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -141,6 +141,21 @@ describe('FileStore load and update', () => {
     const next = await store.update(addServer(7070))
     expect(next.config.servers.map((s) => s.address)).toEqual([':8080', ':9090', ':7070'])
     expect(next.config.servers[1]?.upstreams[0]?.Port).toBe(9090)
+  })
+
+  it('sees a hand edit in place that keeps the file size, made right after a write', async () => {
+    // The store skips reading a file it wrote itself; an edit of the same
+    // length in the same inode must still be seen (its ctime changes).
+    const store = new FileStore(file)
+    await store.update(addServer(8080))
+    const text = readFileSync(file, 'utf8')
+    const fd = openSync(file, 'r+')
+    writeSync(fd, text.replace('":8080"', '":8081"'), 0)
+    closeSync(fd)
+    expect(statSync(file).size).toBe(text.length)
+    const next = await store.update(addServer(7070))
+    expect(next.config.servers.map((s) => s.address)).toEqual([':8081', ':7070'])
+    expect(readFileSync(file, 'utf8')).toBe(serializeConfig(next.config))
   })
 
   it('serialises concurrent updates: none is lost', async () => {

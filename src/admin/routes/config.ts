@@ -1,7 +1,7 @@
 // GET / (the whole configuration) and GET /status.
 
 import type { FastifyInstance } from 'fastify'
-import { serializeValidConfig } from '../../model/canonical.ts'
+import { validConfigBytes } from '../../model/canonical.ts'
 import type { AdminContext } from '../context.ts'
 import { sendTagged } from '../etag.ts'
 import { allUpstreamsStatus, liveUpstreams } from '../live.ts'
@@ -14,7 +14,7 @@ export function configRoutes(app: FastifyInstance, ctx: AdminContext): void {
   app.get('/', async (req, reply) => {
     const { config } = ctx.control.stored()
     const served = ctx.control.served()
-    if (wantsStored(req) || served.origins.size === 0) return sendTagged(req, reply, 200, config, serializeValidConfig(config))
+    if (wantsStored(req) || served.origins.size === 0) return sendTagged(req, reply, 200, config, validConfigBytes(config))
     return sendTagged(req, reply, 200, config, configText(served), true)
   })
 
