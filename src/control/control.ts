@@ -363,5 +363,17 @@ export class Control {
 }
 
 function hasServiceRefs(cfg: Config): boolean {
-  return cfg.servers.some((s) => [s, ...s.routes].some((r) => r.upstreams.some(isServiceRef) || r.fallbacks.some(isServiceRef)))
+  return cfg.servers.some(serverHasServiceRefs)
+}
+
+/** Remembered by object: a ValidConfig's servers are never mutated, and a write keeps the ones it does not change. */
+const serviceRefsOf = new WeakMap<Server, boolean>()
+
+function serverHasServiceRefs(s: Server): boolean {
+  let has = serviceRefsOf.get(s)
+  if (has === undefined) {
+    has = [s, ...s.routes].some((r) => r.upstreams.some(isServiceRef) || r.fallbacks.some(isServiceRef))
+    serviceRefsOf.set(s, has)
+  }
+  return has
 }

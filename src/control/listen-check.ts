@@ -110,7 +110,7 @@ export async function writeListenable(control: Control, edit: Edit, o: ListenChe
         ...opts,
         check: (c: Candidate) => {
           opts.check?.(c)
-          refuseUnlistenable(addedListeners(control.served().config, c.served().config), probed, o.budget())
+          refuseUnlistenable(addedListeners(control.served().config, c.served().config), probed, o.budget)
         },
       })
     } catch (err) {
@@ -126,7 +126,8 @@ export async function writeListenable(control: Control, edit: Edit, o: ListenChe
   }
 }
 
-function refuseUnlistenable(added: Added[], probed: Map<string, string | null>, budget: DescriptorBudget | null): void {
+/** `budgetOf` is asked only when the write adds an address (it reads the engine's figures, every upstream's included). */
+function refuseUnlistenable(added: Added[], probed: Map<string, string | null>, budgetOf: () => DescriptorBudget | null): void {
   if (added.length === 0) return
   const unknown = added.filter((a) => !probed.has(a.listen.key))
   if (unknown.length > 0) throw new NeedsProbe(unknown)
@@ -135,6 +136,7 @@ function refuseUnlistenable(added: Added[], probed: Map<string, string | null>, 
     const code = probed.get(a.listen.key) ?? null
     if (code !== null) problems.push({ path: a.path, message: `${a.address}: ${bindReason(code)} (${code})` })
   }
+  const budget = budgetOf()
   const short = budget === null ? null : budgetShortfall(budget, added.length)
   if (short !== null) for (const a of added) if (!problems.some((p) => p.path === a.path)) problems.push({ path: a.path, message: `${a.address}: ${short}` })
   if (problems.length === 0) return

@@ -86,7 +86,8 @@ export function canonicalIPv6(v6: string): string {
   return new URL(`http://[${v6}]/`).hostname.slice(1, -1)
 }
 
-function isWildcard(host: string): boolean {
+/** Every interface: `:80`, `0.0.0.0:80`, `[::]:80`. */
+export function isWildcard(host: string): boolean {
   return host === '' || host === '0.0.0.0' || host === '::'
 }
 
