@@ -125,7 +125,7 @@ const ALPN: readonly string[] = Object.freeze(['h2', 'http/1.1', 'acme-tls/1'])
 
 function tlsPlan(server: Server, t: Tls): TlsPlan {
   const files: CertFileRef[] = t.Certificates.map((c) => Object.freeze({ id: certFileId(c.CertFile, c.KeyFile), certFile: c.CertFile, keyFile: c.KeyFile }))
-  const exact = [...server.filter.Hosts, ...server.routes.flatMap((r) => r.filter.Hosts)].find((h) => !h.startsWith('*.')) ?? t.Acme?.Hosts[0]
+  const exact = [...server.filter.Hosts, ...server.routes.flatMap((r) => r.filter.Hosts)].find((h) => !h.startsWith('*.')) ?? t.Acme?.Hosts[0] ?? t.Labelled?.[0]?.Hosts[0]
   return Object.freeze({ files: Object.freeze(files), alpn: t.Alpn === undefined ? ALPN : Object.freeze([...t.Alpn, 'acme-tls/1']), defaultHost: exact ?? null })
 }
 

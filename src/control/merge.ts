@@ -45,7 +45,7 @@ import type { PolicyGroup } from '../model/policy.ts'
 import { POLICY_GROUPS, defaultsOf } from '../model/policy.ts'
 import type { RuleGroup } from '../model/rules.ts'
 import { RULE_GROUPS, copyRule } from '../model/rules.ts'
-import type { Config, Filter, Member, Policy, Route, Server } from '../model/types.ts'
+import type { Config, Filter, Member, Policy, Route, Server, Tls } from '../model/types.ts'
 import { isServiceRef, ROUTE_DEFAULT, upstreamKey } from '../model/types.ts'
 import type { RegistryView } from '../model/services.ts'
 import { referencedServices, resolveServices } from '../model/services.ts'
@@ -156,6 +156,10 @@ export function parseDiscovered(f: Discovered): ParsedDiscovered {
   }
 }
 
+function sameHosts(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((h) => b.includes(h))
+}
+
 function whoOf(origin: string, name: string | null, i: number, meta: DiscoveredMeta | null): Who {
   return {
     origin,
@@ -245,7 +249,10 @@ class Merge {
       const taken = this.#claimRefusal(listen.key, d.address, r.filter, who)
       if (taken !== null) return this.#refuse(who, taken)
     }
-    this.servers.push(d)
+    // A copy: the parsed fragment is merged again at every change, and joining servers add to this one.
+    const placed = copyServer(d)
+    this.#joinTls(placed, d, who, true)
+    this.servers.push(placed)
     this.#listen.push(listen)
     const own: Provenance = { origin: who.origin, name: who.name }
     this.origins.set(originKey(d.address), own)
@@ -305,22 +312,27 @@ class Merge {
   }
 
   /**
-   * A discovered server that asks for TLS (balancer.tls=true) joining an
-   * address: the ACME hosts it asks for join the server's (one certificate
-   * names them all); an address served as plain HTTP stays so, reported.
+   * A discovered server that asks for TLS (balancer.tls=true) placed at, or
+   * joining, an address: its ACME hosts become a certificate of their own
+   * (tls.Labelled; a container or service coming or going never re-orders
+   * the others'); an address served as plain HTTP stays so, reported.
+   * `placed`: `into` is d's own copy (the first at its address), whose
+   * Acme is d's and moves to Labelled.
    */
-  #joinTls(into: Server, d: Server, who: Who): void {
+  #joinTls(into: Server, d: Server, who: Who, placed = false): void {
     if (d.tls === undefined) return
     if (into.tls === undefined) {
       this.#problem(who, `asks for TLS on ${JSON.stringify(into.address)}, which is served as plain HTTP; its routes join it as plain HTTP`)
       return
     }
     const want = d.tls.Acme
-    if (want === undefined) return
-    const have = into.tls.Acme
+    const { Acme: own, Labelled: before, ...rest } = into.tls
     // A new group object: the server may still share its tls with the stored configuration.
-    if (have === undefined) into.tls = { ...into.tls, Acme: { Hosts: [...want.Hosts], Email: want.Email, Challenge: want.Challenge } }
-    else into.tls = { ...into.tls, Acme: { ...have, Hosts: [...have.Hosts, ...want.Hosts.filter((h) => !have.Hosts.includes(h))] } }
+    const next: Tls = { ...rest, ...(own === undefined || placed ? {} : { Acme: own }) }
+    const labelled = [...(before ?? [])]
+    if (want !== undefined && !labelled.some((a) => sameHosts(a.Hosts, want.Hosts))) labelled.push({ Hosts: [...want.Hosts], Email: want.Email, Challenge: want.Challenge })
+    if (labelled.length > 0) next.Labelled = labelled
+    into.tls = next
   }
 
   /** The policy groups `dr` sets, checked against (or adopted by) the set it joins. */

@@ -289,6 +289,13 @@ export interface Tls {
   Alpn?: string[]
   /** A certificate for these hosts ordered (and renewed) from the ACME CA; absent: none. */
   Acme?: Acme
+  /**
+   * The merge's output only (never read from input, stored or shown): the
+   * certificates discovered containers and services ask for with
+   * balancer.tls=true, one group each, so each is ordered and renewed on
+   * its own.
+   */
+  Labelled?: Acme[]
 }
 
 /** What to order from the ACME CA (src/tls/acme/). */

@@ -7,6 +7,7 @@ import { serializeConfig } from '../../src/model/canonical.ts'
 import { normalizeServer, parseConfigText } from '../../src/model/parse.ts'
 import { labelServer, readLabels } from '../../src/model/labels.ts'
 import { mergeDiscovered } from '../../src/control/merge.ts'
+import { wantedFrom } from '../../src/tls/acme/manager.ts'
 
 function problems(fn: () => unknown): Array<{ path: string; message: string }> {
   try {
@@ -182,13 +183,37 @@ describe('the balancer.tls labels', () => {
     ])
   })
 
-  it('discovered TLS servers on one address join their ACME hosts; TLS asked of a plain address is reported', () => {
+  it('discovered TLS servers on one address each keep their own ACME certificate; TLS asked of a plain address is reported', () => {
     const labelled = (): ReturnType<typeof labelServer> => labelServer(settingsOf({ 'balancer.tls': 'true', 'balancer.hosts': 'a.test' }), [{ Target: '10.0.0.5', Port: 80 }])
     const one = labelled()
     const two = labelServer(settingsOf({ 'balancer.tls': 'true', 'balancer.hosts': 'b.test' }), [{ Target: '10.0.0.6', Port: 80 }])
     const merged = mergeDiscovered({ servers: [] }, [{ origin: 'docker', servers: [one, two], names: ['a', 'b'], meta: [] }])
     expect(merged.problems).toEqual([])
-    expect(merged.config.servers.map((s) => [s.address, s.tls])).toEqual([[':443', { Certificates: [], Acme: { Hosts: ['a.test', 'b.test'], Email: '', Challenge: 'http-01' } }]])
+    expect(merged.config.servers.map((s) => [s.address, s.tls])).toEqual([
+      [
+        ':443',
+        {
+          Certificates: [],
+          Labelled: [
+            { Hosts: ['a.test'], Email: '', Challenge: 'http-01' },
+            { Hosts: ['b.test'], Email: '', Challenge: 'http-01' },
+          ],
+        },
+      ],
+    ])
+    expect(wantedFrom(merged.config).map((w) => [w.name, w.hosts])).toEqual([
+      ['a.test', ['a.test']],
+      ['b.test', ['b.test']],
+    ])
+    // Merged again (the next change): the parsed fragments are not changed by a merge.
+    const again = mergeDiscovered({ servers: [] }, [{ origin: 'docker', servers: [one, two], names: ['a', 'b'], meta: [] }])
+    expect(again.config).toEqual(merged.config)
+    expect(one.tls).toEqual({ Certificates: [], Acme: { Hosts: ['a.test'], Email: '', Challenge: 'http-01' } })
+    // Replicas asking for the same hosts make one certificate; balancer.tls.acme=false none.
+    const replica = labelled()
+    const never = labelServer(settingsOf({ 'balancer.tls': 'true', 'balancer.tls.acme': 'false', 'balancer.hosts': 'c.test' }), [{ Target: '10.0.0.7', Port: 80 }])
+    const three = mergeDiscovered({ servers: [] }, [{ origin: 'docker', servers: [labelled(), replica, never], names: ['a', 'a2', 'c'], meta: [] }])
+    expect(three.config.servers[0]?.tls?.Labelled).toEqual([{ Hosts: ['a.test'], Email: '', Challenge: 'http-01' }])
     const base = { servers: [normalizeServer({ address: ':443' })] }
     const plain = mergeDiscovered(base, [{ origin: 'docker', servers: [labelled()], names: ['a'], meta: [] }])
     expect(plain.config.servers[0]?.tls).toBeUndefined()
@@ -196,7 +221,25 @@ describe('the balancer.tls labels', () => {
     // The base configuration is not changed by the merge.
     const stored = { servers: [normalizeServer({ address: ':443', tls: { Acme: { Hosts: ['s.test'] } } })] }
     const joined = mergeDiscovered(stored, [{ origin: 'docker', servers: [labelled()], names: ['a'], meta: [] }])
-    expect(joined.config.servers[0]?.tls?.Acme?.Hosts).toEqual(['s.test', 'a.test'])
+    expect(joined.config.servers[0]?.tls?.Acme?.Hosts).toEqual(['s.test'])
+    expect(joined.config.servers[0]?.tls?.Labelled?.map((a) => a.Hosts)).toEqual([['a.test']])
+    expect(wantedFrom(joined.config).map((w) => w.name)).toEqual(['s.test', 'a.test'])
     expect(stored.servers[0]?.tls?.Acme?.Hosts).toEqual(['s.test'])
+    expect(stored.servers[0]?.tls?.Labelled).toBeUndefined()
+  })
+
+  it('a certificate whose hosts another wanted one names all is not ordered on its own', () => {
+    const cfg = {
+      servers: [
+        normalizeServer({ address: ':443', tls: { Acme: { Hosts: ['a.test', 'b.test'] } } }),
+        normalizeServer({ address: ':8443', tls: { Acme: { Hosts: ['b.test'] } } }),
+        normalizeServer({ address: ':9443', tls: { Acme: { Hosts: ['b.test', 'a.test'] } } }),
+        normalizeServer({ address: ':10443', tls: { Acme: { Hosts: ['c.test', 'b.test'] } } }),
+      ],
+    }
+    expect(wantedFrom(cfg).map((w) => [w.name, w.hosts])).toEqual([
+      ['a.test', ['a.test', 'b.test']],
+      ['c.test', ['c.test', 'b.test']],
+    ])
   })
 })

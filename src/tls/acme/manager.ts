@@ -2,9 +2,11 @@
 // instance among any number sharing the store:
 //
 // - Wanted: one certificate per `tls.Acme` group of the configuration (its
-//   first host names it in the store), labels included.
+//   first host names it in the store), and one per labelled container or
+//   service (tls.Labelled, the merge's).
 // - Not ordered while a stored certificate covers every host: an uploaded
-//   one (never replaced by ACME while it is valid), or the one ACME issued,
+//   one (never replaced by ACME while it is valid), another wanted ACME
+//   certificate (its own job renews it), or the one ACME issued for it,
 //   until its renewal time: in the window the CA suggests when it offers
 //   ACME Renewal Information (src/tls/acme/ari.ts), else two thirds of its
 //   lifetime.
@@ -82,7 +84,7 @@ export interface AcmeView {
   nextAttempt: string | null
   failures: number
   lastError: string | null
-  /** The uploaded certificate that covers the hosts instead (phase `covered`). */
+  /** The stored certificate that covers the hosts instead (phase `covered`): an uploaded one, or another wanted ACME certificate. */
   coveredBy: string | null
 }
 
@@ -114,18 +116,27 @@ export function renewalTime(notBefore: number, notAfter: number): number {
   return notBefore + Math.floor(((notAfter - notBefore) * 2) / 3)
 }
 
-/** Every certificate the configuration asks ACME for, by name (the first host; hosts of groups sharing a name are merged). */
+/**
+ * Every certificate the configuration asks ACME for, by name (the first
+ * host): each server's tls.Acme, and each labelled container's or service's
+ * own (tls.Labelled). Groups sharing a name are merged; a group whose hosts
+ * another's certificate names all is left out (that one serves them).
+ */
 export function wantedFrom(cfg: Config): Want[] {
   const byName = new Map<string, Want>()
   for (const s of cfg.servers) {
-    const a = s.tls?.Acme
-    if (a === undefined || a.Hosts.length === 0) continue
-    const name = a.Hosts[0] as string
-    const have = byName.get(name)
-    if (have === undefined) byName.set(name, { name, hosts: [...a.Hosts], email: a.Email, challenge: a.Challenge })
-    else for (const h of a.Hosts) if (!have.hosts.includes(h)) have.hosts.push(h)
+    const t = s.tls
+    if (t === undefined) continue
+    for (const a of t.Acme === undefined ? (t.Labelled ?? []) : [t.Acme, ...(t.Labelled ?? [])]) {
+      if (a.Hosts.length === 0) continue
+      const name = a.Hosts[0] as string
+      const have = byName.get(name)
+      if (have === undefined) byName.set(name, { name, hosts: [...a.Hosts], email: a.Email, challenge: a.Challenge })
+      else for (const h of a.Hosts) if (!have.hosts.includes(h)) have.hosts.push(h)
+    }
   }
-  return [...byName.values()]
+  const all = [...byName.values()]
+  return all.filter((w) => !all.some((o) => o !== w && w.hosts.every((h) => o.hosts.includes(h)) && (o.hosts.length > w.hosts.length || o.name < w.name)))
 }
 
 export class AcmeManager {
@@ -144,11 +155,15 @@ export class AcmeManager {
     if (this.#stopped) return
     const wanted = wantedFrom(cfg)
     const names = new Set(wanted.map((w) => w.name))
+    let gone = false
     for (const [name, job] of this.#jobs) {
       if (names.has(name)) continue
       if (job.timer !== null) clearTimeout(job.timer)
       this.#jobs.delete(name)
+      gone = true
     }
+    // A certificate no longer wanted is no longer renewed: those it covered look again.
+    if (gone) for (const job of this.#jobs.values()) if (job.phase === 'covered' && !job.running) this.#schedule(job, Date.now())
     for (const w of wanted) {
       const job = this.#jobs.get(w.name)
       if (job !== undefined && JSON.stringify(job.want) === JSON.stringify(w)) continue
@@ -205,15 +220,22 @@ export class AcmeManager {
     job.timer.unref()
   }
 
-  /** The valid stored certificate covering every host, the one expiring last. */
-  #covering(hosts: readonly string[]): { name: string; origin: string; notBefore: number; notAfter: number } | null {
+  /**
+   * The valid stored certificate covering every host, the one expiring
+   * last. `others`: one that is not this job's own (uploaded, or ACME's
+   * for another wanted certificate, which that job renews), preferred.
+   */
+  #covering(job: Job): { name: string; origin: string; notBefore: number; notAfter: number; others: boolean } | null {
     const now = Date.now()
-    let best: { name: string; origin: string; notBefore: number; notAfter: number } | null = null
+    const hosts = job.want.hosts
+    let best: { name: string; origin: string; notBefore: number; notAfter: number; others: boolean } | null = null
     for (const s of this.#o.stored.status()) {
       const info = s.info
       if (info === null || now > info.notAfter || now < info.notBefore) continue
       if (!hosts.every((h) => info.names.some((n) => covers(n, h)))) continue
-      if (best === null || info.notAfter > best.notAfter) best = { name: s.name, origin: s.origin, notBefore: info.notBefore, notAfter: info.notAfter }
+      const others = s.origin !== 'acme' || (s.name !== job.want.name && this.#jobs.has(s.name))
+      if (best === null || (others && !best.others) || (others === best.others && info.notAfter > best.notAfter))
+        best = { name: s.name, origin: s.origin, notBefore: info.notBefore, notAfter: info.notAfter, others }
     }
     return best
   }
@@ -222,11 +244,11 @@ export class AcmeManager {
     if (job.running || this.#stopped) return
     const w = job.want
     const now = Date.now()
-    const cover = this.#covering(w.hosts)
-    if (cover !== null && cover.origin !== 'acme') {
+    const cover = this.#covering(job)
+    if (cover?.others === true) {
       this.#phase(job, 'covered', { coveredBy: cover.name })
       job.nextRenewal = null
-      // When it expires, ACME takes over.
+      // When it expires (or is removed, or renewed: storedChanged), look again.
       this.#schedule(job, cover.notAfter + 1000)
       return
     }
@@ -267,8 +289,8 @@ export class AcmeManager {
     const w = job.want
     // Read again under the lease: another instance may have just finished or failed.
     job.state = await this.#readState(w.name)
-    const cover = this.#covering(w.hosts)
-    if (job.state.nextAttempt > Date.now() || (cover !== null && (cover.origin !== 'acme' || Date.now() < (await this.#renewal(cover)).at))) return
+    const cover = this.#covering(job)
+    if (job.state.nextAttempt > Date.now() || (cover !== null && (cover.others || Date.now() < (await this.#renewal(cover)).at))) return
     this.#phase(job, 'ordering', { hosts: w.hosts, challenge: w.challenge, renewing })
     const started = Date.now()
     try {
