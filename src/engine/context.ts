@@ -45,8 +45,10 @@ export class EngineCtx {
   readonly trusted: BlockList | null
   /** ACME http-01 answers by token, whole responses rendered once, keep-alive and closing (empty: no challenge pending, nothing is looked up). */
   acmeTokens = new Map<string, { keep: Buffer; close: Buffer }>()
-  /** ACME tls-alpn-01 certificates by host name (lower-case). */
+  /** ACME tls-alpn-01 certificates by host name (lower-case): native contexts (raw TLS sockets). */
   acmeAlpn = new Map<string, object>()
+  /** The same as SecureContexts (tls.TLSSocket, the fallback). */
+  acmeAlpnSc = new Map<string, SecureContext>()
   #upstreamTls: SecureContext | null = null
 
   /**

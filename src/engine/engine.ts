@@ -34,6 +34,7 @@ import { budgetShortfall, currentBudget, defaultReserve, raiseDescriptorLimit } 
 import type { DescriptorBudget } from './fd-budget.ts'
 import { CODE_CLASSES, DURATION_BUCKETS } from './meter.ts'
 import type { Tally, Traffic } from './meter.ts'
+import type { SecureContext } from 'node:tls'
 import { CertSet } from './tls/certs.ts'
 import type { BuiltCert } from './tls/certs.ts'
 import { tlsRuntime } from './tls/sni.ts'
@@ -143,15 +144,19 @@ export class Engine {
       tokens.set(token, { keep: Buffer.from(`${head}\r\n${keyAuth}`), close: Buffer.from(`${head}connection: close\r\n\r\n${keyAuth}`) })
     }
     const alpn = new Map<string, object>()
+    const alpnSc = new Map<string, SecureContext>()
     for (const a of c.tlsAlpn01) {
       try {
-        alpn.set(a.host.toLowerCase(), process.getBuiltinModule('node:tls').createSecureContext({ cert: a.cert, key: a.key }).context as object)
+        const sc = process.getBuiltinModule('node:tls').createSecureContext({ cert: a.cert, key: a.key })
+        alpn.set(a.host.toLowerCase(), sc.context as object)
+        alpnSc.set(a.host.toLowerCase(), sc)
       } catch (err) {
         ctx.opts.log.error({ host: a.host, err: (err as Error).message }, 'ACME tls-alpn-01 certificate refused')
       }
     }
     ctx.acmeTokens = tokens
     ctx.acmeAlpn = alpn
+    ctx.acmeAlpnSc = alpnSc
   }
 
   /**

@@ -5,13 +5,15 @@
 // while wrk keeps a TLS keep-alive load on (no request fails), or replaced
 // by a broken one (the last good one keeps serving).
 
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { copyFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { connect as http2Connect } from 'node:http2'
 import { join, resolve } from 'node:path'
 import { connect as tlsConnect } from 'node:tls'
 import type { PeerCertificate } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { TestCa } from '../support/certs.ts'
+import { RawClient } from '../support/client.ts'
 import type { IssuedCert } from '../support/certs.ts'
 import { httpUpstream } from '../support/upstream.ts'
 import type { HttpUpstream } from '../support/upstream.ts'
@@ -152,6 +154,88 @@ describe('a TLS server through the API', () => {
       })
     }
     expect(reused).toBe(12)
+  })
+})
+
+describe("Strict-Transport-Security on the balancer's own answers over TLS", () => {
+  it('403 (access), 401 (BasicAuth), 429 (ratelimit) and 503 (no upstream answers) carry the route HSTS, over HTTP/1.1 and HTTP/2; plain HTTP never does', async () => {
+    const tlsPort = await freePort()
+    const plainPort = await freePort()
+    const refused = await freePort()
+    const hash = execFileSync('htpasswd', ['-nbB', 'alice', 'alice-pw'], { encoding: 'utf8' }).trim()
+    const routes = [
+      { name: 'deny', filter: { PathPrefix: '/deny' }, upstreams: [{ Target: '127.0.0.1', Port: up.port }], access: { Deny: ['0.0.0.0/0', '::/0'] } },
+      { name: 'auth', filter: { PathPrefix: '/auth' }, upstreams: [{ Target: '127.0.0.1', Port: up.port }], access: { BasicAuth: [hash] } },
+      { name: 'limited', filter: { PathPrefix: '/limited' }, upstreams: [{ Target: '127.0.0.1', Port: up.port }], ratelimit: { Average: 0.01, Burst: 1 } },
+      { name: 'down', filter: { PathPrefix: '/down' }, upstreams: [{ Target: '127.0.0.1', Port: refused }] },
+    ]
+    const tls = { Certificates: [{ CertFile: certFile, KeyFile: keyFile }] }
+    expect((await api('POST', '/server', { address: `127.0.0.1:${tlsPort}`, tls, hsts: { MaxAge: 600 }, upstreams: [{ Target: '127.0.0.1', Port: up.port }], routes })).status).toBe(201)
+    expect((await api('POST', '/server', { address: `127.0.0.1:${plainPort}`, hsts: { MaxAge: 600 }, upstreams: [{ Target: '127.0.0.1', Port: up.port }], routes })).status).toBe(201)
+    try {
+      const want: Array<[string, number]> = [
+        ['/deny', 403],
+        ['/auth', 401],
+        ['/limited', 200],
+        ['/limited', 429],
+        ['/down', 503],
+        ['/', 200],
+      ]
+      const http1 = await RawClient.connectTls(tlsPort, { ca: ca.caPem, servername: 'main.test', ALPNProtocols: ['http/1.1'] })
+      try {
+        for (const [path, status] of want) {
+          http1.write(`GET ${path} HTTP/1.1\r\nHost: main.test\r\n\r\n`)
+          const r = await http1.read()
+          expect([path, r.status]).toEqual([path, status])
+          expect([path, r.headers.filter(([k]) => k === 'strict-transport-security').map(([, v]) => v)]).toEqual([path, ['max-age=600']])
+        }
+      } finally {
+        http1.destroy()
+      }
+      const h2 = http2Connect(`https://main.test:${tlsPort}`, { ca: ca.caPem, host: '127.0.0.1', servername: 'main.test' })
+      try {
+        // The bucket is the worker's: the first /limited here may be this connection's worker's first (200), the second is not.
+        for (const [path, status] of [
+          ['/deny', 403],
+          ['/auth', 401],
+          ['/limited', null],
+          ['/limited', 429],
+          ['/down', 503],
+        ] as const) {
+          const head = await within(
+            new Promise<Record<string, unknown>>((resolve, reject) => {
+              const req = h2.request({ ':path': path })
+              req.once('response', (h) => resolve(h as Record<string, unknown>))
+              req.once('error', reject)
+              req.resume()
+              req.end()
+            }),
+            5000,
+            `h2 ${path}`,
+          )
+          expect([path, status ?? head[':status'], head['strict-transport-security']]).toEqual([path, head[':status'], 'max-age=600'])
+        }
+      } finally {
+        h2.close()
+      }
+      const plain = await RawClient.connect(plainPort)
+      try {
+        for (const [path, status] of [
+          ['/deny', 403],
+          ['/auth', 401],
+          ['/down', 503],
+        ] as const) {
+          plain.write(`GET ${path} HTTP/1.1\r\nHost: main.test\r\n\r\n`)
+          const r = await plain.read()
+          expect([path, r.status, r.headers.some(([k]) => k === 'strict-transport-security')]).toEqual([path, status, false])
+        }
+      } finally {
+        plain.destroy()
+      }
+    } finally {
+      await api('DELETE', `/server/127.0.0.1:${tlsPort}`)
+      await api('DELETE', `/server/127.0.0.1:${plainPort}`)
+    }
   })
 })
 

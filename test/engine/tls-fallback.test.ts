@@ -85,6 +85,16 @@ describe('TLS on tls.TLSSocket', () => {
     }
   })
 
+  it('answers a tls-alpn-01 validation (ALPN acme-tls/1) with the challenge certificate, on a listener with one certificate or several', async () => {
+    const one = await startEngine(snapshotWith([{ tls: [{ certFile: a.certFile, keyFile: a.keyFile }], routes: [{ upstreams: [{ host: '127.0.0.1', port: up.port }] }] }], 1), {}, [certEntry(a)])
+    try {
+      await expectAlpnChallenges(eng)
+      await expectAlpnChallenges(one)
+    } finally {
+      await one.stop()
+    }
+  })
+
   it('closes a handshake that does not finish within the header timeout', async () => {
     const s: Socket = netConnect({ port: eng.port, host: '127.0.0.1' })
     s.on('error', () => {})
@@ -110,3 +120,29 @@ describe('TLS on tls.TLSSocket', () => {
     expect(ok).toBe(true)
   })
 })
+
+/** The engine's challenge certificate to acme-tls/1 for its name only; other names and protocols get the listener's own. */
+async function expectAlpnChallenges(e: StartedEngine): Promise<void> {
+  const challenge = ca.issue(['alpn.test'])
+  e.engine.setChallenges({ http01: [], tlsAlpn01: [{ host: 'alpn.test', cert: challenge.cert, key: challenge.key }] })
+  try {
+    const hello = (servername: string, alpn: string[]): Promise<{ san: string | undefined; alpn: string | false | null }> =>
+      within(
+        new Promise((resolve, reject) => {
+          const s = tlsConnect({ port: e.port, host: '127.0.0.1', servername, ca: ca.caPem, ALPNProtocols: alpn, checkServerIdentity: () => undefined })
+          s.once('error', reject)
+          s.once('secureConnect', () => {
+            resolve({ san: s.getPeerCertificate().subjectaltname, alpn: s.alpnProtocol })
+            s.destroy()
+          })
+        }),
+        5000,
+        `handshake ${servername} ${alpn.join(',')}`,
+      )
+    expect(await hello('alpn.test', ['acme-tls/1'])).toEqual({ san: 'DNS:alpn.test', alpn: 'acme-tls/1' })
+    expect(await hello('alpn.test', ['http/1.1'])).toEqual({ san: 'DNS:a.test', alpn: 'http/1.1' })
+    expect(await hello('a.test', ['acme-tls/1'])).toEqual({ san: 'DNS:a.test', alpn: 'acme-tls/1' })
+  } finally {
+    e.engine.setChallenges({ http01: [], tlsAlpn01: [] })
+  }
+}

@@ -56,6 +56,17 @@ export function sendBlock(st: H2Stream, len: number, endStream: boolean): void {
 }
 
 /** A response of the balancer's own (404, 502, 503, 504, 431...): a short text body, like HTTP/1.1's. */
+/** Over TLS, the route's Strict-Transport-Security on the balancer's own answers too (as relay.ts adds it to relayed ones). */
+function writeHsts(st: H2Stream, hb: Buffer, p: number): number {
+  const rt = st.route
+  return st.conn.tls && rt !== null && rt.hstsValue !== '' ? writeLiteral(hb, p, 'strict-transport-security', rt.hstsValue) : p
+}
+
+function hstsBound(st: H2Stream): number {
+  const rt = st.route
+  return rt === null || rt.hstsValue === '' ? 0 : literalBound(25, rt.hstsValue.length)
+}
+
 export function respondLocal(st: H2Stream, status: number): void {
   const uc = st.uc
   if (uc !== null) {
@@ -66,12 +77,13 @@ export function respondLocal(st: H2Stream, status: number): void {
   if (st.phase === Phase.Done) return
   const reason = REASON_PHRASES[status] ?? 'Error'
   const body = `${status} ${reason}\n`
-  const hb = blockScratch(256 + st.requestId.length)
+  const hb = blockScratch(256 + st.requestId.length + hstsBound(st))
   let p = writeStatus(hb, 0, status)
   p = writeLiteral(hb, p, 'content-type', 'text/plain; charset=utf-8')
   p = writeLiteral(hb, p, 'content-length', String(body.length))
   if (status === 503) p = writeLiteral(hb, p, 'retry-after', '1')
   if (st.requestId !== '') p = writeLiteral(hb, p, 'x-request-id', st.requestId)
+  p = writeHsts(st, hb, p)
   st.status = status
   st.resStarted = true
   st.resDone = true
@@ -95,13 +107,14 @@ export function respondLocalWith(st: H2Stream, status: number, fields: ReadonlyA
   }
   if (st.waitingOn !== null) leaveQueue(st)
   if (st.phase === Phase.Done) return
-  let bound = 256 + st.requestId.length
+  let bound = 256 + st.requestId.length + hstsBound(st)
   for (const [n, v] of fields) bound += literalBound(n.length, v.length)
   const hb = blockScratch(bound)
   let p = writeStatus(hb, 0, status)
   for (const [n, v] of fields) if (!CONNECTION_SPECIFIC.has(n)) p = writeLiteral(hb, p, n, v)
   p = writeLiteral(hb, p, 'content-length', String(body.length))
   if (st.requestId !== '') p = writeLiteral(hb, p, 'x-request-id', st.requestId)
+  p = writeHsts(st, hb, p)
   st.status = status
   st.resStarted = true
   st.resDone = true

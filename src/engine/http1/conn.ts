@@ -371,7 +371,10 @@ export function respondWith(conn: ClientConn, status: number, fields: string | n
     discard(uc)
   }
   if (!conn.reqDone || conn.version === 10) conn.closeAfter = true
-  const res = fields === null ? errorResponse(status, conn.closeAfter, conn.method === Method.Head) : customResponse(status, conn.closeAfter, fields, body ?? EMPTY, conn.method === Method.Head)
+  const res = withHsts(
+    conn,
+    fields === null ? errorResponse(status, conn.closeAfter, conn.method === Method.Head) : customResponse(status, conn.closeAfter, fields, body ?? EMPTY, conn.method === Method.Head),
+  )
   conn.status = status
   conn.bytesOut += res.length
   conn.sock.write(res)
@@ -396,12 +399,25 @@ export function respondWhole(conn: ClientConn, status: number, keep: Buffer, clo
     discard(uc)
   }
   if (!conn.reqDone || conn.version === 10) conn.closeAfter = true
-  const res = conn.closeAfter ? close : keep
+  const res = withHsts(conn, conn.closeAfter ? close : keep)
   conn.status = status
   conn.bytesOut += res.length
   conn.sock.write(res)
   finishRequest(conn)
 }
+
+/**
+ * Over TLS, the route's Strict-Transport-Security goes on the balancer's own
+ * answers (errors, error pages, rule answers) as on relayed ones; inserted
+ * after the status line of the whole response. Only when the route has one.
+ */
+function withHsts(conn: ClientConn, res: Buffer): Buffer {
+  const hsts = conn.tls && conn.route !== null ? conn.route.hsts : null
+  if (hsts === null) return res
+  const eol = res.indexOf(CRLF) + 2
+  return Buffer.concat([res.subarray(0, eol), hsts, res.subarray(eol)])
+}
+const CRLF = Buffer.from('\r\n', 'latin1')
 
 /** The current request is over (response written or abandoned): next request, or close. */
 export function finishRequest(conn: ClientConn): void {

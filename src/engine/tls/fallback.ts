@@ -5,9 +5,10 @@
 // handler, HTTP/1.1 reading it with 'data' events.
 
 import type { Socket } from 'node:net'
-import type { SecureContext } from 'node:tls'
+import type { SecureContext, TLSSocket } from 'node:tls'
 import type { EngineCtx } from '../context.ts'
 import type { Listener, PendingConn } from '../listener.ts'
+import type { TlsRuntime } from './sni.ts'
 import { handlerFor } from './alpn.ts'
 import { selectCert } from './sni.ts'
 
@@ -19,11 +20,11 @@ export function acceptTlsFallback(raw: Socket, listener: Listener, ctx: EngineCt
   }
   // Loaded with the first TLS connection here (profile.ts says why).
   const { TLSSocket } = process.getBuiltinModule('node:tls')
-  const sock = new TLSSocket(raw, {
+  const sock: TLSSocket = new TLSSocket(raw, {
     isServer: true,
     secureContext: rt.fallback.sc,
     ALPNProtocols: [...rt.plan.alpn],
-    ...(rt.exact === null ? {} : { SNICallback: (name: string, cb: (err: Error | null, sc?: SecureContext) => void) => cb(null, selectCert(listener.tls ?? rt, name).sc) }),
+    ...(rt.exact === null && ctx.acmeAlpn.size === 0 ? {} : { SNICallback: (name: string, cb: (err: Error | null, sc?: SecureContext) => void) => cb(null, certFor(sock, name, listener, rt, ctx)) }),
   })
   ctx.now = Date.now()
   const pending: PendingConn = { deadline: ctx.now + ctx.opts.headersTimeoutMs, abort: () => sock.destroy() }
@@ -40,4 +41,24 @@ export function acceptTlsFallback(raw: Socket, listener: Listener, ctx: EngineCt
     if (h === undefined) sock.destroy()
     else h.socket(sock, listener, ctx)
   })
+}
+
+/**
+ * The certificate for a handshake: as on the raw path (accept.ts), ALPN is
+ * agreed before the certificate is chosen (the SNI callback runs in
+ * OpenSSL's certificate callback), so a CA validating tls-alpn-01 (ALPN
+ * acme-tls/1) gets the challenge certificate for the name.
+ */
+function certFor(sock: TLSSocket, name: string, listener: Listener, rt: TlsRuntime, ctx: EngineCtx): SecureContext {
+  if (ctx.acmeAlpn.size !== 0 && alpnOf(sock) === 'acme-tls/1') {
+    const c = ctx.acmeAlpnSc.get(name.toLowerCase())
+    if (c !== undefined) return c
+  }
+  return selectCert(listener.tls ?? rt, name).sc
+}
+
+/** The protocol ALPN agreed on so far ('secure' has not set alpnProtocol yet). */
+function alpnOf(sock: TLSSocket): string | false {
+  const h = (sock as unknown as { _handle: { getALPNNegotiatedProtocol?(): string | false } | null })._handle
+  return h?.getALPNNegotiatedProtocol?.() ?? false
 }
