@@ -43,7 +43,14 @@ type View = Record<string, unknown>
 function member(served: Served, address: string, route: string, list: MemberList, u: Member): View {
   // A service reference (only where nothing resolved it) is shown as written; its instances carry their registry as origin.
   if (isServiceRef(u)) return { Service: u.Service, Registry: u.Registry, Tags: [...u.Tags], Priority: u.Priority, Weight: u.Weight, ...(u.Protocol === undefined ? {} : { Protocol: u.Protocol }) }
-  const out: View = { Target: u.Target, Port: u.Port, Priority: u.Priority, Weight: u.Weight, ...(u.Protocol === undefined ? {} : { Protocol: u.Protocol }) }
+  const out: View = {
+    Target: u.Target,
+    Port: u.Port,
+    Priority: u.Priority,
+    Weight: u.Weight,
+    ...(u.Protocol === undefined ? {} : { Protocol: u.Protocol }),
+    ...(u.Scheme === 'https' ? { Scheme: 'https' } : {}),
+  }
   const o = originOf(served, address, route, list, u)
   if (o !== null) out.origin = originJson(o)
   return out

@@ -13,6 +13,8 @@
 // reference's Protocol; one whose target-port is used elsewhere in the
 // configuration with another Protocol is left out and reported (one upstream
 // speaks one protocol, and the compiler would refuse the whole configuration).
+// An instance its registry marks as TLS (Curator's sslPort) is reached with
+// Scheme https.
 //
 // The reference itself stays in its list, in its place, followed by its
 // instances: what is served shows both (a GET put back as is keeps the
@@ -31,6 +33,8 @@ export interface ServiceInstance {
   Port: number
   tags: string[]
   meta: Record<string, string>
+  /** `https`: the instance is reached over TLS (Curator's sslPort); absent: plain HTTP. */
+  Scheme?: 'https'
 }
 
 /** Registry name -> followed service -> its current instances. */
@@ -138,6 +142,10 @@ function resolveList(address: string, route: string, list: 'upstreams' | 'fallba
         const where = `${name}:${m.Service}/${inst.id}`
         const u = memberOf(m, inst, where, problems)
         if (taken.has(key(u))) continue
+        if (u.Scheme === 'https' && u.Protocol === 'h2c') {
+          problems.push({ path: where, message: `${inst.Target}-${inst.Port} speaks TLS (https), the reference says h2c (HTTP/2 without TLS); left out` })
+          continue
+        }
         const speaks = protocols.get(key(u))
         if (speaks !== undefined && speaks !== (u.Protocol ?? 'http/1.1')) {
           problems.push({ path: where, message: `${inst.Target}-${inst.Port} speaks ${speaks} elsewhere in the configuration, the reference says ${u.Protocol ?? 'http/1.1'}; left out` })
@@ -173,7 +181,7 @@ function memberOf(ref: ServiceRef, inst: ServiceInstance, at: string, problems: 
     Priority: int('priority', 0, 1000, ref.Priority),
     Weight: int('weight', 1, 1000, ref.Weight),
     ...(ref.Protocol === undefined ? {} : { Protocol: ref.Protocol }),
-    ...(ref.Protocol === 'h2' ? { Scheme: 'https' as const } : {}),
+    ...(ref.Protocol === 'h2' || inst.Scheme === 'https' ? { Scheme: 'https' as const } : {}),
   }
 }
 

@@ -65,7 +65,7 @@ export interface RegistryHealth {
  * or, when unusable, the problem that leaves it out (its path names registry,
  * service and instance: `consul:web/node-1/web-1`).
  */
-export function checkInstance(at: string, raw: { id: string; host: unknown; port: unknown; tags?: string[]; meta?: Record<string, string> }): Instance | Problem {
+export function checkInstance(at: string, raw: { id: string; host: unknown; port: unknown; tags?: string[]; meta?: Record<string, string>; https?: boolean }): Instance | Problem {
   if (typeof raw.host !== 'string' || raw.host.trim() === '') return { path: at, message: `no address (got ${JSON.stringify(raw.host ?? null)}); left out` }
   const t = checkTarget(raw.host)
   if ('error' in t) return { path: at, message: `address ${t.error}; left out` }
@@ -73,7 +73,7 @@ export function checkInstance(at: string, raw: { id: string; host: unknown; port
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
     return { path: at, message: `port must be an integer 1-65535, got ${JSON.stringify(raw.port ?? null)}; left out` }
   }
-  return { id: raw.id, Target: t.value, Port: port, tags: raw.tags ?? [], meta: raw.meta ?? {} }
+  return { id: raw.id, Target: t.value, Port: port, tags: raw.tags ?? [], meta: raw.meta ?? {}, ...(raw.https === true ? { Scheme: 'https' as const } : {}) }
 }
 
 /** A JSON object's string, number and boolean fields as strings (registry metadata); anything else is dropped. */

@@ -1,7 +1,16 @@
 // ZooKeeper as a service registry (Apache Curator's layout) against a real
 // ZooKeeper (Debian's zookeeper) started for this file; instances written as
 // Curator's Java client writes them (test/support/curator.ts).
+import { writeFileSync } from 'node:fs'
+import { createServer as createHttpServer } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { freePort, startBalancer, tempDir } from '../e2e/harness.ts'
+import { TestCa } from '../support/certs.ts'
+import { httpGet } from '../support/client.ts'
 import type { ZooKeeper } from '../support/services/zookeeper.ts'
 import { startZooKeeper } from '../support/services/zookeeper.ts'
 import { CuratorClient, curatorJson } from '../support/curator.ts'
@@ -104,18 +113,102 @@ describe('ZooKeeper registry: Curator service discovery', () => {
   })
 })
 
+describe('ZooKeeper registry: instances with an sslPort, through a balancer', () => {
+  it('an sslPort-only instance is reached over TLS, verified against --upstream-ca; one with both ports over TLS unless its metadata says http', async () => {
+    const ca = new TestCa()
+    const leaf = ca.issue(['127.0.0.1'])
+    const servers: Array<{ close(): void; closeAllConnections(): void }> = []
+    const serve = async (name: string, tls: boolean): Promise<number> => {
+      const answer = (req: IncomingMessage, res: ServerResponse): void => {
+        req.resume()
+        res.end(`${name} ${tls ? 'tls' : 'plain'}`)
+      }
+      const srv = tls ? createHttpsServer({ cert: leaf.cert, key: leaf.key }, answer) : createHttpServer(answer)
+      servers.push(srv)
+      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
+      return (srv.address() as AddressInfo).port
+    }
+    const dir = tempDir()
+    const port = await freePort()
+    writeFileSync(join(dir, 'balancer.json'), JSON.stringify({ servers: [{ address: `127.0.0.1:${port}`, upstreams: [{ Service: 'secure', Registry: 'apps' }] }] }))
+    const bal = await startBalancer(['--config', join(dir, 'balancer.json'), '--registry', `apps=zk://${zk.endpoint}/ssl`, '--upstream-ca', ca.caFile])
+    try {
+      const a = await app('/ssl')
+      await a.register({ name: 'secure', id: 'only-ssl', address: '127.0.0.1', port: null, sslPort: await serve('only-ssl', true) })
+      await a.register({ name: 'secure', id: 'both', address: '127.0.0.1', port: await serve('both', false), sslPort: await serve('both', true) })
+      await a.register({
+        name: 'secure',
+        id: 'plain-wanted',
+        address: '127.0.0.1',
+        port: await serve('plain-wanted', false),
+        sslPort: await serve('plain-wanted', true),
+        payload: { '@class': 'java.util.HashMap', metadata: { 'balancer.scheme': 'http' } },
+      })
+      const seen = new Set<string>()
+      await until(
+        async () => {
+          const r = await httpGet(port, '/').catch(() => null)
+          if (r?.status === 200) seen.add(r.body.toString())
+          return seen.size >= 3
+        },
+        15_000,
+        'all three instances to answer',
+      )
+      expect([...seen].sort()).toEqual(['both tls', 'only-ssl tls', 'plain-wanted plain'])
+      const view = (await (await fetch(`${bal.api}/server/127.0.0.1:${port}`)).json()) as { upstreams: Array<{ Port?: number; Scheme?: string }> }
+      expect(view.upstreams.filter((u) => u.Scheme === 'https')).toHaveLength(2)
+      // A certificate the balancer does not trust: the instance is not served (a failed connect), the others are.
+      const rogue = new TestCa()
+      const bad = rogue.issue(['127.0.0.1'])
+      const srv = createHttpsServer({ cert: bad.cert, key: bad.key }, (_req, res) => res.end('rogue tls'))
+      servers.push(srv)
+      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
+      await a.register({ name: 'secure', id: 'rogue', address: '127.0.0.1', port: null, sslPort: (srv.address() as AddressInfo).port })
+      await until(async () => ((await (await fetch(`${bal.api}/server/127.0.0.1:${port}`)).json()) as { upstreams: unknown[] }).upstreams.length === 5, 5000, 'the rogue instance listed')
+      for (let i = 0; i < 20; i++) {
+        const r = await httpGet(port, '/')
+        expect(r.status).toBe(200)
+        expect(r.body.toString()).not.toBe('rogue tls')
+      }
+      rogue.remove()
+    } finally {
+      await bal.stop()
+      for (const s of servers) {
+        s.closeAllConnections()
+        s.close()
+      }
+      ca.remove()
+    }
+  }, 60_000)
+})
+
 describe('Curator ServiceInstance JSON', () => {
-  it('port or sslPort may be null; enabled absent means enabled; a string payload carries no metadata', () => {
+  it('port or sslPort may be null; enabled absent means enabled; a string payload carries no metadata; sslPort is TLS', () => {
     const json = (o: Record<string, unknown>) => Buffer.from(JSON.stringify(o))
     const base = JSON.parse(curatorJson({ name: 's', id: 'i', address: '10.0.0.1', port: 80 })) as Record<string, unknown>
     expect(instanceOf('zookeeper', 's', 'node', json(base))).toEqual({ id: 'i', Target: '10.0.0.1', Port: 80, tags: [], meta: {} })
     const { enabled: _e, ...old } = base
     expect(instanceOf('zookeeper', 's', 'node', json({ ...old, payload: 'From Test' }))).toMatchObject({ Target: '10.0.0.1', meta: {} })
     expect(instanceOf('zookeeper', 's', 'node', json({ ...base, enabled: false }))).toBeNull()
-    expect(instanceOf('zookeeper', 's', 'node', json({ ...base, port: null, sslPort: 8443 }))).toEqual({
-      path: 'zookeeper:s/node',
-      message: 'registered with sslPort 8443 only; TLS to upstreams is not supported, so it is left out',
+    // sslPort: TLS. Both ports: TLS on sslPort (Curator's {scheme} is https then), unless balancer.scheme says http.
+    expect(instanceOf('zookeeper', 's', 'node', json({ ...base, port: null, sslPort: 8443 }))).toEqual({ id: 'i', Target: '10.0.0.1', Port: 8443, tags: [], meta: {}, Scheme: 'https' })
+    expect(instanceOf('zookeeper', 's', 'node', json({ ...base, sslPort: 8443 }))).toMatchObject({ Port: 8443, Scheme: 'https' })
+    expect(instanceOf('zookeeper', 's', 'node', json({ ...base, sslPort: 8443, payload: { metadata: { 'balancer.scheme': 'http' } } }))).toEqual({
+      id: 'i',
+      Target: '10.0.0.1',
+      Port: 80,
+      tags: [],
+      meta: { 'balancer.scheme': 'http' },
     })
+    expect(instanceOf('zookeeper', 's', 'node', json({ ...base, payload: { metadata: { 'balancer.scheme': 'https' } } }))).toEqual({
+      path: 'zookeeper:s/node',
+      message: 'balancer.scheme is "https" but the instance has no sslPort; left out',
+    })
+    expect(instanceOf('zookeeper', 's', 'node', json({ ...base, port: null, sslPort: 8443, payload: { metadata: { 'balancer.scheme': 'http' } } }))).toEqual({
+      path: 'zookeeper:s/node',
+      message: 'balancer.scheme is "http" but the instance has no port, only an sslPort; left out',
+    })
+    expect(instanceOf('zookeeper', 's', 'node', json({ ...base, port: null, sslPort: 0 }))).toEqual({ path: 'zookeeper:s/node', message: 'port must be an integer 1-65535, got 0; left out' })
     expect(instanceOf('zookeeper', 's', 'node', Buffer.from('not json'))).toMatchObject({ path: 'zookeeper:s/node' })
   })
 })

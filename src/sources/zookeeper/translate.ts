@@ -10,7 +10,13 @@
 // written before Curator 2.x's CURATOR-275 (then: enabled); `payload` is
 // whatever the application registered, serialised with Jackson's type id
 // (`@class`). Metadata is read from the payload's `metadata` map (Spring
-// Cloud Zookeeper's form) and from the payload's own string fields. Pure.
+// Cloud Zookeeper's form) and from the payload's own string fields.
+//
+// `sslPort` is the port the instance speaks TLS on: an instance with only
+// an sslPort becomes an https upstream (Scheme https, verified as every
+// https upstream is: docs/tls.md); one with both is reached over TLS on its
+// sslPort, as Curator's UriSpec makes `{scheme}` https whenever sslPort is
+// set, unless its metadata `balancer.scheme` is `http` (then `port`). Pure.
 
 import type { Problem } from '../../model/errors.ts'
 import type { Instance } from '../registry.ts'
@@ -42,9 +48,16 @@ export function instanceOf(registry: string, service: string, node: string, data
       .split(',')
       .map((t) => t.trim())
       .filter((t) => t !== '')
-  if ((f.port === null || f.port === undefined) && typeof f.sslPort === 'number') {
-    return { path: at, message: `registered with sslPort ${f.sslPort} only; TLS to upstreams is not supported, so it is left out` }
-  }
   const id = typeof f.id === 'string' && f.id !== '' ? f.id : node
-  return checkInstance(at, { id, host: f.address, port: f.port, tags, meta })
+  const plain = f.port !== null && f.port !== undefined
+  const tls = f.sslPort !== null && f.sslPort !== undefined
+  // Curator's own UriSpec builds {scheme} as https whenever sslPort is set:
+  // an instance with both is reached on sslPort over TLS, unless its
+  // metadata says balancer.scheme=http.
+  const scheme = (meta['balancer.scheme'] ?? '').trim().toLowerCase()
+  if (scheme !== '' && scheme !== 'http' && scheme !== 'https') return { path: at, message: `balancer.scheme must be "http" or "https", got ${JSON.stringify(meta['balancer.scheme'])}; left out` }
+  if (scheme === 'http' && !plain) return { path: at, message: 'balancer.scheme is "http" but the instance has no port, only an sslPort; left out' }
+  if (scheme === 'https' && !tls) return { path: at, message: 'balancer.scheme is "https" but the instance has no sslPort; left out' }
+  const https = tls && scheme !== 'http'
+  return checkInstance(at, { id, host: f.address, port: https ? f.sslPort : f.port, tags, meta, https })
 }
