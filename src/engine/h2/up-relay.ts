@@ -19,7 +19,7 @@ import type { UpStream, UpStreamEvents } from './upstream.ts'
 import { FULL, creditUp, detachUp, drainUp, openStream, sendHead, sendUpData, sendUpTrailers } from './upstream.ts'
 
 /** Connection-specific fields (RFC 9113 §8.2.2) never sent on HTTP/2. */
-const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host'])
+export const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host'])
 
 /** grpc-timeout (`100m`, `5S`, `1H`...) in milliseconds; -1 when absent or invalid. */
 export function grpcTimeoutMs(v: string): number {
@@ -51,9 +51,13 @@ export function attachUp(st: H2Stream, up: Upstream): void {
   if (us.owner === st) st.us = us
 }
 
-/** The request head as a header block, from the HTTP/1.1 head the stream carries; an h2 upstream (TLS) gets :scheme https. */
-function requestBlock(st: H2Stream, up: Upstream): number {
-  const head = st.outHead
+/**
+ * The request head as a header block in the HPACK scratch, from the
+ * HTTP/1.1 head an exchange carries (`hostless`: it has no Host line, the
+ * upstream's host:port is the authority); an h2 upstream (TLS) gets :scheme
+ * https; `te: trailers` when the client sent it. Returns the block's length.
+ */
+export function headBlock(head: string, hostless: boolean, up: Upstream, teTrailers: boolean): number {
   const hb = blockScratch(head.length * 2 + 256)
   const lineEnd = head.indexOf('\r\n')
   const line = head.slice(0, lineEnd)
@@ -62,7 +66,7 @@ function requestBlock(st: H2Stream, up: Upstream): number {
   let p = writeLiteral(hb, 0, ':method', line.slice(0, sp1))
   p = writeLiteral(hb, p, ':scheme', up.tls ? 'https' : 'http')
   p = writeLiteral(hb, p, ':path', line.slice(sp1 + 1, sp2))
-  if (st.hostless) p = writeLiteral(hb, p, ':authority', up.key) // rewrite.Host upstream: the head has no host line
+  if (hostless) p = writeLiteral(hb, p, ':authority', up.key) // rewrite.Host upstream: the head has no host line
   let at = lineEnd + 2
   while (at < head.length) {
     const e = head.indexOf('\r\n', at)
@@ -74,7 +78,7 @@ function requestBlock(st: H2Stream, up: Upstream): number {
     else if (!DROP.has(name)) p = writeLiteral(hb, p, name, value)
     at = e + 2
   }
-  if (st.teTrailers) p = writeLiteral(hb, p, 'te', 'trailers')
+  if (teTrailers) p = writeLiteral(hb, p, 'te', 'trailers')
   return p
 }
 
@@ -85,7 +89,7 @@ const EVENTS: UpStreamEvents = {
     st.us = us
     st.ctx.now = Date.now()
     st.sent = true
-    const len = requestBlock(st, us.session.up)
+    const len = headBlock(st.outHead, st.hostless, us.session.up, st.teTrailers)
     const end = st.reqEnd && st.pend.length === 0 && st.trailerNames === null
     sendHead(us, blockScratch(0), len, end)
     const t = st.grpcTimeoutMs
@@ -163,7 +167,8 @@ const EVENTS: UpStreamEvents = {
     done(st, us)
     sendTrailers(st, p)
   },
-  failed(us, code, st) {
+  failed(us, code, owner) {
+    const st = owner as H2Stream
     if (st.us !== us && st.us !== null) return
     st.us = null
     st.ctx.now = Date.now()

@@ -42,9 +42,9 @@ import {
   sealFor,
 } from './frames.ts'
 import { HpackDecoder, writeInt } from './hpack.ts'
-import type { H2Stream } from './stream.ts'
+import type { Exchange } from '../exchange.ts'
 
-/** What the session tells the stream's owner (h2/upstream-relay.ts). */
+/** What the session tells the stream's owner: an HTTP/2 client's stream (up-relay.ts) or an HTTP/1.1 client's request (http1/h2-upstream.ts). */
 export interface UpStreamEvents {
   /** The stream is open on a connected session: send the request. */
   ready(us: UpStream): void
@@ -53,7 +53,7 @@ export interface UpStreamEvents {
   data(us: UpStream, data: Buffer, end: boolean): void
   trailers(us: UpStream): void
   /** The stream failed: `code` as RST_STREAM gave it (REFUSED_STREAM: never processed), or -1 connect failure, -2 connection lost. */
-  failed(us: UpStream, code: number, owner: H2Stream): void
+  failed(us: UpStream, code: number, owner: Exchange): void
   /** The upstream's window opened: queued request DATA may go on. */
   writable(us: UpStream): void
 }
@@ -63,7 +63,7 @@ export const SessSt = { Connecting: 0, Open: 1, Going: 2, Closed: 3 } as const
 export class UpStream {
   readonly session: H2UpSession
   id = 0
-  owner: H2Stream | null
+  owner: Exchange | null
   readonly events: UpStreamEvents
   sendWindow = DEFAULT_WINDOW
   recvWindow = DEFAULT_WINDOW
@@ -80,7 +80,7 @@ export class UpStream {
   /** Any request DATA byte went out (the request can no longer be sent again). */
   sentBody = false
 
-  constructor(session: H2UpSession, owner: H2Stream, events: UpStreamEvents) {
+  constructor(session: H2UpSession, owner: Exchange, events: UpStreamEvents) {
     this.session = session
     this.owner = owner
     this.events = events
@@ -155,7 +155,7 @@ export class H2UpSession implements Output {
 }
 
 /** A stream for `owner` on one of `up`'s sessions with room, or on a new one. */
-export function openStream(up: Upstream, ctx: EngineCtx, owner: H2Stream, events: UpStreamEvents): UpStream {
+export function openStream(up: Upstream, ctx: EngineCtx, owner: Exchange, events: UpStreamEvents): UpStream {
   let s: H2UpSession | null = null
   for (const x of up.h2) {
     if ((x.state === SessSt.Connecting || x.state === SessSt.Open) && x.load < x.maxStreams) {

@@ -18,6 +18,7 @@ import { customResponse, errorResponse } from '../responses.ts'
 import type { UpConn } from '../upstream/pool.ts'
 import { discard } from '../upstream/pool.ts'
 import type { Upstream } from '../upstream/registry.ts'
+import type { UpStream } from '../h2/upstream.ts'
 import { ChunkDecoder } from './chunked.ts'
 import type { Front } from '../exchange.ts'
 import { ResPhase, Timer, arm, connectTimedOut, leaveQueue, responseTimedOut } from '../exchange.ts'
@@ -50,6 +51,12 @@ export interface Upper {
   tunnelFromClient(conn: ClientConn, chunk: Buffer): void
   tunnelClientEnded(conn: ClientConn): void
   tunnelClientClosed(conn: ClientConn): void
+  /** The request's HTTP/2 upstream stream is given up (h2-upstream.ts). */
+  detachH2(conn: ClientConn): void
+  /** The client's socket drained: response bytes held back are credited to the HTTP/2 upstream. */
+  drainedH2(conn: ClientConn): void
+  /** The connect or response deadline passed on an HTTP/2 upstream. */
+  timedOutH2(conn: ClientConn, timer: number): void
 }
 
 const unwired = (): never => {
@@ -63,6 +70,9 @@ export const UPPER: Upper = {
   tunnelFromClient: unwired,
   tunnelClientEnded: unwired,
   tunnelClientClosed: unwired,
+  detachH2: unwired,
+  drainedH2: unwired,
+  timedOutH2: unwired,
 }
 
 /** Input buffered while a request is in flight (next pipelined requests, body before the upstream is ready). */
@@ -127,6 +137,12 @@ export class ClientConn {
   route: RouteRuntime | null = null
   readonly tried: Upstream[] = []
   uc: UpConn | null = null
+  /** The request's stream on an HTTP/2 upstream (h2-upstream.ts); null otherwise. */
+  us: UpStream | null = null
+  /** Response bytes from the HTTP/2 upstream written while the client's socket was full: credited upstream when it drains. */
+  upHeld = 0
+  /** The client sent `TE: trailers`: an HTTP/2 upstream's trailers become the chunked trailer section. */
+  teTrailers = false
   /** Queued for a connection to this upstream (Limits.MaxPending); null otherwise. */
   waitingOn: Upstream | null = null
   /** The current attempt has written the request upstream. */
@@ -365,11 +381,7 @@ export function respond(conn: ClientConn, status: number): void {
 
 /** respond() with fields and a body of the caller's (route rules); both null: the pre-rendered response. */
 export function respondWith(conn: ClientConn, status: number, fields: string | null, body: Buffer | null): void {
-  const uc = conn.uc
-  if (uc !== null) {
-    conn.uc = null
-    discard(uc)
-  }
+  dropUpstream(conn)
   if (!conn.reqDone || conn.version === 10) conn.closeAfter = true
   const res = withHsts(
     conn,
@@ -393,11 +405,7 @@ export function redirect(conn: ClientConn, location: string): void {
 
 /** A whole response of our own, in its keep-alive and closing forms (same rule as respond()). */
 export function respondWhole(conn: ClientConn, status: number, keep: Buffer, close: Buffer): void {
-  const uc = conn.uc
-  if (uc !== null) {
-    conn.uc = null
-    discard(uc)
-  }
+  dropUpstream(conn)
   if (!conn.reqDone || conn.version === 10) conn.closeAfter = true
   const res = withHsts(conn, conn.closeAfter ? close : keep)
   conn.status = status
@@ -418,6 +426,16 @@ function withHsts(conn: ClientConn, res: Buffer): Buffer {
   return Buffer.concat([res.subarray(0, eol), hsts, res.subarray(eol)])
 }
 const CRLF = Buffer.from('\r\n', 'latin1')
+
+/** The request's upstream connection (HTTP/1.1) or stream (HTTP/2), if any, is given up. */
+function dropUpstream(conn: ClientConn): void {
+  const uc = conn.uc
+  if (uc !== null) {
+    conn.uc = null
+    discard(uc)
+  }
+  if (conn.us !== null) UPPER.detachH2(conn)
+}
 
 /** The current request is over (response written or abandoned): next request, or close. */
 export function finishRequest(conn: ClientConn): void {
@@ -464,11 +482,7 @@ export function endConn(conn: ClientConn): void {
     requestEnded(conn)
   }
   dropZip(conn)
-  const uc = conn.uc
-  if (uc !== null) {
-    conn.uc = null
-    discard(uc)
-  }
+  dropUpstream(conn)
   const done = conn.clientEnded || (conn.clientClose && conn.reqDone && conn.buf === null)
   conn.state = St.Closing
   conn.buf = null
@@ -512,6 +526,7 @@ export function drainConn(conn: ClientConn): void {
 export function onDeadline(conn: ClientConn): void {
   const t = conn.timer
   conn.timer = Timer.None
+  if (conn.us !== null && (t === Timer.Connect || t === Timer.Response)) return UPPER.timedOutH2(conn, t)
   switch (t) {
     case Timer.Idle:
       endConn(conn)
@@ -568,6 +583,7 @@ function onDrain(conn: ClientConn): void {
   if (zip !== null) zip.resume()
   const uc = conn.uc
   if (uc !== null && !conn.zipFull) uc.sock.resume()
+  if (conn.us !== null) UPPER.drainedH2(conn)
   if (conn.timer === Timer.Response) conn.deadline = conn.ctx.now + conn.ctx.opts.responseTimeoutMs
 }
 
@@ -583,10 +599,6 @@ function onClose(conn: ClientConn): void {
   if (conn.waitingOn !== null) leaveQueue(conn)
   if (st === St.Tunnel) UPPER.tunnelClientClosed(conn)
   dropZip(conn)
-  const uc = conn.uc
-  if (uc !== null) {
-    conn.uc = null
-    discard(uc)
-  }
+  dropUpstream(conn)
   conn.listener.remove(conn)
 }

@@ -58,6 +58,8 @@ export class Fields {
   upgradeCount = 0
   upgradeStart = 0
   upgradeEnd = 0
+  /** A TE field lists `trailers` (the client takes a chunked trailer section). */
+  teTrailers = false
   /** X-Request-Id fields seen, and the value of the first. */
   ridCount = 0
   ridStart = 0
@@ -182,6 +184,18 @@ function resetFields(f: Fields): void {
   f.upgradeStart = 0
   f.upgradeEnd = 0
   f.ridCount = 0
+  f.teTrailers = false
+}
+
+/** A TE value names the `trailers` token (any case, among others, with or without parameters). */
+function listsTrailers(buf: Buffer, s: number, e: number): boolean {
+  for (let p = s; p + 8 <= e; p++) {
+    if (!equalsLower(buf, p, p + 8, 'trailers')) continue
+    const before = p === s ? 0x2c : (buf[p - 1] as number)
+    const after = p + 8 === e ? 0x2c : (buf[p + 8] as number)
+    if ((before === 0x2c || before === SP || before === HTAB) && (after === 0x2c || after === SP || after === HTAB || after === 0x3b)) return true
+  }
+  return false
 }
 
 /**
@@ -216,8 +230,10 @@ export function parseFields(buf: Buffer, p: number, end: number, f: Fields): num
     HDR[o + 5] = kind
     n++
     if (kind === Kind.Other) continue
-    if (kind === Kind.Hop) f.hopCount++
-    else if (kind === Kind.Host) {
+    if (kind === Kind.Hop) {
+      f.hopCount++
+      if (ne - ns === 2 && !f.teTrailers) f.teTrailers = listsTrailers(buf, vs, ve)
+    } else if (kind === Kind.Host) {
       f.hostCount++
       f.hostStart = vs
       f.hostEnd = ve

@@ -7,6 +7,7 @@ import type { Exchange, Front } from '../exchange.ts'
 import { ResPhase, failed } from '../exchange.ts'
 import type { UpConn } from '../upstream/pool.ts'
 import { pumpBody } from './body.ts'
+import { attachH2, pumpH2Body } from './h2-upstream.ts'
 import { errorPage } from '../rules/error-page.ts'
 import type { ClientConn } from './conn.ts'
 import { Framing, St, respond, respondWith, syncReading } from './conn.ts'
@@ -24,7 +25,7 @@ export const H1_FRONT: Front = {
     respondWith(ex as ClientConn, status, lines, body)
   },
   syncReading: (ex) => syncReading(ex as ClientConn),
-  pumpBody: (ex) => pumpBody(ex as ClientConn),
+  pumpBody: (ex) => ((ex as ClientConn).us === null ? pumpBody(ex as ClientConn) : pumpH2Body(ex as ClientConn)),
   data(ex: Exchange, uc: UpConn, chunk: Buffer): boolean {
     const conn = ex as ClientConn
     onUpstreamData(conn, uc, chunk)
@@ -41,6 +42,6 @@ export const H1_FRONT: Front = {
     failed(conn, uc)
   },
   abort: (ex) => (ex as ClientConn).sock.destroy(),
-  // HTTP/2 upstreams serve HTTP/2 clients (gRPC); an HTTP/1.1 request for one is answered 502.
-  attachH2: (ex) => respond(ex as ClientConn, 502),
+  // The request goes on an HTTP/2 stream of the upstream (h2-upstream.ts).
+  attachH2: (ex, up) => attachH2(ex as ClientConn, up),
 }

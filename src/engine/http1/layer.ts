@@ -6,12 +6,16 @@
 import { pumpBody } from './body.ts'
 import { UPPER } from './conn.ts'
 import { H1_FRONT } from './front.ts'
+import { detachH2, drainedH2, pumpH2Body, timedOutH2 } from './h2-upstream.ts'
 import { readHeads } from './request.ts'
 import { tunnelClientClosed, tunnelClientEnded, tunnelFromClient } from './tunnel.ts'
 
 UPPER.front = H1_FRONT
 UPPER.readHeads = readHeads
-UPPER.pumpBody = pumpBody
+UPPER.pumpBody = (conn) => (conn.us === null ? pumpBody(conn) : pumpH2Body(conn))
+UPPER.detachH2 = detachH2
+UPPER.drainedH2 = drainedH2
+UPPER.timedOutH2 = timedOutH2
 UPPER.tunnelFromClient = tunnelFromClient
 UPPER.tunnelClientEnded = tunnelClientEnded
 UPPER.tunnelClientClosed = tunnelClientClosed

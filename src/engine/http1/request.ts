@@ -128,6 +128,7 @@ function dispatch(conn: ClientConn, buf: Buffer): void {
   ctx.requestsH1++
   conn.version = h.version
   conn.method = h.method
+  conn.teTrailers = h.teTrailers
   const keepAlive = h.version === 11 ? !h.connClose : h.connKeepAlive && !h.connClose
   conn.clientClose = !keepAlive
   // After the client's FIN, the last request buffered is answered with `connection: close` (finishRequest closes after it).
