@@ -47,6 +47,7 @@ import type { UpConn, UpEvents } from './upstream/pool.ts'
 import { UpState, discard, onFreed, open, release, take } from './upstream/pool.ts'
 import type { Upstream } from './upstream/registry.ts'
 import { UpProto } from './upstream/registry.ts'
+import { writeHead } from './upstream/head-write.ts'
 import { Method } from './http1/parse.ts'
 
 /** Which deadline an exchange's `deadline` is (the engine's sweep calls the front's onDeadline). */
@@ -222,7 +223,7 @@ function send(conn: Exchange): void {
   const kept = conn.kept
   const head = conn.hostless ? `${conn.outHead}host: ${uc.up.key}\r\n\r\n` : conn.outHead
   if (kept.length === 0) {
-    ok = sock.write(head, 'latin1')
+    ok = writeHead(sock, head)
   } else {
     sock.cork()
     sock.write(head, 'latin1')

@@ -9,10 +9,10 @@
 // END_STREAM when the upstream closes. Interim responses (1xx but 101) go as HEADERS of their own.
 
 import { ResPhase, Timer, passiveOf } from '../exchange.ts'
-import { Chunk, advance } from '../http1/chunked.ts'
+import { Chunk, ChunkDecoder, advance } from '../http1/chunked.ts'
 import { Framing } from '../http1/conn.ts'
 import { CONN_TOK, HDR, HF, Kind } from '../http1/fields.ts'
-import { parseResponseHead, responseHeadEnd } from '../http1/parse.ts'
+import { ResponseHead, parseResponseHead, responseHeadEnd } from '../http1/parse.ts'
 import { equalsLowerBytes } from '../http1/chars.ts'
 import { finalHead, framingOf } from '../http1/relay.ts'
 import { responseFailed } from '../upstream/passive.ts'
@@ -30,6 +30,12 @@ import { Phase } from './stream.ts'
 
 const PAIR: Buffer[] = [Buffer.alloc(0), Buffer.alloc(0)]
 const EMPTY = Buffer.alloc(0)
+/**
+ * Every stream's response head is parsed here: it is read, relayed and
+ * judged within one call (h2UpstreamData), like the field offsets the parse
+ * leaves in http1/fields.ts's scratch, so no stream needs a head of its own.
+ */
+const RES = new ResponseHead()
 
 function badResponse(st: H2Stream, uc: UpConn): void {
   st.uc = null
@@ -71,7 +77,7 @@ export function h2UpstreamData(st: H2Stream, uc: UpConn, chunk: Buffer): boolean
       st.resPart = Buffer.from(pos === 0 ? buf : buf.subarray(pos))
       return conn.refHeld
     }
-    if (end < 0 || end - pos > ctx.opts.maxHeaderBytes || parseResponseHead(buf, pos, end, st.res) !== 0) {
+    if (end < 0 || end - pos > ctx.opts.maxHeaderBytes || parseResponseHead(buf, pos, end, RES) !== 0) {
       badResponse(st, uc)
       return conn.refHeld
     }
@@ -107,7 +113,7 @@ export function h2UpstreamData(st: H2Stream, uc: UpConn, chunk: Buffer): boolean
 
 /** Handles a parsed head ending at `end`; false when the exchange left the normal path (retry, error). */
 function onHead(st: H2Stream, uc: UpConn, buf: Buffer, end: number): boolean {
-  const r = st.res
+  const r = RES
   const status = r.status
   if (status < 200) {
     if (status === 101) {
@@ -146,7 +152,10 @@ function onHead(st: H2Stream, uc: UpConn, buf: Buffer, end: number): boolean {
   else {
     st.resPhase = ResPhase.Body
     if (framing === Framing.Length) st.resLeft = r.contentLength
-    else if (framing === Framing.Chunked) st.resChunk.reset()
+    else if (framing === Framing.Chunked) {
+      st.resChunk ??= new ChunkDecoder(st.ctx.opts.maxHeaderBytes)
+      st.resChunk.reset()
+    }
   }
   return true
 }
@@ -159,7 +168,7 @@ function namedInConnection(buf: Buffer, nTokens: number, ns: number, ne: number)
 
 /** The response head as a header block: `:status`, then the fields an HTTP/2 response may carry. */
 function headers(st: H2Stream, buf: Buffer, status: number, endStream: boolean, addId: boolean, zedits: HeaderEditPlan | null = null, dropLength = false): void {
-  const r = st.res
+  const r = RES
   const rt = st.route
   // The route's headers.Response, on final responses only (as HTTP/1.1's responseHead); with compression's fields when it applies.
   const edits = zedits !== null ? zedits : status < 200 || rt === null || rt.plan.rules === null ? null : rt.plan.rules.response
@@ -206,7 +215,7 @@ function body(st: H2Stream, buf: Buffer, pos: number): number {
       return pos + n
     }
     case Framing.Chunked: {
-      const d = st.resChunk
+      const d = st.resChunk as ChunkDecoder
       while (pos < len) {
         const tb = d.trailerBytes
         const p = advance(d, buf, pos, len, true)

@@ -10,8 +10,7 @@ import type { Exchange, Front } from '../exchange.ts'
 import type { Zip } from '../rules/compress.ts'
 import { ResPhase, Timer } from '../exchange.ts'
 import type { EngineCtx } from '../context.ts'
-import { ChunkDecoder } from '../http1/chunked.ts'
-import { ResponseHead } from '../http1/parse.ts'
+import type { ChunkDecoder } from '../http1/chunked.ts'
 import type { RouteRuntime } from '../lb/pick.ts'
 import type { Listener } from '../listener.ts'
 import type { UpConn } from '../upstream/pool.ts'
@@ -106,9 +105,9 @@ export class H2Stream implements Exchange {
   /** How much more DATA the client may send on this stream before a WINDOW_UPDATE. */
   recvWindow: number
 
-  // The response.
-  readonly res = new ResponseHead()
-  readonly resChunk: ChunkDecoder
+  // The response. Its head is parsed into relay.ts's one ResponseHead and used within the same call.
+  /** A chunked response's decoder, made when the response is chunked. */
+  resChunk: ChunkDecoder | null = null
   framing = 0
   resLeft = 0
   /** The upstream's response has been read completely (the upstream connection is released). */
@@ -173,6 +172,5 @@ export class H2Stream implements Exchange {
     this.tlsVersion = conn.tlsVersion
     this.recvWindow = recvWindow
     this.sendWindow = sendWindow
-    this.resChunk = new ChunkDecoder(conn.ctx.opts.maxHeaderBytes)
   }
 }
