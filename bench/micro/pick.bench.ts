@@ -16,7 +16,7 @@ function runtime(upstreams: object[]): RouteRuntime {
   const registry = new Registry()
   registry.ensure(snap.targets)
   // No active check in these configs: the check lookup is never asked.
-  const lr = [...buildRuntimes(snap.listeners, registry, () => undefined, new Map()).values()][0]
+  const lr = [...buildRuntimes(snap.listeners, registry, () => undefined, new Map(), new Map()).values()][0]
   const rt = lr?.routes[0]
   if (rt === undefined) throw new Error('no route runtime')
   return rt

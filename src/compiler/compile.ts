@@ -15,7 +15,7 @@ import { Scheme } from './snapshot.ts'
 import { rulesPlan } from './rules.ts'
 import { rulesOf } from '../model/rules.ts'
 import { upstreamRefKey } from '../model/address.ts'
-import type { CertFileRef, CheckPlan, LimitsPlan, TlsPlan, ListenerPlan, PassivePlan, RetryPlan, RoutePlan, RoutingSnapshot, SchemeMask, TargetRef, Tier } from './snapshot.ts'
+import type { CertFileRef, CheckPlan, LimitsPlan, TlsPlan, ListenerPlan, PassivePlan, RetryPlan, RoutePlan, RoutingSnapshot, SchemeMask, SnapshotDiff, TargetRef, Tier } from './snapshot.ts'
 
 type Target = { host: string; port: number; protocol?: string; tls?: boolean }
 type Targets = Map<string, Target>
@@ -37,25 +37,166 @@ interface ServerPart {
  */
 const parts = new WeakMap<Server, ServerPart>()
 
-export function compile(cfg: ValidConfig, version: number): RoutingSnapshot {
-  const listeners = new Map<string, ListenerPlan>()
-  const targets: Targets = new Map()
+/**
+ * What a compile leaves for the next one to start from (compile's `base`):
+ * the servers it compiled, each listener's plan before redirects, how many
+ * servers reference each target, and the TLS listeners. Handed on, not
+ * copied: a compile from `base` takes it (mutates it for its own snapshot),
+ * so a second compile from the same base compiles whole.
+ */
+interface CompileState {
+  servers: readonly Server[]
+  raw: Map<string, ListenerPlan>
+  refs: Map<string, { t: Target; n: number }>
+  secure: Set<string>
+}
+
+const states = new WeakMap<RoutingSnapshot, CompileState>()
+
+/**
+ * Compiles `cfg` as snapshot `version`. With `base` (the snapshot compiled
+ * before, from which this config was edited), only the servers that are
+ * not base's (by object) are compiled and looked at: the result is the same
+ * snapshot a whole compile gives (listeners, targets), plus `diff`, which
+ * tells the engine what to touch. A base that cannot be used (compiled
+ * from already, or not made by compile) gives a whole compile.
+ */
+export function compile(cfg: ValidConfig, version: number, base?: RoutingSnapshot): RoutingSnapshot {
+  const st = base === undefined ? undefined : states.get(base)
+  if (base === undefined || st === undefined) return compileWhole(cfg, version)
+  // Taken before anything is changed: a compile that throws leaves no state behind it.
+  states.delete(base)
+  return compileDiff(cfg, version, base, st)
+}
+
+function compileWhole(cfg: ValidConfig, version: number): RoutingSnapshot {
+  const st: CompileState = { servers: cfg.servers, raw: new Map(), refs: new Map(), secure: new Set() }
   cfg.servers.forEach((server, i) => {
-    let part = parts.get(server)
-    if (part === undefined) {
-      part = compileServer(server, i)
-      parts.set(server, part)
-    }
-    if (listeners.has(part.key)) throw new BalancerError(ErrorCode.Conflict, `servers[${i}].address: ${part.key} is used twice`)
-    listeners.set(part.key, part.plan)
+    const part = partOf(server, i)
+    if (st.raw.has(part.key)) throw usedTwice(i, part.key)
+    st.raw.set(part.key, part.plan)
+    if (part.plan.tls !== null) st.secure.add(part.key)
     for (const [key, t] of part.targets) {
-      const known = targets.get(key)
-      if (known === undefined) targets.set(key, t)
-      else if (known.protocol !== t.protocol) throw twoProtocols(t.host, t.port, known.protocol, t.protocol)
+      const known = st.refs.get(key)
+      if (known === undefined) st.refs.set(key, { t, n: 1 })
+      else if (known.t.protocol !== t.protocol) throw twoProtocols(t.host, t.port, known.t.protocol, t.protocol)
+      else known.n++
     }
   })
+  const listeners = new Map(st.raw)
   withRedirects(listeners)
-  return Object.freeze({ version, listeners, targets })
+  return snapshot(version, cfg.servers, listeners, null, st)
+}
+
+/**
+ * The servers base compiled and cfg does not hold are taken out, those cfg
+ * holds and base did not are put in; every other listener keeps base's plan
+ * (the same object), unless a TLS listener came or went (redirects to https
+ * name TLS ports: then every listener's redirects are worked out again).
+ */
+function compileDiff(cfg: ValidConfig, version: number, base: RoutingSnapshot, st: CompileState): RoutingSnapshot {
+  const before = new Set(st.servers)
+  const after = new Set(cfg.servers)
+  const listeners = new Map(base.listeners)
+  const changed = new Set<string>()
+  /** Each target touched, as base had it (null: base had none). */
+  const touched = new Map<string, Target | null>()
+  const touch = (key: string): void => {
+    if (!touched.has(key)) touched.set(key, st.refs.get(key)?.t ?? null)
+  }
+  let tlsChanged = false
+  for (const server of st.servers) {
+    if (after.has(server)) continue
+    const part = parts.get(server) as ServerPart // base compiled it
+    st.raw.delete(part.key)
+    listeners.delete(part.key)
+    changed.add(part.key)
+    if (st.secure.delete(part.key)) tlsChanged = true
+    for (const [key] of part.targets) {
+      touch(key)
+      const r = st.refs.get(key)
+      if (r !== undefined && --r.n === 0) st.refs.delete(key)
+    }
+  }
+  const added: string[] = []
+  cfg.servers.forEach((server, i) => {
+    if (before.has(server)) return
+    const part = partOf(server, i)
+    if (st.raw.has(part.key)) throw usedTwice(i, part.key)
+    st.raw.set(part.key, part.plan)
+    changed.add(part.key)
+    added.push(part.key)
+    if (part.plan.tls !== null) {
+      st.secure.add(part.key)
+      tlsChanged = true
+    }
+    for (const [key, t] of part.targets) {
+      touch(key)
+      const r = st.refs.get(key)
+      if (r === undefined) st.refs.set(key, { t, n: 1 })
+      else if (r.t.protocol !== t.protocol) throw twoProtocols(t.host, t.port, r.t.protocol, t.protocol)
+      else r.n++
+    }
+  })
+  if (tlsChanged) {
+    for (const [key, plan] of st.raw) listeners.set(key, plan)
+    withRedirects(listeners)
+    for (const [key, plan] of listeners) if (base.listeners.get(key) !== plan) changed.add(key)
+  } else {
+    const secure = [...st.secure].map((k) => st.raw.get(k) as ListenerPlan)
+    for (const key of added) listeners.set(key, redirected(st.raw.get(key) as ListenerPlan, secure))
+  }
+  const addedTargets: Targets = new Map()
+  const removedTargets: string[] = []
+  for (const [key, was] of touched) {
+    const now = st.refs.get(key)?.t ?? null
+    if (now === null) {
+      if (was !== null) removedTargets.push(key)
+    } else if (was === null || was.protocol !== now.protocol || was.tls !== now.tls) addedTargets.set(key, now)
+  }
+  st.servers = cfg.servers
+  const diff: SnapshotDiff = Object.freeze({ base, listeners: changed, addedTargets, removedTargets: Object.freeze(removedTargets) })
+  return snapshot(version, cfg.servers, listeners, diff, st)
+}
+
+/**
+ * The snapshot, its compile state remembered for the next compile. Its
+ * `targets` map (51,000 entries at 10,000 routes) is built from the
+ * servers' parts when first read: an engine applying the snapshot by
+ * difference never reads it.
+ */
+function snapshot(version: number, servers: readonly Server[], listeners: Map<string, ListenerPlan>, diff: SnapshotDiff | null, st: CompileState): RoutingSnapshot {
+  let targets: Targets | null = null
+  const snap: RoutingSnapshot = Object.freeze({
+    version,
+    listeners,
+    get targets(): Targets {
+      targets ??= targetsOf(servers)
+      return targets
+    },
+    ...(diff === null ? {} : { diff }),
+  })
+  states.set(snap, st)
+  return snap
+}
+
+function targetsOf(servers: readonly Server[]): Targets {
+  const out: Targets = new Map()
+  for (const server of servers) for (const [key, t] of (parts.get(server) as ServerPart).targets) if (!out.has(key)) out.set(key, t)
+  return out
+}
+
+function partOf(server: Server, i: number): ServerPart {
+  let part = parts.get(server)
+  if (part === undefined) {
+    part = compileServer(server, i)
+    parts.set(server, part)
+  }
+  return part
+}
+
+function usedTwice(i: number, key: string): BalancerError {
+  return new BalancerError(ErrorCode.Conflict, `servers[${i}].address: ${key} is used twice`)
 }
 
 function compileServer(server: Server, i: number): ServerPart {
@@ -81,11 +222,14 @@ function twoProtocols(host: string, port: number, a: string | undefined, b: stri
 /** Sets RoutePlan.httpsPort on every route that takes https only. */
 function withRedirects(listeners: Map<string, ListenerPlan>): void {
   const secure = [...listeners.values()].filter((l) => l.tls !== null)
-  for (const [key, l] of listeners) {
-    if (!l.routes.some((r) => r.schemes === Scheme.Https)) continue
-    const routes = l.routes.map((r) => (r.schemes !== Scheme.Https ? r : Object.freeze({ ...r, httpsPort: httpsPortOf(r, secure) })))
-    listeners.set(key, Object.freeze({ ...l, routes: Object.freeze(routes) }))
-  }
+  for (const [key, l] of listeners) listeners.set(key, redirected(l, secure))
+}
+
+/** The plan with httpsPort set on its https-only routes (itself when it has none), given every TLS listener's plan. */
+function redirected(l: ListenerPlan, secure: readonly ListenerPlan[]): ListenerPlan {
+  if (!l.routes.some((r) => r.schemes === Scheme.Https)) return l
+  const routes = l.routes.map((r) => (r.schemes !== Scheme.Https ? r : Object.freeze({ ...r, httpsPort: httpsPortOf(r, secure) })))
+  return Object.freeze({ ...l, routes: Object.freeze(routes) })
 }
 
 /** The port of a TLS server that routes the route's host (443 when one of them is on 443, or none does). */

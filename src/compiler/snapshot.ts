@@ -271,5 +271,29 @@ export interface RoutingSnapshot {
   version: number
   listeners: ReadonlyMap<string, ListenerPlan>
   /** Every endpoint any route references, by TargetRef.key; `protocol` `h2c` for HTTP/2 upstreams (absent: HTTP/1.1), `tls` for Scheme https. */
-  targets: ReadonlyMap<string, { host: string; port: number; protocol?: string; tls?: boolean }>
+  targets: ReadonlyMap<string, TargetSpec>
+  /** How this snapshot differs from the one it was compiled from (compile's `base`); absent: compiled whole. */
+  diff?: SnapshotDiff
+}
+
+export interface TargetSpec {
+  host: string
+  port: number
+  protocol?: string
+  tls?: boolean
+}
+
+/**
+ * What changed from `base` to the snapshot that carries it, so an engine
+ * serving `base` touches only that: a write that changes one server of
+ * 1,000 rebuilds one listener's runtime and looks at that server's targets.
+ */
+export interface SnapshotDiff {
+  base: RoutingSnapshot
+  /** Listeners whose plan is not base's (the same object otherwise): added, changed, or removed (absent from `listeners`). */
+  listeners: ReadonlySet<string>
+  /** Targets base did not reference, or referenced with another protocol. */
+  addedTargets: ReadonlyMap<string, TargetSpec>
+  /** Targets base referenced and this snapshot does not. */
+  removedTargets: readonly string[]
 }

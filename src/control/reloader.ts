@@ -19,11 +19,22 @@ export interface ApplyTarget {
   apply(config: ValidConfig, version: number): Promise<void>
 }
 
-export type Compile = (cfg: ValidConfig, version: number) => RoutingSnapshot
+/** `base`: the snapshot compiled before (compile() works by difference from it). */
+export type Compile = (cfg: ValidConfig, version: number, base?: RoutingSnapshot) => RoutingSnapshot
 
-/** An engine in this process as an apply target: each state is compiled once, then applied. */
+/**
+ * An engine in this process as an apply target: each state is compiled once,
+ * from the state compiled before (so a write compiles, and the engine
+ * applies, the servers it changed), then applied.
+ */
 export function engineTarget(engine: { apply(snap: RoutingSnapshot): Promise<void> }, compile: Compile = compileSnapshot): ApplyTarget {
-  return { apply: (config, version) => engine.apply(compile(config, version)) }
+  let last: RoutingSnapshot | undefined
+  return {
+    apply: (config, version) => {
+      last = compile(config, version, last)
+      return engine.apply(last)
+    },
+  }
 }
 
 /** What asked for a state: the first apply, an API write, the store (watch), a discovery source, a retry of a refused one (control.ts). */

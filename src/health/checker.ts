@@ -1,9 +1,10 @@
 // Active health checks: one loop per (upstream, probe) pair that the current
 // snapshot references (route tiers and fallbacks of routes with a check).
-// Driven by the engine: ensure() adds the pairs of a snapshot being applied
-// (their first check starts at once), retainOnly() stops the pairs the
-// applied snapshot no longer references and hands the kept ones their new
-// plan. A pair's state outlives snapshots: a reload that keeps the pair (same
+// Driven by the engine: ensure() adds the pairs of the listeners being
+// applied (their first check starts at once), retainOnly() stops the pairs
+// the applied snapshot no longer references and hands the kept ones their
+// new plan; given the listeners that changed, both look at those alone (a
+// write that changes one server of 1,000 looks at that server's pairs). A pair's state outlives snapshots: a reload that keeps the pair (same
 // target, same probe) keeps its state even when interval, timeout, rise or
 // fall change; a changed probe is a new pair and starts pending.
 //
@@ -17,7 +18,7 @@
 // by the same state. Passive ejection stays local to each worker; an adopted
 // passing check readmits an ejected upstream there as a local one does.
 
-import type { CheckPlan, RoutingSnapshot } from '../compiler/snapshot.ts'
+import type { CheckPlan, ListenerPlan, RoutingSnapshot } from '../compiler/snapshot.ts'
 import { probe } from './probe.ts'
 import type { ProbeTarget } from './probe.ts'
 import type { SecureContext } from 'node:tls'
@@ -64,22 +65,20 @@ export function pairId(key: string, probeText: string): string {
   return `${key}\n${probeText}`
 }
 
-/** Every pair a snapshot references, with the plan it runs on; `tls` is what https upstreams are checked over. */
-function wanted(snap: RoutingSnapshot, tls: (() => SecureContext) | null): Map<string, Wanted> {
+/** Every pair one listener references, with the plan it runs on (its first route with the shortest interval); `tls` is what https upstreams are checked over. */
+function wantedIn(l: ListenerPlan, tls: (() => SecureContext) | null): Map<string, Wanted> {
   const out = new Map<string, Wanted>()
-  for (const l of snap.listeners.values()) {
-    for (const r of l.routes) {
-      const plan = r.check
-      if (plan === null) continue
-      for (const tiers of [r.tiers, r.fallbacks]) {
-        for (const t of tiers) {
-          for (const ref of t.targets) {
-            const id = pairId(ref.key, plan.probe)
-            const have = out.get(id)
-            if (have !== undefined && have.plan.intervalMs <= plan.intervalMs) continue
-            const authority = ref.tls ? ref.key.slice('https://'.length) : ref.key
-            out.set(id, { key: ref.key, target: { host: ref.host, port: ref.port, authority, tls: ref.tls && tls !== null ? tls() : null }, plan })
-          }
+  for (const r of l.routes) {
+    const plan = r.check
+    if (plan === null) continue
+    for (const tiers of [r.tiers, r.fallbacks]) {
+      for (const t of tiers) {
+        for (const ref of t.targets) {
+          const id = pairId(ref.key, plan.probe)
+          const have = out.get(id)
+          if (have !== undefined && have.plan.intervalMs <= plan.intervalMs) continue
+          const authority = ref.tls ? ref.key.slice('https://'.length) : ref.key
+          out.set(id, { key: ref.key, target: { host: ref.host, port: ref.port, authority, tls: ref.tls && tls !== null ? tls() : null }, plan })
         }
       }
     }
@@ -93,6 +92,11 @@ export class Checker {
   readonly #onResult: ((r: CheckResult) => void) | null
   readonly #pairs = new Map<string, CheckState>()
   readonly #targets = new Map<CheckState, ProbeTarget>()
+  /** The pairs each listener of the retained snapshot references, and the listeners referencing each pair. */
+  readonly #wants = new Map<string, Map<string, Wanted>>()
+  readonly #users = new Map<string, Set<string>>()
+  /** Pairs ensure() started since the last retain (a refused apply's are stopped by the retain that follows). */
+  readonly #fresh = new Set<string>()
   #closed = false
   readonly #tls: (() => SecureContext) | null
 
@@ -134,34 +138,99 @@ export class Checker {
     return out
   }
 
-  /** Adds (and starts) the pairs `snap` references that are not running yet; touches nothing else. */
-  ensure(snap: RoutingSnapshot): void {
+  /** Adds (and starts) the pairs the listeners reference that are not running yet; touches nothing else. */
+  ensure(listeners: Iterable<ListenerPlan>): void {
     if (this.#closed) return
-    for (const [id, w] of wanted(snap, this.#tls)) {
-      if (this.#pairs.has(id)) continue
-      const cs = new CheckState(w.key, w.plan.probe, w.plan, Health.Pending)
-      this.#pairs.set(id, cs)
-      this.#targets.set(cs, w.target)
-      if (!this.#follow) this.#run(cs)
+    for (const l of listeners) {
+      for (const [id, w] of wantedIn(l, this.#tls)) {
+        if (this.#pairs.has(id)) continue
+        const cs = new CheckState(w.key, w.plan.probe, w.plan, Health.Pending)
+        this.#pairs.set(id, cs)
+        this.#targets.set(cs, w.target)
+        this.#fresh.add(id)
+        if (!this.#follow) this.#run(cs)
+      }
     }
   }
 
-  /** Stops every pair `snap` does not reference; the kept ones take its plan (a shorter interval applies now). */
-  retainOnly(snap: RoutingSnapshot): void {
-    const want = wanted(snap, this.#tls)
-    for (const [id, cs] of this.#pairs) {
-      const w = want.get(id)
-      if (w === undefined) {
-        this.#stopPair(id, cs)
-        continue
+  /**
+   * Stops every pair `snap` does not reference; the kept ones take its plan
+   * (a shorter interval applies now). With `changed` (the listeners whose
+   * plan is not the retained snapshot's, SnapshotDiff.listeners), only the
+   * pairs those listeners referenced or reference now are looked at.
+   */
+  retainOnly(snap: RoutingSnapshot, changed?: Iterable<string>): void {
+    const affected = new Set(this.#fresh)
+    this.#fresh.clear()
+    if (changed === undefined) {
+      this.#wants.clear()
+      this.#users.clear()
+      for (const [key, l] of snap.listeners) this.#index(key, wantedIn(l, this.#tls))
+      for (const id of this.#pairs.keys()) affected.add(id)
+    } else {
+      for (const key of changed) {
+        for (const id of this.#wants.get(key)?.keys() ?? []) {
+          affected.add(id)
+          this.#users.get(id)?.delete(key)
+        }
+        this.#wants.delete(key)
+        const l = snap.listeners.get(key)
+        if (l === undefined) continue
+        const w = wantedIn(l, this.#tls)
+        this.#index(key, w)
+        for (const id of w.keys()) affected.add(id)
       }
-      const before = cs.plan
-      cs.plan = w.plan
-      this.#targets.set(cs, w.target)
-      if (cs.timer !== null && before !== null && before.intervalMs !== w.plan.intervalMs) {
-        clearTimeout(cs.timer)
-        this.#schedule(cs)
+    }
+    for (const id of affected) this.#settle(snap, id)
+  }
+
+  #index(listener: string, wanted: Map<string, Wanted>): void {
+    if (wanted.size === 0) return
+    this.#wants.set(listener, wanted)
+    for (const id of wanted.keys()) {
+      const users = this.#users.get(id)
+      if (users === undefined) this.#users.set(id, new Set([listener]))
+      else users.add(listener)
+    }
+  }
+
+  /** A pair no listener references stops; a kept one runs on its users' plan with the shortest interval (the first listener's of `snap` on a tie). */
+  #settle(snap: RoutingSnapshot, id: string): void {
+    const cs = this.#pairs.get(id)
+    const users = this.#users.get(id)
+    if (users === undefined || users.size === 0) {
+      this.#users.delete(id)
+      if (cs !== undefined) this.#stopPair(id, cs)
+      return
+    }
+    if (cs === undefined) return
+    let w: Wanted | undefined
+    let tie = false
+    for (const key of users) {
+      const u = this.#wants.get(key)?.get(id)
+      if (u === undefined) continue
+      if (w === undefined || u.plan.intervalMs < w.plan.intervalMs) {
+        w = u
+        tie = false
+      } else if (u.plan.intervalMs === w.plan.intervalMs) tie = true
+    }
+    if (w === undefined) return
+    if (tie) {
+      const best = w.plan.intervalMs
+      for (const key of snap.listeners.keys()) {
+        const u = users.has(key) ? this.#wants.get(key)?.get(id) : undefined
+        if (u !== undefined && u.plan.intervalMs === best) {
+          w = u
+          break
+        }
       }
+    }
+    const before = cs.plan
+    cs.plan = w.plan
+    this.#targets.set(cs, w.target)
+    if (cs.timer !== null && before !== null && before.intervalMs !== w.plan.intervalMs) {
+      clearTimeout(cs.timer)
+      this.#schedule(cs)
     }
   }
 

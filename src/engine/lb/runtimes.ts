@@ -61,11 +61,18 @@ function sameRecords(rt: RouteRuntime, registry: Registry, checks: CheckLookup):
 }
 
 /**
- * Builds the runtime for every listener of a snapshot. `known` holds the
- * previous RouteRuntimes by route id and is replaced by the new set.
+ * Builds the runtime of each listener given (every listener of a snapshot,
+ * or those a SnapshotDiff names). `known` holds the RouteRuntimes serving
+ * now by route id (read, not changed); `next` gets the runtime of every
+ * route of the listeners given.
  */
-export function buildRuntimes(listeners: ReadonlyMap<string, ListenerPlan>, registry: Registry, checks: CheckLookup, known: Map<string, RouteRuntime>): Map<string, ListenerRuntime> {
-  const next = new Map<string, RouteRuntime>()
+export function buildRuntimes(
+  listeners: ReadonlyMap<string, ListenerPlan>,
+  registry: Registry,
+  checks: CheckLookup,
+  known: ReadonlyMap<string, RouteRuntime>,
+  next: Map<string, RouteRuntime>,
+): Map<string, ListenerRuntime> {
   const out = new Map<string, ListenerRuntime>()
   for (const [key, plan] of listeners) {
     const routes = plan.routes.map((r) => {
@@ -88,7 +95,5 @@ export function buildRuntimes(listeners: ReadonlyMap<string, ListenerPlan>, regi
     })
     out.set(key, { plan, routes, anyPath: plan.routes.every((r) => r.pathPrefix === '') })
   }
-  known.clear()
-  for (const [id, rt] of next) known.set(id, rt)
   return out
 }

@@ -82,12 +82,21 @@ export class Registry {
 
   /** Retires every record not in `targets`: idle sockets closed now, the record dropped once nothing is in flight. */
   retireExcept(targets: ReadonlyMap<string, unknown>): void {
-    for (const [key, up] of this.#byKey) {
-      if (targets.has(key)) continue
-      up.retired = true
-      closeIdle(up)
-      if (up.active === 0 && up.waiters.length === 0) this.#byKey.delete(key)
+    for (const [key, up] of this.#byKey) if (!targets.has(key)) this.#retire(key, up)
+  }
+
+  /** Retires the records of `keys` (targets no snapshot references any more), as retireExcept does. */
+  retire(keys: Iterable<string>): void {
+    for (const key of keys) {
+      const up = this.#byKey.get(key)
+      if (up !== undefined) this.#retire(key, up)
     }
+  }
+
+  #retire(key: string, up: Upstream): void {
+    up.retired = true
+    closeIdle(up)
+    if (up.active === 0 && up.waiters.length === 0) this.#byKey.delete(key)
   }
 
   /**
