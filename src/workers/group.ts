@@ -32,6 +32,7 @@ import type { ValidConfig } from '../model/types.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import type { Logger } from '../observability/log.ts'
 import type { FromWorker, ToWorker, WireError, WorkerAccessLog, WorkerEngineOptions, WorkerSample } from './protocol.ts'
+import { configEdit } from './protocol.ts'
 import { EMPTY_STATS, mergeStats } from './stats.ts'
 import { pairId } from '../health/checker.ts'
 import type { CheckResult } from '../health/checker.ts'
@@ -72,6 +73,12 @@ export interface WorkerStatus {
   requests: number
 }
 
+/** An apply for a worker: an edit of the config it holds, or the whole config when it holds none. */
+function applyMessage(seq: number, holds: { config: ValidConfig; version: number } | null, config: ValidConfig, version: number): ToWorker & { seq: number } {
+  if (holds === null) return { t: 'apply', seq, config, version }
+  return { t: 'apply', seq, edit: configEdit(holds.config, holds.version, config), version }
+}
+
 /** The worker is gone (exited, or killed for not answering): not a refusal. */
 class WorkerGone extends Error {}
 
@@ -85,6 +92,8 @@ class Slot {
   proc: ChildProcess | null = null
   serving = false
   stats: EngineStats = EMPTY_STATS
+  /** The config this worker serves and its version (what the next apply is sent as an edit of); null: none known. */
+  holds: { config: ValidConfig; version: number } | null = null
   restarts = 0
   /** Consecutive crashes, for the restart backoff; reset once a worker has run a while. */
   crashes = 0
@@ -155,7 +164,8 @@ export class WorkerGroup {
     if (this.#stopping) throw new BalancerError(ErrorCode.Internal, 'the workers are shutting down; no snapshot can be applied')
     const seq = ++this.#seq
     const targets = this.#slots.filter((s) => s.serving)
-    const answers = await Promise.allSettled(targets.map((s) => this.#request(s, { t: 'apply', seq, config, version })))
+    const held = targets.map((s) => s.holds)
+    const answers = await Promise.allSettled(targets.map((s) => this.#request(s, applyMessage(seq, s.holds, config, version))))
     const applied: Slot[] = []
     let refusal: WireError | null = null
     answers.forEach((a, i) => {
@@ -163,6 +173,7 @@ export class WorkerGroup {
       if (a.status === 'rejected') return // gone: its replacement starts with the group's snapshot
       if (a.value.t === 'applied') {
         applied.push(s)
+        s.holds = { config, version }
         s.stats = a.value.stats
         if (s.id === PROBER) this.#pruneChecks(a.value.stats)
       } else if (a.value.t === 'refused') refusal ??= a.value.error
@@ -171,7 +182,12 @@ export class WorkerGroup {
       const err = refusal as WireError
       if (applied.length > 0) {
         this.#o.log.warn({ version, applied: applied.map((s) => s.id), code: err.code }, 'a worker refused the snapshot; the workers that applied it go back')
-        await Promise.allSettled(applied.map((s) => this.#request(s, { t: 'rollback', seq })))
+        await Promise.allSettled(
+          applied.map((s) => {
+            s.holds = held[targets.indexOf(s)] ?? null
+            return this.#request(s, { t: 'rollback', seq })
+          }),
+        )
       }
       throw new BalancerError(toCode(err.code), err.message, err.problems)
     }
@@ -223,6 +239,7 @@ export class WorkerGroup {
     s.proc = proc
     s.serving = false
     s.stats = EMPTY_STATS
+    s.holds = null
     s.startedAt = Date.now()
     s.exited = new Promise((resolve) => proc.once('exit', () => resolve()))
     const ready = new Promise<void>((resolve, reject) => {
@@ -338,6 +355,7 @@ export class WorkerGroup {
           s.proc.kill('SIGKILL')
           return
         }
+        s.holds = cur
         s.stats = a.stats
       }
       for (const key of this.#drained) s.proc.send({ t: 'drain', key, on: true } satisfies ToWorker)

@@ -7,8 +7,15 @@
 // worker runs the same pure compile(): same input, same snapshot. The config
 // was checked once, by the primary's parser; the worker trusts its primary
 // and checks nothing again.
+//
+// A config goes whole to a worker that holds none, and otherwise as a
+// ConfigEdit of the config the worker holds: the servers it keeps by index,
+// the others whole. The worker rebuilds the config with its own server
+// objects for the kept ones, so its compile works by difference (one server
+// of 1,000 compiled, one listener rebuilt) and the channel carries the
+// servers that changed, not 10 MiB of JSON per write.
 
-import type { ValidConfig } from '../model/types.ts'
+import type { Server, ValidConfig } from '../model/types.ts'
 import type { Problem } from '../model/errors.ts'
 import type { AcmeChallenges, CertEntry, EngineOptions, EngineStats } from '../engine/types.ts'
 import type { Traffic } from '../engine/meter.ts'
@@ -47,8 +54,9 @@ export type ToWorker =
   | { t: 'share'; n: number }
   /** Drain (on) or restore an upstream by key; no answer. */
   | { t: 'drain'; key: string; on: boolean }
-  /** Apply this config as snapshot `version`; answered by `applied` or `refused` with the same seq. */
+  /** Apply this config (or this edit of the config the worker holds) as snapshot `version`; answered by `applied` or `refused` with the same seq. */
   | { t: 'apply'; seq: number; config: ValidConfig; version: number }
+  | { t: 'apply'; seq: number; edit: ConfigEdit; version: number }
   /** The certificates TLS listeners choose from (before the apply that needs them); not answered. */
   | { t: 'certs'; certs: CertEntry[] }
   /** The pending ACME challenges every worker answers; not answered. */
@@ -57,6 +65,21 @@ export type ToWorker =
   | { t: 'rollback'; seq: number }
   /** Stop accepting (answered by `refusing`), drain within graceMs, exit 0. */
   | { t: 'shutdown'; graceMs: number }
+
+/** A config as an edit of the one a worker holds (the config of snapshot `base`). */
+export interface ConfigEdit {
+  /** The version of the config the worker holds; a worker holding another refuses the edit. */
+  base: number
+  /** Each server: its index among the held config's servers (the same server), or the server. */
+  servers: Array<number | Server>
+}
+
+/** The edit that turns `held` into `next`: every server of `next` that is one of held's (the same object) by its index. */
+export function configEdit(held: ValidConfig, heldVersion: number, next: ValidConfig): ConfigEdit {
+  const index = new Map<Server, number>()
+  held.servers.forEach((s, i) => index.set(s, i))
+  return { base: heldVersion, servers: next.servers.map((s) => index.get(s) ?? s) }
+}
 
 export interface WireError {
   code: string

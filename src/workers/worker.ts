@@ -21,7 +21,8 @@ import { createLineLogger } from '../observability/line-log.ts'
 import type { LineLogger } from '../observability/line-log.ts'
 import type { AccessLog } from '../observability/access-log.ts'
 import type { CheckResult } from '../health/checker.ts'
-import type { FromWorker, ToWorker, WireError } from './protocol.ts'
+import type { ConfigEdit, FromWorker, ToWorker, WireError } from './protocol.ts'
+import type { ValidConfig } from '../model/types.ts'
 
 const send = (m: FromWorker): void => {
   if (process.connected) process.send?.(m)
@@ -29,9 +30,15 @@ const send = (m: FromWorker): void => {
 
 let engine: Engine | null = null
 let log: LineLogger | null = null
-let current: RoutingSnapshot | null = null
-/** The snapshot served before each apply still open to a rollback (only the latest is kept). */
-let before: { seq: number; snap: RoutingSnapshot | null } | null = null
+/** The snapshot served, the config it was compiled from and its version (what a ConfigEdit is based on). */
+interface Held {
+  snap: RoutingSnapshot
+  config: ValidConfig
+  version: number
+}
+let current: Held | null = null
+/** What was served before each apply still open to a rollback (only the latest is kept). */
+let before: { seq: number; held: Held | null } | null = null
 let stopping = false
 let ticker: NodeJS.Timeout | null = null
 let graceMs = 30_000
@@ -71,10 +78,12 @@ async function onMessage(m: ToWorker): Promise<void> {
     case 'apply': {
       if (engine === null) throw new Error('apply before init')
       try {
-        const snap = compile(m.config, m.version)
+        const config = 'edit' in m ? edited(m.edit) : m.config
+        // From the served snapshot: with an edit's kept servers (the same objects), a compile by difference.
+        const snap = compile(config, m.version, current?.snap)
         await engine.apply(snap)
-        before = { seq: m.seq, snap: current }
-        current = snap
+        before = { seq: m.seq, held: current }
+        current = { snap, config, version: m.version }
         send({ t: 'applied', seq: m.seq, stats: engine.stats() })
       } catch (err) {
         send({ t: 'refused', seq: m.seq, error: wire(err) })
@@ -99,12 +108,12 @@ async function onMessage(m: ToWorker): Promise<void> {
     case 'rollback': {
       if (engine === null) throw new Error('rollback before init')
       if (before !== null && before.seq === m.seq) {
-        const prev = before.snap
+        const prev = before.held
         before = null
         // Re-applying the previous snapshot object binds nothing new (its
         // listeners are all still open or draining): it cannot fail on a port.
         // With no previous snapshot, an empty one closes what the refused apply opened.
-        const target = prev ?? { version: 0, listeners: new Map(), targets: new Map() }
+        const target = prev?.snap ?? { version: 0, listeners: new Map(), targets: new Map() }
         try {
           await engine.apply(target)
           current = prev
@@ -148,6 +157,20 @@ async function onMessage(m: ToWorker): Promise<void> {
       stop(m.graceMs)
       return
   }
+}
+
+/** The config a ConfigEdit describes, with the held config's own server objects for the servers it keeps. */
+function edited(edit: ConfigEdit): ValidConfig {
+  const held = current
+  if (held === null || held.version !== edit.base) throw new BalancerError(ErrorCode.Internal, `worker holds configuration ${held?.version ?? 'none'}, the edit is of ${edit.base}`)
+  const servers = edit.servers.map((s) => {
+    if (typeof s !== 'number') return s
+    const kept = held.config.servers[s]
+    if (kept === undefined) throw new BalancerError(ErrorCode.Internal, `the edit keeps server ${s}, the held configuration has ${held.config.servers.length}`)
+    return kept
+  })
+  // The primary's parser checked every server; the kept ones are the held config's own (checked when it came).
+  return { servers } as ValidConfig
 }
 
 function stop(grace: number): void {

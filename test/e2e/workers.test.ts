@@ -170,6 +170,13 @@ describe('--workers 2', () => {
       expect(await get(good)).toEqual({ status: 200, body: 'a /' })
     }
     expect(bal.logs.some((l) => l.msg === 'configuration refused; the last good one keeps serving')).toBe(true)
+    // The next change is sent to each worker as an edit of what it still serves, and both apply it.
+    writeFileSync(`${cfg}.tmp`, JSON.stringify({ servers: [server(good), server(fresh)] }))
+    renameSync(`${cfg}.tmp`, cfg)
+    await until(async () => (await status(bal)).lastError === null, 5000, 'the next change to apply')
+    const next = await status(bal)
+    expect(next.workers.map((w) => w.snapshotVersion)).toEqual([next.snapshotVersion, next.snapshotVersion])
+    for (let i = 0; i < 20; i++) expect(await get(fresh)).toEqual({ status: 200, body: 'a /' })
   })
 
   it('drains a slow in-flight request in every worker on SIGTERM and exits 0', async () => {
