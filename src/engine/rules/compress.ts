@@ -4,9 +4,9 @@
 // (Zip). Runs only for routes whose plan has a compress group.
 //
 // The coders are node:zlib's (gzip, brotli, zstd: Node's own, no addon),
-// at fast settings: gzip level 5, brotli quality 4 with a 256 KiB window,
-// zstd level 3 with a 256 KiB window, so one coder holds at most a few
-// hundred KiB. Their work runs on libuv's thread pool, never on the event
+// at fast settings: gzip level 5, brotli quality 4 and zstd level 3 with
+// windows of 256 KiB (or the body's size when it is known and smaller), so
+// one coder holds at most a few hundred KiB. Their work runs on libuv's thread pool, never on the event
 // loop; a coder takes one body at a time, so one HTTP/1.1 connection keeps
 // at most one pool thread busy, and an HTTP/2 connection compresses at most
 // ZIP_STREAMS_PER_CONN of its streams at once (the others go as they are).
@@ -164,14 +164,22 @@ export interface ZipSink<O> {
 
 const FLUSH: readonly number[] = [0, constants.Z_SYNC_FLUSH, constants.BROTLI_OPERATION_FLUSH, constants.ZSTD_e_flush]
 
+/** log2 of the window: 256 KiB, or the body's size rounded up when it is known and smaller (less to set up and hold). */
+function windowLog(length: number): number {
+  return length > 0 && length < 1 << 18 ? Math.max(10, Math.ceil(Math.log2(length))) : 18
+}
+
 function coder(enc: Enc, length: number): Coder {
   if (enc === Enc.Gzip) return createGzip({ level: 5 })
   if (enc === Enc.Br) {
-    const params: Record<number, number> = { [constants.BROTLI_PARAM_QUALITY]: 4, [constants.BROTLI_PARAM_LGWIN]: 18 }
+    const params: Record<number, number> = { [constants.BROTLI_PARAM_QUALITY]: 4, [constants.BROTLI_PARAM_LGWIN]: windowLog(length) }
     if (length > 0) params[constants.BROTLI_PARAM_SIZE_HINT] = length
     return createBrotliCompress({ params })
   }
-  return createZstdCompress({ params: { [constants.ZSTD_c_compressionLevel]: 3, [constants.ZSTD_c_windowLog]: 18 } })
+  // A known length is pledged: zstd then sizes its tables for it (a small body costs a fraction of
+  // an unknown one); the relay feeds exactly Content-Length bytes, or destroys the coder.
+  const params = { [constants.ZSTD_c_compressionLevel]: 3, [constants.ZSTD_c_windowLog]: windowLog(length) }
+  return length > 0 ? createZstdCompress({ params, pledgedSrcSize: length }) : createZstdCompress({ params })
 }
 
 function ignore(): void {
