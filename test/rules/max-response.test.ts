@@ -142,6 +142,15 @@ describe('body.MaxResponseBytes, HTTP/1.1 clients', () => {
     expect(ok.text.endsWith(`\r\n\r\n${piece(MAX)}`)).toBe(true)
   })
 
+  it('from an HTTP/2 upstream: 502 for its content-length over the limit, a reset when its DATA passes it', async () => {
+    expect((await httpGet(edge.port, '/h2/declared-big')).status).toBe(502)
+    const big = await raw('GET /h2/stream-big HTTP/1.1\r\nhost: x\r\n\r\n')
+    expect(big.reset).toBe(true)
+    expect(big.text).not.toContain('0\r\n\r\n')
+    const ok = await httpGet(edge.port, '/h2/ok')
+    expect(ok.text).toBe(piece(MAX))
+  })
+
   it('a compressed response is held to the limit by what the upstream sent', async () => {
     const r = await raw('GET /zip/chunked-big HTTP/1.1\r\nhost: x\r\naccept-encoding: gzip\r\n\r\n')
     expect(r.reset).toBe(true)

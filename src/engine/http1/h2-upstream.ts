@@ -250,6 +250,15 @@ const EVENTS: UpStreamEvents = {
     const d = us.session.hpack
     for (let i = 0; i < d.count; i++) if (d.names[i] === 'content-length') length = Number(d.values[i])
     if (!(length >= -1 && Number.isSafeInteger(length))) length = -1
+    // body.MaxResponseBytes: a declared length over it is answered 502; DATA is counted against it (data()).
+    const rules = conn.route === null ? null : conn.route.plan.rules
+    conn.resMax = rules === null ? 0 : rules.maxResponseBytes
+    conn.resSeen = 0
+    if (conn.resMax !== 0 && length > conn.resMax) {
+      conn.us = null
+      detachUp(us, true)
+      return conn.front.respond(conn, 502)
+    }
     const noBody = conn.method === Method.Head || status === 204 || status === 304
     let close = conn.closeAfter || ctx.closing || conn.listener.draining || !conn.reqDone
     let framing: number = Framing.Length
@@ -287,6 +296,12 @@ const EVENTS: UpStreamEvents = {
     if (conn.timer === Timer.Response) conn.deadline = ctx.now + ctx.opts.responseTimeoutMs
     const n = data.length
     if (conn.framing === Framing.Length && (conn.resLeft -= n) < 0) return mismatch(conn, us)
+    if (conn.resMax !== 0 && (conn.resSeen += n) > conn.resMax) {
+      // Past body.MaxResponseBytes after the head went out: the client's connection is reset (relay.ts cutResponse).
+      conn.us = null
+      detachUp(us, true)
+      return conn.sock.resetAndDestroy()
+    }
     if (n !== 0 && conn.framing !== Framing.None) {
       let ok: boolean
       if (conn.framing === Framing.Chunked) {
