@@ -4,6 +4,7 @@
 // project's own Node). The test reaches it only through its port published on
 // 127.0.0.1; the balancer reaches the tasks on the overlay network.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { until } from '../support/poll.ts'
 import { NODE_IN_IMAGE, REPO, RUNTIME_IMAGE, WEB_IMAGE, buildImages, buildRuntimeImage, cleanup, docker, ensureDocker, runId } from './docker-env.ts'
 import { firstAnswer, get, moreAnswers, steadyLoad } from './load.ts'
 
@@ -82,14 +83,19 @@ async function distinctBodies(n: number): Promise<Set<string>> {
 
 /** Waits (bounded) until 12 requests in a row are answered by exactly n distinct tasks. */
 async function tasksAnswering(n: number): Promise<void> {
-  const end = Date.now() + 45_000
   let seen = new Set<string>()
-  while (Date.now() < end) {
-    seen = await distinctBodies(12)
-    if (seen.size === n) return
-    await new Promise((r) => setTimeout(r, 50))
+  try {
+    await until(
+      async () => {
+        seen = await distinctBodies(12)
+        return seen.size === n
+      },
+      45_000,
+      `${n} tasks answering`,
+    )
+  } catch (err) {
+    throw new Error(`expected ${n} tasks answering, saw ${JSON.stringify([...seen])}`, { cause: err })
   }
-  throw new Error(`expected ${n} tasks answering, saw ${JSON.stringify([...seen])}`)
 }
 
 describe('traffic to Swarm tasks through a balancer in a container', () => {
