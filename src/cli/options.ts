@@ -6,7 +6,7 @@ import { usableCpus } from './cpus.ts'
 import { parseDuration } from '../model/duration.ts'
 import { constraintErrorText, parseConstraint } from '../model/constraint.ts'
 import type { Constraint } from '../model/constraint.ts'
-import { DEFAULT_DOCKER_ENDPOINT, parseEndpoint } from '../docker-api/endpoint.ts'
+import { DEFAULT_DOCKER_ENDPOINT, DOCKER_FROM_ENV, parseEndpoint } from '../docker-api/endpoint.ts'
 import { parseRegistryUrl, splitRegistryList } from '../kv/registry-url.ts'
 
 export interface Options {
@@ -25,9 +25,9 @@ export interface Options {
   idleTimeoutMs: number
   responseTimeoutMs: number
   upstreamIdleMs: number
-  /** Docker Engine API endpoint for container discovery; null: off. */
+  /** Docker Engine API endpoint for container discovery; DOCKER_FROM_ENV (''): DOCKER_HOST, else the default socket; null: off. */
   docker: string | null
-  /** Swarm service discovery (through the --docker endpoint, or the default socket). */
+  /** Swarm service discovery (through the --docker endpoint, else DOCKER_HOST, else the default socket). */
   swarm: boolean
   /** Only containers matching this are discovered (--docker-constraint); null: all labelled ones. */
   dockerConstraint: Constraint | null
@@ -271,17 +271,20 @@ const FLAGS: FlagSpec[] = [
     flag: '--docker',
     env: 'BALANCER_DOCKER',
     arg: '[=ENDPOINT]',
-    defaultText: `off; ${DEFAULT_DOCKER_ENDPOINT} when given alone`,
-    bare: DEFAULT_DOCKER_ENDPOINT,
-    help: 'Discover labelled containers (balancer.enable=true) through the Docker Engine API: unix:///path or tcp://host:port (TLS from DOCKER_TLS_VERIFY / DOCKER_CERT_PATH).',
+    defaultText: `off; DOCKER_HOST, else ${DEFAULT_DOCKER_ENDPOINT}, when given alone`,
+    bare: 'true',
+    help: 'Discover labelled containers (balancer.enable=true) through the Docker Engine API: unix:///path, tcp://host:port (TLS from DOCKER_TLS_VERIFY / DOCKER_CERT_PATH) or ssh://user@host.',
     set(o, v) {
       const t = v.trim().toLowerCase()
       if (t === 'false' || t === '0') {
         o.docker = null
         return null
       }
-      const ep = t === 'true' || t === '1' ? DEFAULT_DOCKER_ENDPOINT : v.trim()
-      const parsed = parseEndpoint(ep, {})
+      if (t === 'true' || t === '1') {
+        o.docker = DOCKER_FROM_ENV
+        return null
+      }
+      const parsed = parseEndpoint(v.trim(), {})
       if ('error' in parsed) return parsed.error
       o.docker = parsed.text
       return null

@@ -1,16 +1,31 @@
-// A small Docker Engine API client on node:http / node:https: JSON GETs and
-// the streaming /events endpoint. Every call takes an AbortSignal; nothing
-// here retries or logs (the source that owns the loop does both).
+// The Docker Engine API through dockerode: the listings and inspections
+// discovery reads and the /events stream. Every call takes an AbortSignal and
+// has a deadline; nothing here retries or logs (the source that owns the
+// loop does both).
 //
-// Why not dockerode: we need four GET endpoints and one stream, with an
-// AbortSignal on each and a decoder we control (json-stream.ts); this is
-// smaller than dockerode's dependency tree and has no ssh/native parts.
+// dockerode (its docker-modem) does the transport: unix sockets, tcp:// with
+// the TLS material the docker CLI uses, and ssh:// (`docker system
+// dial-stdio` on the remote host). Our code is kept for two parts only:
+// - The /events decoder (json-stream.ts). dockerode hands the stream over
+//   raw; docker-modem's followProgress decodes each chunk with toString()
+//   (a multi-byte character cut across two chunks is mangled), needs a
+//   newline after every object, has no bound on a line, and its JSON.parse of
+//   a bad line throws out of a 'data' handler, an uncaught exception
+//   (test/sources/json-stream.test.ts pins each of these).
+// - The endpoint (endpoint.ts). docker-modem reads DOCKER_HOST itself only
+//   from process.env and has no --docker flag; it turns tcp:// into plain
+//   HTTP unless DOCKER_TLS_VERIFY is exactly "1" or the port is 2376, and
+//   with DOCKER_TLS_VERIFY unset it still checks the daemon's certificate
+//   against the system CAs (the docker CLI then does not). So the endpoint
+//   is parsed here and every field docker-modem would read from the
+//   environment is given explicitly.
 
 import http from 'node:http'
 import https from 'node:https'
-import type { IncomingMessage } from 'node:http'
+import Docker from 'dockerode'
 import type { Endpoint } from './endpoint.ts'
 import { JsonObjectSplitter } from './json-stream.ts'
+import type { ContainerInspect, ContainerSummary, SwarmService, SwarmTask } from './types.ts'
 
 /** Engine API errors carry the HTTP status (404: no such container) and the daemon's message. */
 export class DockerApiError extends Error {
@@ -27,57 +42,103 @@ const MIN_API = [1, 41] as const
 /** The newest we ask for: newer daemons answer older versions faithfully. */
 const MAX_API = '1.45'
 
+/** What dockerode 5 takes that its published types (@types/dockerode 4) do not list yet. */
+type DockerOptions = Docker.DockerOptions & { agent?: http.Agent }
+interface Dockerode5 {
+  version(opts: { abortSignal: AbortSignal }): Promise<{ ApiVersion?: unknown }>
+  modem: { version?: string }
+}
+
+/** `filters` of a listing: name -> accepted values, as the Engine API takes them. */
+export type Filters = Record<string, string[]>
+
 export interface DockerClientOptions {
   endpoint: Endpoint
-  /** Bounds one JSON request (not the events stream). Default 10 s. */
+  /** Bounds one JSON request, and the opening of the events stream. Default 10 s. */
   requestTimeoutMs?: number
 }
 
 export class DockerClient {
   readonly endpoint: Endpoint
-  readonly #agent: http.Agent
+  readonly #docker: Docker
+  readonly #agent: http.Agent | null
   readonly #timeoutMs: number
-  #prefix: string | null = null
+  #versioned = false
 
   constructor(opts: DockerClientOptions) {
     this.endpoint = opts.endpoint
     this.#timeoutMs = opts.requestTimeoutMs ?? 10_000
     const ep = opts.endpoint
-    this.#agent =
-      ep.kind === 'tcp' && ep.tls !== null
-        ? new https.Agent({
-            keepAlive: true,
-            keepAliveMsecs: 5000,
-            ...(ep.tls.ca ? { ca: ep.tls.ca } : {}),
-            ...(ep.tls.cert ? { cert: ep.tls.cert } : {}),
-            ...(ep.tls.key ? { key: ep.tls.key } : {}),
-            rejectUnauthorized: ep.tls.verify,
-          })
-        : new http.Agent({ keepAlive: true, keepAliveMsecs: 5000 })
+    // Every field docker-modem reads from the environment is set here, so DOCKER_HOST and friends in
+    // process.env cannot override the endpoint the operator gave.
+    const none = { socketPath: undefined, host: undefined, port: undefined, username: undefined, ca: undefined, cert: undefined, key: undefined, timeout: undefined, sshOptions: {} }
+    if (ep.kind === 'unix') {
+      this.#agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 5000 })
+      this.#docker = new Docker(modemOptions({ ...none, socketPath: ep.socketPath, protocol: 'http', agent: this.#agent }))
+    } else if (ep.kind === 'ssh') {
+      this.#agent = null
+      this.#docker = new Docker(modemOptions({ ...none, protocol: 'ssh', host: ep.host, port: ep.port, username: ep.user, sshOptions: ep.agent === undefined ? {} : { agent: ep.agent } }))
+    } else if (ep.tls === null) {
+      this.#agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 5000 })
+      this.#docker = new Docker(modemOptions({ ...none, host: ep.host, port: ep.port, protocol: 'http', agent: this.#agent }))
+    } else {
+      const tls = { ca: ep.tls.ca, cert: ep.tls.cert, key: ep.tls.key }
+      // The request repeats ca/cert/key (docker-modem sets them on every request); the agent adds the one
+      // option docker-modem has no way to pass: whether to check the daemon's certificate at all.
+      this.#agent = new https.Agent({ keepAlive: true, keepAliveMsecs: 5000, ...defined(tls), rejectUnauthorized: ep.tls.verify })
+      this.#docker = new Docker(modemOptions({ ...none, ...tls, host: ep.host, port: ep.port, protocol: 'https', agent: this.#agent }))
+    }
   }
 
-  /** GET a JSON document. Path without the version prefix, e.g. `/containers/json?all=0`. */
-  async get<T>(path: string, signal: AbortSignal): Promise<T> {
-    const prefix = await this.#version(signal)
-    const res = await this.#request(`${prefix}${path}`, signal, this.#timeoutMs)
-    const body = await readBody(res)
-    if ((res.statusCode ?? 0) >= 300) throw apiError(res.statusCode ?? 0, path, body)
-    return JSON.parse(body.toString('utf8')) as T
+  /** GET /containers/json */
+  listContainers(filters: Filters, signal: AbortSignal): Promise<ContainerSummary[]> {
+    return this.#call('/containers/json', signal, (abortSignal) => this.#docker.listContainers({ filters, abortSignal })) as Promise<ContainerSummary[]>
+  }
+
+  /** GET /containers/{id}/json; null when the daemon does not know it (404). */
+  async inspectContainer(id: string, signal: AbortSignal): Promise<ContainerInspect | null> {
+    try {
+      return (await this.#call(`/containers/${id}/json`, signal, (abortSignal) => this.#docker.getContainer(id).inspect({ abortSignal }))) as ContainerInspect
+    } catch (err) {
+      if (err instanceof DockerApiError && err.status === 404) return null
+      throw err
+    }
+  }
+
+  /** GET /services */
+  listServices(filters: Filters, signal: AbortSignal): Promise<SwarmService[]> {
+    return this.#call('/services', signal, (abortSignal) => this.#docker.listServices({ filters, abortSignal })) as Promise<SwarmService[]>
+  }
+
+  /** GET /services/{id}; null when it is gone (404). */
+  async inspectService(id: string, signal: AbortSignal): Promise<SwarmService | null> {
+    try {
+      return (await this.#call(`/services/${id}`, signal, (abortSignal) => this.#docker.getService(id).inspect({ abortSignal }))) as SwarmService
+    } catch (err) {
+      if (err instanceof DockerApiError && err.status === 404) return null
+      throw err
+    }
+  }
+
+  /** GET /tasks */
+  listTasks(filters: Filters, signal: AbortSignal): Promise<SwarmTask[]> {
+    return this.#call('/tasks', signal, (abortSignal) => this.#docker.listTasks({ filters, abortSignal })) as Promise<SwarmTask[]>
   }
 
   /**
-   * Opens a streaming endpoint (/events) and calls onObject for every JSON
-   * object it sends. Resolves once the stream is open (the daemon has
-   * answered 200) with a promise that settles when it ends: rejects when the
-   * daemon closes it or it breaks, resolves when the signal aborts.
+   * Opens GET /events and calls onObject for every JSON object it sends.
+   * Resolves once the stream is open (the daemon has answered 200) with a
+   * promise that settles when it ends: rejects when the daemon closes it or
+   * it breaks, resolves when the signal aborts.
    */
-  async stream(path: string, signal: AbortSignal, onObject: (o: unknown) => void): Promise<{ ended: Promise<void> }> {
-    const prefix = await this.#version(signal)
-    const res = await this.#request(`${prefix}${path}`, signal, this.#timeoutMs)
-    if ((res.statusCode ?? 0) >= 300) throw apiError(res.statusCode ?? 0, path, await readBody(res))
+  async events(filters: Filters, signal: AbortSignal, onObject: (o: unknown) => void): Promise<{ ended: Promise<void> }> {
+    const res = (await this.#call('/events', signal, (abortSignal) => this.#docker.getEvents({ filters, abortSignal }))) as NodeJS.ReadableStream & { destroy(): void }
     const split = new JsonObjectSplitter()
     const ended = new Promise<void>((resolve, reject) => {
+      let settled = false
       const finish = (err: Error): void => {
+        if (settled) return
+        settled = true
         res.destroy()
         if (signal.aborted) resolve()
         else reject(err)
@@ -92,27 +153,41 @@ export class DockerClient {
         }
         for (const o of objects) onObject(o)
       })
-      res.on('end', () => finish(new Error(`${path}: the daemon closed the stream`)))
-      res.on('error', (err) => finish(err))
-      res.on('aborted', () => finish(new Error(`${path}: the stream was cut`)))
-      res.on('close', () => finish(new Error(`${path}: the stream was closed`)))
+      res.on('end', () => finish(new Error('/events: the daemon closed the stream')))
+      res.on('error', (err: Error) => finish(err))
+      res.on('close', () => finish(new Error('/events: the stream was closed')))
     })
     return { ended }
   }
 
   /** Closes pooled connections. */
   close(): void {
-    this.#agent.destroy()
+    this.#agent?.destroy()
   }
 
-  /** `/v1.xx`: the daemon's version (from /_ping) capped at MAX_API; refuses daemons older than MIN_API. */
-  async #version(signal: AbortSignal): Promise<string> {
-    if (this.#prefix !== null) return this.#prefix
-    const res = await this.#request('/_ping', signal, this.#timeoutMs)
-    await readBody(res)
-    const v = String(res.headers['api-version'] ?? '')
+  /** One call under the caller's signal and this client's deadline (until the answer's head, for a stream). */
+  async #call<T>(what: string, signal: AbortSignal, fn: (s: AbortSignal) => Promise<T>): Promise<T> {
+    const deadline = new AbortController()
+    const timer = setTimeout(() => deadline.abort(), this.#timeoutMs)
+    const both = AbortSignal.any([signal, deadline.signal])
+    try {
+      if (!this.#versioned) await this.#negotiate(both)
+      return await fn(both)
+    } catch (err) {
+      if (deadline.signal.aborted && !signal.aborted) throw new Error(`${this.endpoint.text}${what}: no answer within ${this.#timeoutMs} ms`, { cause: err })
+      throw translate(err, what, this.endpoint)
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Pins the API version: the daemon's (GET /version) capped at MAX_API; refuses daemons older than MIN_API. */
+  async #negotiate(signal: AbortSignal): Promise<void> {
+    const d = this.#docker as unknown as Dockerode5
+    const info = await d.version({ abortSignal: signal })
+    const v = String(info.ApiVersion ?? '')
     const m = /^(\d+)\.(\d+)$/.exec(v)
-    if (m === null) throw new Error(`${this.endpoint.text} does not look like a Docker Engine API (no Api-Version header)`)
+    if (m === null) throw new Error(`${this.endpoint.text} does not look like a Docker Engine API (no ApiVersion in /version)`)
     const major = Number(m[1])
     const minor = Number(m[2])
     if (major < MIN_API[0] || (major === MIN_API[0] && minor < MIN_API[1])) {
@@ -120,60 +195,30 @@ export class DockerClient {
     }
     const cap = MAX_API.split('.').map(Number)
     const newer = major > (cap[0] ?? 1) || (major === cap[0] && minor > (cap[1] ?? 0))
-    this.#prefix = `/v${newer ? MAX_API : v}`
-    return this.#prefix
-  }
-
-  #request(path: string, signal: AbortSignal, timeoutMs: number): Promise<IncomingMessage> {
-    const ep = this.endpoint
-    const opts: http.RequestOptions = {
-      method: 'GET',
-      path,
-      agent: this.#agent,
-      signal,
-      // TLS checks the daemon's certificate against the host we dialled (node takes the name from the Host header otherwise).
-      ...(ep.kind === 'unix' ? { socketPath: ep.socketPath, headers: { host: 'docker', accept: 'application/json' } } : { host: ep.host, port: ep.port, headers: { accept: 'application/json' } }),
-    }
-    return new Promise((resolve, reject) => {
-      const req = (ep.kind === 'tcp' && ep.tls !== null ? https : http).request(opts, (res) => {
-        // The head arrived: a stream may stay quiet for hours from here on.
-        req.setTimeout(0)
-        resolve(res)
-      })
-      req.setTimeout(timeoutMs, () => req.destroy(new Error(`${ep.text}${path}: no answer within ${timeoutMs} ms`)))
-      req.on('error', (err) => reject(describe(err, ep)))
-      req.end()
-    })
+    d.modem.version = `v${newer ? MAX_API : v}`
+    this.#versioned = true
   }
 }
 
-function describe(err: Error, ep: Endpoint): Error {
-  const code = (err as NodeJS.ErrnoException).code
-  if (code === 'ENOENT' || code === 'ECONNREFUSED') return new Error(`cannot reach the Docker daemon at ${ep.text} (${code}): is it running?`, { cause: err })
-  if (code === 'EACCES') return new Error(`no permission to open ${ep.text}: run as root or in the docker group`, { cause: err })
+/** Typed as dockerode 5 takes its options (see DockerOptions). */
+function modemOptions(o: DockerOptions): Docker.DockerOptions {
+  return o
+}
+
+function defined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
+}
+
+/** docker-modem's errors carry statusCode and the daemon's JSON; connection errors an errno code. */
+function translate(err: unknown, what: string, ep: Endpoint): Error {
+  if (!(err instanceof Error)) return new Error(String(err))
+  const e = err as Error & { statusCode?: number; json?: unknown; code?: string }
+  if (typeof e.statusCode === 'number') {
+    const body = e.json as { message?: unknown } | string | null | undefined
+    const message = typeof body === 'object' && body !== null && typeof body.message === 'string' ? body.message : typeof body === 'string' ? body.trim() : e.message
+    return new DockerApiError(e.statusCode, `${what}: ${e.statusCode} ${message}`)
+  }
+  if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') return new Error(`cannot reach the Docker daemon at ${ep.text} (${e.code}): is it running?`, { cause: err })
+  if (e.code === 'EACCES') return new Error(`no permission to open ${ep.text}: run as root or in the docker group`, { cause: err })
   return err
-}
-
-function apiError(status: number, path: string, body: Buffer): DockerApiError {
-  let message = body.toString('utf8').trim()
-  try {
-    message = (JSON.parse(message) as { message?: string }).message ?? message
-  } catch {
-    // Not JSON: keep the text.
-  }
-  return new DockerApiError(status, `${path}: ${status} ${message}`)
-}
-
-async function readBody(res: IncomingMessage, limit = 64 << 20): Promise<Buffer> {
-  const parts: Buffer[] = []
-  let size = 0
-  for await (const chunk of res) {
-    size += (chunk as Buffer).length
-    if (size > limit) {
-      res.destroy()
-      throw new Error(`response larger than ${limit} bytes`)
-    }
-    parts.push(chunk as Buffer)
-  }
-  return Buffer.concat(parts)
 }

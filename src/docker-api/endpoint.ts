@@ -1,6 +1,8 @@
 // Where the Docker Engine API is: `unix:///var/run/docker.sock` (default),
 // `tcp://host:port` (TLS when DOCKER_TLS_VERIFY is set or the port is 2376,
-// like the docker CLI), `http://` / `https://`. TLS material comes from
+// like the docker CLI), `http://` / `https://`, `ssh://[user@]host[:port]`
+// (the daemon of a remote host, through `docker system dial-stdio` there;
+// keys from the ssh agent at SSH_AUTH_SOCK). TLS material comes from
 // DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem), as the docker CLI reads it.
 
 import { readFileSync } from 'node:fs'
@@ -8,6 +10,8 @@ import { join } from 'node:path'
 import { homedir } from 'node:os'
 
 export const DEFAULT_DOCKER_ENDPOINT = 'unix:///var/run/docker.sock'
+/** `--docker` given alone: DOCKER_HOST as the docker CLI reads it, else DEFAULT_DOCKER_ENDPOINT. */
+export const DOCKER_FROM_ENV = ''
 
 export interface TlsMaterial {
   ca?: Buffer
@@ -17,7 +21,11 @@ export interface TlsMaterial {
   verify: boolean
 }
 
-export type Endpoint = { kind: 'unix'; socketPath: string; text: string } | { kind: 'tcp'; host: string; port: number; tls: TlsMaterial | null; text: string }
+export type Endpoint =
+  | { kind: 'unix'; socketPath: string; text: string }
+  | { kind: 'tcp'; host: string; port: number; tls: TlsMaterial | null; text: string }
+  /** agent: the ssh agent's socket (SSH_AUTH_SOCK), which holds the keys. */
+  | { kind: 'ssh'; host: string; port: number; user: string | undefined; agent: string | undefined; text: string }
 
 /** Parses without touching the disk; TLS files are read by loadTls(). */
 export function parseEndpoint(text: string, env: Readonly<Record<string, string | undefined>>): Endpoint | { error: string } {
@@ -28,8 +36,14 @@ export function parseEndpoint(text: string, env: Readonly<Record<string, string 
     return { kind: 'unix', socketPath: path, text: t }
   }
   if (t.startsWith('/')) return { kind: 'unix', socketPath: t, text: `unix://${t}` }
+  const ssh = /^ssh:\/\/(?:([^@/:\s]+)@)?(\[[0-9a-fA-F:.]+\]|[^:/[\]@\s]+)(?::(\d{1,5}))?\/?$/.exec(t)
+  if (ssh !== null) {
+    const port = ssh[3] === undefined ? 22 : Number(ssh[3])
+    if (port < 1 || port > 65535) return { error: `port must be 1-65535, got "${text}"` }
+    return { kind: 'ssh', host: (ssh[2] ?? '').replace(/^\[|\]$/g, ''), port, user: ssh[1], agent: env.SSH_AUTH_SOCK, text: t }
+  }
   const m = /^(tcp|http|https):\/\/(\[[0-9a-fA-F:.]+\]|[^:/[\]]+)(?::(\d{1,5}))?\/?$/.exec(t)
-  if (m === null) return { error: `must be unix:///path/to/docker.sock or tcp://host:port, got "${text}"` }
+  if (m === null) return { error: `must be unix:///path/to/docker.sock, tcp://host:port or ssh://user@host, got "${text}"` }
   const scheme = m[1] ?? 'tcp'
   const host = (m[2] ?? '').replace(/^\[|\]$/g, '')
   const port = m[3] === undefined ? (scheme === 'http' ? 2375 : 2376) : Number(m[3])

@@ -5,7 +5,7 @@
 // loop reconnects with backoff and lists everything again. A listing every
 // resyncMs is the backstop while a session lasts.
 
-import type { DockerClient } from '../docker-api/client.ts'
+import type { DockerClient, Filters } from '../docker-api/client.ts'
 import type { DockerEvent } from '../docker-api/types.ts'
 import { sleep } from '../kv/backoff.ts'
 import type { Backoff } from '../kv/backoff.ts'
@@ -13,8 +13,8 @@ import type { Publisher } from './loop.ts'
 
 export interface EventFollower {
   client: DockerClient
-  /** The `filters` of GET /events (JSON). */
-  filters: string
+  /** The `filters` of GET /events. */
+  filters: Filters
   resyncMs: number
   backoff: Backoff
   pub: Publisher
@@ -56,7 +56,7 @@ export function inBackground(p: Promise<unknown>, signal: AbortSignal, report: (
 
 async function session(f: EventFollower, signal: AbortSignal): Promise<void> {
   let queue: DockerEvent[] | null = []
-  const { ended } = await f.client.stream(`/events?filters=${encodeURIComponent(f.filters)}`, signal, (o) => {
+  const { ended } = await f.client.events(f.filters, signal, (o) => {
     if (queue !== null) queue.push(o as DockerEvent)
     else f.onEvent(o as DockerEvent, signal)
   })

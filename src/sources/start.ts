@@ -7,7 +7,7 @@
 import type { Logger } from '../observability/log.ts'
 import type { Server } from '../model/types.ts'
 import { DockerClient } from '../docker-api/client.ts'
-import { DEFAULT_DOCKER_ENDPOINT, loadTls, parseEndpoint } from '../docker-api/endpoint.ts'
+import { DEFAULT_DOCKER_ENDPOINT, DOCKER_FROM_ENV, loadTls, parseEndpoint } from '../docker-api/endpoint.ts'
 import type { Constraint } from '../model/constraint.ts'
 import type { DiscoverySource, PublishDetail } from './source.ts'
 import { DockerSource } from './docker/source.ts'
@@ -57,8 +57,11 @@ export function startSources(
   let client: DockerClient | null = null
   let endpoint: string | null = null
   if (opts.docker !== null || opts.swarm) {
-    const parsed = parseEndpoint(opts.docker ?? env.DOCKER_HOST ?? DEFAULT_DOCKER_ENDPOINT, env)
-    if ('error' in parsed) throw new Error(`--docker: ${parsed.error}`)
+    const given = opts.docker === DOCKER_FROM_ENV ? null : opts.docker
+    const fromEnv = given === null
+    const text = given ?? (env.DOCKER_HOST || DEFAULT_DOCKER_ENDPOINT)
+    const parsed = parseEndpoint(text, env)
+    if ('error' in parsed) throw new Error(`${fromEnv && env.DOCKER_HOST ? 'DOCKER_HOST' : '--docker'}: ${parsed.error}`)
     client = new DockerClient({ endpoint: loadTls(parsed, env) })
     endpoint = parsed.text
     const resyncMs = Math.max(1000, opts.dockerResyncMs)

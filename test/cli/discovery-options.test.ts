@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { parseOptions, usage } from '../../src/cli/options.ts'
 import type { Options } from '../../src/cli/options.ts'
+import { DOCKER_FROM_ENV } from '../../src/docker-api/endpoint.ts'
 
 function ok(argv: string[], env: Record<string, string> = {}): Options {
   const o = parseOptions(argv, env)
@@ -13,17 +14,19 @@ describe('discovery flags', () => {
     expect(ok([])).toMatchObject({ docker: null, swarm: false, dockerResyncMs: 30_000 })
   })
 
-  it('--docker alone means the default socket and does not take the next argument as its value', () => {
-    expect(ok(['--docker', '--grace', '5s'])).toMatchObject({ docker: 'unix:///var/run/docker.sock', graceMs: 5000 })
+  it('--docker alone means DOCKER_HOST or the default socket (read when sources start) and does not take the next argument as its value', () => {
+    expect(ok(['--docker', '--grace', '5s'])).toMatchObject({ docker: DOCKER_FROM_ENV, graceMs: 5000 })
   })
 
-  it('--docker=ENDPOINT takes unix and tcp endpoints', () => {
+  it('--docker=ENDPOINT takes unix, tcp and ssh endpoints', () => {
     expect(ok(['--docker=unix:///run/docker.sock']).docker).toBe('unix:///run/docker.sock')
     expect(ok(['--docker=tcp://10.0.0.5:2376']).docker).toBe('tcp://10.0.0.5:2376')
+    expect(ok(['--docker=ssh://deploy@10.0.0.5:2222']).docker).toBe('ssh://deploy@10.0.0.5:2222')
+    expect(parseOptions(['--docker=ssh://deploy@10.0.0.5:99999'], {})).toEqual({ errors: [expect.stringContaining('--docker: port must be 1-65535')] })
   })
 
   it('refuses an endpoint it cannot use', () => {
-    expect(parseOptions(['--docker=ftp://x'], {})).toEqual({ errors: [expect.stringContaining('--docker: must be unix:///path/to/docker.sock or tcp://host:port')] })
+    expect(parseOptions(['--docker=ftp://x'], {})).toEqual({ errors: [expect.stringContaining('--docker: must be unix:///path/to/docker.sock, tcp://host:port or ssh://user@host')] })
   })
 
   it('--swarm is valueless; --docker-resync takes a duration', () => {
@@ -32,7 +35,7 @@ describe('discovery flags', () => {
   })
 
   it('reads BALANCER_DOCKER (1 or an endpoint), BALANCER_SWARM and BALANCER_DOCKER_RESYNC', () => {
-    expect(ok([], { BALANCER_DOCKER: '1', BALANCER_SWARM: '1', BALANCER_DOCKER_RESYNC: '1m' })).toMatchObject({ docker: 'unix:///var/run/docker.sock', swarm: true, dockerResyncMs: 60_000 })
+    expect(ok([], { BALANCER_DOCKER: '1', BALANCER_SWARM: '1', BALANCER_DOCKER_RESYNC: '1m' })).toMatchObject({ docker: DOCKER_FROM_ENV, swarm: true, dockerResyncMs: 60_000 })
     expect(ok([], { BALANCER_DOCKER: 'tcp://127.0.0.1:2375' }).docker).toBe('tcp://127.0.0.1:2375')
     expect(ok(['--docker=0'], { BALANCER_DOCKER: '1' }).docker).toBeNull()
   })

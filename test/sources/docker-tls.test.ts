@@ -13,7 +13,7 @@ import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { until } from '../support/poll.ts'
 import { DockerClient } from '../../src/docker-api/client.ts'
-import { loadTls, parseEndpoint } from '../../src/docker-api/endpoint.ts'
+import { DOCKER_FROM_ENV, loadTls, parseEndpoint } from '../../src/docker-api/endpoint.ts'
 import { DockerSource } from '../../src/sources/docker/source.ts'
 import { startSources } from '../../src/sources/start.ts'
 import type { Server } from '../../src/model/types.ts'
@@ -92,23 +92,23 @@ describe('docker endpoint over TCP with TLS', () => {
     const ep = parseEndpoint(`tcp://127.0.0.1:${port}`, env())
     if ('error' in ep || ep.kind !== 'tcp') throw new Error('tcp endpoint expected')
     const wrongCa = new DockerClient({ endpoint: { ...ep, tls: { verify: true, ca: readFileSync(join(certs, 'client-cert.pem')) } } })
-    await expect(wrongCa.get('/version', AbortSignal.timeout(5000))).rejects.toThrow()
+    await expect(wrongCa.listContainers({}, AbortSignal.timeout(5000))).rejects.toThrow()
     wrongCa.close()
     const noCert = new DockerClient({ endpoint: { ...ep, tls: { verify: true, ca: readFileSync(join(certs, 'ca.pem')) } } })
-    await expect(noCert.get('/version', AbortSignal.timeout(5000))).rejects.toThrow()
+    await expect(noCert.listContainers({}, AbortSignal.timeout(5000))).rejects.toThrow()
     noCert.close()
   })
 
-  it('startSources runs --docker=tcp://... and publishes to the caller, names included', async () => {
+  it('startSources with --docker alone follows the docker CLI environment (DOCKER_HOST=tcp://..., DOCKER_TLS_VERIFY, DOCKER_CERT_PATH) and publishes to the caller, names included', async () => {
     const published: Array<{ origin: string; servers: Server[]; names: string[] }> = []
     const reports: Array<Error | null> = []
     const addr = `127.0.0.1:${await freePort()}`
     const running = startSources(
-      { docker: `tcp://127.0.0.1:${port}`, swarm: false, dockerResyncMs: 30_000 },
+      { docker: DOCKER_FROM_ENV, swarm: false, dockerResyncMs: 30_000 },
       pino({ level: 'silent' }),
       (origin, servers, detail) => published.push({ origin, servers, names: detail.names }),
       (_origin, err) => reports.push(err),
-      env(),
+      { ...env(), DOCKER_HOST: `tcp://127.0.0.1:${port}` },
     )
     try {
       expect(running.origins).toEqual(['docker'])

@@ -4,7 +4,7 @@
 // traffic test runs the balancer in a container on it: swarm-traffic.test.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { DockerClient } from '../../src/docker-api/client.ts'
-import type { DockerEvent, SwarmService, SwarmTask } from '../../src/docker-api/types.ts'
+import type { DockerEvent } from '../../src/docker-api/types.ts'
 import { SwarmSource } from '../../src/sources/swarm/source.ts'
 import { freePort } from '../e2e/harness.ts'
 import { WEB_IMAGE, buildImages, cleanup, client, docker, ensureDocker, runId } from './docker-env.ts'
@@ -52,7 +52,7 @@ async function createService(name: string, addr: string, extra: string[] = [], l
 }
 
 async function runningTaskIps(service: string): Promise<string[]> {
-  const tasks = await api.get<SwarmTask[]>(`/tasks?filters=${encodeURIComponent(JSON.stringify({ service: [service], 'desired-state': ['running'] }))}`, AbortSignal.timeout(5000))
+  const tasks = await api.listTasks({ service: [service], 'desired-state': ['running'] }, AbortSignal.timeout(5000))
   return tasks
     .filter((t) => t.Status?.State === 'running')
     .flatMap((t) => (t.NetworksAttachments ?? []).filter((a) => a.Network?.Spec?.Name === NET).map((a) => `${(a.Addresses?.[0] ?? '').split('/')[0]}:8080`))
@@ -61,7 +61,7 @@ async function runningTaskIps(service: string): Promise<string[]> {
 
 /** ms from the moment the last running task of the service reached `running` (daemon's timestamp) to `at`. */
 async function sinceTasksRan(service: string, at: number): Promise<number> {
-  const tasks = await api.get<SwarmTask[]>(`/tasks?filters=${encodeURIComponent(JSON.stringify({ service: [service], 'desired-state': ['running'] }))}`, AbortSignal.timeout(5000))
+  const tasks = await api.listTasks({ service: [service], 'desired-state': ['running'] }, AbortSignal.timeout(5000))
   const times = tasks.filter((t) => t.Status?.State === 'running').map((t) => Date.parse(t.Status?.Timestamp ?? ''))
   return at - Math.max(...times)
 }
@@ -108,9 +108,9 @@ describe('swarm source', () => {
       const vipId = await createService(`${RUN}-vip`, vipAddr, ['--replicas', '2'], { 'balancer.swarm.mode': 'vip' })
       await createService(`${RUN}-rr`, rrAddr, ['--endpoint-mode', 'dnsrr', '--replicas', '2'], { 'balancer.swarm.mode': 'vip' })
       const p = await src.rec.waitFor((x) => targetsOn(x, vipAddr).length === 1 && targetsOn(x, rrAddr).length === 2, 30_000, 'the vip and the dnsrr tasks')
-      const svc = await api.get<SwarmService>(`/services/${vipId}`, AbortSignal.timeout(5000))
+      const svc = await api.inspectService(vipId, AbortSignal.timeout(5000))
       const net = await docker('network', 'inspect', '-f', '{{.Id}}', NET)
-      const vip = (svc.Endpoint?.VirtualIPs ?? []).find((v) => v.NetworkID === net)?.Addr?.split('/')[0]
+      const vip = (svc?.Endpoint?.VirtualIPs ?? []).find((v) => v.NetworkID === net)?.Addr?.split('/')[0]
       expect(targetsOn(p, vipAddr)).toEqual([`${vip}:8080`])
       expect(targetsOn(p, rrAddr)).toEqual(await runningTaskIps(`${RUN}-rr`))
       expect(p.problems.find((x) => x.path === `swarm:${RUN}-rr`)?.message).toContain('DNSRR')
@@ -128,14 +128,14 @@ describe('swarm source', () => {
       const addr = `127.0.0.1:${await freePort()}`
       await createService(name, addr, ['--replicas', '2'])
       await src.rec.waitFor((p) => targetsOn(p, addr).length === 2, 30_000, 'two tasks')
-      const filters = encodeURIComponent(JSON.stringify({ type: ['container'], event: ['kill'], label: [`com.docker.swarm.service.name=${name}`] }))
-      const { ended } = await api.stream(`/events?filters=${filters}`, watch.signal, (o) => {
+      const filters = { type: ['container'], event: ['kill'], label: [`com.docker.swarm.service.name=${name}`] }
+      const { ended } = await api.events(filters, watch.signal, (o) => {
         const task = (o as DockerEvent).Actor?.Attributes?.['com.docker.swarm.task.id']
         if (task !== undefined) kills.push({ at: Date.now(), task })
       })
       ended.catch(() => {})
       await docker('service', 'update', '--force', '--quiet', name)
-      const all = await api.get<SwarmTask[]>(`/tasks?filters=${encodeURIComponent(JSON.stringify({ service: [name] }))}`, AbortSignal.timeout(5000))
+      const all = await api.listTasks({ service: [name] }, AbortSignal.timeout(5000))
       const ipOf = new Map(all.map((t) => [t.ID, `${(t.NetworksAttachments?.find((a) => a.Network?.Spec?.Name === NET)?.Addresses?.[0] ?? '').split('/')[0]}:8080`]))
       expect(kills.length).toBeGreaterThanOrEqual(2)
       const delays: number[] = []

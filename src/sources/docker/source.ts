@@ -9,11 +9,10 @@
 // status other than healthy, so traffic drains off it while its process is
 // still shutting down. Arrivals are coalesced (coalesceMs).
 
-import type { DockerClient } from '../../docker-api/client.ts'
-import { DockerApiError } from '../../docker-api/client.ts'
+import type { DockerClient, Filters } from '../../docker-api/client.ts'
 import type { SelfProbe } from '../../docker-api/self.ts'
 import { procProbe, selfHint } from '../../docker-api/self.ts'
-import type { ContainerInspect, ContainerSummary, DockerEvent } from '../../docker-api/types.ts'
+import type { ContainerInspect, DockerEvent } from '../../docker-api/types.ts'
 import type { Server } from '../../model/types.ts'
 import type { DiscoverySource, PublishDetail } from '../source.ts'
 import type { PublishedSet } from '../loop.ts'
@@ -41,11 +40,11 @@ export interface DockerSourceOptions {
   constraint?: Constraint | null
 }
 
-const EVENT_FILTERS = JSON.stringify({
+const EVENT_FILTERS: Filters = {
   type: ['container', 'network'],
   event: ['start', 'restart', 'unpause', 'update', 'rename', 'kill', 'stop', 'die', 'pause', 'destroy', 'oom', 'health_status', 'connect', 'disconnect'],
-})
-const LIST_FILTERS = JSON.stringify({ label: ['balancer.enable'] })
+}
+const LIST_FILTERS: Filters = { label: ['balancer.enable'] }
 
 /** Signals that do not end a process by default: `docker kill -s HUP` reloads, it does not stop. */
 const HARMLESS_SIGNALS = new Set(['0', '1', '10', '12', '17', '18', '23', '28'])
@@ -198,13 +197,8 @@ export class DockerSource implements DiscoverySource {
     this.#pub?.changed(false)
   }
 
-  async #inspect(id: string, signal: AbortSignal): Promise<ContainerInspect | null> {
-    try {
-      return await this.#client.get<ContainerInspect>(`/containers/${encodeURIComponent(id)}/json`, signal)
-    } catch (err) {
-      if (err instanceof DockerApiError && err.status === 404) return null
-      throw err
-    }
+  #inspect(id: string, signal: AbortSignal): Promise<ContainerInspect | null> {
+    return this.#client.inspectContainer(id, signal)
   }
 
   #apply(id: string, c: ContainerInspect | null): void {
@@ -231,7 +225,7 @@ export class DockerSource implements DiscoverySource {
 
   async #resync(signal: AbortSignal): Promise<void> {
     const before = new Map(this.#gen)
-    const list = await this.#client.get<ContainerSummary[]>(`/containers/json?filters=${encodeURIComponent(LIST_FILTERS)}`, signal)
+    const list = await this.#client.listContainers(LIST_FILTERS, signal)
     const seen = new Set(list.map((c) => c.Id))
     const inspected = await mapLimit(list, 8, async (c) => ({ id: c.Id, c: await this.#inspect(c.Id, signal) }))
     const unchanged = (id: string): boolean => this.#gen.get(id) === before.get(id)

@@ -16,11 +16,11 @@
 // Tasks not `running`, or whose desired state is not `running` (an update
 // or scale-down is retiring them), are out.
 
-import type { DockerClient } from '../../docker-api/client.ts'
+import type { DockerClient, Filters } from '../../docker-api/client.ts'
 import { DockerApiError } from '../../docker-api/client.ts'
 import type { SelfProbe } from '../../docker-api/self.ts'
 import { procProbe, selfHint } from '../../docker-api/self.ts'
-import type { ContainerInspect, DockerEvent, SwarmService, SwarmTask } from '../../docker-api/types.ts'
+import type { DockerEvent, SwarmService, SwarmTask } from '../../docker-api/types.ts'
 import type { Server } from '../../model/types.ts'
 import type { DiscoverySource, PublishDetail } from '../source.ts'
 import type { PublishedSet } from '../loop.ts'
@@ -48,11 +48,11 @@ export interface SwarmSourceOptions {
   constraint?: Constraint | null
 }
 
-const EVENT_FILTERS = JSON.stringify({
+const EVENT_FILTERS: Filters = {
   type: ['service', 'node', 'container'],
   event: ['create', 'update', 'remove', 'start', 'kill', 'stop', 'die', 'health_status'],
-})
-const SERVICE_FILTERS = JSON.stringify({ label: ['balancer.enable'] })
+}
+const SERVICE_FILTERS: Filters = { label: ['balancer.enable'] }
 const TRANSITIONAL = new Set(['new', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting'])
 
 export class SwarmSource implements DiscoverySource {
@@ -116,8 +116,8 @@ export class SwarmSource implements DiscoverySource {
   /** The step: self detection and one full listing; returns every labelled service's translation. */
   async once(signal: AbortSignal): Promise<ServiceTranslated[]> {
     await this.#detectSelf(signal)
-    const services = await this.#get<SwarmService[]>(`/services?filters=${encodeURIComponent(SERVICE_FILTERS)}`, signal)
-    const tasks = await this.#get<SwarmTask[]>(`/tasks?filters=${encodeURIComponent(JSON.stringify({ 'desired-state': ['running'] }))}`, signal)
+    const services = await this.#manager((c) => c.listServices(SERVICE_FILTERS, signal))
+    const tasks = await this.#manager((c) => c.listTasks({ 'desired-state': ['running'] }, signal))
     this.#services.clear()
     this.#tasks.clear()
     for (const s of services) {
@@ -222,20 +222,14 @@ export class SwarmSource implements DiscoverySource {
 
   /** Refreshes one service and its tasks; true when nothing about it is still changing. */
   async #listService(serviceId: string, signal: AbortSignal): Promise<boolean> {
-    let svc: SwarmService | null
-    try {
-      svc = await this.#get<SwarmService>(`/services/${encodeURIComponent(serviceId)}`, signal)
-    } catch (err) {
-      if (!(err instanceof DockerApiError && err.status === 404)) throw err
-      svc = null
-    }
+    const svc = await this.#manager((c) => c.inspectService(serviceId, signal))
     if (svc === null || svc.Spec?.Labels?.['balancer.enable'] === undefined) {
       const had = this.#services.delete(serviceId)
       this.#tasks.delete(serviceId)
       if (had) this.#pub?.changed(true)
       return true
     }
-    const tasks = await this.#get<SwarmTask[]>(`/tasks?filters=${encodeURIComponent(JSON.stringify({ service: [serviceId], 'desired-state': ['running'] }))}`, signal)
+    const tasks = await this.#manager((c) => c.listTasks({ service: [serviceId], 'desired-state': ['running'] }, signal))
     this.#services.set(serviceId, svc)
     this.#tasks.set(
       serviceId,
@@ -260,9 +254,10 @@ export class SwarmSource implements DiscoverySource {
     inBackground(p, signal, this.#report)
   }
 
-  async #get<T>(path: string, signal: AbortSignal): Promise<T> {
+  /** A call only a Swarm manager answers: a 503 says this node is not one. */
+  async #manager<T>(call: (c: DockerClient) => Promise<T>): Promise<T> {
     try {
-      return await this.#client.get<T>(path, signal)
+      return await call(this.#client)
     } catch (err) {
       if (err instanceof DockerApiError && err.status === 503) {
         throw new Error(`swarm discovery needs a Swarm manager node: ${err.message}`, { cause: err })
@@ -277,12 +272,7 @@ export class SwarmSource implements DiscoverySource {
       this.#self = null
       return
     }
-    let c: ContainerInspect | null = null
-    try {
-      c = await this.#client.get<ContainerInspect>(`/containers/${encodeURIComponent(hint)}/json`, signal)
-    } catch (err) {
-      if (!(err instanceof DockerApiError && err.status === 404)) throw err
-    }
+    const c = await this.#client.inspectContainer(hint, signal)
     this.#self = c === null ? null : { id: c.Id, networkIds: new Set(Object.values(c.NetworkSettings?.Networks ?? {}).map((n) => n.NetworkID ?? '')) }
   }
 }
