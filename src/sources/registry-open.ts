@@ -3,7 +3,7 @@
 // (docs/stores.md): BALANCER_CONSUL_TOKEN, BALANCER_CONSUL_CA/_CERT/_KEY/_TLS,
 // BALANCER_ETCD_USER/_PASSWORD, BALANCER_ETCD_CA/..., BALANCER_ZK_AUTH.
 
-import { ConsulHttp } from '../kv/consul-http.ts'
+import { ConsulClient } from '../kv/consul-client.ts'
 import { createEtcdClient } from '../kv/etcd-client.ts'
 import { hostPortText } from '../kv/endpoint.ts'
 import { tlsFiles } from '../kv/tls-env.ts'
@@ -28,7 +28,7 @@ export function openRegistry(u: RegistryUrl, env: Env = process.env, opts: Regis
     const token = u.password ?? u.user ?? env.BALANCER_CONSUL_TOKEN ?? null
     make = () =>
       new ConsulDriver({
-        http: new ConsulHttp({ host: u.hosts[0] ?? { host: '127.0.0.1', port: 8500 }, token, tls }),
+        http: new ConsulClient({ host: u.hosts[0] ?? { host: '127.0.0.1', port: 8500 }, token, tls }),
         name: u.name,
         timeoutMs,
         ...(opts.waitMs === undefined ? {} : { waitMs: opts.waitMs }),

@@ -1,4 +1,4 @@
-// The Consul store, over Consul's HTTP API (kv/consul-http.ts). Layout:
+// The Consul store, over Consul's HTTP API (kv/consul-client.ts). Layout:
 // kv/layout.ts, with Consul's key form (no leading slash):
 // <prefix>/servers/<encodeURIComponent(address)>.
 //
@@ -23,8 +23,8 @@ import type { KvBackend } from './kv/cas.ts'
 import { casUpdate, stateOf } from './kv/cas.ts'
 import type { CallContext, StoreHealth } from './kv/call.ts'
 import { call, ConnectionHealth } from './kv/call.ts'
-import type { ConsulKv, ConsulResponse } from '../kv/consul-http.ts'
-import { ConsulHttp, consulIndex, describeFailure, kvPath } from '../kv/consul-http.ts'
+import type { TxnOp } from '../kv/consul-client.ts'
+import { ConsulClient } from '../kv/consul-client.ts'
 import type { KvStoreOptions, ResolvedKvOptions, TlsFiles } from './kv/options.ts'
 import { resolveKvOptions } from './kv/options.ts'
 import { Backoff, sleep, WatchReporter } from './kv/watch.ts'
@@ -48,7 +48,7 @@ export class ConsulStore implements ConfigStore {
   readonly #o: ResolvedKvOptions
   readonly #layout: KvLayout
   readonly #ctx: CallContext
-  readonly #http: ConsulHttp
+  readonly #http: ConsulClient
   readonly #lock = new AsyncLock()
   readonly #backend: KvBackend
   #last: { index: number; state: StoreState } | null = null
@@ -62,7 +62,7 @@ export class ConsulStore implements ConfigStore {
     this.#ctx = { kind: this.kind, location: this.location, timeoutMs: this.#o.timeoutMs, health: new ConnectionHealth() }
     const host = opts.hosts[0]
     if (host === undefined) throw new BalancerError(ErrorCode.Validation, 'consul: a host is required')
-    this.#http = new ConsulHttp({ host, token: opts.token ?? null, tls: opts.tls ?? null })
+    this.#http = new ConsulClient({ host, token: opts.token ?? null, tls: opts.tls ?? null })
     this.#backend = {
       kind: this.kind,
       layout: this.#layout,
@@ -182,11 +182,7 @@ export class ConsulStore implements ConfigStore {
     // Consul adds up to wait/16 of jitter to a blocking query.
     const timeoutMs = waitMs + Math.ceil(waitMs / 16) + this.#o.timeoutMs
     try {
-      return await call({ ...this.#ctx, timeoutMs }, 'watch', async () => {
-        const res = await this.#http.request('GET', `${kvPath(this.#layout.dir)}?recurse&index=${index}&wait=${waitMs}ms`, null, timeoutMs, signal)
-        if (res.status !== 200 && res.status !== 404) throw new Error(describeFailure(res))
-        return consulIndex(res.headers)
-      })
+      return await call({ ...this.#ctx, timeoutMs }, 'watch', async () => (await this.#http.kvList(this.#layout.dir, { index, waitMs }, timeoutMs, signal)).index)
     } catch (err) {
       if (signal.aborted) return null
       throw err
@@ -195,10 +191,7 @@ export class ConsulStore implements ConfigStore {
 
   /** GET ?recurse of the directory: entries, their ModifyIndex, the directory marker's. */
   async #list(): Promise<KvRead> {
-    const res = await this.#http.request('GET', `${kvPath(this.#layout.dir)}?recurse`, null, this.#o.timeoutMs)
-    if (res.status === 404) return { entries: [], revision: String(consulIndex(res.headers)), dirVersion: null }
-    if (res.status !== 200) throw new Error(describeFailure(res))
-    const kvs = JSON.parse(res.body) as ConsulKv[]
+    const { body: kvs, index } = await this.#http.kvList(this.#layout.dir, null, this.#o.timeoutMs)
     const entries: KvEntry[] = []
     let dirVersion: string | null = null
     for (const kv of kvs) {
@@ -206,36 +199,33 @@ export class ConsulStore implements ConfigStore {
         dirVersion = String(kv.ModifyIndex)
         continue
       }
-      entries.push({ key: kv.Key, value: Buffer.from(kv.Value ?? '', 'base64').toString('utf8'), version: String(kv.ModifyIndex) })
+      entries.push({ key: kv.Key, value: kv.Value ?? '', version: String(kv.ModifyIndex) })
     }
-    return { entries, revision: String(consulIndex(res.headers)), dirVersion }
+    return { entries, revision: String(index), dirVersion }
   }
 
   async #commit(ops: KvOp[], read: KvRead): Promise<string | null> {
-    const txn: Array<{ KV: Record<string, unknown> }> = ops.map((op) =>
-      op.op === 'delete'
-        ? { KV: { Verb: 'delete-cas', Key: op.key, Index: Number(op.version) } }
-        : { KV: { Verb: 'cas', Key: op.key, Value: Buffer.from(op.value).toString('base64'), Index: op.op === 'create' ? 0 : Number(op.version) } },
+    const txn: TxnOp[] = ops.map(
+      (op): TxnOp =>
+        op.op === 'delete'
+          ? { KV: { Verb: 'delete-cas', Key: op.key, Index: Number(op.version) } }
+          : { KV: { Verb: 'cas', Key: op.key, Value: Buffer.from(op.value).toString('base64'), Index: op.op === 'create' ? 0 : Number(op.version) } },
     )
     if (ops.some((op) => op.op !== 'update')) {
       txn.push({ KV: { Verb: 'cas', Key: this.#layout.dir, Value: '', Index: Number(read.dirVersion ?? '0') } })
     }
-    const res: ConsulResponse = await this.#http.request('PUT', '/v1/txn', JSON.stringify(txn), this.#o.timeoutMs)
-    if (res.status === 409 && isCasFailure(res.body)) return null
-    if (res.status !== 200) throw new Error(describeFailure(res))
-    const out = JSON.parse(res.body) as { Results: Array<{ KV?: ConsulKv }> | null }
+    const out = await this.#http.txn(txn, this.#o.timeoutMs)
+    if (!out.ok) {
+      if (isCasFailure(out.errors)) return null
+      throw new Error(`HTTP 409 ${JSON.stringify(out.errors).slice(0, 200)}`)
+    }
     let position = Number(read.revision)
-    for (const r of out.Results ?? []) position = Math.max(position, r.KV?.ModifyIndex ?? 0)
+    for (const r of out.results) position = Math.max(position, r.KV?.ModifyIndex ?? 0)
     return String(position)
   }
 }
 
 /** A 409 whose errors are all failed index checks (someone else wrote first), not a refusal. */
-function isCasFailure(body: string): boolean {
-  try {
-    const errors = (JSON.parse(body) as { Errors?: Array<{ What?: string }> | null }).Errors ?? []
-    return errors.length > 0 && errors.every((e) => /index is stale|exists|does not exist|modify index/i.test(e.What ?? ''))
-  } catch {
-    return false
-  }
+function isCasFailure(errors: Array<{ What?: string }>): boolean {
+  return errors.length > 0 && errors.every((e) => /index is stale|exists|does not exist|modify index/i.test(e.What ?? ''))
 }

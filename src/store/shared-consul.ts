@@ -6,8 +6,7 @@
 // session after its TTL and, with behavior "delete", removes the key.
 
 import { Backoff, sleep } from '../kv/backoff.ts'
-import type { ConsulHttp, ConsulKv } from '../kv/consul-http.ts'
-import { consulIndex, describeFailure, kvPath } from '../kv/consul-http.ts'
+import type { ConsulClient, ConsulKv } from '../kv/consul-client.ts'
 import type { CallContext } from './kv/call.ts'
 import { call } from './kv/call.ts'
 import type { Lease, SharedItem, SharedSpace } from './shared.ts'
@@ -15,14 +14,14 @@ import { ANY_VERSION } from './shared.ts'
 
 export class ConsulShared implements SharedSpace {
   readonly kind = 'consul'
-  readonly #http: ConsulHttp
+  readonly #http: ConsulClient
   /** Without a leading slash, as Consul keys are. */
   readonly #prefix: string
   readonly #ctx: CallContext
   /** Renewal timers of the leases held: stopped by close(), as when the process ends. */
   readonly #renewals = new Set<NodeJS.Timeout>()
 
-  constructor(http: ConsulHttp, prefix: string, ctx: CallContext) {
+  constructor(http: ConsulClient, prefix: string, ctx: CallContext) {
     this.#http = http
     this.#prefix = prefix.replace(/^\/+/, '').replace(/\/+$/, '')
     this.#ctx = ctx
@@ -33,21 +32,18 @@ export class ConsulShared implements SharedSpace {
   }
 
   #item(kv: ConsulKv): SharedItem {
-    return { key: kv.Key.slice(this.#prefix.length + 1), value: Buffer.from(kv.Value ?? '', 'base64').toString('utf8'), version: String(kv.ModifyIndex) }
+    return { key: kv.Key.slice(this.#prefix.length + 1), value: kv.Value ?? '', version: String(kv.ModifyIndex) }
   }
 
   async #list(dir: string, index: number, waitMs: number, signal?: AbortSignal): Promise<{ items: SharedItem[]; index: number }> {
     const base = `${this.#key(dir.replace(/\/$/, ''))}/`
-    const q = index > 0 ? `?recurse&index=${index}&wait=${waitMs}ms` : '?recurse'
     const timeoutMs = index > 0 ? waitMs + Math.ceil(waitMs / 16) + this.#ctx.timeoutMs : this.#ctx.timeoutMs
-    const res = await this.#http.request('GET', `${kvPath(base)}${q}`, null, timeoutMs, signal)
-    if (res.status === 404) return { items: [], index: consulIndex(res.headers) }
-    if (res.status !== 200) throw new Error(describeFailure(res))
-    const items = (JSON.parse(res.body) as ConsulKv[])
+    const res = await this.#http.kvList(base, index > 0 ? { index, waitMs } : null, timeoutMs, signal)
+    const items = res.body
       .filter((kv) => kv.Key.length > base.length && !kv.Key.slice(base.length).includes('/'))
       .map((kv) => this.#item(kv))
       .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
-    return { items, index: consulIndex(res.headers) }
+    return { items, index: res.index }
   }
 
   list(dir: string): Promise<SharedItem[]> {
@@ -56,24 +52,19 @@ export class ConsulShared implements SharedSpace {
 
   get(key: string): Promise<SharedItem | null> {
     return call(this.#ctx, 'read', async () => {
-      const res = await this.#http.request('GET', kvPath(this.#key(key)), null, this.#ctx.timeoutMs)
-      if (res.status === 404) return null
-      if (res.status !== 200) throw new Error(describeFailure(res))
-      const kv = (JSON.parse(res.body) as ConsulKv[])[0]
-      return kv === undefined ? null : this.#item(kv)
+      const kv = await this.#http.kvGet(this.#key(key), this.#ctx.timeoutMs)
+      return kv === null ? null : this.#item(kv)
     })
   }
 
   put(key: string, value: string, expect: string | null): Promise<string | null> {
     if (expect !== null && expect !== ANY_VERSION && !/^\d+$/.test(expect)) return Promise.resolve(null)
-    const cas = expect === ANY_VERSION ? '' : `?cas=${expect === null ? 0 : Number(expect)}`
+    const check = expect === ANY_VERSION ? {} : { cas: expect === null ? 0 : Number(expect) }
     return call(this.#ctx, 'write', async () => {
-      const res = await this.#http.request('PUT', `${kvPath(this.#key(key))}${cas}`, value, this.#ctx.timeoutMs)
-      if (res.status !== 200) throw new Error(describeFailure(res))
-      if (res.body.trim() !== 'true') return null
-      const after = await this.#http.request('GET', kvPath(this.#key(key)), null, this.#ctx.timeoutMs)
-      const kv = after.status === 200 ? (JSON.parse(after.body) as ConsulKv[])[0] : undefined
-      return kv === undefined ? String(consulIndex(res.headers)) : String(kv.ModifyIndex)
+      const res = await this.#http.kvSet(this.#key(key), value, check, this.#ctx.timeoutMs)
+      if (!res.body) return null
+      const kv = await this.#http.kvGet(this.#key(key), this.#ctx.timeoutMs)
+      return kv === null ? String(res.index) : String(kv.ModifyIndex)
     })
   }
 
@@ -81,9 +72,7 @@ export class ConsulShared implements SharedSpace {
     if (expect !== undefined && !/^\d+$/.test(expect)) return Promise.resolve(false)
     return call(this.#ctx, 'write', async () => {
       if (expect === undefined && (await this.get(key)) === null) return false
-      const res = await this.#http.request('DELETE', `${kvPath(this.#key(key))}${expect === undefined ? '' : `?cas=${Number(expect)}`}`, null, this.#ctx.timeoutMs)
-      if (res.status !== 200) throw new Error(describeFailure(res))
-      return res.body.trim() === 'true'
+      return this.#http.kvDelete(this.#key(key), expect === undefined ? undefined : Number(expect), this.#ctx.timeoutMs)
     })
   }
 
@@ -128,18 +117,13 @@ export class ConsulShared implements SharedSpace {
 
   async lease(name: string, ttlMs: number): Promise<Lease | null> {
     const ttl = Math.max(10, Math.ceil(ttlMs / 1000))
-    const created = await call(this.#ctx, 'lease', () =>
-      this.#http.request('PUT', '/v1/session/create', JSON.stringify({ Name: `balancer lease ${name}`, TTL: `${ttl}s`, Behavior: 'delete', LockDelay: '0s' }), this.#ctx.timeoutMs),
-    )
-    if (created.status !== 200) throw new Error(describeFailure(created))
-    const id = (JSON.parse(created.body) as { ID: string }).ID
-    const destroy = (): Promise<unknown> => this.#http.request('PUT', `/v1/session/destroy/${id}`, null, this.#ctx.timeoutMs).catch(() => undefined)
+    const id = await call(this.#ctx, 'lease', () => this.#http.sessionCreate({ name: `balancer lease ${name}`, ttl: `${ttl}s`, behavior: 'delete', lockdelay: '0s' }, this.#ctx.timeoutMs))
+    const destroy = (): Promise<unknown> => this.#http.sessionDestroy(id, this.#ctx.timeoutMs).catch(() => undefined)
     const key = this.#key(`leases/${encodeURIComponent(name)}`)
     let acquired: boolean
     try {
-      const res = await call(this.#ctx, 'lease', () => this.#http.request('PUT', `${kvPath(key)}?acquire=${id}`, JSON.stringify({ pid: process.pid }), this.#ctx.timeoutMs))
-      if (res.status !== 200) throw new Error(describeFailure(res))
-      acquired = res.body.trim() === 'true'
+      const res = await call(this.#ctx, 'lease', () => this.#http.kvSet(key, JSON.stringify({ pid: process.pid }), { acquire: id }, this.#ctx.timeoutMs))
+      acquired = res.body
     } catch (err) {
       await destroy()
       throw err
@@ -151,9 +135,9 @@ export class ConsulShared implements SharedSpace {
     const ac = new AbortController()
     const renew = setInterval(
       () => {
-        void this.#http.request('PUT', `/v1/session/renew/${id}`, null, this.#ctx.timeoutMs).then(
-          (res) => {
-            if (res.status === 404) {
+        void this.#http.sessionRenew(id, this.#ctx.timeoutMs).then(
+          (alive) => {
+            if (!alive) {
               clearInterval(renew)
               ac.abort(new Error('Consul session invalidated'))
             }
@@ -170,7 +154,7 @@ export class ConsulShared implements SharedSpace {
       release: async () => {
         clearInterval(renew)
         this.#renewals.delete(renew)
-        await this.#http.request('PUT', `${kvPath(key)}?release=${id}`, null, this.#ctx.timeoutMs).catch(() => undefined)
+        await this.#http.kvSet(key, '', { release: id }, this.#ctx.timeoutMs).catch(() => undefined)
         await destroy()
         if (!ac.signal.aborted) ac.abort(new Error('released'))
       },

@@ -6,7 +6,7 @@ import { Etcd3 } from 'etcd3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Etcd } from '../support/services/etcd.ts'
 import { startEtcd } from '../support/services/etcd.ts'
-import { ConsulStandIn } from '../support/consul-standin.ts'
+import { blockingOn, ConsulStandIn } from '../support/consul-standin.ts'
 import { until } from '../support/poll.ts'
 import { startRig } from '../sources/rig.ts'
 import { freePort } from '../e2e/harness.ts'
@@ -73,7 +73,7 @@ describe('a thousand instances of one service', () => {
   it('consul: one blocking query for the service; the burst is a few reloads', async () => {
     const rig = await startRig({ docker: null, swarm: false, dockerResyncMs: 30_000, registries: [`consul://127.0.0.1:${consul.port}`] }, base('consul'))
     try {
-      await until(() => consul.requests.some((r) => r.url.startsWith('/v1/health/service/big?passing&index=')), 5000, 'a blocking query')
+      await until(() => consul.requests.some((r) => blockingOn(r.url, '/v1/health/service/big', true)), 5000, 'a blocking query')
       const before = consul.requests.length
       await burst(rig, 'consul', async () => {
         for (let i = 0; i < N; i++) {

@@ -2,7 +2,7 @@
 // can be installed here; test/support/consul-standin*.ts implement its
 // catalog and health endpoints as Consul documents them).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { ConsulStandIn } from '../support/consul-standin.ts'
+import { blockingOn, ConsulStandIn } from '../support/consul-standin.ts'
 import { until } from '../support/poll.ts'
 import { openRegistry } from '../../src/sources/registry-open.ts'
 import { parseRegistryUrl } from '../../src/kv/registry-url.ts'
@@ -48,7 +48,7 @@ describe('Consul registry: /v1/health/service/<name>?passing with blocking queri
     expect(byId['n1/web-1']).toEqual({ id: 'n1/web-1', Target: '127.0.0.11', Port: 8081, tags: ['v1'], meta: { balancer_weight: '3' } })
     expect(byId['n2/web-2']?.tags).toEqual(['v2'])
     // Follows with blocking queries on the index it was given, not by polling.
-    await until(() => consul.requests.some((q) => q.url.startsWith('/v1/health/service/web?passing&index=')), 5000, 'a blocking query')
+    await until(() => consul.requests.some((q) => blockingOn(q.url, '/v1/health/service/web', true)), 5000, 'a blocking query')
     consul.deregister({ Node: 'n1' })
     consul.deregister({ Node: 'n2' })
   })

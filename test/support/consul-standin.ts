@@ -172,7 +172,7 @@ export class ConsulStandIn {
         try {
           this.#route(req, Buffer.concat(chunks), res)
         } catch (err) {
-          send(res, 500, String(err), this.#index)
+          send(res, 500, String(err), this.#index, 'text/plain')
         }
       }
       if (this.#frozen) this.#held.push(run)
@@ -186,7 +186,7 @@ export class ConsulStandIn {
     const q = url.searchParams
     if (this.#token !== null) {
       const given = req.headers['x-consul-token'] ?? q.get('token') ?? undefined
-      if (given !== this.#token) return send(res, 403, given === undefined ? 'Permission denied' : 'ACL not found', this.#index)
+      if (given !== this.#token) return send(res, 403, given === undefined ? 'Permission denied' : 'ACL not found', this.#index, 'text/plain')
     }
     if (url.pathname === '/v1/txn' && req.method === 'PUT') return this.#txn(body, res)
     if (url.pathname.startsWith('/v1/session/') && req.method === 'PUT') return this.#session(url.pathname.slice('/v1/session/'.length), body, res)
@@ -214,7 +214,7 @@ export class ConsulStandIn {
       const name = decodeURIComponent(url.pathname.slice('/v1/health/service/'.length))
       return this.#blocking(q, res, () => this.#catalog.health(name, q.has('passing') && q.get('passing') !== 'false', q.getAll('tag')))
     }
-    if (!url.pathname.startsWith('/v1/kv/')) return send(res, 404, 'stand-in: not implemented', this.#index)
+    if (!url.pathname.startsWith('/v1/kv/')) return send(res, 404, 'stand-in: not implemented', this.#index, 'text/plain')
     const key = decodeURIComponent(url.pathname.slice('/v1/kv/'.length))
     if (req.method === 'GET') return this.#get(key, q, res)
     if (req.method === 'PUT' && (q.has('acquire') || q.has('release'))) return this.#lock(key, q, body, res)
@@ -249,7 +249,7 @@ export class ConsulStandIn {
       })
       return send(res, 200, JSON.stringify(ok), this.#index)
     }
-    send(res, 405, 'method not allowed', this.#index)
+    send(res, 405, 'method not allowed', this.#index, 'text/plain')
   }
 
   #session(path: string, body: Buffer, res: ServerResponse): void {
@@ -277,7 +277,7 @@ export class ConsulStandIn {
       this.#invalidate(id)
       return send(res, 200, 'true', this.#index)
     }
-    send(res, 404, 'stand-in: not implemented', this.#index)
+    send(res, 404, 'stand-in: not implemented', this.#index, 'text/plain')
   }
 
   #arm(id: string): void {
@@ -419,9 +419,9 @@ export class ConsulStandIn {
       ops = JSON.parse(body.toString('utf8')) as TxnOp[]
       if (!Array.isArray(ops)) throw new Error('not a list')
     } catch (err) {
-      return send(res, 400, `Failed to parse body: ${String(err)}`, this.#index)
+      return send(res, 400, `Failed to parse body: ${String(err)}`, this.#index, 'text/plain')
     }
-    if (ops.length > MAX_TXN_OPS) return send(res, 413, `Transaction contains too many operations (${ops.length} > ${MAX_TXN_OPS})`, this.#index)
+    if (ops.length > MAX_TXN_OPS) return send(res, 413, `Transaction contains too many operations (${ops.length} > ${MAX_TXN_OPS})`, this.#index, 'text/plain')
     const out = runTxn(this.#kv, this.#index + 1, ops)
     if (out.errors.length > 0) return send(res, 409, JSON.stringify({ Results: null, Errors: out.errors }), this.#index)
     if (out.writes) {
@@ -455,6 +455,13 @@ export class ConsulStandIn {
   }
 }
 
+/** A request URL is a blocking query (index > 0) on `path` (e.g. /v1/health/service/web), passing-only when asked. */
+export function blockingOn(url: string, path: string, passing = false): boolean {
+  const u = new URL(url, 'http://consul')
+  return u.pathname === path && Number(u.searchParams.get('index') ?? 0) > 0 && (!passing || u.searchParams.has('passing'))
+}
+
+/** Errors go out as text/plain, as Consul's do (Go's http.Error); answers as JSON. */
 function send(res: ServerResponse, status: number, body: string | Buffer, index: number, type = 'application/json'): void {
   res.writeHead(status, {
     'content-type': type,

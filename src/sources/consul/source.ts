@@ -1,4 +1,4 @@
-// Consul as a service registry, over its HTTP API (kv/consul-http.ts, the
+// Consul as a service registry, over its HTTP API (kv/consul-client.ts, the
 // client the Consul store uses). One blocking query per followed service on
 // /v1/health/service/<name>?passing, and two on /v1/catalog/services for the
 // tag-driven servers (by tag, and by Meta through Consul's filter). Blocking queries follow Consul's documented rules, as
@@ -7,15 +7,14 @@
 // to 0 and reads again; a query that wakes early with nothing new is not
 // retried in a tight loop.
 
-import type { ConsulHttp } from '../../kv/consul-http.ts'
-import { consulIndex, describeFailure } from '../../kv/consul-http.ts'
+import type { Blocking, ConsulClient, Indexed } from '../../kv/consul-client.ts'
 import { Backoff, sleep } from '../../kv/backoff.ts'
 import type { Instance, InstanceListener, RegistryDriver, ServiceListListener } from '../registry.ts'
 import type { HealthEntry } from './translate.ts'
 import { ENABLE_META_FILTER, instancesOf, taggedServers, taggedServices } from './translate.ts'
 
 export interface ConsulDriverOptions {
-  http: ConsulHttp
+  http: ConsulClient
   /** The registry's name, in problem paths. */
   name: string
   /** Longest a blocking query waits. Default 60 s (Consul's own default is 5 min). */
@@ -28,7 +27,7 @@ export interface ConsulDriverOptions {
 
 export class ConsulDriver implements RegistryDriver {
   readonly #o: Required<Omit<ConsulDriverOptions, 'http' | 'name'>>
-  readonly #http: ConsulHttp
+  readonly #http: ConsulClient
   readonly #name: string
 
   constructor(o: ConsulDriverOptions) {
@@ -38,10 +37,15 @@ export class ConsulDriver implements RegistryDriver {
   }
 
   follow(service: string, signal: AbortSignal, on: InstanceListener): Promise<void> {
-    return this.#blocking(`/v1/health/service/${encodeURIComponent(service)}?passing`, signal, on.error, (body) => {
-      const { instances, problems } = instancesOf(this.#name, service, JSON.parse(body) as HealthEntry[])
-      on.set(instances, problems)
-    })
+    return this.#blocking(
+      (q, ms) => this.#http.healthService(service, q, ms, signal),
+      signal,
+      on.error,
+      (body) => {
+        const { instances, problems } = instancesOf(this.#name, service, body as HealthEntry[])
+        on.set(instances, problems)
+      },
+    )
   }
 
   /**
@@ -58,14 +62,24 @@ export class ConsulDriver implements RegistryDriver {
       on.set([...new Set([...(byTag ?? []), ...(byMeta ?? [])])].sort())
     }
     await Promise.all([
-      this.#blocking('/v1/catalog/services', signal, on.error, (body) => {
-        byTag = taggedServices(JSON.parse(body) as Record<string, string[]>)
-        report()
-      }),
-      this.#blocking(`/v1/catalog/services?filter=${encodeURIComponent(ENABLE_META_FILTER)}`, signal, on.error, (body) => {
-        byMeta = Object.keys(JSON.parse(body) as Record<string, string[]>).sort()
-        report()
-      }),
+      this.#blocking(
+        (q, ms) => this.#http.catalogServices(null, q, ms, signal),
+        signal,
+        on.error,
+        (body) => {
+          byTag = taggedServices(body as Record<string, string[]>)
+          report()
+        },
+      ),
+      this.#blocking(
+        (q, ms) => this.#http.catalogServices(ENABLE_META_FILTER, q, ms, signal),
+        signal,
+        on.error,
+        (body) => {
+          byMeta = Object.keys(body as Record<string, string[]>).sort()
+          report()
+        },
+      ),
     ])
   }
 
@@ -78,20 +92,17 @@ export class ConsulDriver implements RegistryDriver {
   }
 
   /** The blocking-query loop: apply(body) for the first answer and every answer with a new index. */
-  async #blocking(path: string, signal: AbortSignal, onError: (err: Error) => void, apply: (body: string) => void): Promise<void> {
+  async #blocking(query: (q: Blocking | null, timeoutMs: number) => Promise<Indexed<unknown>>, signal: AbortSignal, onError: (err: Error) => void, apply: (body: unknown) => void): Promise<void> {
     const backoff = new Backoff(this.#o.minBackoffMs, this.#o.maxBackoffMs)
     const wait = this.#o.waitMs
     // Consul adds up to wait/16 of jitter to a blocking query.
     const timeoutMs = wait + Math.ceil(wait / 16) + this.#o.timeoutMs
-    const join = path.includes('?') ? '&' : '?'
     let index = 0
     while (!signal.aborted) {
       const started = Date.now()
       try {
-        const q = index > 0 ? `${path}${join}index=${index}&wait=${wait}ms` : path
-        const res = await this.#http.request('GET', q, null, index > 0 ? timeoutMs : this.#o.timeoutMs, signal)
-        if (res.status !== 200) throw new Error(describeFailure(res))
-        const seen = consulIndex(res.headers)
+        const res = await query(index > 0 ? { index, waitMs: wait } : null, index > 0 ? timeoutMs : this.#o.timeoutMs)
+        const seen = res.index
         backoff.reset()
         if (index > 0 && seen === index) {
           // The wait ran out, or Consul woke the query with nothing new: never spin.
