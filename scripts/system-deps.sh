@@ -5,7 +5,8 @@
 #   dashboard's browser test); for TLS: openssl (test certificates), sslscan
 #   (the protocol and cipher scan), pebble (the ACME test CA, with
 #   pebble-challtestsrv); for HTTP/2: nghttp2-client (nghttp, h2load);
-#   apache2-utils (htpasswd: bcrypt hashes for the BasicAuth tests).
+#   apache2-utils (htpasswd: bcrypt hashes for the BasicAuth tests);
+#   openssh-server and openssh-client (sshd, ssh-agent: DOCKER_HOST=ssh://).
 # Idempotent and quiet; when everything is present it only runs a few checks.
 # Needs root (or sudo) only when something must be installed.
 set -euo pipefail
@@ -30,6 +31,8 @@ need sslscan /usr/bin/sslscan
 need pebble /usr/bin/pebble
 need nghttp2-client /usr/bin/h2load
 need apache2-utils /usr/bin/htpasswd
+need openssh-server /usr/sbin/sshd
+need openssh-client /usr/bin/ssh-agent
 
 if [[ ${#missing[@]} -eq 0 ]]; then exit 0; fi
 

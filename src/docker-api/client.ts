@@ -3,9 +3,11 @@
 // has a deadline; nothing here retries or logs (the source that owns the
 // loop does both).
 //
-// dockerode (its docker-modem) does the transport: unix sockets, tcp:// with
-// the TLS material the docker CLI uses, and ssh:// (`docker system
-// dial-stdio` on the remote host). Our code is kept for two parts only:
+// dockerode (its docker-modem) does the transport: unix sockets and tcp://
+// with the TLS material the docker CLI uses. Our code is kept for three
+// parts only:
+// - The ssh:// transport (ssh.ts, which says why): an http.Agent handed to
+//   dockerode, whose connections are `docker system dial-stdio` over SSH.
 // - The /events decoder (json-stream.ts). dockerode hands the stream over
 //   raw; docker-modem's followProgress decodes each chunk with toString()
 //   (a multi-byte character cut across two chunks is mangled), needs a
@@ -22,9 +24,11 @@
 
 import http from 'node:http'
 import https from 'node:https'
+import { userInfo } from 'node:os'
 import Docker from 'dockerode'
 import type { Endpoint } from './endpoint.ts'
 import { JsonObjectSplitter } from './json-stream.ts'
+import { sshAgent } from './ssh.ts'
 import type { ContainerInspect, ContainerSummary, SwarmService, SwarmTask } from './types.ts'
 
 /** Engine API errors carry the HTTP status (404: no such container) and the daemon's message. */
@@ -61,7 +65,7 @@ export interface DockerClientOptions {
 export class DockerClient {
   readonly endpoint: Endpoint
   readonly #docker: Docker
-  readonly #agent: http.Agent | null
+  readonly #agent: http.Agent
   readonly #timeoutMs: number
   #versioned = false
 
@@ -76,8 +80,8 @@ export class DockerClient {
       this.#agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 5000 })
       this.#docker = new Docker(modemOptions({ ...none, socketPath: ep.socketPath, protocol: 'http', agent: this.#agent }))
     } else if (ep.kind === 'ssh') {
-      this.#agent = null
-      this.#docker = new Docker(modemOptions({ ...none, protocol: 'ssh', host: ep.host, port: ep.port, username: ep.user, sshOptions: ep.agent === undefined ? {} : { agent: ep.agent } }))
+      this.#agent = sshAgent({ host: ep.host, port: ep.port, user: ep.user ?? userInfo().username, agent: ep.agent, knownHosts: ep.knownHosts, readyTimeoutMs: this.#timeoutMs })
+      this.#docker = new Docker(modemOptions({ ...none, host: ep.host, port: ep.port, protocol: 'http', agent: this.#agent }))
     } else if (ep.tls === null) {
       this.#agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 5000 })
       this.#docker = new Docker(modemOptions({ ...none, host: ep.host, port: ep.port, protocol: 'http', agent: this.#agent }))
@@ -162,7 +166,7 @@ export class DockerClient {
 
   /** Closes pooled connections. */
   close(): void {
-    this.#agent?.destroy()
+    this.#agent.destroy()
   }
 
   /** One call under the caller's signal and this client's deadline (until the answer's head, for a stream). */

@@ -2,7 +2,8 @@
 // `tcp://host:port` (TLS when DOCKER_TLS_VERIFY is set or the port is 2376,
 // like the docker CLI), `http://` / `https://`, `ssh://[user@]host[:port]`
 // (the daemon of a remote host, through `docker system dial-stdio` there;
-// keys from the ssh agent at SSH_AUTH_SOCK). TLS material comes from
+// keys from the ssh agent at SSH_AUTH_SOCK, the host key checked against
+// ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts). TLS material comes from
 // DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem), as the docker CLI reads it.
 
 import { readFileSync } from 'node:fs'
@@ -24,8 +25,8 @@ export interface TlsMaterial {
 export type Endpoint =
   | { kind: 'unix'; socketPath: string; text: string }
   | { kind: 'tcp'; host: string; port: number; tls: TlsMaterial | null; text: string }
-  /** agent: the ssh agent's socket (SSH_AUTH_SOCK), which holds the keys. */
-  | { kind: 'ssh'; host: string; port: number; user: string | undefined; agent: string | undefined; text: string }
+  /** agent: the ssh agent's socket (SSH_AUTH_SOCK), which holds the keys; knownHosts: where the host key must be listed. */
+  | { kind: 'ssh'; host: string; port: number; user: string | undefined; agent: string | undefined; knownHosts: string[]; text: string }
 
 /** Parses without touching the disk; TLS files are read by loadTls(). */
 export function parseEndpoint(text: string, env: Readonly<Record<string, string | undefined>>): Endpoint | { error: string } {
@@ -40,7 +41,8 @@ export function parseEndpoint(text: string, env: Readonly<Record<string, string 
   if (ssh !== null) {
     const port = ssh[3] === undefined ? 22 : Number(ssh[3])
     if (port < 1 || port > 65535) return { error: `port must be 1-65535, got "${text}"` }
-    return { kind: 'ssh', host: (ssh[2] ?? '').replace(/^\[|\]$/g, ''), port, user: ssh[1], agent: env.SSH_AUTH_SOCK, text: t }
+    const knownHosts = [join(env.HOME ?? homedir(), '.ssh', 'known_hosts'), '/etc/ssh/ssh_known_hosts']
+    return { kind: 'ssh', host: (ssh[2] ?? '').replace(/^\[|\]$/g, ''), port, user: ssh[1], agent: env.SSH_AUTH_SOCK, knownHosts, text: t }
   }
   const m = /^(tcp|http|https):\/\/(\[[0-9a-fA-F:.]+\]|[^:/[\]]+)(?::(\d{1,5}))?\/?$/.exec(t)
   if (m === null) return { error: `must be unix:///path/to/docker.sock, tcp://host:port or ssh://user@host, got "${text}"` }
