@@ -3,6 +3,13 @@
 // HTTP API the store uses are served by a real HTTP server that follows
 // Consul's documented behaviour.
 
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { connect as tcpConnect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createServer as createTlsServer } from 'node:tls'
+import type { TLSSocket } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConsulStore } from '../../src/store/consul.ts'
 import type { KvStoreOptions } from '../../src/store/kv/options.ts'
@@ -114,6 +121,54 @@ describe('consul specifics (against the stand-in)', () => {
       await good.close()
       await bad.close()
       await secured.close()
+    }
+  })
+})
+
+describe('consul over HTTPS', () => {
+  it('speaks TLS with the CA and client certificate given (BALANCER_CONSUL_CA/_CERT/_KEY), and fails without the CA', async () => {
+    // Certificates made with openssl; a TLS listener that requires a client certificate, in front of the stand-in.
+    const dir = mkdtempSync(join(tmpdir(), 'balancer-consul-tls-'))
+    const openssl = (...args: string[]): void => {
+      execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] })
+    }
+    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=test-ca', '-keyout', 'ca-key.pem', '-out', 'ca.pem')
+    writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n')
+    writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n')
+    for (const who of ['server', 'client']) {
+      openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${who}`, '-keyout', `${who}-key.pem`, '-out', `${who}.csr`)
+      openssl('x509', '-req', '-in', `${who}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial', '-days', '1', '-extfile', `${who}.ext`, '-out', `${who}-cert.pem`)
+    }
+    const pem = (name: string): Buffer => readFileSync(join(dir, name))
+    const sockets = new Set<TLSSocket>()
+    const front = createTlsServer({ key: pem('server-key.pem'), cert: pem('server-cert.pem'), ca: pem('ca.pem'), requestCert: true, rejectUnauthorized: true }, (down) => {
+      sockets.add(down)
+      const up = tcpConnect(consul.port, '127.0.0.1')
+      down.pipe(up).pipe(down)
+      const drop = (): void => {
+        down.destroy()
+        up.destroy()
+        sockets.delete(down)
+      }
+      down.on('error', drop).on('close', drop)
+      up.on('error', drop).on('close', drop)
+    })
+    front.on('tlsClientError', () => {})
+    await new Promise<void>((r) => front.listen(0, '127.0.0.1', r))
+    const port = (front.address() as { port: number }).port
+    const at = (tls: { ca: Buffer | null; cert: Buffer | null; key: Buffer | null }): ConsulStore =>
+      new ConsulStore({ hosts: [{ host: '127.0.0.1', port }], prefix: '/tls', location: `consul://127.0.0.1:${port}/tls`, ...TEST_TIMING, tls })
+    const good = at({ ca: pem('ca.pem'), cert: pem('client-cert.pem'), key: pem('client-key.pem') })
+    const noCa = at({ ca: null, cert: pem('client-cert.pem'), key: pem('client-key.pem') })
+    try {
+      await good.update(withServer(server(8331)))
+      expect((await good.load()).config.servers.map((x) => x.address)).toEqual([':8331'])
+      await expect(noCa.load()).rejects.toMatchObject({ code: 'E_STORE_UNAVAILABLE' })
+    } finally {
+      await good.close()
+      await noCa.close()
+      for (const x of sockets) x.destroy()
+      front.close()
     }
   })
 })
