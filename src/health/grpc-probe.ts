@@ -9,9 +9,8 @@
 //
 // node:http2 is used here, not the data plane's frame layer: a check is one
 // call every Interval, off the request path, and this is the client every
-// gRPC library's health check interoperates with.
-
-import { connect } from 'node:http2'
+// gRPC library's health check interoperates with. It loads with the first
+// gRPC check (a worker without one does not pay for it: ~9 MiB resident).
 import { isIP } from 'node:net'
 import type { CheckPlan } from '../compiler/snapshot.ts'
 import type { ProbeTarget } from './probe.ts'
@@ -62,6 +61,7 @@ export function grpcProbe(plan: CheckPlan, t: ProbeTarget, done: (ok: boolean, r
   let settled = false
   const tls = t.tls ?? null
   // An h2 upstream (Scheme https) is checked over TLS with the engine's upstream CAs.
+  const { connect } = process.getBuiltinModule('node:http2')
   const session = tls === null ? connect(`http://${t.authority}`) : connect(`https://${t.authority}`, { secureContext: tls, ...(isIP(t.host) === 0 ? { servername: t.host } : {}) })
   const finish = (ok: boolean, result: string): void => {
     if (settled) return

@@ -4,13 +4,14 @@
 // went to the client) or the balancer's own (the fronts' respond), is
 // replaced by the route's page, fetched when needed: GET from an upstream
 // that renders pages (node:http: a side request of a few routes, like
-// ForwardAuth) or read from a static file. The status stays. A page that
+// ForwardAuth) or read from a static file; node:http and node:fs/promises
+// load with the first page fetched (a worker without an errors group does
+// not pay for them: ~14 MiB resident). The status stays. A page that
 // cannot be had within the timeout, or is over PAGE_MAX, leaves the plain
 // answer; an exchange that is no longer on that request when the page
 // arrives is left alone.
 
-import { readFile } from 'node:fs/promises'
-import { Agent, request } from 'node:http'
+import type { Agent } from 'node:http'
 import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ErrorPagesPlan } from '../../compiler/snapshot.ts'
@@ -19,7 +20,7 @@ import { Timer, leaveQueue } from '../exchange.ts'
 import { discard } from '../upstream/pool.ts'
 
 const PAGE_MAX = 64 * 1024
-const AGENT = new Agent({ keepAlive: true, maxFreeSockets: 16 })
+let agent: Agent | null = null
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
   '.htm': 'text/html; charset=utf-8',
@@ -70,6 +71,7 @@ function fetchPage(plan: ErrorPagesPlan, status: number, done: (p: Page | null) 
   const where = plan.page.replaceAll('{status}', String(status))
   if (where.startsWith('file:')) {
     const path = fileURLToPath(where)
+    const { readFile } = process.getBuiltinModule('node:fs/promises')
     readFile(path, { signal: AbortSignal.timeout(plan.timeoutMs) }).then(
       (body) => done(body.length > PAGE_MAX ? null : { fields: [['content-type', TYPES[extname(path).toLowerCase()] ?? 'text/html; charset=utf-8']], body }),
       () => done(null),
@@ -83,7 +85,9 @@ function fetchPage(plan: ErrorPagesPlan, status: number, done: (p: Page | null) 
     clearTimeout(timer)
     done(p)
   }
-  const out = request(where, { method: 'GET', agent: AGENT, headers: { accept: 'text/html, */*' } })
+  const http = process.getBuiltinModule('node:http')
+  agent ??= new http.Agent({ keepAlive: true, maxFreeSockets: 16 })
+  const out = http.request(where, { method: 'GET', agent, headers: { accept: 'text/html, */*' } })
   const timer = setTimeout(() => {
     finish(null)
     out.destroy()

@@ -3,9 +3,10 @@
 // unref'd so it never keeps the process alive. Checks queue in the thread;
 // at most MAX_PENDING wait, beyond that a check is refused at once (the
 // caller answers 503): a flood of wrong passwords costs one core at most and
-// never stalls the event loop.
+// never stalls the event loop. node:worker_threads loads with the first
+// check, like the thread.
 
-import { Worker } from 'node:worker_threads'
+import type { Worker } from 'node:worker_threads'
 
 const MAX_PENDING = 256
 
@@ -27,6 +28,7 @@ export class Verifier {
   }
 
   #start(): Worker {
+    const { Worker } = process.getBuiltinModule('node:worker_threads')
     const w = new Worker(new URL('./verify-thread.ts', import.meta.url))
     w.unref()
     w.on('message', (m: { id: number; ok: boolean }) => {
