@@ -43,6 +43,7 @@ export function pumpBody(conn: ClientConn): void {
     if (conn.bodyLeft === 0) conn.reqDone = true
   } else {
     const d = conn.reqChunk
+    if (d === null) return // not reached: a chunked request made it (request.ts)
     end = advance(d, buf, start, len, false)
     if (d.state === Chunk.Error) {
       // Nothing of this read is forwarded; the upstream connection is dropped mid-request.

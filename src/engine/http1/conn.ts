@@ -104,8 +104,9 @@ export class ClientConn {
   readonly scan = new HeadScan()
   readonly req = new RequestHead()
   readonly res = new ResponseHead()
-  readonly reqChunk: ChunkDecoder
-  readonly resChunk: ChunkDecoder
+  /** Made by the first chunked request or response (chunkDecoder): most connections never see one, and it stays idle in every keep-alive connection. */
+  reqChunk: ChunkDecoder | null = null
+  resChunk: ChunkDecoder | null = null
   timer: number = Timer.None
   deadline = 0
   reading = true
@@ -206,9 +207,14 @@ export class ClientConn {
     this.clientIp = ip.startsWith('::ffff:') ? ip.slice(7) : ip
     this.trusted = ctx.isTrusted(this.clientIp)
     this.forNode = forNode(this.clientIp)
-    this.reqChunk = new ChunkDecoder(ctx.opts.maxHeaderBytes)
-    this.resChunk = new ChunkDecoder(ctx.opts.maxHeaderBytes)
   }
+}
+
+/** The connection's decoder for a chunked message starting now, reset; made on first use and kept. */
+export function chunkDecoder(conn: ClientConn, d: ChunkDecoder | null): ChunkDecoder {
+  if (d === null) return new ChunkDecoder(conn.ctx.opts.maxHeaderBytes)
+  d.reset()
+  return d
 }
 
 function ignoreError(): void {

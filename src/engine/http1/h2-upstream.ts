@@ -123,6 +123,7 @@ export function pumpH2Body(conn: ClientConn): void {
     pos = start + n
   } else {
     const d = conn.reqChunk
+    if (d === null) return bodyRefused(conn, 400) // not reached: a chunked request made it (request.ts)
     while (pos < len && !conn.reqDone) {
       const p = advance(d, buf, pos, len, true)
       if (d.state === Chunk.Error) return bodyRefused(conn, 400)

@@ -25,7 +25,7 @@ import type { UpConn } from '../upstream/pool.ts'
 import { discard, release } from '../upstream/pool.ts'
 import { Chunk, advance } from './chunked.ts'
 import type { ClientConn } from './conn.ts'
-import { Framing, ResPhase, St, Timer, arm, finishRequest, respond } from './conn.ts'
+import { Framing, ResPhase, St, Timer, arm, chunkDecoder, finishRequest, respond } from './conn.ts'
 import { Conn, responseHead, withRequestId } from './forward.ts'
 import { Method, parseResponseHead, responseHeadEnd } from './parse.ts'
 import type { ResponseHead } from './parse.ts'
@@ -260,7 +260,7 @@ function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: n
   else {
     conn.resPhase = ResPhase.Body
     if (framing === Framing.Length) conn.resLeft = r.contentLength
-    else if (framing === Framing.Chunked) conn.resChunk.reset()
+    else if (framing === Framing.Chunked) conn.resChunk = chunkDecoder(conn, conn.resChunk)
   }
   return end + inline
 }
@@ -280,6 +280,7 @@ function body(conn: ClientConn, uc: UpConn, buf: Buffer, pos: number): number {
     }
     case Framing.Chunked: {
       const d = conn.resChunk
+      if (d === null) return -1 // not reached: a chunked response made it above
       if (!conn.dechunk) {
         const p = advance(d, buf, pos, len, false)
         if (conn.resMax !== 0 && d.total > conn.resMax) return TOO_LARGE

@@ -7,7 +7,7 @@ import { matchRoute } from '../match.ts'
 import { Scheme } from '../../compiler/snapshot.ts'
 import { CR, LF, equalsLower } from './chars.ts'
 import type { ClientConn } from './conn.ts'
-import { BodyKind, ResPhase, St, Timer, arm, redirect, reject, respond, respondWhole, syncReading } from './conn.ts'
+import { BodyKind, ResPhase, St, Timer, arm, chunkDecoder, redirect, reject, respond, respondWhole, syncReading } from './conn.ts'
 import { startExchange } from '../exchange.ts'
 import { takeH2c } from './h2c.ts'
 import { hostless, requestHead } from './forward.ts'
@@ -137,7 +137,7 @@ function dispatch(conn: ClientConn, buf: Buffer): void {
   conn.upgrade = h.version === 11 && h.connUpgrade && h.upgradeCount === 1 && !isH2c(buf, h)
   if (h.teChunked === 1) {
     conn.bodyKind = BodyKind.Chunked
-    conn.reqChunk.reset()
+    conn.reqChunk = chunkDecoder(conn, conn.reqChunk)
     conn.reqDone = false
   } else if (h.clCount === 1 && h.contentLength > 0) {
     conn.bodyKind = BodyKind.Length

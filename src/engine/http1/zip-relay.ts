@@ -75,6 +75,7 @@ export function zipBody(conn: ClientConn, uc: UpConn, zip: Zip<ClientConn>, buf:
     }
     case Framing.Chunked: {
       const d = conn.resChunk
+      if (d === null) return -1 // not reached: a chunked response made it (relay.ts)
       while (pos < len) {
         const p = advance(d, buf, pos, len, true)
         if (d.state === Chunk.Error) return -1
