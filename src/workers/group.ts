@@ -15,7 +15,8 @@
 // a worker starts once per process life or crash.
 //
 // Stats: GET /status is synchronous, so each worker pushes its EngineStats
-// every statsMs (and with every apply answer); stats() merges the latest.
+// every statsMs (and with every apply answer), by difference from its
+// previous push (stats-delta.ts); stats() merges the latest.
 //
 // Active health checks run in one worker (slot 0, and its replacement): it
 // reports every completed check, and the primary hands each result to the
@@ -34,6 +35,7 @@ import type { Logger } from '../observability/log.ts'
 import type { FromWorker, ToWorker, WireError, WorkerAccessLog, WorkerEngineOptions, WorkerSample } from './protocol.ts'
 import { configEdit } from './protocol.ts'
 import { EMPTY_STATS, mergeStats } from './stats.ts'
+import { StatsReceiver } from './stats-delta.ts'
 import { pairId } from '../health/checker.ts'
 import type { CheckResult } from '../health/checker.ts'
 
@@ -91,7 +93,8 @@ class Slot {
   readonly id: number
   proc: ChildProcess | null = null
   serving = false
-  stats: EngineStats = EMPTY_STATS
+  /** The worker's figures, rebuilt from the deltas it sends (stats-delta.ts); a new one per process. */
+  figures = new StatsReceiver()
   /** The config this worker serves and its version (what the next apply is sent as an edit of); null: none known. */
   holds: { config: ValidConfig; version: number } | null = null
   restarts = 0
@@ -107,6 +110,11 @@ class Slot {
 
   constructor(id: number) {
     this.id = id
+  }
+
+  /** The worker's latest figures (at most statsMs old). */
+  get stats(): EngineStats {
+    return this.figures.stats() ?? EMPTY_STATS
   }
 }
 
@@ -174,8 +182,7 @@ export class WorkerGroup {
       if (a.value.t === 'applied') {
         applied.push(s)
         s.holds = { config, version }
-        s.stats = a.value.stats
-        if (s.id === PROBER) this.#pruneChecks(a.value.stats)
+        if (s.id === PROBER) this.#pruneChecks(s.stats)
       } else if (a.value.t === 'refused') refusal ??= a.value.error
     })
     if (refusal !== null) {
@@ -238,7 +245,7 @@ export class WorkerGroup {
     const proc = fork(WORKER_MODULE, [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' })
     s.proc = proc
     s.serving = false
-    s.stats = EMPTY_STATS
+    s.figures = new StatsReceiver()
     s.holds = null
     s.startedAt = Date.now()
     s.exited = new Promise((resolve) => proc.once('exit', () => resolve()))
@@ -285,10 +292,10 @@ export class WorkerGroup {
         s.onReady = null
         return
       case 'stats':
-        s.stats = m.stats
+        s.figures.apply(m.stats)
         return
       case 'sample': {
-        s.stats = m.sample.stats
+        s.figures.set(m.sample.stats)
         const done = s.samples.get(m.seq)
         s.samples.delete(m.seq)
         done?.(m.sample)
@@ -296,6 +303,8 @@ export class WorkerGroup {
       }
       case 'applied':
       case 'refused': {
+        // Every answer's delta is taken, whoever waits for it (a rollback's too): the next delta builds on it.
+        if (m.t === 'applied') s.figures.apply(m.stats)
         const p = s.pending.get(m.seq)
         s.pending.delete(m.seq)
         p?.resolve(m)
@@ -319,7 +328,7 @@ export class WorkerGroup {
     if (s.proc !== proc) return
     s.proc = null
     s.serving = false
-    s.stats = EMPTY_STATS
+    s.figures = new StatsReceiver()
     for (const p of s.pending.values()) p.reject(new WorkerGone())
     s.pending.clear()
     for (const done of s.samples.values()) done(null)
@@ -356,7 +365,6 @@ export class WorkerGroup {
           return
         }
         s.holds = cur
-        s.stats = a.stats
       }
       for (const key of this.#drained) s.proc.send({ t: 'drain', key, on: true } satisfies ToWorker)
       this.#handChecks([s])

@@ -20,6 +20,7 @@ import type { Problem } from '../model/errors.ts'
 import type { AcmeChallenges, CertEntry, EngineOptions, EngineStats } from '../engine/types.ts'
 import type { Traffic } from '../engine/meter.ts'
 import type { CheckResult } from '../health/checker.ts'
+import type { StatsDelta } from './stats-delta.ts'
 
 export type WorkerEngineOptions = Omit<EngineOptions, 'log' | 'accessLog'>
 
@@ -89,9 +90,10 @@ export interface WireError {
 
 export type FromWorker =
   | { t: 'ready' }
-  | { t: 'applied'; seq: number; stats: EngineStats }
+  /** `stats`: by difference from the worker's previous stats (stats-delta.ts). */
+  | { t: 'applied'; seq: number; stats: StatsDelta }
   | { t: 'refused'; seq: number; error: WireError }
-  | { t: 'stats'; stats: EngineStats }
+  | { t: 'stats'; stats: StatsDelta }
   | { t: 'sample'; seq: number; sample: WorkerSample }
   | { t: 'refusing' }
   /** One completed active check (the probing worker only). */

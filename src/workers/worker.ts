@@ -22,6 +22,7 @@ import type { LineLogger } from '../observability/line-log.ts'
 import type { AccessLog } from '../observability/access-log.ts'
 import type { CheckResult } from '../health/checker.ts'
 import type { ConfigEdit, FromWorker, ToWorker, WireError } from './protocol.ts'
+import { StatsSender } from './stats-delta.ts'
 import type { ValidConfig } from '../model/types.ts'
 
 const send = (m: FromWorker): void => {
@@ -43,6 +44,8 @@ let stopping = false
 let ticker: NodeJS.Timeout | null = null
 let graceMs = 30_000
 let accessLog: AccessLog | null = null
+/** What the primary holds of this worker's figures: stats go as deltas of it. */
+const figures = new StatsSender()
 
 function wire(err: unknown): WireError {
   if (err instanceof BalancerError) return { code: err.code, message: err.message, problems: err.problems }
@@ -69,7 +72,7 @@ async function onMessage(m: ToWorker): Promise<void> {
       const checks = m.probes ? { checks: 'probe' as const, onCheck: (result: CheckResult) => send({ t: 'check', result }) } : { checks: 'follow' as const }
       engine = new Engine({ ...m.engine, ...checks, accessLog, log: log.child({ component: 'engine' }) })
       const e = engine
-      ticker = setInterval(() => send({ t: 'stats', stats: e.stats() }), m.statsMs)
+      ticker = setInterval(() => send({ t: 'stats', stats: figures.delta(e.stats()) }), m.statsMs)
       send({ t: 'ready' })
       // Every module a worker runs is loaded now: keep their compiled code for the next start (bin/balancer.js).
       module.flushCompileCache?.()
@@ -84,7 +87,7 @@ async function onMessage(m: ToWorker): Promise<void> {
         await engine.apply(snap)
         before = { seq: m.seq, held: current }
         current = { snap, config, version: m.version }
-        send({ t: 'applied', seq: m.seq, stats: engine.stats() })
+        send({ t: 'applied', seq: m.seq, stats: figures.delta(engine.stats()) })
       } catch (err) {
         send({ t: 'refused', seq: m.seq, error: wire(err) })
       }
@@ -121,17 +124,20 @@ async function onMessage(m: ToWorker): Promise<void> {
           log?.error({ err }, 'rollback failed')
         }
       }
-      send({ t: 'applied', seq: m.seq, stats: engine.stats() })
+      send({ t: 'applied', seq: m.seq, stats: figures.delta(engine.stats()) })
       return
     }
     case 'sample': {
       if (engine === null) throw new Error('sample before init')
       const cpu = process.cpuUsage()
+      const stats = engine.stats()
+      // Whole figures: the primary takes them as the base of the next delta.
+      figures.reset(stats)
       send({
         t: 'sample',
         seq: m.seq,
         sample: {
-          stats: engine.stats(),
+          stats,
           traffic: engine.traffic(),
           rssBytes: process.memoryUsage.rss(),
           cpuSeconds: (cpu.user + cpu.system) / 1e6,
