@@ -29,7 +29,8 @@ class Recorder {
     this.events.push(e)
     this.#wake?.()
   }
-  async next(timeoutMs = 2000): Promise<WatchEvent> {
+  // A bound for a loaded machine, not a speed claim: events arrive within a poll period or two.
+  async next(timeoutMs = 10_000): Promise<WatchEvent> {
     const deadline = Date.now() + timeoutMs
     while (this.#read >= this.events.length) {
       const left = deadline - Date.now()
