@@ -19,6 +19,7 @@ import type { StartedEngine } from '../support/engine.ts'
 import { F, T, block, frame } from '../support/h2peer.ts'
 import { header } from '../support/responses.ts'
 import { snapshotWith } from '../support/snapshot.ts'
+import { rulesOf } from '../rules/compile-rules.ts'
 
 const MiB = 1024 * 1024
 /** What the upstream saw of each request, by its x-tag. */
@@ -80,6 +81,17 @@ function handle(stream: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders): 
   if (path === '/big') {
     stream.respond({ ':status': 200, ...(url.searchParams.has('length') ? { 'content-length': BIG.length } : {}) })
     stream.end(BIG)
+    return
+  }
+  if (path === '/sized') {
+    stream.respond({ ':status': 200, 'content-length': 2000 })
+    stream.end(Buffer.alloc(2000, 0x73))
+    return
+  }
+  if (path === '/grow') {
+    // 600 bytes, then 600 more: past a limit of 1000 after the head went out.
+    stream.respond({ ':status': 200 })
+    stream.write(Buffer.alloc(600, 0x61), () => setImmediate(() => stream.end(Buffer.alloc(600, 0x62))))
     return
   }
   if (path === '/trailers') {
@@ -163,6 +175,11 @@ beforeAll(async () => {
         {
           routes: [
             { hosts: ['evil.test'], upstreams: [{ host: '127.0.0.1', port: (evil.address() as AddressInfo).port, protocol: 'h2c' }], retry: { attempts: 1 } },
+            {
+              hosts: ['limit.test'],
+              upstreams: [{ host: '127.0.0.1', port: h2cPort, protocol: 'h2c' }],
+              rules: rulesOf({ body: { MaxResponseBytes: 1000 } }, ''),
+            },
             { hosts: ['tls.test'], upstreams: [{ host: 'localhost', port: tlsPort, protocol: 'h2', tls: true }] },
             {
               hosts: ['retry.test'],
@@ -319,6 +336,22 @@ describe('HTTP/1.1 clients to HTTP/2 upstreams', () => {
     expect(header(r, 'set-cookie')).toBeUndefined()
     expect(header(r, 'x-note')).toBeUndefined()
     c.destroy()
+  })
+
+  it('body.MaxResponseBytes: a content-length over it is a 502; a body growing past it resets the client connection', async () => {
+    const c = await RawClient.connect(port)
+    c.write('GET /sized HTTP/1.1\r\nHost: limit.test\r\n\r\n')
+    const declared = await c.read()
+    expect(declared.status).toBe(502)
+    c.write('GET /chunks HTTP/1.1\r\nHost: limit.test\r\n\r\n')
+    expect((await c.read()).body.toString()).toBe('part 0;part 1;part 2;')
+    c.destroy()
+    const grown = await rawRequest(port, 'GET /grow HTTP/1.1\r\nHost: limit.test\r\n\r\n', { timeoutMs: 5000 })
+    expect(grown.timedOut).toBe(false)
+    expect(grown.text).toMatch(/^HTTP\/1\.1 200 /)
+    expect(grown.text).toContain('a'.repeat(600))
+    expect(grown.text).not.toContain('b'.repeat(600))
+    expect(grown.text).not.toContain('\r\n0\r\n\r\n')
   })
 
   it('an Upgrade request cannot be carried on an HTTP/2 stream: 501', async () => {
