@@ -314,7 +314,7 @@ export class AcmeManager {
       job.state = { failures, lastError: message, nextAttempt: Date.now() + wait, lastAttempt: started }
       await this.#writeState(w.name, job.state).catch(() => undefined)
       this.#phase(job, 'waiting', {})
-      this.#o.log.error({ cert: w.name, hosts: w.hosts, err: message, failures, retryInMs: wait }, 'ACME order failed; retrying later')
+      this.#o.log.error({ cert: w.name, hosts: w.hosts, err: message, failures, retryInMs: wait, startedAt: started, nextAttempt: job.state.nextAttempt }, 'ACME order failed; retrying later')
     }
   }
 
