@@ -14,8 +14,13 @@ set -euo pipefail
 missing=()
 need() { # need PACKAGE [PATH-THAT-PROVES-IT]
   local pkg=$1 proof=${2:-}
-  if [[ -n $proof && -e $proof ]]; then return; fi
-  if dpkg -s "$pkg" >/dev/null 2>&1; then return; fi
+  # With a proof, the file decides (a package removed with its configuration
+  # kept still answers `dpkg -s`); without one, only an installed package counts.
+  if [[ -n $proof ]]; then
+    [[ -e $proof ]] || missing+=("$pkg")
+    return
+  fi
+  if [[ $(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null) == 'install ok installed' ]]; then return; fi
   missing+=("$pkg")
 }
 
