@@ -6,26 +6,9 @@ import { describe, expect, it } from 'vitest'
 import type { CheckStats, EngineStats, UpstreamStats } from '../../src/engine/types.ts'
 import { StatsReceiver, StatsSender } from '../../src/workers/stats-delta.ts'
 import type { StatsDelta } from '../../src/workers/stats-delta.ts'
+import { upstreamStats } from './fixtures.ts'
 
-function up(key: string, over: Partial<UpstreamStats> = {}): UpstreamStats {
-  return {
-    key,
-    host: '10.0.0.1',
-    port: 80,
-    state: 'healthy',
-    ejectedUntil: null,
-    checks: [],
-    active: 0,
-    idle: 0,
-    pending: 0,
-    requests: 0,
-    failures: 0,
-    consecutiveFailures: 0,
-    retries: 0,
-    ejections: 0,
-    ...over,
-  }
-}
+const up = upstreamStats
 
 const check = (over: Partial<CheckStats> = {}): CheckStats => ({ probe: 'tcp', state: 'healthy', lastResult: 'ok', lastAt: 1, streak: 1, ...over })
 

@@ -1,26 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import type { EngineStats, UpstreamStats } from '../../src/engine/types.ts'
 import { mergeStats } from '../../src/workers/stats.ts'
+import { upstreamStats } from './fixtures.ts'
 
-function up(key: string, over: Partial<UpstreamStats> = {}): UpstreamStats {
-  return {
-    key,
-    host: '127.0.0.1',
-    port: 1,
-    state: 'healthy',
-    ejectedUntil: null,
-    checks: [],
-    active: 0,
-    idle: 0,
-    pending: 0,
-    requests: 0,
-    failures: 0,
-    consecutiveFailures: 0,
-    retries: 0,
-    ejections: 0,
-    ...over,
-  }
-}
+const up = upstreamStats
 
 function engine(over: Partial<EngineStats>): EngineStats {
   return { snapshotVersion: 3, listeners: [], upstreams: [], inFlight: 0, ...over }
