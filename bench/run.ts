@@ -15,7 +15,7 @@ import { scale } from './macro/scale.ts'
 const USAGE = `Usage: npm run bench -- [flags]
   --only LIST        micro,closed,large,open,reload,memory,accept,scale,tls-memory,soak
                      (default: all but scale, tls-memory and soak)
-  --workers LIST     balancer worker counts to compare (default 1,2)
+  --workers LIST     balancer worker counts to compare (default 1,2; scale: 1)
   --duration D       per measurement (default 10s)
   --rate N           fixed-rate requests per second (default 2000)
   --conns N          connections for closed and fixed-rate runs (default 64)
@@ -25,10 +25,12 @@ const USAGE = `Usage: npm run bench -- [flags]
   --load-cpus LIST   pin the load generator and the upstream (e.g. 0); default: not pinned
   --no-haproxy       skip HAProxy even when it is installed`
 
-function parse(argv: string[]): Settings & { only: Set<string> } {
+function parse(argv: string[]): Settings & { only: Set<string>; scaleWorkers: number[] } {
   const s = {
     only: new Set(['micro', 'closed', 'large', 'open', 'reload', 'memory', 'accept']),
     workers: [1, 2],
+    // The scale scenario runs --workers 1 unless worker counts are given.
+    scaleWorkers: [1],
     durationMs: 10_000,
     rate: 2000,
     conns: 64,
@@ -53,6 +55,7 @@ function parse(argv: string[]): Settings & { only: Set<string> } {
         break
       case '--workers':
         s.workers = (v ?? '').split(',').map(Number)
+        s.scaleWorkers = s.workers
         i++
         break
       case '--duration':
@@ -129,6 +132,6 @@ if (s.only.has('open') || s.only.has('reload')) baseline = await step('fixed rat
 if (s.only.has('reload')) await step('reload under load', () => reloadUnderLoad(s, baseline), undefined)
 if (s.only.has('memory')) await step('memory', () => memory(s), undefined)
 if (s.only.has('accept')) await step('accept burst', () => acceptBurst(s), undefined)
-if (s.only.has('scale')) await step('scale', () => scale(), undefined)
+if (s.only.has('scale')) await step('scale', () => scale(s.scaleWorkers), undefined)
 if (s.only.has('tls-memory')) await step('TLS memory', () => tlsMemory(s), undefined)
 if (s.only.has('soak')) await step('soak', () => soak(s), undefined)

@@ -1,4 +1,4 @@
-// The configuration at scale: the real balancer (--workers 1, file store)
+// The configuration at scale: the real balancer (--workers 1 or as given, file store)
 // started on 10 servers, then on 1,000 servers with 10 routes each and 5
 // upstreams per route (10,000 routes, 50,000 upstreams), and on the same
 // with 1 upstream per route (to tell a route's memory from an upstream's).
@@ -57,7 +57,7 @@ const pct = (xs: number[], q: number): number => {
   return a[Math.min(a.length - 1, Math.floor(q * a.length))] ?? NaN
 }
 
-async function measure(sh: Shape): Promise<Array<string | number>> {
+async function measure(sh: Shape, workers: number): Promise<Array<string | number>> {
   const dir = mkdtempSync(join(tmpdir(), 'balancer-bench-scale-'))
   const file = join(dir, 'b.json')
   const port = await freePort()
@@ -65,7 +65,7 @@ async function measure(sh: Shape): Promise<Array<string | number>> {
   const apiPort = await freePort()
   const api = `http://127.0.0.1:${apiPort}`
   const t0 = performance.now()
-  const child = spawn(process.execPath, ['bin/balancer.js', '--api', `127.0.0.1:${apiPort}`, '--config', file, '--workers', '1', '--log-level', 'warn'], { stdio: 'ignore' })
+  const child = spawn(process.execPath, ['bin/balancer.js', '--api', `127.0.0.1:${apiPort}`, '--config', file, '--workers', String(workers), '--log-level', 'warn'], { stdio: 'ignore' })
   try {
     for (;;) {
       try {
@@ -107,11 +107,15 @@ async function measure(sh: Shape): Promise<Array<string | number>> {
   }
 }
 
-export async function scale(): Promise<void> {
+export async function scale(workerCounts: readonly number[]): Promise<void> {
+  for (const w of workerCounts) await scaleWith(w)
+}
+
+async function scaleWith(workers: number): Promise<void> {
   const rows: Array<Array<string | number>> = []
-  for (const sh of SHAPES) rows.push(await measure(sh))
+  for (const sh of SHAPES) rows.push(await measure(sh, workers))
   table(
-    `Configuration at scale: --workers 1, file store; ${WRITES} API writes each changing one upstream of one server`,
+    `Configuration at scale: --workers ${workers}, file store; ${WRITES} API writes each changing one upstream of one server`,
     ['configuration', 'routes', 'upstreams', 'start s', 'RSS MiB', 'GET / p50 ms', 'write p50 ms', 'write p99 ms', 'file KiB'],
     rows,
   )
