@@ -5,10 +5,15 @@
 // upstream entries that changed since its previous message and the keys
 // gone, and the primary keeps each worker's entries by key.
 //
+// An apply answer carries only the entries of the targets the apply added
+// or removed (StatsSender.applied): the others did not change with the
+// apply, and the next periodic delta carries what their counters did.
+//
 // Both ends stay in step because the IPC channel keeps messages in order:
 // every stats message is a delta of the one before, and a sample (whole
 // figures, for a scrape) resets both ends to the figures it carries.
 
+import type { RoutingSnapshot } from '../compiler/snapshot.ts'
 import type { CheckStats, EngineStats, UpstreamStats } from '../engine/types.ts'
 
 /** EngineStats without its upstreams, the upstream entries that changed and the keys of those gone. */
@@ -44,6 +49,53 @@ export class StatsSender {
       if (e.seen === round) continue
       gone.push(key)
       this.#sent.delete(key)
+    }
+    return { stats, upstreams: changed, gone }
+  }
+
+  /**
+   * The delta an apply answer carries: the entries of the targets the
+   * snapshot added or removed (its diff from the one served before); a
+   * snapshot compiled whole gets a whole delta.
+   */
+  applied(engine: { stats(keys?: Iterable<string>): EngineStats }, snap: RoutingSnapshot): StatsDelta {
+    const diff = snap.diff
+    if (diff === undefined) return this.delta(engine.stats())
+    const keys = [...diff.addedTargets.keys(), ...diff.removedTargets]
+    return this.only(engine.stats(keys), keys)
+  }
+
+  /**
+   * The delta for the upstreams of `keys` only: `now` holds the entries of
+   * those keys the engine has (Engine.stats(keys)), a key without one is
+   * gone. The other entries the primary holds stay as they are until the
+   * next whole delta. An apply answer sends this for the targets the apply
+   * added and removed, instead of building and comparing one entry per
+   * upstream (51,000 at 10,000 routes) with every write.
+   */
+  only(now: EngineStats, keys: Iterable<string>): StatsDelta {
+    const { upstreams, ...stats } = now
+    const round = this.#round
+    const found = new Map<string, UpstreamStats>()
+    for (const u of upstreams) found.set(u.key, u)
+    const changed: UpstreamStats[] = []
+    const gone: string[] = []
+    for (const key of keys) {
+      const u = found.get(key)
+      const was = this.#sent.get(key)
+      if (u === undefined) {
+        if (was === undefined) continue
+        gone.push(key)
+        this.#sent.delete(key)
+        continue
+      }
+      if (was === undefined) this.#sent.set(key, { u, seen: round })
+      else if (sameUpstream(was.u, u)) continue
+      else {
+        was.u = u
+        was.seen = round
+      }
+      changed.push(u)
     }
     return { stats, upstreams: changed, gone }
   }

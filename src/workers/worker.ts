@@ -87,7 +87,7 @@ async function onMessage(m: ToWorker): Promise<void> {
         await engine.apply(snap)
         before = { seq: m.seq, held: current }
         current = { snap, config, version: m.version }
-        send({ t: 'applied', seq: m.seq, stats: figures.delta(engine.stats()) })
+        send({ t: 'applied', seq: m.seq, stats: figures.applied(engine, snap) })
       } catch (err) {
         send({ t: 'refused', seq: m.seq, error: wire(err) })
       }

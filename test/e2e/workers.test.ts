@@ -143,6 +143,27 @@ describe('--workers 2', () => {
     expect(s.workers.map((w) => w.snapshotVersion)).toEqual([s.snapshotVersion, s.snapshotVersion])
   })
 
+  it('knows an upstream as soon as the write that adds it is answered, and forgets it with the write that removes it', async () => {
+    const [a, b] = await Promise.all([upstream('a'), upstream('b')])
+    cleanup.push(
+      () => a.server.close(),
+      () => b.server.close(),
+    )
+    const port = await freePort()
+    const { bal } = await twoWorkers()
+    const base = `/server/127.0.0.1:${port}`
+    expect(await call(bal, 'POST', '/server', { address: `127.0.0.1:${port}`, upstreams: [{ Target: '127.0.0.1', Port: a.port }] })).toBe(201)
+    // The apply answers carry the added and removed upstreams; the periodic figures (every 500 ms) come later.
+    for (let round = 0; round < 3; round++) {
+      const member = `127.0.0.1-${b.port}`
+      expect(await call(bal, 'POST', `${base}/upstream/${member}`, { Target: '127.0.0.1', Port: b.port })).toBe(201)
+      expect(await call(bal, 'PUT', `/upstream/${member}/drain`)).toBe(200)
+      expect(await call(bal, 'DELETE', `/upstream/${member}/drain`)).toBe(200)
+      expect(await call(bal, 'DELETE', `${base}/upstream/${member}`)).toBe(204)
+      expect(await call(bal, 'PUT', `/upstream/${member}/drain`)).toBe(404)
+    }
+  })
+
   it('reports a busy port as E_LISTEN and applies nothing of the refused change in any worker', async () => {
     const a = await upstream('a')
     cleanup.push(() => a.server.close())

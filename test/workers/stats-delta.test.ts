@@ -83,6 +83,63 @@ describe('stats by difference', () => {
     }
   })
 
+  it('an apply answer carries the upstreams the apply added and removed, the next whole delta the rest', () => {
+    const sender = new StatsSender()
+    const receiver = new StatsReceiver()
+    const many = Array.from({ length: 100 }, (_, i) => up(`10.0.0.${i}:80`))
+    receiver.apply(wire(sender.delta(engine(many))))
+    // The apply adds new:80 and removes 10.0.0.0:80; 10.0.0.5:80 served a request meanwhile.
+    const now = engine([...many.slice(1).map((u, i) => (i === 4 ? up(u.key, { requests: 1 }) : u)), up('new:80')], 2)
+    const seen: string[] = []
+    const only = now.upstreams.filter((u) => u.key === 'new:80')
+    const d = wire(
+      sender.applied(
+        {
+          stats: (keys) => {
+            seen.push(...(keys ?? ['(every upstream)']))
+            return { ...now, upstreams: only }
+          },
+        },
+        {
+          version: 2,
+          listeners: new Map(),
+          targets: new Map(),
+          diff: {
+            base: { version: 1, listeners: new Map(), targets: new Map() },
+            listeners: new Set(),
+            addedTargets: new Map([['new:80', { host: 'new', port: 80 }]]),
+            removedTargets: ['10.0.0.0:80'],
+          },
+        },
+      ),
+    )
+    expect(seen).toEqual(['new:80', '10.0.0.0:80'])
+    expect(d.upstreams.map((u) => u.key)).toEqual(['new:80'])
+    expect(d.gone).toEqual(['10.0.0.0:80'])
+    receiver.apply(d)
+    const held = receiver.stats()
+    expect(held?.snapshotVersion).toBe(2)
+    expect(held?.upstreams.find((u) => u.key === '10.0.0.5:80')?.requests).toBe(0)
+    // The next periodic delta brings the counter that changed, and only that.
+    const next = wire(sender.delta(now))
+    expect(next.upstreams.map((u) => u.key)).toEqual(['10.0.0.5:80'])
+    expect(next.gone).toEqual([])
+    receiver.apply(next)
+    expect(byKey(receiver.stats())).toEqual(byKey(now))
+    // A snapshot compiled whole gets a whole delta.
+    seen.length = 0
+    sender.applied(
+      {
+        stats: (keys) => {
+          seen.push(...(keys ?? ['(every upstream)']))
+          return now
+        },
+      },
+      { version: 3, listeners: new Map(), targets: new Map() },
+    )
+    expect(seen).toEqual(['(every upstream)'])
+  })
+
   it('an unchanged step carries no upstream', () => {
     const sender = new StatsSender()
     const s = engine([up('a:80'), up('b:80')])

@@ -125,10 +125,11 @@ export class Registry {
    * One entry per record. `state`: draining (retired, or drained by an operator) > ejected > unhealthy
    * (some active check says so) > pending (some check has not passed yet) >
    * healthy. `checks(key)` gives the active checks probing an upstream.
+   * `keys`: only those records (a key with no record is left out).
    */
-  stats(now: number, checks: (key: string) => CheckStats[]): UpstreamStats[] {
+  stats(now: number, checks: (key: string) => CheckStats[], keys?: Iterable<string>): UpstreamStats[] {
     const out: UpstreamStats[] = []
-    for (const up of this.#byKey.values()) {
+    for (const up of keys === undefined ? this.#byKey.values() : this.#only(keys)) {
       const down = up.downUntil > now
       const cs = checks(up.key)
       let state: UpstreamState = 'healthy'
@@ -154,6 +155,13 @@ export class Registry {
       })
     }
     return out
+  }
+
+  *#only(keys: Iterable<string>): Iterable<Upstream> {
+    for (const key of keys) {
+      const up = this.#byKey.get(key)
+      if (up !== undefined) yield up
+    }
   }
 }
 
