@@ -223,7 +223,7 @@ function send(conn: Exchange): void {
   const kept = conn.kept
   const head = conn.hostless ? `${conn.outHead}host: ${uc.up.key}\r\n\r\n` : conn.outHead
   if (kept.length === 0) {
-    ok = writeHead(sock, head)
+    ok = writeHead(uc, head)
   } else {
     sock.cork()
     sock.write(head, 'latin1')

@@ -460,3 +460,8 @@ export function acceptRaw<O>(server: Server, sink: ClientSink<O>, onSocket: (soc
 export function streamBindings(): Bindings | null {
   return enabled ? B : null
 }
+
+/** The stream bindings whether or not client sockets use them (upstream sockets have their own switch), or null where this Node's differ. */
+export function loadedStreamBindings(): Bindings | null {
+  return B
+}

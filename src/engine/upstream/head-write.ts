@@ -1,4 +1,4 @@
-// A request head written straight to a plain upstream socket's libuv
+// A request head written straight to a plain net.Socket's libuv
 // handle, past net.Socket's Writable machinery (write, writeOrBuffer,
 // _writeGeneric, the write request's bookkeeping and callbacks). The head is
 // the one write of most requests; on the HTTP/2 benchmark that machinery
@@ -12,8 +12,11 @@
 // does not count those few bytes, and a failure shows as the socket's
 // error or close, as for any other write. Where the bindings differ (another
 // Node), or the socket is not in that state, it is an ordinary write.
+// A raw upstream socket (raw-socket.ts) has no Writable to bypass: its own
+// write takes the string as it is.
 
 import type { Socket } from 'node:net'
+import type { UpConn } from './pool.ts'
 
 interface WriteReq {
   handle: unknown
@@ -45,8 +48,10 @@ function ignore(): void {
   // A failed or cancelled head write surfaces as the socket's own error or close.
 }
 
-/** Writes `head` (latin1) to `sock`; the return value is sock.write's (false: wait for 'drain'). */
-export function writeHead(sock: Socket, head: string): boolean {
+/** Writes `head` (latin1) to the connection; the return value is its socket's write() (false: wait for 'drain'). */
+export function writeHead(uc: UpConn, head: string): boolean {
+  if (uc.raw) return uc.sock.write(head, 'latin1')
+  const sock = uc.sock as Socket
   const h = (sock as unknown as { _handle: StreamHandle | null })._handle
   if (binding === null || h === null || !(h instanceof binding.TCP) || sock.connecting || sock.writableLength !== 0 || sock.writableCorked !== 0 || sock.destroyed) {
     return sock.write(head, 'latin1')

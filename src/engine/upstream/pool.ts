@@ -12,10 +12,18 @@
 // references them) does the next read get a new buffer, the old one staying
 // with the pending write. This keeps large bodies from churning external
 // memory, which otherwise forces frequent full garbage collections.
+//
+// Two kinds of socket behind one interface (UpSocket): plain connections
+// to an IP address are libuv TCP handles driven directly (raw-socket.ts),
+// which report to RAW_SINK; TLS upstreams, upstreams named by a host name
+// (net resolves the name per connection) and Nodes whose bindings differ
+// use net.Socket / tls.TLSSocket, whose events are bound per socket.
 
 import { connect, isIP } from 'node:net'
 import type { Socket } from 'node:net'
 import type { ConnectionOptions, SecureContext } from 'node:tls'
+import type { UpSink, UpSocket } from './raw-socket.ts'
+import { RawUpSocket, rawUpstreams } from './raw-socket.ts'
 import type { Upstream } from './registry.ts'
 
 export const UpState = { Connecting: 0, Busy: 1, Idle: 2, Closed: 3 } as const
@@ -46,7 +54,9 @@ export function onFreed(fn: (up: Upstream) => void): void {
 const READ_BYTES = 64 * 1024
 
 export class UpConn {
-  readonly sock: Socket
+  readonly sock: UpSocket
+  /** `sock` is a RawUpSocket (else a net.Socket or tls.TLSSocket). */
+  readonly raw: boolean
   readonly up: Upstream
   readonly events: UpEvents
   state: number = UpState.Connecting
@@ -64,8 +74,9 @@ export class UpConn {
   /** This connection's read buffer; null after a read whose bytes are still referenced (a new one is made). */
   rbuf: Buffer | null = null
 
-  constructor(sock: Socket, up: Upstream, events: UpEvents) {
+  constructor(sock: UpSocket, raw: boolean, up: Upstream, events: UpEvents) {
     this.sock = sock
+    this.raw = raw
     this.up = up
     this.events = events
   }
@@ -107,6 +118,21 @@ function onError(uc: UpConn, err: NodeJS.ErrnoException): void {
   uc.error = err.code ?? 'ERROR'
 }
 
+/** What raw sockets report; the same handlers as net's events, no binding per socket. */
+const RAW_SINK: UpSink<UpConn> = {
+  connected: onConnect,
+  read(uc, buf, n) {
+    onRead(uc, n, buf)
+    return uc.sock.destroyed ? buf : readBuffer(uc)
+  },
+  drain: onDrain,
+  end: onEnd,
+  error(uc, code) {
+    uc.error = code
+  },
+  close: onClose,
+}
+
 function onClose(uc: UpConn): void {
   const wasIdle = uc.state === UpState.Idle
   if (wasIdle) {
@@ -127,6 +153,14 @@ function onClose(uc: UpConn): void {
  * name): the connection counts as connected once the handshake is done.
  */
 export function open(up: Upstream, events: UpEvents, owner: object, tls: () => SecureContext): UpConn {
+  if (!up.tls && up.family !== 0 && rawUpstreams()) {
+    const raw = new RawUpSocket(RAW_SINK)
+    const uc = new UpConn(raw, true, up, events)
+    uc.owner = owner
+    up.active++
+    raw.connect(uc, up.host, up.family, up.port, readBuffer(uc))
+    return uc
+  }
   // net asks for the first buffer while connect() runs, before uc exists.
   let uc: UpConn | null = null
   let first: Buffer | null = null
@@ -147,7 +181,7 @@ export function open(up: Upstream, events: UpEvents, owner: object, tls: () => S
         onread,
       } as ConnectionOptions)
     : connect({ host: up.host, port: up.port, allowHalfOpen: true, noDelay: true, onread })
-  uc = new UpConn(sock, up, events)
+  uc = new UpConn(sock, false, up, events)
   uc.rbuf = first
   uc.owner = owner
   up.active++

@@ -6,6 +6,7 @@
 // retires the ones no snapshot references any more (their idle sockets are
 // closed at once; in-flight ones finish, then the record is dropped).
 
+import { isIP } from 'node:net'
 import type { H2UpSession } from '../h2/upstream.ts'
 import type { CheckStats, EngineLog, UpstreamState, UpstreamStats } from '../types.ts'
 import type { UpConn } from './pool.ts'
@@ -52,12 +53,15 @@ export class Upstream {
 
   /** Connections to it speak TLS (pool.ts). */
   readonly tls: boolean
+  /** 4 or 6 when `host` is an IP address (connected to as it is), 0 for a host name (resolved per connection). */
+  readonly family: number
 
   constructor(key: string, host: string, port: number, tls = false) {
     this.key = key
     this.host = host
     this.port = port
     this.tls = tls
+    this.family = isIP(host)
   }
 }
 
