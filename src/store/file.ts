@@ -1,26 +1,41 @@
 // The embedded default store: one JSON file (comments and the seed's loose
-// forms accepted on read, one canonical form written back).
+// forms accepted on read, one canonical form written back), and beside it,
+// once the file is large, a journal of the writes not yet folded into it.
 //
-// Durability: a write goes to a temporary file in the same directory, is
-// fsynced, renamed over the target, and the directory is fsynced; update()
-// resolves only after that, so an acknowledged write survives a crash.
-// Hand edits: update() checks the file under the lock before mutating, so an
-// edit made since the last read is the base of the next write, never lost.
-// The check is the file's signature (inode, size, mtime, ctime: any write or
-// rename changes it), not its text: a write that finds the signature of the
-// file it wrote last goes on with the config it holds, without reading and
-// comparing the file (10 MiB at 10,000 routes). The file is written from the
-// remembered bytes of each server (validConfigParts) with one writev(2), so
-// a write encodes only the servers it changed; the whole file is still
-// written and fsynced (measured in docs/performance.md).
+// Durability: a write is acknowledged only once it is on disk. Below
+// journalFromBytes (1 MiB: about 100 servers of 10 routes) a write replaces
+// the file: a temporary file in the same directory, fsynced, renamed over
+// the target, the directory fsynced. From that size on, a write appends one
+// record to `<config>.journal` (the servers it changed, file-journal.ts) and
+// fdatasyncs it: at 10,000 routes that is 10 KiB synced instead of 10 MiB.
+// The journal is folded into the file off the request path: after a quiet
+// time (500 ms), or at once in the background after 100 records or 8 MiB
+// (the file written whole as above, then the folded records dropped from
+// the journal). Load replays the journal over the file; close folds it.
+//
+// Hand edits: update() checks the file (and the journal) under the lock
+// before mutating, so an edit made since the last read is the base of the
+// next write, never lost. The check is the files' signatures (inode, size,
+// mtime, ctime: any write or rename changes it), not their text. While a
+// journal is pending the file lacks the writes in it; a hand edit of the
+// file then wins: the file is what an operator edits, and saving it
+// replaces the configuration whole, as it always did. The journal's records
+// no longer apply to it (their base revision is gone): they are renamed to
+// `<config>.journal.discarded` for inspection, and not replayed. The
+// window is the quiet time after the last API write.
+//
+// A file bind-mounted on its own (its directory on another device) takes
+// every write whole: a journal beside it would live in the container's
+// layer and be lost with it.
 
 import { randomBytes } from 'node:crypto'
 import { open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
-import { configHash, sameValidConfig, validConfigHash, validConfigParts } from '../model/canonical.ts'
+import { sameValidConfig, validConfigHash, validConfigParts } from '../model/canonical.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import { EMPTY_CONFIG, parseConfigText } from '../model/parse.ts'
+import { decodeJournal, encodeRecord, JournalFile, readJournal, replay } from './file-journal.ts'
 import { fileSignature, statSignature, watchFileChanges } from './file-watch.ts'
 import { AsyncLock } from './lock.ts'
 import type { ConfigStore, Mutation, StoreState, WatchHandlers } from './store.ts'
@@ -32,14 +47,33 @@ export interface FileStoreOptions {
   pollMs?: number
   /** Quiet time before a burst of file events becomes one reload. Default 50 ms. */
   debounceMs?: number
+  /** From this file size on, writes go through the journal. Default 1 MiB. */
+  journalFromBytes?: number
+  /** The journal is folded into the file this long after the last write. Default 500 ms. */
+  foldQuietMs?: number
+  /** ...or at once, in the background, from this many records. Default 100. */
+  foldRecords?: number
+  /** ...or from this many bytes; at 4 times this, a write folds it before it is answered. Default 8 MiB. */
+  foldBytes?: number
 }
 
 const EMPTY_REVISION = validConfigHash(EMPTY_CONFIG)
 
-/** The file's signature when it was last read or written, and the state it holds. */
+/** The files' signatures when last read or written, the state they hold, and the file's size. */
 interface Known {
   sig: string
+  jsig: string
   state: StoreState
+  size: number
+}
+
+/** A whole file written to a temporary file and synced, not yet renamed over the target. */
+interface Prepared {
+  tmp: string
+  target: string
+  dir: string
+  parts: readonly Buffer[]
+  size: number
 }
 
 export class FileStore implements ConfigStore {
@@ -49,9 +83,21 @@ export class FileStore implements ConfigStore {
   readonly #base: string
   readonly #pollMs: number
   readonly #debounceMs: number
+  readonly #journalFrom: number
+  readonly #foldQuietMs: number
+  readonly #foldRecords: number
+  readonly #foldBytes: number
   readonly #lock = new AsyncLock()
+  readonly #journal: JournalFile
   #known: Known | null = null
   #shared: FileShared | null = null
+  /** false: the file is a mount point of its own, every write is whole. null: not known yet. */
+  #journaled: boolean | null = null
+  #timer: NodeJS.Timeout | null = null
+  #folding: Promise<void> | null = null
+  /** A background fold failed: the next write folds first, and fails with it if it fails again. */
+  #foldFailed = false
+  #closed = false
 
   constructor(path: string, opts: FileStoreOptions = {}) {
     this.location = resolve(path)
@@ -59,6 +105,16 @@ export class FileStore implements ConfigStore {
     this.#base = basename(this.location)
     this.#pollMs = opts.pollMs ?? 500
     this.#debounceMs = opts.debounceMs ?? 50
+    this.#journalFrom = opts.journalFromBytes ?? 1024 * 1024
+    this.#foldQuietMs = opts.foldQuietMs ?? 500
+    this.#foldRecords = opts.foldRecords ?? 100
+    this.#foldBytes = opts.foldBytes ?? 8 * 1024 * 1024
+    this.#journal = new JournalFile(`${this.location}.journal`)
+  }
+
+  /** `<config>.journal`. */
+  get journalPath(): string {
+    return this.#journal.path
   }
 
   /** A missing file is the empty config (the file is created by the first write). */
@@ -74,9 +130,28 @@ export class FileStore implements ConfigStore {
       if (sameValidConfig(current.config, next)) return current
       // The canonical text of a ValidConfig parses back to the same config
       // (test/model/golden.test.ts), so the config is kept, not re-read.
-      const sig = await this.#write(validConfigParts(next))
       const state = { config: next, revision: validConfigHash(next) }
-      this.#known = { sig, state }
+      const known = this.#known as Known
+      if (!(await this.#journalWanted(known))) {
+        const parts = validConfigParts(next)
+        const sig = await this.#write(parts)
+        // Only a file that became its own mount point since has records here: the file now holds them all.
+        if (this.#journal.records.length > 0) await this.#journal.remove(this.#syncDir).catch((err: unknown) => Promise.reject(storeError(`cannot remove ${this.#journal.path}`, err)))
+        this.#known = { sig, jsig: await fileSignature(this.#journal.path), state, size: byteLength(parts) }
+        return state
+      }
+      // Before appending: a fold that fails here fails this write, with nothing written.
+      if (this.#foldFailed || this.#journal.size >= 4 * this.#foldBytes) await this.#foldNow()
+      const rec = encodeRecord(current.config, current.revision, next, state.revision)
+      let jsig: string
+      try {
+        jsig = await this.#journal.append(rec, await this.#mode(), this.#syncDir)
+      } catch (err) {
+        throw storeError(`cannot write ${this.#journal.path}`, err)
+      }
+      const k = this.#known as Known
+      this.#known = { sig: k.sig, jsig, state, size: k.size }
+      this.#schedule()
       return state
     })
   }
@@ -98,15 +173,10 @@ export class FileStore implements ConfigStore {
           safeOnError(handlers, err)
         })
     }
-    watchFileChanges({
-      dir: this.#dir,
-      base: this.#base,
-      path: this.location,
-      pollMs: this.#pollMs,
-      debounceMs: this.#debounceMs,
-      signal,
-      onTrigger: check,
-    })
+    const common = { dir: this.#dir, pollMs: this.#pollMs, debounceMs: this.#debounceMs, signal, onTrigger: check }
+    watchFileChanges({ ...common, base: this.#base, path: this.location })
+    // Another process sharing the file store appends to the journal without touching the file.
+    watchFileChanges({ ...common, base: basename(this.#journal.path), path: this.#journal.path })
     if (!signal.aborted) check()
   }
 
@@ -116,37 +186,36 @@ export class FileStore implements ConfigStore {
     return this.#shared
   }
 
+  /** Waits for a write in progress and folds the journal, so the file alone holds the configuration. */
   async close(): Promise<void> {
-    // Watchers stop with their AbortSignal; wait for a write in progress.
+    // Watchers stop with their AbortSignal.
+    this.#stopTimer()
     await this.#shared?.close()
-    await this.#lock.run(() => undefined)
+    await this.#folding
+    await this.#lock.run(async () => {
+      this.#closed = true
+      // A fold that fails leaves the journal, synced: the next load replays it.
+      if (this.#journal.records.length > 0) await this.#foldNow().catch(() => undefined)
+      await this.#journal.close()
+    })
   }
 
   // Runs under the lock and calls the handlers inside it, so a report can never
   // overtake a write that finished after the read it is based on.
   async #check(seen: WatchCursor, handlers: WatchHandlers): Promise<void> {
     const sig = await fileSignature(this.location)
+    if (sig === 'error:ENOENT' && seen.revision !== null && seen.revision !== EMPTY_REVISION) {
+      const msg = `${this.location} was removed; the last good configuration stays in use`
+      report(seen, handlers, 'missing', new BalancerError(ErrorCode.StoreUnavailable, msg))
+      return
+    }
     let state: StoreState
-    if (this.#known !== null && this.#known.sig === sig) state = this.#known.state
-    else {
-      let text: string | null
-      try {
-        text = await this.#readText()
-      } catch (err) {
-        report(seen, handlers, `io:${String(err)}`, asBalancerError(err))
-        return
-      }
-      if (text === null && seen.revision !== null && seen.revision !== EMPTY_REVISION) {
-        const msg = `${this.location} was removed; the last good configuration stays in use`
-        report(seen, handlers, 'missing', new BalancerError(ErrorCode.StoreUnavailable, msg))
-        return
-      }
-      try {
-        state = this.#parse(text, sig)
-      } catch (err) {
-        report(seen, handlers, `bad:${configHash(text)}`, asBalancerError(err))
-        return
-      }
+    try {
+      state = await this.#current()
+    } catch (err) {
+      const e = asBalancerError(err)
+      report(seen, handlers, `bad:${e.code}:${e.message}`, e)
+      return
     }
     // After an error, a valid read is reported even with an unchanged revision
     // so the owner can clear the error it is showing.
@@ -157,28 +226,74 @@ export class FileStore implements ConfigStore {
   }
 
   /**
-   * The file's state: the known one while its signature is the one read or
-   * written last, else read and parsed. The signature is taken before the
-   * read, so a change during the read makes the next check read again.
+   * The store's state: the known one while the file's and the journal's
+   * signatures are the ones read or written last, else read again. The
+   * signatures are taken before the read, so a change during the read makes
+   * the next check read again.
    */
   async #current(): Promise<StoreState> {
     const sig = await fileSignature(this.location)
-    if (this.#known !== null && this.#known.sig === sig) return this.#known.state
-    return this.#parse(await this.#readText(), sig)
+    const jsig = await fileSignature(this.#journal.path)
+    const k = this.#known
+    if (k !== null && k.sig === sig && k.jsig === jsig) return k.state
+    return this.#read(sig, jsig)
   }
 
-  /** Parses text read when the file had signature `sig`; the result becomes the known state. */
-  #parse(text: string | null, sig: string): StoreState {
+  /** Reads the file and replays the journal over it; the result becomes the known state. */
+  async #read(sig: string, jsig: string): Promise<StoreState> {
+    const text = await this.#readText()
+    const base = this.#parse(text, this.location)
+    const size = text === null ? 0 : Buffer.byteLength(text)
+    const path = this.#journal.path
+    const bytes = await readJournal(path)
+    let state = base
+    let jsigNow = jsig
+    const d = bytes === null ? null : decodeJournal(bytes, path)
+    const r =
+      d === null || d.records.length === 0
+        ? null
+        : replay(
+            base.config,
+            base.revision,
+            d.records.map((x) => x.record),
+            path,
+          )
+    if (d === null) this.#journal.adopt([], 0)
+    else if (r === null) {
+      if (d.records.length > 0) {
+        // The file is no state the journal leads from: edited by hand. The file wins.
+        await this.#journal.setAside(this.#syncDir).catch((err: unknown) => Promise.reject(storeError(`cannot set ${path} aside`, err)))
+        jsigNow = await fileSignature(path)
+      } else this.#journal.adopt([], d.validBytes) // only a torn record, never acknowledged
+    } else {
+      state = this.#parse(r.text, path)
+      if (state.revision !== r.revision) {
+        throw new BalancerError(
+          ErrorCode.StoreUnavailable,
+          `${path}: the replayed configuration is not the one recorded (revision ${state.revision}, recorded ${r.revision}); the journal is not replayed`,
+        )
+      }
+      const all = bytes as Buffer
+      this.#journal.adopt(
+        d.records.map((x, i) => all.subarray(i === 0 ? 0 : (d.records[i - 1] as { end: number }).end, x.end)),
+        d.validBytes,
+      )
+    }
+    this.#known = { sig, jsig: jsigNow, state, size }
+    if (this.#journal.records.length > 0) this.#schedule()
+    return state
+  }
+
+  /** Parses text read from `where` (the file, or the file with the journal replayed). */
+  #parse(text: string | null, where: string): StoreState {
     let config
     try {
       config = text === null ? EMPTY_CONFIG : parseConfigText(text)
     } catch (err) {
       const e = asBalancerError(err)
-      throw new BalancerError(e.code, `${this.location}: ${e.message}`, e.problems)
+      throw new BalancerError(e.code, `${where}: ${e.message}`, e.problems)
     }
-    const state = { config, revision: validConfigHash(config) }
-    this.#known = { sig, state }
-    return state
+    return { config, revision: validConfigHash(config) }
   }
 
   /** null when the file does not exist. */
@@ -191,8 +306,123 @@ export class FileStore implements ConfigStore {
     }
   }
 
-  /** Writes the parts durably; resolves with the signature of the file written (its inode's, taken after the rename). */
+  /** Whether this write goes to the journal: records are pending, or the file is large, and the file is no mount point of its own. */
+  async #journalWanted(known: Known): Promise<boolean> {
+    if (this.#journal.records.length === 0 && known.size < this.#journalFrom) return false
+    this.#journaled ??= await sameDevice(this.location, this.#dir)
+    return this.#journaled === true
+  }
+
+  /** Folds pending records soon: at once past the thresholds, else after the quiet time. */
+  #schedule(): void {
+    if (this.#closed) return
+    this.#stopTimer()
+    if (this.#journal.records.length >= this.#foldRecords || this.#journal.size >= this.#foldBytes) {
+      void this.#fold()
+      return
+    }
+    this.#timer = setTimeout(() => {
+      this.#timer = null
+      void this.#fold()
+    }, this.#foldQuietMs)
+    // Pending records are synced already: the timer must not keep a process alive.
+    this.#timer.unref()
+  }
+
+  #stopTimer(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = null
+  }
+
+  /** One background fold at a time; its failure is kept for the next write (#foldFailed), which folds first. */
+  #fold(): Promise<void> {
+    this.#folding ??= this.#foldInBackground()
+      .then(
+        () => {
+          this.#foldFailed = false
+        },
+        () => {
+          this.#foldFailed = true
+        },
+      )
+      .finally(() => {
+        this.#folding = null
+        // Records appended while it ran wait for the next one.
+        if (!this.#foldFailed && this.#journal.records.length > 0) this.#schedule()
+      })
+    return this.#folding
+  }
+
+  /**
+   * Takes the state under the lock, writes and syncs the whole file outside
+   * it (writes go on appending meanwhile), then under the lock renames it
+   * over the file and drops the records it holds, unless the file, the
+   * journal or its generation changed since (a hand edit: the next read
+   * deals with it).
+   */
+  async #foldInBackground(): Promise<void> {
+    const cap = await this.#lock.run(async () => {
+      if (this.#closed) return null
+      await this.#current()
+      const known = this.#known
+      if (known === null || this.#journal.records.length === 0) return null
+      return { known, n: this.#journal.records.length, generation: this.#journal.generation }
+    })
+    if (cap === null) return
+    const prepared = await this.#prepare(validConfigParts(cap.known.state.config))
+    let renamed = false
+    try {
+      await this.#lock.run(async () => {
+        const known = this.#known
+        if (this.#closed || known === null || this.#journal.generation !== cap.generation) return
+        if ((await fileSignature(this.location)) !== known.sig || (await fileSignature(this.#journal.path)) !== known.jsig) return
+        renamed = true
+        const sig = await this.#commit(prepared)
+        const jsig = await this.#dropFolded(cap.n)
+        this.#known = { sig, jsig, state: known.state, size: prepared.size }
+      })
+    } finally {
+      if (!renamed) await unlink(prepared.tmp).catch(() => undefined)
+    }
+  }
+
+  /** Under the lock: writes the known state whole and empties the journal. */
+  async #foldNow(): Promise<void> {
+    const known = this.#known
+    if (known !== null && this.#journal.records.length > 0) {
+      const prepared = await this.#prepare(validConfigParts(known.state.config))
+      const sig = await this.#commit(prepared)
+      const jsig = await this.#dropFolded(this.#journal.records.length)
+      this.#known = { sig, jsig, state: known.state, size: prepared.size }
+    }
+    this.#foldFailed = false
+  }
+
+  async #dropFolded(n: number): Promise<string> {
+    try {
+      return await this.#journal.dropFirst(n, await this.#mode(), this.#syncDir)
+    } catch (err) {
+      throw storeError(`cannot write ${this.#journal.path}`, err)
+    }
+  }
+
+  /** The configuration file's permission bits, which the journal takes (0644 before the file exists). */
+  async #mode(): Promise<number> {
+    return stat(this.location).then(
+      (s) => s.mode & 0o777,
+      () => 0o644,
+    )
+  }
+
+  readonly #syncDir = (): Promise<void> => syncDir(this.#dir)
+
+  /** Writes the parts durably; resolves with the signature of the file written. */
   async #write(parts: readonly Buffer[]): Promise<string> {
+    return this.#commit(await this.#prepare(parts))
+  }
+
+  /** The parts in a temporary file beside the target, synced. */
+  async #prepare(parts: readonly Buffer[]): Promise<Prepared> {
     // A symlinked config file (dotfiles, mounted secrets) stays a symlink: the
     // file it points to is the one replaced.
     const target = await realpath(this.location).catch(() => this.location)
@@ -204,29 +434,38 @@ export class FileStore implements ConfigStore {
         () => 0o644,
       )
       const fh = await open(tmp, 'wx', mode)
-      let sig: string
       try {
         await writeAll(fh, parts)
         await fh.sync()
-        try {
-          await rename(tmp, target)
-          // The renamed inode's own stat: a later edit or replacement changes it.
-          sig = statSignature(await fh.stat({ bigint: true }))
-        } catch (err) {
-          const code = (err as NodeJS.ErrnoException).code
-          // A bind-mounted single file (docker -v cfg.json:/etc/...) cannot be
-          // renamed over; writing it in place is the only option there.
-          if (code !== 'EBUSY' && code !== 'EXDEV') throw err
-          await unlink(tmp).catch(() => undefined)
-          sig = await writeInPlace(target, parts)
-        }
       } finally {
         await fh.close()
       }
-      await syncDir(dir)
-      return sig
     } catch (err) {
       await unlink(tmp).catch(() => undefined)
+      throw storeError(`cannot write ${this.location}`, err)
+    }
+    return { tmp, target, dir, parts, size: byteLength(parts) }
+  }
+
+  /** Renames a prepared file over the target and syncs the directory; resolves with the file's signature. */
+  async #commit(p: Prepared): Promise<string> {
+    try {
+      let sig: string
+      try {
+        await rename(p.tmp, p.target)
+        sig = statSignature(await stat(p.target, { bigint: true }))
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code
+        // A bind-mounted single file (docker -v cfg.json:/etc/...) cannot be
+        // renamed over; writing it in place is the only option there.
+        if (code !== 'EBUSY' && code !== 'EXDEV') throw err
+        await unlink(p.tmp).catch(() => undefined)
+        sig = await writeInPlace(p.target, p.parts)
+      }
+      await syncDir(p.dir)
+      return sig
+    } catch (err) {
+      await unlink(p.tmp).catch(() => undefined)
       throw storeError(`cannot write ${this.location}`, err)
     }
   }
@@ -250,6 +489,22 @@ function safeOnError(handlers: WatchHandlers, err: unknown): void {
     handlers.onError(err instanceof Error ? err : new Error(String(err)))
   } catch {
     // The owner's error handler itself failed; nothing is left to tell.
+  }
+}
+
+function byteLength(parts: readonly Buffer[]): number {
+  let n = 0
+  for (const p of parts) n += p.length
+  return n
+}
+
+/** Whether the file (when it exists) is on its directory's device: not a mount point of its own. */
+async function sameDevice(path: string, dir: string): Promise<boolean | null> {
+  try {
+    const [f, d] = await Promise.all([stat(path), stat(dir)])
+    return f.dev === d.dev
+  } catch {
+    return null
   }
 }
 
