@@ -4,8 +4,9 @@
 // with 1 upstream per route (to tell a route's memory from an upstream's).
 // For each: time to start, RSS at rest, GET / and 200 API writes that each
 // change one upstream of one server (PUT .../upstream/{target}-{port}),
-// p50 and p99 of their wall time, and the size of the file the store
-// rewrites per write. Upstreams are never contacted (no traffic, no health
+// p50 and p99 of their wall time, and the size of the file (replaced whole
+// per write below 1 MiB; above, each write is appended to its journal and
+// the file is rewritten per fold). Upstreams are never contacted (no traffic, no health
 // checks); servers listen on 127.95.x.y, one port from the OS.
 
 import { spawn } from 'node:child_process'

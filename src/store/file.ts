@@ -28,15 +28,14 @@
 // every write whole: a journal beside it would live in the container's
 // layer and be lost with it.
 
-import { randomBytes } from 'node:crypto'
-import { open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises'
-import type { FileHandle } from 'node:fs/promises'
-import { basename, dirname, join, resolve } from 'node:path'
+import { readFile, stat, unlink } from 'node:fs/promises'
+import { basename, dirname, resolve } from 'node:path'
 import { sameValidConfig, validConfigHash, validConfigParts } from '../model/canonical.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
 import { EMPTY_CONFIG, parseConfigText } from '../model/parse.ts'
 import { decodeJournal, encodeRecord, JournalFile, readJournal, replay } from './file-journal.ts'
-import { fileSignature, statSignature, watchFileChanges } from './file-watch.ts'
+import { commitFile, prepareFile, storeError, syncDir } from './file-replace.ts'
+import { fileSignature, watchFileChanges } from './file-watch.ts'
 import { AsyncLock } from './lock.ts'
 import type { ConfigStore, Mutation, StoreState, WatchHandlers } from './store.ts'
 import { FileShared } from './shared-file.ts'
@@ -64,15 +63,6 @@ interface Known {
   sig: string
   jsig: string
   state: StoreState
-  size: number
-}
-
-/** A whole file written to a temporary file and synced, not yet renamed over the target. */
-interface Prepared {
-  tmp: string
-  target: string
-  dir: string
-  parts: readonly Buffer[]
   size: number
 }
 
@@ -240,7 +230,7 @@ export class FileStore implements ConfigStore {
   }
 
   /** Reads the file and replays the journal over it; the result becomes the known state. */
-  async #read(sig: string, jsig: string): Promise<StoreState> {
+  async #read(sig: string, jsig: string, retries = 3): Promise<StoreState> {
     const text = await this.#readText()
     const base = this.#parse(text, this.location)
     const size = text === null ? 0 : Buffer.byteLength(text)
@@ -260,6 +250,10 @@ export class FileStore implements ConfigStore {
           )
     if (d === null) this.#journal.adopt([], 0)
     else if (r === null) {
+      // Another process sharing the store folded between the two reads (a new
+      // file, then its journal emptied): read both again before judging.
+      const sigNow = await fileSignature(this.location)
+      if (d.records.length > 0 && sigNow !== sig && retries > 0) return this.#read(sigNow, await fileSignature(path), retries - 1)
       if (d.records.length > 0) {
         // The file is no state the journal leads from: edited by hand. The file wins.
         await this.#journal.setAside(this.#syncDir).catch((err: unknown) => Promise.reject(storeError(`cannot set ${path} aside`, err)))
@@ -369,7 +363,7 @@ export class FileStore implements ConfigStore {
       return { known, n: this.#journal.records.length, generation: this.#journal.generation }
     })
     if (cap === null) return
-    const prepared = await this.#prepare(validConfigParts(cap.known.state.config))
+    const prepared = await prepareFile(this.location, validConfigParts(cap.known.state.config))
     let renamed = false
     try {
       await this.#lock.run(async () => {
@@ -377,7 +371,7 @@ export class FileStore implements ConfigStore {
         if (this.#closed || known === null || this.#journal.generation !== cap.generation) return
         if ((await fileSignature(this.location)) !== known.sig || (await fileSignature(this.#journal.path)) !== known.jsig) return
         renamed = true
-        const sig = await this.#commit(prepared)
+        const sig = await commitFile(this.location, prepared)
         const jsig = await this.#dropFolded(cap.n)
         this.#known = { sig, jsig, state: known.state, size: prepared.size }
       })
@@ -390,8 +384,8 @@ export class FileStore implements ConfigStore {
   async #foldNow(): Promise<void> {
     const known = this.#known
     if (known !== null && this.#journal.records.length > 0) {
-      const prepared = await this.#prepare(validConfigParts(known.state.config))
-      const sig = await this.#commit(prepared)
+      const prepared = await prepareFile(this.location, validConfigParts(known.state.config))
+      const sig = await commitFile(this.location, prepared)
       const jsig = await this.#dropFolded(this.#journal.records.length)
       this.#known = { sig, jsig, state: known.state, size: prepared.size }
     }
@@ -418,56 +412,7 @@ export class FileStore implements ConfigStore {
 
   /** Writes the parts durably; resolves with the signature of the file written. */
   async #write(parts: readonly Buffer[]): Promise<string> {
-    return this.#commit(await this.#prepare(parts))
-  }
-
-  /** The parts in a temporary file beside the target, synced. */
-  async #prepare(parts: readonly Buffer[]): Promise<Prepared> {
-    // A symlinked config file (dotfiles, mounted secrets) stays a symlink: the
-    // file it points to is the one replaced.
-    const target = await realpath(this.location).catch(() => this.location)
-    const dir = dirname(target)
-    const tmp = join(dir, `.${basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
-    try {
-      const mode = await stat(target).then(
-        (s) => s.mode & 0o777,
-        () => 0o644,
-      )
-      const fh = await open(tmp, 'wx', mode)
-      try {
-        await writeAll(fh, parts)
-        await fh.sync()
-      } finally {
-        await fh.close()
-      }
-    } catch (err) {
-      await unlink(tmp).catch(() => undefined)
-      throw storeError(`cannot write ${this.location}`, err)
-    }
-    return { tmp, target, dir, parts, size: byteLength(parts) }
-  }
-
-  /** Renames a prepared file over the target and syncs the directory; resolves with the file's signature. */
-  async #commit(p: Prepared): Promise<string> {
-    try {
-      let sig: string
-      try {
-        await rename(p.tmp, p.target)
-        sig = statSignature(await stat(p.target, { bigint: true }))
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code
-        // A bind-mounted single file (docker -v cfg.json:/etc/...) cannot be
-        // renamed over; writing it in place is the only option there.
-        if (code !== 'EBUSY' && code !== 'EXDEV') throw err
-        await unlink(p.tmp).catch(() => undefined)
-        sig = await writeInPlace(p.target, p.parts)
-      }
-      await syncDir(p.dir)
-      return sig
-    } catch (err) {
-      await unlink(p.tmp).catch(() => undefined)
-      throw storeError(`cannot write ${this.location}`, err)
-    }
+    return commitFile(this.location, await prepareFile(this.location, parts))
   }
 }
 
@@ -508,53 +453,7 @@ async function sameDevice(path: string, dir: string): Promise<boolean | null> {
   }
 }
 
-async function writeInPlace(path: string, parts: readonly Buffer[]): Promise<string> {
-  const fh = await open(path, 'r+')
-  try {
-    await fh.truncate(0)
-    await writeAll(fh, parts)
-    await fh.sync()
-    return statSignature(await fh.stat({ bigint: true }))
-  } finally {
-    await fh.close()
-  }
-}
-
-/** Writes every part from offset 0 (writev, again for what a short write left). */
-async function writeAll(fh: FileHandle, parts: readonly Buffer[]): Promise<void> {
-  let pos = 0
-  let rest = [...parts]
-  while (rest.length > 0) {
-    const { bytesWritten } = await fh.writev(rest, pos)
-    pos += bytesWritten
-    let n = bytesWritten
-    while (rest.length > 0 && n >= (rest[0] as Buffer).length) n -= (rest.shift() as Buffer).length
-    if (n > 0) rest[0] = (rest[0] as Buffer).subarray(n)
-    rest = rest.filter((b) => b.length > 0)
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  let fh
-  try {
-    fh = await open(dir, 'r')
-    await fh.sync()
-  } catch (err) {
-    // Some platforms and file systems cannot open or fsync a directory.
-    const code = (err as NodeJS.ErrnoException).code
-    if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM' && code !== 'EACCES') throw err
-  } finally {
-    await fh?.close()
-  }
-}
-
 function asBalancerError(err: unknown): BalancerError {
   if (err instanceof BalancerError) return err
   return storeError('config store failure', err)
-}
-
-function storeError(what: string, err: unknown): BalancerError {
-  if (err instanceof BalancerError) return err
-  const detail = err instanceof Error ? err.message : String(err)
-  return new BalancerError(ErrorCode.StoreUnavailable, `${what}: ${detail}`)
 }
