@@ -7,7 +7,9 @@
 // seconds in the accept queue of a single socket. accept4(2) on the
 // listening descriptor lets the engine take the rest of a burst in the
 // turn that saw the first (accept-batch.ts). setrlimit(2) raises the
-// descriptor limit where Node has not (fd-budget.ts).
+// descriptor limit where Node has not (fd-budget.ts). mallopt(3) sets
+// glibc's allocator for TLS connections (tls/malloc.ts); it is loaded on
+// its own (`mallopt()`), so a C library without it (musl) keeps the rest.
 //
 // node:ffi is experimental (Node 26.1+), disabled by --no-experimental-ffi
 // and by the permission model without --allow-ffi. `libc()` returns null
@@ -84,6 +86,31 @@ function load(): Libc | null {
         return setrlimit(RLIMIT_NOFILE, rl) === 0
       },
     }
+  } catch {
+    return null
+  }
+}
+
+/** mallopt(3) parameters (glibc's malloc.h). */
+export const M_TOP_PAD = -2
+export const M_MMAP_THRESHOLD = -3
+
+let mallopted: ((param: number, value: number) => boolean) | null | undefined
+
+/** glibc's mallopt(param, value): true when it took the value; null where there is none. */
+export function mallopt(): ((param: number, value: number) => boolean) | null {
+  if (mallopted === undefined) mallopted = loadMallopt()
+  return mallopted
+}
+
+function loadMallopt(): ((param: number, value: number) => boolean) | null {
+  if (process.platform !== 'linux') return null
+  const ffi = quietly(() => process.getBuiltinModule('node:ffi') as Ffi | undefined)
+  if (ffi === undefined) return null
+  try {
+    const { functions: f } = ffi.dlopen(null, { mallopt: { arguments: ['int32', 'int32'], return: 'int32' } })
+    const call = f.mallopt as (param: number, value: number) => number
+    return (param, value) => call(param, value) === 1
   } catch {
     return null
   }

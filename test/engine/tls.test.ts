@@ -484,6 +484,39 @@ describe('session resumption', () => {
       await x.stop()
     }
   })
+
+  it('sends one TLS 1.3 session ticket after a full handshake, and the next connection resumes with it', async () => {
+    const spec = [{ tls: [{ certFile: main.certFile, keyFile: main.keyFile }], routes: [{ upstreams: [{ host: '127.0.0.1', port: up.port }] }] }]
+    const local = await startEngine(snapshotWith(spec, 1), {}, [certEntry(main)])
+    try {
+      const sessions: Buffer[] = []
+      const body = await new Promise<string>((resolve, reject) => {
+        const s = tlsConnect({ port: local.port, host: '127.0.0.1', ca: ca.caPem, servername: 'main.test', maxVersion: 'TLSv1.3', minVersion: 'TLSv1.3' })
+        let text = ''
+        s.setEncoding('latin1')
+        s.on('data', (d: string) => (text += d))
+        s.once('error', reject)
+        s.on('session', (sess: Buffer) => sessions.push(sess))
+        // Tickets come right after the handshake, before the response: all are in once the server has closed.
+        s.once('end', () => resolve(text))
+        s.once('secureConnect', () => s.write('GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'))
+      })
+      expect(body.startsWith('HTTP/1.1 200')).toBe(true)
+      expect(sessions.length).toBe(1)
+      const reused = await new Promise<boolean>((resolve, reject) => {
+        const s = tlsConnect({ port: local.port, host: '127.0.0.1', ca: ca.caPem, servername: 'main.test', session: sessions[0] })
+        s.once('error', reject)
+        s.once('secureConnect', () => {
+          const r = s.isSessionReused()
+          s.destroy()
+          resolve(r)
+        })
+      })
+      expect(reused).toBe(true)
+    } finally {
+      await local.stop()
+    }
+  })
 })
 
 describe('drain', () => {

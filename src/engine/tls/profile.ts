@@ -9,11 +9,17 @@
 // (setCertificates), never per handshake; the ticket key is set on it then
 // and again at every rotation (tickets.ts).
 //
+// Each context sends one TLS 1.3 session ticket per full handshake, not
+// OpenSSL's two (openssl.ts); the first context built also sets glibc's
+// allocator for idle TLS connections (malloc.ts).
+//
 // node:tls and node:crypto (OpenSSL's state: about 6 MiB resident) load with
 // the first context built, not with the engine: a worker that serves no TLS
 // listener never loads them.
 
 import type { SecureContext } from 'node:tls'
+import { tuneMallocForTls } from './malloc.ts'
+import { withOneTicket } from './openssl.ts'
 
 export const PROFILE = Object.freeze({
   minVersion: 'TLSv1.2',
@@ -57,7 +63,9 @@ export const SESSION_SECONDS = 3600
  */
 export function serverContext(cert: string | null, key: string | null, ticketKey: Buffer): SecureContext {
   const { createSecureContext } = process.getBuiltinModule('node:tls')
-  const sc = createSecureContext({ ...PROFILE, secureOptions: secureOptions(), ...(cert === null || key === null ? {} : { cert, key }), sessionTimeout: SESSION_SECONDS })
+  tuneMallocForTls()
+  const options = { ...PROFILE, secureOptions: secureOptions(), ...(cert === null || key === null ? {} : { cert, key }), sessionTimeout: SESSION_SECONDS }
+  const sc = withOneTicket(SESSION_SECONDS, () => createSecureContext(options)).value
   ;(sc.context as NativeContext).setTicketKeys(ticketKey)
   return sc
 }
