@@ -14,7 +14,8 @@
 // number n takes the next n bytes of the new servers' text.
 //
 // Replay applies a record when its `from` is the revision reached so far
-// and skips it otherwise. The records form one chain (each `from` is the
+// and skips it otherwise (each applied record is checked as an API write
+// is, and must reach its recorded `to`). The records form one chain (each `from` is the
 // `to` before it), so from a file that holds any state of the chain
 // (before the journal, or written by a fold that was cut short before the
 // journal was emptied) replay ends at the chain's last state. A file whose
@@ -31,9 +32,10 @@ import { constants } from 'node:fs'
 import { open, readFile, rename, unlink } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { crc32 } from 'node:zlib'
-import { validConfigParts } from '../model/canonical.ts'
+import { validConfigHash, validConfigParts } from '../model/canonical.ts'
+import { parseEdit } from '../model/parse.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
-import type { Server, ValidConfig } from '../model/types.ts'
+import type { Config, Server, ValidConfig } from '../model/types.ts'
 import { fileSignature, statSignature } from './file-watch.ts'
 
 /** One decoded record. */
@@ -117,48 +119,49 @@ function parseRecord(payload: Buffer): JournalRecord | null {
 }
 
 /**
- * The configuration text the records lead to from `base` (revision
- * `revision`) and its expected revision; null when no record applies (the
- * file is not a state of the journal's chain: a hand edit).
+ * The configuration the records lead to from `base` (revision `revision`);
+ * null when no record applies (the file is not a state of the journal's
+ * chain: a hand edit). Each record is checked as an API write is
+ * (parseEdit: the servers it changed, and the whole-config checks), and
+ * must reach the revision it recorded: a replay costs what its records
+ * changed, not a parse of the whole configuration per record.
  */
-export function replay(base: ValidConfig, revision: string, records: readonly JournalRecord[], path: string): { text: string; revision: string } | null {
-  const baseParts = base.servers.length === 0 ? [] : validConfigParts(base)
-  let servers: Buffer[] = base.servers.map((_, i) => baseParts[1 + 2 * i] as Buffer)
+export function replay(base: ValidConfig, revision: string, records: readonly JournalRecord[], path: string): { config: ValidConfig; revision: string } | null {
+  let config = base
   let rev = revision
   let applied = 0
   for (const r of records) {
     if (r.from !== rev) continue
-    const next: Buffer[] = []
+    const servers: unknown[] = []
     let off = 0
     for (const item of r.list) {
       if (typeof item === 'number') {
-        if (off + item > r.data.length) throw damaged(path, applied)
-        next.push(r.data.subarray(off, off + item))
+        if (off + item > r.data.length) throw damaged(path, applied, 'its servers are shorter than its list says')
+        servers.push(JSON.parse(r.data.subarray(off, off + item).toString('utf8')))
         off += item
         continue
       }
       const [a, b] = item
-      if (!(a >= 0 && b <= servers.length && a < b)) throw damaged(path, applied)
-      for (let k = a; k < b; k++) next.push(servers[k] as Buffer)
+      if (!(a >= 0 && b <= config.servers.length && a < b)) throw damaged(path, applied, `it keeps servers ${a}..${b - 1} of ${config.servers.length}`)
+      for (let k = a; k < b; k++) servers.push(config.servers[k])
     }
-    servers = next
-    rev = r.to
+    let next: ValidConfig
+    try {
+      next = parseEdit(config, { servers } as Config)
+    } catch (err) {
+      throw damaged(path, applied, err instanceof Error ? err.message : String(err))
+    }
+    const reached = validConfigHash(next)
+    if (reached !== r.to) throw damaged(path, applied, `it leads to revision ${reached}, recorded ${r.to}`)
+    config = next
+    rev = reached
     applied++
   }
-  if (applied === 0) return null
-  const body: Buffer[] = [Buffer.from('{"servers":[')]
-  servers.forEach((s, i) => {
-    if (i > 0) body.push(COMMA)
-    body.push(s)
-  })
-  body.push(Buffer.from(']}'))
-  return { text: Buffer.concat(body).toString('utf8'), revision: rev }
+  return applied === 0 ? null : { config, revision: rev }
 }
 
-const COMMA = Buffer.from(',')
-
-function damaged(path: string, applied: number): BalancerError {
-  return new BalancerError(ErrorCode.StoreUnavailable, `${path}: record ${applied + 1} of the replay does not fit the configuration it edits; the journal is not replayed`)
+function damaged(path: string, applied: number, why: string): BalancerError {
+  return new BalancerError(ErrorCode.StoreUnavailable, `${path}: record ${applied + 1} of the replay does not fit the configuration it edits (${why}); the journal is not replayed`)
 }
 
 /**

@@ -102,11 +102,6 @@ export class FileStore implements ConfigStore {
     this.#journal = new JournalFile(`${this.location}.journal`)
   }
 
-  /** `<config>.journal`. */
-  get journalPath(): string {
-    return this.#journal.path
-  }
-
   /** A missing file is the empty config (the file is created by the first write). */
   load(): Promise<StoreState> {
     return this.#lock.run(() => this.#current())
@@ -260,13 +255,7 @@ export class FileStore implements ConfigStore {
         jsigNow = await fileSignature(path)
       } else this.#journal.adopt([], d.validBytes) // only a torn record, never acknowledged
     } else {
-      state = this.#parse(r.text, path)
-      if (state.revision !== r.revision) {
-        throw new BalancerError(
-          ErrorCode.StoreUnavailable,
-          `${path}: the replayed configuration is not the one recorded (revision ${state.revision}, recorded ${r.revision}); the journal is not replayed`,
-        )
-      }
+      state = r
       const all = bytes as Buffer
       this.#journal.adopt(
         d.records.map((x, i) => all.subarray(i === 0 ? 0 : (d.records[i - 1] as { end: number }).end, x.end)),
@@ -278,7 +267,7 @@ export class FileStore implements ConfigStore {
     return state
   }
 
-  /** Parses text read from `where` (the file, or the file with the journal replayed). */
+  /** Parses text read from `where`. */
   #parse(text: string | null, where: string): StoreState {
     let config
     try {

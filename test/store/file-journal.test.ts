@@ -13,7 +13,7 @@ import { serializeConfig } from '../../src/model/canonical.ts'
 import { BalancerError } from '../../src/model/errors.ts'
 import type { Config } from '../../src/model/types.ts'
 import { FileStore } from '../../src/store/file.ts'
-import { decodeJournal } from '../../src/store/file-journal.ts'
+import { decodeJournal, encodeRecord } from '../../src/store/file-journal.ts'
 import type { FileStoreOptions } from '../../src/store/file.ts'
 import type { StoreState } from '../../src/store/store.ts'
 import { edit } from '../support/edit.ts'
@@ -146,6 +146,19 @@ describe('FileStore journal', () => {
     expect(readFileSync(file, 'utf8')).toBe(text)
   })
 
+  it('reports a record that does not lead to the revision it recorded, and replays nothing', async () => {
+    const s = store()
+    const first = await s.update(addServer(8000))
+    const second = await s.update(addServer(8010))
+    // A whole record, checksum and all, whose edit does not reach its recorded revision.
+    appendFileSync(journal, encodeRecord(second.config, second.revision, first.config, 'not-the-revision'))
+    const err = (await onDisk().catch((e: unknown) => e)) as BalancerError
+    expect(err).toBeInstanceOf(BalancerError)
+    expect(err.code).toBe('E_STORE_UNAVAILABLE')
+    expect(err.message).toContain(journal)
+    expect(err.message).toContain(`leads to revision ${first.revision}, recorded not-the-revision`)
+  })
+
   it('a hand edit of the file wins over pending records: they are set aside, and the next write builds on the edit', async () => {
     const s = store()
     await s.update(addServer(8000))
@@ -181,6 +194,27 @@ describe('FileStore journal', () => {
     const loaded = await onDisk()
     expect(addresses(loaded)).toEqual([':7000'])
     expect(existsSync(`${journal}.discarded`)).toBe(true)
+  })
+
+  it('two instances on one file see each other through the journal: a watch reports the writes of the other, a write builds on them', async () => {
+    const a = store()
+    const b = store()
+    await a.update(addServer(8000))
+    const events: StoreState[] = []
+    const ac = new AbortController()
+    aborts.push(ac)
+    b.watch(ac.signal, { onChange: (st) => events.push(st), onError: () => undefined })
+    await until(() => events.length === 1, 10_000, 'the first report')
+    // Appended to the journal only: the file itself does not change.
+    const fromA = await a.update(addServer(8010))
+    expect(size(journal)).toBeGreaterThan(0)
+    await until(() => events.length === 2, 10_000, "the other instance's write to be reported")
+    expect((events[1] as StoreState).revision).toBe(fromA.revision)
+    const fromB = await b.update(addServer(8020))
+    const again = await a.update(addServer(8030))
+    expect(addresses(again)).toEqual([':8000', ':8010', ':8020', ':8030'])
+    expect(addresses(fromB)).toEqual([':8000', ':8010', ':8020'])
+    expect((await onDisk()).revision).toBe(again.revision)
   })
 
   it('folds under concurrent writes without losing one', async () => {
