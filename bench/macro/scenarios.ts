@@ -4,7 +4,9 @@
 
 import { CLK_TCK, benchCert, has, hold, load, processRss, startBalancer, startHaproxy, startNginx, startUpstream, treeUsage, wrk } from './procs.ts'
 import type { Target } from './procs.ts'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
+import { h2loadBurst, median, sampleAcceptQueue } from './burst.ts'
+import type { Burst, QueueFigures } from './burst.ts'
 
 export interface Settings {
   workers: number[]
@@ -335,63 +337,68 @@ export async function soak(s: Settings): Promise<void> {
 
 const BUSY_CONNS = 500
 const BURST_CONNS = 1000
+/** Bursts per target, the targets taken in turn, so a change in the machine's load falls on each; the table gives medians. */
+const BURST_ROUNDS = 3
 
 /**
  * A burst of new clients at a busy proxy: BURST_CONNS connections opened at
  * once (h2load --h1, one request each) while wrk keeps BUSY_CONNS
  * keep-alive connections busy. Time to the first response byte runs from
  * each connect, so the wait in the accept queue counts; `last` is the
- * slowest client's. Without h2load or wrk, the load generator's burst and
- * closed modes stand in (slower: on a loaded machine they measure
- * themselves more than the proxy).
+ * slowest client's. Beside it: h2load's own share of that time (burst.ts)
+ * and the listening socket's accept queue, sampled during the burst.
+ * Without h2load or wrk, the load generator's burst and closed modes
+ * stand in (slower: on a loaded machine they measure themselves more than
+ * the proxy).
  */
 export async function acceptBurst(s: Settings): Promise<void> {
-  const rows: Array<Array<string | number>> = []
   const native = has('h2load') && has('wrk')
-  await withUpstream(s, (ups) =>
-    eachTarget(s, ups, async (t) => {
-      const busy = native
-        ? wrkAsync(t.port, BUSY_CONNS, 6, s.loadCpus)
-        : load({ mode: 'closed', port: t.port, conns: BUSY_CONNS, durationMs: 6000, warmupMs: 0 }, s.loadCpus).then((r) => ({ rps: r.rps as number }))
-      await sleep(2000)
-      const b = native ? h2loadBurst(t.port, BURST_CONNS, s.loadCpus) : burstFigures(await load({ mode: 'burst', port: t.port, conns: BURST_CONNS, durationMs: 10_000, warmupMs: 0 }, s.loadCpus))
-      const r = await busy
-      rows.push([t.name, b.answered, b.errors, b.meanMs, b.maxMs, r.rps])
-    }),
-  )
+  const runs = new Map<string, Array<Burst & { rps: number; queue: QueueFigures | null }>>()
+  await withUpstream(s, async (ups) => {
+    for (let round = 0; round < BURST_ROUNDS; round++) {
+      await eachTarget(s, ups, async (t) => {
+        const busy = native
+          ? wrkAsync(t.port, BUSY_CONNS, 6, s.loadCpus)
+          : load({ mode: 'closed', port: t.port, conns: BUSY_CONNS, durationMs: 6000, warmupMs: 0 }, s.loadCpus).then((r) => ({ rps: r.rps as number }))
+        await sleep(2000)
+        const sampler = has('ss') ? sampleAcceptQueue(t.port, s.loadCpus) : null
+        const b = native ? h2loadBurst(t.port, BURST_CONNS, s.loadCpus) : burstFigures(await load({ mode: 'burst', port: t.port, conns: BURST_CONNS, durationMs: 10_000, warmupMs: 0 }, s.loadCpus))
+        const queue = sampler === null ? null : await sampler.stop()
+        const r = await busy
+        const list = runs.get(t.name) ?? []
+        list.push({ ...b, rps: r.rps, queue })
+        runs.set(t.name, list)
+      })
+    }
+  })
+  const rows = [...runs].map(([name, list]) => {
+    const med = (f: (x: (typeof list)[number]) => number): number => median(list.map(f))
+    return [
+      name,
+      Math.min(...list.map((x) => x.answered)),
+      list.reduce((n, x) => n + x.errors, 0),
+      med((x) => x.meanMs),
+      med((x) => x.maxMs),
+      med((x) => x.connectMs),
+      med((x) => x.queue?.max ?? Number.NaN),
+      med((x) => x.queue?.busyMs ?? Number.NaN),
+      med((x) => x.rps),
+    ]
+  })
+  const step = median([...runs.values()].flat().map((x) => x.queue?.stepMs ?? Number.NaN))
   table(
-    `Accept burst: ${BURST_CONNS} clients connecting at once, one request each, while ${BUSY_CONNS} keep-alive connections load the proxy (${native ? 'h2load --h1, wrk' : 'loadgen'})`,
-    ['target', 'answered', 'errors', 'mean ms', 'last ms', 'busy req/s'],
+    `Accept burst: ${BURST_CONNS} clients connecting at once, one request each, while ${BUSY_CONNS} keep-alive connections load the proxy (${native ? 'h2load --h1, wrk' : 'loadgen'}); medians of ${BURST_ROUNDS} rounds`,
+    ['target', 'answered', 'errors', 'mean ms', 'last ms', 'client connect ms', 'queue max', 'queue ms', 'busy req/s'],
     rows,
   )
-}
-
-interface Burst {
-  answered: number
-  errors: number
-  meanMs: number
-  maxMs: number
+  console.log(
+    `\nmean/last: connect to first response byte. client connect: h2load's own time from connect() to sending its request (in mean/last). queue: connections waiting in the accept queue (ss Recv-Q, sampled every ${Number.isFinite(step) ? step.toFixed(1) : '-'} ms), most at once and for how long.`,
+  )
 }
 
 function burstFigures(r: Record<string, unknown>): Burst {
   const l = r.latencyMs as Record<string, number>
-  return { answered: r.answered as number, errors: r.errors as number, meanMs: l.p50 ?? NaN, maxMs: l.max ?? NaN }
-}
-
-/** h2load's "time to 1st byte" (from each connect): mean and max; answered from "requests: ... succeeded". */
-function h2loadBurst(port: number, conns: number, cpus: string | null): Burst {
-  const pin = cpus !== null && has('taskset') ? ['taskset', '-c', cpus] : []
-  const argv = [...pin, 'h2load', '--h1', '-c', String(conns), '-n', String(conns), '-T', '30', `http://127.0.0.1:${port}/`]
-  const out = spawnSync(argv[0] as string, argv.slice(1), { encoding: 'utf8' }).stdout
-  const ms = (v: string | undefined, unit: string | undefined): number => Number(v) * (unit === 'us' ? 0.001 : unit === 's' ? 1000 : 1)
-  const ttfb = /time to 1st byte:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)/.exec(out)
-  const req = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out)
-  return {
-    answered: Number(req?.[1] ?? 0),
-    errors: Number(req?.[2] ?? 0) + Number(req?.[3] ?? 0),
-    meanMs: ms(ttfb?.[5], ttfb?.[6]),
-    maxMs: ms(ttfb?.[3], ttfb?.[4]),
-  }
+  return { answered: r.answered as number, errors: r.errors as number, meanMs: l.p50 ?? Number.NaN, maxMs: l.max ?? Number.NaN, connectMs: Number.NaN }
 }
 
 /** wrk in the background: resolves with its requests per second when it ends. */
