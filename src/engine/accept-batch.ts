@@ -1,14 +1,14 @@
-// Accepting the rest of a burst in the turn that saw its first connection.
+// Accepting a burst of new clients in the turns that see its first connections.
 //
 // libuv accepts one connection per listening socket per event-loop turn.
 // With busy client connections a turn takes tens of milliseconds, so when
 // 1,000 clients connect at once a single socket drains its accept queue at
 // a few hundred a second and the last clients wait seconds. Right after
-// libuv hands over a connection, acceptMore() takes up to MAX_PER_EVENT
-// more from the same socket with accept4(2) (libc.ts) and wraps each in a
-// TCP handle, as libuv would have one turn later. One listening socket per
-// address is then enough (it used to take 32 SO_REUSEPORT sockets, 32
-// descriptors per address).
+// libuv hands over a connection, acceptMore() goes on with accept4(2)
+// (libc.ts) until the queue is empty (EAGAIN) or MAX_PER_EVENT more are
+// taken, and wraps each in a TCP handle, as libuv would have a turn later.
+// One listening socket per address is then enough (it used to take 32
+// SO_REUSEPORT sockets, 32 descriptors per address).
 //
 // Descriptor exhaustion: accept4 failing with EMFILE or ENFILE (or the
 // kernel short of memory) stops batching for a backoff that doubles from
@@ -21,11 +21,17 @@ import type { Handle } from './http1/client-socket.ts'
 import { Errno, SOCK_CLOEXEC, SOCK_NONBLOCK, libc } from './libc.ts'
 
 /**
- * At most this many extra connections per readiness event of one socket
- * (HAProxy's tune.maxaccept default is 64): a burst of 1,000 is in within
- * a few turns, and connections already open still get their turn.
+ * At most this many extra connections per readiness event of one socket.
+ * Taken 64 at a time (HAProxy's tune.maxaccept), with turns of 10-30 ms
+ * under load, a burst of 1,000 took 16 events and its last clients waited
+ * 0.2-0.4 s in the queue; at 256 it is in within four. Taking one costs
+ * 10-30 µs, so a batch stays within a few milliseconds and the
+ * connections already open are not held up behind it. The whole queue at
+ * once (up to 1,024) emptied it sooner still but made no client faster:
+ * the wait moved to the turn after, which then read a thousand requests
+ * and opened hundreds of upstream connections (docs/performance.md).
  */
-export const MAX_PER_EVENT = 64
+export const MAX_PER_EVENT = 256
 
 const BACKOFF_MIN_MS = 10
 const BACKOFF_MAX_MS = 1000
