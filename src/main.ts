@@ -22,7 +22,7 @@ import type { ReadyState } from './control/readiness.ts'
 import type { RunningSources } from './sources/start.ts'
 import type { Refusal } from './sources/source.ts'
 import { parseRegistryUrls } from './kv/registry-url.ts'
-import { Engine } from './engine/engine.ts'
+import type { Engine } from './engine/engine.ts'
 import { DEFAULT_ENGINE_OPTIONS } from './engine/types.ts'
 import { WorkerGroup } from './workers/group.ts'
 import { TlsTarget } from './tls/target.ts'
@@ -133,6 +133,8 @@ async function main(): Promise<void> {
         },
       })
     }
+    // Loaded here only: with workers, the data plane's modules stay out of this process (about 10 MiB).
+    const { Engine } = await import('./engine/engine.ts')
     plane = new Engine({ ...engineOptions, accessLog, log: log.child({ component: 'engine' }) })
   } else {
     const group = new WorkerGroup({ count: o.workers, engine: engineOptions, logLevel: o.logLevel, graceMs: o.graceMs, log: log.child({ component: 'workers' }), accessLog: accessLogSpec })

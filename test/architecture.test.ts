@@ -181,6 +181,10 @@ describe('module boundaries', () => {
       /^docker-api\/(?!endpoint\.ts)|^sources\/(start|registry-open|registry-source)\.ts$|^sources\/[a-z]+\//.test(d)
     expect(loaded.filter(heavy)).toEqual([])
   })
+  it("no module imports node:http's exports statically: an ES import runs its getters, and WebSocket's loads undici (16 MiB in every process)", () => {
+    const staticHttp = /(?:^|\n)\s*import\s(?!type\s)[^'"]*?from\s+['"]node:http['"]/
+    expect(all.filter((m) => staticHttp.test(readFileSync(join(SRC, m.file), 'utf8'))).map((m) => m.file)).toEqual([])
+  })
   it('nothing imports main.ts', () => {
     expect(all.flatMap((m) => m.deps.filter((d) => d === 'main.ts').map(() => m.file))).toEqual([])
   })

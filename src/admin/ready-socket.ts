@@ -5,7 +5,6 @@
 // may be answered by either process. This socket, in a directory private to
 // the container (/dev/shm), answers for this process only.
 
-import { createServer } from 'node:http'
 import type { Server } from 'node:http'
 import { lstatSync, unlinkSync } from 'node:fs'
 import type { ReadyState } from '../control/readiness.ts'
@@ -18,7 +17,8 @@ export function listenReadySocket(path: string, ready: () => ReadyState): Promis
   } catch {
     // Nothing there: the usual case.
   }
-  const server = createServer((req, res) => {
+  // Not a static import: an ES import of node:http runs its export getters and loads undici (16 MiB; test/architecture.test.ts).
+  const server = process.getBuiltinModule('node:http').createServer((req, res) => {
     if ((req.method !== 'GET' && req.method !== 'HEAD') || req.url !== READY_PATH) {
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"code":"E_NOT_FOUND","message":"only GET /ready is served here"}')
       return

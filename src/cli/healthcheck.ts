@@ -7,10 +7,9 @@
 // balancer starting beside it. Otherwise it asks the API at --api or
 // BALANCER_API, as the balancer itself reads them; a wildcard host (0.0.0.0,
 // ::) is asked on loopback.
-// It imports only node:http (and a constant): Docker runs it every few
+// It loads only node:http (and a constant): Docker runs it every few
 // seconds, so its start-up is most of its cost.
 
-import { request } from 'node:http'
 import { READY_PATH } from '../admin/ready.ts'
 
 // Below the image's HEALTHCHECK --timeout (10 s), so a slow answer is reported
@@ -56,7 +55,8 @@ export function healthcheck(argv: readonly string[], env: Readonly<Record<string
     where = hostHeader
   }
   return new Promise((resolve) => {
-    const req = request({ ...target, path: READY_PATH, headers: { host: hostHeader }, agent: false, timeout: TIMEOUT_MS }, (res) => {
+    // node:http comes from the builtin table, not an import: an ES import of it runs its export getters, and WebSocket's loads undici (16 MiB; test/architecture.test.ts).
+    const req = process.getBuiltinModule('node:http').request({ ...target, path: READY_PATH, headers: { host: hostHeader }, agent: false, timeout: TIMEOUT_MS }, (res) => {
       let body = ''
       res.setEncoding('utf8')
       res.on('data', (c: string) => (body += c))

@@ -22,7 +22,7 @@
 //   is parsed here and every field docker-modem would read from the
 //   environment is given explicitly.
 
-import http from 'node:http'
+import type http from 'node:http'
 import https from 'node:https'
 import { userInfo } from 'node:os'
 import Docker from 'dockerode'
@@ -30,6 +30,9 @@ import type { Endpoint } from './endpoint.ts'
 import { JsonObjectSplitter } from './json-stream.ts'
 import { sshAgent } from './ssh.ts'
 import type { ContainerInspect, ContainerSummary, SwarmService, SwarmTask } from './types.ts'
+
+// node:http comes from the builtin table, not an import: an ES import of it runs its export getters, and WebSocket's loads undici (16 MiB; test/architecture.test.ts).
+const HttpAgent = process.getBuiltinModule('node:http').Agent
 
 /** Engine API errors carry the HTTP status (404: no such container) and the daemon's message. */
 export class DockerApiError extends Error {
@@ -77,13 +80,13 @@ export class DockerClient {
     // process.env cannot override the endpoint the operator gave.
     const none = { socketPath: undefined, host: undefined, port: undefined, username: undefined, ca: undefined, cert: undefined, key: undefined, timeout: undefined, sshOptions: {} }
     if (ep.kind === 'unix') {
-      this.#agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 5000 })
+      this.#agent = new HttpAgent({ keepAlive: true, keepAliveMsecs: 5000 })
       this.#docker = new Docker(modemOptions({ ...none, socketPath: ep.socketPath, protocol: 'http', agent: this.#agent }))
     } else if (ep.kind === 'ssh') {
       this.#agent = sshAgent({ host: ep.host, port: ep.port, user: ep.user ?? userInfo().username, agent: ep.agent, knownHosts: ep.knownHosts, readyTimeoutMs: this.#timeoutMs })
       this.#docker = new Docker(modemOptions({ ...none, host: ep.host, port: ep.port, protocol: 'http', agent: this.#agent }))
     } else if (ep.tls === null) {
-      this.#agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 5000 })
+      this.#agent = new HttpAgent({ keepAlive: true, keepAliveMsecs: 5000 })
       this.#docker = new Docker(modemOptions({ ...none, host: ep.host, port: ep.port, protocol: 'http', agent: this.#agent }))
     } else {
       const tls = { ca: ep.tls.ca, cert: ep.tls.cert, key: ep.tls.key }

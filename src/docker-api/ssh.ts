@@ -14,7 +14,7 @@
 
 import { createHmac } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import http from 'node:http'
+import type http from 'node:http'
 import type { Duplex } from 'node:stream'
 import { Client } from 'ssh2'
 
@@ -32,7 +32,8 @@ export interface SshTarget {
 
 /** An http.Agent for dockerode: each connection is a new SSH session running `docker system dial-stdio`. */
 export function sshAgent(t: SshTarget): http.Agent {
-  const agent = new http.Agent({ keepAlive: false })
+  // node:http comes from the builtin table, not an import: an ES import of it runs its export getters, and WebSocket's loads undici (16 MiB; test/architecture.test.ts).
+  const agent = new (process.getBuiltinModule('node:http').Agent)({ keepAlive: false })
   const create = (_opts: unknown, done: (err: Error | null, stream?: Duplex) => void): undefined => {
     const conn = new Client()
     let settled = false

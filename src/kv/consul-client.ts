@@ -17,7 +17,7 @@
 //   longer for a blocking query by its wait plus Consul's jitter (wait/16).
 
 import { EventEmitter } from 'node:events'
-import { Agent as HttpAgent } from 'node:http'
+import type { Agent as HttpAgent } from 'node:http'
 import { Agent as HttpsAgent } from 'node:https'
 import Consul from 'consul'
 import type { HostPort, TlsFiles } from './endpoint.ts'
@@ -86,7 +86,8 @@ export class ConsulClient {
     const tls = o.tls
     this.#agent =
       tls === null
-        ? new HttpAgent({ keepAlive: true })
+        ? // node:http comes from the builtin table, not an import: an ES import of it runs its export getters, and WebSocket's loads undici (16 MiB; test/architecture.test.ts).
+          new (process.getBuiltinModule('node:http').Agent)({ keepAlive: true })
         : new HttpsAgent({
             keepAlive: true,
             ...(tls.ca === null ? {} : { ca: tls.ca }),

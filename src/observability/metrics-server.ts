@@ -3,7 +3,6 @@
 // has one route and holds no configuration, so it needs none of the admin
 // API's machinery (and none of its token).
 
-import { createServer } from 'node:http'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { METRICS_CONTENT_TYPE } from './metrics.ts'
@@ -20,7 +19,8 @@ export async function startMetricsServer(
   onError: (err: Error) => void,
   misdirected: (host: string | undefined) => string | null = () => null,
 ): Promise<{ server: Server; port: number }> {
-  const server = createServer((req, res) => {
+  // Not a static import: an ES import of node:http runs its export getters and loads undici (16 MiB; test/architecture.test.ts).
+  const server = process.getBuiltinModule('node:http').createServer((req, res) => {
     const refusal = misdirected(req.headers.host)
     if (refusal !== null) {
       res.writeHead(421, { 'content-type': 'text/plain; charset=utf-8' }).end(`${refusal}\n`)

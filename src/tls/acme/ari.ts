@@ -7,7 +7,6 @@
 // 6 hours without one).
 
 import { X509Certificate } from 'node:crypto'
-import { request as httpRequest } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { AcmeDirectory } from './order.ts'
 
@@ -74,7 +73,8 @@ interface Fetched {
 function get(url: string, ca: string | null): Promise<Fetched> {
   return new Promise((resolve, reject) => {
     const u = new URL(url)
-    const send = u.protocol === 'https:' ? httpsRequest : httpRequest
+    // node:http not imported statically: an ES import of it runs its export getters and loads undici (test/architecture.test.ts).
+    const send = u.protocol === 'https:' ? httpsRequest : process.getBuiltinModule('node:http').request
     const req = send(u, { timeout: 10_000, headers: { accept: 'application/json' }, ...(u.protocol === 'https:' && ca !== null ? { ca } : {}) }, (res) => {
       let body = ''
       res.setEncoding('utf8')
