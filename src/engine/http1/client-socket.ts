@@ -184,6 +184,21 @@ function uvError(op: string, code: number): Error {
   return err
 }
 
+/** RawClientSocket's flags. */
+const F = {
+  NeedDrain: 1,
+  Reading: 2,
+  /** The client's FIN arrived. */
+  ReadEnded: 4,
+  /** end() was called: no more writes. */
+  Ending: 8,
+  /** Our FIN is out. */
+  ShutDown: 16,
+  /** destroySoon() was called: destroy once nothing is queued. */
+  DestroyWhenFlushed: 32,
+  Closing: 64,
+} as const
+
 export class RawClientSocket<O> implements ClientSocket {
   readonly #handle: Handle
   #sink: ClientSink<O>
@@ -191,20 +206,11 @@ export class RawClientSocket<O> implements ClientSocket {
   errored: Error | null = null
   /** Bytes handed to the handle that the kernel has not taken yet. */
   #queued = 0
-  #needDrain = false
   /** Writes held by cork(), sent as one writev by uncork(). */
   #corked: Buffer[] | null = null
   #corkedBytes = 0
-  #reading = false
-  /** The client's FIN arrived. */
-  #readEnded = false
-  /** end() was called: no more writes. */
-  #ending = false
-  /** Our FIN is out. */
-  #shutDown = false
-  /** destroySoon() was called: destroy once nothing is queued. */
-  #destroyWhenFlushed = false
-  #closing = false
+  /** F bits: one field for seven flags, 48 bytes less per connection than seven fields. */
+  #flags = 0
 
   constructor(handle: Handle, sink: ClientSink<O>) {
     this.#handle = handle
@@ -238,13 +244,13 @@ export class RawClientSocket<O> implements ClientSocket {
   }
 
   write(data: Buffer): boolean {
-    if (this.#ending || this.#closing) return false
+    if ((this.#flags & (F.Ending | F.Closing)) !== 0) return false
     const corked = this.#corked
     if (corked !== null) {
       corked.push(data)
       this.#corkedBytes += data.length
       if (this.#queued + this.#corkedBytes < HIGH_WATER) return true
-      this.#needDrain = true
+      this.#flags |= F.NeedDrain
       return false
     }
     const req = writeReq(this.#handle)
@@ -269,25 +275,25 @@ export class RawClientSocket<O> implements ClientSocket {
       this.#queued += bytes
     }
     if (this.#queued < HIGH_WATER) return true
-    this.#needDrain = true
+    this.#flags |= F.NeedDrain
     return false
   }
 
   afterWrite(bytes: number, status: number): void {
     this.#queued -= bytes
-    if (this.#closing) return // a write cancelled by destroy(): not an error of the connection
+    if ((this.#flags & F.Closing) !== 0) return // a write cancelled by destroy(): not an error of the connection
     if (status < 0) {
       this.#fail(uvError('write', status))
       return
     }
-    if (this.#destroyWhenFlushed && this.#queued === 0) this.destroy()
+    if ((this.#flags & F.DestroyWhenFlushed) !== 0 && this.#queued === 0) this.destroy()
     else this.drained()
   }
 
   /** Tells the owner the writes it was refused may go on, if it was refused and they may. */
   drained(): void {
-    if (this.#needDrain && this.#queued === 0 && !this.#closing) {
-      this.#needDrain = false
+    if ((this.#flags & (F.NeedDrain | F.Closing)) === F.NeedDrain && this.#queued === 0) {
+      this.#flags &= ~F.NeedDrain
       if (this.#owner !== null) this.#sink.drain(this.#owner)
     }
   }
@@ -302,7 +308,7 @@ export class RawClientSocket<O> implements ClientSocket {
     this.#corked = null
     const bytes = this.#corkedBytes
     this.#corkedBytes = 0
-    if (chunks.length === 0 || this.#closing) return
+    if (chunks.length === 0 || (this.#flags & F.Closing) !== 0) return
     if (chunks.length === 1) {
       this.write(chunks[0] as Buffer)
     } else {
@@ -311,26 +317,26 @@ export class RawClientSocket<O> implements ClientSocket {
       this.#dispatched(req, err, chunks, bytes)
     }
     // A write refused while corked may have gone out at once: 'drain' is still owed.
-    if (this.#needDrain && this.#queued === 0) process.nextTick(drainSoon, this)
+    if ((this.#flags & F.NeedDrain) !== 0 && this.#queued === 0) process.nextTick(drainSoon, this)
   }
 
   pause(): void {
-    if (!this.#reading) return
-    this.#reading = false
+    if ((this.#flags & F.Reading) === 0) return
+    this.#flags &= ~F.Reading
     this.#handle.readStop()
   }
 
   resume(): void {
-    if (this.#reading || this.#readEnded || this.#closing) return
-    this.#reading = true
+    if ((this.#flags & (F.Reading | F.ReadEnded | F.Closing)) !== 0) return
+    this.#flags |= F.Reading
     const err = this.#handle.readStart()
     if (err !== 0) this.#fail(uvError('read', err))
   }
 
   end(): void {
-    if (this.#ending || this.#closing) return
+    if ((this.#flags & (F.Ending | F.Closing)) !== 0) return
     this.uncork()
-    this.#ending = true
+    this.#flags |= F.Ending
     const req = new (B as Bindings).ShutdownWrap()
     req.handle = this.#handle
     req.oncomplete = afterShutdown
@@ -341,31 +347,30 @@ export class RawClientSocket<O> implements ClientSocket {
   }
 
   afterShutdown(status: number): void {
-    if (this.#closing) return
+    if ((this.#flags & F.Closing) !== 0) return
     if (status < 0) {
       this.#fail(uvError('shutdown', status))
       return
     }
-    this.#shutDown = true
-    if (this.#readEnded) this.destroy()
+    this.#flags |= F.ShutDown
+    if ((this.#flags & F.ReadEnded) !== 0) this.destroy()
   }
 
   // Without a shutdown first: close() alone makes the kernel send what it
   // holds and then the FIN, one syscall and one wakeup fewer per connection.
   destroySoon(): void {
-    if (this.#closing) return
+    if ((this.#flags & F.Closing) !== 0) return
     this.uncork()
-    this.#ending = true
-    this.#destroyWhenFlushed = true
+    this.#flags |= F.Ending | F.DestroyWhenFlushed
     if (this.#queued === 0) this.destroy()
   }
 
   setKeepAlive(enable: boolean, initialDelayMs: number): void {
-    if (!this.#closing) this.#handle.setKeepAlive(enable, Math.floor(initialDelayMs / 1000))
+    if ((this.#flags & F.Closing) === 0) this.#handle.setKeepAlive(enable, Math.floor(initialDelayMs / 1000))
   }
 
   onRead(n: number): void {
-    if (this.#closing) return
+    if ((this.#flags & F.Closing) !== 0) return
     const owner = this.#owner
     if (n > 0) {
       if (owner !== null) this.#sink.read(owner, shared.subarray(0, n))
@@ -377,10 +382,9 @@ export class RawClientSocket<O> implements ClientSocket {
       return
     }
     // libuv stops reading at end of stream.
-    this.#reading = false
-    this.#readEnded = true
+    this.#flags = (this.#flags & ~F.Reading) | F.ReadEnded
     if (owner !== null) this.#sink.end(owner)
-    if (this.#shutDown && !this.#closing) this.destroy()
+    if ((this.#flags & (F.ShutDown | F.Closing)) === F.ShutDown) this.destroy()
   }
 
   #fail(err: Error): void {
@@ -397,12 +401,12 @@ export class RawClientSocket<O> implements ClientSocket {
   }
 
   #close(reset: boolean): void {
-    if (this.#closing) return
-    this.#closing = true
+    if ((this.#flags & F.Closing) !== 0) return
+    this.#flags |= F.Closing
     this.#corked = null
     this.#corkedBytes = 0
-    if (this.#reading) {
-      this.#reading = false
+    if ((this.#flags & F.Reading) !== 0) {
+      this.#flags &= ~F.Reading
       this.#handle.readStop()
     }
     if (!reset || this.#handle.reset(afterClose) !== 0) this.#handle.close(afterClose)

@@ -23,7 +23,8 @@ import { ChunkDecoder } from './chunked.ts'
 import type { Front } from '../exchange.ts'
 import { ResPhase, Timer, arm, connectTimedOut, leaveQueue, responseTimedOut } from '../exchange.ts'
 import { forNode } from './forward.ts'
-import { HeadScan, Method, RequestHead, ResponseHead } from './parse.ts'
+import { Method } from './parse.ts'
+import type { HeadScan } from './parse.ts'
 import type { ClientSink, ClientSocket, Handle } from './client-socket.ts'
 import { RawClientSocket } from './client-socket.ts'
 import { isShared } from './input.ts'
@@ -101,9 +102,12 @@ export class ClientConn {
   buf: Buffer | null = null
   off = 0
   inRead = false
-  readonly scan = new HeadScan()
-  readonly req = new RequestHead()
-  readonly res = new ResponseHead()
+  /**
+   * Where the search for the end of a head split across reads goes on; null
+   * between heads and for a head read whole. The parsed heads themselves are
+   * scratch (request.ts, relay.ts), used within the call that parses them.
+   */
+  scan: HeadScan | null = null
   /** Made by the first chunked request or response (chunkDecoder): most connections never see one, and it stays idle in every keep-alive connection. */
   reqChunk: ChunkDecoder | null = null
   resChunk: ChunkDecoder | null = null
@@ -452,6 +456,8 @@ export function finishRequest(conn: ClientConn): void {
   conn.state = St.Head
   conn.route = null
   conn.outHead = ''
+  // Logged and sent: an idle connection keeps no string of its last request.
+  conn.requestId = ''
   conn.kept.length = 0
   conn.tried.length = 0
   conn.resPart = null

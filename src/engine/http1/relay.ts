@@ -27,14 +27,19 @@ import { Chunk, advance } from './chunked.ts'
 import type { ClientConn } from './conn.ts'
 import { Framing, ResPhase, St, Timer, arm, chunkDecoder, finishRequest, respond } from './conn.ts'
 import { Conn, responseHead, withRequestId } from './forward.ts'
-import { Method, parseResponseHead, responseHeadEnd } from './parse.ts'
-import type { ResponseHead } from './parse.ts'
+import { Method, ResponseHead, parseResponseHead, responseHeadEnd } from './parse.ts'
 import { startTunnel, tunnelFromUpstream } from './tunnel.ts'
 import { errorPage } from '../rules/error-page.ts'
 import { TOO_LARGE, zipBody, zipHead } from './zip-relay.ts'
 
 const PAIR: Buffer[] = [Buffer.alloc(0), Buffer.alloc(0)]
 const EMPTY = Buffer.alloc(0)
+/**
+ * Every connection's response head is parsed here: it is read, relayed and
+ * judged within one call (onHead), as in h2/relay.ts, so an idle keep-alive
+ * connection holds no head (240 bytes each).
+ */
+const RES = new ResponseHead()
 
 function toClient(conn: ClientConn, uc: UpConn, data: Buffer): void {
   conn.bytesOut += data.length
@@ -96,7 +101,7 @@ export function onUpstreamData(conn: ClientConn, uc: UpConn, chunk: Buffer): voi
       conn.resPart = Buffer.from(pos === 0 ? buf : buf.subarray(pos)) // a copy: buf is the connection's read buffer
       return uncorkThen(conn, null, uc)
     }
-    if (end < 0 || end - pos > ctx.opts.maxHeaderBytes || parseResponseHead(buf, pos, end, conn.res) !== 0) {
+    if (end < 0 || end - pos > ctx.opts.maxHeaderBytes || parseResponseHead(buf, pos, end, RES) !== 0) {
       return uncorkThen(conn, badResponse, uc)
     }
     const next = onHead(conn, uc, buf, pos, end)
@@ -168,7 +173,7 @@ const INLINE_MAX = 2048
  * normal path (tunnel, error, retry).
  */
 function onHead(conn: ClientConn, uc: UpConn, buf: Buffer, start: number, end: number): number {
-  const r = conn.res
+  const r = RES
   const status = r.status
   if (r.version !== 11) buf[start + 7] = 0x31 // `HTTP/1.0` -> `HTTP/1.1`: the read buffer is ours, and the line is relayed from it
   if (status < 200) {

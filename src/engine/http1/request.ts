@@ -11,12 +11,21 @@ import { BodyKind, ResPhase, St, Timer, arm, chunkDecoder, redirect, reject, res
 import { startExchange } from '../exchange.ts'
 import { takeH2c } from './h2c.ts'
 import { hostless, requestHead } from './forward.ts'
-import { Form, parseRequestHead, scanHead } from './parse.ts'
+import { Form, HeadScan, RequestHead, parseRequestHead, scanHead } from './parse.ts'
 import { requestIdOf } from './request-id.ts'
-import type { RequestHead } from './parse.ts'
 import { gateH1 } from './rules-gate.ts'
 import { zipAccepted } from './zip-relay.ts'
 import type { RulesRuntime } from '../rules/runtime.ts'
+
+/**
+ * Every connection's request head is parsed here: dispatch() reads it before
+ * anything it calls can end the request or read the next head (readHeads
+ * never recurses), like the field offsets in fields.ts's scratch, so an idle
+ * keep-alive connection holds no head (304 bytes each).
+ */
+const REQ = new RequestHead()
+/** The search of a head that starts in this read; copied to conn.scan only when the head goes on in a later read. */
+const SCAN = new HeadScan()
 
 const XFP_HTTP = 'x-forwarded-proto: http\r\n'
 const XFP_HTTPS = 'x-forwarded-proto: https\r\n'
@@ -38,7 +47,8 @@ function readOne(conn: ClientConn): boolean {
     const h2 = takeH2c(conn, buf, off)
     if (h2 !== 0) return false
   }
-  if (conn.scan.pos === 0) {
+  const split = conn.scan
+  if (split === null) {
     // Empty lines before a request line are ignored (RFC 9112 §2.2); a bare LF is not.
     while (off + 1 < buf.length && buf[off] === CR && buf[off + 1] === LF) off += 2
     conn.off = off
@@ -51,11 +61,13 @@ function readOne(conn: ClientConn): boolean {
     if (buf[off] === CR) return false
   }
   if (conn.timer === Timer.Idle) arm(conn, Timer.Head, ctx.opts.headersTimeoutMs)
-  const r = scanHead(conn.scan, buf, off, ctx.lineMax, ctx.opts.maxHeaderBytes, conn.req)
+  const r = scanHead(split ?? SCAN, buf, off, ctx.lineMax, ctx.opts.maxHeaderBytes, REQ)
+  if (r === 0 && split === null) conn.scan = kept(SCAN)
+  else if (r !== 0 && split !== null) conn.scan = null
+  SCAN.reset()
   if (r === 0) return false
   if (r < 0) return reject(conn, -r)
-  const st = parseRequestHead(buf, off, r, ctx.lineMax, ctx.opts.maxHeaderBytes, conn.req)
-  conn.scan.reset()
+  const st = parseRequestHead(buf, off, r, ctx.lineMax, ctx.opts.maxHeaderBytes, REQ)
   if (st !== 0) return reject(conn, st)
   conn.off = r
   if (r >= buf.length) {
@@ -64,6 +76,15 @@ function readOne(conn: ClientConn): boolean {
   }
   dispatch(conn, buf)
   return true
+}
+
+/** A copy of the search state, for a connection whose head goes on in a later read. */
+function kept(s: HeadScan): HeadScan {
+  const k = new HeadScan()
+  k.pos = s.pos
+  k.firstLineEnd = s.firstLineEnd
+  k.lineChecked = s.lineChecked
+  return k
 }
 
 /** The routing host: absolute-form authority or Host, lower-cased, port stripped. */
@@ -119,7 +140,7 @@ function isH2c(buf: Buffer, h: RequestHead): boolean {
 }
 
 function dispatch(conn: ClientConn, buf: Buffer): void {
-  const h = conn.req
+  const h = REQ
   const ctx = conn.ctx
   conn.state = St.Upstream
   conn.timer = Timer.None
