@@ -302,10 +302,31 @@ function procTable(): Map<number, ProcStat> {
 }
 
 /** RSS (MiB) of pid itself and of each of its child processes. */
-export function processRss(pid: number): { self: number; children: number[] } {
+export function processRss(pid: number): { self: number; children: number[]; selfPrivate: number; childrenPrivate: number[] } {
   const t = procTable()
-  const children = [...t.entries()].filter(([, s]) => s.ppid === pid).map(([, s]) => s.rssKiB / 1024)
-  return { self: (t.get(pid)?.rssKiB ?? 0) / 1024, children }
+  const kids = [...t.entries()].filter(([, s]) => s.ppid === pid)
+  return {
+    self: (t.get(pid)?.rssKiB ?? 0) / 1024,
+    children: kids.map(([, s]) => s.rssKiB / 1024),
+    selfPrivate: privateMiB(pid),
+    childrenPrivate: kids.map(([p]) => privateMiB(p)),
+  }
+}
+
+/**
+ * MiB of pid's resident pages no other process maps (Private_Clean +
+ * Private_Dirty): RSS also counts the pages of the node binary and the
+ * shared libraries that every process running them shares; NaN where
+ * /proc/PID/smaps_rollup cannot be read.
+ */
+function privateMiB(pid: number): number {
+  try {
+    const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')
+    const kib = (name: string): number => Number(new RegExp(`\\n${name}:\\s+(\\d+) kB`).exec(text)?.[1] ?? NaN)
+    return (kib('Private_Clean') + kib('Private_Dirty')) / 1024
+  } catch {
+    return NaN
+  }
 }
 
 /** CPU ticks (user + system) and RSS of pid and all its descendants. */

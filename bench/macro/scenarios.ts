@@ -214,12 +214,17 @@ async function atRest(s: Settings): Promise<void> {
       await sleep(3000)
       const r = processRss(t.pid)
       const max = r.children.length === 0 ? NaN : Math.max(...r.children)
-      rows.push([t.name, r.self, r.children.length, max, r.self + r.children.reduce((a, b) => a + b, 0)])
+      const maxPrivate = r.childrenPrivate.length === 0 ? NaN : Math.max(...r.childrenPrivate)
+      rows.push([t.name, r.self, r.selfPrivate, r.children.length, max, maxPrivate, r.self + r.children.reduce((a, b) => a + b, 0)])
     } finally {
       await t.stop()
     }
   }
-  table('Memory at rest: empty configuration, RSS per process (goal: main <= 100 MiB, each worker <= 55 MiB)', ['target', 'main MiB', 'workers', 'worker MiB (max)', 'total MiB'], rows)
+  table(
+    'Memory at rest: empty configuration, RSS per process (goal: main <= 100 MiB, each worker <= 55 MiB); private: the part no other process shares (RSS less the node binary and libraries)',
+    ['target', 'main MiB', 'main private', 'workers', 'worker MiB (max)', 'worker private (max)', 'total MiB'],
+    rows,
+  )
 }
 
 /** RSS at rest, then of the balancer (all its processes) idle, then with idleConns idle keep-alive client connections. */
