@@ -117,6 +117,8 @@ describe('--workers 2', () => {
     )
     const s = await status(bal)
     expect(new Set(s.workers.map((w) => w.pid)).size).toBe(2)
+    // Each worker runs with V8's young generation capped (src/workers/group.ts workerExecArgv).
+    for (const w of s.workers) expect(readFileSync(`/proc/${w.pid}/cmdline`, 'utf8').split('\0')).toContain('--max-semi-space-size=1')
     // Merged figures lag by at most the stats period; they never exceed what was sent.
     await until(async () => (await status(bal)).workers.reduce((n, w) => n + w.requests, 0) === sent, 3000, 'stats to catch up')
   })
