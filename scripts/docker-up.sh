@@ -46,7 +46,9 @@ if ! docker_cli info >/dev/null 2>&1; then
   say "starting dockerd (log: $LOG)"
   # containerd ships with docker.io; dockerd starts its own when none runs.
   # fd 9 (the lock) is closed for the daemon, or it would hold the lock for life.
-  nohup dockerd --host "unix://$SOCK" >"$LOG" 2>&1 </dev/null 9>&- &
+  # Its own session: a daemon that outlives this run must not die with the
+  # process group of whatever started it (a test runner stopped with its group).
+  setsid nohup dockerd --host "unix://$SOCK" >"$LOG" 2>&1 </dev/null 9>&- &
   for _ in $(seq 1 120); do
     docker_cli info >/dev/null 2>&1 && break
     sleep 0.5
