@@ -97,6 +97,19 @@ async function twoWorkers(extra: string[] = []): Promise<{ bal: Running; cfg: st
   return { bal, cfg }
 }
 
+/** Upstreams a and b, and two workers serving a server on a fresh port whose one upstream is a. */
+async function servingA() {
+  const [a, b] = await Promise.all([upstream('a'), upstream('b')])
+  cleanup.push(
+    () => a.server.close(),
+    () => b.server.close(),
+  )
+  const port = await freePort()
+  const { bal } = await twoWorkers()
+  expect(await call(bal, 'POST', '/server', { address: `127.0.0.1:${port}`, upstreams: [{ Target: '127.0.0.1', Port: a.port }] })).toBe(201)
+  return { a, b, port, bal, base: `/server/127.0.0.1:${port}` }
+}
+
 describe('--workers 2', () => {
   it('serves requests through both workers and reports each in GET /status', async () => {
     const a = await upstream('a')
@@ -124,15 +137,7 @@ describe('--workers 2', () => {
   })
 
   it('answers 201 only once both workers serve the change: no later request sees the old config', async () => {
-    const [a, b] = await Promise.all([upstream('a'), upstream('b')])
-    cleanup.push(
-      () => a.server.close(),
-      () => b.server.close(),
-    )
-    const port = await freePort()
-    const { bal } = await twoWorkers()
-    const base = `/server/127.0.0.1:${port}`
-    expect(await call(bal, 'POST', '/server', { address: `127.0.0.1:${port}`, upstreams: [{ Target: '127.0.0.1', Port: a.port }] })).toBe(201)
+    const { a, b, port, bal, base } = await servingA()
     for (let round = 0; round < 4; round++) {
       const [from, to] = round % 2 === 0 ? [a, b] : [b, a]
       const name = round % 2 === 0 ? 'b' : 'a'
@@ -146,15 +151,7 @@ describe('--workers 2', () => {
   })
 
   it('knows an upstream as soon as the write that adds it is answered, and forgets it with the write that removes it', async () => {
-    const [a, b] = await Promise.all([upstream('a'), upstream('b')])
-    cleanup.push(
-      () => a.server.close(),
-      () => b.server.close(),
-    )
-    const port = await freePort()
-    const { bal } = await twoWorkers()
-    const base = `/server/127.0.0.1:${port}`
-    expect(await call(bal, 'POST', '/server', { address: `127.0.0.1:${port}`, upstreams: [{ Target: '127.0.0.1', Port: a.port }] })).toBe(201)
+    const { b, bal, base } = await servingA()
     // The apply answers carry the added and removed upstreams; the periodic figures (every 500 ms) come later.
     for (let round = 0; round < 3; round++) {
       const member = `127.0.0.1-${b.port}`

@@ -25,6 +25,7 @@
 
 import type { Server } from 'node:net'
 import { acceptMore, exhausted } from '../accept-batch.ts'
+import { afterClose, afterShutdown, afterWrite, own, ownerOf } from '../handle-owner.ts'
 import { shared } from './input.ts'
 
 /** The calls the connection code makes on its client socket; net.Socket has them too (the fallback). */
@@ -131,12 +132,6 @@ export function useRawSockets(on: boolean): void {
 /** net.Socket's default writable high-water mark: write() returns false from here on. */
 const HIGH_WATER = 64 * 1024
 
-const OWNER = Symbol('balancer.client-socket')
-
-function socketOf(handle: Handle): RawClientSocket<unknown> | null {
-  return (handle as unknown as Record<symbol, RawClientSocket<unknown> | null>)[OWNER] ?? null
-}
-
 /**
  * A write request object is bound to the native side only when the write
  * goes asynchronous (the kernel did not take everything at once); until
@@ -153,25 +148,8 @@ function writeReq(handle: Handle): Req {
 }
 
 function onRead(this: Handle): void {
-  const s = socketOf(this)
+  const s = ownerOf<RawClientSocket<unknown>>(this)
   if (s !== null) s.onRead((B as Bindings).state[(B as Bindings).kRead] as number)
-}
-
-function afterWrite(this: Req, status: number): void {
-  const s = socketOf(this.handle)
-  this.buffer = null
-  if (s !== null) s.afterWrite(this.bytes, status)
-}
-
-function afterShutdown(this: Req, status: number): void {
-  const s = socketOf(this.handle)
-  if (s !== null) s.afterShutdown(status)
-}
-
-function afterClose(this: Handle): void {
-  const s = socketOf(this)
-  ;(this as unknown as Record<symbol, RawClientSocket<unknown> | null>)[OWNER] = null
-  if (s !== null) s.afterClose()
 }
 
 function drainSoon(s: RawClientSocket<unknown>): void {
@@ -215,7 +193,7 @@ export class RawClientSocket<O> implements ClientSocket {
   constructor(handle: Handle, sink: ClientSink<O>) {
     this.#handle = handle
     this.#sink = sink
-    ;(handle as unknown as Record<symbol, RawClientSocket<O>>)[OWNER] = this
+    own(handle, this)
   }
 
   /** The peer's address ('' when the socket is already gone). */

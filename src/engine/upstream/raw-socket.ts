@@ -32,6 +32,7 @@
 
 import { getSystemErrorName } from 'node:util'
 import type { Bindings, Handle, Req } from '../http1/client-socket.ts'
+import { afterClose, afterShutdown, afterWrite, own, ownerOf } from '../handle-owner.ts'
 import { loadedStreamBindings } from '../http1/client-socket.ts'
 
 /** The calls the relays make on an upstream socket; net.Socket has them too (TLS upstreams, host names, the fallback). */
@@ -113,12 +114,6 @@ export function rawUpstreams(): boolean {
 /** net.Socket's default writable high-water mark: write() returns false from here on. */
 const HIGH_WATER = 64 * 1024
 
-const OWNER = Symbol('balancer.upstream-socket')
-
-function socketOf(handle: Handle): RawUpSocket<unknown> | null {
-  return (handle as unknown as Record<symbol, RawUpSocket<unknown> | null>)[OWNER] ?? null
-}
-
 /** A write request not bound to the native side (its write finished at once) serves the next write. */
 let spare: Req | null = null
 
@@ -130,33 +125,16 @@ function writeReq(handle: Handle): Req {
 }
 
 function afterConnect(status: number, handle: TcpHandle): void {
-  const s = socketOf(handle)
+  const s = ownerOf<RawUpSocket<unknown>>(handle)
   if (s !== null) s.afterConnect(status)
 }
 
 /** The return value becomes the handle's read buffer (undefined: the same one). */
 function onRead(this: Handle): Buffer | undefined {
-  const s = socketOf(this)
+  const s = ownerOf<RawUpSocket<unknown>>(this)
   if (s === null) return undefined
   const b = (T as TcpBindings).stream
   return s.onRead(b.state[b.kRead] as number)
-}
-
-function afterWrite(this: Req, status: number): void {
-  const s = socketOf(this.handle)
-  this.buffer = null
-  if (s !== null) s.afterWrite(this.bytes, status)
-}
-
-function afterShutdown(this: Req, status: number): void {
-  const s = socketOf(this.handle)
-  if (s !== null) s.afterShutdown(status)
-}
-
-function afterClose(this: Handle): void {
-  const s = socketOf(this)
-  ;(this as unknown as Record<symbol, RawUpSocket<unknown> | null>)[OWNER] = null
-  if (s !== null) s.afterClose()
 }
 
 function failSoon(s: RawUpSocket<unknown>, status: number): void {
@@ -198,7 +176,7 @@ export class RawUpSocket<O> implements UpSocket {
     const t = T as TcpBindings
     this.#sink = sink
     this.#handle = new t.TCP(t.socketType)
-    ;(this.#handle as unknown as Record<symbol, RawUpSocket<O>>)[OWNER] = this
+    own(this.#handle, this)
   }
 
   /**
