@@ -3,8 +3,9 @@
 // ALPN, what a wrong-protocol client gets on either kind of port, the
 // handshake deadline, certificates replaced while connections are open,
 // the Mozilla intermediate profile as a client sees it, and session
-// resumption shared by engines with the same ticket secret. Real sockets,
-// certificates from openssl.
+// resumption: shared by engines with the same ticket secret, a new ticket
+// on every resumed TLS 1.3 connection, old tickets refused after the hourly
+// key rotation. Real sockets, certificates from openssl.
 
 import { spawn } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
@@ -17,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RawClient } from '../support/client.ts'
 import { TestCa, certEntry } from '../support/certs.ts'
 import type { IssuedCert } from '../support/certs.ts'
+import { ROTATE_MS } from '../../src/engine/tls/tickets.ts'
 import { startEngine } from '../support/engine.ts'
 import type { StartedEngine } from '../support/engine.ts'
 import { listenKey, snapshotWith } from '../support/snapshot.ts'
@@ -517,7 +519,64 @@ describe('session resumption', () => {
       await local.stop()
     }
   })
+
+  it('gives a resumed TLS 1.3 connection a new ticket, so a client that uses each ticket once resumes every connection', async () => {
+    const spec = [{ tls: [{ certFile: main.certFile, keyFile: main.keyFile }], routes: [{ upstreams: [{ host: '127.0.0.1', port: up.port }] }] }]
+    const local = await startEngine(snapshotWith(spec, 1), {}, [certEntry(main)])
+    try {
+      let got = await closingRequest(local.port, undefined)
+      expect(got.reused).toBe(false)
+      for (let i = 0; i < 3; i++) {
+        expect(got.tickets.length).toBe(1)
+        got = await closingRequest(local.port, got.tickets[0])
+        expect(got.reused).toBe(true)
+      }
+      expect(got.tickets.length).toBe(1)
+    } finally {
+      await local.stop()
+    }
+  })
+
+  it('refuses tickets sealed before the hourly key rotation and resumes with those issued after it', async () => {
+    const spec = [{ tls: [{ certFile: main.certFile, keyFile: main.keyFile }], routes: [{ upstreams: [{ host: '127.0.0.1', port: up.port }] }] }]
+    const local = await startEngine(snapshotWith(spec, 1), { ticketSecret: 'ef'.repeat(32) }, [certEntry(main)])
+    const realNow = Date.now
+    try {
+      const before = await closingRequest(local.port, undefined)
+      expect(before.tickets.length).toBe(1)
+      // The engine's clock moves into the next hour: its sweep sets the next key on every context.
+      const shift = ROTATE_MS
+      Date.now = () => realNow() + shift
+      await until(async () => !(await closingRequest(local.port, before.tickets[0])).reused, 5000, 'the ticket from before the rotation to be refused')
+      const after = await closingRequest(local.port, undefined)
+      expect(after.tickets.length).toBe(1)
+      expect((await closingRequest(local.port, after.tickets[0])).reused).toBe(true)
+    } finally {
+      Date.now = realNow
+      await local.stop()
+    }
+  })
 })
+
+/** One TLS 1.3 request asking to close, with `session` (undefined: a full handshake): whether it resumed, and the tickets it got. */
+function closingRequest(port: number, session: Buffer | undefined): Promise<{ reused: boolean; tickets: Buffer[] }> {
+  return new Promise((resolve, reject) => {
+    const tickets: Buffer[] = []
+    const s = tlsConnect({ port, host: '127.0.0.1', ca: ca.caPem, servername: 'main.test', minVersion: 'TLSv1.3', ...(session === undefined ? {} : { session }) })
+    let reused = false
+    let text = ''
+    s.setEncoding('latin1')
+    s.on('data', (d: string) => (text += d))
+    s.once('error', reject)
+    s.on('session', (sess: Buffer) => tickets.push(sess))
+    // Tickets come right after the handshake, before the response: all are in once the server has closed.
+    s.once('end', () => (text.startsWith('HTTP/1.1 200') ? resolve({ reused, tickets }) : reject(new Error(`answer: ${text}`))))
+    s.once('secureConnect', () => {
+      reused = s.isSessionReused()
+      s.write('GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+    })
+  })
+}
 
 describe('drain', () => {
   it('shutdown closes idle TLS connections and handshakes in progress', async () => {

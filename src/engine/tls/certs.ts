@@ -6,6 +6,7 @@ import type { SecureContext } from 'node:tls'
 import type { TlsPlan } from '../../compiler/snapshot.ts'
 import { BalancerError, ErrorCode } from '../../model/errors.ts'
 import type { CertEntry } from '../types.ts'
+import { setTicketKey } from './openssl.ts'
 import { serverContext } from './profile.ts'
 import type { NativeContext } from './profile.ts'
 
@@ -71,8 +72,8 @@ export class CertSet {
 
   /** Every context takes `key` for the tickets it issues and accepts from now on. */
   setTicketKey(key: Buffer): void {
-    for (const c of this.#byId.values()) c.native.setTicketKeys(key)
-    this.#none?.native.setTicketKeys(key)
+    for (const c of this.#byId.values()) setTicketKey(c.native, key)
+    if (this.#none !== null) setTicketKey(this.#none.native, key)
   }
 
   /** The certificates of `plan`, in its order, from `set` (default: the current one); throws E_TLS_CERT for one it does not hold. */

@@ -10,8 +10,9 @@
 // and again at every rotation (tickets.ts).
 //
 // Each context sends one TLS 1.3 session ticket per full handshake, not
-// OpenSSL's two (openssl.ts); the first context built also sets glibc's
-// allocator for idle TLS connections (malloc.ts).
+// OpenSSL's two, and one per resumed TLS 1.3 connection, sealed with
+// OpenSSL's own ticket keys (openssl.ts); the first context built also
+// sets glibc's allocator for idle TLS connections (malloc.ts).
 //
 // node:tls and node:crypto (OpenSSL's state: about 6 MiB resident) load with
 // the first context built, not with the engine: a worker that serves no TLS
@@ -19,7 +20,7 @@
 
 import type { SecureContext } from 'node:tls'
 import { tuneMallocForTls } from './malloc.ts'
-import { withOneTicket } from './openssl.ts'
+import { setTicketKey, tunedContext } from './openssl.ts'
 
 export const PROFILE = Object.freeze({
   minVersion: 'TLSv1.2',
@@ -65,8 +66,13 @@ export function serverContext(cert: string | null, key: string | null, ticketKey
   const { createSecureContext } = process.getBuiltinModule('node:tls')
   tuneMallocForTls()
   const options = { ...PROFILE, secureOptions: secureOptions(), ...(cert === null || key === null ? {} : { cert, key }), sessionTimeout: SESSION_SECONDS }
-  const sc = withOneTicket(SESSION_SECONDS, () => createSecureContext(options)).value
-  ;(sc.context as NativeContext).setTicketKeys(ticketKey)
+  const sc = tunedContext(
+    SESSION_SECONDS,
+    ticketKey,
+    () => createSecureContext(options),
+    (made) => made.context as NativeContext,
+  ).value
+  setTicketKey(sc.context as NativeContext, ticketKey)
   return sc
 }
 

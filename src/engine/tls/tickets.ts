@@ -6,9 +6,12 @@
 // ticket issued before a rotation is refused after it and that client does
 // a full handshake, at most once an hour.
 //
-// 48 bytes (OpenSSL's name, HMAC and AES parts): HMAC-SHA-384 of the hour.
+// 80 bytes (OpenSSL's name, HMAC and AES parts, openssl.ts): HKDF-SHA-384
+// of the secret and the hour.
 
 // node:crypto loads with the first key asked for (profile.ts says why).
+
+import { TICKET_KEY_BYTES } from './openssl.ts'
 
 export const ROTATE_MS = 3_600_000
 
@@ -16,7 +19,7 @@ export class TicketKeys {
   readonly #secretHex: string
   #secret: Buffer | null = null
   #epoch = -1
-  #key: Buffer = Buffer.alloc(48)
+  #key: Buffer = Buffer.alloc(TICKET_KEY_BYTES)
 
   /** secretHex: '' gives a random secret (this engine alone resumes its sessions). */
   constructor(secretHex: string) {
@@ -28,9 +31,9 @@ export class TicketKeys {
     const epoch = Math.floor(now / ROTATE_MS)
     if (epoch !== this.#epoch) {
       this.#epoch = epoch
-      const { createHmac, randomBytes } = process.getBuiltinModule('node:crypto')
+      const { hkdfSync, randomBytes } = process.getBuiltinModule('node:crypto')
       this.#secret ??= this.#secretHex === '' ? randomBytes(32) : Buffer.from(this.#secretHex, 'hex')
-      this.#key = createHmac('sha384', this.#secret).update(`balancer session ticket key ${epoch}`).digest()
+      this.#key = Buffer.from(hkdfSync('sha384', this.#secret, '', `balancer session ticket key ${epoch}`, TICKET_KEY_BYTES))
     }
     return this.#key
   }
