@@ -167,6 +167,8 @@ describe('module boundaries', () => {
     expect(loaded).toEqual(expect.arrayContaining(['engine/engine.ts', 'compiler/compile.ts', 'node:net']))
     // OpenSSL's state (node:tls, node:crypto) loads with the first TLS listener, not with the engine.
     expect(loaded.filter((d) => d === 'node:tls' || d === 'node:crypto')).toEqual([])
+    // HTTP/2, TLS termination (engine/parts.ts) and node:zlib (rules/compress.ts) load with the first snapshot that needs them.
+    expect(loaded.filter((d) => /^engine\/(h2\/|tls\/(accept|alpn|fallback|part)\.ts$|http1\/(h2c|h2-upstream)\.ts$)/.test(d) || d === 'node:zlib')).toEqual([])
     expect(
       loaded.filter((d) => /^(store|sources|admin|control|cli|docker-api|kv)\/|^(fastify|@fastify\/|pino|etcd3|node-zookeeper-client|consul|yaml|prom-client|cockatiel)/.test(d) || d === 'main.ts'),
     ).toEqual([])

@@ -22,8 +22,9 @@ import { HEALTH_NAMES, Health } from '../health/state.ts'
 import type { CheckState } from '../health/state.ts'
 import { EngineCtx } from './context.ts'
 import { serve } from './accept.ts'
-import { H2Conn, drainH2, sweepH2 } from './h2/conn.ts'
+import { PARTS, loadParts } from './parts.ts'
 import { Timer, drainConn, onDeadline } from './http1/conn.ts'
+import type { ClientConn } from './http1/conn.ts'
 import type { RouteRuntime } from './lb/pick.ts'
 import { buildRuntimes } from './lb/runtimes.ts'
 import type { ListenerRuntime } from './lb/runtimes.ts'
@@ -207,6 +208,8 @@ export class Engine {
         const plan = snap.listeners.get(key)
         if (plan !== undefined) plans.set(key, plan)
       }
+    // HTTP/2 and TLS load with the first snapshot that needs them, before anything changes.
+    await loadParts(plans.values(), diff === null ? snap.targets : diff.addedTargets)
     ctx.registry.ensure(diff === null ? snap.targets : diff.addedTargets)
     this.#checker.ensure(plans.values())
     const routes = new Map<string, RouteRuntime>()
@@ -307,9 +310,10 @@ export class Engine {
 
   #drain(l: Listener): void {
     void l.stopAccepting()
+    const h2 = PARTS.h2
     for (const c of l.conns) {
-      if (c instanceof H2Conn) drainH2(c)
-      else drainConn(c)
+      if (h2 !== null && c instanceof h2.H2Conn) h2.drainH2(c)
+      else drainConn(c as ClientConn)
     }
     // A handshake in progress has not sent a request yet: closed like an idle connection.
     for (const p of l.pending) p.abort()
@@ -371,7 +375,8 @@ export class Engine {
     const checks = this.#checker.byKey()
     const listeners = [...this.#listeners.values(), ...this.#draining].map((l) => {
       let h2 = 0
-      for (const c of l.conns) if (c instanceof H2Conn) h2++
+      const part = PARTS.h2
+      if (part !== null) for (const c of l.conns) if (c instanceof part.H2Conn) h2++
       return {
         key: l.key,
         port: l.port,
@@ -458,9 +463,10 @@ export class Engine {
 }
 
 function sweepConns(l: Listener, now: number): void {
+  const h2 = PARTS.h2
   for (const c of l.conns) {
-    if (c instanceof H2Conn) sweepH2(c, now)
-    else if (c.timer !== Timer.None && c.deadline <= now) onDeadline(c)
+    if (h2 !== null && c instanceof h2.H2Conn) h2.sweepH2(c, now)
+    else if ((c as ClientConn).timer !== Timer.None && (c as ClientConn).deadline <= now) onDeadline(c as ClientConn)
   }
   for (const p of l.pending) if (p.deadline <= now) p.abort()
 }

@@ -43,7 +43,9 @@ export const Framing = { None: 0, Length: 1, Chunked: 2, Close: 3 } as const
  * front.ts answers for the connection's exchange. They import this file and
  * it imports none of them, so the engine's imports stay a DAG; layer.ts fills
  * the table once, when the engine loads (engine/accept.ts imports it), before
- * any connection exists.
+ * any connection exists. The HTTP/2 upstream hooks are filled by
+ * h2/part.ts, loaded with the first snapshot that has an HTTP/2 upstream
+ * (engine/parts.ts): only a request on one (conn.us set) calls them.
  */
 export interface Upper {
   front: Front
@@ -52,6 +54,8 @@ export interface Upper {
   tunnelFromClient(conn: ClientConn, chunk: Buffer): void
   tunnelClientEnded(conn: ClientConn): void
   tunnelClientClosed(conn: ClientConn): void
+  /** The request's body goes on its HTTP/2 upstream stream (h2-upstream.ts). */
+  pumpH2Body(conn: ClientConn): void
   /** The request's HTTP/2 upstream stream is given up (h2-upstream.ts). */
   detachH2(conn: ClientConn): void
   /** The client's socket drained: response bytes held back are credited to the HTTP/2 upstream. */
@@ -71,6 +75,7 @@ export const UPPER: Upper = {
   tunnelFromClient: unwired,
   tunnelClientEnded: unwired,
   tunnelClientClosed: unwired,
+  pumpH2Body: unwired,
   detachH2: unwired,
   drainedH2: unwired,
   timedOutH2: unwired,

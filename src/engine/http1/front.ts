@@ -7,12 +7,15 @@ import type { Exchange, Front } from '../exchange.ts'
 import { ResPhase, failed } from '../exchange.ts'
 import type { UpConn } from '../upstream/pool.ts'
 import { pumpBody } from './body.ts'
-import { attachH2, pumpH2Body } from './h2-upstream.ts'
 import { errorPage } from '../rules/error-page.ts'
 import type { ClientConn } from './conn.ts'
-import { Framing, St, respond, respondWith, syncReading } from './conn.ts'
+import { Framing, St, UPPER, respond, respondWith, syncReading } from './conn.ts'
 import { completeResponse, onUpstreamData } from './relay.ts'
 import { tunnelUpstreamClosed, tunnelUpstreamEnded } from './tunnel.ts'
+
+const unwiredH2 = (): never => {
+  throw new Error('engine/h2/part.ts was not loaded')
+}
 
 export const H1_FRONT: Front = {
   live: (ex) => (ex as ClientConn).state === St.Upstream,
@@ -25,7 +28,7 @@ export const H1_FRONT: Front = {
     respondWith(ex as ClientConn, status, lines, body)
   },
   syncReading: (ex) => syncReading(ex as ClientConn),
-  pumpBody: (ex) => ((ex as ClientConn).us === null ? pumpBody(ex as ClientConn) : pumpH2Body(ex as ClientConn)),
+  pumpBody: (ex) => ((ex as ClientConn).us === null ? pumpBody(ex as ClientConn) : UPPER.pumpH2Body(ex as ClientConn)),
   data(ex: Exchange, uc: UpConn, chunk: Buffer): boolean {
     const conn = ex as ClientConn
     onUpstreamData(conn, uc, chunk)
@@ -42,6 +45,6 @@ export const H1_FRONT: Front = {
     failed(conn, uc)
   },
   abort: (ex) => (ex as ClientConn).sock.destroy(),
-  // The request goes on an HTTP/2 stream of the upstream (h2-upstream.ts).
-  attachH2: (ex, up) => attachH2(ex as ClientConn, up),
+  // The request goes on an HTTP/2 stream of the upstream (h2-upstream.ts, set by h2/part.ts with the first HTTP/2 upstream).
+  attachH2: unwiredH2,
 }

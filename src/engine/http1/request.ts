@@ -9,7 +9,8 @@ import { CR, LF, equalsLower } from './chars.ts'
 import type { ClientConn } from './conn.ts'
 import { BodyKind, ResPhase, St, Timer, arm, chunkDecoder, redirect, reject, respond, respondWhole, syncReading } from './conn.ts'
 import { startExchange } from '../exchange.ts'
-import { takeH2c } from './h2c.ts'
+import { PARTS } from '../parts.ts'
+import type { H2Part } from '../parts.ts'
 import { hostless, requestHead } from './forward.ts'
 import { Form, HeadScan, RequestHead, parseRequestHead, scanHead } from './parse.ts'
 import { requestIdOf } from './request-id.ts'
@@ -44,7 +45,8 @@ function readOne(conn: ClientConn): boolean {
   const buf = conn.buf as Buffer
   let off = conn.off
   if (conn.first && buf[off] === 0x50 && conn.listener.plan.plan.h2c) {
-    const h2 = takeH2c(conn, buf, off)
+    // An h2c listener's snapshot loaded the HTTP/2 part (parts.ts).
+    const h2 = (PARTS.h2 as H2Part).takeH2c(conn, buf, off)
     if (h2 !== 0) return false
   }
   const split = conn.scan
