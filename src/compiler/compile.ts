@@ -13,7 +13,7 @@ import { POLICY_DEFAULTS, ROUTE_DEFAULT } from '../model/types.ts'
 import { hstsHeader } from '../model/hsts.ts'
 import { Scheme } from './snapshot.ts'
 import { rulesPlan } from './rules.ts'
-import { rulesOf } from '../model/rules.ts'
+import { rulesOf } from '../model/rules-of.ts'
 import { upstreamRefKey } from '../model/address.ts'
 import type { CertFileRef, CheckPlan, LimitsPlan, TlsPlan, ListenerPlan, PassivePlan, RetryPlan, RoutePlan, RoutingSnapshot, SchemeMask, SnapshotDiff, TargetRef, Tier } from './snapshot.ts'
 

@@ -12,7 +12,7 @@ import type { Listener } from './listener.ts'
 import { PARTS } from './parts.ts'
 import type { TlsPart } from './parts.ts'
 import type { HandshakeSink } from './tls/socket.ts'
-import { tlsBindings } from './tls/socket.ts'
+import { tlsBindings } from './tls/bindings.ts'
 
 /** Serves the clients `server` accepts on `listener`: on raw handles where this Node allows it, else on net.Sockets. */
 export function serve(server: Server, listener: Listener, ctx: EngineCtx): void {

@@ -40,3 +40,8 @@ export async function loadParts(plans: Iterable<ListenerPlan>, targets: Readonly
   if (PARTS.tls === null && tls) PARTS.tls = await import('./tls/part.ts')
   if (PARTS.h2 === null && (h2 || tls)) PARTS.h2 = await import('./h2/part.ts')
 }
+
+/** How many parts are loaded (a worker keeps their compiled code for its next start when this grows). */
+export function loadedParts(): number {
+  return (PARTS.h2 === null ? 0 : 1) + (PARTS.tls === null ? 0 : 1)
+}

@@ -19,7 +19,10 @@ import { BODY_FIELDS, readBody } from './body.ts'
 import { ERROR_PAGE_FIELDS, readErrorPages } from './error-pages.ts'
 import { RATELIMIT_FIELDS, readRateLimit } from './ratelimit.ts'
 import { COMPRESS_FIELDS, readCompress } from './compress.ts'
-import type { Access, Body, Compress, Config, ErrorPages, HeaderEdits, HeaderRules, RateLimit, Rewrite, Rules } from './types.ts'
+import { rulesOf } from './rules-of.ts'
+import type { Access, Body, Compress, Config, ErrorPages, HeaderRules, RateLimit, Rewrite, Rules } from './types.ts'
+
+export { rulesOf }
 
 /** In the order the engine applies them. */
 export const RULE_GROUPS = ['access', 'ratelimit', 'body', 'rewrite', 'headers', 'errors', 'compress'] as const
@@ -80,48 +83,6 @@ function setRule(out: Rules, g: RuleGroup, v: RuleValue): void {
   else if (g === 'compress') out.compress = v as Compress
   else if (g === 'rewrite') out.rewrite = v as Rewrite
   else out.headers = v as HeaderRules
-}
-
-function edits(e: HeaderEdits): HeaderEdits {
-  return { Set: { ...e.Set }, Add: { ...e.Add }, Remove: [...e.Remove] }
-}
-
-/** The rule groups `p` sets, copied whole with fields in declared order (canonical.ts). */
-export function rulesOf(p: Rules, owner: 'server' | 'route'): Rules {
-  const out: Rules = {}
-  const a = p.access
-  if (a === null && owner === 'route') out.access = null
-  else if (a != null) {
-    const fa = a.ForwardAuth
-    out.access = {
-      Allow: [...a.Allow],
-      Deny: [...a.Deny],
-      BasicAuth: [...a.BasicAuth],
-      ForwardAuth: fa === null ? null : { Address: fa.Address, ResponseHeaders: [...fa.ResponseHeaders], Timeout: fa.Timeout },
-    }
-  }
-  const rl = p.ratelimit
-  if (rl === null && owner === 'route') out.ratelimit = null
-  else if (rl != null) out.ratelimit = { Average: rl.Average, Burst: rl.Burst, SourceHeader: rl.SourceHeader }
-  const b = p.body
-  if (b === null && owner === 'route') out.body = null
-  else if (b != null) out.body = { MaxRequestBytes: b.MaxRequestBytes, MaxResponseBytes: b.MaxResponseBytes }
-  const rw = p.rewrite
-  if (rw === null && owner === 'route') out.rewrite = null
-  else if (rw != null) {
-    const re = rw.ReplacePathRegex
-    out.rewrite = { StripPrefix: rw.StripPrefix, AddPrefix: rw.AddPrefix, ReplacePathRegex: re === null ? null : { Regex: re.Regex, Replacement: re.Replacement }, Host: rw.Host }
-  }
-  const h = p.headers
-  if (h === null && owner === 'route') out.headers = null
-  else if (h != null) out.headers = { Request: edits(h.Request), Response: edits(h.Response), FrameDeny: h.FrameDeny, ContentTypeNosniff: h.ContentTypeNosniff }
-  const e = p.errors
-  if (e === null && owner === 'route') out.errors = null
-  else if (e != null) out.errors = { Page: e.Page, Statuses: [...e.Statuses], Timeout: e.Timeout }
-  const z = p.compress
-  if (z === null && owner === 'route') out.compress = null
-  else if (z != null) out.compress = { Encodings: [...z.Encodings], Types: [...z.Types], MinBytes: z.MinBytes }
-  return out
 }
 
 /** Copies rule group g of `from` onto `to` as it is (null included). */

@@ -14,15 +14,16 @@
 
 import { compile } from '../compiler/compile.ts'
 import { Engine } from '../engine/engine.ts'
+import { loadedParts } from '../engine/parts.ts'
 import type { RoutingSnapshot } from '../compiler/snapshot.ts'
 import { BalancerError, ErrorCode } from '../model/errors.ts'
-import module from 'node:module'
 import { createLineLogger } from '../observability/line-log.ts'
 import type { LineLogger } from '../observability/line-log.ts'
 import type { AccessLog } from '../observability/access-log.ts'
 import type { CheckResult } from '../health/checker.ts'
 import type { ConfigEdit, FromWorker, ToWorker, WireError } from './protocol.ts'
 import { StatsSender } from './stats-delta.ts'
+import { settleOnce } from './settle.ts'
 import type { ValidConfig } from '../model/types.ts'
 
 const send = (m: FromWorker): void => {
@@ -46,6 +47,13 @@ let graceMs = 30_000
 let accessLog: AccessLog | null = null
 /** What the primary holds of this worker's figures: stats go as deltas of it. */
 const figures = new StatsSender()
+
+let partsFlushed = 0
+
+/** node:module taken by its module object: an ES import builds its namespace, which loads the source-map code. */
+function flushCompileCache(): void {
+  process.getBuiltinModule('node:module').flushCompileCache?.()
+}
 
 function wire(err: unknown): WireError {
   if (err instanceof BalancerError) return { code: err.code, message: err.message, problems: err.problems }
@@ -74,8 +82,8 @@ async function onMessage(m: ToWorker): Promise<void> {
       const e = engine
       ticker = setInterval(() => send({ t: 'stats', stats: figures.delta(e.stats()) }), m.statsMs)
       send({ t: 'ready' })
-      // Every module a worker runs is loaded now: keep their compiled code for the next start (bin/balancer.js).
-      module.flushCompileCache?.()
+      // Every module a worker runs at start is loaded now: keep their compiled code for the next start (bin/balancer.js).
+      flushCompileCache()
       return
     }
     case 'apply': {
@@ -88,6 +96,12 @@ async function onMessage(m: ToWorker): Promise<void> {
         before = { seq: m.seq, held: current }
         current = { snap, config, version: m.version }
         send({ t: 'applied', seq: m.seq, stats: figures.applied(engine, snap) })
+        // The engine's parts load with the first snapshot that needs them (engine/parts.ts): their code is kept too.
+        if (loadedParts() !== partsFlushed) {
+          partsFlushed = loadedParts()
+          flushCompileCache()
+        }
+        setImmediate(settleOnce)
       } catch (err) {
         send({ t: 'refused', seq: m.seq, error: wire(err) })
       }

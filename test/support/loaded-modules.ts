@@ -19,7 +19,7 @@ if (dir !== undefined) {
   process.on('SIGUSR2', () => {
     const file = `${dir}/${process.pid}.json`
     // Written whole, then renamed: a reader never sees half of it.
-    writeFileSync(`${file}.tmp`, JSON.stringify({ urls, builtins: process.moduleLoadList }))
+    writeFileSync(`${file}.tmp`, JSON.stringify({ urls, builtins: (process as unknown as { moduleLoadList: string[] }).moduleLoadList }))
     renameSync(`${file}.tmp`, file)
   })
 }

@@ -17,13 +17,14 @@
 // Its handshake callbacks (onhandshakedone, onerror, oncertcb) are module
 // functions that find the socket through a field on the handle.
 //
-// The shape of these bindings is checked at start-up (`tlsBindings`); where
+// The shape of these bindings is checked at start-up (`tlsBindings`, bindings.ts); where
 // it differs, TLS listeners fall back to tls.TLSSocket (fallback.ts).
 
 import type { Bindings, ClientSink, ClientSocket, Handle, Req } from '../http1/client-socket.ts'
-import { streamBindings } from '../http1/client-socket.ts'
 import { shared } from '../http1/input.ts'
 import type { NativeContext } from './profile.ts'
+
+export { tlsBindings } from './bindings.ts'
 
 /** TLSWrap's calls, beyond the stream ones Handle has. */
 export interface TlsHandle extends Handle {
@@ -40,47 +41,6 @@ export interface TlsHandle extends Handle {
   onhandshakedone: ((this: TlsHandle) => void) | null
   onerror: ((this: TlsHandle, err: Error & { code?: string }) => void) | null
   oncertcb: ((this: TlsHandle, info: { servername: string }) => void) | null
-}
-
-interface TlsBindings {
-  wrap(handle: Handle, context: NativeContext, isServer: boolean, hasActiveWrite: boolean): TlsHandle
-}
-
-const TLS_METHODS = [
-  'setALPNProtocols',
-  'enableCertCb',
-  'certCbDone',
-  'getALPNNegotiatedProtocol',
-  'getServername',
-  'getProtocol',
-  'destroySSL',
-  'readStart',
-  'readStop',
-  'writeBuffer',
-  'writev',
-  'shutdown',
-  'useUserBuffer',
-]
-
-function load(): TlsBindings | null {
-  try {
-    const binding = (process as unknown as { binding?: (name: string) => Record<string, unknown> }).binding
-    if (typeof binding !== 'function') return null
-    const tw = binding('tls_wrap')
-    const TLSWrap = tw.TLSWrap as { prototype: Record<string, unknown> } | undefined
-    if (typeof tw.wrap !== 'function' || TLSWrap === undefined || TLS_METHODS.some((m) => typeof TLSWrap.prototype[m] !== 'function')) return null
-    return tw as unknown as TlsBindings
-  } catch {
-    return null
-  }
-}
-
-const T = load()
-
-/** The TLS and stream bindings, or null where this Node's differ (then listeners use tls.TLSSocket). */
-export function tlsBindings(): { tls: TlsBindings; stream: Bindings } | null {
-  const stream = streamBindings()
-  return T === null || stream === null ? null : { tls: T, stream }
 }
 
 /** net.Socket's default writable high-water mark: write() returns false from here on. */

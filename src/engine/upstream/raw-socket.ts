@@ -30,10 +30,13 @@
 // `'stream_wrap'`); their shape is checked at start-up, and where it
 // differs upstream connections stay on net.connect (pool.ts).
 
-import { getSystemErrorName } from 'node:util'
 import type { Bindings, Handle, Req } from '../http1/client-socket.ts'
 import { afterClose, afterShutdown, afterWrite, own, ownerOf } from '../handle-owner.ts'
 import { loadedStreamBindings } from '../http1/client-socket.ts'
+
+// Taken from the module object, not by an ES import: that builds node:util's
+// namespace, whose getters load a dozen modules the engine never uses (1 MiB).
+const { getSystemErrorName } = process.getBuiltinModule('node:util')
 
 /** The calls the relays make on an upstream socket; net.Socket has them too (TLS upstreams, host names, the fallback). */
 export interface UpSocket {
