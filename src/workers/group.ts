@@ -49,13 +49,17 @@ const WORKER_MODULE = new URL('./worker.ts', import.meta.url)
  * that is a third of a worker's memory for them (2.65 -> 1.78 KiB per
  * connection), and at rest 1.5 MiB per worker. CPU per request measured
  * the same with and without (docs/performance.md, "Memory at rest").
+ * And `--expose-gc`: a worker runs one memory-reducing collection once it
+ * has started (settle.ts).
  */
 export function workerExecArgv(execArgv: readonly string[], nodeOptions: string): string[] {
   const out = execArgv.filter((a) => !a.startsWith('--inspect'))
-  const chosen = (a: string): boolean => /^--max[-_]semi[-_]space[-_]size(=|$)/.test(a)
-  if (!out.some(chosen) && !nodeOptions.split(/\s+/).some(chosen)) out.push('--max-semi-space-size=1')
+  const given = (re: RegExp): boolean => out.some((a) => re.test(a)) || nodeOptions.split(/\s+/).some((a) => re.test(a))
+  if (!given(/^--max[-_]semi[-_]space[-_]size(=|$)/)) out.push('--max-semi-space-size=1')
+  if (!given(/^--expose[-_]gc$/)) out.push('--expose-gc')
   return out
 }
+
 /** A worker that does not answer a sample request within this is left out of that sample. */
 const SAMPLE_TIMEOUT_MS = 2000
 /** A worker that answers neither `ready` nor an apply within this is killed and replaced. */
