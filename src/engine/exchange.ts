@@ -125,7 +125,7 @@ export function arm(ex: Exchange, timer: number, ms: number): void {
 }
 
 export function startExchange(conn: Exchange): void {
-  conn.tried.length = 0
+  if (conn.tried.length !== 0) conn.tried.length = 0 // the length setter is a runtime call even on an empty array
   conn.staleRetried = false
   conn.giveUpStatus = 503
   const rt = conn.route

@@ -12,7 +12,7 @@ import { ResPhase, Timer, passiveOf } from '../exchange.ts'
 import { Chunk, ChunkDecoder, advance } from '../http1/chunked.ts'
 import { Framing } from '../http1/conn.ts'
 import { CONN_TOK, HDR, HF, Kind } from '../http1/fields.ts'
-import { ResponseHead, parseResponseHead, responseHeadEnd } from '../http1/parse.ts'
+import { ResponseHead, parseResponseHead } from '../http1/parse.ts'
 import { equalsLowerBytes } from '../http1/chars.ts'
 import { finalHead, framingOf } from '../http1/relay.ts'
 import { responseFailed } from '../upstream/passive.ts'
@@ -68,7 +68,7 @@ export function h2UpstreamData(st: H2Stream, uc: UpConn, chunk: Buffer): boolean
       pos = 0
       st.resPart = null
     }
-    const end = responseHeadEnd(buf, pos, pos)
+    const end = parseResponseHead(buf, pos, RES)
     if (end === 0) {
       if (buf.length - pos > ctx.opts.maxHeaderBytes) {
         badResponse(st, uc)
@@ -77,7 +77,7 @@ export function h2UpstreamData(st: H2Stream, uc: UpConn, chunk: Buffer): boolean
       st.resPart = Buffer.from(pos === 0 ? buf : buf.subarray(pos))
       return conn.refHeld
     }
-    if (end < 0 || end - pos > ctx.opts.maxHeaderBytes || parseResponseHead(buf, pos, end, RES) !== 0) {
+    if (end < 0 || end - pos > ctx.opts.maxHeaderBytes) {
       badResponse(st, uc)
       return conn.refHeld
     }

@@ -463,8 +463,9 @@ export function finishRequest(conn: ClientConn): void {
   conn.outHead = ''
   // Logged and sent: an idle connection keeps no string of its last request.
   conn.requestId = ''
-  conn.kept.length = 0
-  conn.tried.length = 0
+  // Each length setter is a runtime call, even on an empty array.
+  if (conn.kept.length !== 0) conn.kept.length = 0
+  if (conn.tried.length !== 0) conn.tried.length = 0
   conn.resPart = null
   conn.sent = false
   conn.upFull = false

@@ -199,27 +199,36 @@ function listsTrailers(buf: Buffer, s: number, e: number): boolean {
 }
 
 /**
- * Header lines from p to the blank line ending at `end` (index past it). Every
- * line is `name ":" OWS value OWS CRLF`: no obs-fold, no space before the
- * colon, tchar names, value bytes from VALUE, CR only before LF.
+ * Header lines from p up to and including the blank line, as far as buf
+ * goes. Every line is `name ":" OWS value OWS CRLF`: no obs-fold, no space
+ * before the colon, tchar names, value bytes from VALUE, CR only before LF.
+ * Returns the index just past the blank line; 0 when buf ends before it with
+ * nothing wrong so far (a response head split across reads); or -status
+ * (400, 431 past MAX_HEADERS) at the first byte that breaks the rules. One
+ * walk both finds the end of a head and checks it.
  */
-export function parseFields(buf: Buffer, p: number, end: number, f: Fields): number {
+export function parseFields(buf: Buffer, p: number, f: Fields): number {
   resetFields(f)
-  const last = end - 2
+  const len = buf.length
   let n = 0
-  while (p < last) {
+  for (;;) {
+    if (buf[p] === CR) {
+      if (buf[p + 1] === LF) break
+      return p + 1 >= len ? 0 : -400
+    }
     const ns = p
     while (TCHAR[buf[p] as number] === 1) p++
-    if (p === ns || buf[p] !== COLON) return 400 // obs-fold, empty name, bad name char, space before ':'
+    if (p === ns || buf[p] !== COLON) return p >= len ? 0 : -400 // obs-fold, empty name, bad name char, space before ':'
     const ne = p++
     while (buf[p] === SP || buf[p] === HTAB) p++
     const vs = p
     while (VALUE[buf[p] as number] === 1) p++
-    if (buf[p] !== CR || buf[p + 1] !== LF) return 400
+    if (buf[p] !== CR) return p >= len ? 0 : -400
+    if (buf[p + 1] !== LF) return p + 1 >= len ? 0 : -400
     let ve = p
     while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HTAB)) ve--
     p += 2
-    if (n === MAX_HEADERS) return 431
+    if (n === MAX_HEADERS) return -431
     const kind = kindOf(buf, ns, ne)
     const o = n * HF
     HDR[o] = ns
@@ -242,10 +251,10 @@ export function parseFields(buf: Buffer, p: number, end: number, f: Fields): num
       f.contentLength = contentLength(buf, vs, ve)
     } else if (kind === Kind.TransferEncoding) {
       f.teCount++
-      if (tokenList(buf, vs, ve, f, true) !== 0) return 400
+      if (tokenList(buf, vs, ve, f, true) !== 0) return -400
     } else if (kind === Kind.Connection) {
       f.hopCount++
-      if (tokenList(buf, vs, ve, f, false) !== 0) return 400
+      if (tokenList(buf, vs, ve, f, false) !== 0) return -400
     } else if (kind === Kind.Upgrade) {
       f.hopCount++
       f.upgradeCount++
@@ -257,5 +266,5 @@ export function parseFields(buf: Buffer, p: number, end: number, f: Fields): num
     }
   }
   f.nHeaders = n
-  return 0
+  return p + 2
 }

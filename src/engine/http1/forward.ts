@@ -63,22 +63,29 @@ function quoted(v: string): string {
  */
 export function requestHead(buf: Buffer, h: RequestHead, peer: Peer, proto: string, upgrade: boolean, chunked: boolean, requestId: string, rq: RequestRulesPlan | null = null): string {
   const trusted = peer.trusted
-  let out = buf.latin1Slice(h.start, h.methodEnd + 1)
-  let target: string
-  if (h.form === Form.Absolute) {
-    target = h.pathStart === h.targetEnd || buf[h.pathStart] !== 0x2f ? `/${buf.latin1Slice(h.pathStart, h.targetEnd)}` : buf.latin1Slice(h.pathStart, h.targetEnd)
+  let out = ''
+  let target = ''
+  let run = -1
+  let runEnd = 0
+  if (rq === null && h.form === Form.Origin && h.version === 11) {
+    // The request line goes as the client sent it: the first run of kept bytes starts with it, so the usual head is one slice.
+    run = h.start
+    runEnd = h.headersStart
   } else {
-    target = buf.latin1Slice(h.targetStart, h.targetEnd)
+    out = buf.latin1Slice(h.start, h.methodEnd + 1)
+    if (h.form === Form.Absolute) {
+      target = h.pathStart === h.targetEnd || buf[h.pathStart] !== 0x2f ? `/${buf.latin1Slice(h.pathStart, h.targetEnd)}` : buf.latin1Slice(h.pathStart, h.targetEnd)
+    } else {
+      target = buf.latin1Slice(h.targetStart, h.targetEnd)
+    }
+    out += rq === null ? target : rewriteTarget(rq, target)
+    out += ' HTTP/1.1\r\n'
   }
-  out += rq === null ? target : rewriteTarget(rq, target)
-  out += ' HTTP/1.1\r\n'
   const edits = rq === null ? null : rq.edits
   const clientHost = rq === null || rq.host === HostMode.Client
   let xff = ''
   let fwd = ''
   let realIp = false
-  let run = -1
-  let runEnd = 0
   const n = h.nHeaders
   for (let i = 0; i < n; i++) {
     const o = i * HF
@@ -100,11 +107,11 @@ export function requestHead(buf: Buffer, h: RequestHead, peer: Peer, proto: stri
       if (run < 0) run = ns
       runEnd = HDR[o + 4] as number
     } else if (run >= 0) {
-      out += buf.latin1Slice(run, runEnd)
+      out = out === '' ? buf.latin1Slice(run, runEnd) : out + buf.latin1Slice(run, runEnd)
       run = -1
     }
   }
-  if (run >= 0) out += buf.latin1Slice(run, runEnd)
+  if (run >= 0) out = out === '' ? buf.latin1Slice(run, runEnd) : out + buf.latin1Slice(run, runEnd)
   let host = ''
   if (h.form === Form.Absolute) {
     host = buf.latin1Slice(h.authStart, h.authEnd)
@@ -135,17 +142,40 @@ export function requestHead(buf: Buffer, h: RequestHead, peer: Peer, proto: stri
  * `proto` the whole X-Forwarded-Proto line; `host` the request's Host.
  */
 export function forwardingFields(peer: Peer, xff: string, fwd: string, realIp: boolean, proto: string, host: string, requestId: string): string {
-  const ip = peer.clientIp
-  let out = xff === '' ? `x-forwarded-for: ${ip}\r\n` : `x-forwarded-for: ${xff}, ${ip}\r\n`
-  if (!realIp) out += `x-real-ip: ${ip}\r\n`
   // proto is the whole X-Forwarded-Proto line; `x-forwarded-proto: https` has an `s` at 23.
-  const element = `${peer.forNode};proto=${proto.charCodeAt(23) === 0x73 ? 'https' : 'http'}${host === '' ? '' : `;host=${quoted(host)}`}`
-  out += fwd === '' ? `forwarded: ${element}\r\n` : `forwarded: ${fwd}, ${element}\r\n`
-  out += proto
-  out += `x-request-id: ${requestId}\r\n`
-  if (host !== '') out += `x-forwarded-host: ${host}\r\n`
+  const scheme = proto.charCodeAt(23) === 0x73 ? 'https' : 'http'
+  let out: string
+  if (xff === '' && fwd === '' && !realIp) out = clientFields(peer, scheme)
+  else {
+    const ip = peer.clientIp
+    out = xff === '' ? `x-forwarded-for: ${ip}\r\n` : `x-forwarded-for: ${xff}, ${ip}\r\n`
+    if (!realIp) out += `x-real-ip: ${ip}\r\n`
+    out += fwd === '' ? `forwarded: ${peer.forNode};proto=${scheme}` : `forwarded: ${fwd}, ${peer.forNode};proto=${scheme}`
+  }
+  if (host === '') out += `\r\n${proto}x-request-id: ${requestId}\r\n`
+  else out += `;host=${quoted(host)}\r\n${proto}x-request-id: ${requestId}\r\nx-forwarded-host: ${host}\r\n`
   return out
 }
+
+/**
+ * `x-forwarded-for`, `x-real-ip` and the start of `forwarded` for a client
+ * whose own forwarding fields are not kept, up to its `proto=` element. The
+ * same for every request of a client address: the last one is kept, so
+ * consecutive requests from one address (a keep-alive connection, clients
+ * behind one proxy) share one string instead of building it each time.
+ */
+function clientFields(peer: Peer, scheme: string): string {
+  if (peer.clientIp !== lastIp || scheme !== lastScheme) {
+    const ip = peer.clientIp
+    lastFields = `x-forwarded-for: ${ip}\r\nx-real-ip: ${ip}\r\nforwarded: ${peer.forNode};proto=${scheme}`
+    lastIp = ip
+    lastScheme = scheme
+  }
+  return lastFields
+}
+let lastIp = ''
+let lastScheme = ''
+let lastFields = ''
 
 /** requestHead left the head open for a Host line (an HTTP/1.0 request without Host, or rewrite.Host `upstream`). */
 export function hostless(h: RequestHead, rq: RequestRulesPlan | null = null): boolean {

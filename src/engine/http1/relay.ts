@@ -27,7 +27,7 @@ import { Chunk, advance } from './chunked.ts'
 import type { ClientConn } from './conn.ts'
 import { Framing, ResPhase, St, Timer, arm, chunkDecoder, finishRequest, respond } from './conn.ts'
 import { Conn, responseHead, withRequestId } from './forward.ts'
-import { Method, ResponseHead, parseResponseHead, responseHeadEnd } from './parse.ts'
+import { Method, ResponseHead, parseResponseHead } from './parse.ts'
 import { startTunnel, tunnelFromUpstream } from './tunnel.ts'
 import { errorPage } from '../rules/error-page.ts'
 import { TOO_LARGE, zipBody, zipHead } from './zip-relay.ts'
@@ -95,13 +95,13 @@ export function onUpstreamData(conn: ClientConn, uc: UpConn, chunk: Buffer): voi
       pos = 0
       conn.resPart = null
     }
-    const end = responseHeadEnd(buf, pos, pos)
+    const end = parseResponseHead(buf, pos, RES)
     if (end === 0) {
       if (buf.length - pos > ctx.opts.maxHeaderBytes) return uncorkThen(conn, badResponse, uc)
       conn.resPart = Buffer.from(pos === 0 ? buf : buf.subarray(pos)) // a copy: buf is the connection's read buffer
       return uncorkThen(conn, null, uc)
     }
-    if (end < 0 || end - pos > ctx.opts.maxHeaderBytes || parseResponseHead(buf, pos, end, RES) !== 0) {
+    if (end < 0 || end - pos > ctx.opts.maxHeaderBytes) {
       return uncorkThen(conn, badResponse, uc)
     }
     const next = onHead(conn, uc, buf, pos, end)

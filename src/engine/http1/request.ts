@@ -12,7 +12,7 @@ import { startExchange } from '../exchange.ts'
 import { PARTS } from '../parts.ts'
 import type { H2Part } from '../parts.ts'
 import { hostless, requestHead } from './forward.ts'
-import { Form, HeadScan, RequestHead, parseRequestHead, scanHead } from './parse.ts'
+import { Form, HeadScan, RequestHead, parseRequestHead, quickRequestHead, scanHead } from './parse.ts'
 import { requestIdOf } from './request-id.ts'
 import { gateH1 } from './rules-gate.ts'
 import { zipAccepted } from './zip-relay.ts'
@@ -63,6 +63,17 @@ function readOne(conn: ClientConn): boolean {
     if (buf[off] === CR) return false
   }
   if (conn.timer === Timer.Idle) arm(conn, Timer.Head, ctx.opts.headersTimeoutMs)
+  // A whole valid head in this read, the usual case, is parsed in one walk; everything else takes the careful path below.
+  const quick = split === null ? quickRequestHead(buf, off, ctx.lineMax, ctx.opts.maxHeaderBytes, REQ) : 0
+  if (quick !== 0) {
+    conn.off = quick
+    if (quick >= buf.length) {
+      conn.buf = null
+      conn.off = 0
+    }
+    dispatch(conn, buf)
+    return true
+  }
   const r = scanHead(split ?? SCAN, buf, off, ctx.lineMax, ctx.opts.maxHeaderBytes, REQ)
   if (r === 0 && split === null) conn.scan = kept(SCAN)
   else if (r !== 0 && split !== null) conn.scan = null
@@ -170,7 +181,7 @@ function dispatch(conn: ClientConn, buf: Buffer): void {
     conn.bodyKind = BodyKind.None
     conn.reqDone = true
   }
-  conn.kept.length = 0
+  if (conn.kept.length !== 0) conn.kept.length = 0 // the length setter is a runtime call even on an empty array
   conn.keptBytes = 0
   conn.keptAll = true
   conn.sent = false
