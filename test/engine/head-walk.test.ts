@@ -136,3 +136,17 @@ describe('response heads: found and checked in one walk', () => {
     expect(statusCodes(r.buf)).toEqual([502])
   })
 })
+
+describe('response heads rebuilt for the client', () => {
+  it.each([
+    ['a short id, head relayed with the id added', 'r-short-id', ''],
+    ['a short id, head rebuilt without a hop-by-hop field', 'r-short-id-2', 'Connection: keep-alive\r\n'],
+    ['a long id, head relayed with the id added', `r-${'L'.repeat(100)}`, ''],
+    ['a long id, head rebuilt without a hop-by-hop field', `r-${'M'.repeat(100)}`, 'Connection: keep-alive\r\n'],
+  ])('%s: the id, the fields and a small body arrive intact', async (_name, id, hop) => {
+    const path = `/rid-${id.length}-${hop.length}`
+    answers.set(path, (sock) => void sock.write(`HTTP/1.1 200 OK\r\n${hop}X-A: 1\r\nContent-Length: 5\r\n\r\nhello`, 'latin1'))
+    const r = await rawRequest(eng.port, `GET ${path} HTTP/1.1\r\nHost: a\r\nX-Request-Id: ${id}\r\nConnection: close\r\n\r\n`)
+    expect(r.text).toMatch(new RegExp(`^HTTP/1\\.1 200 OK\\r\\nX-A: 1\\r\\nContent-Length: 5\\r\\nx-request-id: ${id}\\r\\n(connection: close\\r\\n)?\\r\\nhello$`))
+  })
+})
