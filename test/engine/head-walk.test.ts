@@ -150,3 +150,38 @@ describe('response heads rebuilt for the client', () => {
     expect(r.text).toMatch(new RegExp(`^HTTP/1\\.1 200 OK\\r\\nX-A: 1\\r\\nContent-Length: 5\\r\\nx-request-id: ${id}\\r\\n(connection: close\\r\\n)?\\r\\nhello$`))
   })
 })
+
+describe('Connection and Transfer-Encoding values, in any case', () => {
+  it('Connection: CLOSE from an HTTP/1.1 client closes after the response', async () => {
+    const r = await rawRequest(eng.port, `${GET}Host: a\r\nConnection: CLOSE\r\n\r\n`)
+    expect([statusCodes(r.buf), r.closed, r.timedOut]).toEqual([[200], true, false])
+  })
+
+  it('Connection: Keep-Alive from an HTTP/1.0 client keeps the connection for the next request', async () => {
+    const r = await rawRequest(eng.port, 'GET / HTTP/1.0\r\nHost: a\r\nConnection: Keep-Alive\r\n\r\nGET / HTTP/1.0\r\nHost: a\r\n\r\n')
+    expect(statusCodes(r.buf)).toEqual([200, 200])
+  })
+
+  it('Transfer-Encoding: Chunked from a client: the body reaches the upstream', async () => {
+    const before = up.text().length
+    const r = await rawRequest(eng.port, `${POST}Host: a\r\nTransfer-Encoding: Chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n`)
+    expect(statusCodes(r.buf)).toEqual([200])
+    await until(() => up.text().slice(before).includes('hello'), 3000, 'the body at the upstream')
+  })
+
+  it('Connection: CLOSE from the upstream: the proxy closes that connection instead of pooling it', async () => {
+    answers.set('/up-close', (sock) => void sock.write('HTTP/1.1 200 OK\r\nConnection: CLOSE\r\nContent-Length: 2\r\n\r\nok', 'latin1'))
+    const r = await rawRequest(eng.port, 'GET /up-close HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+    expect(statusCodes(r.buf)).toEqual([200])
+    const served = up.conns.find((c) => c.data.toString('latin1').includes('GET /up-close '))
+    expect(served).toBeDefined()
+    await until(() => served?.closed === true, 3000, 'the upstream connection closed by the proxy')
+  })
+
+  it('Transfer-Encoding: CHUNKED from the upstream: the body is relayed whole', async () => {
+    answers.set('/up-chunked', (sock) => void sock.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: CHUNKED\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n', 'latin1'))
+    const r = await rawRequest(eng.port, `GET /up-chunked HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`)
+    const [res] = (await import('../support/responses.ts')).parseResponses(r.buf).responses
+    expect([res?.status, res?.body.toString()]).toEqual([200, 'hello world'])
+  })
+})

@@ -251,10 +251,16 @@ export function parseFields(buf: Buffer, p: number, f: Fields): number {
       f.contentLength = contentLength(buf, vs, ve)
     } else if (kind === Kind.TransferEncoding) {
       f.teCount++
-      if (tokenList(buf, vs, ve, f, true) !== 0) return -400
+      // The usual values of both lists, one token each, set what tokenList would without walking a list.
+      if (ve - vs === 7 && equalsLower(buf, vs, ve, 'chunked')) {
+        f.teChunked++
+        f.teChunkedLast = true
+      } else if (tokenList(buf, vs, ve, f, true) !== 0) return -400
     } else if (kind === Kind.Connection) {
       f.hopCount++
-      if (tokenList(buf, vs, ve, f, false) !== 0) return -400
+      if (ve - vs === 10 && equalsLower(buf, vs, ve, 'keep-alive')) f.connKeepAlive = true
+      else if (ve - vs === 5 && equalsLower(buf, vs, ve, 'close')) f.connClose = true
+      else if (tokenList(buf, vs, ve, f, false) !== 0) return -400
     } else if (kind === Kind.Upgrade) {
       f.hopCount++
       f.upgradeCount++
