@@ -132,3 +132,29 @@ function quietly<T>(fn: () => T): T | undefined {
     process.emitWarning = emit
   }
 }
+
+let trimmer: (() => void) | null | undefined
+
+/**
+ * glibc's malloc_trim(0): gives the free memory at the top of malloc's heap
+ * and in its free pages back to the kernel; null where there is none.
+ */
+export function mallocTrim(): (() => void) | null {
+  if (trimmer === undefined) trimmer = loadTrim()
+  return trimmer
+}
+
+function loadTrim(): (() => void) | null {
+  if (process.platform !== 'linux') return null
+  const ffi = quietly(() => process.getBuiltinModule('node:ffi') as Ffi | undefined)
+  if (ffi === undefined) return null
+  try {
+    const { functions: f } = ffi.dlopen(null, { malloc_trim: { arguments: ['uint64'], return: 'int32' } })
+    const call = f.malloc_trim as (pad: bigint) => number
+    return () => {
+      call(0n)
+    }
+  } catch {
+    return null
+  }
+}
