@@ -14,7 +14,7 @@ import { startEngine } from '../support/engine.ts'
 import type { StartedEngine } from '../support/engine.ts'
 import { until } from '../support/poll.ts'
 import { snapshotFor } from '../support/snapshot.ts'
-import { rawUpstream } from '../support/upstream.ts'
+import { eachHead, rawUpstream } from '../support/upstream.ts'
 import type { RawUpstream } from '../support/upstream.ts'
 
 const MAX_HEAD = 1024
@@ -24,17 +24,14 @@ let eng: StartedEngine
 const answers = new Map<string, (sock: Socket) => Promise<void> | void>()
 
 beforeAll(async () => {
-  up = await rawUpstream((sock, data, conn) => {
-    conn.pending += data.toString('latin1')
-    let end: number
-    while ((end = conn.pending.indexOf('\r\n\r\n')) >= 0) {
-      const head = conn.pending.slice(0, end + 4)
-      conn.pending = conn.pending.slice(end + 4)
+  up = await rawUpstream(
+    eachHead((sock, head) => {
       const answer = answers.get(head.split(' ')[1] ?? '')
       if (answer !== undefined) void answer(sock)
       else sock.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
-    }
-  })
+      return undefined
+    }),
+  )
   eng = await startEngine(snapshotFor({ routes: [{ upstreams: [{ host: '127.0.0.1', port: up.port }] }] }, 1), { maxHeaderBytes: MAX_HEAD })
 })
 

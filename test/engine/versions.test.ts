@@ -12,7 +12,7 @@ import { header } from '../support/responses.ts'
 import { startEngine } from '../support/engine.ts'
 import type { StartedEngine } from '../support/engine.ts'
 import { snapshotWith } from '../support/snapshot.ts'
-import { rawUpstream } from '../support/upstream.ts'
+import { eachHead, rawUpstream } from '../support/upstream.ts'
 import type { RawUpstream } from '../support/upstream.ts'
 
 const BIG = 'z'.repeat(300_000)
@@ -38,20 +38,15 @@ let up: RawUpstream
 let eng: StartedEngine
 
 beforeAll(async () => {
-  up = await rawUpstream((sock, data, conn) => {
-    conn.pending += data.toString('latin1')
-    let end: number
-    while ((end = conn.pending.indexOf('\r\n\r\n')) >= 0) {
-      const head = conn.pending.slice(0, end + 4)
-      conn.pending = conn.pending.slice(end + 4)
+  up = await rawUpstream(
+    eachHead((sock, head) => {
       const r = respond(head)
       sock.write(r.bytes, 'latin1')
-      if (r.close) {
-        sock.end()
-        return
-      }
-    }
-  })
+      if (!r.close) return undefined
+      sock.end()
+      return 'stop'
+    }),
+  )
   eng = await startEngine(snapshotWith([{ h2c: true, routes: [{ upstreams: [{ host: '127.0.0.1', port: up.port }] }] }], 1))
 })
 afterAll(async () => {

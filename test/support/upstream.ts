@@ -159,20 +159,32 @@ export async function rawUpstream(onData: RawHandler = () => {}, onConnect?: (so
 }
 
 /**
- * A RawHandler that answers every complete request head (requests without a
- * body) with `response`, e.g. a hand-framed response the test controls byte
- * for byte. `response` may depend on the head.
+ * A RawHandler that calls `onHead` with every complete request head
+ * (requests without a body), in order; `onHead` returning `'stop'` leaves
+ * the rest of the chunk unread (the test closed the connection).
  */
-export function answerEachHead(response: string | ((head: string) => string)): RawHandler {
+export function eachHead(onHead: (sock: Socket, head: string) => 'stop' | undefined): RawHandler {
   return (sock, data, conn) => {
     conn.pending += data.toString('latin1')
     let end: number
     while ((end = conn.pending.indexOf('\r\n\r\n')) >= 0) {
       const head = conn.pending.slice(0, end + 4)
       conn.pending = conn.pending.slice(end + 4)
-      if (!sock.destroyed) sock.write(typeof response === 'string' ? response : response(head), 'latin1')
+      if (onHead(sock, head) === 'stop') return
     }
   }
+}
+
+/**
+ * A RawHandler that answers every complete request head (requests without a
+ * body) with `response`, e.g. a hand-framed response the test controls byte
+ * for byte. `response` may depend on the head.
+ */
+export function answerEachHead(response: string | ((head: string) => string)): RawHandler {
+  return eachHead((sock, head) => {
+    if (!sock.destroyed) sock.write(typeof response === 'string' ? response : response(head), 'latin1')
+    return undefined
+  })
 }
 
 /** A loopback port with nothing listening on it (bound once, then released). */

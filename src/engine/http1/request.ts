@@ -65,15 +65,7 @@ function readOne(conn: ClientConn): boolean {
   if (conn.timer === Timer.Idle) arm(conn, Timer.Head, ctx.opts.headersTimeoutMs)
   // A whole valid head in this read, the usual case, is parsed in one walk; everything else takes the careful path below.
   const quick = split === null ? quickRequestHead(buf, off, ctx.lineMax, ctx.opts.maxHeaderBytes, REQ) : 0
-  if (quick !== 0) {
-    conn.off = quick
-    if (quick >= buf.length) {
-      conn.buf = null
-      conn.off = 0
-    }
-    dispatch(conn, buf)
-    return true
-  }
+  if (quick !== 0) return headRead(conn, buf, quick)
   const r = scanHead(split ?? SCAN, buf, off, ctx.lineMax, ctx.opts.maxHeaderBytes, REQ)
   if (r === 0 && split === null) conn.scan = kept(SCAN)
   else if (r !== 0 && split !== null) conn.scan = null
@@ -82,8 +74,13 @@ function readOne(conn: ClientConn): boolean {
   if (r < 0) return reject(conn, -r)
   const st = parseRequestHead(buf, off, r, ctx.lineMax, ctx.opts.maxHeaderBytes, REQ)
   if (st !== 0) return reject(conn, st)
-  conn.off = r
-  if (r >= buf.length) {
+  return headRead(conn, buf, r)
+}
+
+/** A head ends at `end` of `buf`: what follows it stays for the next read; the request goes on. */
+function headRead(conn: ClientConn, buf: Buffer, end: number): true {
+  conn.off = end
+  if (end >= buf.length) {
     conn.buf = null
     conn.off = 0
   }
