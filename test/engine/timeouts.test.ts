@@ -11,12 +11,16 @@ import { snapshotFor } from '../support/snapshot.ts'
 import { httpUpstream } from '../support/upstream.ts'
 import type { HttpUpstream } from '../support/upstream.ts'
 
+/** How long the upstream takes over a /paced request. */
+const PACE_MS = 200
+
 let up: HttpUpstream
 let eng: StartedEngine
 
 beforeAll(async () => {
   up = await httpUpstream((req, res, body) => {
     if (req.url === '/slow') setTimeout(() => res.end('slow'), 700)
+    else if (req.url?.startsWith('/paced') === true) setTimeout(() => res.end(`${req.url}:`), PACE_MS)
     else res.end(`${req.url ?? ''}:${body.toString()}`)
   })
   eng = await startEngine(snapshotFor({ routes: [{ upstreams: [{ host: '127.0.0.1', port: up.port }] }] }, 1), {
@@ -101,17 +105,28 @@ describe('idleTimeoutMs', () => {
   })
 
   it('a connection that keeps sending requests is not closed', async () => {
-    const c = await RawClient.connect(eng.port)
+    // An engine of its own with a longer idle timeout: between a response and
+    // the next request written the moment it is read, the connection is idle
+    // for one turn of the event loop, and a loaded machine can stall that turn
+    // by hundreds of ms (a 100 ms client pause against the 300 ms timeout above
+    // was cut that way). The requests still span more than the timeout: the
+    // upstream takes PACE_MS over each answer, time the connection waits for a
+    // response and is not idle.
+    const idleTimeoutMs = 1500
+    const own = await startEngine(snapshotFor({ routes: [{ upstreams: [{ host: '127.0.0.1', port: up.port }] }] }, 1), { headersTimeoutMs: idleTimeoutMs, idleTimeoutMs })
+    const c = await RawClient.connect(own.port)
     try {
-      for (let i = 0; i < 8; i++) {
-        c.write(`GET /k${i} HTTP/1.1\r\nHost: a\r\n\r\n`)
-        expect((await c.read()).body.toString()).toBe(`/k${i}:`)
-        // Pacing, not waiting: the requests are spread over longer than the timeout, each gap shorter than it.
-        await new Promise((r) => setTimeout(r, 100))
+      const start = Date.now()
+      const n = Math.ceil(idleTimeoutMs / PACE_MS) + 2
+      for (let i = 0; i < n; i++) {
+        c.write(`GET /paced${i} HTTP/1.1\r\nHost: a\r\n\r\n`)
+        expect((await c.read()).body.toString()).toBe(`/paced${i}:`)
       }
+      expect(Date.now() - start).toBeGreaterThan(idleTimeoutMs)
       expect(c.closed).toBe(false)
     } finally {
       c.destroy()
+      await own.stop()
     }
   })
 })
