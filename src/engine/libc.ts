@@ -52,9 +52,13 @@ export function libc(): Libc | null {
   return loaded
 }
 
+/** node:ffi on Linux (the values here are Linux's), without its warning; undefined elsewhere or where it is off. */
+function linuxFfi(): Ffi | undefined {
+  return process.platform === 'linux' ? quietly(() => process.getBuiltinModule('node:ffi') as Ffi | undefined) : undefined
+}
+
 function load(): Libc | null {
-  if (process.platform !== 'linux') return null
-  const ffi = quietly(() => process.getBuiltinModule('node:ffi') as Ffi | undefined)
+  const ffi = linuxFfi()
   if (ffi === undefined) return null
   try {
     const { functions: f } = ffi.dlopen(null, {
@@ -95,26 +99,43 @@ function load(): Libc | null {
 export const M_TOP_PAD = -2
 export const M_MMAP_THRESHOLD = -3
 
-let mallopted: ((param: number, value: number) => boolean) | null | undefined
-
-/** glibc's mallopt(param, value): true when it took the value; null where there is none. */
-export function mallopt(): ((param: number, value: number) => boolean) | null {
-  if (mallopted === undefined) mallopted = loadMallopt()
-  return mallopted
-}
-
-function loadMallopt(): ((param: number, value: number) => boolean) | null {
-  if (process.platform !== 'linux') return null
-  const ffi = quietly(() => process.getBuiltinModule('node:ffi') as Ffi | undefined)
-  if (ffi === undefined) return null
-  try {
-    const { functions: f } = ffi.dlopen(null, { mallopt: { arguments: ['int32', 'int32'], return: 'int32' } })
-    const call = f.mallopt as (param: number, value: number) => number
-    return (param, value) => call(param, value) === 1
-  } catch {
-    return null
+/**
+ * One C library function loaded on its own, when first asked for (a C
+ * library without it keeps the rest), typed by `wrap`; null where it
+ * cannot be loaded.
+ */
+function single<T>(name: string, def: { arguments: readonly string[]; return: string }, wrap: (fn: (...args: never[]) => unknown) => T): () => T | null {
+  let got: T | null | undefined
+  return () => {
+    if (got !== undefined) return got
+    got = null
+    const ffi = linuxFfi()
+    if (ffi === undefined) return got
+    try {
+      got = wrap(ffi.dlopen(null, { [name]: def }).functions[name] as (...args: never[]) => unknown)
+    } catch {
+      // a C library without it
+    }
+    return got
   }
 }
+
+/** glibc's mallopt(param, value): true when it took the value; null where there is none. */
+export const mallopt = single('mallopt', { arguments: ['int32', 'int32'], return: 'int32' }, (fn) => {
+  const call = fn as (param: number, value: number) => number
+  return (param: number, value: number): boolean => call(param, value) === 1
+})
+
+/**
+ * glibc's malloc_trim(0): gives the free memory at the top of malloc's heap
+ * and in its free pages back to the kernel; null where there is none.
+ */
+export const mallocTrim = single('malloc_trim', { arguments: ['uint64'], return: 'int32' }, (fn) => {
+  const call = fn as (pad: bigint) => number
+  return (): void => {
+    call(0n)
+  }
+})
 
 /**
  * Loading node:ffi prints an ExperimentalWarning on every start; the
@@ -130,31 +151,5 @@ function quietly<T>(fn: () => T): T | undefined {
     return undefined
   } finally {
     process.emitWarning = emit
-  }
-}
-
-let trimmer: (() => void) | null | undefined
-
-/**
- * glibc's malloc_trim(0): gives the free memory at the top of malloc's heap
- * and in its free pages back to the kernel; null where there is none.
- */
-export function mallocTrim(): (() => void) | null {
-  if (trimmer === undefined) trimmer = loadTrim()
-  return trimmer
-}
-
-function loadTrim(): (() => void) | null {
-  if (process.platform !== 'linux') return null
-  const ffi = quietly(() => process.getBuiltinModule('node:ffi') as Ffi | undefined)
-  if (ffi === undefined) return null
-  try {
-    const { functions: f } = ffi.dlopen(null, { malloc_trim: { arguments: ['uint64'], return: 'int32' } })
-    const call = f.malloc_trim as (pad: bigint) => number
-    return () => {
-      call(0n)
-    }
-  } catch {
-    return null
   }
 }

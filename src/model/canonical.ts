@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto'
 import type { Config, Filter, Member, Policy, Route, Server, Tls, ValidConfig } from './types.ts'
 import { isServiceRef } from './types.ts'
-import { rulesOf } from './rules.ts'
+import { rulesOf } from './rules-of.ts'
 
 function upstream(u: Member): Member {
   if (isServiceRef(u)) return { Service: u.Service, Registry: u.Registry, Tags: [...u.Tags], Priority: u.Priority, Weight: u.Weight, ...(u.Protocol === undefined ? {} : { Protocol: u.Protocol }) }

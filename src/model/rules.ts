@@ -22,8 +22,6 @@ import { COMPRESS_FIELDS, readCompress } from './compress.ts'
 import { rulesOf } from './rules-of.ts'
 import type { Access, Body, Compress, Config, ErrorPages, HeaderRules, RateLimit, Rewrite, Rules } from './types.ts'
 
-export { rulesOf }
-
 /** In the order the engine applies them. */
 export const RULE_GROUPS = ['access', 'ratelimit', 'body', 'rewrite', 'headers', 'errors', 'compress'] as const
 export type RuleGroup = (typeof RULE_GROUPS)[number]

@@ -258,7 +258,7 @@ export function parseResponseHead(buf: Buffer, start: number, r: ResponseHead): 
  * bytes, and one Buffer.indexOf call per line cost twice as much (about
  * 0.4 against 0.2 µs for a typical head).
  */
-export function responseHeadEnd(buf: Buffer, start: number, from: number): number {
+function responseHeadEnd(buf: Buffer, start: number, from: number): number {
   const n = buf.length
   for (let i = from; i < n; i++) {
     if (buf[i] !== LF) continue

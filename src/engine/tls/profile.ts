@@ -66,13 +66,14 @@ export function serverContext(cert: string | null, key: string | null, ticketKey
   const { createSecureContext } = process.getBuiltinModule('node:tls')
   tuneMallocForTls()
   const options = { ...PROFILE, secureOptions: secureOptions(), ...(cert === null || key === null ? {} : { cert, key }), sessionTimeout: SESSION_SECONDS }
-  const sc = tunedContext(
+  const { value: sc, tuned } = tunedContext(
     SESSION_SECONDS,
     ticketKey,
     () => createSecureContext(options),
     (made) => made.context as NativeContext,
-  ).value
-  setTicketKey(sc.context as NativeContext, ticketKey)
+  )
+  // A tuned context took the key into OpenSSL already; Node's keeps its ticket-key callback.
+  if (!tuned) setTicketKey(sc.context as NativeContext, ticketKey)
   return sc
 }
 

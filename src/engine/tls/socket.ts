@@ -24,8 +24,6 @@ import type { Bindings, ClientSink, ClientSocket, Handle, Req } from '../http1/c
 import { shared } from '../http1/input.ts'
 import type { NativeContext } from './profile.ts'
 
-export { tlsBindings } from './bindings.ts'
-
 /** TLSWrap's calls, beyond the stream ones Handle has. */
 export interface TlsHandle extends Handle {
   setALPNProtocols(wire: Buffer): void
