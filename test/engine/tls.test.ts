@@ -100,13 +100,13 @@ function tlsPort(): number {
 }
 
 /** One handshake: the certificate served, the protocol agreed, then closed. */
-function handshake(opts: ConnectionOptions): Promise<{ cert: PeerCertificate; alpn: string | false | null; protocol: string | null; reused: boolean }> {
+function handshake(opts: ConnectionOptions): Promise<{ cert: PeerCertificate; alpn: string | false | null; protocol: string | null; reused: boolean; cipher: string }> {
   return within(
     new Promise((resolve, reject) => {
       const s = tlsConnect({ port: tlsPort(), host: '127.0.0.1', ca: ca.caPem, ...opts })
       s.once('error', reject)
       s.once('secureConnect', () => {
-        const out = { cert: s.getPeerCertificate(), alpn: s.alpnProtocol, protocol: s.getProtocol(), reused: s.isSessionReused() }
+        const out = { cert: s.getPeerCertificate(), alpn: s.alpnProtocol, protocol: s.getProtocol(), reused: s.isSessionReused(), cipher: s.getCipher().name }
         s.destroy()
         resolve(out)
       })
@@ -273,6 +273,17 @@ describe('the Mozilla intermediate profile', () => {
     const t12 = await handshake({ servername: 'main.test', maxVersion: 'TLSv1.2' })
     expect(t12.protocol).toBe('TLSv1.2')
     expect((await handshake({ servername: 'main.test' })).protocol).toBe('TLSv1.3')
+  })
+
+  it("chooses AES-128-GCM in the profile's order, whatever AES suite the client lists first, but ChaCha20-Poly1305 for a client that lists it first", async () => {
+    const aes256First = 'TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256'
+    expect((await handshake({ servername: 'main.test', ciphers: aes256First })).cipher).toBe('TLS_AES_128_GCM_SHA256')
+    const chachaFirst = 'TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256'
+    expect((await handshake({ servername: 'main.test', ciphers: chachaFirst })).cipher).toBe('TLS_CHACHA20_POLY1305_SHA256')
+    const t12 = await handshake({ servername: 'main.test', maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256' })
+    expect(t12.cipher).toBe('ECDHE-ECDSA-AES128-GCM-SHA256')
+    const t12chacha = await handshake({ servername: 'main.test', maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256' })
+    expect(t12chacha.cipher).toBe('ECDHE-ECDSA-CHACHA20-POLY1305')
   })
 
   it('sslscan finds nothing below TLS 1.2, no weak cipher, no renegotiation (ECDSA and RSA certificates)', async () => {
