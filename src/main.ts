@@ -93,7 +93,7 @@ async function main(): Promise<void> {
     return
   }
   const log = createLogger(o.logLevel)
-  const store = await openStore(o.store)
+  const store = await openStore(o.store, process.env, (message) => log.warn(message))
   const token = resolveToken(o, store, log)
 
   let initial

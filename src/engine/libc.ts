@@ -17,6 +17,7 @@
 // keeps to what Node does by itself: correct, only slower under bursts.
 
 import { Buffer } from 'node:buffer'
+import { linuxFfi, single } from '../native/ffi.ts'
 
 /** The calls, typed as the engine uses them. */
 export interface Libc {
@@ -40,21 +41,11 @@ const RLIMIT_NOFILE = 7
 /** RLIM_INFINITY as an unsigned 64-bit value. */
 const RLIM_INFINITY = 0xffffffffffffffffn
 
-interface Ffi {
-  dlopen(path: null, defs: Record<string, { arguments: readonly string[]; return: string }>): { functions: Record<string, (...args: unknown[]) => unknown> }
-  getInt32(ptr: bigint, offset?: number): number
-}
-
 let loaded: Libc | null | undefined
 
 export function libc(): Libc | null {
   if (loaded === undefined) loaded = load()
   return loaded
-}
-
-/** node:ffi on Linux (the values here are Linux's), without its warning; undefined elsewhere or where it is off. */
-function linuxFfi(): Ffi | undefined {
-  return process.platform === 'linux' ? quietly(() => process.getBuiltinModule('node:ffi') as Ffi | undefined) : undefined
 }
 
 function load(): Libc | null {
@@ -99,27 +90,6 @@ function load(): Libc | null {
 export const M_TOP_PAD = -2
 export const M_MMAP_THRESHOLD = -3
 
-/**
- * One C library function loaded on its own, when first asked for (a C
- * library without it keeps the rest), typed by `wrap`; null where it
- * cannot be loaded.
- */
-function single<T>(name: string, def: { arguments: readonly string[]; return: string }, wrap: (fn: (...args: never[]) => unknown) => T): () => T | null {
-  let got: T | null | undefined
-  return () => {
-    if (got !== undefined) return got
-    got = null
-    const ffi = linuxFfi()
-    if (ffi === undefined) return got
-    try {
-      got = wrap(ffi.dlopen(null, { [name]: def }).functions[name] as (...args: never[]) => unknown)
-    } catch {
-      // a C library without it
-    }
-    return got
-  }
-}
-
 /** glibc's mallopt(param, value): true when it took the value; null where there is none. */
 export const mallopt = single('mallopt', { arguments: ['int32', 'int32'], return: 'int32' }, (fn) => {
   const call = fn as (param: number, value: number) => number
@@ -136,20 +106,3 @@ export const mallocTrim = single('malloc_trim', { arguments: ['uint64'], return:
     call(0n)
   }
 })
-
-/**
- * Loading node:ffi prints an ExperimentalWarning on every start; the
- * engine's use is covered by the fallback above, so the warning tells an
- * operator nothing they can act on.
- */
-function quietly<T>(fn: () => T): T | undefined {
-  const emit = process.emitWarning
-  process.emitWarning = () => {}
-  try {
-    return fn()
-  } catch {
-    return undefined
-  } finally {
-    process.emitWarning = emit
-  }
-}

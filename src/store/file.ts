@@ -27,6 +27,14 @@
 // A file bind-mounted on its own (its directory on another device) takes
 // every write whole: a journal beside it would live in the container's
 // layer and be lost with it.
+//
+// Several balancers may share one file. Every read-check-write (update,
+// folds, close's fold, and the reads of load and watch, which may set a
+// journal aside) holds the in-process lock and, inside it, flock(2) on
+// `<config>.lock` (file-lock.ts): the check then sees what another process
+// wrote (a new file is read again, records it appended are replayed) and
+// the mutation applies on top of it, so two writers through two processes
+// never silently overwrite each other, as with the KV stores.
 
 import { readFile, stat, unlink } from 'node:fs/promises'
 import { basename, dirname, resolve } from 'node:path'
@@ -36,6 +44,7 @@ import { EMPTY_CONFIG, parseConfigText } from '../model/parse.ts'
 import { decodeJournal, encodeRecord, JournalFile, readJournal, replay } from './file-journal.ts'
 import { commitFile, prepareFile, storeError, syncDir } from './file-replace.ts'
 import { fileSignature, watchFileChanges } from './file-watch.ts'
+import { FileLock } from './file-lock.ts'
 import { AsyncLock } from './lock.ts'
 import type { ConfigStore, Mutation, StoreState, WatchHandlers } from './store.ts'
 import { FileShared } from './shared-file.ts'
@@ -54,6 +63,10 @@ export interface FileStoreOptions {
   foldRecords?: number
   /** ...or from this many bytes; at 4 times this, a write folds it before it is answered. Default 8 MiB. */
   foldBytes?: number
+  /** A write waits this long for another process's lock on the file, then fails with E_STORE_UNAVAILABLE. Default 10 s. */
+  lockTimeoutMs?: number
+  /** Told once when writes cannot be serialized with other processes (no node:ffi, no lock file). Default: a process warning. */
+  onNotice?: (message: string) => void
 }
 
 const EMPTY_REVISION = validConfigHash(EMPTY_CONFIG)
@@ -78,6 +91,7 @@ export class FileStore implements ConfigStore {
   readonly #foldRecords: number
   readonly #foldBytes: number
   readonly #lock = new AsyncLock()
+  readonly #flock: FileLock
   readonly #journal: JournalFile
   #known: Known | null = null
   #shared: FileShared | null = null
@@ -100,15 +114,24 @@ export class FileStore implements ConfigStore {
     this.#foldRecords = opts.foldRecords ?? 100
     this.#foldBytes = opts.foldBytes ?? 8 * 1024 * 1024
     this.#journal = new JournalFile(`${this.location}.journal`)
+    this.#flock = new FileLock(this.location, {
+      timeoutMs: opts.lockTimeoutMs ?? 10_000,
+      onNotice: opts.onNotice ?? ((message) => process.emitWarning(message, 'BalancerWarning')),
+    })
+  }
+
+  /** fn under the in-process lock and, inside it, the lock other processes sharing the file take. */
+  #locked<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#lock.run(() => this.#flock.run(fn))
   }
 
   /** A missing file is the empty config (the file is created by the first write). */
   load(): Promise<StoreState> {
-    return this.#lock.run(() => this.#current())
+    return this.#locked(() => this.#current())
   }
 
   update(mutate: Mutation): Promise<StoreState> {
-    return this.#lock.run(async () => {
+    return this.#locked(async () => {
       const current = await this.#current()
       const next = mutate(current.config)
       // The same canonical text (compared server by server): nothing to write.
@@ -151,12 +174,10 @@ export class FileStore implements ConfigStore {
   watch(signal: AbortSignal, handlers: WatchHandlers): void {
     const seen: WatchCursor = { revision: null, bad: null }
     const check = (): void => {
-      void this.#lock
-        .run(() => this.#check(seen, handlers))
-        .catch((err: unknown) => {
-          // A handler threw; the watcher keeps running and the failure is reported once here.
-          safeOnError(handlers, err)
-        })
+      void this.#locked(() => this.#check(seen, handlers)).catch((err: unknown) => {
+        // A handler threw; the watcher keeps running and the failure is reported once here.
+        safeOnError(handlers, err)
+      })
     }
     const common = { dir: this.#dir, pollMs: this.#pollMs, debounceMs: this.#debounceMs, signal, onTrigger: check }
     watchFileChanges({ ...common, base: this.#base, path: this.location })
@@ -179,9 +200,16 @@ export class FileStore implements ConfigStore {
     await this.#folding
     await this.#lock.run(async () => {
       this.#closed = true
-      // A fold that fails leaves the journal, synced: the next load replays it.
-      if (this.#journal.records.length > 0) await this.#foldNow().catch(() => undefined)
+      // A fold that fails (or finds the lock held too long) leaves the journal, synced: the next load replays it.
+      // Under the lock, what another process appended since is read first, and folded with the rest.
+      await this.#flock
+        .run(async () => {
+          await this.#current()
+          if (this.#journal.records.length > 0) await this.#foldNow()
+        })
+        .catch(() => undefined)
       await this.#journal.close()
+      await this.#flock.close()
     })
   }
 
@@ -226,6 +254,8 @@ export class FileStore implements ConfigStore {
 
   /** Reads the file and replays the journal over it; the result becomes the known state. */
   async #read(sig: string, jsig: string, retries = 3): Promise<StoreState> {
+    // Another process may have replaced or removed the journal since: the next append opens the file there now.
+    await this.#journal.close()
     const text = await this.#readText()
     const base = this.#parse(text, this.location)
     const size = text === null ? 0 : Buffer.byteLength(text)
@@ -344,7 +374,7 @@ export class FileStore implements ConfigStore {
    * deals with it).
    */
   async #foldInBackground(): Promise<void> {
-    const cap = await this.#lock.run(async () => {
+    const cap = await this.#locked(async () => {
       if (this.#closed) return null
       await this.#current()
       const known = this.#known
@@ -355,7 +385,7 @@ export class FileStore implements ConfigStore {
     const prepared = await prepareFile(this.location, validConfigParts(cap.known.state.config))
     let renamed = false
     try {
-      await this.#lock.run(async () => {
+      await this.#locked(async () => {
         const known = this.#known
         if (this.#closed || known === null || this.#journal.generation !== cap.generation) return
         if ((await fileSignature(this.location)) !== known.sig || (await fileSignature(this.#journal.path)) !== known.jsig) return

@@ -20,16 +20,21 @@ import type { KvUrl } from './store-url.ts'
 
 export type Env = Readonly<Record<string, string | undefined>>
 
-/** Checks the URL and the environment first (throws E_VALIDATION naming each problem), then loads the backend. */
-export async function openStore(url: string, env: Env = process.env): Promise<ConfigStore> {
+/**
+ * Checks the URL and the environment first (throws E_VALIDATION naming each
+ * problem), then loads the backend. `onNotice` hears what the owner should
+ * log once (the file store: writes not serialized with other processes).
+ */
+export async function openStore(url: string, env: Env = process.env, onNotice?: (message: string) => void): Promise<ConfigStore> {
+  const fileOpts = onNotice === undefined ? {} : { onNotice }
   const m = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/.exec(url)
-  if (m === null) return new FileStore(url)
+  if (m === null) return new FileStore(url, fileOpts)
   const scheme = m[1] ?? ''
   const rest = m[2] ?? ''
   if (scheme === 'file') {
     // file:///abs/path and file://relative/path are both accepted.
     const path = rest.startsWith('/') ? fileURLToPath(`file://${rest}`) : rest
-    return new FileStore(path)
+    return new FileStore(path, fileOpts)
   }
   if (!isKvScheme(scheme)) {
     throw new BalancerError(

@@ -97,7 +97,7 @@ describe('FileStore journal', () => {
     await t.close()
     expect(size(journal)).toBe(0)
     expect(readFileSync(file, 'utf8')).toBe(serializeConfig(closedAt.config))
-    expect(readdirSync(dir).sort()).toEqual(['balancer.json', 'balancer.json.journal'])
+    expect(readdirSync(dir).sort()).toEqual(['balancer.json', 'balancer.json.journal', 'balancer.json.lock'])
   })
 
   it('ignores a torn last record (never acknowledged) and appends after the whole ones', async () => {
@@ -241,7 +241,7 @@ describe('FileStore journal', () => {
     expect(size(journal)).toBe(0)
     expect(readFileSync(file, 'utf8')).toBe(serializeConfig(last.config))
     expect(addresses(last).sort()).toEqual([':7000', ...ports.map((p) => `:${p}`)].sort())
-    expect(readdirSync(dir).sort()).toEqual(['balancer.json', 'balancer.json.journal'])
+    expect(readdirSync(dir).sort()).toEqual(['balancer.json', 'balancer.json.journal', 'balancer.json.lock'])
   })
 
   it('gives the journal the file permissions (0600 stays 0600 through writes, folds and a hand edit)', async () => {

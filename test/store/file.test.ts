@@ -116,8 +116,8 @@ describe('FileStore load and update', () => {
     const again = await new FileStore(file).load()
     expect(again).toEqual(state)
     expect(again.revision).toBe(configHash(again.config))
-    // No temporary file is left behind.
-    expect(readdir(dir)).toEqual(['balancer.json'])
+    // No temporary file is left behind (the lock file stays, for the next process).
+    expect(readdir(dir)).toEqual(['balancer.json', 'balancer.json.lock'])
   })
 
   it('accepts the seed loose form with comments and writes it back canonical', async () => {
@@ -191,7 +191,7 @@ describe('FileStore load and update', () => {
       }),
     ).rejects.toMatchObject({ code: 'E_NOT_FOUND' })
     expect(readFileSync(file, 'utf8')).toBe(hand)
-    expect(readdir(dir)).toEqual(['balancer.json'])
+    expect(readdir(dir)).toEqual(['balancer.json', 'balancer.json.lock'])
   })
 
   it('writes through a symlinked config file and keeps the link', async () => {
