@@ -10,30 +10,19 @@
 // serialisations, counted with V8's precise coverage (call counts).
 // Run: node bench/micro/control-write.bench.ts  (no assertions)
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { rmSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { buildAdmin } from '../../src/admin/server.ts'
 import { Control } from '../../src/control/control.ts'
 import { engineTarget } from '../../src/control/reloader.ts'
 import { FileStore } from '../../src/store/file.ts'
+import { configFile } from './store-file.ts'
 
 const SERVERS = 500
 const WRITES = 1000
 const COUNTED = 20
 
-const dir = mkdtempSync(join(tmpdir(), 'balancer-bench-write-'))
-const file = join(dir, 'balancer.json')
-const servers = Array.from({ length: SERVERS }, (_, i) => ({
-  address: `127.0.0.1:${20000 + i}`,
-  filter: { Hosts: [`app${i}.example.com`] },
-  upstreams: [
-    { Target: '10.0.0.1', Port: 8080 },
-    { Target: '10.0.0.2', Port: 8080 },
-  ],
-}))
-writeFileSync(file, JSON.stringify({ servers }))
+const { dir, file } = configFile('balancer-bench-write-', SERVERS)
 
 // The wiring of src/main.ts with one engine in the process, less the engine:
 // every change is compiled as for the engine, and the snapshot dropped.

@@ -12,7 +12,7 @@
 // Run: node bench/micro/file-write.bench.ts  (no assertions)
 
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseEdit } from '../../src/model/parse.ts'
@@ -20,6 +20,7 @@ import type { Config } from '../../src/model/types.ts'
 import { FileStore } from '../../src/store/file.ts'
 import { FileLock } from '../../src/store/file-lock.ts'
 import type { FileStoreOptions } from '../../src/store/file.ts'
+import { configFile } from './store-file.ts'
 
 const SERVERS = 1000
 const WRITES = 200
@@ -64,18 +65,8 @@ async function usPerLock(): Promise<number> {
 }
 
 async function msPerWrite(opts: FileStoreOptions): Promise<number> {
-  const dir = mkdtempSync(join(tmpdir(), 'balancer-bench-file-'))
+  const { dir, file } = configFile('balancer-bench-file-', SERVERS)
   try {
-    const file = join(dir, 'balancer.json')
-    const servers = Array.from({ length: SERVERS }, (_, i) => ({
-      address: `127.0.0.1:${20000 + i}`,
-      filter: { Hosts: [`app${i}.example.com`] },
-      upstreams: [
-        { Target: '10.0.0.1', Port: 8080 },
-        { Target: '10.0.0.2', Port: 8080 },
-      ],
-    }))
-    writeFileSync(file, JSON.stringify({ servers }))
     const store = new FileStore(file, { ...opts, onNotice: () => undefined })
     await store.load()
     const write = (i: number) =>
