@@ -19,6 +19,7 @@ import type { Config } from '../../src/model/types.ts'
 import { FileStore } from '../../src/store/file.ts'
 import type { FileStoreOptions } from '../../src/store/file.ts'
 import { edit } from '../support/edit.ts'
+import { until } from '../support/poll.ts'
 
 const CHILD = fileURLToPath(new URL('../support/services/file-store-child.ts', import.meta.url))
 
@@ -26,32 +27,33 @@ const CHILD = fileURLToPath(new URL('../support/services/file-store-child.ts', i
 class Child {
   readonly proc: ChildProcess
   readonly lines: Array<Record<string, unknown>> = []
-  #waiters: Array<() => void> = []
 
   constructor(file: string, opts: FileStoreOptions, nodeArgs: string[] = []) {
     this.proc = spawn(process.execPath, [...nodeArgs, CHILD, file, JSON.stringify(opts)], { stdio: ['pipe', 'pipe', 'inherit'] })
     createInterface({ input: this.proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
       this.lines.push(JSON.parse(line) as Record<string, unknown>)
-      for (const w of this.#waiters.splice(0)) w()
     })
   }
 
   /** The next line (not a notice) with `key`, after those already taken. */
   async next(key: string, timeoutMs = 60_000): Promise<Record<string, unknown>> {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      const i = this.lines.findIndex((l) => key in l || 'error' in l)
-      if (i >= 0) {
-        const [l] = this.lines.splice(i, 1) as [Record<string, unknown>]
-        if ('error' in l) throw new Error(`child: ${String(l.error)}`)
-        return l
-      }
-      if (Date.now() > deadline || this.proc.exitCode !== null) throw new Error(`child: no "${key}" line (exit ${this.proc.exitCode})`)
-      await new Promise<void>((r) => {
-        this.#waiters.push(r)
-        setTimeout(r, 200)
-      })
-    }
+    let line: Record<string, unknown> | undefined
+    await until(
+      () => {
+        const i = this.lines.findIndex((l) => key in l || 'error' in l)
+        if (i >= 0) {
+          line = this.lines.splice(i, 1)[0]
+          return true
+        }
+        if (this.proc.exitCode !== null) throw new Error(`child: no "${key}" line (exit ${this.proc.exitCode})`)
+        return false
+      },
+      timeoutMs,
+      `the child's "${key}" line`,
+    )
+    const l = line as Record<string, unknown>
+    if ('error' in l) throw new Error(`child: ${String(l.error)}`)
+    return l
   }
 
   send(cmd: unknown): void {
